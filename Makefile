@@ -1,0 +1,55 @@
+# The Makefile only drives CMake; every flag lives on a CMake target.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+CMAKE_FLAGS ?=
+
+HOST_DIR := $(BUILD)/host
+EMBEDDED_DIR := $(BUILD)/embedded
+COVERAGE_DIR := $(BUILD)/coverage
+
+SOURCES = $(shell git ls-files --cached --others --exclude-standard \
+                '*.cpp' '*.h' 2>/dev/null)
+
+.PHONY: all deps build build-embedded test test-unit coverage format format-check clean
+
+all: build
+
+deps:
+	@tools/install-deps test coverage format
+
+build: deps
+	cmake -S . -B $(HOST_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
+	cmake --build $(HOST_DIR) -j $(JOBS)
+
+build-embedded: deps
+	cmake -S . -B $(EMBEDDED_DIR) -DCMAKE_BUILD_TYPE=MinSizeRel -DTETHER_EMBEDDED=ON $(CMAKE_FLAGS)
+	cmake --build $(EMBEDDED_DIR) -j $(JOBS)
+
+# The embedded (no exceptions, no RTTI) unit suite and the coverage floor run
+# first; the full host suite runs last so its ctest summary ends the output.
+test: deps format-check build-embedded coverage build
+	ctest --test-dir $(EMBEDDED_DIR) -L unit --output-on-failure -j $(JOBS)
+	ctest --test-dir $(HOST_DIR) --output-on-failure -j $(JOBS)
+
+test-unit: build
+	ctest --test-dir $(HOST_DIR) -L unit --output-on-failure -j $(JOBS)
+
+coverage: deps
+	cmake -S . -B $(COVERAGE_DIR) -DCMAKE_BUILD_TYPE=Debug -DTETHER_COVERAGE=ON $(CMAKE_FLAGS)
+	cmake --build $(COVERAGE_DIR) -j $(JOBS)
+	find $(COVERAGE_DIR) -name '*.gcda' -delete
+	ctest --test-dir $(COVERAGE_DIR) -L unit --output-on-failure -j $(JOBS) > $(COVERAGE_DIR)/ctest.log \
+		|| { cat $(COVERAGE_DIR)/ctest.log; exit 1; }
+	gcovr --root . --filter 'src/core/' --object-directory $(COVERAGE_DIR) \
+		--exclude-unreachable-branches --exclude-throw-branches \
+		--print-summary --fail-under-line 90 --fail-under-branch 80 \
+		--html-details $(COVERAGE_DIR)/coverage.html -o $(COVERAGE_DIR)/coverage.html
+
+format:
+	clang-format -i $(SOURCES)
+
+format-check:
+	@clang-format --dry-run --Werror $(SOURCES) && echo "format-check: $(words $(SOURCES)) files clean"
+
+clean:
+	rm -rf $(BUILD)

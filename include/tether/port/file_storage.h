@@ -1,0 +1,31 @@
+// A Storage backed by one file, for the persistent state record.
+#pragma once
+
+#include "tether/storage.h"
+
+namespace tether::port {
+
+class FileStorage final : public Storage {
+  public:
+    FileStorage() = default;
+    ~FileStorage() override;
+    FileStorage(const FileStorage&) = delete;
+    FileStorage& operator=(const FileStorage&) = delete;
+
+    /// Opens (creating with mode 0600 if absent) the file at `path`. When the
+    /// file is created, its directory is fsynced too, so the new name survives
+    /// a power cut. Returns kOk, or kIoError (errno is left for the caller's log).
+    Status open(const char* path);
+    void close();
+    bool is_open() const { return fd_ >= 0; }
+
+    Status read(std::uint32_t offset, std::uint8_t* out, std::size_t size,
+                std::size_t* read_size) override;
+    Status write(std::uint32_t offset, const std::uint8_t* data, std::size_t size) override;
+    Status sync() override;
+
+  private:
+    int fd_ = -1;
+};
+
+}  // namespace tether::port

@@ -1,0 +1,71 @@
+// The persistent state record: what must survive watchdog resets and power cuts.
+//
+// Two fixed-size slots, each with a write counter and a CRC-32. A save writes
+// the slot that does not hold the newest record, then syncs; so a power cut
+// during a save tears at most the slot being written, and the other still
+// holds the previous record. A load takes the intact slot with the highest
+// counter; a torn, truncated or corrupted store falls back to the other slot,
+// or to defaults, and never fails hard. Only counters are stored, never
+// timestamps: a Raspberry Pi has no real-time clock across reboots.
+//
+// The on-disk layout (little-endian, per slot) is described in
+// src/core/state_record.cpp and docs/ARCHITECTURE.md.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tether/status.h"
+#include "tether/storage.h"
+
+namespace tether {
+
+struct PersistentState {
+    std::uint32_t reconnect_attempts = 0;  ///< consecutive attempts not yet healthy
+    std::uint32_t session_version = 0;     ///< bumped each time a new session starts
+    std::uint64_t last_delivered_downlink_seq =
+        0;                              ///< highest downlink seq handed to the application
+    std::uint64_t next_uplink_seq = 1;  ///< the seq the next uplink message will get
+};
+
+bool operator==(const PersistentState& a, const PersistentState& b);
+inline bool operator!=(const PersistentState& a, const PersistentState& b) {
+    return !(a == b);
+}
+
+/// How load() came by its answer.
+enum class LoadSource : std::uint8_t {
+    kNewestSlot,  ///< both slots intact, or only one ever written: the normal case
+    kOlderSlot,   ///< the newest slot was damaged; the previous record was used
+    kDefaults,    ///< no intact slot (a fresh device, or both damaged)
+};
+
+const char* to_string(LoadSource source);
+
+class StateRecord {
+  public:
+    /// Bytes one slot occupies in the store; the store holds two.
+    static constexpr std::size_t kSlotSize = 64;
+
+    explicit StateRecord(Storage& storage) : storage_(storage) {}
+
+    /// Reads the newest intact record into *state (defaults when none).
+    /// Returns kOk whenever *state is usable, even from defaults (see *source);
+    /// kIoError only when the storage itself failed to read, in which case
+    /// *state holds defaults too.
+    Status load(PersistentState* state, LoadSource* source);
+
+    /// Writes `state` into the slot not holding the newest record, then syncs.
+    /// Returns kOk, or kIoError (the previous record is still intact).
+    Status save(const PersistentState& state);
+
+    /// The counter of the newest record written or loaded (0 before any).
+    std::uint32_t generation() const { return generation_; }
+
+  private:
+    Storage& storage_;
+    std::uint32_t generation_ = 0;
+    std::uint8_t newest_slot_ = 1;  // so the first save goes to slot 0
+};
+
+}  // namespace tether

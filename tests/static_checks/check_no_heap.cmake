@@ -1,0 +1,13 @@
+# Fails when the library references any allocator entry point.
+execute_process(COMMAND ${NM} --undefined-only --demangle ${LIBRARY}
+    OUTPUT_VARIABLE symbols RESULT_VARIABLE result)
+if(NOT result EQUAL 0)
+    message(FATAL_ERROR "nm failed on ${LIBRARY}")
+endif()
+string(REGEX MATCHALL "[^\n]*(malloc|calloc|realloc|posix_memalign|aligned_alloc|operator new|__cxa_allocate_exception)[^\n]*"
+    found "${symbols}")
+if(found)
+    string(REPLACE ";" "\n" found "${found}")
+    message(FATAL_ERROR "heap allocation referenced by ${LIBRARY}:\n${found}")
+endif()
+message(STATUS "no heap allocation referenced by ${LIBRARY}")
