@@ -42,7 +42,8 @@ struct BackoffConfig {
     std::uint32_t max_delay_ms = 32000;        ///< the cap; initial <= cap <= kMaxBackoffDelayMs
     JitterMode jitter = JitterMode::kFull;
     std::uint32_t max_attempts = 0;          ///< consecutive attempts before giving up; 0 = forever
-    std::uint32_t healthy_after_ms = 10000;  ///< a connection up this long resets the attempts
+    std::uint32_t healthy_after_ms = 10000;  ///< a connection up this long resets the attempts;
+                                             ///< <= kMaxIntervalMs (a TimeMs deadline)
 };
 
 /// kOk, or kInvalidArgument when a field is outside the range documented above.
@@ -56,7 +57,9 @@ struct BackoffStep {
 
 class Backoff {
   public:
-    /// `config` must pass validate(); an invalid one is clamped into range.
+    /// `config` must pass validate(); an invalid one is clamped into range
+    /// (each field to its nearest bound, initial before the cap; an unknown
+    /// jitter mode becomes kFull).
     explicit Backoff(const BackoffConfig& config);
 
     /// Counts one connection attempt that has started. Saturates, never wraps.
@@ -70,12 +73,16 @@ class Backoff {
 
     /// The delay without jitter that follows `attempts` failed attempts:
     /// min(cap, initial * multiplier^(attempts - 1)); 0 for attempts == 0.
+    /// Integer arithmetic: each multiplication by multiplier/1000 rounds down
+    /// to whole milliseconds. Never overflows, whatever `attempts` is.
     std::uint32_t base_delay(std::uint32_t attempts) const;
 
-    /// A connection stayed healthy for healthy_after_ms: start again at the initial delay.
+    /// A connection stayed healthy for healthy_after_ms: start again at the
+    /// initial delay (attempts 0; decorrelated jitter forgets its previous delay).
     void reset();
 
-    /// Restores the counter persisted by an earlier run.
+    /// Restores the counter persisted by an earlier run. Decorrelated jitter
+    /// continues from base_delay(attempts) (the initial delay for 0).
     void restore(std::uint32_t attempts);
 
     std::uint32_t attempts() const { return attempts_; }

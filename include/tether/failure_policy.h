@@ -55,7 +55,10 @@ struct FailureDecision {
     const char* reason;       ///< the table row's name, for logs
 };
 
-/// Looks the failure up in the policy table. Total: every input has a row.
+/// Looks the failure up in the policy table. Total: every kind ends with a
+/// row for any code. Only `kind` and `code` are read; applying retry_after_ms
+/// is the caller's job when honour_retry_after is set. A kind outside the enum
+/// gets retry_with_backoff, counting and slow, with reason "unknown_failure".
 FailureDecision decide(const Failure& failure);
 
 /// One row of the policy table, exposed so tests and docs can walk it.
@@ -67,6 +70,7 @@ struct FailurePolicyRow {
 };
 
 /// The table in match order: the first row whose kind and code range match wins.
+/// Static storage; `*row_count` (when not null) receives the number of rows.
 const FailurePolicyRow* failure_policy_table(std::uint32_t* row_count);
 
 }  // namespace tether
