@@ -1,0 +1,99 @@
+// The transport contract: a byte stream the WebSocket layer reads and writes
+// without knowing whether it is plain TCP or TLS, a real socket or a fake.
+//
+// Written once here; implemented by port/posix (TCP, and mbedTLS over TCP)
+// and by a scripted fake in tests/. Every call returns at once: a transport
+// never waits, it answers kWouldBlock and the poll loop comes back when the
+// descriptor is ready (see interest()).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tether {
+
+enum class IoStatus : std::uint8_t {
+    kOk,          ///< `bytes` were moved (> 0, except for a zero-sized request)
+    kWouldBlock,  ///< nothing moved; wait for interest() and try again
+    kClosed,      ///< the peer closed the stream in order (EOF, TLS close_notify)
+    kError,       ///< the stream is broken (reset, TLS alert, I/O error); `error` says how
+};
+
+/// Why a transport failed, mapped by the client onto the failure policy.
+enum class TransportError : std::uint8_t {
+    kNone,
+    kRefused,             ///< connection refused
+    kReset,               ///< reset by peer, broken pipe
+    kTimedOut,            ///< the kernel gave up (ETIMEDOUT)
+    kUnreachable,         ///< no route, network down, address not available
+    kTlsFailed,           ///< handshake or record-layer failure other than verification
+    kCertificateInvalid,  ///< verification, hostname or pin mismatch
+    kOther,
+};
+
+const char* to_string(IoStatus status);
+const char* to_string(TransportError error);
+
+/// A status with a size, for partial I/O.
+struct IoResult {
+    IoStatus status;
+    std::size_t bytes = 0;
+    TransportError error = TransportError::kNone;
+
+    static IoResult ok(std::size_t n) { return IoResult{IoStatus::kOk, n}; }
+    static IoResult would_block() { return IoResult{IoStatus::kWouldBlock, 0}; }
+    static IoResult closed() { return IoResult{IoStatus::kClosed, 0}; }
+    static IoResult failed(TransportError why) { return IoResult{IoStatus::kError, 0, why}; }
+};
+
+/// What the transport waits for before its next call can make progress.
+struct PollInterest {
+    bool read = false;
+    bool write = false;
+};
+
+/// One piece of a gathered write.
+struct IoSlice {
+    const std::uint8_t* data;
+    std::size_t size;
+};
+
+class Transport {
+public:
+    virtual ~Transport() = default;
+
+    /// Advances connection establishment (TCP connect completion, then the TLS
+    /// handshake). kOk once established (bytes = 0), kWouldBlock while under
+    /// way, kError with the reason when it failed. Calling it again after kOk
+    /// returns kOk.
+    virtual IoResult establish() = 0;
+
+    /// Reads up to `size` bytes into `out`.
+    virtual IoResult read(std::uint8_t* out, std::size_t size) = 0;
+
+    /// Writes up to `size` bytes; may move fewer (kOk with bytes < size).
+    virtual IoResult write(const std::uint8_t* data, std::size_t size) = 0;
+
+    /// Gathered write of `count` slices, in order; may move fewer bytes than
+    /// their total. One system call for many frames is the point.
+    virtual IoResult writev(const IoSlice* slices, std::size_t count) = 0;
+
+    /// Bytes already received and decrypted that read() returns without
+    /// touching the socket. The loop must drain them before it blocks in
+    /// poll(), which cannot see them.
+    virtual std::size_t pending() const = 0;
+
+    /// What to poll for: given whether the caller wants to read and/or write,
+    /// the events the descriptor must signal (TLS may need to write in order
+    /// to read, and the reverse).
+    virtual PollInterest interest(bool want_read, bool want_write) const = 0;
+
+    /// The descriptor to poll, or -1 when there is none.
+    virtual int fd() const = 0;
+
+    /// Releases the descriptor and any TLS state at once (no waiting for
+    /// close_notify to be acknowledged). Idempotent.
+    virtual void close() = 0;
+};
+
+}  // namespace tether

@@ -1,0 +1,19 @@
+# Cross build for arm-linux-gnueabihf with Debian's cross compiler and the target's
+# libraries from Debian multiarch (dpkg --add-architecture; lib*-dev:<arch>).
+set(CMAKE_SYSTEM_NAME Linux)
+set(CMAKE_SYSTEM_PROCESSOR arm)
+
+set(CMAKE_C_COMPILER arm-linux-gnueabihf-gcc)
+set(CMAKE_CXX_COMPILER arm-linux-gnueabihf-g++)
+set(CMAKE_LIBRARY_ARCHITECTURE arm-linux-gnueabihf)
+
+# Multiarch keeps target libraries in /usr/lib/arm-linux-gnueabihf and shares /usr/include;
+# never pick up a host program or library by mistake.
+set(CMAKE_FIND_ROOT_PATH /usr/arm-linux-gnueabihf /usr)
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
+set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+
+# ctest runs the target's test binaries under qemu-user.
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-arm;-L;/usr/arm-linux-gnueabihf)
