@@ -7,6 +7,20 @@
 // half-open, letting exactly one probe through. A successful connection
 // closes the breaker. The pool holds indices and counters only; URLs live
 // with the caller.
+//
+// Every cool-down (including a Retry-After hold) is clamped to
+// kMaxIntervalMs / 2, so a deadline never lies further ahead than the
+// wrap-safe comparisons of tether/time.h can see. Indices >= size() are
+// ignored by every mutating call and read as a closed breaker with no
+// failures.
+//
+// Example:
+//   tether::EndpointPool pool(tether::EndpointPoolConfig{}, url_count);
+//   tether::EndpointSelection next = pool.select(now);
+//   if (!next.available) { arm_timer(next.available_at); return; }
+//   connect(urls[next.index]);
+//   ... on open:    pool.record_success(next.index);
+//   ... on failure: pool.record_failure(next.index, now, status == 503, retry_after_ms);
 #pragma once
 
 #include <cstddef>
@@ -19,6 +33,7 @@ namespace tether {
 
 enum class BreakerState : std::uint8_t { kClosed, kOpen, kHalfOpen };
 
+/// "closed", "open", "half_open"; "unknown" for any other value.
 const char* to_string(BreakerState state);
 
 struct EndpointPoolConfig {
@@ -30,46 +45,88 @@ struct EndpointPoolConfig {
     std::uint32_t return_to_primary_after_ms = 300000;
 };
 
+/// Upper bound of every configured duration in EndpointPoolConfig: one day.
+inline constexpr std::uint32_t kMaxEndpointPoolDurationMs = 24u * 60u * 60u * 1000u;
+
+/// kOk, or kInvalidArgument when failure_threshold or cooldown_ms is 0,
+/// max_cooldown_ms < cooldown_ms, or any duration (cooldown_ms,
+/// max_cooldown_ms, return_to_primary_after_ms) exceeds kMaxEndpointPoolDurationMs.
 Status validate(const EndpointPoolConfig& config);
 
 /// The answer to "where should the next attempt go?".
 struct EndpointSelection {
-    bool available;       ///< false when every breaker is open
-    std::uint8_t index;   ///< the endpoint to try, when available
-    TimeMs available_at;  ///< when !available: the earliest time one will admit a probe
+    bool available;      ///< false when no breaker admits an attempt
+    std::uint8_t index;  ///< the endpoint to try, when available (0 otherwise)
+    /// When !available: the earliest open_until among the open breakers. A
+    /// half-open breaker with its probe out has no deadline of its own (it
+    /// waits for that probe's outcome), so when every breaker is in that
+    /// state this is `now`: ask again once a probe reports. `now` when available.
+    TimeMs available_at;
 };
 
 class EndpointPool {
   public:
     static constexpr std::size_t kMaxEndpoints = 8;
 
-    /// `count` must be 1..kMaxEndpoints (clamped otherwise); `config` must pass validate().
+    /// `count` must be 1..kMaxEndpoints (clamped otherwise); `config` must
+    /// pass validate(). An invalid config is clamped into the documented
+    /// ranges (threshold and cool-down at least 1, durations at most one day,
+    /// max_cooldown_ms at least cooldown_ms). Every breaker starts closed.
     EndpointPool(const EndpointPoolConfig& config, std::size_t count);
 
-    /// The highest-priority endpoint whose breaker admits an attempt at `now`.
-    /// An open breaker whose cool-down has passed turns half-open and admits
-    /// this one probe; a half-open endpoint with its probe out admits nothing.
+    /// The highest-priority endpoint whose breaker admits an attempt at `now`,
+    /// walking from index 0. A closed breaker admits every attempt. An open
+    /// breaker whose cool-down has passed turns half-open and admits this one
+    /// probe; a half-open breaker whose probe was released admits the next
+    /// one; a half-open breaker with its probe out admits nothing.
     EndpointSelection select(TimeMs now);
 
-    /// The attempt on `index` reached the open WebSocket (and resumed, in tether.v1 mode).
+    /// The attempt on `index` reached the open WebSocket (and resumed, in
+    /// tether.v1 mode): the breaker closes, its failure count and its
+    /// cool-down growth start again from zero.
     void record_success(std::uint8_t index);
 
-    /// The attempt on `index` failed. `open_now` opens the breaker whatever
-    /// the count; `hold_ms` (a Retry-After) lengthens the cool-down to at least that.
+    /// The attempt on `index` failed at `now`; counts one consecutive failure.
+    /// - closed: opens when `open_now` (an overload signal) or when the count
+    ///   reaches failure_threshold;
+    /// - half-open: the probe failed, so the breaker opens again;
+    /// - already open: stays open; a non-zero `hold_ms` pushes the end of
+    ///   the cool-down to at least now + hold_ms.
+    /// Each opening lasts max(hold_ms, cooldown_ms * 2^(openings - 1) capped at
+    /// max_cooldown_ms), where `openings` counts openings since the last
+    /// success, and at most kMaxIntervalMs / 2.
     void record_failure(std::uint8_t index, TimeMs now, bool open_now, std::uint32_t hold_ms);
 
-    /// The attempt on `index` was abandoned (stop requested): releases a half-open probe.
+    /// The attempt on `index` was abandoned (stop requested): releases a
+    /// half-open probe without counting anything, so the breaker stays
+    /// half-open and admits the next attempt. No effect in any other state.
     void release(std::uint8_t index);
 
-    /// True when an endpoint of higher priority than `current` would admit an attempt at `now`.
+    /// True when an endpoint of higher priority (lower index) than `current`
+    /// would admit an attempt at `now`: it is closed, open with its cool-down
+    /// over, or half-open without a probe out. Changes nothing.
     bool higher_priority_available(std::uint8_t current, TimeMs now) const;
 
+    /// Re-anchors every open breaker whose cool-down is over at `now`, so it
+    /// keeps reading as over however long the pool then goes untouched.
+    /// Deadlines are 32-bit (tether/time.h): an expired cool-down that nothing
+    /// looks at for more than kMaxIntervalMs (24.8 days) would otherwise read
+    /// as pending again. Call it from a periodic housekeeping tick (once a day
+    /// is plenty) while connected for long periods. Changes no state,
+    /// counter or selection result.
+    void refresh(TimeMs now);
+
     std::size_t size() const { return count_; }
+    /// kClosed for an index >= size().
     BreakerState state(std::uint8_t index) const;
+    /// 0 for an index >= size(). Saturates, never wraps.
     std::uint32_t consecutive_failures(std::uint8_t index) const;
     const EndpointPoolConfig& config() const { return config_; }
 
   private:
+    bool admits(std::size_t index, TimeMs now) const;
+    void open(std::size_t index, TimeMs now, std::uint32_t hold_ms);
+
     struct Endpoint {
         BreakerState state = BreakerState::kClosed;
         bool probe_out = false;

@@ -8,6 +8,17 @@
 // miss but the last) the link is dead. A link that dies is therefore
 // detected at most interval + max_missed_pongs * pong_timeout after the last
 // frame received: interval + timeout with the default of one miss.
+//
+// Example (inside the loop, after feeding received frames in):
+//   switch (heartbeat.poll(now)) {
+//       case tether::HeartbeatAction::kSendPing:
+//           heartbeat.ping_payload(payload);
+//           send_ping(payload, tether::kPingPayloadSize);
+//           break;
+//       case tether::HeartbeatAction::kDead: close_and_reconnect(); break;
+//       case tether::HeartbeatAction::kNone: break;
+//   }
+//   arm_timer(heartbeat.next_deadline());
 #pragma once
 
 #include <cstddef>
@@ -24,6 +35,13 @@ struct HeartbeatConfig {
     std::uint32_t max_missed_pongs = 1;     ///< >= 1
 };
 
+/// Upper bound of interval_ms + max_missed_pongs * pong_timeout_ms: one day.
+inline constexpr std::uint32_t kMaxHeartbeatDetectionMs = 24u * 60u * 60u * 1000u;
+
+/// kOk when interval_ms is 0 (disabled: the other fields are ignored), or when
+/// pong_timeout_ms >= 1, max_missed_pongs >= 1 and
+/// interval_ms + max_missed_pongs * pong_timeout_ms <= kMaxHeartbeatDetectionMs.
+/// kInvalidArgument otherwise.
 Status validate(const HeartbeatConfig& config);
 
 enum class HeartbeatAction : std::uint8_t {
@@ -37,31 +55,53 @@ inline constexpr std::size_t kPingPayloadSize = 4;
 
 class Heartbeat {
   public:
+    /// `config` should pass validate(); an invalid one is clamped: interval_ms
+    /// and pong_timeout_ms to at most kMaxHeartbeatDetectionMs, pong_timeout_ms
+    /// and max_missed_pongs to at least 1.
     explicit Heartbeat(const HeartbeatConfig& config);
 
-    /// The WebSocket opened at `now`.
+    /// The WebSocket opened at `now`: counts as a frame received, forgets any
+    /// outstanding ping, missed pong, dead verdict and RTT of an earlier
+    /// connection. Call before the first poll().
     void start(TimeMs now);
 
-    /// Any frame (data, ping, pong, close) arrived at `now`.
+    /// Any frame (data, ping, pong, close) arrived at `now`: the link is
+    /// alive, so the wait for a pong ends, the missed count returns to 0 and
+    /// the next ping is due interval_ms after `now`.
     void on_frame_received(TimeMs now);
 
-    /// A pong arrived. Counts as a frame received; when its payload matches
-    /// the outstanding ping, records the round-trip time and returns true.
+    /// A pong arrived. Counts as a frame received. When the payload is the
+    /// 4-byte number of the latest ping and that ping has not been answered
+    /// yet (a data frame received meanwhile does not answer it), records the
+    /// round-trip time now - (time that ping was sent) and returns true.
+    /// Any other payload (an older ping, an unsolicited pong, a wrong size)
+    /// records nothing and returns false. `payload` may be null when size is 0.
     bool on_pong(TimeMs now, const std::uint8_t* payload, std::size_t size);
 
     /// What to do at `now`. Call whenever next_deadline() has been reached
-    /// (calling earlier is harmless and returns kNone).
+    /// (calling earlier is harmless and returns kNone). Always kNone when
+    /// disabled.
+    /// - kSendPing: interval_ms passed without a frame, or a pong was missed
+    ///   and fewer than max_missed_pongs have been missed in a row; the new
+    ///   ping must be answered within pong_timeout_ms of `now`.
+    /// - kDead: the max_missed_pongs-th pong in a row was missed. Every later
+    ///   poll() returns kDead too, until start().
     HeartbeatAction poll(TimeMs now);
 
-    /// Payload for the ping poll() just asked for.
+    /// Payload for the ping poll() just asked for: its number, big-endian.
     void ping_payload(std::uint8_t out[kPingPayloadSize]) const;
 
-    /// When poll() next has something to do. Meaningless when disabled.
+    /// When poll() next has something to do: the pong deadline while a ping
+    /// is waiting for its answer (or the deadline that was missed, once dead),
+    /// otherwise interval_ms after the last frame. Meaningless when disabled.
     TimeMs next_deadline() const;
 
     bool enabled() const { return config_.interval_ms != 0; }
+    /// True once a pong on this connection has yielded a round-trip time.
     bool has_rtt() const { return has_rtt_; }
+    /// The latest round-trip time; 0 before the first.
     std::uint32_t last_rtt_ms() const { return last_rtt_ms_; }
+    /// Pongs missed in a row since the last frame received.
     std::uint32_t missed_pongs() const { return missed_; }
 
   private:
@@ -69,7 +109,9 @@ class Heartbeat {
     TimeMs last_received_ = 0;
     TimeMs ping_sent_at_ = 0;
     TimeMs pong_deadline_ = 0;
-    bool awaiting_pong_ = false;
+    bool awaiting_pong_ = false;    // a ping is out and nothing has arrived since
+    bool ping_unanswered_ = false;  // the latest ping's pong has not arrived (for the RTT)
+    bool dead_ = false;
     std::uint32_t ping_number_ = 0;
     std::uint32_t missed_ = 0;
     bool has_rtt_ = false;
