@@ -18,6 +18,12 @@
 //
 // No heap allocation, ever. Not thread-safe: one poll loop owns it.
 //
+// Space: each entry takes kEntryOverhead (16) bytes plus its payload rounded
+// up to a multiple of 8 (a 100-byte message uses 120 bytes). Entries never
+// straddle the end of the storage; when the newest does not fit before the
+// end, the bytes left there stay unused (and count in bytes_used()) until the
+// entries before them are freed.
+//
 // Example:
 //   static std::uint8_t storage[64 * 1024];
 //   tether::Outbox outbox(storage, sizeof storage, tether::OverflowPolicy::kDropOldest, 1);
@@ -70,21 +76,38 @@ class Outbox {
     static constexpr std::size_t kMaxPendingGaps = 8;
 
     /// `storage` must stay valid for the outbox's life and be at least 64 bytes
-    /// (smaller storage makes every push fail with kTooLarge). `first_seq` >= 1.
+    /// (smaller storage, or a null pointer, makes every push fail with kTooLarge).
+    /// Entries are kept 8-byte aligned: up to 7 leading bytes of an unaligned
+    /// `storage` and the last `capacity % 8` bytes go unused. `first_seq` >= 1;
+    /// 0 is not a valid sequence number (the receiver's "nothing yet") and is
+    /// taken as 1.
     Outbox(std::uint8_t* storage, std::size_t capacity, OverflowPolicy policy,
            std::uint64_t first_seq);
 
-    /// Appends a message under the configured policy. Returns kOk, kNoSpace
-    /// (kRejectNewest and full) or kTooLarge (can never fit). On kOk, *seq (if
-    /// not null) receives its sequence number. A zero-length message is allowed.
+    /// Appends a message under the configured policy (push_overwrite for
+    /// kDropOldest, try_push for kRejectNewest). Returns:
+    ///  - kOk: stored; *seq (if not null) receives its sequence number.
+    ///  - kNoSpace: kRejectNewest and the message does not fit now; nothing changed
+    ///    except counters().rejected.
+    ///  - kTooLarge: size > max_message_size(), so it can never fit; counted as
+    ///    rejected, nothing is evicted.
+    ///  - kInvalidArgument: `data` is null while `size` > 0; nothing changed.
+    /// A zero-length message is allowed (`data` may then be null).
     Status push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr);
-    /// Appends, evicting the oldest entries as needed, whatever the configured policy.
+    /// Appends, evicting the oldest entries (sent or unsent) until it fits, whatever
+    /// the configured policy. Each evicted entry counts in counters().dropped and its
+    /// seq is recorded in the dropped ranges (see take_dropped_range()). Returns kOk,
+    /// kTooLarge or kInvalidArgument as push() does; never kNoSpace.
     Status push_overwrite(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr);
-    /// Appends only if it fits without evicting anything.
+    /// Appends only if it fits without evicting anything. Returns kOk, kNoSpace
+    /// (counted as rejected), kTooLarge or kInvalidArgument as push() does.
     Status try_push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr);
 
-    /// Cumulative acknowledgement: frees every entry with seq <= `seq`.
-    /// Returns how many were freed. An ack below what is already freed is a no-op.
+    /// Cumulative acknowledgement: frees every entry with seq <= `seq`, sent or
+    /// not (the receiver has them; unsent ones leave the unsent region too).
+    /// Returns how many were freed, also added to counters().acked. An ack below
+    /// what is already freed is a no-op; an ack beyond the newest frees everything
+    /// and does not change next_seq().
     std::size_t ack(std::uint64_t seq);
 
     /// Marks the oldest `count` unsent entries as sent (clamped to what is unsent).
@@ -111,36 +134,57 @@ class Outbox {
     Iterator unacked() const;  ///< from the oldest unacknowledged entry
     Iterator unsent() const;   ///< from the oldest unsent entry
 
-    /// Takes the oldest dropped range not yet taken; false when there is none.
+    /// Takes the oldest dropped range not yet taken into *range; false (and
+    /// *range untouched) when there is none.
+    ///
+    /// An eviction of the seq right after the last pending range extends that
+    /// range; any other starts a new one. When kMaxPendingGaps ranges are already
+    /// pending, the last one is extended up to the new seq instead: it may then
+    /// also cover seqs that were delivered and acknowledged in between. That is
+    /// harmless because the receiver ignores gap reports for seqs it already has.
+    /// A range that was taken is never extended again.
     bool take_dropped_range(SeqRange* range);
-    /// The dropped ranges not yet taken, oldest first, without taking them.
+    /// How many dropped ranges are pending (not yet taken).
     std::size_t pending_dropped_ranges() const { return gap_count_; }
 
     std::size_t size() const { return entry_count_; }  ///< entries held (sent or not)
     std::size_t unsent_count() const { return unsent_count_; }
     bool empty() const { return entry_count_ == 0; }
-    std::size_t bytes_used() const { return used_bytes_; }  ///< including overhead and wrap padding
+    /// Storage bytes occupied, including entry overhead, alignment and wrap padding.
+    std::size_t bytes_used() const;
     std::size_t capacity() const { return capacity_; }
     std::uint64_t next_seq() const { return next_seq_; }  ///< what the next push gets
     /// Sequence number of the oldest entry held, or next_seq() when empty.
-    std::uint64_t oldest_seq() const;
-    /// The largest payload that could ever fit.
+    std::uint64_t oldest_seq() const { return next_seq_ - entry_count_; }
+    /// The largest payload that fits in an empty outbox: the usable storage (8-byte
+    /// aligned start, length rounded down to 8) minus kEntryOverhead; for aligned
+    /// storage, (capacity & ~7) - 16. 0 when the storage is below 64 bytes, where
+    /// even an empty message is refused.
     std::size_t max_message_size() const;
     const OutboxCounters& counters() const { return counters_; }
     OverflowPolicy policy() const { return policy_; }
 
   private:
     // Layout and invariants are described in src/core/outbox.cpp.
-    std::uint8_t* storage_;
-    std::size_t capacity_;
+    Status append(const std::uint8_t* data, std::size_t size, std::uint64_t* seq, bool may_evict);
+    bool find_space(std::size_t span, std::size_t* offset) const;
+    void free_oldest();
+    void record_drop(std::uint64_t seq);
+    void clear_entries();
+    std::size_t skip_padding(std::size_t offset) const;
+    std::size_t following(std::size_t offset) const;
+    std::uint32_t payload_size_at(std::size_t offset) const;
+
+    std::uint8_t* base_;    // storage rounded up to 8-byte alignment (null if unusable)
+    std::size_t usable_;    // bytes from base_ used for entries: a multiple of 8, 0 or >= 56
+    std::size_t capacity_;  // as given to the constructor
     OverflowPolicy policy_;
     std::uint64_t next_seq_;
-    std::size_t head_ = 0;  // offset of the oldest entry
-    std::size_t tail_ = 0;  // offset where the next entry goes
-    std::size_t unsent_offset_ = 0;
+    std::size_t head_ = 0;           // offset of the oldest entry's header
+    std::size_t tail_ = 0;           // offset just past the newest entry, in [0, usable_)
+    std::size_t unsent_offset_ = 0;  // offset of the oldest unsent entry's header
     std::size_t entry_count_ = 0;
     std::size_t unsent_count_ = 0;
-    std::size_t used_bytes_ = 0;
     OutboxCounters counters_;
     SeqRange gaps_[kMaxPendingGaps] = {};
     std::size_t gap_count_ = 0;
