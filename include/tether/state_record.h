@@ -36,7 +36,8 @@ inline bool operator!=(const PersistentState& a, const PersistentState& b) {
 /// How load() came by its answer.
 enum class LoadSource : std::uint8_t {
     kNewestSlot,  ///< both slots intact, or only one ever written: the normal case
-    kOlderSlot,   ///< the newest slot was damaged; the previous record was used
+    kOlderSlot,   ///< the other slot was damaged (typically a save torn by a power
+                  ///< cut), so the record used may predate the last save
     kDefaults,    ///< no intact slot (a fresh device, or both damaged)
 };
 
@@ -49,17 +50,27 @@ class StateRecord {
 
     explicit StateRecord(Storage& storage) : storage_(storage) {}
 
-    /// Reads the newest intact record into *state (defaults when none).
+    /// Reads the newest intact record into *state (defaults when none) and
+    /// remembers its slot, so the next save() writes the other one. A slot that
+    /// is short, has the wrong magic, version or length, or fails its CRC is
+    /// damaged; one that is absent or all zero was never written. *source is
+    /// kNewestSlot when the record came from a slot and the other slot is
+    /// intact or never written, kOlderSlot when the other slot is damaged, and
+    /// kDefaults when no slot is intact. Both pointers must not be null.
     /// Returns kOk whenever *state is usable, even from defaults (see *source);
     /// kIoError only when the storage itself failed to read, in which case
-    /// *state holds defaults too.
+    /// *state holds defaults, *source is kDefaults, and the slot the next
+    /// save() writes is left as it was.
     Status load(PersistentState* state, LoadSource* source);
 
-    /// Writes `state` into the slot not holding the newest record, then syncs.
-    /// Returns kOk, or kIoError (the previous record is still intact).
+    /// Writes `state` with generation() + 1 into the slot not holding the
+    /// newest record, then syncs. Returns kOk, or kIoError when the write or
+    /// the sync failed: the previous record is still intact, and generation()
+    /// and the target slot are unchanged, so a retry overwrites the same slot.
     Status save(const PersistentState& state);
 
-    /// The counter of the newest record written or loaded (0 before any).
+    /// The counter of the newest record written or loaded (0 before any; it
+    /// wraps from 0xFFFFFFFF to 1, never to 0).
     std::uint32_t generation() const { return generation_; }
 
   private:

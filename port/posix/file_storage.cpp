@@ -1,0 +1,175 @@
+#include "tether/port/file_storage.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+namespace tether::port {
+namespace {
+
+constexpr mode_t kFileMode = 0600;  // the record may name a user's session
+
+// Runs fsync again when a signal interrupted it.
+bool fsync_uninterrupted(int fd) {
+    int result = ::fsync(fd);
+    while (result != 0 && errno == EINTR) {
+        result = ::fsync(fd);
+    }
+    return result == 0;
+}
+
+// fsync of the directory holding the file, so a newly created name is durable
+// and not just the file's contents. `path` is a private copy of the file's
+// path, cut down in place to its directory: no heap, and no dirname().
+bool sync_parent_directory(char* path) {
+    char* const slash = std::strrchr(path, '/');
+    const char* directory = ".";
+    if (slash != nullptr) {
+        // Keep the slash itself when it is the root.
+        slash[slash == path ? 1 : 0] = '\0';
+        directory = path;
+    }
+    const int fd = ::open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    const bool synced = fsync_uninterrupted(fd);
+    const int saved_errno = errno;
+    ::close(fd);
+    errno = saved_errno;
+    return synced;
+}
+
+// Opens an existing file, or creates it exclusively; *created tells which, so
+// the directory is synced exactly when a new name appeared.
+int open_or_create(const char* path, bool* created) {
+    *created = false;
+    for (;;) {
+        int fd = ::open(path, O_RDWR | O_CLOEXEC);
+        if (fd >= 0 || errno != ENOENT) {
+            return fd;
+        }
+        fd = ::open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
+        if (fd >= 0) {
+            *created = true;
+            return fd;
+        }
+        if (errno != EEXIST) {
+            return -1;
+        }
+        // Another process created it between the two calls: open that one.
+    }
+}
+
+}  // namespace
+
+FileStorage::~FileStorage() {
+    close();
+}
+
+Status FileStorage::open(const char* path) {
+    close();
+    if (path == nullptr) {
+        errno = EINVAL;
+        return Status::kIoError;
+    }
+    // Checked before anything is created, so a name too long to sync the
+    // directory of never leaves a file behind.
+    char path_copy[PATH_MAX];
+    const std::size_t length = std::strlen(path);
+    if (length >= sizeof path_copy) {
+        errno = ENAMETOOLONG;
+        return Status::kIoError;
+    }
+    std::memcpy(path_copy, path, length + 1);
+    bool created = false;
+    const int fd = open_or_create(path, &created);
+    if (fd < 0) {
+        return Status::kIoError;
+    }
+    // The umask may have removed bits from kFileMode; set it exactly.
+    if (created && (::fchmod(fd, kFileMode) != 0 || !sync_parent_directory(path_copy))) {
+        const int saved_errno = errno;
+        ::close(fd);
+        errno = saved_errno;
+        return Status::kIoError;
+    }
+    fd_ = fd;
+    return Status::kOk;
+}
+
+void FileStorage::close() {
+    if (fd_ >= 0) {
+        // Not retried on EINTR: on Linux the descriptor is gone either way.
+        ::close(fd_);
+        fd_ = -1;
+    }
+}
+
+Status FileStorage::read(std::uint32_t offset, std::uint8_t* out, std::size_t size,
+                         std::size_t* read_size) {
+    *read_size = 0;
+    if (fd_ < 0) {
+        errno = EBADF;
+        return Status::kIoError;
+    }
+    std::size_t done = 0;
+    while (done < size) {
+        const ssize_t got = ::pread(fd_, out + done, size - done,
+                                    static_cast<off_t>(offset) + static_cast<off_t>(done));
+        if (got < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return Status::kIoError;
+        }
+        if (got == 0) {
+            break;  // end of file
+        }
+        done += static_cast<std::size_t>(got);
+        *read_size = done;
+    }
+    return Status::kOk;
+}
+
+Status FileStorage::write(std::uint32_t offset, const std::uint8_t* data, std::size_t size) {
+    if (fd_ < 0) {
+        errno = EBADF;
+        return Status::kIoError;
+    }
+    std::size_t done = 0;
+    while (done < size) {
+        const ssize_t put = ::pwrite(fd_, data + done, size - done,
+                                     static_cast<off_t>(offset) + static_cast<off_t>(done));
+        if (put < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return Status::kIoError;
+        }
+        if (put == 0) {
+            // No progress and no error: retrying would spin forever.
+            errno = EIO;
+            return Status::kIoError;
+        }
+        done += static_cast<std::size_t>(put);
+    }
+    return Status::kOk;
+}
+
+Status FileStorage::sync() {
+    if (fd_ < 0) {
+        errno = EBADF;
+        return Status::kIoError;
+    }
+    // fsync rather than fdatasync, which not every libc offers; the file is
+    // tiny, so flushing its metadata too costs nothing measurable.
+    return fsync_uninterrupted(fd_) ? Status::kOk : Status::kIoError;
+}
+
+}  // namespace tether::port
