@@ -57,10 +57,11 @@ Status validate(const EndpointPoolConfig& config);
 struct EndpointSelection {
     bool available;      ///< false when no breaker admits an attempt
     std::uint8_t index;  ///< the endpoint to try, when available (0 otherwise)
-    /// When !available: the earliest open_until among the open breakers. A
-    /// half-open breaker with its probe out has no deadline of its own (it
-    /// waits for that probe's outcome), so when every breaker is in that
-    /// state this is `now`: ask again once a probe reports. `now` when available.
+    /// When !available: the earliest time an endpoint will admit an attempt
+    /// (the end of a cool-down, or of a Retry-After hold). A half-open breaker
+    /// with its probe out has no deadline of its own (it waits for that
+    /// probe's outcome), so when every breaker is in that state this is
+    /// `now`: ask again once a probe reports. `now` when available.
     TimeMs available_at;
 };
 
@@ -79,7 +80,18 @@ class EndpointPool {
     /// breaker whose cool-down has passed turns half-open and admits this one
     /// probe; a half-open breaker whose probe was released admits the next
     /// one; a half-open breaker with its probe out admits nothing.
+    /// An endpoint held by a Retry-After admits nothing until the hold ends.
     EndpointSelection select(TimeMs now);
+
+    /// What to try when select() finds nothing. Breakers choose *where* the
+    /// next attempt goes; the backoff chooses *when*. So the highest-priority
+    /// endpoint that is not held by a Retry-After (and has no probe out) is
+    /// chosen anyway, as a probe: a device with one endpoint, or with every
+    /// endpoint failing, keeps the backoff's pace instead of the breakers'
+    /// longer cool-downs. Only a server's Retry-After is a hard floor: when
+    /// every endpoint is held, `available` is false and `available_at` is
+    /// the end of the first hold.
+    EndpointSelection select_fallback(TimeMs now);
 
     /// The attempt on `index` reached the open WebSocket (and resumed, in
     /// tether.v1 mode): the breaker closes, its failure count and its
@@ -92,6 +104,9 @@ class EndpointPool {
     /// - half-open: the probe failed, so the breaker opens again;
     /// - already open: stays open; a non-zero `hold_ms` pushes the end of
     ///   the cool-down to at least now + hold_ms.
+    /// A non-zero `hold_ms` (the server's Retry-After) also holds the
+    /// endpoint: select() will not choose it before now + hold_ms, whatever
+    /// its breaker state.
     /// Each opening lasts max(hold_ms, cooldown_ms * 2^(openings - 1) capped at
     /// max_cooldown_ms), where `openings` counts openings since the last
     /// success, and at most kMaxIntervalMs / 2.
@@ -103,11 +118,13 @@ class EndpointPool {
     void release(std::uint8_t index);
 
     /// True when an endpoint of higher priority (lower index) than `current`
-    /// would admit an attempt at `now`: it is closed, open with its cool-down
-    /// over, or half-open without a probe out. Changes nothing.
+    /// would admit an attempt at `now`: it is not held by a Retry-After and
+    /// is closed, open with its cool-down over, or half-open without a probe
+    /// out. Changes nothing.
     bool higher_priority_available(std::uint8_t current, TimeMs now) const;
 
-    /// Re-anchors every open breaker whose cool-down is over at `now`, so it
+    /// Re-anchors every open breaker whose cool-down is over at `now`, and
+    /// ends every hold that has passed, so it
     /// keeps reading as over however long the pool then goes untouched.
     /// Deadlines are 32-bit (tether/time.h): an expired cool-down that nothing
     /// looks at for more than kMaxIntervalMs (24.8 days) would otherwise read
@@ -119,12 +136,17 @@ class EndpointPool {
     std::size_t size() const { return count_; }
     /// kClosed for an index >= size().
     BreakerState state(std::uint8_t index) const;
+    /// True while a Retry-After holds `index` at `now`; false for an index >= size().
+    bool held(std::uint8_t index, TimeMs now) const;
     /// 0 for an index >= size(). Saturates, never wraps.
     std::uint32_t consecutive_failures(std::uint8_t index) const;
     const EndpointPoolConfig& config() const { return config_; }
 
   private:
     bool admits(std::size_t index, TimeMs now) const;
+    bool hold_passed(std::size_t index, TimeMs now) const;
+    bool next_admission(std::size_t index, TimeMs now, TimeMs* at) const;
+    EndpointSelection take(std::size_t index, TimeMs now);
     void open(std::size_t index, TimeMs now, std::uint32_t hold_ms);
 
     struct Endpoint {
@@ -133,6 +155,8 @@ class EndpointPool {
         std::uint32_t failures = 0;
         std::uint32_t opened_count = 0;  // consecutive openings, drives the growing cool-down
         TimeMs open_until = 0;
+        bool held = false;  // a Retry-After: not to be chosen before hold_until
+        TimeMs hold_until = 0;
     };
 
     EndpointPoolConfig config_;

@@ -53,18 +53,18 @@ enum class LinkState : std::uint8_t {
 inline constexpr std::size_t kLinkStateCount = 10;
 
 enum class EventType : std::uint8_t {
-    kStart,           ///< connect, and stay connected
-    kStop,            ///< close (with close_code) and stay down
-    kTimer,           ///< next_deadline() has been reached
-    kResolved,        ///< the endpoint's addresses are known
+    kStart,     ///< connect, and stay connected
+    kStop,      ///< close (with close_code) and stay down
+    kTimer,     ///< next_deadline() has been reached
+    kResolved,  ///< the endpoint's addresses are known
     kTcpConnected,
     kTlsEstablished,
-    kUpgraded,        ///< a valid 101 response arrived
-    kSessionResumed,  ///< tether.v1 welcome arrived
-    kFrameReceived,   ///< any frame arrived (liveness)
-    kPongReceived,    ///< a pong arrived; payload carries its bytes
-    kFailed,          ///< something failed; failure says what
-    kTransportClosed, ///< the socket is closed (after a close handshake, or EOF while closing)
+    kUpgraded,         ///< a valid 101 response arrived
+    kSessionResumed,   ///< tether.v1 welcome arrived
+    kFrameReceived,    ///< any frame arrived (liveness)
+    kPongReceived,     ///< a pong arrived; payload carries its bytes
+    kFailed,           ///< something failed; failure says what
+    kTransportClosed,  ///< the socket is closed (after a close handshake, or EOF while closing)
 };
 inline constexpr std::size_t kEventTypeCount = 12;
 
@@ -74,7 +74,7 @@ const char* to_string(EventType type);
 struct Event {
     EventType type;
     Failure failure{FailureKind::kConnectionLost};  ///< for kFailed
-    bool more_addresses = false;   ///< kFailed while connecting: another address remains to try
+    bool more_addresses = false;      ///< kFailed while connecting: another address remains to try
     std::uint16_t close_code = 1000;  ///< for kStop: the code to close with (1000 or 1001)
     const std::uint8_t* payload = nullptr;  ///< for kPongReceived
     std::size_t payload_size = 0;
@@ -102,14 +102,14 @@ struct Event {
 };
 
 enum class ActionType : std::uint8_t {
-    kResolve,             ///< start resolving endpoint's host (cancel any previous lookup)
-    kConnect,             ///< connect to the next untried address of endpoint
-    kStartTls,            ///< begin the TLS handshake on the connected socket
-    kSendUpgrade,         ///< send the HTTP upgrade request
-    kSendHello,           ///< tether.v1: send the resume hello
-    kSendPing,            ///< send a ping; payload in ping_payload
-    kSendClose,           ///< send a close frame with close_code (0: a close frame without a code)
-    kCloseTransport,      ///< release the socket, TLS and resolver state (after flushing a close frame)
+    kResolve,         ///< start resolving endpoint's host (cancel any previous lookup)
+    kConnect,         ///< connect to the next untried address of endpoint
+    kStartTls,        ///< begin the TLS handshake on the connected socket
+    kSendUpgrade,     ///< send the HTTP upgrade request
+    kSendHello,       ///< tether.v1: send the resume hello
+    kSendPing,        ///< send a ping; payload in ping_payload
+    kSendClose,       ///< send a close frame with close_code (0: a close frame without a code)
+    kCloseTransport,  ///< release the socket, TLS and resolver state (after flushing a close frame)
     kRefreshCredentials,  ///< fetch a fresh token before the next upgrade
     kPersist,             ///< the attempt counter changed: save the persistent state record
     kNotifyState,         ///< state() changed: log it, update status
@@ -120,8 +120,8 @@ const char* to_string(ActionType type);
 
 struct Action {
     ActionType type;
-    std::uint8_t endpoint = 0;      ///< for kResolve, kConnect
-    std::uint16_t close_code = 0;   ///< for kSendClose
+    std::uint8_t endpoint = 0;                         ///< for kResolve, kConnect
+    std::uint16_t close_code = 0;                      ///< for kSendClose
     std::uint8_t ping_payload[kPingPayloadSize] = {};  ///< for kSendPing
 };
 
@@ -139,15 +139,15 @@ struct ReconnectConfig {
     BackoffConfig backoff;
     HeartbeatConfig heartbeat;
     EndpointPoolConfig pool;
-    std::uint8_t endpoint_count = 1;     ///< 1..EndpointPool::kMaxEndpoints
-    std::uint8_t tls_endpoints = 0;      ///< bit i set: endpoint i is wss://
-    bool resume_protocol = false;        ///< speak tether.v1 (hello/welcome) after the upgrade
+    std::uint8_t endpoint_count = 1;  ///< 1..EndpointPool::kMaxEndpoints
+    std::uint8_t tls_endpoints = 0;   ///< bit i set: endpoint i is wss://
+    bool resume_protocol = false;     ///< speak tether.v1 (hello/welcome) after the upgrade
     std::uint32_t resolve_timeout_ms = 10000;
-    std::uint32_t connect_timeout_ms = 10000;   ///< per address
+    std::uint32_t connect_timeout_ms = 10000;  ///< per address
     std::uint32_t tls_timeout_ms = 15000;
-    std::uint32_t handshake_timeout_ms = 10000; ///< upgrade request to 101
-    std::uint32_t resume_timeout_ms = 10000;    ///< hello to welcome
-    std::uint32_t close_timeout_ms = 5000;      ///< our close frame to the peer's
+    std::uint32_t handshake_timeout_ms = 10000;  ///< upgrade request to 101
+    std::uint32_t resume_timeout_ms = 10000;     ///< hello to welcome
+    std::uint32_t close_timeout_ms = 5000;       ///< our close frame to the peer's
 };
 
 /// kOk, or kInvalidArgument when a timeout is 0 or above 24 h, the endpoint
@@ -156,9 +156,9 @@ Status validate(const ReconnectConfig& config);
 
 /// One row of the transition table.
 struct TransitionRow {
-    std::uint16_t from;   ///< bit set of LinkState values this row applies to
+    std::uint16_t from;  ///< bit set of LinkState values this row applies to
     EventType event;
-    const char* guard;    ///< the condition, in words ("" when none)
+    const char* guard;  ///< the condition, in words ("" when none)
     LinkState to;
     const char* actions;  ///< the actions taken, in words
 };
@@ -169,7 +169,7 @@ const TransitionRow* transition_table(std::size_t* row_count);
 bool transition_declared(LinkState from, EventType event, LinkState to);
 
 class ReconnectMachine {
-public:
+  public:
     /// `config` must pass validate(); out-of-range values are clamped.
     explicit ReconnectMachine(const ReconnectConfig& config);
 
@@ -202,7 +202,7 @@ public:
     const Heartbeat& heartbeat() const { return heartbeat_; }
     const EndpointPool& pool() const { return pool_; }
 
-private:
+  private:
     enum class CloseIntent : std::uint8_t { kStop, kSwitchEndpoint };
 
     void on_start(Actions& out, TimeMs now, std::uint32_t random);
@@ -228,10 +228,10 @@ private:
     LinkState state_ = LinkState::kIdle;
     LinkState previous_state_ = LinkState::kIdle;
     std::uint8_t endpoint_ = 0;
-    TimeMs deadline_ = 0;           // the phase deadline of connecting states, closing and waiting
-    TimeMs healthy_at_ = 0;         // online: when the backoff resets
+    TimeMs deadline_ = 0;    // the phase deadline of connecting states, closing and waiting
+    TimeMs healthy_at_ = 0;  // online: when the backoff resets
     bool healthy_ = false;
-    TimeMs return_check_at_ = 0;    // online on a secondary endpoint: when to look at the primary
+    TimeMs return_check_at_ = 0;  // online on a secondary endpoint: when to look at the primary
     bool credentials_refreshed_ = false;  // one refresh per failure streak
     CloseIntent close_intent_ = CloseIntent::kStop;
     std::uint32_t retry_delay_ms_ = 0;

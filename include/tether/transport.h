@@ -59,7 +59,7 @@ struct IoSlice {
 };
 
 class Transport {
-public:
+  public:
     virtual ~Transport() = default;
 
     /// Advances connection establishment (TCP connect completion, then the TLS

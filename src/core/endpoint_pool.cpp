@@ -83,28 +83,75 @@ EndpointPool::EndpointPool(const EndpointPoolConfig& config, std::size_t count)
 // higher_priority_available() so the two can never disagree.
 bool EndpointPool::admits(std::size_t index, TimeMs now) const {
     const Endpoint& endpoint = endpoints_[index];
+    if (!hold_passed(index, now)) {
+        return false;
+    }
     if (endpoint.state == BreakerState::kOpen) {
         return time_reached(now, endpoint.open_until);
     }
     return endpoint.state == BreakerState::kClosed || !endpoint.probe_out;
 }
 
+bool EndpointPool::hold_passed(std::size_t index, TimeMs now) const {
+    const Endpoint& endpoint = endpoints_[index];
+    return !endpoint.held || time_reached(now, endpoint.hold_until);
+}
+
+bool EndpointPool::held(std::uint8_t index, TimeMs now) const {
+    return index < count_ && !hold_passed(index, now);
+}
+
+EndpointSelection EndpointPool::take(std::size_t index, TimeMs now) {
+    Endpoint& endpoint = endpoints_[index];
+    if (endpoint.state != BreakerState::kClosed) {
+        endpoint.state = BreakerState::kHalfOpen;
+        endpoint.probe_out = true;
+    }
+    return EndpointSelection{true, static_cast<std::uint8_t>(index), now};
+}
+
+bool EndpointPool::next_admission(std::size_t index, TimeMs now, TimeMs* at) const {
+    const Endpoint& endpoint = endpoints_[index];
+    const bool held = !hold_passed(index, now);
+    if (endpoint.state == BreakerState::kOpen) {
+        *at = held && time_reached(endpoint.hold_until, endpoint.open_until) ? endpoint.hold_until
+                                                                             : endpoint.open_until;
+        return true;
+    }
+    if (held) {
+        *at = endpoint.hold_until;
+        return true;
+    }
+    return false;
+}
+
 EndpointSelection EndpointPool::select(TimeMs now) {
-    bool any_open = false;
+    bool any_known = false;
     TimeMs earliest = now;
     for (std::size_t i = 0; i < count_; ++i) {
-        Endpoint& endpoint = endpoints_[i];
         if (admits(i, now)) {
-            if (endpoint.state != BreakerState::kClosed) {
-                endpoint.state = BreakerState::kHalfOpen;
-                endpoint.probe_out = true;
-            }
-            return EndpointSelection{true, static_cast<std::uint8_t>(i), now};
+            return take(i, now);
         }
-        if (endpoint.state == BreakerState::kOpen) {
+        TimeMs at = 0;
+        if (next_admission(i, now, &at)) {
+            earliest = any_known ? time_earliest(earliest, at) : at;
+            any_known = true;
+        }
+    }
+    return EndpointSelection{false, 0u, earliest};
+}
+
+EndpointSelection EndpointPool::select_fallback(TimeMs now) {
+    bool any_held = false;
+    TimeMs earliest = now;
+    for (std::size_t i = 0; i < count_; ++i) {
+        const Endpoint& endpoint = endpoints_[i];
+        if (!hold_passed(i, now)) {
             earliest =
-                any_open ? time_earliest(earliest, endpoint.open_until) : endpoint.open_until;
-            any_open = true;
+                any_held ? time_earliest(earliest, endpoint.hold_until) : endpoint.hold_until;
+            any_held = true;
+        } else if (endpoint.state == BreakerState::kClosed || !endpoint.probe_out) {
+            return take(i, now);
         }
     }
     return EndpointSelection{false, 0u, earliest};
@@ -134,6 +181,13 @@ void EndpointPool::record_failure(std::uint8_t index, TimeMs now, bool open_now,
     }
     Endpoint& endpoint = endpoints_[index];
     endpoint.failures = saturating_increment(endpoint.failures);
+    if (hold_ms != 0u) {
+        const TimeMs until = now + clamp(hold_ms, 1u, kMaxOpenMs);
+        if (!endpoint.held || time_reached(until, endpoint.hold_until)) {
+            endpoint.hold_until = until;
+        }
+        endpoint.held = true;
+    }
     if (endpoint.state == BreakerState::kOpen) {
         // Attempts on an open breaker only count; a Retry-After still extends the hold.
         if (hold_ms != 0u) {
@@ -172,6 +226,9 @@ void EndpointPool::refresh(TimeMs now) {
         Endpoint& endpoint = endpoints_[i];
         if (endpoint.state == BreakerState::kOpen && time_reached(now, endpoint.open_until)) {
             endpoint.open_until = now;
+        }
+        if (endpoint.held && time_reached(now, endpoint.hold_until)) {
+            endpoint.held = false;
         }
     }
 }

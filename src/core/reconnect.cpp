@@ -11,8 +11,7 @@ constexpr std::uint16_t bit(LinkState state) {
 
 // The states in which a connection attempt is under way, before it is open.
 constexpr std::uint16_t kConnecting = bit(LinkState::kResolving) | bit(LinkState::kTcpConnecting) |
-                                      bit(LinkState::kTlsHandshake) |
-                                      bit(LinkState::kWsHandshake) |
+                                      bit(LinkState::kTlsHandshake) | bit(LinkState::kWsHandshake) |
                                       bit(LinkState::kSessionResume);
 constexpr std::uint16_t kActive = kConnecting | bit(LinkState::kOnline);
 
@@ -29,13 +28,14 @@ constexpr TransitionRow kTransitions[] = {
      "an endpoint admits an attempt", LinkState::kResolving,
      "count attempt; persist; notify; resolve"},
     {bit(LinkState::kIdle) | bit(LinkState::kGivenUp), EventType::kStart,
-     "every breaker open", LinkState::kWaitingToRetry, "notify; wait for the first breaker"},
+     "every endpoint held by Retry-After", LinkState::kWaitingToRetry,
+     "notify; wait for the first hold to end"},
     {bit(LinkState::kResolving), EventType::kResolved, "", LinkState::kTcpConnecting,
      "notify; connect"},
     {bit(LinkState::kTcpConnecting), EventType::kFailed, "another address remains",
      LinkState::kTcpConnecting, "close transport; connect to the next address"},
-    {bit(LinkState::kTcpConnecting), EventType::kTcpConnected, "wss://",
-     LinkState::kTlsHandshake, "notify; start TLS"},
+    {bit(LinkState::kTcpConnecting), EventType::kTcpConnected, "wss://", LinkState::kTlsHandshake,
+     "notify; start TLS"},
     {bit(LinkState::kTcpConnecting), EventType::kTcpConnected, "ws://", LinkState::kWsHandshake,
      "notify; send upgrade"},
     {bit(LinkState::kTlsHandshake), EventType::kTlsEstablished, "", LinkState::kWsHandshake,
@@ -46,8 +46,7 @@ constexpr TransitionRow kTransitions[] = {
      "breaker closes; heartbeat starts; notify"},
     {bit(LinkState::kSessionResume), EventType::kSessionResumed, "", LinkState::kOnline,
      "breaker closes; heartbeat starts; notify"},
-    {kActive, EventType::kFailed, "policy: retry, refresh or fail over",
-     LinkState::kWaitingToRetry,
+    {kActive, EventType::kFailed, "policy: retry, refresh or fail over", LinkState::kWaitingToRetry,
      "close (echo or protocol code) if open; close transport; breaker counts; notify"},
     {kActive, EventType::kFailed, "policy: give up, or attempts exhausted", LinkState::kGivenUp,
      "close if open; close transport; notify"},
@@ -70,8 +69,8 @@ constexpr TransitionRow kTransitions[] = {
      "heartbeat sees life; round-trip time"},
     {bit(LinkState::kOnline), EventType::kStop, "", LinkState::kClosing,
      "send close (1000 or 1001); notify"},
-    {kConnecting | bit(LinkState::kWaitingToRetry) | bit(LinkState::kGivenUp), EventType::kStop,
-     "", LinkState::kIdle, "close transport; notify"},
+    {kConnecting | bit(LinkState::kWaitingToRetry) | bit(LinkState::kGivenUp), EventType::kStop, "",
+     LinkState::kIdle, "close transport; notify"},
     {bit(LinkState::kClosing), EventType::kTransportClosed, "stopping", LinkState::kIdle,
      "close transport; notify"},
     {bit(LinkState::kClosing), EventType::kFailed, "stopping", LinkState::kIdle,
@@ -86,8 +85,8 @@ constexpr TransitionRow kTransitions[] = {
      LinkState::kResolving, "close transport; count attempt; persist; notify; resolve"},
     {bit(LinkState::kWaitingToRetry), EventType::kTimer, "an endpoint admits an attempt",
      LinkState::kResolving, "count attempt; persist; notify; resolve"},
-    {bit(LinkState::kWaitingToRetry), EventType::kTimer, "every breaker open",
-     LinkState::kWaitingToRetry, "notify; wait for the first breaker"},
+    {bit(LinkState::kWaitingToRetry), EventType::kTimer, "every endpoint held by Retry-After",
+     LinkState::kWaitingToRetry, "notify; wait for the first hold to end"},
 };
 
 }  // namespace
@@ -108,56 +107,91 @@ bool transition_declared(LinkState from, EventType event, LinkState to) {
 
 const char* to_string(LinkState state) {
     switch (state) {
-        case LinkState::kIdle: return "idle";
-        case LinkState::kResolving: return "resolving";
-        case LinkState::kTcpConnecting: return "tcp_connecting";
-        case LinkState::kTlsHandshake: return "tls_handshake";
-        case LinkState::kWsHandshake: return "ws_handshake";
-        case LinkState::kSessionResume: return "session_resume";
-        case LinkState::kOnline: return "online";
-        case LinkState::kClosing: return "closing";
-        case LinkState::kWaitingToRetry: return "waiting_to_retry";
-        case LinkState::kGivenUp: return "given_up";
+        case LinkState::kIdle:
+            return "idle";
+        case LinkState::kResolving:
+            return "resolving";
+        case LinkState::kTcpConnecting:
+            return "tcp_connecting";
+        case LinkState::kTlsHandshake:
+            return "tls_handshake";
+        case LinkState::kWsHandshake:
+            return "ws_handshake";
+        case LinkState::kSessionResume:
+            return "session_resume";
+        case LinkState::kOnline:
+            return "online";
+        case LinkState::kClosing:
+            return "closing";
+        case LinkState::kWaitingToRetry:
+            return "waiting_to_retry";
+        case LinkState::kGivenUp:
+            return "given_up";
     }
     return "unknown";
 }
 
 const char* to_string(EventType type) {
     switch (type) {
-        case EventType::kStart: return "start";
-        case EventType::kStop: return "stop";
-        case EventType::kTimer: return "timer";
-        case EventType::kResolved: return "resolved";
-        case EventType::kTcpConnected: return "tcp_connected";
-        case EventType::kTlsEstablished: return "tls_established";
-        case EventType::kUpgraded: return "upgraded";
-        case EventType::kSessionResumed: return "session_resumed";
-        case EventType::kFrameReceived: return "frame_received";
-        case EventType::kPongReceived: return "pong_received";
-        case EventType::kFailed: return "failed";
-        case EventType::kTransportClosed: return "transport_closed";
+        case EventType::kStart:
+            return "start";
+        case EventType::kStop:
+            return "stop";
+        case EventType::kTimer:
+            return "timer";
+        case EventType::kResolved:
+            return "resolved";
+        case EventType::kTcpConnected:
+            return "tcp_connected";
+        case EventType::kTlsEstablished:
+            return "tls_established";
+        case EventType::kUpgraded:
+            return "upgraded";
+        case EventType::kSessionResumed:
+            return "session_resumed";
+        case EventType::kFrameReceived:
+            return "frame_received";
+        case EventType::kPongReceived:
+            return "pong_received";
+        case EventType::kFailed:
+            return "failed";
+        case EventType::kTransportClosed:
+            return "transport_closed";
     }
     return "unknown";
 }
 
 const char* to_string(ActionType type) {
     switch (type) {
-        case ActionType::kResolve: return "resolve";
-        case ActionType::kConnect: return "connect";
-        case ActionType::kStartTls: return "start_tls";
-        case ActionType::kSendUpgrade: return "send_upgrade";
-        case ActionType::kSendHello: return "send_hello";
-        case ActionType::kSendPing: return "send_ping";
-        case ActionType::kSendClose: return "send_close";
-        case ActionType::kCloseTransport: return "close_transport";
-        case ActionType::kRefreshCredentials: return "refresh_credentials";
-        case ActionType::kPersist: return "persist";
-        case ActionType::kNotifyState: return "notify_state";
+        case ActionType::kResolve:
+            return "resolve";
+        case ActionType::kConnect:
+            return "connect";
+        case ActionType::kStartTls:
+            return "start_tls";
+        case ActionType::kSendUpgrade:
+            return "send_upgrade";
+        case ActionType::kSendHello:
+            return "send_hello";
+        case ActionType::kSendPing:
+            return "send_ping";
+        case ActionType::kSendClose:
+            return "send_close";
+        case ActionType::kCloseTransport:
+            return "close_transport";
+        case ActionType::kRefreshCredentials:
+            return "refresh_credentials";
+        case ActionType::kPersist:
+            return "persist";
+        case ActionType::kNotifyState:
+            return "notify_state";
     }
     return "unknown";
 }
 
-bool Actions::contains(ActionType type) const { return find(type) != nullptr; }
+bool Actions::contains(ActionType type) const {
+    return find(type) != nullptr;
+}
 
 const Action* Actions::find(ActionType type) const {
     for (std::size_t i = 0; i < count; ++i) {
@@ -179,7 +213,9 @@ Action& push(Actions& out, ActionType type) {
     return action;
 }
 
-bool timeout_valid(std::uint32_t value) { return value >= 1 && value <= kMaxTimeoutMs; }
+bool timeout_valid(std::uint32_t value) {
+    return value >= 1 && value <= kMaxTimeoutMs;
+}
 
 }  // namespace
 
@@ -211,9 +247,9 @@ ReconnectConfig clamped(ReconnectConfig config) {
     if (config.endpoint_count > EndpointPool::kMaxEndpoints) {
         config.endpoint_count = static_cast<std::uint8_t>(EndpointPool::kMaxEndpoints);
     }
-    std::uint32_t* const timeouts[] = {&config.resolve_timeout_ms,   &config.connect_timeout_ms,
-                                       &config.tls_timeout_ms,       &config.handshake_timeout_ms,
-                                       &config.resume_timeout_ms,    &config.close_timeout_ms};
+    std::uint32_t* const timeouts[] = {&config.resolve_timeout_ms, &config.connect_timeout_ms,
+                                       &config.tls_timeout_ms,     &config.handshake_timeout_ms,
+                                       &config.resume_timeout_ms,  &config.close_timeout_ms};
     for (std::uint32_t* timeout : timeouts) {
         if (*timeout < 1) {
             *timeout = 1;
@@ -233,7 +269,9 @@ ReconnectMachine::ReconnectMachine(const ReconnectConfig& config)
       heartbeat_(config_.heartbeat),
       pool_(config_.pool, config_.endpoint_count) {}
 
-void ReconnectMachine::restore_attempts(std::uint32_t attempts) { backoff_.restore(attempts); }
+void ReconnectMachine::restore_attempts(std::uint32_t attempts) {
+    backoff_.restore(attempts);
+}
 
 bool ReconnectMachine::endpoint_uses_tls() const {
     return ((config_.tls_endpoints >> endpoint_) & 1u) != 0;
@@ -242,11 +280,13 @@ bool ReconnectMachine::endpoint_uses_tls() const {
 bool ReconnectMachine::has_deadline() const {
     switch (state_) {
         case LinkState::kIdle:
-        case LinkState::kGivenUp: return false;
+        case LinkState::kGivenUp:
+            return false;
         case LinkState::kOnline:
             return heartbeat_.enabled() || !healthy_ ||
                    (endpoint_ != 0 && config_.pool.return_to_primary_after_ms != 0);
-        default: return true;
+        default:
+            return true;
     }
 }
 
@@ -278,8 +318,12 @@ Actions ReconnectMachine::step(const Event& event, TimeMs now, std::uint32_t ran
                 on_start(out, now, random);
             }
             break;
-        case EventType::kStop: on_stop(event, out, now); break;
-        case EventType::kTimer: on_timer(out, now, random); break;
+        case EventType::kStop:
+            on_stop(event, out, now);
+            break;
+        case EventType::kTimer:
+            on_timer(out, now, random);
+            break;
         case EventType::kFailed:
             on_failure(event.failure, event.more_addresses, out, now, random);
             break;
@@ -298,7 +342,9 @@ Actions ReconnectMachine::step(const Event& event, TimeMs now, std::uint32_t ran
                 heartbeat_.on_pong(now, event.payload, event.payload_size);
             }
             break;
-        default: on_progress(event.type, out, now); break;
+        default:
+            on_progress(event.type, out, now);
+            break;
     }
     return out;
 }
@@ -321,7 +367,8 @@ void ReconnectMachine::on_start(Actions& out, TimeMs now, std::uint32_t random) 
 
 void ReconnectMachine::on_stop(const Event& event, Actions& out, TimeMs now) {
     switch (state_) {
-        case LinkState::kIdle: return;
+        case LinkState::kIdle:
+            return;
         case LinkState::kClosing:
             // Already closing to switch endpoints: stay down once closed.
             close_intent_ = CloseIntent::kStop;
@@ -351,8 +398,12 @@ void ReconnectMachine::on_timer(Actions& out, TimeMs now, std::uint32_t random) 
         return;
     }
     switch (state_) {
-        case LinkState::kWaitingToRetry: begin_attempt(out, now); return;
-        case LinkState::kClosing: on_closed(out, now); return;
+        case LinkState::kWaitingToRetry:
+            begin_attempt(out, now);
+            return;
+        case LinkState::kClosing:
+            on_closed(out, now);
+            return;
         case LinkState::kResolving:
             on_failure(Failure{FailureKind::kDnsFailure}, false, out, now, random);
             return;
@@ -381,7 +432,8 @@ void ReconnectMachine::on_online_timer(Actions& out, TimeMs now, std::uint32_t r
         case HeartbeatAction::kSendPing:
             heartbeat_.ping_payload(push(out, ActionType::kSendPing).ping_payload);
             break;
-        case HeartbeatAction::kNone: break;
+        case HeartbeatAction::kNone:
+            break;
     }
     if (endpoint_ != 0 && config_.pool.return_to_primary_after_ms != 0 &&
         time_reached(now, return_check_at_)) {
@@ -443,7 +495,8 @@ void ReconnectMachine::on_progress(EventType type, Actions& out, TimeMs now) {
                 go_online(out, now);
             }
             return;
-        default: return;
+        default:
+            return;
     }
 }
 
@@ -494,6 +547,11 @@ void ReconnectMachine::on_failure(const Failure& failure, bool more_addresses, A
         const std::uint32_t hold =
             decision.honour_retry_after && failure.has_retry_after ? failure.retry_after_ms : 0;
         pool_.record_failure(endpoint_, now, decision.open_breaker || fail_over, hold);
+    } else {
+        // The failure says nothing about the endpoint (the local network is
+        // down, the peer closed normally): hand back a half-open probe so the
+        // breaker admits the next attempt.
+        pool_.release(endpoint_);
     }
 
     if (decision.action == RecoveryAction::kGiveUp) {
@@ -533,10 +591,13 @@ void ReconnectMachine::on_closed(Actions& out, TimeMs now) {
 }
 
 void ReconnectMachine::begin_attempt(Actions& out, TimeMs now) {
-    const EndpointSelection selection = pool_.select(now);
+    EndpointSelection selection = pool_.select(now);
     if (!selection.available) {
-        // Every breaker is open: wait for the first to cool down, and say so
-        // (the status shows the new delay).
+        selection = pool_.select_fallback(now);
+    }
+    if (!selection.available) {
+        // Every endpoint is held by a Retry-After: wait for the first hold to
+        // end, and say so (the status shows the new delay).
         retry_delay_ms_ = time_until(now, selection.available_at);
         deadline_ = selection.available_at;
         enter(LinkState::kWaitingToRetry, out);

@@ -528,6 +528,8 @@ struct ModelEndpoint {
     std::uint32_t failures = 0;
     std::uint32_t openings = 0;
     std::uint64_t open_until = 0;
+    bool held = false;
+    std::uint64_t hold_until = 0;
 };
 
 struct ModelSelection {
@@ -541,28 +543,63 @@ class PoolModel {
     PoolModel(const EndpointPoolConfig& config, std::size_t count)
         : config_(config), count_(count) {}
 
+    static bool is_held(const ModelEndpoint& e, std::uint64_t now) {
+        return e.held && now < e.hold_until;
+    }
+
     ModelSelection select(std::uint64_t now) {
-        bool any_open = false;
+        bool any_known = false;
         std::uint64_t earliest = 0;
         for (std::size_t i = 0; i < count_; ++i) {
             ModelEndpoint& e = endpoints_[i];
-            if (e.state == BreakerState::kClosed) {
+            const bool held = is_held(e, now);
+            if (!held && e.state == BreakerState::kClosed) {
                 return {true, static_cast<std::uint8_t>(i), now};
             }
-            if ((e.state == BreakerState::kOpen && now >= e.open_until) ||
-                (e.state == BreakerState::kHalfOpen && !e.probe_out)) {
+            if (!held && ((e.state == BreakerState::kOpen && now >= e.open_until) ||
+                          (e.state == BreakerState::kHalfOpen && !e.probe_out))) {
                 e.state = BreakerState::kHalfOpen;
                 e.probe_out = true;
                 return {true, static_cast<std::uint8_t>(i), now};
             }
+            std::uint64_t at = 0;
+            bool known = true;
             if (e.state == BreakerState::kOpen) {
-                if (!any_open || e.open_until < earliest) {
-                    earliest = e.open_until;
+                at = held && e.hold_until > e.open_until ? e.hold_until : e.open_until;
+            } else if (held) {
+                at = e.hold_until;
+            } else {
+                known = false;
+            }
+            if (known) {
+                if (!any_known || at < earliest) {
+                    earliest = at;
                 }
-                any_open = true;
+                any_known = true;
             }
         }
-        return {false, 0, any_open ? earliest : now};
+        return {false, 0, any_known ? earliest : now};
+    }
+
+    ModelSelection select_fallback(std::uint64_t now) {
+        bool any_held = false;
+        std::uint64_t earliest = 0;
+        for (std::size_t i = 0; i < count_; ++i) {
+            ModelEndpoint& e = endpoints_[i];
+            if (is_held(e, now)) {
+                if (!any_held || e.hold_until < earliest) {
+                    earliest = e.hold_until;
+                }
+                any_held = true;
+            } else if (e.state == BreakerState::kClosed || !e.probe_out) {
+                if (e.state != BreakerState::kClosed) {
+                    e.state = BreakerState::kHalfOpen;
+                    e.probe_out = true;
+                }
+                return {true, static_cast<std::uint8_t>(i), now};
+            }
+        }
+        return {false, 0, any_held ? earliest : now};
     }
 
     void record_failure(std::size_t i, std::uint64_t now, bool open_now, std::uint32_t hold) {
@@ -573,6 +610,12 @@ class PoolModel {
         e.failures += 1;
         const std::uint64_t limit = tether::kMaxIntervalMs / 2u;
         const std::uint64_t capped_hold = hold < limit ? hold : limit;
+        if (hold > 0 && (!e.held || now + capped_hold > e.hold_until)) {
+            e.hold_until = now + capped_hold;
+        }
+        if (hold > 0) {
+            e.held = true;
+        }
         if (e.state == BreakerState::kOpen) {
             if (hold > 0 && now + capped_hold > e.open_until) {
                 e.open_until = now + capped_hold;
@@ -611,6 +654,9 @@ class PoolModel {
     bool higher_priority_available(std::size_t current, std::uint64_t now) const {
         for (std::size_t i = 0; i < current && i < count_; ++i) {
             const ModelEndpoint& e = endpoints_[i];
+            if (is_held(e, now)) {
+                continue;
+            }
             if (e.state == BreakerState::kClosed ||
                 (e.state == BreakerState::kOpen && now >= e.open_until) ||
                 (e.state == BreakerState::kHalfOpen && !e.probe_out)) {
@@ -661,8 +707,11 @@ void run_model_sequence(std::uint32_t seed, std::uint32_t threshold) {
         switch (random.below(9)) {
             case 0:
             case 1: {
-                const EndpointSelection got = pool.select(now);
-                const ModelSelection want = model.select(elapsed);
+                const bool fallback = random.below(3) == 0;
+                const EndpointSelection got =
+                    fallback ? pool.select_fallback(now) : pool.select(now);
+                const ModelSelection want =
+                    fallback ? model.select_fallback(elapsed) : model.select(elapsed);
                 CHECK_EQUAL(want.available, got.available);
                 UNSIGNED_LONGS_EQUAL(want.index, got.index);
                 UNSIGNED_LONGS_EQUAL(base + static_cast<TimeMs>(want.available_at),

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "support/tether_strings.h"
 #include "tether/reconnect.h"
 
 using tether::Action;
@@ -91,11 +92,11 @@ struct Driver {
     Actions last;
 };
 
-bool has(const Actions& actions, ActionType type) { return actions.contains(type); }
+bool has(const Actions& actions, ActionType type) {
+    return actions.contains(type);
+}
 
 }  // namespace
-
-SimpleString StringFrom(LinkState state) { return tether::to_string(state); }
 
 TEST_GROUP(ReconnectMachine){};
 
@@ -174,12 +175,12 @@ TEST(ReconnectMachine, RestoringZeroAttemptsLeavesGivenUp) {
     CHECK_EQUAL(LinkState::kResolving, d.machine.state());
 }
 
-TEST(ReconnectMachine, StartWhileEveryBreakerIsOpenWaitsForTheFirstToCool) {
+TEST(ReconnectMachine, StartWhileEveryEndpointIsHeldWaitsForTheFirstHoldToEnd) {
     Driver d(exact_config());
     d.step(Event::start());
     d.on(EventType::kResolved);
     d.on(EventType::kTcpConnected);
-    d.fail(overloaded(503, 0));  // one 503 opens the breaker for the 30 s cool-down
+    d.fail(overloaded(503, 30000));  // Retry-After: 30 holds the only endpoint
     d.step(Event::stop());
     CHECK_EQUAL(LinkState::kIdle, d.machine.state());
     d.machine.restore_attempts(0);
@@ -347,6 +348,7 @@ TEST(ReconnectMachine, FramesReceivedPostponeThePing) {
     Driver d(exact_config());
     d.to_online();
     const TimeMs online_at = d.now;
+    d.fire();  // healthy at +10 s
     d.now = online_at + 25000;
     d.on(EventType::kFrameReceived);
     UNSIGNED_LONGS_EQUAL(online_at + 55000, d.machine.next_deadline());
@@ -505,11 +507,35 @@ TEST(ReconnectMachine, OverloadCloseCodesAlsoOpenTheBreaker) {
     d.fail(failure(FailureKind::kPeerClosed, 1013));
     CHECK_EQUAL(tether::BreakerState::kOpen, d.machine.pool().state(0));
     UNSIGNED_LONGS_EQUAL(1000, d.machine.retry_delay_ms());
-    d.fire();
-    // The single endpoint's breaker is still cooling down: wait for it.
-    CHECK_EQUAL(LinkState::kWaitingToRetry, d.machine.state());
+    // With no other endpoint, the backoff sets the pace, not the cool-down.
     d.fire();
     CHECK_EQUAL(LinkState::kResolving, d.machine.state());
+    CHECK_EQUAL(tether::BreakerState::kHalfOpen, d.machine.pool().state(0));
+}
+
+TEST(ReconnectMachine, ARetryAfterHoldsTheEndpointEvenWhenTheBackoffIsShorter) {
+    ReconnectConfig config = exact_config();
+    config.endpoint_count = 2;
+    Driver d(config);
+    d.step(Event::start());
+    d.fail(overloaded(503, 20000));  // primary held 20 s
+    d.fire();
+    CHECK_EQUAL(1, d.machine.endpoint());
+    d.fail(overloaded(429, 40000));  // secondary held 40 s
+    UNSIGNED_LONGS_EQUAL(40000, d.machine.retry_delay_ms());
+    d.fire();
+    CHECK_EQUAL(LinkState::kResolving, d.machine.state());
+    CHECK_EQUAL(0, d.machine.endpoint());
+}
+
+TEST(ReconnectMachine, AServerErrorWithRetryAfterHoldsWithoutOpeningTheBreaker) {
+    Driver d(exact_config());
+    d.step(Event::start());
+    d.fail(overloaded(500, 9000));
+    CHECK_EQUAL(tether::BreakerState::kClosed, d.machine.pool().state(0));
+    UNSIGNED_LONGS_EQUAL(9000, d.machine.retry_delay_ms());
+    CHECK_TRUE(d.machine.pool().held(0, d.now + 8999));
+    CHECK_FALSE(d.machine.pool().held(0, d.now + 9000));
 }
 
 TEST(ReconnectMachine, AnInvalidCertificateIsRetriedOnlyAtTheSlowestRate) {
@@ -548,6 +574,22 @@ TEST(ReconnectMachine, RepeatedFailuresFailOverAfterTheBreakerThreshold) {
         d.fire();
     }
     CHECK_EQUAL(1, d.machine.endpoint());
+}
+
+TEST(ReconnectMachine, AFailureThatSaysNothingOfTheEndpointHandsBackItsProbe) {
+    Driver d(exact_config());
+    d.step(Event::start());
+    for (int i = 0; i < 3; ++i) {
+        d.fail(failure(FailureKind::kTcpRefused));
+        d.fire();
+    }
+    CHECK_EQUAL(tether::BreakerState::kHalfOpen, d.machine.pool().state(0));
+    d.fail(failure(FailureKind::kNetworkUnreachable));
+    for (int i = 0; i < 3; ++i) {
+        d.fire();
+        CHECK_EQUAL(LinkState::kResolving, d.machine.state());
+        d.fail(failure(FailureKind::kNetworkUnreachable));
+    }
 }
 
 TEST(ReconnectMachine, ReturnsToThePrimaryOnceItRecovers) {
