@@ -46,6 +46,35 @@ void Utf8Validator::reset() {
 //   F4      80..8F            (above 8F: beyond U+10FFFF)
 // Every later continuation byte is 80..BF. Checking the first continuation
 // against its narrowed range is what lets validation fail at the earliest byte.
+bool Utf8Validator::start_sequence(std::uint8_t lead) {
+    next_lower_ = 0x80;
+    next_upper_ = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        pending_ = 1;
+    } else if (lead >= 0xE0 && lead <= 0xEF) {
+        pending_ = 2;
+        next_lower_ = lead == 0xE0 ? 0xA0 : 0x80;
+        next_upper_ = lead == 0xED ? 0x9F : 0xBF;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+        pending_ = 3;
+        next_lower_ = lead == 0xF0 ? 0x90 : 0x80;
+        next_upper_ = lead == 0xF4 ? 0x8F : 0xBF;
+    } else {
+        return false;  // 80..C1 or F5..FF
+    }
+    return true;
+}
+
+bool Utf8Validator::continue_sequence(std::uint8_t byte) {
+    if (byte < next_lower_ || byte > next_upper_) {
+        return false;
+    }
+    next_lower_ = 0x80;
+    next_upper_ = 0xBF;
+    --pending_;
+    return true;
+}
+
 bool Utf8Validator::feed(const std::uint8_t* data, std::size_t size) {
     if (failed_ || (data == nullptr && size > 0)) {
         failed_ = true;
@@ -58,33 +87,12 @@ bool Utf8Validator::feed(const std::uint8_t* data, std::size_t size) {
             if (i == size) {
                 break;
             }
-            const std::uint8_t lead = data[i++];
-            next_lower_ = 0x80;
-            next_upper_ = 0xBF;
-            if (lead >= 0xC2 && lead <= 0xDF) {
-                pending_ = 1;
-            } else if (lead >= 0xE0 && lead <= 0xEF) {
-                pending_ = 2;
-                next_lower_ = lead == 0xE0 ? 0xA0 : 0x80;
-                next_upper_ = lead == 0xED ? 0x9F : 0xBF;
-            } else if (lead >= 0xF0 && lead <= 0xF4) {
-                pending_ = 3;
-                next_lower_ = lead == 0xF0 ? 0x90 : 0x80;
-                next_upper_ = lead == 0xF4 ? 0x8F : 0xBF;
-            } else {
-                failed_ = true;  // 80..C1 or F5..FF
-                return false;
-            }
-            continue;
         }
         const std::uint8_t byte = data[i++];
-        if (byte < next_lower_ || byte > next_upper_) {
+        if (!(pending_ == 0 ? start_sequence(byte) : continue_sequence(byte))) {
             failed_ = true;
             return false;
         }
-        next_lower_ = 0x80;
-        next_upper_ = 0xBF;
-        --pending_;
     }
     return true;
 }

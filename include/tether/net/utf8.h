@@ -9,7 +9,7 @@
 // Example:
 //   tether::net::Utf8Validator validator;
 //   for each fragment of a text message:
-//       if (!validator.feed(payload, size)) { close_with(1007); }
+//       if (!validator.feed(payload, size)) { close_with(1007); }  // invalid payload data
 //   at the final fragment:
 //       if (!validator.complete()) { close_with(1007); }
 //       validator.reset();
@@ -45,6 +45,9 @@ class Utf8Validator {
     void reset();
 
   private:
+    bool start_sequence(std::uint8_t lead);
+    bool continue_sequence(std::uint8_t byte);
+
     std::uint8_t pending_ = 0;        // continuation bytes still expected
     std::uint8_t next_lower_ = 0x80;  // allowed range of the next continuation byte;
     std::uint8_t next_upper_ = 0xBF;  // narrower than 80..BF only right after a lead byte

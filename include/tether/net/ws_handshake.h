@@ -18,7 +18,8 @@
 //   size_t length = 0;
 //   if (build_upgrade_request(request, out, sizeof out, &length) != HandshakeStatus::kOk) { ... }
 //   send(out, length);
-//   static tether::net::UpgradeResponseParser parser(accept, nullptr, 0, false);
+//   // About 8.3 KiB: give it static storage or a long-lived owner rather than the stack.
+//   tether::net::UpgradeResponseParser parser(accept, nullptr, 0, false);
 //   // for every chunk received:
 //   size_t used = 0;
 //   HandshakeStatus status = parser.feed(chunk, chunk_size, &used);
