@@ -40,7 +40,7 @@ coverage: deps
 	find $(COVERAGE_DIR) -name '*.gcda' -delete
 	ctest --test-dir $(COVERAGE_DIR) -L unit --output-on-failure -j $(JOBS) > $(COVERAGE_DIR)/ctest.log \
 		|| { cat $(COVERAGE_DIR)/ctest.log; exit 1; }
-	gcovr --root . --filter 'src/core/' --object-directory $(COVERAGE_DIR) \
+	gcovr --root . --filter 'src/' --object-directory $(COVERAGE_DIR) \
 		--exclude-unreachable-branches --exclude-throw-branches \
 		--print-summary --fail-under-line 90 --fail-under-branch 80 \
 		--html-details $(COVERAGE_DIR)/coverage.html -o $(COVERAGE_DIR)/coverage.html

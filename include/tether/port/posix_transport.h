@@ -1,0 +1,106 @@
+// The real transports: non-blocking TCP (IPv4 and IPv6), and mbedTLS over it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tether/net/ip_address.h"
+#include "tether/port/entropy.h"
+#include "tether/status.h"
+#include "tether/transport.h"
+
+namespace tether::port {
+
+struct TlsSettings {
+    /// PEM file of trusted CAs; null for the system bundle
+    /// (/etc/ssl/certs/ca-certificates.crt).
+    const char* ca_file = nullptr;
+    /// PEM client certificate and key for mutual TLS; both or neither.
+    const char* client_cert_file = nullptr;
+    const char* client_key_file = nullptr;
+    /// SHA-256 of the server certificate's SubjectPublicKeyInfo (DER); checked
+    /// in addition to the chain when has_pin.
+    bool has_pin = false;
+    std::uint8_t pin_sha256[32] = {};
+    /// No verification of chain, name or pin. Only behind an explicit option;
+    /// the client logs a warning on every connect while it is set.
+    bool insecure = false;
+    /// Offer the last session on reconnect, so a reconnect costs a resumed
+    /// handshake instead of a full one.
+    bool session_resumption = true;
+};
+
+/// TLS configuration shared by every connection of one client: the parsed
+/// CA chain, client certificate and key, and the session kept for resumption.
+/// Allocates once, in init(); nothing per connection.
+class TlsContext {
+public:
+    TlsContext();
+    ~TlsContext();
+    TlsContext(const TlsContext&) = delete;
+    TlsContext& operator=(const TlsContext&) = delete;
+
+    /// Loads files and builds the mbedTLS configuration. kOk; kNotFound when
+    /// a file cannot be read; kCorrupt when a PEM does not parse or key and
+    /// certificate do not match; kUnavailable when `entropy` is not ready.
+    /// error_text() says which and why.
+    Status init(const TlsSettings& settings, Entropy& entropy);
+    const char* error_text() const { return error_text_; }
+    const TlsSettings& settings() const { return settings_; }
+    bool insecure() const { return settings_.insecure; }
+
+private:
+    friend class PosixTransport;
+    struct State;
+    State* state_ = nullptr;
+    TlsSettings settings_;
+    char error_text_[160] = {};
+};
+
+/// A transport over one socket at a time; reusable across reconnects
+/// (open, ..., close, open, ...).
+class PosixTransport final : public Transport {
+public:
+    PosixTransport();
+    ~PosixTransport() override;
+    PosixTransport(const PosixTransport&) = delete;
+    PosixTransport& operator=(const PosixTransport&) = delete;
+
+    /// Starts a non-blocking connect to address:port. With `tls`, establish()
+    /// then runs the TLS handshake with SNI and hostname verification against
+    /// `server_name` (which must stay valid until close()). Returns kOk
+    /// (connect under way: poll for write, then call establish()), or
+    /// kIoError with *error set (refused at once, unreachable, ...).
+    Status open(const net::IpAddress& address, std::uint16_t port, TlsContext* tls,
+                const char* server_name, TransportError* error);
+
+    IoResult establish() override;
+    IoResult read(std::uint8_t* out, std::size_t size) override;
+    IoResult write(const std::uint8_t* data, std::size_t size) override;
+    IoResult writev(const IoSlice* slices, std::size_t count) override;
+    std::size_t pending() const override;
+    PollInterest interest(bool want_read, bool want_write) const override;
+    int fd() const override { return fd_; }
+    void close() override;
+
+    /// After establish() returned kOk on a TLS connection: whether the server
+    /// accepted the offered session (an abbreviated handshake).
+    bool session_resumed() const { return session_resumed_; }
+    /// The verification failure, when establish() failed with kCertificateInvalid.
+    const char* verify_error() const { return verify_error_; }
+
+private:
+    struct TlsState;
+    int fd_ = -1;
+    bool connected_ = false;
+    TlsContext* tls_ = nullptr;
+    TlsState* tls_state_ = nullptr;  // allocated on the first TLS open, reused after
+    bool tls_established_ = false;
+    bool session_resumed_ = false;
+    const char* server_name_ = nullptr;
+    char verify_error_[128] = {};
+    bool want_read_ = false;   // what the last TLS call is waiting for
+    bool want_write_ = false;
+};
+
+}  // namespace tether::port
