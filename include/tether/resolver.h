@@ -19,7 +19,7 @@ enum class ResolveStatus : std::uint8_t {
 const char* to_string(ResolveStatus status);
 
 class NameResolver {
-public:
+  public:
     virtual ~NameResolver() = default;
 
     /// Starts resolving `host` (a name, or an IPv4/IPv6 literal which

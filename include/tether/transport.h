@@ -10,6 +10,9 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tether/net/ip_address.h"
+#include "tether/status.h"
+
 namespace tether {
 
 enum class IoStatus : std::uint8_t {
@@ -94,6 +97,31 @@ class Transport {
     /// Releases the descriptor and any TLS state at once (no waiting for
     /// close_notify to be acknowledged). Idempotent.
     virtual void close() = 0;
+};
+
+/// A transport the client can point at an address, reused across reconnects:
+/// open, establish, read/write, close, open again.
+class Connection : public Transport {
+public:
+    /// Starts a non-blocking connect to address:port; with `tls`, establish()
+    /// goes on to a TLS handshake with SNI and certificate verification against
+    /// `server_name` (which must stay valid until close()). Returns kOk (under
+    /// way: poll for write, then call establish()) or kIoError with *error set
+    /// when it failed at once.
+    virtual Status open(const net::IpAddress& address, std::uint16_t port, bool tls,
+                        const char* server_name, TransportError* error) = 0;
+
+    /// True once the TCP connection is up (the TLS handshake may still be running).
+    virtual bool tcp_connected() const = 0;
+};
+
+/// Randomness for the client: backoff jitter, Sec-WebSocket-Key. Implemented
+/// by the port's DRBG (port::Entropy) and by fixed fakes in tests.
+class RandomSource {
+public:
+    virtual ~RandomSource() = default;
+    /// Fills `size` bytes; false when entropy is unavailable (fail closed).
+    virtual bool fill_random(std::uint8_t* out, std::size_t size) = 0;
 };
 
 }  // namespace tether

@@ -13,11 +13,12 @@
 
 #include "tether/net/ws_stream.h"
 #include "tether/status.h"
+#include "tether/transport.h"
 
 namespace tether::port {
 
-class Entropy final : public net::MaskSource {
-public:
+class Entropy final : public net::MaskSource, public RandomSource {
+  public:
     Entropy();
     ~Entropy() override;
     Entropy(const Entropy&) = delete;
@@ -38,6 +39,8 @@ public:
 
     /// MaskSource: mask keys from the same bulk pool.
     bool fill_masks(std::uint8_t* out, std::size_t size) override;
+    /// RandomSource: bytes from the same bulk pool.
+    bool fill_random(std::uint8_t* out, std::size_t size) override;
 
     /// The mbedTLS RNG callback and its context, for mbedtls_ssl_conf_rng.
     static int rng_callback(void* context, unsigned char* out, std::size_t size);
@@ -45,9 +48,9 @@ public:
 
     static constexpr std::size_t kPoolSize = 4096;
 
-private:
+  private:
     bool refill();
-    struct State;  // mbedTLS contexts, kept out of the header
+    struct State;             // mbedTLS contexts, kept out of the header
     State* state_ = nullptr;  // allocated once by init()
     bool ready_ = false;
     std::uint8_t pool_[kPoolSize];

@@ -34,7 +34,7 @@ struct TlsSettings {
 /// CA chain, client certificate and key, and the session kept for resumption.
 /// Allocates once, in init(); nothing per connection.
 class TlsContext {
-public:
+  public:
     TlsContext();
     ~TlsContext();
     TlsContext(const TlsContext&) = delete;
@@ -49,7 +49,7 @@ public:
     const TlsSettings& settings() const { return settings_; }
     bool insecure() const { return settings_.insecure; }
 
-private:
+  private:
     friend class PosixTransport;
     struct State;
     State* state_ = nullptr;
@@ -60,7 +60,7 @@ private:
 /// A transport over one socket at a time; reusable across reconnects
 /// (open, ..., close, open, ...).
 class PosixTransport final : public Transport {
-public:
+  public:
     PosixTransport();
     ~PosixTransport() override;
     PosixTransport(const PosixTransport&) = delete;
@@ -89,7 +89,7 @@ public:
     /// The verification failure, when establish() failed with kCertificateInvalid.
     const char* verify_error() const { return verify_error_; }
 
-private:
+  private:
     struct TlsState;
     int fd_ = -1;
     bool connected_ = false;
@@ -99,7 +99,7 @@ private:
     bool session_resumed_ = false;
     const char* server_name_ = nullptr;
     char verify_error_[128] = {};
-    bool want_read_ = false;   // what the last TLS call is waiting for
+    bool want_read_ = false;  // what the last TLS call is waiting for
     bool want_write_ = false;
 };
 
