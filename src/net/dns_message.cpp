@@ -47,8 +47,8 @@ std::uint8_t ascii_lower(std::uint8_t c) {
 }
 
 bool is_hostname_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '_';
 }
 
 std::uint16_t read_u16(const std::uint8_t* p) {
@@ -125,8 +125,8 @@ bool read_name(const std::uint8_t* msg, std::size_t len, std::size_t* offset, Wi
             if (pos + 1 >= len) {
                 return false;
             }
-            const std::size_t target = (static_cast<std::size_t>(length_byte & 0x3Fu) << 8) |
-                                       msg[pos + 1];
+            const std::size_t target =
+                (static_cast<std::size_t>(length_byte & 0x3Fu) << 8) | msg[pos + 1];
             if (target < kHeaderSize || target >= pos || ++jumps > kMaxCompressionJumps) {
                 return false;
             }
@@ -205,9 +205,8 @@ struct AnswerWalk {
     std::size_t found = 0;
 };
 
-RecordEffect apply_answer_record(const std::uint8_t* msg, std::size_t len,
-                                 const RecordView& record, DnsType type, IpAddress* out,
-                                 std::size_t max, AnswerWalk* walk) {
+RecordEffect apply_answer_record(const std::uint8_t* msg, std::size_t len, const RecordView& record,
+                                 DnsType type, IpAddress* out, std::size_t max, AnswerWalk* walk) {
     if (record.record_class != kClassIn || !(record.owner == walk->current)) {
         return RecordEffect::kNone;
     }

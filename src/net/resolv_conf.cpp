@@ -59,7 +59,8 @@ bool parse_number(const char* text, std::size_t size, std::uint32_t* value) {
         if (text[i] < '0' || text[i] > '9') {
             return false;
         }
-        result = result > 100000u ? result : result * 10u + static_cast<std::uint32_t>(text[i] - '0');
+        result =
+            result > 100000u ? result : result * 10u + static_cast<std::uint32_t>(text[i] - '0');
     }
     *value = result;
     return true;

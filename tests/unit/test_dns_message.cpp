@@ -76,12 +76,18 @@ DnsMessageBuilder typical_answer(std::uint16_t flags = kAnswerFlags) {
 TEST_GROUP(DnsMessage){};
 
 TEST(DnsMessage, EveryStatusHasADistinctName) {
-    const DnsStatus all[] = {DnsStatus::kOk,          DnsStatus::kInvalidName,
-                             DnsStatus::kBufferTooSmall, DnsStatus::kMalformed,
-                             DnsStatus::kIdMismatch,  DnsStatus::kQuestionMismatch,
-                             DnsStatus::kNameError,   DnsStatus::kServerFailure,
-                             DnsStatus::kRefused,     DnsStatus::kUnexpectedRcode,
-                             DnsStatus::kTruncated,   DnsStatus::kNoAnswer,
+    const DnsStatus all[] = {DnsStatus::kOk,
+                             DnsStatus::kInvalidName,
+                             DnsStatus::kBufferTooSmall,
+                             DnsStatus::kMalformed,
+                             DnsStatus::kIdMismatch,
+                             DnsStatus::kQuestionMismatch,
+                             DnsStatus::kNameError,
+                             DnsStatus::kServerFailure,
+                             DnsStatus::kRefused,
+                             DnsStatus::kUnexpectedRcode,
+                             DnsStatus::kTruncated,
+                             DnsStatus::kNoAnswer,
                              DnsStatus::kTimeout};
     for (DnsStatus a : all) {
         CHECK(std::strcmp(tether::to_string(a), "unknown") != 0);
@@ -98,10 +104,9 @@ TEST(DnsMessage, BuildsARecursiveQueryByteForByte) {
     std::size_t size = 0;
     check_status(DnsStatus::kOk,
                  tether::build_query(0x1234, "Example.com", DnsType::kA, out, sizeof out, &size));
-    const std::uint8_t expected[] = {0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
-                                     0x00, 0x00, 0x00, 7,    'E',  'x',  'a',  'm',  'p',
-                                     'l',  'e',  3,    'c',  'o',  'm',  0,    0x00, 0x01,
-                                     0x00, 0x01};
+    const std::uint8_t expected[] = {0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
+                                     0x00, 0x00, 7,    'E',  'x',  'a',  'm',  'p',  'l',  'e',
+                                     3,    'c',  'o',  'm',  0,    0x00, 0x01, 0x00, 0x01};
     UNSIGNED_LONGS_EQUAL(sizeof expected, size);
     MEMCMP_EQUAL(expected, out, sizeof expected);
 
@@ -131,17 +136,17 @@ TEST(DnsMessage, ValidatesHostnames) {
     std::string longest = label63 + "." + label63 + "." + label63 + "." + label63;
     longest.resize(253);
     const std::string too_long = longest + "b";
-    const char* const valid[] = {"a", "localhost", "a-b.c_d.example", "xn--bcher-kva.example",
-                                 "123.example", "example.com.", label63.c_str(), longest.c_str()};
+    const char* const valid[] = {
+        "a",           "localhost",    "a-b.c_d.example", "xn--bcher-kva.example",
+        "123.example", "example.com.", label63.c_str(),   longest.c_str()};
     for (const char* name : valid) {
         CHECK_TRUE_TEXT(tether::dns_name_is_valid(name, std::strlen(name)), name);
     }
     const std::string longest_dot = longest + ".";
     CHECK_TRUE(tether::dns_name_is_valid(longest_dot.c_str(), longest_dot.size()));
-    const char* const invalid[] = {"",          ".",         "..",        "a..b",
-                                   ".a",        "a.b..",     "a b",       "a/b",
-                                   "caf\xc3\xa9", "a\tb",     "*.example", "a.b:80",
-                                   label64.c_str(), too_long.c_str()};
+    const char* const invalid[] = {
+        "",    ".",           "..",   "a..b",      ".a",     "a.b..",         "a b",
+        "a/b", "caf\xc3\xa9", "a\tb", "*.example", "a.b:80", label64.c_str(), too_long.c_str()};
     for (const char* name : invalid) {
         CHECK_FALSE_TEXT(tether::dns_name_is_valid(name, std::strlen(name)), name);
     }
@@ -156,8 +161,8 @@ TEST(DnsMessage, ValidatesHostnames) {
     check_status(DnsStatus::kInvalidName,
                  tether::build_query(1, nullptr, DnsType::kA, out, sizeof out, &size));
     const std::string way_too_long(400, 'a');
-    check_status(DnsStatus::kInvalidName, tether::build_query(1, way_too_long.c_str(), DnsType::kA,
-                                                              out, sizeof out, &size));
+    check_status(DnsStatus::kInvalidName,
+                 tether::build_query(1, way_too_long.c_str(), DnsType::kA, out, sizeof out, &size));
     check_status(DnsStatus::kOk,
                  tether::build_query(1, longest.c_str(), DnsType::kA, out, sizeof out, &size));
     UNSIGNED_LONGS_EQUAL(tether::kMaxDnsQuerySize, size);
@@ -176,8 +181,9 @@ TEST(DnsMessage, ParsesASimpleAnswerWithACompressedOwner) {
 
 TEST(DnsMessage, ParsesAaaaRecords) {
     DnsMessageBuilder m;
-    m.header(kId, kAnswerFlags, 1, 1).question("example.com", kTypeAaaa).aaaa("example.com", 30,
-                                                                            kV6);
+    m.header(kId, kAnswerFlags, 1, 1)
+        .question("example.com", kTypeAaaa)
+        .aaaa("example.com", 30, kV6);
     const Parsed parsed = parse(m, "example.com", DnsType::kAaaa);
     check_status(DnsStatus::kOk, parsed.status);
     UNSIGNED_LONGS_EQUAL(1, parsed.count);
@@ -224,8 +230,8 @@ TEST(DnsMessage, ComparesNamesIgnoringCase) {
 TEST(DnsMessage, IgnoresRecordsOfOtherOwnersTypesAndClasses) {
     DnsMessageBuilder m;
     m.header(kId, kAnswerFlags, 1, 5).question("example.com", kTypeA);
-    m.a("evil.example", 10, 6, 6, 6, 6);                     // another owner
-    m.aaaa("example.com", 10, kV6);                          // another type
+    m.a("evil.example", 10, 6, 6, 6, 6);                            // another owner
+    m.aaaa("example.com", 10, kV6);                                 // another type
     m.name("example.com").fixed(kTypeA, 10, 4, 3).u32(0x01020304);  // class CHAOS
     m.name("example.com").fixed(16, 10, 3).u8(2).u8('h').u8('i');   // TXT
     m.a("example.org", 10, 7, 7, 7, 7);
@@ -293,8 +299,9 @@ TEST(DnsMessage, RejectsAddressRecordsOfTheWrongSize) {
 
 TEST(DnsMessage, ChecksIdFlagsAndQuestion) {
     DnsMessageBuilder m;
-    m.header(kId, kAnswerFlags, 1, 1).question("example.com", kTypeA).a("example.com", 1, 1, 2, 3,
-                                                                          4);
+    m.header(kId, kAnswerFlags, 1, 1)
+        .question("example.com", kTypeA)
+        .a("example.com", 1, 1, 2, 3, 4);
     check_status(DnsStatus::kOk, parse(m).status);
 
     DnsMessageBuilder other_id = m;
@@ -326,9 +333,9 @@ TEST(DnsMessage, ChecksIdFlagsAndQuestion) {
     check_status(DnsStatus::kInvalidName, parse(m, "").status);
     std::size_t count = 1;
     std::uint32_t ttl = 1;
-    check_status(DnsStatus::kInvalidName, tether::parse_answer(m.data(), m.size(), kId, nullptr,
-                                                               DnsType::kA, nullptr, 0, &count,
-                                                               &ttl));
+    check_status(DnsStatus::kInvalidName,
+                 tether::parse_answer(m.data(), m.size(), kId, nullptr, DnsType::kA, nullptr, 0,
+                                      &count, &ttl));
 }
 
 TEST(DnsMessage, MapsRcodesToStatuses) {
@@ -362,7 +369,10 @@ TEST(DnsMessage, TruncatedAnswersReportTheCompleteRecords) {
     DnsMessageBuilder cut;
     cut.header(kId, kAnswerFlags | tether::test::kTruncatedFlag, 1, 3)
         .question("example.com", kTypeA);
-    cut.a("example.com", 40, 1, 1, 1, 1).a("example.com", 30, 1, 1, 1, 2).name("example.com").u16(1);
+    cut.a("example.com", 40, 1, 1, 1, 1)
+        .a("example.com", 30, 1, 1, 1, 2)
+        .name("example.com")
+        .u16(1);
     parsed = parse(cut);
     check_status(DnsStatus::kTruncated, parsed.status);
     UNSIGNED_LONGS_EQUAL(2, parsed.count);
@@ -374,7 +384,8 @@ TEST(DnsMessage, EveryProperPrefixOfAnAnswerIsMalformed) {
     check_status(DnsStatus::kOk, parse(m, "www.example.com").status);
     for (std::size_t size = 0; size < m.size(); ++size) {
         const Parsed parsed = parse_bytes(m.data(), size, "www.example.com");
-        STRCMP_EQUAL_TEXT("malformed", tether::to_string(parsed.status), std::to_string(size).c_str());
+        STRCMP_EQUAL_TEXT("malformed", tether::to_string(parsed.status),
+                          std::to_string(size).c_str());
         UNSIGNED_LONGS_EQUAL(0, parsed.count);
     }
 }
@@ -397,8 +408,9 @@ TEST(DnsMessage, EveryPrefixOfATruncatedAnswerStaysInBounds) {
 
 TEST(DnsMessage, AcceptsTrailingBytesAfterTheLastRecord) {
     DnsMessageBuilder m;
-    m.header(kId, kAnswerFlags, 1, 1).question("example.com", kTypeA).a("example.com", 1, 1, 2, 3,
-                                                                          4);
+    m.header(kId, kAnswerFlags, 1, 1)
+        .question("example.com", kTypeA)
+        .a("example.com", 1, 1, 2, 3, 4);
     m.u32(0xDEADBEEF);
     check_status(DnsStatus::kOk, parse(m).status);
 }
@@ -451,9 +463,9 @@ TEST(DnsMessage, FollowsAtMostThirtyTwoCompressionJumps) {
         }
         // The owner jumps once into the chain, which jumps `chain` more times.
         m.pointer(previous).fixed(kTypeA, 1, 4).u32(0x01020304);
-        check_status(chain + 1 <= tether::kMaxCompressionJumps ? DnsStatus::kOk
-                                                                : DnsStatus::kMalformed,
-                     parse(m).status);
+        check_status(
+            chain + 1 <= tether::kMaxCompressionJumps ? DnsStatus::kOk : DnsStatus::kMalformed,
+            parse(m).status);
     }
 }
 

@@ -154,8 +154,8 @@ class Harness {
         tether::DnsDatagram datagram{};
         while (resolver.next_datagram(&datagram)) {
             CHECK(datagram.server < resolver.conf().nameserver_count);
-            sent.push_back({datagram.server,
-                            std::vector<std::uint8_t>(datagram.data, datagram.data + datagram.size)});
+            sent.push_back({datagram.server, std::vector<std::uint8_t>(
+                                                 datagram.data, datagram.data + datagram.size)});
         }
         return sent;
     }
@@ -172,7 +172,8 @@ class Harness {
                 const std::vector<std::uint8_t> reply =
                     servers.respond(out.server, out.bytes.data(), out.bytes.size(), now);
                 if (!reply.empty()) {
-                    resolver.on_datagram(out.server, reply.data(), reply.size(), now, next_random());
+                    resolver.on_datagram(out.server, reply.data(), reply.size(), now,
+                                         next_random());
                 }
             }
         }
@@ -518,8 +519,8 @@ TEST(DnsResolver, UsesATruncatedAnswerThatHoldsAddresses) {
                 .a(query.name, 50, 198, 51, 100, 2)
                 .u8(3);  // the rest was cut off
         } else {
-            reply.header(query.id, tether::test::kAnswerFlags, 1, 0).question(query.name,
-                                                                             query.type);
+            reply.header(query.id, tether::test::kAnswerFlags, 1, 0)
+                .question(query.name, query.type);
         }
         h.resolver.on_datagram(0, reply.data(), reply.size(), h.now, 1);
     }
@@ -582,9 +583,8 @@ TEST(DnsResolver, RetransmitsOnlyTheQueryStillUnanswered) {
     const std::vector<Outgoing> resent = h.drain();
     LONGS_EQUAL(1, resent.size());
     UNSIGNED_LONGS_EQUAL(1, resent[0].server);
-    UNSIGNED_LONGS_EQUAL(kTypeAaaa,
-                         tether::test::decode_query(resent[0].bytes.data(), resent[0].bytes.size())
-                             .type);
+    UNSIGNED_LONGS_EQUAL(
+        kTypeAaaa, tether::test::decode_query(resent[0].bytes.data(), resent[0].bytes.size()).type);
     const std::vector<std::uint8_t> v6 = answer_for(resent[0], h.servers);
     h.resolver.on_datagram(1, v6.data(), v6.size(), h.now, 1);
     STRCMP_EQUAL("2001:db8::1", h.result().c_str());

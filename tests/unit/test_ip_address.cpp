@@ -50,9 +50,9 @@ TEST(IpAddress, ParsesDottedQuadIntoNetworkOrder) {
 
 TEST(IpAddress, RejectsIpv4ThatIsNotStrictDottedDecimal) {
     const char* const rejected[] = {
-        "",         "1.2.3",      "1.2.3.4.5", "01.2.3.4",  "1.2.3.04",  "256.1.1.1",
-        "1.2.3.4 ", " 1.2.3.4",   "1..2.3",    "1.2.3.",    ".1.2.3",    "0x1.2.3.4",
-        "1234.1.1.1", "-1.2.3.4", "1.2.3.4a",  "1.2.3.999", "00.0.0.0",  "1,2,3,4",
+        "",           "1.2.3",    "1.2.3.4.5", "01.2.3.4",  "1.2.3.04", "256.1.1.1",
+        "1.2.3.4 ",   " 1.2.3.4", "1..2.3",    "1.2.3.",    ".1.2.3",   "0x1.2.3.4",
+        "1234.1.1.1", "-1.2.3.4", "1.2.3.4a",  "1.2.3.999", "00.0.0.0", "1,2,3,4",
     };
     for (const char* text : rejected) {
         IpAddress address = tether::make_ipv4(9, 9, 9, 9);
@@ -76,7 +76,7 @@ TEST(IpAddress, ParsesIpv6TextForms) {
     IpAddress address{};
     CHECK_TRUE(parse("2001:DB8:0:0:8:800:200C:417A", &address));
     UNSIGNED_LONGS_EQUAL(tether::kIpv6, address.family);
-    const std::uint8_t expected[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0,    0,
+    const std::uint8_t expected[16] = {0x20, 0x01, 0x0d, 0xb8, 0,    0,    0,    0,
                                        0,    0x08, 0x08, 0x00, 0x20, 0x0c, 0x41, 0x7a};
     MEMCMP_EQUAL(expected, address.bytes, 16);
     IpAddress compressed{};
@@ -195,7 +195,8 @@ TEST(IpAddress, RandomIpv6AddressesRoundTripAndMatchInetNtop) {
         for (std::size_t group = 0; group < 8; ++group) {
             // Mostly zero groups, so runs of every length and position occur.
             const auto pick = static_cast<std::uint32_t>(random() % 4u);
-            const auto value = static_cast<std::uint32_t>(pick < 2 ? 0u : (pick == 2 ? random() % 16u : random()));
+            const auto value =
+                static_cast<std::uint32_t>(pick < 2 ? 0u : (pick == 2 ? random() % 16u : random()));
             address.bytes[2 * group] = static_cast<std::uint8_t>(value >> 8);
             address.bytes[2 * group + 1] = static_cast<std::uint8_t>(value);
         }

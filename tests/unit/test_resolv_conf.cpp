@@ -122,8 +122,8 @@ TEST(ResolvConf, TheLastSearchOrDomainLineWins) {
 TEST(ResolvConf, SearchKeepsSixValidDomainsWithoutTrailingDots) {
     const std::string longest = std::string(63, 'x') + "." + std::string(63, 'x') + "." +
                                 std::string(63, 'x') + "." + std::string(61, 'x');
-    const ResolvConf conf = parse("search one.example. bad..name two.example . " + longest +
-                                  "x " + longest + " four five six seven\n");
+    const ResolvConf conf = parse("search one.example. bad..name two.example . " + longest + "x " +
+                                  longest + " four five six seven\n");
     UNSIGNED_LONGS_EQUAL(6, conf.search_count);
     STRCMP_EQUAL("one.example", conf.search[0]);
     STRCMP_EQUAL("two.example", conf.search[1]);

@@ -31,18 +31,18 @@ namespace tether {
 /// Results of the DNS codec and of the resolver (tether/net/dns_resolver.h).
 enum class [[nodiscard]] DnsStatus{
     kOk = 0,
-    kInvalidName,        ///< Not a hostname: empty, bad character, label or total too long.
-    kBufferTooSmall,     ///< The output buffer cannot hold the message.
-    kMalformed,          ///< The message breaks RFC 1035 framing, or is not a standard response.
-    kIdMismatch,         ///< The response answers another query id (ignore it: may be spoofed).
-    kQuestionMismatch,   ///< The response's question is not the one asked (ignore it too).
-    kNameError,          ///< RCODE 3, NXDOMAIN: the name does not exist.
-    kServerFailure,      ///< RCODE 2, SERVFAIL: the server could not answer; try another.
-    kRefused,            ///< RCODE 5: the server will not answer us; try another.
-    kUnexpectedRcode,    ///< Any other non-zero RCODE (FORMERR, NOTIMP, ...).
-    kTruncated,          ///< TC bit set: the answer did not fit into the datagram.
-    kNoAnswer,           ///< The name exists but has no address of the type asked (NODATA).
-    kTimeout,            ///< Resolver only: no server answered within the configured tries.
+    kInvalidName,       ///< Not a hostname: empty, bad character, label or total too long.
+    kBufferTooSmall,    ///< The output buffer cannot hold the message.
+    kMalformed,         ///< The message breaks RFC 1035 framing, or is not a standard response.
+    kIdMismatch,        ///< The response answers another query id (ignore it: may be spoofed).
+    kQuestionMismatch,  ///< The response's question is not the one asked (ignore it too).
+    kNameError,         ///< RCODE 3, NXDOMAIN: the name does not exist.
+    kServerFailure,     ///< RCODE 2, SERVFAIL: the server could not answer; try another.
+    kRefused,           ///< RCODE 5: the server will not answer us; try another.
+    kUnexpectedRcode,   ///< Any other non-zero RCODE (FORMERR, NOTIMP, ...).
+    kTruncated,         ///< TC bit set: the answer did not fit into the datagram.
+    kNoAnswer,          ///< The name exists but has no address of the type asked (NODATA).
+    kTimeout,           ///< Resolver only: no server answered within the configured tries.
 };
 
 /// A stable, human-readable name for logs ("ok", "name_error", ...).
