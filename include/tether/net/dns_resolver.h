@@ -5,7 +5,7 @@
 // resolves names with this class. The loop owns the UDP socket(s) and the
 // clock; the resolver says which query bytes to send to which nameserver,
 // takes the datagrams that come back, and keeps the deadlines. Randomness
-// for query ids is passed in. All storage is inside the object (about 2.5 KB).
+// for query ids is passed in. All storage is inside the object (about 3.2 KB on x86-64).
 //
 // The caller looks the name up in /etc/hosts first (lookup_hosts() in
 // tether/net/hosts_file.h) and starts the resolver only when that finds
