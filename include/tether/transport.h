@@ -102,7 +102,7 @@ class Transport {
 /// A transport the client can point at an address, reused across reconnects:
 /// open, establish, read/write, close, open again.
 class Connection : public Transport {
-public:
+  public:
     /// Starts a non-blocking connect to address:port; with `tls`, establish()
     /// goes on to a TLS handshake with SNI and certificate verification against
     /// `server_name` (which must stay valid until close()). Returns kOk (under
@@ -118,7 +118,7 @@ public:
 /// Randomness for the client: backoff jitter, Sec-WebSocket-Key. Implemented
 /// by the port's DRBG (port::Entropy) and by fixed fakes in tests.
 class RandomSource {
-public:
+  public:
     virtual ~RandomSource() = default;
     /// Fills `size` bytes; false when entropy is unavailable (fail closed).
     virtual bool fill_random(std::uint8_t* out, std::size_t size) = 0;

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-namespace tether {
+namespace tether::net {
 
 namespace {
 
@@ -367,4 +367,4 @@ DnsStatus parse_answer(const std::uint8_t* msg, std::size_t len, std::uint16_t e
     return walk.found > 0 ? DnsStatus::kOk : DnsStatus::kNoAnswer;
 }
 
-}  // namespace tether
+}  // namespace tether::net

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-namespace tether {
+namespace tether::net {
 
 namespace {
 
@@ -306,4 +306,4 @@ void DnsResolver::poll(TimeMs now) {
     }
 }
 
-}  // namespace tether
+}  // namespace tether::net

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-namespace tether {
+namespace tether::net {
 
 namespace {
 
@@ -97,4 +97,4 @@ std::size_t lookup_hosts(const char* text, std::size_t len, const char* name, Ip
     return count;
 }
 
-}  // namespace tether
+}  // namespace tether::net

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-namespace tether {
+namespace tether::net {
 
 namespace {
 
@@ -274,4 +274,4 @@ std::size_t format_ip_address(const IpAddress& address, char* out, std::size_t c
     return writer.size;
 }
 
-}  // namespace tether
+}  // namespace tether::net

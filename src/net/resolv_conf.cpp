@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-namespace tether {
+namespace tether::net {
 
 namespace {
 
@@ -167,4 +167,4 @@ void parse_resolv_conf(const char* text, std::size_t len, ResolvConf* conf) {
     *conf = parsed;
 }
 
-}  // namespace tether
+}  // namespace tether::net

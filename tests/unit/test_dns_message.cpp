@@ -9,9 +9,9 @@
 #include "support/dns_builder.h"
 #include "tether/net/dns_message.h"
 
-using tether::DnsStatus;
-using tether::DnsType;
-using tether::IpAddress;
+using tether::net::DnsStatus;
+using tether::net::DnsType;
+using tether::net::IpAddress;
 using tether::test::DnsMessageBuilder;
 using tether::test::kAnswerFlags;
 
@@ -40,8 +40,8 @@ Parsed parse_bytes(const std::uint8_t* data, std::size_t size, const char* name 
     std::vector<std::uint8_t> copy(data, data + size);
     parsed.count = 99;
     parsed.ttl = 99;
-    parsed.status = tether::parse_answer(copy.data(), copy.size(), kId, name, type,
-                                         parsed.addresses, max, &parsed.count, &parsed.ttl);
+    parsed.status = tether::net::parse_answer(copy.data(), copy.size(), kId, name, type,
+                                              parsed.addresses, max, &parsed.count, &parsed.ttl);
     return parsed;
 }
 
@@ -51,7 +51,7 @@ Parsed parse(const DnsMessageBuilder& message, const char* name = "example.com",
 }
 
 void check_status(DnsStatus expected, DnsStatus actual) {
-    STRCMP_EQUAL(tether::to_string(expected), tether::to_string(actual));
+    STRCMP_EQUAL(tether::net::to_string(expected), tether::net::to_string(actual));
 }
 
 // A typical answer to "www.example.com A": a CNAME to cdn.example.net
@@ -90,29 +90,29 @@ TEST(DnsMessage, EveryStatusHasADistinctName) {
                              DnsStatus::kNoAnswer,
                              DnsStatus::kTimeout};
     for (DnsStatus a : all) {
-        CHECK(std::strcmp(tether::to_string(a), "unknown") != 0);
+        CHECK(std::strcmp(tether::net::to_string(a), "unknown") != 0);
         for (DnsStatus b : all) {
-            CHECK(a == b || std::strcmp(tether::to_string(a), tether::to_string(b)) != 0);
+            CHECK(a == b || std::strcmp(tether::net::to_string(a), tether::net::to_string(b)) != 0);
         }
     }
-    STRCMP_EQUAL("name_error", tether::to_string(DnsStatus::kNameError));
-    STRCMP_EQUAL("unknown", tether::to_string(static_cast<DnsStatus>(99)));
+    STRCMP_EQUAL("name_error", tether::net::to_string(DnsStatus::kNameError));
+    STRCMP_EQUAL("unknown", tether::net::to_string(static_cast<DnsStatus>(99)));
 }
 
 TEST(DnsMessage, BuildsARecursiveQueryByteForByte) {
-    std::uint8_t out[tether::kMaxDnsQuerySize];
+    std::uint8_t out[tether::net::kMaxDnsQuerySize];
     std::size_t size = 0;
-    check_status(DnsStatus::kOk,
-                 tether::build_query(0x1234, "Example.com", DnsType::kA, out, sizeof out, &size));
+    check_status(DnsStatus::kOk, tether::net::build_query(0x1234, "Example.com", DnsType::kA, out,
+                                                          sizeof out, &size));
     const std::uint8_t expected[] = {0x12, 0x34, 0x01, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00,
                                      0x00, 0x00, 7,    'E',  'x',  'a',  'm',  'p',  'l',  'e',
                                      3,    'c',  'o',  'm',  0,    0x00, 0x01, 0x00, 0x01};
     UNSIGNED_LONGS_EQUAL(sizeof expected, size);
     MEMCMP_EQUAL(expected, out, sizeof expected);
 
-    std::uint8_t absolute[tether::kMaxDnsQuerySize];
-    check_status(DnsStatus::kOk, tether::build_query(0x1234, "Example.com.", DnsType::kAaaa,
-                                                     absolute, sizeof absolute, &size));
+    std::uint8_t absolute[tether::net::kMaxDnsQuerySize];
+    check_status(DnsStatus::kOk, tether::net::build_query(0x1234, "Example.com.", DnsType::kAaaa,
+                                                          absolute, sizeof absolute, &size));
     UNSIGNED_LONGS_EQUAL(sizeof expected, size);
     MEMCMP_EQUAL(expected, absolute, sizeof expected - 4);
     const std::uint8_t aaaa_tail[] = {0x00, 28, 0x00, 0x01};
@@ -123,9 +123,10 @@ TEST(DnsMessage, ReportsTheSizeNeededWhenTheBufferIsTooSmall) {
     std::uint8_t out[64];
     std::size_t size = 0;
     check_status(DnsStatus::kBufferTooSmall,
-                 tether::build_query(1, "a.example", DnsType::kA, out, 26, &size));
+                 tether::net::build_query(1, "a.example", DnsType::kA, out, 26, &size));
     UNSIGNED_LONGS_EQUAL(27, size);
-    check_status(DnsStatus::kOk, tether::build_query(1, "a.example", DnsType::kA, out, 27, &size));
+    check_status(DnsStatus::kOk,
+                 tether::net::build_query(1, "a.example", DnsType::kA, out, 27, &size));
     UNSIGNED_LONGS_EQUAL(27, size);
 }
 
@@ -140,32 +141,33 @@ TEST(DnsMessage, ValidatesHostnames) {
         "a",           "localhost",    "a-b.c_d.example", "xn--bcher-kva.example",
         "123.example", "example.com.", label63.c_str(),   longest.c_str()};
     for (const char* name : valid) {
-        CHECK_TRUE_TEXT(tether::dns_name_is_valid(name, std::strlen(name)), name);
+        CHECK_TRUE_TEXT(tether::net::dns_name_is_valid(name, std::strlen(name)), name);
     }
     const std::string longest_dot = longest + ".";
-    CHECK_TRUE(tether::dns_name_is_valid(longest_dot.c_str(), longest_dot.size()));
+    CHECK_TRUE(tether::net::dns_name_is_valid(longest_dot.c_str(), longest_dot.size()));
     const char* const invalid[] = {
         "",    ".",           "..",   "a..b",      ".a",     "a.b..",         "a b",
         "a/b", "caf\xc3\xa9", "a\tb", "*.example", "a.b:80", label64.c_str(), too_long.c_str()};
     for (const char* name : invalid) {
-        CHECK_FALSE_TEXT(tether::dns_name_is_valid(name, std::strlen(name)), name);
+        CHECK_FALSE_TEXT(tether::net::dns_name_is_valid(name, std::strlen(name)), name);
     }
-    CHECK_FALSE(tether::dns_name_is_valid(nullptr, 0));
-    CHECK_TRUE(tether::dns_name_is_valid("ab/", 2));  // only `len` bytes count
+    CHECK_FALSE(tether::net::dns_name_is_valid(nullptr, 0));
+    CHECK_TRUE(tether::net::dns_name_is_valid("ab/", 2));  // only `len` bytes count
 
-    std::uint8_t out[tether::kMaxDnsQuerySize];
+    std::uint8_t out[tether::net::kMaxDnsQuerySize];
     std::size_t size = 7;
-    check_status(DnsStatus::kInvalidName,
-                 tether::build_query(1, too_long.c_str(), DnsType::kA, out, sizeof out, &size));
+    check_status(DnsStatus::kInvalidName, tether::net::build_query(1, too_long.c_str(), DnsType::kA,
+                                                                   out, sizeof out, &size));
     UNSIGNED_LONGS_EQUAL(7, size);
     check_status(DnsStatus::kInvalidName,
-                 tether::build_query(1, nullptr, DnsType::kA, out, sizeof out, &size));
+                 tether::net::build_query(1, nullptr, DnsType::kA, out, sizeof out, &size));
     const std::string way_too_long(400, 'a');
-    check_status(DnsStatus::kInvalidName,
-                 tether::build_query(1, way_too_long.c_str(), DnsType::kA, out, sizeof out, &size));
+    check_status(
+        DnsStatus::kInvalidName,
+        tether::net::build_query(1, way_too_long.c_str(), DnsType::kA, out, sizeof out, &size));
     check_status(DnsStatus::kOk,
-                 tether::build_query(1, longest.c_str(), DnsType::kA, out, sizeof out, &size));
-    UNSIGNED_LONGS_EQUAL(tether::kMaxDnsQuerySize, size);
+                 tether::net::build_query(1, longest.c_str(), DnsType::kA, out, sizeof out, &size));
+    UNSIGNED_LONGS_EQUAL(tether::net::kMaxDnsQuerySize, size);
 }
 
 TEST(DnsMessage, ParsesASimpleAnswerWithACompressedOwner) {
@@ -176,7 +178,7 @@ TEST(DnsMessage, ParsesASimpleAnswerWithACompressedOwner) {
     check_status(DnsStatus::kOk, parsed.status);
     UNSIGNED_LONGS_EQUAL(1, parsed.count);
     UNSIGNED_LONGS_EQUAL(3600, parsed.ttl);
-    CHECK_TRUE(parsed.addresses[0] == tether::make_ipv4(93, 184, 216, 34));
+    CHECK_TRUE(parsed.addresses[0] == tether::net::make_ipv4(93, 184, 216, 34));
 }
 
 TEST(DnsMessage, ParsesAaaaRecords) {
@@ -187,7 +189,7 @@ TEST(DnsMessage, ParsesAaaaRecords) {
     const Parsed parsed = parse(m, "example.com", DnsType::kAaaa);
     check_status(DnsStatus::kOk, parsed.status);
     UNSIGNED_LONGS_EQUAL(1, parsed.count);
-    UNSIGNED_LONGS_EQUAL(tether::kIpv6, parsed.addresses[0].family);
+    UNSIGNED_LONGS_EQUAL(tether::net::kIpv6, parsed.addresses[0].family);
     MEMCMP_EQUAL(kV6, parsed.addresses[0].bytes, 16);
 }
 
@@ -196,8 +198,8 @@ TEST(DnsMessage, FollowsACnameChainAndTakesTheSmallestTtl) {
     const Parsed parsed = parse(m, "WWW.Example.COM.");
     check_status(DnsStatus::kOk, parsed.status);
     UNSIGNED_LONGS_EQUAL(2, parsed.count);
-    CHECK_TRUE(parsed.addresses[0] == tether::make_ipv4(192, 0, 2, 10));
-    CHECK_TRUE(parsed.addresses[1] == tether::make_ipv4(192, 0, 2, 11));
+    CHECK_TRUE(parsed.addresses[0] == tether::net::make_ipv4(192, 0, 2, 10));
+    CHECK_TRUE(parsed.addresses[1] == tether::net::make_ipv4(192, 0, 2, 11));
     UNSIGNED_LONGS_EQUAL(60, parsed.ttl);
 }
 
@@ -214,8 +216,8 @@ TEST(DnsMessage, StopsCollectingAtMaxButStillChecksTheRest) {
     std::size_t count = 5;
     std::uint32_t ttl = 5;
     check_status(DnsStatus::kNoAnswer,
-                 tether::parse_answer(m.data(), m.size(), kId, "www.example.com", DnsType::kA,
-                                      nullptr, 0, &count, &ttl));
+                 tether::net::parse_answer(m.data(), m.size(), kId, "www.example.com", DnsType::kA,
+                                           nullptr, 0, &count, &ttl));
 }
 
 TEST(DnsMessage, ComparesNamesIgnoringCase) {
@@ -249,7 +251,7 @@ TEST(DnsMessage, AddressesOfAnOwnerOutsideTheChainAreIgnored) {
     const Parsed parsed = parse(m, "www.example.com");
     check_status(DnsStatus::kOk, parsed.status);
     UNSIGNED_LONGS_EQUAL(1, parsed.count);
-    CHECK_TRUE(parsed.addresses[0] == tether::make_ipv4(1, 1, 1, 1));
+    CHECK_TRUE(parsed.addresses[0] == tether::net::make_ipv4(1, 1, 1, 1));
 }
 
 TEST(DnsMessage, AcceptsEightCnamesButNotNine) {
@@ -334,8 +336,8 @@ TEST(DnsMessage, ChecksIdFlagsAndQuestion) {
     std::size_t count = 1;
     std::uint32_t ttl = 1;
     check_status(DnsStatus::kInvalidName,
-                 tether::parse_answer(m.data(), m.size(), kId, nullptr, DnsType::kA, nullptr, 0,
-                                      &count, &ttl));
+                 tether::net::parse_answer(m.data(), m.size(), kId, nullptr, DnsType::kA, nullptr,
+                                           0, &count, &ttl));
 }
 
 TEST(DnsMessage, MapsRcodesToStatuses) {
@@ -384,7 +386,7 @@ TEST(DnsMessage, EveryProperPrefixOfAnAnswerIsMalformed) {
     check_status(DnsStatus::kOk, parse(m, "www.example.com").status);
     for (std::size_t size = 0; size < m.size(); ++size) {
         const Parsed parsed = parse_bytes(m.data(), size, "www.example.com");
-        STRCMP_EQUAL_TEXT("malformed", tether::to_string(parsed.status),
+        STRCMP_EQUAL_TEXT("malformed", tether::net::to_string(parsed.status),
                           std::to_string(size).c_str());
         UNSIGNED_LONGS_EQUAL(0, parsed.count);
     }
@@ -398,7 +400,7 @@ TEST(DnsMessage, EveryPrefixOfATruncatedAnswerStaysInBounds) {
         const Parsed parsed = parse_bytes(m.data(), size, "www.example.com");
         const DnsStatus expected =
             size < question_end ? DnsStatus::kMalformed : DnsStatus::kTruncated;
-        STRCMP_EQUAL_TEXT(tether::to_string(expected), tether::to_string(parsed.status),
+        STRCMP_EQUAL_TEXT(tether::net::to_string(expected), tether::net::to_string(parsed.status),
                           std::to_string(size).c_str());
         CHECK(parsed.count >= previous_count);  // more bytes never lose an address
         previous_count = parsed.count;
@@ -464,7 +466,7 @@ TEST(DnsMessage, FollowsAtMostThirtyTwoCompressionJumps) {
         // The owner jumps once into the chain, which jumps `chain` more times.
         m.pointer(previous).fixed(kTypeA, 1, 4).u32(0x01020304);
         check_status(
-            chain + 1 <= tether::kMaxCompressionJumps ? DnsStatus::kOk : DnsStatus::kMalformed,
+            chain + 1 <= tether::net::kMaxCompressionJumps ? DnsStatus::kOk : DnsStatus::kMalformed,
             parse(m).status);
     }
 }
@@ -568,7 +570,7 @@ TEST(DnsMessage, RandomAnswersMatchAModel) {
         check_status(expected.empty() ? DnsStatus::kNoAnswer : DnsStatus::kOk, parsed.status);
         UNSIGNED_LONGS_EQUAL(expected.size(), parsed.count);
         for (std::size_t i = 0; i < expected.size(); ++i) {
-            CHECK_TRUE(parsed.addresses[i] == tether::make_ipv4(10, 0, 0, expected[i]));
+            CHECK_TRUE(parsed.addresses[i] == tether::net::make_ipv4(10, 0, 0, expected[i]));
         }
     }
 }

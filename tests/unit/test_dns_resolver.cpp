@@ -10,12 +10,12 @@
 #include "support/dns_builder.h"
 #include "tether/net/dns_resolver.h"
 
-using tether::DnsResolver;
-using tether::DnsResolverState;
-using tether::DnsStatus;
-using tether::IpAddress;
-using tether::ResolvConf;
 using tether::TimeMs;
+using tether::net::DnsResolver;
+using tether::net::DnsResolverState;
+using tether::net::DnsStatus;
+using tether::net::IpAddress;
+using tether::net::ResolvConf;
 using tether::test::DnsMessageBuilder;
 
 namespace {
@@ -28,13 +28,13 @@ constexpr std::uint16_t kRcodeRefused = 5;
 
 IpAddress ip(const char* text) {
     IpAddress address{};
-    CHECK_TRUE_TEXT(tether::parse_ip_address(text, std::strlen(text), &address), text);
+    CHECK_TRUE_TEXT(tether::net::parse_ip_address(text, std::strlen(text), &address), text);
     return address;
 }
 
 std::string text_of(const IpAddress& address) {
-    char buffer[tether::kIpAddressTextCapacity];
-    tether::format_ip_address(address, buffer, sizeof buffer);
+    char buffer[tether::net::kIpAddressTextCapacity];
+    tether::net::format_ip_address(address, buffer, sizeof buffer);
     return buffer;
 }
 
@@ -151,7 +151,7 @@ class Harness {
 
     std::vector<Outgoing> drain() {
         std::vector<Outgoing> sent;
-        tether::DnsDatagram datagram{};
+        tether::net::DnsDatagram datagram{};
         while (resolver.next_datagram(&datagram)) {
             CHECK(datagram.server < resolver.conf().nameserver_count);
             sent.push_back({datagram.server, std::vector<std::uint8_t>(
@@ -238,11 +238,11 @@ ResolvConf conf_with_servers(std::size_t count) {
 }
 
 void check_status(DnsStatus expected, DnsStatus actual) {
-    STRCMP_EQUAL(tether::to_string(expected), tether::to_string(actual));
+    STRCMP_EQUAL(tether::net::to_string(expected), tether::net::to_string(actual));
 }
 
 void check_state(DnsResolverState expected, DnsResolverState actual) {
-    STRCMP_EQUAL(tether::to_string(expected), tether::to_string(actual));
+    STRCMP_EQUAL(tether::net::to_string(expected), tether::net::to_string(actual));
 }
 
 std::vector<std::uint8_t> answer_for(const Outgoing& query, const FakeNameservers& zone_source) {
@@ -255,11 +255,11 @@ std::vector<std::uint8_t> answer_for(const Outgoing& query, const FakeNameserver
 TEST_GROUP(DnsResolver){};
 
 TEST(DnsResolver, StateNamesAreDistinct) {
-    STRCMP_EQUAL("idle", tether::to_string(DnsResolverState::kIdle));
-    STRCMP_EQUAL("resolving", tether::to_string(DnsResolverState::kResolving));
-    STRCMP_EQUAL("done", tether::to_string(DnsResolverState::kDone));
-    STRCMP_EQUAL("failed", tether::to_string(DnsResolverState::kFailed));
-    STRCMP_EQUAL("unknown", tether::to_string(static_cast<DnsResolverState>(9)));
+    STRCMP_EQUAL("idle", tether::net::to_string(DnsResolverState::kIdle));
+    STRCMP_EQUAL("resolving", tether::net::to_string(DnsResolverState::kResolving));
+    STRCMP_EQUAL("done", tether::net::to_string(DnsResolverState::kDone));
+    STRCMP_EQUAL("failed", tether::net::to_string(DnsResolverState::kFailed));
+    STRCMP_EQUAL("unknown", tether::net::to_string(static_cast<DnsResolverState>(9)));
 }
 
 TEST(DnsResolver, NumericLiteralsFinishWithoutAnyQuery) {
@@ -379,11 +379,12 @@ TEST(DnsResolver, IgnoresDatagramsThatDoNotMatchAnOutstandingQuery) {
     // The right id for another name (the question does not echo ours).
     FakeNameservers other = h.servers;
     other.zone["example.org"] = entry;
-    std::uint8_t query[tether::kMaxDnsQuerySize];
+    std::uint8_t query[tether::net::kMaxDnsQuerySize];
     std::size_t query_size = 0;
     const std::uint16_t a_id = static_cast<std::uint16_t>((good[0] << 8) | good[1]);
-    check_status(DnsStatus::kOk, tether::build_query(a_id, "example.org", tether::DnsType::kA,
-                                                     query, sizeof query, &query_size));
+    check_status(DnsStatus::kOk,
+                 tether::net::build_query(a_id, "example.org", tether::net::DnsType::kA, query,
+                                          sizeof query, &query_size));
     const std::vector<std::uint8_t> wrong_question = other.respond(0, query, query_size, 0);
     h.resolver.on_datagram(0, wrong_question.data(), wrong_question.size(), h.now, 1);
     // Cut short, a single byte, and from a server index that is not configured.
@@ -756,7 +757,7 @@ TEST(DnsResolver, ClampsTheConfiguration) {
     std::memset(conf.search[0], 'x', sizeof conf.search[0]);  // no NUL
     const DnsResolver resolver(conf);
     UNSIGNED_LONGS_EQUAL(1, resolver.conf().nameserver_count);
-    CHECK_TRUE(resolver.conf().nameservers[0] == tether::make_ipv4(127, 0, 0, 1));
+    CHECK_TRUE(resolver.conf().nameservers[0] == tether::net::make_ipv4(127, 0, 0, 1));
     UNSIGNED_LONGS_EQUAL(ResolvConf::kMaxSearchDomains, resolver.conf().search_count);
     UNSIGNED_LONGS_EQUAL(253, std::strlen(resolver.conf().search[0]));
     UNSIGNED_LONGS_EQUAL(1, resolver.conf().timeout_s);
@@ -796,7 +797,7 @@ TEST(DnsResolver, ALookupAllocatesNothing) {
     {
         DnsResolver resolver(h.resolver.conf());
         check_status(DnsStatus::kOk, resolver.start("example.com", 0, 0x00070009u));
-        tether::DnsDatagram datagram{};
+        tether::net::DnsDatagram datagram{};
         while (resolver.next_datagram(&datagram)) {
         }
         resolver.poll(5000);

@@ -5,7 +5,7 @@
 
 #include "tether/net/hosts_file.h"
 
-using tether::IpAddress;
+using tether::net::IpAddress;
 
 namespace {
 
@@ -31,11 +31,11 @@ const char kHosts[] =
 std::vector<std::string> lookup(const char* name, std::size_t max = 8,
                                 const std::string& text = kHosts) {
     IpAddress found[8];
-    const std::size_t count = tether::lookup_hosts(text.data(), text.size(), name, found, max);
+    const std::size_t count = tether::net::lookup_hosts(text.data(), text.size(), name, found, max);
     std::vector<std::string> result;
     for (std::size_t i = 0; i < count; ++i) {
-        char buffer[tether::kIpAddressTextCapacity];
-        tether::format_ip_address(found[i], buffer, sizeof buffer);
+        char buffer[tether::net::kIpAddressTextCapacity];
+        tether::net::format_ip_address(found[i], buffer, sizeof buffer);
         result.emplace_back(buffer);
     }
     return result;
@@ -101,8 +101,8 @@ TEST(HostsFile, ReturnsEachAddressOnceAndAtMostMax) {
 TEST(HostsFile, ReadsOnlyTheGivenBytes) {
     const char text[] = "10.0.0.1 first\n10.0.0.2 second\n";
     IpAddress found[2];
-    UNSIGNED_LONGS_EQUAL(0, tether::lookup_hosts(text, 15, "second", found, 2));
-    UNSIGNED_LONGS_EQUAL(1, tether::lookup_hosts(text, sizeof text - 1, "second", found, 2));
-    UNSIGNED_LONGS_EQUAL(0, tether::lookup_hosts(text, 12, "first", found, 2));  // "first" cut
-    UNSIGNED_LONGS_EQUAL(0, tether::lookup_hosts(nullptr, 0, "first", found, 2));
+    UNSIGNED_LONGS_EQUAL(0, tether::net::lookup_hosts(text, 15, "second", found, 2));
+    UNSIGNED_LONGS_EQUAL(1, tether::net::lookup_hosts(text, sizeof text - 1, "second", found, 2));
+    UNSIGNED_LONGS_EQUAL(0, tether::net::lookup_hosts(text, 12, "first", found, 2));  // "first" cut
+    UNSIGNED_LONGS_EQUAL(0, tether::net::lookup_hosts(nullptr, 0, "first", found, 2));
 }

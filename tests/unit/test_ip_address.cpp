@@ -9,17 +9,17 @@
 
 #include "tether/net/ip_address.h"
 
-using tether::IpAddress;
+using tether::net::IpAddress;
 
 namespace {
 
 bool parse(const char* text, IpAddress* out) {
-    return tether::parse_ip_address(text, std::strlen(text), out);
+    return tether::net::parse_ip_address(text, std::strlen(text), out);
 }
 
 std::string format(const IpAddress& address) {
-    char text[tether::kIpAddressTextCapacity];
-    const std::size_t size = tether::format_ip_address(address, text, sizeof text);
+    char text[tether::net::kIpAddressTextCapacity];
+    const std::size_t size = tether::net::format_ip_address(address, text, sizeof text);
     CHECK_EQUAL(std::strlen(text), size);
     return std::string(text, size);
 }
@@ -40,10 +40,10 @@ TEST_GROUP(IpAddress){};
 TEST(IpAddress, ParsesDottedQuadIntoNetworkOrder) {
     IpAddress address{};
     CHECK_TRUE(parse("192.0.2.33", &address));
-    UNSIGNED_LONGS_EQUAL(tether::kIpv4, address.family);
+    UNSIGNED_LONGS_EQUAL(tether::net::kIpv4, address.family);
     const std::uint8_t expected[4] = {192, 0, 2, 33};
     MEMCMP_EQUAL(expected, address.bytes, 4);
-    CHECK_TRUE(address == tether::make_ipv4(192, 0, 2, 33));
+    CHECK_TRUE(address == tether::net::make_ipv4(192, 0, 2, 33));
     STRCMP_EQUAL("0.0.0.0", canonical("0.0.0.0").c_str());
     STRCMP_EQUAL("255.255.255.255", canonical("255.255.255.255").c_str());
 }
@@ -55,27 +55,27 @@ TEST(IpAddress, RejectsIpv4ThatIsNotStrictDottedDecimal) {
         "1234.1.1.1", "-1.2.3.4", "1.2.3.4a",  "1.2.3.999", "00.0.0.0", "1,2,3,4",
     };
     for (const char* text : rejected) {
-        IpAddress address = tether::make_ipv4(9, 9, 9, 9);
+        IpAddress address = tether::net::make_ipv4(9, 9, 9, 9);
         CHECK_FALSE_TEXT(parse(text, &address), text);
-        CHECK_TEXT(address == tether::make_ipv4(9, 9, 9, 9), "left untouched");
+        CHECK_TEXT(address == tether::net::make_ipv4(9, 9, 9, 9), "left untouched");
     }
 }
 
 TEST(IpAddress, ParsesOnlyTheGivenLength) {
     IpAddress address{};
     const char text[] = "10.0.0.1 trailing";
-    CHECK_TRUE(tether::parse_ip_address(text, 8, &address));
-    CHECK_TRUE(address == tether::make_ipv4(10, 0, 0, 1));
-    CHECK_FALSE(tether::parse_ip_address(text, 9, &address));
-    CHECK_FALSE(tether::parse_ip_address(nullptr, 0, &address));
+    CHECK_TRUE(tether::net::parse_ip_address(text, 8, &address));
+    CHECK_TRUE(address == tether::net::make_ipv4(10, 0, 0, 1));
+    CHECK_FALSE(tether::net::parse_ip_address(text, 9, &address));
+    CHECK_FALSE(tether::net::parse_ip_address(nullptr, 0, &address));
     const char with_nul[] = {'1', '.', '2', '.', '3', '.', '4', '\0'};
-    CHECK_FALSE(tether::parse_ip_address(with_nul, sizeof with_nul, &address));
+    CHECK_FALSE(tether::net::parse_ip_address(with_nul, sizeof with_nul, &address));
 }
 
 TEST(IpAddress, ParsesIpv6TextForms) {
     IpAddress address{};
     CHECK_TRUE(parse("2001:DB8:0:0:8:800:200C:417A", &address));
-    UNSIGNED_LONGS_EQUAL(tether::kIpv6, address.family);
+    UNSIGNED_LONGS_EQUAL(tether::net::kIpv6, address.family);
     const std::uint8_t expected[16] = {0x20, 0x01, 0x0d, 0xb8, 0,    0,    0,    0,
                                        0,    0x08, 0x08, 0x00, 0x20, 0x0c, 0x41, 0x7a};
     MEMCMP_EQUAL(expected, address.bytes, 16);
@@ -125,9 +125,9 @@ TEST(IpAddress, RejectsMalformedIpv6AndZoneIds) {
         "1:2:3:4:5:6:7:8::",
     };
     for (const char* text : rejected) {
-        IpAddress address = tether::make_ipv4(9, 9, 9, 9);
+        IpAddress address = tether::net::make_ipv4(9, 9, 9, 9);
         CHECK_FALSE_TEXT(parse(text, &address), text);
-        CHECK_TEXT(address == tether::make_ipv4(9, 9, 9, 9), text);
+        CHECK_TEXT(address == tether::net::make_ipv4(9, 9, 9, 9), text);
     }
 }
 
@@ -150,24 +150,24 @@ TEST(IpAddress, FormatNeedsRoomForTheTextAndNul) {
     CHECK_TRUE(parse("192.0.2.1", &address));
     char text[16];
     std::memset(text, 'x', sizeof text);
-    UNSIGNED_LONGS_EQUAL(0, tether::format_ip_address(address, text, 9));
+    UNSIGNED_LONGS_EQUAL(0, tether::net::format_ip_address(address, text, 9));
     STRCMP_EQUAL("", text);
-    UNSIGNED_LONGS_EQUAL(9, tether::format_ip_address(address, text, 10));
+    UNSIGNED_LONGS_EQUAL(9, tether::net::format_ip_address(address, text, 10));
     STRCMP_EQUAL("192.0.2.1", text);
-    UNSIGNED_LONGS_EQUAL(0, tether::format_ip_address(address, nullptr, 0));
+    UNSIGNED_LONGS_EQUAL(0, tether::net::format_ip_address(address, nullptr, 0));
 
     IpAddress longest{};
     CHECK_TRUE(parse("ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", &longest));
-    char big[tether::kIpAddressTextCapacity];
-    UNSIGNED_LONGS_EQUAL(39, tether::format_ip_address(longest, big, sizeof big));
+    char big[tether::net::kIpAddressTextCapacity];
+    UNSIGNED_LONGS_EQUAL(39, tether::net::format_ip_address(longest, big, sizeof big));
 
     IpAddress unknown{};
     unknown.family = 5;
-    UNSIGNED_LONGS_EQUAL(0, tether::format_ip_address(unknown, big, sizeof big));
+    UNSIGNED_LONGS_EQUAL(0, tether::net::format_ip_address(unknown, big, sizeof big));
 }
 
 TEST(IpAddress, EqualityComparesFamilyAndSignificantBytes) {
-    IpAddress a = tether::make_ipv4(10, 1, 2, 3);
+    IpAddress a = tether::net::make_ipv4(10, 1, 2, 3);
     IpAddress b = a;
     b.bytes[10] = 0x55;  // beyond the four significant bytes
     CHECK_TRUE(a == b);
@@ -191,7 +191,7 @@ TEST(IpAddress, RandomIpv6AddressesRoundTripAndMatchInetNtop) {
     std::mt19937 random(20240607u);
     for (int round = 0; round < 5000; ++round) {
         IpAddress address{};
-        address.family = tether::kIpv6;
+        address.family = tether::net::kIpv6;
         for (std::size_t group = 0; group < 8; ++group) {
             // Mostly zero groups, so runs of every length and position occur.
             const auto pick = static_cast<std::uint32_t>(random() % 4u);

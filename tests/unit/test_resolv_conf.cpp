@@ -5,7 +5,7 @@
 
 #include "tether/net/resolv_conf.h"
 
-using tether::ResolvConf;
+using tether::net::ResolvConf;
 
 namespace {
 
@@ -13,13 +13,13 @@ ResolvConf parse(const std::string& text) {
     ResolvConf conf;
     conf.timeout_s = 77;  // proves parse replaces everything
     conf.search_count = 3;
-    tether::parse_resolv_conf(text.data(), text.size(), &conf);
+    tether::net::parse_resolv_conf(text.data(), text.size(), &conf);
     return conf;
 }
 
 std::string server(const ResolvConf& conf, std::size_t index) {
-    char text[tether::kIpAddressTextCapacity];
-    tether::format_ip_address(conf.nameservers[index], text, sizeof text);
+    char text[tether::net::kIpAddressTextCapacity];
+    tether::net::format_ip_address(conf.nameservers[index], text, sizeof text);
     return text;
 }
 
@@ -43,7 +43,7 @@ TEST(ResolvConf, EmptyFileGivesTheLibcDefaults) {
 
     const ResolvConf constructed;
     UNSIGNED_LONGS_EQUAL(1, constructed.nameserver_count);
-    CHECK_TRUE(constructed.nameservers[0] == tether::make_ipv4(127, 0, 0, 1));
+    CHECK_TRUE(constructed.nameservers[0] == tether::net::make_ipv4(127, 0, 0, 1));
     check_defaults_except_servers(constructed);
 }
 
@@ -182,11 +182,11 @@ TEST(ResolvConf, ToleratesBlanksCrlfAndAMissingFinalNewline) {
 TEST(ResolvConf, ReadsOnlyTheGivenBytes) {
     const char text[] = "nameserver 10.0.0.1\nnameserver 10.0.0.2\n";
     ResolvConf conf;
-    tether::parse_resolv_conf(text, 20, &conf);  // the first line and its newline
+    tether::net::parse_resolv_conf(text, 20, &conf);  // the first line and its newline
     UNSIGNED_LONGS_EQUAL(1, conf.nameserver_count);
-    tether::parse_resolv_conf(text, 17, &conf);  // "nameserver 10.0.0" does not parse
+    tether::net::parse_resolv_conf(text, 17, &conf);  // "nameserver 10.0.0" does not parse
     UNSIGNED_LONGS_EQUAL(1, conf.nameserver_count);
     STRCMP_EQUAL("127.0.0.1", server(conf, 0).c_str());
-    tether::parse_resolv_conf(nullptr, 0, &conf);
+    tether::net::parse_resolv_conf(nullptr, 0, &conf);
     STRCMP_EQUAL("127.0.0.1", server(conf, 0).c_str());
 }

@@ -26,7 +26,7 @@
 
 #include "tether/net/ip_address.h"
 
-namespace tether {
+namespace tether::net {
 
 /// Results of the DNS codec and of the resolver (tether/net/dns_resolver.h).
 enum class [[nodiscard]] DnsStatus{
@@ -123,4 +123,4 @@ DnsStatus parse_answer(const std::uint8_t* msg, std::size_t len, std::uint16_t e
                        const char* expected_name, DnsType type, IpAddress* out, std::size_t max,
                        std::size_t* count, std::uint32_t* min_ttl);
 
-}  // namespace tether
+}  // namespace tether::net

@@ -72,7 +72,7 @@
 #include "tether/net/resolv_conf.h"
 #include "tether/time.h"
 
-namespace tether {
+namespace tether::net {
 
 enum class DnsResolverState : std::uint8_t {
     kIdle,       ///< constructed, or cancelled
@@ -196,4 +196,4 @@ class DnsResolver {
     std::uint32_t ttl_s_ = 0;
 };
 
-}  // namespace tether
+}  // namespace tether::net

@@ -9,7 +9,7 @@
 
 #include "tether/net/ip_address.h"
 
-namespace tether {
+namespace tether::net {
 
 /// Looks `name` (NUL-terminated; one trailing dot is ignored) up in the
 /// `len` bytes of hosts-file `text`, which need not be NUL-terminated.
@@ -27,4 +27,4 @@ namespace tether {
 std::size_t lookup_hosts(const char* text, std::size_t len, const char* name, IpAddress* out,
                          std::size_t max);
 
-}  // namespace tether
+}  // namespace tether::net

@@ -15,7 +15,7 @@
 #include <cstddef>
 #include <cstdint>
 
-namespace tether {
+namespace tether::net {
 
 inline constexpr std::uint8_t kIpv4 = 4;
 inline constexpr std::uint8_t kIpv6 = 6;
@@ -61,4 +61,4 @@ bool parse_ip_address(const char* text, std::size_t len, IpAddress* out);
 /// kIpAddressTextCapacity is always enough.
 std::size_t format_ip_address(const IpAddress& address, char* out, std::size_t cap);
 
-}  // namespace tether
+}  // namespace tether::net

@@ -16,7 +16,7 @@
 #include "tether/net/dns_message.h"
 #include "tether/net/ip_address.h"
 
-namespace tether {
+namespace tether::net {
 
 /// A default-constructed ResolvConf is the configuration of an empty file:
 /// 127.0.0.1, no search domains, timeout 5, attempts 2, ndots 1.
@@ -60,4 +60,4 @@ struct ResolvConf {
 /// domain is derived from the hostname when the file sets none.
 void parse_resolv_conf(const char* text, std::size_t len, ResolvConf* conf);
 
-}  // namespace tether
+}  // namespace tether::net
