@@ -1,0 +1,366 @@
+// tether-cat: standard input to a WebSocket server and back, reconnecting
+// through every fault. See --help.
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "options.h"
+#include "tether/client.h"
+#include "tether/port/entropy.h"
+#include "tether/port/poll_loop.h"
+#include "tether/port/posix_resolver.h"
+#include "tether/port/posix_transport.h"
+
+namespace tether::cat {
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void on_signal(int) {
+    const int saved = errno;
+    const char byte = 1;
+    (void)::write(g_signal_pipe[1], &byte, 1);
+    errno = saved;
+}
+
+bool set_nonblocking(int fd) {
+    const int flags = ::fcntl(fd, F_GETFL, 0);
+    return flags >= 0 && ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) == 0;
+}
+
+// Seconds since start, for log lines: monotonic, so it means something on a
+// device without a real-time clock.
+double seconds_since(TimeMs start) {
+    return static_cast<double>(time_since(port::monotonic_now(), start)) / 1000.0;
+}
+
+// Reads the first line of a token file each time a connection needs it.
+class TokenFile final : public CredentialsProvider {
+public:
+    explicit TokenFile(const char* path) : path_(path) {}
+    bool authorization(char* out, std::size_t capacity) override {
+        const int fd = ::open(path_, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            return false;
+        }
+        char token[768];
+        const ssize_t got = ::read(fd, token, sizeof token - 1);
+        ::close(fd);
+        if (got <= 0) {
+            return false;
+        }
+        std::size_t length = 0;
+        while (length < static_cast<std::size_t>(got) && token[length] != '\n' &&
+               token[length] != '\r') {
+            ++length;
+        }
+        token[length] = '\0';
+        const int written = std::snprintf(out, capacity, "Bearer %s", token);
+        std::memset(token, 0, sizeof token);
+        return length > 0 && written > 0 && static_cast<std::size_t>(written) < capacity;
+    }
+    // The file is read afresh for every attempt, so there is nothing to drop.
+    void refresh() override {}
+
+private:
+    const char* path_;
+};
+
+class Cat final : public ClientListener, public port::FdWatcher {
+public:
+    Cat(const Options& options, TimeMs start, std::uint8_t* line)
+        : options_(options), start_(start), line_(line) {}
+
+    void attach(Client* client, port::PollLoop* loop) {
+        client_ = client;
+        loop_ = loop;
+    }
+
+    void on_state(const ClientEvent& e) override {
+        if (e.state == LinkState::kOnline) {
+            was_online_ = true;
+        }
+        if (e.state == LinkState::kTlsHandshake && options_.tls.insecure && !options_.quiet) {
+            std::fprintf(stderr,
+                         "t=%.3f level=warn event=insecure msg=\"TLS verification is off: "
+                         "the server is not authenticated\"\n",
+                         seconds_since(start_));
+        }
+        const bool phase = e.state == LinkState::kTcpConnecting ||
+                           e.state == LinkState::kTlsHandshake ||
+                           e.state == LinkState::kWsHandshake ||
+                           e.state == LinkState::kSessionResume;
+        const bool problem =
+            e.state == LinkState::kWaitingToRetry || e.state == LinkState::kGivenUp;
+        if (options_.quiet && e.state != LinkState::kGivenUp) {
+            return;
+        }
+        if (phase && !options_.verbose) {
+            return;
+        }
+        std::fprintf(stderr, "t=%.3f level=%s event=state state=%s previous=%s url=%s attempt=%u",
+                     seconds_since(start_),
+                     e.state == LinkState::kGivenUp ? "error" : (problem ? "warn" : "info"),
+                     to_string(e.state), to_string(e.previous), options_.client.urls[e.endpoint],
+                     static_cast<unsigned>(e.attempt));
+        if (e.state == LinkState::kWaitingToRetry) {
+            std::fprintf(stderr, " delay_ms=%u", static_cast<unsigned>(e.delay_ms));
+        }
+        if (problem && e.reason[0] != '\0') {
+            std::fprintf(stderr, " reason=%s", e.reason);
+        }
+        if (problem && e.detail[0] != '\0') {
+            std::fprintf(stderr, " detail=\"%s\"", e.detail);
+        }
+        std::fputc('\n', stderr);
+    }
+
+    void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) override {
+        (void)type;
+        std::fwrite(data, 1, size, stdout);
+        std::fputc('\n', stdout);
+        std::fflush(stdout);
+        if (options_.echo) {
+            (void)client_->send(data, size);
+        }
+    }
+
+    void on_ready(int fd, bool readable, bool writable, TimeMs now) override {
+        (void)writable;
+        if (fd == g_signal_pipe[0]) {
+            char drain[16];
+            while (::read(fd, drain, sizeof drain) > 0) {
+            }
+            if (stopping_) {
+                std::exit(kExitOk);  // a second signal: leave without waiting
+            }
+            stopping_ = true;
+            client_->stop(now, 1001);
+            return;
+        }
+        if (readable) {
+            read_input(now);
+        }
+    }
+
+    // Reads what standard input has, while the outbox has room for a whole
+    // line: a slow link slows the reader instead of dropping lines.
+    void read_input(TimeMs now) {
+        (void)now;
+        for (;;) {
+            if (!has_room()) {
+                loop_->unwatch(STDIN_FILENO);
+                input_paused_ = true;
+                return;
+            }
+            char chunk[4096];
+            const ssize_t got = ::read(STDIN_FILENO, chunk, sizeof chunk);
+            if (got == 0) {
+                end_of_input();
+                return;
+            }
+            if (got < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                    end_of_input();
+                }
+                return;
+            }
+            for (ssize_t i = 0; i < got; ++i) {
+                take(chunk[i]);
+            }
+        }
+    }
+
+    // Called once per loop iteration: resume input, decide whether to leave.
+    bool finished(int* exit_code, TimeMs now) {
+        if (input_paused_ && has_room()) {
+            input_paused_ = false;
+            loop_->watch(STDIN_FILENO, true, false, this);
+        }
+        const LinkState state = client_->state();
+        if (state == LinkState::kGivenUp) {
+            *exit_code = give_up_code();
+            return true;
+        }
+        const bool input_done = input_ended_ && !options_.echo;
+        if ((input_done || stopping_) && !stop_sent_ && client_->idle() &&
+            state != LinkState::kClosing) {
+            stop_sent_ = true;
+            client_->stop(now, stopping_ ? 1001 : 1000);
+        }
+        if ((stop_sent_ || stopping_) && client_->state() == LinkState::kIdle) {
+            *exit_code = kExitOk;
+            return true;
+        }
+        return false;
+    }
+
+private:
+    bool has_room() const {
+        const Outbox& outbox = client_->outbox();
+        return outbox.capacity() - outbox.bytes_used() >=
+               options_.client.ws.max_message_size + 2 * Outbox::kEntryOverhead + 8;
+    }
+
+    void take(char c) {
+        if (c == '\n') {
+            emit();
+            return;
+        }
+        if (line_length_ == options_.client.ws.max_message_size) {
+            if (!line_too_long_) {
+                std::fprintf(stderr,
+                             "t=%.3f level=error event=input msg=\"line longer than "
+                             "--max-message-size: dropped\"\n",
+                             seconds_since(start_));
+            }
+            line_too_long_ = true;
+            return;
+        }
+        line_[line_length_++] = static_cast<std::uint8_t>(c);
+    }
+
+    void emit() {
+        if (!line_too_long_) {
+            std::size_t length = line_length_;
+            if (length > 0 && line_[length - 1] == '\r') {
+                --length;
+            }
+            if (client_->send(line_, length) != Status::kOk) {
+                std::fprintf(stderr, "t=%.3f level=error event=input msg=\"message refused\"\n",
+                             seconds_since(start_));
+            }
+        }
+        line_length_ = 0;
+        line_too_long_ = false;
+    }
+
+    void end_of_input() {
+        if (line_length_ > 0) {
+            emit();
+        }
+        input_ended_ = true;
+        loop_->unwatch(STDIN_FILENO);
+    }
+
+    int give_up_code() const {
+        const char* reason = client_->machine().last_failure_reason();
+        if (std::strcmp(reason, "tls_certificate_invalid") == 0) {
+            return kExitTlsVerify;
+        }
+        if (options_.once) {
+            const bool clean = std::strcmp(reason, "close_normal") == 0 ||
+                               std::strcmp(reason, "close_going_away") == 0;
+            return was_online_ && clean ? kExitOk : kExitConnectFailed;
+        }
+        return kExitGaveUp;
+    }
+
+    const Options& options_;
+    TimeMs start_;
+    Client* client_ = nullptr;
+    port::PollLoop* loop_ = nullptr;
+    std::uint8_t* line_;  // one input line: max_message_size bytes
+    std::size_t line_length_ = 0;
+    bool line_too_long_ = false;
+    bool input_ended_ = false;
+    bool input_paused_ = false;
+    bool stopping_ = false;
+    bool stop_sent_ = false;
+    bool was_online_ = false;
+};
+
+int run(int argc, char** argv) {
+    static Options options;
+    char error[256];
+    if (!parse_options(argc, argv, &options, error, sizeof error)) {
+        std::fprintf(stderr, "tether-cat: %s\n", error);
+        return kExitUsage;
+    }
+    if (options.help) {
+        std::fputs(usage_text(), stdout);
+        return kExitOk;
+    }
+
+    if (::pipe(g_signal_pipe) != 0 || !set_nonblocking(g_signal_pipe[0]) ||
+        !set_nonblocking(g_signal_pipe[1]) || !set_nonblocking(STDIN_FILENO)) {
+        std::fprintf(stderr, "tether-cat: cannot set up signals and input: %s\n",
+                     std::strerror(errno));
+        return kExitRuntime;
+    }
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    ::sigaction(SIGINT, &action, nullptr);
+    ::sigaction(SIGTERM, &action, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    static port::Entropy entropy;
+    if (entropy.init("tether-cat") != Status::kOk) {
+        std::fprintf(stderr, "tether-cat: no entropy from the operating system\n");
+        return kExitRuntime;
+    }
+    static port::TlsContext tls;
+    bool any_tls = false;
+    for (std::size_t i = 0; i < options.client.url_count; ++i) {
+        any_tls = any_tls || std::strncmp(options.client.urls[i], "wss:", 4) == 0 ||
+                  std::strncmp(options.client.urls[i], "WSS:", 4) == 0;
+    }
+    if (any_tls && tls.init(options.tls, entropy) != Status::kOk) {
+        std::fprintf(stderr, "tether-cat: TLS setup: %s\n", tls.error_text());
+        return kExitUsage;
+    }
+
+    // Buffers are sized once, here, from the options; nothing is allocated later.
+    const std::size_t rx_size = options.client.ws.max_message_size;
+    const std::size_t tx_size = options.client.ws.max_message_size + 64 * 1024;
+    auto* rx = static_cast<std::uint8_t*>(std::malloc(rx_size));
+    auto* tx = static_cast<std::uint8_t*>(std::malloc(tx_size));
+    auto* outbox = static_cast<std::uint8_t*>(std::malloc(options.outbox_bytes));
+    auto* line = static_cast<std::uint8_t*>(std::malloc(rx_size));
+    if (rx == nullptr || tx == nullptr || outbox == nullptr || line == nullptr) {
+        std::fprintf(stderr, "tether-cat: out of memory\n");
+        return kExitRuntime;
+    }
+    const ClientBuffers buffers{outbox, options.outbox_bytes, rx, rx_size, tx, tx_size};
+
+    const TimeMs start = port::monotonic_now();
+    static port::PosixTransport transport(&tls);
+    static port::PosixResolver resolver;
+    static Cat cat(options, start, line);
+    static TokenFile token(options.token_file);
+    static Client client(options.client, buffers, transport, resolver, entropy, entropy, &cat,
+                         options.token_file != nullptr ? &token : nullptr);
+    if (client.init() != Status::kOk) {
+        std::fprintf(stderr, "tether-cat: %s\n", client.config_error());
+        return kExitUsage;
+    }
+
+    Client* clients[1];
+    struct pollfd fds[Client::kMaxPollRequests + port::PollLoop::kMaxWatches];
+    port::PollLoop loop(clients, 1, fds, sizeof fds / sizeof fds[0]);
+    loop.add(&client);
+    loop.watch(g_signal_pipe[0], true, false, &cat);
+    loop.watch(STDIN_FILENO, true, false, &cat);
+    cat.attach(&client, &loop);
+
+    client.start(port::monotonic_now());
+    int exit_code = kExitOk;
+    while (!cat.finished(&exit_code, port::monotonic_now())) {
+        loop.run_once(1000);
+    }
+    std::fflush(stdout);
+    return exit_code;
+}
+
+}  // namespace
+}  // namespace tether::cat
+
+int main(int argc, char** argv) { return tether::cat::run(argc, argv); }

@@ -1,0 +1,405 @@
+#include "options.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace tether::cat {
+namespace {
+
+// One option: its name and whether it takes a value.
+struct Spec {
+    const char* name;
+    bool takes_value;
+};
+
+constexpr Spec kSpecs[] = {
+    {"help", false},           {"once", false},           {"echo", false},
+    {"binary", false},         {"quiet", false},          {"verbose", false},
+    {"insecure", false},       {"ping-interval", true},   {"pong-timeout", true},
+    {"max-missed-pongs", true}, {"backoff-initial", true}, {"backoff-max", true},
+    {"backoff-multiplier", true}, {"jitter", true},       {"max-retries", true},
+    {"healthy-after", true},   {"connect-timeout", true}, {"handshake-timeout", true},
+    {"max-message-size", true}, {"outbox-size", true},    {"overflow", true},
+    {"ca-file", true},         {"cert", true},            {"key", true},
+    {"pin-sha256", true},      {"header", true},          {"subprotocol", true},
+    {"token-file", true},
+};
+
+bool fail(char* error, std::size_t capacity, const char* format, const char* a,
+          const char* b = "") {
+    std::snprintf(error, capacity, format, a, b);
+    return false;
+}
+
+// Parses a decimal integer in [min, max].
+bool parse_u32(const char* text, std::uint32_t min, std::uint32_t max, std::uint32_t* out) {
+    if (text == nullptr || *text == '\0') {
+        return false;
+    }
+    std::uint64_t value = 0;
+    for (const char* c = text; *c != '\0'; ++c) {
+        if (*c < '0' || *c > '9') {
+            return false;
+        }
+        value = value * 10u + static_cast<std::uint64_t>(*c - '0');
+        if (value > max) {
+            return false;
+        }
+    }
+    if (value < min) {
+        return false;
+    }
+    *out = static_cast<std::uint32_t>(value);
+    return true;
+}
+
+// "2", "1.5", "1.25": a multiplier in thousandths, 1.0 to 10.0.
+bool parse_multiplier(const char* text, std::uint32_t* permille) {
+    std::uint32_t whole = 0;
+    std::uint32_t fraction = 0;
+    std::uint32_t scale = 1000;
+    const char* c = text;
+    if (*c < '0' || *c > '9') {
+        return false;
+    }
+    for (; *c >= '0' && *c <= '9'; ++c) {
+        whole = whole * 10u + static_cast<std::uint32_t>(*c - '0');
+        if (whole > 10u) {
+            return false;
+        }
+    }
+    if (*c == '.') {
+        ++c;
+        if (*c == '\0') {
+            return false;
+        }
+        for (; *c >= '0' && *c <= '9'; ++c) {
+            if (scale > 1u) {
+                scale /= 10u;
+                fraction += static_cast<std::uint32_t>(*c - '0') * scale;
+            }
+        }
+    }
+    if (*c != '\0') {
+        return false;
+    }
+    const std::uint32_t value = whole * 1000u + fraction;
+    if (value < 1000u || value > 10000u) {
+        return false;
+    }
+    *permille = value;
+    return true;
+}
+
+int hex_digit(char c) {
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return -1;
+}
+
+int base64_value(char c) {
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '+') {
+        return 62;
+    }
+    if (c == '/') {
+        return 63;
+    }
+    return -1;
+}
+
+// A SHA-256 pin as 64 hex digits or 44 base64 characters (as openssl prints it).
+bool parse_pin(const char* text, std::uint8_t out[32]) {
+    const std::size_t length = std::strlen(text);
+    if (length == 64) {
+        for (std::size_t i = 0; i < 32; ++i) {
+            const int high = hex_digit(text[2 * i]);
+            const int low = hex_digit(text[2 * i + 1]);
+            if (high < 0 || low < 0) {
+                return false;
+            }
+            out[i] = static_cast<std::uint8_t>(high << 4 | low);
+        }
+        return true;
+    }
+    if (length == 44 && text[43] == '=' && text[42] != '=') {
+        std::uint32_t bits = 0;
+        int bit_count = 0;
+        std::size_t written = 0;
+        for (std::size_t i = 0; i < 43; ++i) {
+            const int value = base64_value(text[i]);
+            if (value < 0) {
+                return false;
+            }
+            bits = bits << 6 | static_cast<std::uint32_t>(value);
+            bit_count += 6;
+            if (bit_count >= 8) {
+                bit_count -= 8;
+                if (written < 32) {
+                    out[written++] = static_cast<std::uint8_t>(bits >> bit_count);
+                }
+            }
+        }
+        return written == 32;
+    }
+    return false;
+}
+
+bool apply(const char* name, const char* value, Options* o, char* error, std::size_t capacity) {
+    ReconnectConfig& r = o->client.reconnect;
+    std::uint32_t number = 0;
+    auto number_in = [&](std::uint32_t min, std::uint32_t max, std::uint32_t* field) {
+        if (!parse_u32(value, min, max, &number)) {
+            char range[64];
+            std::snprintf(range, sizeof range, "%u..%u", static_cast<unsigned>(min),
+                          static_cast<unsigned>(max));
+            return fail(error, capacity, "--%s: expected a whole number in %s", name, range);
+        }
+        *field = number;
+        return true;
+    };
+    constexpr std::uint32_t kDay = 24u * 60u * 60u * 1000u;
+    if (std::strcmp(name, "help") == 0) {
+        o->help = true;
+    } else if (std::strcmp(name, "once") == 0) {
+        o->once = true;
+    } else if (std::strcmp(name, "echo") == 0) {
+        o->echo = true;
+    } else if (std::strcmp(name, "binary") == 0) {
+        o->binary = true;
+        o->client.message_type = net::WsOpcode::kBinary;
+    } else if (std::strcmp(name, "quiet") == 0) {
+        o->quiet = true;
+    } else if (std::strcmp(name, "verbose") == 0) {
+        o->verbose = true;
+    } else if (std::strcmp(name, "insecure") == 0) {
+        o->tls.insecure = true;
+    } else if (std::strcmp(name, "ping-interval") == 0) {
+        return number_in(0, kDay, &r.heartbeat.interval_ms);
+    } else if (std::strcmp(name, "pong-timeout") == 0) {
+        return number_in(1, kDay, &r.heartbeat.pong_timeout_ms);
+    } else if (std::strcmp(name, "max-missed-pongs") == 0) {
+        return number_in(1, 100, &r.heartbeat.max_missed_pongs);
+    } else if (std::strcmp(name, "backoff-initial") == 0) {
+        return number_in(1, kDay, &r.backoff.initial_delay_ms);
+    } else if (std::strcmp(name, "backoff-max") == 0) {
+        return number_in(1, kDay, &r.backoff.max_delay_ms);
+    } else if (std::strcmp(name, "backoff-multiplier") == 0) {
+        if (!parse_multiplier(value, &r.backoff.multiplier_permille)) {
+            return fail(error, capacity, "--%s: expected a number from 1 to 10, like 2 or 1.5",
+                        name);
+        }
+    } else if (std::strcmp(name, "jitter") == 0) {
+        if (!parse_jitter_mode(value, &r.backoff.jitter)) {
+            return fail(error, capacity, "--%s: expected none, full, equal or decorrelated",
+                        name);
+        }
+    } else if (std::strcmp(name, "max-retries") == 0) {
+        return number_in(0, 0xFFFFFFFEu, &r.backoff.max_attempts);
+    } else if (std::strcmp(name, "healthy-after") == 0) {
+        return number_in(0, kDay, &r.backoff.healthy_after_ms);
+    } else if (std::strcmp(name, "connect-timeout") == 0) {
+        return number_in(1, kDay, &r.connect_timeout_ms);
+    } else if (std::strcmp(name, "handshake-timeout") == 0) {
+        if (!number_in(1, kDay, &r.handshake_timeout_ms)) {
+            return false;
+        }
+        r.tls_timeout_ms = r.handshake_timeout_ms;
+        r.resume_timeout_ms = r.handshake_timeout_ms;
+    } else if (std::strcmp(name, "max-message-size") == 0) {
+        std::uint32_t size = 0;
+        if (!number_in(1, 16u * 1024u * 1024u, &size)) {
+            return false;
+        }
+        o->client.ws.max_message_size = size;
+    } else if (std::strcmp(name, "outbox-size") == 0) {
+        std::uint32_t size = 0;
+        if (!number_in(1024, 256u * 1024u * 1024u, &size)) {
+            return false;
+        }
+        o->outbox_bytes = size;
+    } else if (std::strcmp(name, "overflow") == 0) {
+        if (!parse_overflow_policy(value, &o->client.overflow)) {
+            return fail(error, capacity, "--%s: expected drop_oldest or reject_newest", name);
+        }
+    } else if (std::strcmp(name, "ca-file") == 0) {
+        o->tls.ca_file = value;
+    } else if (std::strcmp(name, "cert") == 0) {
+        o->tls.client_cert_file = value;
+    } else if (std::strcmp(name, "key") == 0) {
+        o->tls.client_key_file = value;
+    } else if (std::strcmp(name, "pin-sha256") == 0) {
+        if (!parse_pin(value, o->tls.pin_sha256)) {
+            return fail(error, capacity, "--%s: expected 64 hex digits or 44 base64 characters",
+                        name);
+        }
+        o->tls.has_pin = true;
+    } else if (std::strcmp(name, "header") == 0) {
+        if (o->header_count == Options::kMaxHeaders) {
+            return fail(error, capacity, "--%s: at most 16 headers", name);
+        }
+        o->headers[o->header_count++] = value;
+    } else if (std::strcmp(name, "subprotocol") == 0) {
+        if (o->subprotocol_count == Options::kMaxSubprotocols) {
+            return fail(error, capacity, "--%s: at most 8 subprotocols", name);
+        }
+        o->subprotocols[o->subprotocol_count++] = value;
+    } else if (std::strcmp(name, "token-file") == 0) {
+        o->token_file = value;
+    }
+    return true;
+}
+
+}  // namespace
+
+bool parse_options(int argc, char** argv, Options* o, char* error, std::size_t capacity) {
+    // tether-cat works on unreliable links by default: reconnect forever, every attempt counted.
+    o->client.reconnect.backoff.jitter = JitterMode::kFull;
+    for (int i = 1; i < argc; ++i) {
+        const char* arg = argv[i];
+        if (std::strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+            if (arg[0] == '-' && arg[1] != '\0') {
+                return fail(error, capacity, "unknown option '%s' (see --help)", arg);
+            }
+            if (o->client.url_count == EndpointPool::kMaxEndpoints) {
+                return fail(error, capacity, "at most 8 URLs%s", "");
+            }
+            o->client.urls[o->client.url_count++] = arg;
+            continue;
+        }
+        char name[32];
+        const char* equals = std::strchr(arg + 2, '=');
+        const std::size_t name_length =
+            equals != nullptr ? static_cast<std::size_t>(equals - (arg + 2)) : std::strlen(arg + 2);
+        if (name_length >= sizeof name) {
+            return fail(error, capacity, "unknown option '%s' (see --help)", arg);
+        }
+        std::memcpy(name, arg + 2, name_length);
+        name[name_length] = '\0';
+        const Spec* spec = nullptr;
+        for (const Spec& candidate : kSpecs) {
+            if (std::strcmp(candidate.name, name) == 0) {
+                spec = &candidate;
+            }
+        }
+        if (spec == nullptr) {
+            return fail(error, capacity, "unknown option '%s' (see --help)", arg);
+        }
+        const char* value = nullptr;
+        if (spec->takes_value) {
+            if (equals != nullptr) {
+                value = equals + 1;
+            } else if (i + 1 < argc) {
+                value = argv[++i];
+            } else {
+                return fail(error, capacity, "--%s needs a value", name);
+            }
+        } else if (equals != nullptr) {
+            return fail(error, capacity, "--%s takes no value", name);
+        }
+        if (!apply(name, value, o, error, capacity)) {
+            return false;
+        }
+    }
+    if (o->help) {
+        return true;
+    }
+    if (o->client.url_count == 0) {
+        return fail(error, capacity, "give at least one ws:// or wss:// URL (see --help)%s", "");
+    }
+    if ((o->tls.client_cert_file == nullptr) != (o->tls.client_key_file == nullptr)) {
+        return fail(error, capacity, "--cert and --key go together%s", "");
+    }
+    if (o->client.reconnect.backoff.max_delay_ms < o->client.reconnect.backoff.initial_delay_ms) {
+        return fail(error, capacity, "--backoff-max must not be below --backoff-initial%s", "");
+    }
+    if (o->client.ws.max_message_size > o->outbox_bytes) {
+        o->outbox_bytes = o->client.ws.max_message_size + 64;
+    }
+    o->client.extra_headers = o->headers;
+    o->client.extra_header_count = o->header_count;
+    o->client.subprotocols = o->subprotocols;
+    o->client.subprotocol_count = o->subprotocol_count;
+    o->client.require_subprotocol = o->subprotocol_count > 0;
+    if (o->once) {
+        o->client.reconnect.backoff.max_attempts = 1;
+    }
+    return true;
+}
+
+const char* usage_text() {
+    return R"(usage: tether-cat [options] URL [URL...]
+
+Connects to a WebSocket server (ws:// or wss://) and keeps the link up through
+network faults. Each line of standard input becomes one message; each message
+received is written to standard output as one line. State changes and errors
+go to standard error as logfmt lines. Several URLs are tried in order of
+priority: the first is the primary, the others are failover endpoints.
+
+Connection:
+  --once                     connect once: no reconnection; exit when the link ends
+  --connect-timeout MS       TCP connect timeout per address (default 10000)
+  --handshake-timeout MS     TLS and HTTP upgrade timeout (default 10000)
+  --header "Name: value"     extra request header (repeatable)
+  --subprotocol NAME         offer a subprotocol; the server must select one (repeatable)
+  --token-file PATH          send "Authorization: Bearer <first line of PATH>";
+                             re-read when the server rejects it (401/403, close 4001)
+
+Reconnection:
+  --backoff-initial MS       first retry delay (default 1000)
+  --backoff-max MS           delay cap (default 32000)
+  --backoff-multiplier X     growth per attempt, 1 to 10 (default 2)
+  --jitter MODE              none, full, equal or decorrelated (default full)
+  --max-retries N            give up after N consecutive attempts; 0 = never (default 0)
+  --healthy-after MS         a link up this long resets the backoff (default 10000)
+
+Liveness:
+  --ping-interval MS         ping after this long without receiving; 0 = off (default 30000)
+  --pong-timeout MS          a ping unanswered this long is missed (default 10000)
+  --max-missed-pongs N       misses before the link is declared dead (default 1)
+
+Messages:
+  --binary                   send input lines as binary messages (default text)
+  --echo                     send every received message back
+  --max-message-size BYTES   largest message accepted; larger closes with 1009 (default 65536)
+  --outbox-size BYTES        memory for messages waiting to be sent (default 1048576)
+  --overflow POLICY          when it is full: drop_oldest (default) or reject_newest
+
+TLS (wss://): verification is always on unless --insecure.
+  --ca-file PATH             trusted CAs (PEM; default: the system bundle)
+  --cert PATH --key PATH     client certificate and key (mutual TLS)
+  --pin-sha256 PIN           also require this SHA-256 of the server's public key
+                             (64 hex digits or base64)
+  --insecure                 do not verify the server at all (a warning on every connect)
+
+Output:
+  --quiet                    only errors on standard error
+  --verbose                  every state change, including each attempt's phases
+
+Exit codes:
+  0  input ended, every message was sent, the link closed cleanly
+  1  a resource of the operating system failed (entropy, sockets)
+  2  bad usage
+  3  gave up: --max-retries reached, or the session was superseded (close 4009)
+  4  gave up because the server's certificate did not verify
+  5  --once: the connection failed for another reason
+)";
+}
+
+}  // namespace tether::cat

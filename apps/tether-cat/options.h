@@ -1,0 +1,49 @@
+// tether-cat's command line.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tether/client.h"
+#include "tether/port/posix_transport.h"
+
+namespace tether::cat {
+
+/// Exit codes, documented in --help.
+enum ExitCode : int {
+    kExitOk = 0,             ///< input ended, everything sent, closed cleanly
+    kExitRuntime = 1,        ///< an operating-system resource failed (entropy, sockets)
+    kExitUsage = 2,          ///< bad command line or configuration
+    kExitGaveUp = 3,         ///< stopped reconnecting: max retries, or superseded
+    kExitTlsVerify = 4,      ///< gave up (or --once failed) because a certificate did not verify
+    kExitConnectFailed = 5,  ///< --once: the only attempt failed for another reason
+};
+
+struct Options {
+    static constexpr std::size_t kMaxHeaders = 16;
+    static constexpr std::size_t kMaxSubprotocols = 8;
+
+    ClientConfig client;
+    port::TlsSettings tls;
+    const char* headers[kMaxHeaders] = {};
+    std::size_t header_count = 0;
+    const char* subprotocols[kMaxSubprotocols] = {};
+    std::size_t subprotocol_count = 0;
+    const char* token_file = nullptr;
+    std::size_t outbox_bytes = 1024 * 1024;
+    bool once = false;
+    bool echo = false;
+    bool binary = false;
+    bool quiet = false;
+    bool verbose = false;
+    bool help = false;
+};
+
+/// Parses argv into *options. Returns true, or false with a message for the
+/// user in `error`.
+bool parse_options(int argc, char** argv, Options* options, char* error, std::size_t capacity);
+
+/// The --help text.
+const char* usage_text();
+
+}  // namespace tether::cat

@@ -1,0 +1,231 @@
+// One WebSocket client link: the reconnect state machine, the outbox and the
+// WebSocket stream, driven over a Connection and a NameResolver.
+//
+// The client never waits. The poll loop asks it what to poll for
+// (poll_requests(), next_deadline(), has_buffered_input()), then calls
+// service(now), which does every piece of work that is possible at once:
+// advances the lookup and the connect, reads frames, drains the outbox into
+// the socket in coalesced writes, and feeds the state machine its events and
+// timers. Everything the client needs from the operating system comes in
+// through interfaces (Connection, NameResolver, RandomSource, MaskSource), so
+// the whole of it runs on the host under test with fakes.
+//
+// Delivery in plain WebSocket mode (no resume protocol): messages wait in the
+// outbox while the link is down and go out in order once it is open. An entry
+// is freed when the write that carries its frame has been handed to the
+// kernel completely; entries still in the client's transmit buffer when a
+// link dies are sent again on the next connection (so the last few may be
+// duplicated), while frames the kernel had accepted but the link lost are
+// gone (at most a socket buffer's worth). The tether.v1 resume protocol
+// closes that gap with acknowledgements.
+//
+// Memory: the caller provides the outbox storage and the receive and
+// transmit buffers; nothing is allocated per message.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tether/net/url.h"
+#include "tether/net/ws_handshake.h"
+#include "tether/net/ws_stream.h"
+#include "tether/outbox.h"
+#include "tether/reconnect.h"
+#include "tether/resolver.h"
+#include "tether/state_record.h"
+#include "tether/transport.h"
+
+namespace tether {
+
+/// Supplies the Authorization header: a bearer token from a file re-read
+/// when needed, or from a command. Tokens never appear in logs.
+class CredentialsProvider {
+public:
+    virtual ~CredentialsProvider() = default;
+    /// Writes the full header value ("Bearer ...") and a NUL into `out`.
+    /// Returns false when there is none (no header is sent).
+    virtual bool authorization(char* out, std::size_t capacity) = 0;
+    /// The server rejected the credentials: fetch fresh ones before the next attempt.
+    virtual void refresh() = 0;
+};
+
+/// What changed, for logs, status and metrics.
+struct ClientEvent {
+    LinkState state;
+    LinkState previous;
+    std::uint8_t endpoint;     ///< index into ClientConfig::urls
+    std::uint32_t attempt;     ///< consecutive attempts so far (the persisted counter)
+    std::uint32_t delay_ms;    ///< kWaitingToRetry: the wait before the next attempt
+    const char* reason;        ///< the failure policy's reason for the last failure, or ""
+    const char* detail;        ///< more about the failure ("status=503", "close=4009"), or ""
+};
+
+class ClientListener {
+public:
+    virtual ~ClientListener() = default;
+    virtual void on_state(const ClientEvent& event) { (void)event; }
+    /// A complete message from the server; `data` is valid until the call returns.
+    virtual void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) {
+        (void)type;
+        (void)data;
+        (void)size;
+    }
+};
+
+struct ClientConfig {
+    /// Timeouts, backoff, heartbeat, breakers. endpoint_count and
+    /// tls_endpoints are set from `urls`.
+    ReconnectConfig reconnect;
+    /// Endpoints in priority order (ws:// or wss://), primary first.
+    const char* urls[EndpointPool::kMaxEndpoints] = {};
+    std::size_t url_count = 0;
+    net::WsStreamConfig ws;
+    /// Subprotocols to offer; with require_subprotocol a 101 must select one.
+    const char* const* subprotocols = nullptr;
+    std::size_t subprotocol_count = 0;
+    bool require_subprotocol = false;
+    /// Extra request header lines ("Name: value").
+    const char* const* extra_headers = nullptr;
+    std::size_t extra_header_count = 0;
+    /// The frame type outbox messages are sent as.
+    net::WsOpcode message_type = net::WsOpcode::kText;
+    OverflowPolicy overflow = OverflowPolicy::kDropOldest;
+};
+
+/// Caller-owned memory for one client.
+struct ClientBuffers {
+    std::uint8_t* outbox;
+    std::size_t outbox_size;
+    std::uint8_t* rx;  ///< one reassembled incoming message: >= ws.max_message_size
+    std::size_t rx_size;
+    std::uint8_t* tx;  ///< coalesced outgoing frames: >= largest message + 14
+    std::size_t tx_size;
+};
+
+/// What the loop must poll one descriptor for.
+struct PollRequest {
+    int fd;
+    bool read;
+    bool write;
+};
+
+struct ClientCounters {
+    std::uint64_t messages_sent = 0;      ///< frames handed to the stream
+    std::uint64_t messages_received = 0;
+    std::uint64_t connects = 0;           ///< times the link came online
+};
+
+class Client final : private net::WsHandler {
+public:
+    /// Everything passed by reference must outlive the client. `state` (may
+    /// be null, with `record`) holds the persisted counters: the attempt
+    /// counter is restored from it and saved through `record` whenever it changes.
+    Client(const ClientConfig& config, const ClientBuffers& buffers, Connection& connection,
+           NameResolver& resolver, RandomSource& random, net::MaskSource& masks,
+           ClientListener* listener = nullptr, CredentialsProvider* credentials = nullptr,
+           StateRecord* record = nullptr, PersistentState* state = nullptr);
+    ~Client() override;
+    Client(const Client&) = delete;
+    Client& operator=(const Client&) = delete;
+
+    /// kOk, or kInvalidArgument naming the first bad URL (config_error()) or
+    /// a configuration out of range. Call once, before start().
+    Status init();
+    const char* config_error() const { return config_error_; }
+
+    /// Connects, and keeps reconnecting until stop().
+    void start(TimeMs now);
+    /// Closes with `code` (1000 normal, 1001 going away) and stays down.
+    void stop(TimeMs now, std::uint16_t code = 1000);
+
+    /// Queues a message for the server under the overflow policy. kOk,
+    /// kNoSpace (reject_newest and full) or kTooLarge. *seq gets its number.
+    Status send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr);
+
+    /// Does all work possible at `now` without blocking.
+    void service(TimeMs now);
+
+    /// The descriptors to poll; returns how many were written (at most 1 + NameResolver::kMaxFds).
+    static constexpr std::size_t kMaxPollRequests = 1 + NameResolver::kMaxFds;
+    std::size_t poll_requests(PollRequest* out, std::size_t max) const;
+    /// When service() must run even if no descriptor is ready; false when never.
+    bool next_deadline(TimeMs* at) const;
+    /// Bytes TLS already decrypted: the loop must not block in poll() while true.
+    bool has_buffered_input() const;
+
+    LinkState state() const { return machine_.state(); }
+    const ReconnectMachine& machine() const { return machine_; }
+    const Outbox& outbox() const { return outbox_; }
+    const net::WsStream& stream() const { return stream_; }
+    const ClientCounters& counters() const { return counters_; }
+    const net::WsUrl& url(std::size_t index) const { return urls_[index]; }
+    /// True when nothing waits to be sent: the outbox is empty and the stream flushed.
+    bool idle() const;
+
+private:
+    void perform(const Actions& actions, TimeMs now);
+    void perform_one(const Action& action, TimeMs now);
+    void feed(const Event& event, TimeMs now);
+    void post(const Event& event);
+    void fail(const Failure& failure, TimeMs now, bool more_addresses = false);
+    bool service_resolving(TimeMs now);
+    bool service_establishing(TimeMs now);
+    bool service_upgrade(TimeMs now);
+    bool service_open(TimeMs now);
+    void send_upgrade(TimeMs now);
+    void connect_next(TimeMs now);
+    void drain_outbox();
+    void flush(TimeMs now);
+    void handle_read_result(const net::WsResult& result, TimeMs now);
+    void notify();
+    std::uint32_t random_u32();
+
+    // WsHandler: callbacks run inside the stream, so they only record what
+    // happened; service_open() feeds the machine once the stream has returned.
+    void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) override;
+    void on_pong(const std::uint8_t* payload, std::size_t size) override;
+    void on_close(std::uint16_t code, const std::uint8_t* reason, std::size_t size) override;
+    void on_frame() override;
+
+    ClientConfig config_;
+    Connection& connection_;
+    NameResolver& resolver_;
+    RandomSource& random_;
+    ClientListener* listener_;
+    CredentialsProvider* credentials_;
+    StateRecord* record_;
+    PersistentState* state_;
+    ReconnectMachine machine_;
+    Outbox outbox_;
+    net::WsStream stream_;
+    net::UpgradeResponseParser parser_;
+    net::WsUrl urls_[EndpointPool::kMaxEndpoints];
+
+    net::IpAddress addresses_[8] = {};
+    std::size_t address_count_ = 0;
+    std::size_t next_address_ = 0;
+    bool transport_open_ = false;
+
+    // Events raised while actions run (a connect refused at once, a literal
+    // resolved at once) wait here so that the machine is never re-entered.
+    static constexpr std::size_t kMaxPosted = 4;
+    Event posted_[kMaxPosted];
+    std::size_t posted_count_ = 0;
+
+    // What the stream's callbacks saw during one read.
+    bool frame_seen_ = false;
+    bool pong_seen_ = false;
+    std::uint8_t pong_payload_[kPingPayloadSize] = {};
+    std::size_t pong_size_ = 0;
+    bool close_seen_ = false;
+    std::uint16_t close_code_ = 0;
+
+    std::uint64_t last_queued_seq_ = 0;  // newest outbox entry handed to the stream
+    bool queued_unacked_ = false;
+    ClientCounters counters_;
+    char detail_[96] = {};
+    char config_error_[160] = {};
+    char request_[4096] = {};
+};
+
+}  // namespace tether

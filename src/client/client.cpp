@@ -1,0 +1,556 @@
+#include "tether/client.h"
+
+#include <cstdio>
+#include <cstring>
+
+namespace tether {
+namespace {
+
+FailureKind failure_kind(TransportError error, bool tls_phase) {
+    switch (error) {
+        case TransportError::kRefused: return FailureKind::kTcpRefused;
+        case TransportError::kTimedOut: return FailureKind::kTcpTimeout;
+        case TransportError::kUnreachable: return FailureKind::kNetworkUnreachable;
+        case TransportError::kTlsFailed: return FailureKind::kTlsFailed;
+        case TransportError::kCertificateInvalid: return FailureKind::kTlsCertificateInvalid;
+        case TransportError::kReset:
+        case TransportError::kNone:
+        case TransportError::kOther: break;
+    }
+    return tls_phase ? FailureKind::kTlsFailed : FailureKind::kTcpReset;
+}
+
+// The link is open (online or closing): the transport failing now is a lost connection.
+bool link_open(LinkState state) {
+    return state == LinkState::kOnline || state == LinkState::kClosing ||
+           state == LinkState::kSessionResume;
+}
+
+}  // namespace
+
+Client::Client(const ClientConfig& config, const ClientBuffers& buffers, Connection& connection,
+               NameResolver& resolver, RandomSource& random, net::MaskSource& masks,
+               ClientListener* listener, CredentialsProvider* credentials, StateRecord* record,
+               PersistentState* state)
+    : config_(config),
+      connection_(connection),
+      resolver_(resolver),
+      random_(random),
+      listener_(listener),
+      credentials_(credentials),
+      record_(record),
+      state_(state),
+      machine_(config.reconnect),
+      outbox_(buffers.outbox, buffers.outbox_size, config.overflow,
+              state != nullptr ? state->next_uplink_seq : 1),
+      stream_(config.ws, buffers.rx, buffers.rx_size, buffers.tx, buffers.tx_size, masks),
+      parser_("AAAAAAAAAAAAAAAAAAAAAAAAAAA=", nullptr, 0, false) {}
+
+Client::~Client() {
+    stream_.detach();
+    connection_.close();
+    resolver_.cancel();
+}
+
+Status Client::init() {
+    if (config_.url_count == 0 || config_.url_count > EndpointPool::kMaxEndpoints) {
+        std::snprintf(config_error_, sizeof config_error_, "between 1 and %u URLs are needed",
+                      static_cast<unsigned>(EndpointPool::kMaxEndpoints));
+        return Status::kInvalidArgument;
+    }
+    ReconnectConfig reconnect = config_.reconnect;
+    reconnect.endpoint_count = static_cast<std::uint8_t>(config_.url_count);
+    reconnect.tls_endpoints = 0;
+    for (std::size_t i = 0; i < config_.url_count; ++i) {
+        const net::UrlStatus status = net::parse_ws_url(config_.urls[i], &urls_[i]);
+        if (status != net::UrlStatus::kOk) {
+            std::snprintf(config_error_, sizeof config_error_, "url %u: %s",
+                          static_cast<unsigned>(i + 1), net::to_string(status));
+            return Status::kInvalidArgument;
+        }
+        if (urls_[i].tls) {
+            reconnect.tls_endpoints = static_cast<std::uint8_t>(reconnect.tls_endpoints | (1u << i));
+        }
+    }
+    if (validate(reconnect) != Status::kOk) {
+        std::snprintf(config_error_, sizeof config_error_, "reconnect settings out of range");
+        return Status::kInvalidArgument;
+    }
+    config_.reconnect = reconnect;
+    machine_ = ReconnectMachine(reconnect);
+    if (state_ != nullptr) {
+        machine_.restore_attempts(state_->reconnect_attempts);
+    }
+    return Status::kOk;
+}
+
+std::uint32_t Client::random_u32() {
+    std::uint8_t bytes[4] = {};
+    if (!random_.fill_random(bytes, sizeof bytes)) {
+        // Jitter without entropy would be predictable, not unsafe; the
+        // attempt that follows needs entropy for its key and fails closed.
+        return 0;
+    }
+    return static_cast<std::uint32_t>(bytes[0]) | static_cast<std::uint32_t>(bytes[1]) << 8 |
+           static_cast<std::uint32_t>(bytes[2]) << 16 | static_cast<std::uint32_t>(bytes[3]) << 24;
+}
+
+void Client::start(TimeMs now) { feed(Event::start(), now); }
+
+void Client::stop(TimeMs now, std::uint16_t code) {
+    feed(Event::stop(code), now);
+    flush(now);
+}
+
+Status Client::send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq) {
+    const Status status = outbox_.push(data, size, seq);
+    if (state_ != nullptr) {
+        state_->next_uplink_seq = outbox_.next_seq();
+    }
+    return status;
+}
+
+bool Client::idle() const { return outbox_.empty() && stream_.queued_bytes() == 0; }
+
+void Client::post(const Event& event) {
+    if (posted_count_ < kMaxPosted) {
+        posted_[posted_count_++] = event;
+    }
+}
+
+void Client::feed(const Event& event, TimeMs now) {
+    perform(machine_.step(event, now, random_u32()), now);
+    // Events raised by the actions just performed, in order. Each step may
+    // post at most one more (a connect that fails at once), so this ends.
+    while (posted_count_ > 0) {
+        const Event next = posted_[0];
+        for (std::size_t i = 1; i < posted_count_; ++i) {
+            posted_[i - 1] = posted_[i];
+        }
+        --posted_count_;
+        perform(machine_.step(next, now, random_u32()), now);
+    }
+}
+
+void Client::fail(const Failure& failure, TimeMs now, bool more_addresses) {
+    feed(Event::failed(failure, more_addresses), now);
+}
+
+void Client::perform(const Actions& actions, TimeMs now) {
+    for (std::size_t i = 0; i < actions.count; ++i) {
+        perform_one(actions.items[i], now);
+    }
+}
+
+void Client::perform_one(const Action& action, TimeMs now) {
+    switch (action.type) {
+        case ActionType::kResolve: {
+            detail_[0] = '\0';
+            const ResolveStatus status =
+                resolver_.start(urls_[action.endpoint].host, now, random_u32());
+            if (status == ResolveStatus::kDone) {
+                address_count_ = resolver_.addresses(addresses_, 8);
+                next_address_ = 0;
+                post(Event::of(EventType::kResolved));
+            } else if (status != ResolveStatus::kPending) {
+                std::snprintf(detail_, sizeof detail_, "resolve=%s", to_string(status));
+                post(Event::failed(Failure{FailureKind::kDnsFailure}));
+            }
+            return;
+        }
+        case ActionType::kConnect: connect_next(now); return;
+        case ActionType::kStartTls: return;  // establish() goes on from TCP into TLS
+        case ActionType::kSendUpgrade: send_upgrade(now); return;
+        case ActionType::kSendHello: return;  // tether.v1 is not spoken in this mode
+        case ActionType::kSendPing:
+            (void)stream_.queue_ping(action.ping_payload, kPingPayloadSize);
+            return;
+        case ActionType::kSendClose:
+            (void)stream_.queue_close(action.close_code);
+            flush(now);
+            return;
+        case ActionType::kCloseTransport:
+            stream_.detach();
+            connection_.close();
+            resolver_.cancel();
+            transport_open_ = false;
+            return;
+        case ActionType::kRefreshCredentials:
+            if (credentials_ != nullptr) {
+                credentials_->refresh();
+            }
+            return;
+        case ActionType::kPersist:
+            if (state_ != nullptr) {
+                state_->reconnect_attempts = machine_.attempts();
+                state_->next_uplink_seq = outbox_.next_seq();
+                if (record_ != nullptr) {
+                    (void)record_->save(*state_);
+                }
+            }
+            return;
+        case ActionType::kNotifyState:
+            if (machine_.state() == LinkState::kOnline) {
+                // Everything not yet acknowledged goes out again, in order.
+                outbox_.rewind();
+                queued_unacked_ = false;
+                ++counters_.connects;
+            }
+            notify();
+            return;
+    }
+}
+
+void Client::notify() {
+    if (listener_ == nullptr) {
+        return;
+    }
+    ClientEvent event{};
+    event.state = machine_.state();
+    event.previous = machine_.previous_state();
+    event.endpoint = machine_.endpoint();
+    event.attempt = machine_.attempts();
+    event.delay_ms = machine_.retry_delay_ms();
+    event.reason = machine_.last_failure_reason();
+    event.detail = detail_;
+    listener_->on_state(event);
+}
+
+void Client::connect_next(TimeMs now) {
+    (void)now;
+    if (next_address_ >= address_count_) {
+        post(Event::failed(Failure{FailureKind::kTcpRefused}));
+        return;
+    }
+    const net::WsUrl& url = urls_[machine_.endpoint()];
+    TransportError error = TransportError::kNone;
+    const net::IpAddress& address = addresses_[next_address_++];
+    if (connection_.open(address, url.port, url.tls, url.host, &error) != Status::kOk) {
+        std::snprintf(detail_, sizeof detail_, "connect=%s", to_string(error));
+        post(Event::failed(Failure{failure_kind(error, false)}, next_address_ < address_count_));
+        return;
+    }
+    transport_open_ = true;
+}
+
+void Client::send_upgrade(TimeMs now) {
+    std::uint8_t nonce[16];
+    char key[net::kWebSocketKeyLength + 1];
+    char accept[net::kWebSocketAcceptLength + 1];
+    if (!random_.fill_random(nonce, sizeof nonce) ||
+        net::make_websocket_key(nonce, key) != net::HandshakeStatus::kOk ||
+        net::compute_accept(key, accept) != net::HandshakeStatus::kOk) {
+        std::snprintf(detail_, sizeof detail_, "entropy=unavailable");
+        post(Event::failed(Failure{FailureKind::kTlsFailed}));
+        return;
+    }
+    char authorization[1024];
+    const bool has_authorization =
+        credentials_ != nullptr && credentials_->authorization(authorization, sizeof authorization);
+
+    const net::WsUrl& url = urls_[machine_.endpoint()];
+    net::UpgradeRequest request;
+    request.host = url.host;
+    request.port = url.port;
+    request.tls = url.tls;
+    request.path = url.path;
+    request.key = key;
+    request.subprotocols = config_.subprotocols;
+    request.subprotocol_count = config_.subprotocol_count;
+    request.authorization = has_authorization ? authorization : nullptr;
+    request.extra_headers = config_.extra_headers;
+    request.extra_header_count = config_.extra_header_count;
+    std::size_t length = 0;
+    const net::HandshakeStatus built =
+        net::build_upgrade_request(request, request_, sizeof request_, &length);
+    // The token is no longer needed; do not leave it on the stack.
+    std::memset(authorization, 0, sizeof authorization);
+    if (built != net::HandshakeStatus::kOk || !stream_.attach(&connection_) ||
+        !stream_.queue_raw(reinterpret_cast<const std::uint8_t*>(request_), length)) {
+        std::snprintf(detail_, sizeof detail_, "request=%s", net::to_string(built));
+        post(Event::failed(Failure{FailureKind::kHandshakeInvalid}));
+        return;
+    }
+    std::memset(request_, 0, length);
+    parser_.reset(accept, config_.subprotocols, config_.subprotocol_count,
+                  config_.require_subprotocol);
+    flush(now);
+}
+
+void Client::flush(TimeMs now) {
+    if (!stream_.attached() || stream_.queued_bytes() == 0) {
+        return;
+    }
+    const net::WsResult result = stream_.flush();
+    if (result.status != net::WsStatus::kOk) {
+        handle_read_result(result, now);
+        return;
+    }
+    // Plain mode has no acknowledgements: an entry is done once the write
+    // carrying its frame has been handed to the kernel completely.
+    if (queued_unacked_ && stream_.queued_bytes() == 0 && !config_.reconnect.resume_protocol) {
+        outbox_.ack(last_queued_seq_);
+        queued_unacked_ = false;
+    }
+}
+
+void Client::drain_outbox() {
+    OutboxEntry entry;
+    std::size_t queued = 0;
+    for (Outbox::Iterator it = outbox_.unsent(); it.next(&entry);) {
+        if (!stream_.queue_message(config_.message_type, entry.data, entry.size)) {
+            break;
+        }
+        last_queued_seq_ = entry.seq;
+        queued_unacked_ = true;
+        ++queued;
+    }
+    if (queued > 0) {
+        outbox_.mark_sent(queued);
+        counters_.messages_sent += queued;
+    }
+}
+
+void Client::handle_read_result(const net::WsResult& result, TimeMs now) {
+    switch (result.status) {
+        case net::WsStatus::kOk:
+        case net::WsStatus::kNotAttached: return;
+        case net::WsStatus::kProtocolError:
+            std::snprintf(detail_, sizeof detail_, "close=%u",
+                          static_cast<unsigned>(result.close_code));
+            fail(Failure{FailureKind::kProtocolError, result.close_code}, now);
+            return;
+        case net::WsStatus::kClosed:
+            if (machine_.state() == LinkState::kClosing) {
+                feed(Event::of(EventType::kTransportClosed), now);
+                return;
+            }
+            std::snprintf(detail_, sizeof detail_, "eof");
+            fail(Failure{link_open(machine_.state()) ? FailureKind::kConnectionLost
+                                                     : FailureKind::kTcpReset},
+                 now);
+            return;
+        case net::WsStatus::kTransportError:
+            std::snprintf(detail_, sizeof detail_, "transport=%s",
+                          to_string(result.transport_error));
+            if (link_open(machine_.state())) {
+                fail(Failure{FailureKind::kConnectionLost}, now);
+            } else {
+                fail(Failure{failure_kind(result.transport_error,
+                                          machine_.state() == LinkState::kTlsHandshake)},
+                     now);
+            }
+            return;
+        case net::WsStatus::kEntropyFailure:
+            std::snprintf(detail_, sizeof detail_, "entropy=unavailable");
+            fail(Failure{FailureKind::kConnectionLost}, now);
+            return;
+    }
+}
+
+void Client::service(TimeMs now) {
+    // Each round either moves the machine on or stops; a bound keeps one
+    // call short even if a peer makes every step succeed at once.
+    for (int round = 0; round < 8; ++round) {
+        const LinkState before = machine_.state();
+        bool more = false;
+        switch (before) {
+            case LinkState::kResolving: more = service_resolving(now); break;
+            case LinkState::kTcpConnecting:
+            case LinkState::kTlsHandshake: more = service_establishing(now); break;
+            case LinkState::kWsHandshake: more = service_upgrade(now); break;
+            case LinkState::kSessionResume:
+            case LinkState::kOnline:
+            case LinkState::kClosing: more = service_open(now); break;
+            default: break;
+        }
+        if (machine_.has_deadline() && time_reached(now, machine_.next_deadline())) {
+            feed(Event::timer(), now);
+        }
+        if (!more && machine_.state() == before) {
+            return;
+        }
+    }
+}
+
+bool Client::service_resolving(TimeMs now) {
+    const ResolveStatus status = resolver_.poll(now, random_u32());
+    if (status == ResolveStatus::kPending) {
+        return false;
+    }
+    if (status == ResolveStatus::kDone) {
+        address_count_ = resolver_.addresses(addresses_, 8);
+        next_address_ = 0;
+        feed(Event::of(EventType::kResolved), now);
+    } else {
+        std::snprintf(detail_, sizeof detail_, "resolve=%s", to_string(status));
+        fail(Failure{FailureKind::kDnsFailure}, now);
+    }
+    return true;
+}
+
+bool Client::service_establishing(TimeMs now) {
+    if (!transport_open_) {
+        return false;
+    }
+    const LinkState phase = machine_.state();
+    const IoResult result = connection_.establish();
+    if (result.status == IoStatus::kError || result.status == IoStatus::kClosed) {
+        const bool tls_phase = phase == LinkState::kTlsHandshake;
+        std::snprintf(detail_, sizeof detail_, "%s=%s", tls_phase ? "tls" : "connect",
+                      to_string(result.error));
+        const bool more = !tls_phase && next_address_ < address_count_;
+        fail(Failure{failure_kind(result.error, tls_phase)}, now, more);
+        return true;
+    }
+    if (phase == LinkState::kTcpConnecting && connection_.tcp_connected()) {
+        feed(Event::of(EventType::kTcpConnected), now);
+        return true;
+    }
+    if (phase == LinkState::kTlsHandshake && result.status == IoStatus::kOk) {
+        feed(Event::of(EventType::kTlsEstablished), now);
+        return true;
+    }
+    return false;
+}
+
+bool Client::service_upgrade(TimeMs now) {
+    flush(now);
+    if (machine_.state() != LinkState::kWsHandshake) {
+        return true;
+    }
+    net::HandshakeStatus status = net::HandshakeStatus::kNeedMore;
+    const net::WsResult result = stream_.read_handshake(&parser_, &status);
+    switch (status) {
+        case net::HandshakeStatus::kNeedMore:
+            if (result.status != net::WsStatus::kOk) {
+                handle_read_result(result, now);
+                return true;
+            }
+            return false;
+        case net::HandshakeStatus::kOk:
+            feed(Event::of(EventType::kUpgraded), now);
+            return true;
+        case net::HandshakeStatus::kNotSwitching: {
+            Failure failure{FailureKind::kHttpStatus, parser_.status_code()};
+            failure.has_retry_after = parser_.has_retry_after();
+            failure.retry_after_ms = parser_.retry_after_seconds() * 1000u;
+            std::snprintf(detail_, sizeof detail_, "status=%u retry_after_s=%u",
+                          static_cast<unsigned>(parser_.status_code()),
+                          static_cast<unsigned>(parser_.retry_after_seconds()));
+            fail(failure, now);
+            return true;
+        }
+        default:
+            std::snprintf(detail_, sizeof detail_, "handshake=%s", net::to_string(status));
+            fail(Failure{FailureKind::kHandshakeInvalid}, now);
+            return true;
+    }
+}
+
+bool Client::service_open(TimeMs now) {
+    const LinkState phase = machine_.state();
+    if (phase == LinkState::kOnline) {
+        drain_outbox();
+    }
+    flush(now);
+    if (machine_.state() != phase) {
+        return true;
+    }
+
+    frame_seen_ = false;
+    pong_seen_ = false;
+    close_seen_ = false;
+    const net::WsResult result = stream_.read_frames(*this);
+    // The stream has returned: now the machine may act, and tear it down.
+    if (pong_seen_) {
+        feed(Event::pong(pong_payload_, pong_size_), now);
+    } else if (frame_seen_) {
+        feed(Event::of(EventType::kFrameReceived), now);
+    }
+    if (close_seen_) {
+        std::snprintf(detail_, sizeof detail_, "close=%u", static_cast<unsigned>(close_code_));
+        fail(Failure{FailureKind::kPeerClosed, close_code_}, now);
+        return true;
+    }
+    if (result.status != net::WsStatus::kOk) {
+        handle_read_result(result, now);
+        return true;
+    }
+    if (machine_.state() == LinkState::kOnline && outbox_.unsent_count() > 0 &&
+        stream_.tx_space() > 0) {
+        drain_outbox();
+        flush(now);
+    }
+    return machine_.state() != phase;
+}
+
+void Client::on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) {
+    ++counters_.messages_received;
+    if (listener_ != nullptr) {
+        listener_->on_message(type, data, size);
+    }
+}
+
+void Client::on_pong(const std::uint8_t* payload, std::size_t size) {
+    pong_seen_ = true;
+    pong_size_ = size < sizeof pong_payload_ ? size : sizeof pong_payload_;
+    std::memcpy(pong_payload_, payload, pong_size_);
+}
+
+void Client::on_close(std::uint16_t code, const std::uint8_t* reason, std::size_t size) {
+    (void)reason;
+    (void)size;
+    close_seen_ = true;
+    close_code_ = code;
+}
+
+void Client::on_frame() { frame_seen_ = true; }
+
+std::size_t Client::poll_requests(PollRequest* out, std::size_t max) const {
+    std::size_t count = 0;
+    const LinkState state = machine_.state();
+    if (state == LinkState::kResolving) {
+        int fds[NameResolver::kMaxFds];
+        const std::size_t n = resolver_.fds(fds, NameResolver::kMaxFds);
+        for (std::size_t i = 0; i < n && count < max; ++i) {
+            out[count++] = PollRequest{fds[i], true, false};
+        }
+        return count;
+    }
+    if (!transport_open_ || connection_.fd() < 0 || count >= max) {
+        return count;
+    }
+    bool want_read = true;
+    bool want_write = false;
+    if (state == LinkState::kTcpConnecting) {
+        want_read = false;
+        want_write = true;
+    } else if (state == LinkState::kTlsHandshake) {
+        want_read = false;  // interest() reports what the handshake waits for
+    } else {
+        want_write = stream_.queued_bytes() > 0 ||
+                     (state == LinkState::kOnline && outbox_.unsent_count() > 0);
+    }
+    const PollInterest interest = connection_.interest(want_read, want_write);
+    out[count++] = PollRequest{connection_.fd(), interest.read, interest.write};
+    return count;
+}
+
+bool Client::next_deadline(TimeMs* at) const {
+    bool any = false;
+    if (machine_.has_deadline()) {
+        *at = machine_.next_deadline();
+        any = true;
+    }
+    if (machine_.state() == LinkState::kResolving) {
+        const TimeMs resolver_at = resolver_.next_deadline();
+        *at = any ? time_earliest(*at, resolver_at) : resolver_at;
+        any = true;
+    }
+    return any;
+}
+
+bool Client::has_buffered_input() const { return transport_open_ && connection_.pending() > 0; }
+
+}  // namespace tether
