@@ -383,6 +383,24 @@ TEST(PosixResolver, IgnoresAnswersFromAnyOtherSource) {
     STRCMP_EQUAL("192.0.2.1", result_of(resolver).c_str());
 }
 
+TEST(PosixResolver, OnePollReadsABoundedNumberOfDatagrams) {
+    Setup setup;
+    UdpEndpoint flooder("127.0.0.1", 0);
+    PosixResolver resolver(setup.config());
+    CHECK_EQUAL(ResolveStatus::kPending, resolver.start("device.example", 0, 1));
+    const std::vector<Received> queries = setup.server.receive_all(2);
+    const std::vector<std::uint8_t> junk(12, 0xAA);
+    for (std::size_t i = 0; i < PosixResolver::kMaxDatagramsPerPoll + 8; ++i) {
+        flooder.send(junk, queries[0].from);
+    }
+    for (const Received& one : queries) {
+        setup.server.send(answer(one.query, {"192.0.2.1"}), one.from);
+    }
+    CHECK_EQUAL(ResolveStatus::kPending, poll_when_readable(resolver, 1));
+    CHECK_EQUAL(ResolveStatus::kDone, poll_when_readable(resolver, 2));
+    STRCMP_EQUAL("192.0.2.1", result_of(resolver).c_str());
+}
+
 TEST(PosixResolver, PicksUpAChangedResolvConfOnTheNextLookup) {
     Setup setup;
     UdpEndpoint second("127.0.0.2", setup.server.port());
@@ -585,6 +603,8 @@ TEST(PosixResolver, AThousandLookupsLeakNoDescriptors) {
                     break;
             }
         }
+        resolver.cancel();  // the last lookup was left pending
+        UNSIGNED_LONGS_EQUAL(before, open_fd_count());
     }
     UNSIGNED_LONGS_EQUAL(before, open_fd_count());
 }
