@@ -38,7 +38,19 @@ const char* to_string(DnsResolverState state) {
     return "unknown";
 }
 
-DnsResolver::DnsResolver(const ResolvConf& conf) : conf_(conf) {
+DnsResolver::DnsResolver(const ResolvConf& conf) {
+    apply_conf(conf);
+    queries_[kAaaa].type = DnsType::kAaaa;
+    queries_[kA].type = DnsType::kA;
+}
+
+void DnsResolver::reconfigure(const ResolvConf& conf) {
+    cancel();
+    apply_conf(conf);
+}
+
+void DnsResolver::apply_conf(const ResolvConf& conf) {
+    conf_ = conf;
     if (conf_.nameserver_count == 0) {
         conf_.nameservers[0] = make_ipv4(127, 0, 0, 1);
         conf_.nameserver_count = 1;
@@ -55,8 +67,6 @@ DnsResolver::DnsResolver(const ResolvConf& conf) : conf_(conf) {
     conf_.timeout_s = clamp(conf_.timeout_s, 1, ResolvConf::kMaxTimeoutS);
     conf_.attempts = clamp(conf_.attempts, 1, ResolvConf::kMaxAttempts);
     conf_.ndots = clamp(conf_.ndots, 0, ResolvConf::kMaxNdots);
-    queries_[kAaaa].type = DnsType::kAaaa;
-    queries_[kA].type = DnsType::kA;
 }
 
 DnsStatus DnsResolver::start(const char* name, TimeMs now, std::uint32_t random) {

@@ -768,6 +768,55 @@ TEST(DnsResolver, ClampsTheConfiguration) {
     UNSIGNED_LONGS_EQUAL(3, many.conf().nameserver_count);
 }
 
+TEST(DnsResolver, ReconfigureAbandonsTheLookupAndAppliesTheNewConfiguration) {
+    Harness h(conf_with_servers(1));
+    ZoneEntry entry;
+    entry.v4 = {"192.0.2.1"};
+    h.servers.zone["example.com"] = entry;
+    check_status(DnsStatus::kOk, h.start("example.com"));
+    const std::vector<Outgoing> sent = h.drain();
+    const std::vector<std::uint8_t> reply = answer_for(sent[1], h.servers);
+
+    ResolvConf conf = conf_with_servers(2);
+    conf.timeout_s = 0;  // clamped to 1, as by the constructor
+    conf.attempts = 1;
+    h.resolver.reconfigure(conf);
+    check_state(DnsResolverState::kIdle, h.resolver.state());
+    UNSIGNED_LONGS_EQUAL(2, h.resolver.conf().nameserver_count);
+    CHECK_TRUE(h.resolver.conf().nameservers[1] == ip("10.0.0.2"));
+    UNSIGNED_LONGS_EQUAL(1, h.resolver.conf().timeout_s);
+    h.resolver.on_datagram(0, reply.data(), reply.size(), h.now, 1);  // to the abandoned lookup
+    check_state(DnsResolverState::kIdle, h.resolver.state());
+    CHECK_TRUE(h.drain().empty());
+
+    h.servers.behaviour[0] = Behaviour::kSilent;
+    h.servers.behaviour[1] = Behaviour::kSilent;
+    h.servers.log.clear();
+    check_status(DnsStatus::kOk, h.start("example.com"));
+    h.run();
+    check_status(DnsStatus::kTimeout, h.resolver.status());
+    UNSIGNED_LONGS_EQUAL(1000 + 2 * 1000, h.now);
+    STRCMP_EQUAL("0:example.com/AAAA 0:example.com/A 1:example.com/AAAA 1:example.com/A",
+                 h.queries().c_str());
+}
+
+TEST(DnsResolver, ReconfigureKeepsTheRotatePosition) {
+    ResolvConf conf = conf_with_servers(3);
+    conf.rotate = true;
+    Harness h(conf);
+    ZoneEntry entry;
+    entry.v4 = {"192.0.2.1"};
+    h.servers.zone["example.com"] = entry;
+    for (int lookup = 0; lookup < 2; ++lookup) {
+        h.resolver.reconfigure(conf);  // as when the file is read again for each lookup
+        check_status(DnsStatus::kOk, h.start("example.com"));
+        h.run();
+        check_state(DnsResolverState::kDone, h.resolver.state());
+    }
+    STRCMP_EQUAL("0:example.com/AAAA 0:example.com/A 1:example.com/AAAA 1:example.com/A",
+                 h.queries().c_str());
+}
+
 TEST(DnsResolver, DeadlinesSurviveClockWrapAround) {
     Harness h(conf_with_servers(1));
     h.now = 0xFFFFF000u;

@@ -102,6 +102,13 @@ class DnsResolver {
     /// are clamped, and an empty server list means 127.0.0.1.
     explicit DnsResolver(const ResolvConf& conf);
 
+    /// Replaces the configuration with `conf` (clamped as in the
+    /// constructor) and abandons any lookup in progress: state() becomes
+    /// kIdle. The rotate position is kept, so round-robin over the servers
+    /// continues across a reload of an unchanged file. Lets one object
+    /// (no heap) follow a resolv.conf that changes between lookups.
+    void reconfigure(const ResolvConf& conf);
+
     /// Starts resolving `name` (NUL-terminated), abandoning any lookup in
     /// progress. `random` supplies the query ids.
     /// Returns kOk: state() is kDone already for a numeric literal, else
@@ -165,6 +172,7 @@ class DnsResolver {
 
     static constexpr std::size_t kQueries = 2;  // [0] AAAA, [1] A
 
+    void apply_conf(const ResolvConf& conf);
     bool begin_candidate(std::size_t from, TimeMs now, std::uint32_t random);
     bool compose_candidate(std::size_t index);
     void begin_try(TimeMs now);
