@@ -76,7 +76,9 @@ std::size_t header_size(std::uint64_t payload_length, bool masked) {
     return masked ? size + kMaskSize : size;
 }
 
-bool is_control(std::uint8_t opcode) { return (opcode & 0x8u) != 0; }
+bool is_control(std::uint8_t opcode) {
+    return (opcode & 0x8u) != 0;
+}
 
 // Codes a peer may put on the wire (RFC 6455 section 7.4 and the IANA
 // registry): 1004-1006 and 1015 are reserved, 1016-2999 unassigned.
@@ -197,7 +199,9 @@ void WsStream::detach() {
     pong_owed_ = false;
 }
 
-std::size_t WsStream::tx_space() const { return tx_capacity_ - (tx_end_ - tx_begin_); }
+std::size_t WsStream::tx_space() const {
+    return tx_capacity_ - (tx_end_ - tx_begin_);
+}
 
 bool WsStream::make_room(std::size_t size) {
     if (tx_capacity_ - tx_end_ >= size) {

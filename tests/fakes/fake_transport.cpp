@@ -5,8 +5,8 @@
 namespace tether::test {
 
 void FakeTransport::push_input(const std::uint8_t* data, std::size_t size) {
-    input_.push_back(Chunk{Kind::kData, std::vector<std::uint8_t>(data, data + size), 0,
-                           TransportError::kNone});
+    input_.push_back(
+        Chunk{Kind::kData, std::vector<std::uint8_t>(data, data + size), 0, TransportError::kNone});
 }
 
 void FakeTransport::push_input(const std::vector<std::uint8_t>& bytes) {
@@ -33,7 +33,9 @@ void FakeTransport::push_input_split(const std::vector<std::uint8_t>& bytes,
     push_input_split(bytes.data(), bytes.size(), chunk_size);
 }
 
-void FakeTransport::push_eof() { input_.push_back(Chunk{Kind::kEof, {}, 0, TransportError::kNone}); }
+void FakeTransport::push_eof() {
+    input_.push_back(Chunk{Kind::kEof, {}, 0, TransportError::kNone});
+}
 
 void FakeTransport::push_error(TransportError why) {
     input_.push_back(Chunk{Kind::kError, {}, 0, why});

@@ -30,7 +30,9 @@ namespace {
 
 using Bytes = std::vector<std::uint8_t>;
 
-Bytes text(const std::string& s) { return Bytes(s.begin(), s.end()); }
+Bytes text(const std::string& s) {
+    return Bytes(s.begin(), s.end());
+}
 
 Bytes cat(Bytes a, const Bytes& b) {
     a.insert(a.end(), b.begin(), b.end());
@@ -221,7 +223,8 @@ TEST(WsStreamSend, BinaryOf256BytesUsesSixteenBitLength) {
     CHECK_EQUAL(WsStatus::kOk, rig.stream.flush().status);
     const Bytes& out = rig.transport.output();
     UNSIGNED_LONGS_EQUAL(4 + 4 + 256, out.size());
-    check_bytes(Bytes{0x82, 0xFE, 0x01, 0x00, 0x37, 0xfa, 0x21, 0x3d}, Bytes(out.begin(), out.begin() + 8));
+    check_bytes(Bytes{0x82, 0xFE, 0x01, 0x00, 0x37, 0xfa, 0x21, 0x3d},
+                Bytes(out.begin(), out.begin() + 8));
     const std::uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
     for (std::size_t i = 0; i < payload.size(); ++i) {
         UNSIGNED_LONGS_EQUAL(payload[i] ^ key[i % 4], out[8 + i]);
@@ -448,9 +451,12 @@ TEST(WsStreamSend, DetachDropsQueuedBytes) {
 }
 
 TEST(WsStreamSend, StatusNames) {
-    const WsStatus all[] = {WsStatus::kOk,           WsStatus::kClosed,
-                            WsStatus::kTransportError, WsStatus::kProtocolError,
-                            WsStatus::kEntropyFailure, WsStatus::kNotAttached};
+    const WsStatus all[] = {WsStatus::kOk,
+                            WsStatus::kClosed,
+                            WsStatus::kTransportError,
+                            WsStatus::kProtocolError,
+                            WsStatus::kEntropyFailure,
+                            WsStatus::kNotAttached};
     for (WsStatus a : all) {
         STRCMP_CONTAINS("", tether::net::to_string(a));
         for (WsStatus b : all) {
@@ -605,7 +611,10 @@ TEST(WsStreamReceive, CloseWithoutCodeReportsNoStatus) {
 TEST(WsStreamReceive, AllowedCloseCodesAreAccepted) {
     for (int code : {1000, 1001, 1002, 1003, 1007, 1011, 1014, 3000, 4999}) {
         Rig rig;
-        CHECK_EQUAL(WsStatus::kOk, feed(rig, server_frame(0x88, close_payload(static_cast<std::uint16_t>(code))), 0).status);
+        CHECK_EQUAL(
+            WsStatus::kOk,
+            feed(rig, server_frame(0x88, close_payload(static_cast<std::uint16_t>(code))), 0)
+                .status);
         UNSIGNED_LONGS_EQUAL(code, rig.handler.close_code);
     }
 }
@@ -653,7 +662,8 @@ TEST(WsStreamReceive, CloseWithOneBytePayloadIs1002) {
 
 TEST(WsStreamReceive, CloseCodesNotAllowedOnTheWireAre1002) {
     for (int code : {0, 999, 1004, 1005, 1006, 1015, 1016, 2000, 2999, 5000, 65535}) {
-        expect_protocol_error(server_frame(0x88, close_payload(static_cast<std::uint16_t>(code))), 1002);
+        expect_protocol_error(server_frame(0x88, close_payload(static_cast<std::uint16_t>(code))),
+                              1002);
     }
 }
 
@@ -874,7 +884,8 @@ TEST(WsStreamHandshake, FramesInTheSameChunkAsTheResponse) {
         }
         CHECK_EQUAL(HandshakeStatus::kOk, status);
         CHECK_TRUE(rig.handler.messages.empty());
-        rig.transport.push_input(Bytes(input.begin() + static_cast<std::ptrdiff_t>(offset), input.end()));
+        rig.transport.push_input(
+            Bytes(input.begin() + static_cast<std::ptrdiff_t>(offset), input.end()));
         CHECK_EQUAL(WsStatus::kOk, rig.stream.read_frames(rig.handler).status);
         UNSIGNED_LONGS_EQUAL(1, rig.handler.messages.size());
         check_bytes(text("Hello"), rig.handler.messages[0].second);

@@ -25,7 +25,8 @@
 //
 // Example:
 //   static std::uint8_t rx[64 * 1024], tx[64 * 1024 + 64];
-//   tether::net::WsStream stream(tether::net::WsStreamConfig{}, rx, sizeof rx, tx, sizeof tx, masks);
+//   static tether::net::WsStream stream(tether::net::WsStreamConfig{}, rx, sizeof rx,
+//                                       tx, sizeof tx, masks);
 //   stream.attach(&transport);                  // after the TCP/TLS connection is up
 //   stream.queue_raw(request, request_size);    // the HTTP upgrade
 //   ... stream.read_handshake(&parser, &status) until status != kNeedMore ...
@@ -73,7 +74,7 @@ struct WsStreamConfig {
 
 /// Where mask keys come from: the port's DRBG, or fixed bytes in tests.
 class MaskSource {
-public:
+  public:
     virtual ~MaskSource() = default;
     /// Fills `size` random bytes. Returns false when entropy is unavailable:
     /// the stream then fails closed (kEntropyFailure) and never sends an
@@ -83,7 +84,7 @@ public:
 
 /// What the peer sent, reported by read_frames().
 class WsHandler {
-public:
+  public:
     virtual ~WsHandler() = default;
     /// A complete text or binary message. `data` is valid until the handler returns.
     virtual void on_message(WsOpcode type, const std::uint8_t* data, std::size_t size) = 0;
@@ -125,7 +126,7 @@ struct WsCounters {
 };
 
 class WsStream {
-public:
+  public:
     /// `rx` must hold max_message_size bytes (it is clamped to rx_capacity).
     /// `tx` should hold at least a whole message plus kMaxClientFrameHeader,
     /// or larger messages can never be queued.
@@ -204,7 +205,7 @@ public:
     WsStatus last_error() const { return last_error_; }
     const WsCounters& counters() const { return counters_; }
 
-private:
+  private:
     // Layout and wslay callback plumbing are described in src/net/ws_stream.cpp.
     friend struct WsStreamCallbacks;
 
@@ -250,7 +251,7 @@ private:
     bool in_frame_ = false;
     bool frame_fin_ = false;
     std::uint8_t frame_opcode_ = 0;
-    bool frame_direct_ = false;  // whole payload in one chunk: no copy
+    bool frame_direct_ = false;   // whole payload in one chunk: no copy
     bool input_blocked_ = false;  // the last recv callback found the transport empty
     std::uint64_t frame_length_ = 0;
     std::uint64_t frame_received_ = 0;
