@@ -1,11 +1,13 @@
 // WebSocket frames over a Transport, for a client (RFC 6455), through wslay's
 // frame API.
 //
-// The stream owns no memory of its own beyond one wslay frame context (made
-// once, on the first attach): the caller hands it a receive buffer, which
-// holds one reassembled message, and a transmit buffer, into which frames are
-// encoded back to back so that one write() carries many of them. Nothing is
-// allocated per message.
+// The stream allocates nothing beyond one wslay frame context (made on the
+// first attach): the caller hands it a receive buffer, which holds one
+// reassembled message, and a transmit buffer, into which frames are encoded
+// back to back so that one write() carries many of them. The object itself
+// holds a kWsStagingSize input staging array (transport reads land there, so
+// one read serves many frames), which makes it about 17 KiB: give it static
+// storage or a long-lived owner. Nothing is allocated per message.
 //
 // Sending: queue_*() encode a complete, masked frame into the transmit buffer
 // or refuse (return false, nothing queued) when it lacks room; flush() hands
@@ -23,8 +25,9 @@
 //
 // Example:
 //   static std::uint8_t rx[64 * 1024], tx[64 * 1024 + 64];
-//   tether::net::WsStream stream(tether::net::WsStreamConfig{}, rx, sizeof rx, tx, sizeof tx,
-//   masks); stream.attach(&transport);                  // after the TCP/TLS connection is up
+//   static tether::net::WsStream stream(tether::net::WsStreamConfig{}, rx, sizeof rx,
+//                                       tx, sizeof tx, masks);
+//   stream.attach(&transport);                  // after the TCP/TLS connection is up
 //   stream.queue_raw(request, request_size);    // the HTTP upgrade
 //   ... stream.read_handshake(&parser, &status) until status != kNeedMore ...
 //   stream.queue_message(tether::net::WsOpcode::kText, data, size);
@@ -56,6 +59,10 @@ inline constexpr std::uint16_t kCloseNoStatus = 1005;
 inline constexpr std::size_t kMaxControlPayload = 125;
 /// Largest frame header a client writes: 2 + 8 (length) + 4 (mask).
 inline constexpr std::size_t kMaxClientFrameHeader = 14;
+/// Size of the input staging array inside WsStream: the most one transport read asks for.
+inline constexpr std::size_t kWsStagingSize = 16 * 1024;
+/// Mask bytes fetched from the MaskSource per fill_masks() call (64 frames' worth).
+inline constexpr std::size_t kWsMaskPoolSize = 256;
 
 struct WsStreamConfig {
     /// Largest message accepted from the peer, after reassembly; larger
@@ -132,7 +139,11 @@ class WsStream {
     /// Binds the stream to a freshly established transport and forgets every
     /// byte, frame and partial message of the previous one. The first call
     /// creates the wslay frame context (the only allocation the stream makes);
-    /// returns false if that fails.
+    /// returns false if that fails. wslay cannot reset a context, so a later
+    /// attach re-creates it only when the previous connection left input
+    /// inside it (it ended mid-frame, after a protocol error, or with bytes
+    /// following the peer's close); a connection that ended between frames
+    /// reuses it. Mask bytes already fetched are kept.
     bool attach(Transport* transport);
     /// Unbinds (the caller closes the transport); queued bytes are dropped.
     void detach();
@@ -140,34 +151,52 @@ class WsStream {
 
     // --- The opening handshake -------------------------------------------------
 
-    /// Queues raw bytes (the HTTP upgrade request). False when they do not fit.
+    /// Queues raw bytes (the HTTP upgrade request). False when they do not fit
+    /// (last_error() kOk) or no transport is attached (last_error() kNotAttached).
     bool queue_raw(const std::uint8_t* data, std::size_t size);
 
     /// Reads from the transport into `parser` until it completes or the
     /// transport would block; *status gets the parser's last answer (kNeedMore
     /// while incomplete). Bytes after the response stay buffered for
-    /// read_frames(). Transport EOF or errors are returned as the WsResult.
+    /// read_frames(). Returns kOk (also when the transport would block),
+    /// kClosed on EOF, kTransportError, or kNotAttached. A null `parser` or
+    /// `status` reads nothing and sets *status (when not null) to kInvalidArgument.
     WsResult read_handshake(UpgradeResponseParser* parser, HandshakeStatus* status);
 
     // --- Frames ----------------------------------------------------------------
 
     /// Queues one complete masked data frame (FIN set). `type` is kText or
     /// kBinary. False, with nothing queued, when the transmit buffer lacks
-    /// room (flush and retry) or entropy failed (see last_error()).
+    /// room (flush and retry; last_error() kOk) or for the reason in
+    /// last_error(): kEntropyFailure (drop the connection), kNotAttached, or
+    /// kProtocolError for a misuse (another opcode, null data with a size).
+    /// The text is sent as given: the caller vouches that it is UTF-8.
     bool queue_message(WsOpcode type, const std::uint8_t* data, std::size_t size);
-    /// Queues a ping; payload at most kMaxControlPayload bytes.
+    /// Queues a ping; payload at most kMaxControlPayload bytes (else false,
+    /// last_error() kProtocolError). Same refusals as queue_message().
     bool queue_ping(const std::uint8_t* payload, std::size_t size);
-    /// Queues a close frame with `code` (0: a close frame without a code and reason).
+    /// Queues a close frame with `code` (0: a close frame without a code and
+    /// reason) and the NUL-terminated `reason` (nullptr: none). The code plus
+    /// reason must fit kMaxControlPayload bytes (else false, kProtocolError).
+    /// Same refusals as queue_message().
     bool queue_close(std::uint16_t code, const char* reason = nullptr);
 
-    /// Writes queued bytes: one transport call per flush, as much as it takes.
-    /// kOk whether or not everything went (see queued_bytes()).
+    /// Writes queued bytes: one transport call per flush (none when nothing
+    /// is queued), as much as it takes. kOk whether or not everything went
+    /// (see queued_bytes()); kClosed, kTransportError, kNotAttached. A pong
+    /// still owed because the buffer was full is queued first when it fits.
     WsResult flush();
     std::size_t queued_bytes() const { return tx_end_ - tx_begin_; }
     /// Room left for frames right now (after compacting what was flushed).
     std::size_t tx_space() const;
 
     /// Reads and handles every frame available now; see the class comment.
+    /// Returns kOk when the transport would block or the peer's close was
+    /// read (nothing is read after it); kClosed on EOF (between frames or in
+    /// the middle of one); kTransportError; kProtocolError with the close
+    /// code, returned again by every later call until the next attach;
+    /// kEntropyFailure when a pong could not be masked; kNotAttached.
+    /// The handler may queue frames but must not attach or detach the stream.
     WsResult read_frames(WsHandler& handler);
 
     /// True once the peer's close frame has been read.
@@ -178,6 +207,21 @@ class WsStream {
 
   private:
     // Layout and wslay callback plumbing are described in src/net/ws_stream.cpp.
+    friend struct WsStreamCallbacks;
+
+    bool ensure_context();
+    bool check_queue_preconditions();
+    bool make_room(std::size_t size);
+    bool queue_frame(WsOpcode opcode, const std::uint8_t* payload, std::size_t size);
+    bool ensure_mask();
+    bool send_pending_pong();
+    WsResult fail(std::uint16_t close_code);
+    WsResult begin_frame(bool fin, std::uint8_t rsv, std::uint8_t opcode, bool masked,
+                         std::uint64_t payload_length);
+    WsResult end_frame(WsHandler& handler, const std::uint8_t* payload, std::size_t size);
+    WsResult handle_data(WsHandler& handler, const std::uint8_t* data, std::size_t size);
+    WsResult handle_close(WsHandler& handler, const std::uint8_t* payload, std::size_t size);
+
     WsStreamConfig config_;
     std::uint8_t* rx_;
     std::size_t rx_capacity_;
@@ -191,6 +235,41 @@ class WsStream {
     bool close_received_ = false;
     WsStatus last_error_ = WsStatus::kOk;
     WsCounters counters_;
+
+    // Input: transport reads land in stage_[stage_begin_, stage_end_).
+    std::size_t stage_begin_ = 0;
+    std::size_t stage_end_ = 0;
+    IoResult last_read_ = IoResult::would_block();
+    // Bytes handed to wslay, and bytes of the frames it has finished: equal
+    // when the context holds no input (see attach()).
+    std::uint64_t context_fed_ = 0;
+    std::uint64_t context_consumed_ = 0;
+    bool context_dirty_ = false;
+    WsResult rx_failure_;  // sticky protocol error (status kOk: none)
+
+    // The frame being read.
+    bool in_frame_ = false;
+    bool frame_fin_ = false;
+    std::uint8_t frame_opcode_ = 0;
+    bool frame_direct_ = false;   // whole payload in one chunk: no copy
+    bool input_blocked_ = false;  // the last recv callback found the transport empty
+    std::uint64_t frame_length_ = 0;
+    std::uint64_t frame_received_ = 0;
+
+    // The data message being reassembled in rx_.
+    bool in_message_ = false;
+    std::uint8_t message_opcode_ = 0;
+    std::size_t message_size_ = 0;
+    Utf8Validator text_validator_;
+
+    std::size_t mask_next_ = kWsMaskPoolSize;  // pool exhausted: filled on first use
+    bool pong_owed_ = false;
+    std::size_t pong_size_ = 0;
+
+    std::uint8_t control_[kMaxControlPayload];
+    std::uint8_t pong_payload_[kMaxControlPayload];
+    std::uint8_t mask_pool_[kWsMaskPoolSize];
+    std::uint8_t stage_[kWsStagingSize];
 };
 
 }  // namespace tether::net
