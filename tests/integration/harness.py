@@ -14,7 +14,12 @@ Peers (all print `port=N` as their first stdout line and run until SIGTERM):
 Every process started here is killed when the test ends: by its context
 manager, by atexit, by SIGTERM (converted to an exit) and, should the test
 process die hard, by PR_SET_PDEATHSIG. Every wait has a timeout, so a hung
-peer fails a test instead of hanging ctest.
+peer fails a test instead of hanging ctest. (PR_SET_PDEATHSIG follows the
+thread that started the child: start peers from the main thread.)
+
+nginx in front of the adversary rewrites hop-by-hop handshake headers
+(Upgrade, Connection), so for wss against the handshake scenarios start the
+adversary with tls=certs instead; frame-level scenarios work either way.
 
 How a tether-cat test uses it (ctest passes --source-dir and --build-dir):
 
@@ -75,17 +80,21 @@ class HarnessError(Exception):
 # --- process lifetime --------------------------------------------------------
 
 _live_processes = set()
+_temp_dirs = []
 _live_lock = threading.Lock()
 
 
-def _stop_all():
+def _clean_up():
+    # Peers first: nginx must not be writing into a directory being removed.
     with _live_lock:
         processes = list(_live_processes)
     for process in processes:
         process.stop(grace=0.5)
+    for temp_dir in reversed(_temp_dirs):
+        temp_dir.remove()
 
 
-atexit.register(_stop_all)
+atexit.register(_clean_up)
 
 
 def _exit_on_sigterm(signum, frame):
@@ -269,8 +278,18 @@ def start_process(cmd, expect_port=True, timeout=STARTUP_TIMEOUT, **kw):
     return process
 
 
-def start_echo_server(log=None, subprotocol=None, max_size=None, extra_args=()):
-    cmd = [PYTHON, os.path.join(SERVERS_DIR, "echo_server.py")]
+def _tls_args(certs, mutual=False):
+    if certs is None:
+        return []
+    args = ["--tls-cert", certs.server_chain, "--tls-key", certs.server_key]
+    if mutual:
+        args += ["--tls-client-ca", certs.client_ca]
+    return args
+
+
+def start_echo_server(log=None, subprotocol=None, max_size=None, tls=None, extra_args=()):
+    """The echo server; tls=Certs serves wss itself with the localhost certificate."""
+    cmd = [PYTHON, os.path.join(SERVERS_DIR, "echo_server.py")] + _tls_args(tls)
     if log:
         cmd += ["--log", log]
     if subprotocol:
@@ -280,8 +299,12 @@ def start_echo_server(log=None, subprotocol=None, max_size=None, extra_args=()):
     return start_process(cmd + list(extra_args), name="echo_server")
 
 
-def start_adversary(scenario, log=None, retry_after=None, close_code=None, reset_after_ms=None):
+def start_adversary(scenario, log=None, retry_after=None, close_code=None, reset_after_ms=None,
+                    tls=None, mutual_tls=False):
+    """One adversary scenario; tls=Certs speaks TLS with the localhost certificate
+    (mutual_tls also requires a client certificate from the client CA)."""
     cmd = [PYTHON, os.path.join(SERVERS_DIR, "adversary.py"), "--scenario", scenario]
+    cmd += _tls_args(tls, mutual_tls)
     if log:
         cmd += ["--log", log]
     if retry_after is not None:
@@ -398,12 +421,14 @@ class TempDir:
 
     def __init__(self, prefix="tether-it-"):
         self.dir = tempfile.mkdtemp(prefix=prefix)
-        atexit.register(self.remove)
+        _temp_dirs.append(self)
 
     def path(self, *parts):
         return os.path.join(self.dir, *parts)
 
     def remove(self):
+        if not os.path.isdir(self.dir):
+            return
         if os.environ.get("KEEP_TEST_FILES"):
             sys.stderr.write("keeping %s\n" % self.dir)
             return

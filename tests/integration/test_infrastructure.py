@@ -328,6 +328,59 @@ class NginxTests(unittest.TestCase):
             self.assertEqual("CN=tether-test-device", entries[1]["ssl_client_s_dn"])
 
 
+class TlsPeerTests(unittest.TestCase):
+    """The echo server and the adversary speaking TLS themselves."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certs = harness.make_certs(TMP.path("certs-direct"))
+
+    def tls_client(self, port, client_cert=False):
+        ctx = ssl.create_default_context(cafile=self.certs.ca)
+        if client_cert:
+            ctx.load_cert_chain(self.certs.client, self.certs.client_key)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        client = RawClient.__new__(RawClient)
+        client.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        client.key, client.buffer = base64.b64encode(os.urandom(16)).decode(), b""
+        self.addCleanup(client.close)
+        return client
+
+    def test_echo_server_serves_wss(self):
+        async def client(port):
+            ctx = ssl.create_default_context(cafile=self.certs.ca)
+            async with websockets.connect("wss://localhost:%d/" % port, ssl=ctx, open_timeout=TIMEOUT) as ws:
+                await ws.send("direct")
+                return await asyncio.wait_for(ws.recv(), TIMEOUT)
+
+        with harness.start_echo_server(tls=self.certs) as echo:
+            self.assertEqual("direct", asyncio.run(client(echo.port)))
+
+    def test_adversary_keeps_its_handshake_headers_over_tls(self):
+        with harness.start_adversary("missing_connection", tls=self.certs) as peer:
+            client = self.tls_client(peer.port)
+            status, headers = client.handshake()
+            self.assertEqual((101, False), (status, "connection" in headers))
+
+    def test_adversary_resets_over_tls(self):
+        with harness.start_adversary("reset_mid_stream", tls=self.certs, reset_after_ms=0) as peer:
+            client = self.tls_client(peer.port)
+            self.assertEqual(101, client.handshake()[0])
+            with self.assertRaises((ConnectionResetError, ssl.SSLError, EOFError)):
+                while True:
+                    client.read_frame()
+
+    def test_adversary_mutual_tls_accepts_only_a_client_certificate(self):
+        log = TMP.path("adversary-mtls.jsonl")
+        with harness.start_adversary("ok_echo", log=log, tls=self.certs, mutual_tls=True) as peer:
+            with self.assertRaises((ssl.SSLError, ConnectionResetError, EOFError)):
+                # TLS 1.3 reports the missing certificate on the first read.
+                self.tls_client(peer.port).handshake()
+            client = self.tls_client(peer.port, client_cert=True)
+            self.assertEqual(101, client.handshake()[0])
+            self.assertEqual(1, len(events(log, "request")))
+
+
 class AdversaryTests(unittest.TestCase):
     def start(self, scenario, **options):
         log = TMP.path("adversary-%s.jsonl" % scenario)

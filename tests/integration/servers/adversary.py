@@ -4,7 +4,8 @@
 Raw asyncio TCP (no WebSocket library), so every byte it sends is chosen here.
 One scenario per run; each breaks exactly one RFC 6455 rule or exercises one
 behaviour. Listens on 127.0.0.1 (port 0 by default), prints `port=N` as its
-first stdout line and runs until SIGTERM.
+first stdout line and runs until SIGTERM. With --tls-cert/--tls-key it speaks
+TLS itself (nginx in front would rewrite the handshake headers under test).
 
 Everything the client does is logged to --log as JSON lines, one per event,
 each with `t_ms` (milliseconds since the server started), `conn` (1-based
@@ -28,6 +29,7 @@ import hashlib
 import json
 import signal
 import socket
+import ssl
 import struct
 import sys
 import time
@@ -529,10 +531,26 @@ class Server:
             self.tasks.discard(task)
 
 
+def server_tls_context(args):
+    if not args.tls_cert:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_client_ca:
+        context.load_verify_locations(args.tls_client_ca)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 async def main(args):
     server = Server(args)
     listener = await asyncio.start_server(
-        server.handle, args.host, args.port, limit=MAX_REQUEST_BYTES, reuse_address=True
+        server.handle,
+        args.host,
+        args.port,
+        limit=MAX_REQUEST_BYTES,
+        reuse_address=True,
+        ssl=server_tls_context(args),
     )
     port = listener.sockets[0].getsockname()[1]
     print("port=%d" % port, flush=True)
@@ -561,6 +579,9 @@ def parse_args(argv):
         default=1000,
         help="reset_mid_stream: reset this long after 101 if the client sent no data",
     )
+    p.add_argument("--tls-cert", help="serve TLS with this certificate (chain) file")
+    p.add_argument("--tls-key", help="private key for --tls-cert")
+    p.add_argument("--tls-client-ca", help="require client certificates signed by this CA")
     return p.parse_args(argv)
 
 

@@ -7,6 +7,7 @@ line and runs until SIGTERM. Every text or binary message is sent back as is.
 --subprotocol NAME  accept only clients offering NAME (others get HTTP 400)
                     and select it
 --max-size BYTES    largest accepted message; bigger ones close with 1009
+--tls-cert/--tls-key serve wss directly (without nginx)
 --log FILE          JSON lines, one per event, each with `t_ms` (since start),
                     `conn` and `event`:
                       connect  path, headers ([[name, value], ...]), subprotocol
@@ -20,6 +21,7 @@ import asyncio
 import http
 import json
 import signal
+import ssl
 import sys
 import time
 
@@ -83,6 +85,11 @@ async def main(args):
             await ws.wait_closed()
             log.write(conn, "close", code=ws.close_code, reason=ws.close_reason)
 
+    tls_context = None
+    if args.tls_cert:
+        tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls_context.load_cert_chain(args.tls_cert, args.tls_key)
+
     stop = asyncio.get_running_loop().create_future()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, lambda: stop.done() or stop.set_result(None))
@@ -95,6 +102,7 @@ async def main(args):
         max_size=args.max_size,
         ping_interval=args.ping_interval,
         process_request=process_request,
+        ssl=tls_context,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print("port=%d" % port, flush=True)
@@ -115,6 +123,8 @@ def parse_args(argv):
         help="seconds between server pings (default: never, so tests see only the client's pings)",
     )
     p.add_argument("--log")
+    p.add_argument("--tls-cert", help="serve wss with this certificate (chain) file")
+    p.add_argument("--tls-key", help="private key for --tls-cert")
     return p.parse_args(argv)
 
 
