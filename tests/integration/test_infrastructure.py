@@ -174,10 +174,11 @@ class EchoServerTests(unittest.TestCase):
                 await ws.send(b"\x00\xff")
                 data = await asyncio.wait_for(ws.recv(), TIMEOUT)
                 await ws.close(code=4321)
-                return text, data
+                # The client offered permessage-deflate; the server declines by default.
+                return text, data, ws.response_headers.get("Sec-WebSocket-Extensions")
 
         with harness.start_echo_server(log=log) as echo:
-            self.assertEqual(("hello", b"\x00\xff"), asyncio.run(client(echo.port)))
+            self.assertEqual(("hello", b"\x00\xff", None), asyncio.run(client(echo.port)))
             connect = wait_event(log, "connect")[0]
             self.assertEqual("/t", connect["path"])
             self.assertIn(["Upgrade", "websocket"], connect["headers"])

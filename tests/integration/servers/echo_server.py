@@ -8,6 +8,8 @@ line and runs until SIGTERM. Every text or binary message is sent back as is.
                     and select it
 --max-size BYTES    largest accepted message; bigger ones close with 1009
 --tls-cert/--tls-key serve wss directly (without nginx)
+--deflate           accept permessage-deflate when offered (off by default, so
+                    frames on the wire are the messages as sent)
 --log FILE          JSON lines, one per event, each with `t_ms` (since start),
                     `conn` and `event`:
                       connect  path, headers ([[name, value], ...]), subprotocol
@@ -103,6 +105,7 @@ async def main(args):
         ping_interval=args.ping_interval,
         process_request=process_request,
         ssl=tls_context,
+        compression="deflate" if args.deflate else None,
     ) as server:
         port = server.sockets[0].getsockname()[1]
         print("port=%d" % port, flush=True)
@@ -123,6 +126,7 @@ def parse_args(argv):
         help="seconds between server pings (default: never, so tests see only the client's pings)",
     )
     p.add_argument("--log")
+    p.add_argument("--deflate", action="store_true")
     p.add_argument("--tls-cert", help="serve wss with this certificate (chain) file")
     p.add_argument("--tls-key", help="private key for --tls-cert")
     return p.parse_args(argv)
