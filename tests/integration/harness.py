@@ -17,9 +17,14 @@ process die hard, by PR_SET_PDEATHSIG. Every wait has a timeout, so a hung
 peer fails a test instead of hanging ctest. (PR_SET_PDEATHSIG follows the
 thread that started the child: start peers from the main thread.)
 
-nginx in front of the adversary rewrites hop-by-hop handshake headers
-(Upgrade, Connection), so for wss against the handshake scenarios start the
-adversary with tls=certs instead; frame-level scenarios work either way.
+nginx in front of the adversary writes its own `Connection: upgrade` into
+every 101 (masking missing_connection) and adds Server and Date; for wss
+against the handshake scenarios start the adversary with tls=certs instead.
+Frame-level scenarios pass through nginx unchanged.
+
+Every peer listens on 127.0.0.1 only; the server certificate names both
+localhost and IP 127.0.0.1, so a client that resolves localhost to ::1 first
+should use 127.0.0.1 (with SNI "localhost" if it wants a name check).
 
 How a tether-cat test uses it (ctest passes --source-dir and --build-dir):
 
