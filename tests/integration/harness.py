@@ -76,6 +76,7 @@ NGINX_TEMPLATE = os.path.join(HERE, "nginx", "nginx.conf.in")
 # Generous for a loaded CI machine running ctest -j2; a healthy peer answers in ms.
 STARTUP_TIMEOUT = 10.0
 STOP_GRACE = 3.0
+PIPE = subprocess.PIPE
 
 
 class HarnessError(Exception):
@@ -131,7 +132,8 @@ class Process:
     """A child process whose stdout and stderr are collected by reader threads.
 
     Use as a context manager (stop() on exit). `port` is set when started
-    through start_process(expect_port=True).
+    through start_process(expect_port=True). stdin: None (/dev/null), bytes
+    (written, then closed) or PIPE (write_stdin()/close_stdin() as you go).
     """
 
     def __init__(self, cmd, name=None, env=None, cwd=None, stdin=None):
@@ -160,8 +162,8 @@ class Process:
         ]
         for reader in self._readers:
             reader.start()
-        if stdin is not None:
-            threading.Thread(target=self._feed, args=(stdin,), daemon=True).start()
+        if isinstance(stdin, (bytes, bytearray)):
+            threading.Thread(target=self._feed, args=(bytes(stdin),), daemon=True).start()
 
     @property
     def pid(self):
@@ -179,8 +181,20 @@ class Process:
             self._lines.put(None)
 
     def _feed(self, data):
+        self.write_stdin(data)
+        self.close_stdin()
+
+    def write_stdin(self, data):
+        """Writes to a process started with stdin=PIPE; False if it is gone."""
         try:
             self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+            return True
+        except (BrokenPipeError, ValueError, OSError):
+            return False
+
+    def close_stdin(self):
+        try:
             self.proc.stdin.close()
         except (BrokenPipeError, ValueError, OSError):
             pass

@@ -570,6 +570,17 @@ class AdversaryTests(unittest.TestCase):
 
 
 class HarnessTests(unittest.TestCase):
+    def test_process_stdin_pipe_and_lines(self):
+        script = "import sys\nfor line in sys.stdin: print('got', line.strip(), flush=True)"
+        with harness.start_process([harness.PYTHON, "-c", script], expect_port=False,
+                                   stdin=harness.PIPE) as process:
+            self.assertTrue(process.write_stdin(b"one\n"))
+            self.assertEqual("one", process.wait_for_line(r"got (\w+)").group(1))
+            process.write_stdin(b"two\n")
+            process.close_stdin()
+            self.assertEqual("two", process.wait_for_line(r"got (\w+)").group(1))
+            self.assertEqual(0, process.wait(TIMEOUT))
+
     def test_parse_logfmt(self):
         self.assertEqual({"a": "1", "b": 'two "words"', "c": "", "d": "x=y"},
                          harness.parse_logfmt('a=1 b="two \\"words\\"" c= d=x=y junk'))
