@@ -550,8 +550,11 @@ def start_nginx(variant, backend_port, certs, directory=None, protocols="TLSv1.2
         template = f.read()
     client_verify = ""
     if verify_client:
-        client_verify = "        ssl_client_certificate %s;\n        ssl_verify_client on;\n        ssl_verify_depth 2;" % (
-            certs.client_ca)
+        client_verify = "\n".join("        " + line for line in (
+            "ssl_client_certificate %s;" % certs.client_ca,
+            "ssl_verify_client on;",
+            "ssl_verify_depth 2;",
+        ))
     nginx = find_nginx()
     last_error = None
     for _ in range(attempts):
