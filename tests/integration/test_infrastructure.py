@@ -284,6 +284,21 @@ class NginxTests(unittest.TestCase):
                                   "-tls1_2", "-reconnect"], stdin_bytes=b"", timeout=TIMEOUT)
             self.assertIn("Reused, TLSv1.2", result.stdout.decode(errors="replace"), result)
 
+    def test_start_nginx_retries_when_its_port_was_taken(self):
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", 0))
+            squatter.listen()
+            ports = [squatter.getsockname()[1]]
+            real_free_port = harness.free_port
+            harness.free_port = lambda: ports.pop() if ports else real_free_port()
+            try:
+                with harness.start_nginx("normal", self.echo.port, self.certs) as proxy:
+                    self.assertNotEqual(squatter.getsockname()[1], proxy.port)
+                    self.assertEqual("retried", self.echo_once(proxy.port, self.client_context(), "retried"))
+            finally:
+                harness.free_port = real_free_port
+            self.assertEqual([], ports)
+
     def test_presented_key_matches_the_pin(self):
         with harness.start_nginx("normal", self.echo.port, self.certs) as proxy:
             ctx = self.client_context()
