@@ -15,7 +15,7 @@ SOURCES = $(shell git ls-files --cached --others --exclude-standard \
 all: build
 
 deps:
-	@tools/install-deps test coverage format
+	@tools/install-deps test coverage format integration
 
 build: deps
 	cmake -S . -B $(HOST_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
