@@ -41,7 +41,7 @@ double seconds_since(TimeMs start) {
 
 // Reads the first line of a token file each time a connection needs it.
 class TokenFile final : public CredentialsProvider {
-public:
+  public:
     explicit TokenFile(const char* path) : path_(path) {}
     bool authorization(char* out, std::size_t capacity) override {
         const int fd = ::open(path_, O_RDONLY | O_CLOEXEC);
@@ -67,12 +67,12 @@ public:
     // The file is read afresh for every attempt, so there is nothing to drop.
     void refresh() override {}
 
-private:
+  private:
     const char* path_;
 };
 
 class Cat final : public ClientListener, public port::FdWatcher {
-public:
+  public:
     Cat(const Options& options, TimeMs start, std::uint8_t* line)
         : options_(options), start_(start), line_(line) {}
 
@@ -91,10 +91,9 @@ public:
                          "the server is not authenticated\"\n",
                          seconds_since(start_));
         }
-        const bool phase = e.state == LinkState::kTcpConnecting ||
-                           e.state == LinkState::kTlsHandshake ||
-                           e.state == LinkState::kWsHandshake ||
-                           e.state == LinkState::kSessionResume;
+        const bool phase =
+            e.state == LinkState::kTcpConnecting || e.state == LinkState::kTlsHandshake ||
+            e.state == LinkState::kWsHandshake || e.state == LinkState::kSessionResume;
         const bool problem =
             e.state == LinkState::kWaitingToRetry || e.state == LinkState::kGivenUp;
         if (options_.quiet && e.state != LinkState::kGivenUp) {
@@ -203,7 +202,7 @@ public:
         return false;
     }
 
-private:
+  private:
     bool has_room() const {
         const Outbox& outbox = client_->outbox();
         return outbox.capacity() - outbox.bytes_used() >=
@@ -363,4 +362,6 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace tether::cat
 
-int main(int argc, char** argv) { return tether::cat::run(argc, argv); }
+int main(int argc, char** argv) {
+    return tether::cat::run(argc, argv);
+}

@@ -14,15 +14,33 @@ struct Spec {
 };
 
 constexpr Spec kSpecs[] = {
-    {"help", false},           {"once", false},           {"echo", false},
-    {"binary", false},         {"quiet", false},          {"verbose", false},
-    {"insecure", false},       {"ping-interval", true},   {"pong-timeout", true},
-    {"max-missed-pongs", true}, {"backoff-initial", true}, {"backoff-max", true},
-    {"backoff-multiplier", true}, {"jitter", true},       {"max-retries", true},
-    {"healthy-after", true},   {"connect-timeout", true}, {"handshake-timeout", true},
-    {"max-message-size", true}, {"outbox-size", true},    {"overflow", true},
-    {"ca-file", true},         {"cert", true},            {"key", true},
-    {"pin-sha256", true},      {"header", true},          {"subprotocol", true},
+    {"help", false},
+    {"once", false},
+    {"echo", false},
+    {"binary", false},
+    {"quiet", false},
+    {"verbose", false},
+    {"insecure", false},
+    {"ping-interval", true},
+    {"pong-timeout", true},
+    {"max-missed-pongs", true},
+    {"backoff-initial", true},
+    {"backoff-max", true},
+    {"backoff-multiplier", true},
+    {"jitter", true},
+    {"max-retries", true},
+    {"healthy-after", true},
+    {"connect-timeout", true},
+    {"handshake-timeout", true},
+    {"max-message-size", true},
+    {"outbox-size", true},
+    {"overflow", true},
+    {"ca-file", true},
+    {"cert", true},
+    {"key", true},
+    {"pin-sha256", true},
+    {"header", true},
+    {"subprotocol", true},
     {"token-file", true},
 };
 
@@ -207,8 +225,7 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
         }
     } else if (std::strcmp(name, "jitter") == 0) {
         if (!parse_jitter_mode(value, &r.backoff.jitter)) {
-            return fail(error, capacity, "--%s: expected none, full, equal or decorrelated",
-                        name);
+            return fail(error, capacity, "--%s: expected none, full, equal or decorrelated", name);
         }
     } else if (std::strcmp(name, "max-retries") == 0) {
         return number_in(0, 0xFFFFFFFEu, &r.backoff.max_attempts);

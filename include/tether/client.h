@@ -40,7 +40,7 @@ namespace tether {
 /// Supplies the Authorization header: a bearer token from a file re-read
 /// when needed, or from a command. Tokens never appear in logs.
 class CredentialsProvider {
-public:
+  public:
     virtual ~CredentialsProvider() = default;
     /// Writes the full header value ("Bearer ...") and a NUL into `out`.
     /// Returns false when there is none (no header is sent).
@@ -53,15 +53,15 @@ public:
 struct ClientEvent {
     LinkState state;
     LinkState previous;
-    std::uint8_t endpoint;     ///< index into ClientConfig::urls
-    std::uint32_t attempt;     ///< consecutive attempts so far (the persisted counter)
-    std::uint32_t delay_ms;    ///< kWaitingToRetry: the wait before the next attempt
-    const char* reason;        ///< the failure policy's reason for the last failure, or ""
-    const char* detail;        ///< more about the failure ("status=503", "close=4009"), or ""
+    std::uint8_t endpoint;   ///< index into ClientConfig::urls
+    std::uint32_t attempt;   ///< consecutive attempts so far (the persisted counter)
+    std::uint32_t delay_ms;  ///< kWaitingToRetry: the wait before the next attempt
+    const char* reason;      ///< the failure policy's reason for the last failure, or ""
+    const char* detail;      ///< more about the failure ("status=503", "close=4009"), or ""
 };
 
 class ClientListener {
-public:
+  public:
     virtual ~ClientListener() = default;
     virtual void on_state(const ClientEvent& event) { (void)event; }
     /// A complete message from the server; `data` is valid until the call returns.
@@ -110,13 +110,13 @@ struct PollRequest {
 };
 
 struct ClientCounters {
-    std::uint64_t messages_sent = 0;      ///< frames handed to the stream
+    std::uint64_t messages_sent = 0;  ///< frames handed to the stream
     std::uint64_t messages_received = 0;
-    std::uint64_t connects = 0;           ///< times the link came online
+    std::uint64_t connects = 0;  ///< times the link came online
 };
 
 class Client final : private net::WsHandler {
-public:
+  public:
     /// Everything passed by reference must outlive the client. `state` (may
     /// be null, with `record`) holds the persisted counters: the attempt
     /// counter is restored from it and saved through `record` whenever it changes.
@@ -162,7 +162,7 @@ public:
     /// True when nothing waits to be sent: the outbox is empty and the stream flushed.
     bool idle() const;
 
-private:
+  private:
     void perform(const Actions& actions, TimeMs now);
     void perform_one(const Action& action, TimeMs now);
     void feed(const Event& event, TimeMs now);

@@ -2,7 +2,6 @@
 
 #include <time.h>
 
-
 namespace tether::port {
 
 TimeMs monotonic_now() {

@@ -8,14 +8,20 @@ namespace {
 
 FailureKind failure_kind(TransportError error, bool tls_phase) {
     switch (error) {
-        case TransportError::kRefused: return FailureKind::kTcpRefused;
-        case TransportError::kTimedOut: return FailureKind::kTcpTimeout;
-        case TransportError::kUnreachable: return FailureKind::kNetworkUnreachable;
-        case TransportError::kTlsFailed: return FailureKind::kTlsFailed;
-        case TransportError::kCertificateInvalid: return FailureKind::kTlsCertificateInvalid;
+        case TransportError::kRefused:
+            return FailureKind::kTcpRefused;
+        case TransportError::kTimedOut:
+            return FailureKind::kTcpTimeout;
+        case TransportError::kUnreachable:
+            return FailureKind::kNetworkUnreachable;
+        case TransportError::kTlsFailed:
+            return FailureKind::kTlsFailed;
+        case TransportError::kCertificateInvalid:
+            return FailureKind::kTlsCertificateInvalid;
         case TransportError::kReset:
         case TransportError::kNone:
-        case TransportError::kOther: break;
+        case TransportError::kOther:
+            break;
     }
     return tls_phase ? FailureKind::kTlsFailed : FailureKind::kTcpReset;
 }
@@ -69,7 +75,8 @@ Status Client::init() {
             return Status::kInvalidArgument;
         }
         if (urls_[i].tls) {
-            reconnect.tls_endpoints = static_cast<std::uint8_t>(reconnect.tls_endpoints | (1u << i));
+            reconnect.tls_endpoints =
+                static_cast<std::uint8_t>(reconnect.tls_endpoints | (1u << i));
         }
     }
     if (validate(reconnect) != Status::kOk) {
@@ -95,7 +102,9 @@ std::uint32_t Client::random_u32() {
            static_cast<std::uint32_t>(bytes[2]) << 16 | static_cast<std::uint32_t>(bytes[3]) << 24;
 }
 
-void Client::start(TimeMs now) { feed(Event::start(), now); }
+void Client::start(TimeMs now) {
+    feed(Event::start(), now);
+}
 
 void Client::stop(TimeMs now, std::uint16_t code) {
     feed(Event::stop(code), now);
@@ -110,7 +119,9 @@ Status Client::send(const std::uint8_t* data, std::size_t size, std::uint64_t* s
     return status;
 }
 
-bool Client::idle() const { return outbox_.empty() && stream_.queued_bytes() == 0; }
+bool Client::idle() const {
+    return outbox_.empty() && stream_.queued_bytes() == 0;
+}
 
 void Client::post(const Event& event) {
     if (posted_count_ < kMaxPosted) {
@@ -158,22 +169,32 @@ void Client::perform_one(const Action& action, TimeMs now) {
             }
             return;
         }
-        case ActionType::kConnect: connect_next(now); return;
-        case ActionType::kStartTls: return;  // establish() goes on from TCP into TLS
-        case ActionType::kSendUpgrade: send_upgrade(now); return;
-        case ActionType::kSendHello: return;  // tether.v1 is not spoken in this mode
+        case ActionType::kConnect:
+            connect_next(now);
+            return;
+        case ActionType::kStartTls:
+            return;  // establish() goes on from TCP into TLS
+        case ActionType::kSendUpgrade:
+            send_upgrade(now);
+            return;
+        case ActionType::kSendHello:
+            return;  // tether.v1 is not spoken in this mode
         case ActionType::kSendPing:
             (void)stream_.queue_ping(action.ping_payload, kPingPayloadSize);
+            flush(now);
             return;
         case ActionType::kSendClose:
             (void)stream_.queue_close(action.close_code);
             flush(now);
             return;
         case ActionType::kCloseTransport:
+            // Frames still in the stream die with it; their entries stay in
+            // the outbox and go out again after the next open (rewind).
             stream_.detach();
             connection_.close();
             resolver_.cancel();
             transport_open_ = false;
+            queued_unacked_ = false;
             return;
         case ActionType::kRefreshCredentials:
             if (credentials_ != nullptr) {
@@ -314,7 +335,8 @@ void Client::drain_outbox() {
 void Client::handle_read_result(const net::WsResult& result, TimeMs now) {
     switch (result.status) {
         case net::WsStatus::kOk:
-        case net::WsStatus::kNotAttached: return;
+        case net::WsStatus::kNotAttached:
+            return;
         case net::WsStatus::kProtocolError:
             std::snprintf(detail_, sizeof detail_, "close=%u",
                           static_cast<unsigned>(result.close_code));
@@ -355,14 +377,23 @@ void Client::service(TimeMs now) {
         const LinkState before = machine_.state();
         bool more = false;
         switch (before) {
-            case LinkState::kResolving: more = service_resolving(now); break;
+            case LinkState::kResolving:
+                more = service_resolving(now);
+                break;
             case LinkState::kTcpConnecting:
-            case LinkState::kTlsHandshake: more = service_establishing(now); break;
-            case LinkState::kWsHandshake: more = service_upgrade(now); break;
+            case LinkState::kTlsHandshake:
+                more = service_establishing(now);
+                break;
+            case LinkState::kWsHandshake:
+                more = service_upgrade(now);
+                break;
             case LinkState::kSessionResume:
             case LinkState::kOnline:
-            case LinkState::kClosing: more = service_open(now); break;
-            default: break;
+            case LinkState::kClosing:
+                more = service_open(now);
+                break;
+            default:
+                break;
         }
         if (machine_.has_deadline() && time_reached(now, machine_.next_deadline())) {
             feed(Event::timer(), now);
@@ -505,7 +536,9 @@ void Client::on_close(std::uint16_t code, const std::uint8_t* reason, std::size_
     close_code_ = code;
 }
 
-void Client::on_frame() { frame_seen_ = true; }
+void Client::on_frame() {
+    frame_seen_ = true;
+}
 
 std::size_t Client::poll_requests(PollRequest* out, std::size_t max) const {
     std::size_t count = 0;
@@ -551,6 +584,8 @@ bool Client::next_deadline(TimeMs* at) const {
     return any;
 }
 
-bool Client::has_buffered_input() const { return transport_open_ && connection_.pending() > 0; }
+bool Client::has_buffered_input() const {
+    return transport_open_ && connection_.pending() > 0;
+}
 
 }  // namespace tether

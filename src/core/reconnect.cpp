@@ -565,7 +565,15 @@ void ReconnectMachine::on_failure(const Failure& failure, bool more_addresses, A
         wait_for_retry(0, out, now);
         return;
     }
-    const BackoffStep next = backoff_.next(random);
+    BackoffStep next = backoff_.next(random);
+    if (backoff_.attempts() == 0) {
+        // A link that had been healthy dropped. Reconnect within the first
+        // jittered delay rather than at once, so that a fleet dropped together
+        // by one server restart spreads its reconnects over the jitter window.
+        Backoff first = backoff_;
+        first.restore(1);
+        next = first.next(random);
+    }
     if (next.give_up) {
         give_up("max_attempts", out);
         return;

@@ -10,7 +10,7 @@
 namespace tether::test {
 
 class CountingRandom final : public RandomSource {
-public:
+  public:
     bool fill_random(std::uint8_t* out, std::size_t size) override {
         if (failing) {
             return false;

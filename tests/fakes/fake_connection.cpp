@@ -17,6 +17,7 @@ Status FakeConnection::open(const net::IpAddress& address, std::uint16_t port, b
     tcp_connected_ = false;
     tls_ = tls;
     connect_polls_ = 0;
+    tls_polls_ = 0;
     return Status::kOk;
 }
 
@@ -36,6 +37,10 @@ IoResult FakeConnection::establish() {
     if (!tcp_connected_ && tls_) {
         tcp_connected_ = true;
         return IoResult::would_block();  // TLS next
+    }
+    if (tls_ && tls_polls_ < tls_delay_) {
+        ++tls_polls_;
+        return IoResult::would_block();
     }
     tcp_connected_ = true;
     return IoResult::ok(0);

@@ -5,8 +5,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <string>
 #include <deque>
+#include <string>
 #include <vector>
 
 #include "fakes/fake_transport.h"
@@ -15,7 +15,7 @@
 namespace tether::test {
 
 class FakeConnection final : public Connection {
-public:
+  public:
     struct Opened {
         net::IpAddress address;
         std::uint16_t port;
@@ -30,6 +30,8 @@ public:
     void fail_next_open(TransportError error) { open_failures_.push_back(error); }
     /// establish() returns kWouldBlock `count` times before the TCP connect completes.
     void set_connect_delay(std::size_t count) { connect_delay_ = count; }
+    /// establish() returns kWouldBlock `count` times during the TLS handshake.
+    void set_tls_delay(std::size_t count) { tls_delay_ = count; }
     /// The next establish() reports that the connect (or TLS handshake) failed with `error`.
     void fail_establish(TransportError error) { establish_error_ = error; }
 
@@ -51,13 +53,15 @@ public:
     int fd() const override { return open_ ? 1000 : -1; }
     void close() override;
 
-private:
+  private:
     std::deque<FakeTransport> streams_{1};  // a deque keeps references to old streams valid
     FakeTransport* stream_ = &streams_.front();
     std::vector<TransportError> open_failures_;
     std::vector<Opened> opened_;
     std::size_t connect_delay_ = 0;
     std::size_t connect_polls_ = 0;
+    std::size_t tls_delay_ = 0;
+    std::size_t tls_polls_ = 0;
     TransportError establish_error_ = TransportError::kNone;
     bool open_ = false;
     bool tcp_connected_ = false;

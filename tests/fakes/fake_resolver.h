@@ -12,7 +12,7 @@
 namespace tether::test {
 
 class FakeResolver final : public NameResolver {
-public:
+  public:
     struct Outcome {
         ResolveStatus status;
         std::vector<net::IpAddress> addresses;
@@ -59,7 +59,7 @@ public:
     }
     TimeMs next_deadline() const override { return 0; }
 
-private:
+  private:
     std::deque<Outcome> script_;
     Outcome current_{ResolveStatus::kDone, {}, true};
     bool pending_ = false;

@@ -49,8 +49,46 @@ std::size_t FakeTransport::input_remaining() const {
     return total;
 }
 
+void FakeTransport::repeat_input(const std::vector<std::uint8_t>& pattern, std::size_t times,
+                                 std::size_t per_read) {
+    repeat_pattern_ = pattern;
+    repeat_left_ = pattern.empty() ? 0 : times;
+    repeat_offset_ = 0;
+    repeat_per_read_ = per_read;
+}
+
+IoResult FakeTransport::read_repeated(std::uint8_t* out, std::size_t size) {
+    // Serves the pattern `repeat_left_` more times without touching the heap,
+    // at most repeat_per_read_ patterns per call (then would-block), like a
+    // socket that has that much data per readiness.
+    std::size_t moved = 0;
+    std::size_t patterns = 0;
+    while (moved < size && repeat_left_ > 0 &&
+           (repeat_per_read_ == 0 || patterns < repeat_per_read_)) {
+        std::size_t length = repeat_pattern_.size() - repeat_offset_;
+        if (length > size - moved) {
+            length = size - moved;
+        }
+        std::memcpy(out + moved, repeat_pattern_.data() + repeat_offset_, length);
+        moved += length;
+        repeat_offset_ += length;
+        if (repeat_offset_ == repeat_pattern_.size()) {
+            repeat_offset_ = 0;
+            --repeat_left_;
+            ++patterns;
+        }
+    }
+    if (moved == 0) {
+        return IoResult::would_block();
+    }
+    return IoResult::ok(moved);
+}
+
 IoResult FakeTransport::read(std::uint8_t* out, std::size_t size) {
     ++read_calls_;
+    if (input_.empty() && repeat_left_ > 0) {
+        return read_repeated(out, size);
+    }
     if (input_.empty()) {
         return IoResult::would_block();
     }

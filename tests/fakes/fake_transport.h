@@ -33,6 +33,11 @@ class FakeTransport final : public Transport {
     /// Queues `size` bytes as consecutive chunks of `chunk_size` bytes (the last may be shorter).
     void push_input_split(const std::uint8_t* data, std::size_t size, std::size_t chunk_size);
     void push_input_split(const std::vector<std::uint8_t>& bytes, std::size_t chunk_size);
+    /// After the queued chunks, serves `pattern` `times` times over, at most
+    /// `per_read` patterns per read call (0: as many as fit), without
+    /// allocating: for allocation and throughput tests.
+    void repeat_input(const std::vector<std::uint8_t>& pattern, std::size_t times,
+                      std::size_t per_read = 0);
     /// After the queued chunks, every read returns kClosed.
     void push_eof();
     /// After the queued chunks, every read returns kError with `why`.
@@ -95,11 +100,16 @@ class FakeTransport final : public Transport {
     };
 
     bool write_refused(IoResult* result);
+    IoResult read_repeated(std::uint8_t* out, std::size_t size);
     std::size_t write_limit(std::size_t size) const;
     void capture(const std::uint8_t* data, std::size_t size);
 
     std::deque<Chunk> input_;
     std::size_t max_read_size_ = 0;
+    std::vector<std::uint8_t> repeat_pattern_;
+    std::size_t repeat_left_ = 0;
+    std::size_t repeat_offset_ = 0;
+    std::size_t repeat_per_read_ = 0;
     std::size_t pending_ = 0;
     bool pending_tracks_input_ = false;
 

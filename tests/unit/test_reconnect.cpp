@@ -416,6 +416,19 @@ TEST(ReconnectMachine, ADeadLinkIsDetectedAtIntervalPlusTimeout) {
     STRCMP_EQUAL("dead_link", d.machine.last_failure_reason());
 }
 
+TEST(ReconnectMachine, AHealthyLinkThatDropsReconnectsWithinTheFirstJitteredDelay) {
+    ReconnectConfig config = exact_config();
+    config.backoff.jitter = tether::JitterMode::kFull;
+    Driver d(config);
+    d.to_online();
+    d.fire();  // healthy: the attempt counter is back to 0
+    UNSIGNED_LONGS_EQUAL(0, d.machine.attempts());
+    d.random = 0x80000000u;  // the middle of [0, 1000]
+    d.fail(failure(FailureKind::kConnectionLost));
+    CHECK_EQUAL(LinkState::kWaitingToRetry, d.machine.state());
+    UNSIGNED_LONGS_EQUAL(500, d.machine.retry_delay_ms());
+}
+
 TEST(ReconnectMachine, ADeadLinkOnTheLastAttemptGivesUp) {
     ReconnectConfig config = exact_config();
     config.backoff.max_attempts = 1;

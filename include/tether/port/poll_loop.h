@@ -22,13 +22,13 @@ TimeMs monotonic_now();
 
 /// Called when a watched descriptor is ready.
 class FdWatcher {
-public:
+  public:
     virtual ~FdWatcher() = default;
     virtual void on_ready(int fd, bool readable, bool writable, TimeMs now) = 0;
 };
 
 class PollLoop {
-public:
+  public:
     static constexpr std::size_t kMaxWatches = 8;
 
     /// `clients` holds up to `client_capacity` pointers; `fds` needs room for
@@ -51,7 +51,7 @@ public:
     /// poll() calls so far (for benchmarks: system calls per message).
     std::uint64_t polls() const { return polls_; }
 
-private:
+  private:
     struct Watch {
         int fd;
         bool read;
