@@ -79,6 +79,11 @@ async def main(args):
                     log.write(conn, "message", type="text", length=len(message.encode()), text=message)
                 else:
                     log.write(conn, "message", type="binary", length=len(message), hex=message.hex())
+                if args.close_on is not None and message == args.close_on:
+                    # Lets a test end a connection on cue (close 1001, as a
+                    # server restart would) to watch the client come back.
+                    await ws.close(1001, "going away")
+                    break
                 await ws.send(message)
         except websockets.ConnectionClosed:
             pass
@@ -126,6 +131,7 @@ def parse_args(argv):
         help="seconds between server pings (default: never, so tests see only the client's pings)",
     )
     p.add_argument("--log")
+    p.add_argument("--close-on", help="close with 1001 when this text message arrives")
     p.add_argument("--deflate", action="store_true")
     p.add_argument("--tls-cert", help="serve wss with this certificate (chain) file")
     p.add_argument("--tls-key", help="private key for --tls-cert")
