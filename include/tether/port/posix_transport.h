@@ -86,21 +86,42 @@ class PosixTransport final : public Transport {
     /// After establish() returned kOk on a TLS connection: whether the server
     /// accepted the offered session (an abbreviated handshake).
     bool session_resumed() const { return session_resumed_; }
+    /// True once the TCP connection is up (the TLS handshake may still be running).
+    bool tcp_connected() const {
+        return phase_ == Phase::kHandshaking || phase_ == Phase::kEstablished;
+    }
     /// The verification failure, when establish() failed with kCertificateInvalid.
     const char* verify_error() const { return verify_error_; }
 
   private:
+    friend struct TlsCallbacks;
+    enum class Phase : std::uint8_t { kIdle, kConnecting, kHandshaking, kEstablished, kFailed };
     struct TlsState;
+    IoResult fail(TransportError why);
+    IoResult not_established() const;
+    void end_tls();
+    void destroy_tls_state();
+    IoResult finish_connect();
+    Status start_tls(TlsContext* tls, const char* server_name, TransportError* error);
+    IoResult handshake();
+    IoResult tls_read(std::uint8_t* out, std::size_t size);
+    IoResult tls_send(const IoSlice* slices, std::size_t count);
+    IoResult tls_error(int mbedtls_result);
+
     int fd_ = -1;
-    bool connected_ = false;
+    Phase phase_ = Phase::kIdle;
+    TransportError failure_ = TransportError::kNone;
     TlsContext* tls_ = nullptr;
     TlsState* tls_state_ = nullptr;  // allocated on the first TLS open, reused after
-    bool tls_established_ = false;
     bool session_resumed_ = false;
-    const char* server_name_ = nullptr;
     char verify_error_[128] = {};
-    bool want_read_ = false;  // what the last TLS call is waiting for
-    bool want_write_ = false;
+    // What the last TLS call of each kind waits for, beyond its own direction:
+    // the handshake in either direction, a read that must write (and the
+    // reverse) while the record layer is busy.
+    bool handshake_wants_read_ = false;
+    bool handshake_wants_write_ = false;
+    bool read_wants_write_ = false;
+    bool write_wants_read_ = false;
 };
 
 }  // namespace tether::port
