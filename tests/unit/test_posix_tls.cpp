@@ -16,6 +16,7 @@
 #include <CppUTest/TestHarness.h>
 
 using tether::IoResult;
+using tether::IoSlice;
 using tether::IoStatus;
 using tether::Status;
 using tether::TransportError;
@@ -225,4 +226,136 @@ TEST(PosixTls, PendingPlaintextIsReadWithoutThePoll) {
     CHECK_EQUAL(IoStatus::kOk, result.status);
     CHECK_EQUAL(pending, result.bytes);
     CHECK_EQUAL(0u, transport.pending());
+}
+
+TEST(PosixTls, BulkGatherWritesSurviveWouldBlock) {
+    start_server(pki.server_cert, pki.server_key);
+    CHECK_EQUAL(Status::kOk, context.init(trusting(pki.ca_cert), entropy));
+    CHECK_EQUAL(IoStatus::kOk, connect("localhost").status);
+    // 8 MiB of 1 KiB lines, each sent as two slices. The server echoes each
+    // line reversed, so when we stop reading it stops reading too and our
+    // writes block with a record half sent; the bytes must still arrive
+    // exactly once and in order.
+    std::string sent_text;
+    std::string expected;
+    for (int i = 0; i < 8192; ++i) {
+        std::string line = "line " + std::to_string(i) + " ";
+        line.resize(1023, static_cast<char>('a' + i % 26));
+        sent_text += line + "\n";
+        expected += std::string(line.rbegin(), line.rend()) + "\n";
+    }
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(sent_text.data());
+    std::size_t sent = 0;
+    std::string received;
+    int blocked = 0;
+    const std::int64_t deadline = tether::test::monotonic_ms() + 10000;
+    while (received.size() < expected.size() && tether::test::monotonic_ms() < deadline) {
+        IoResult written = IoResult::would_block();
+        if (sent < sent_text.size()) {
+            const std::size_t left = sent_text.size() - sent;
+            const IoSlice slices[] = {{bytes + sent, left / 2}, {bytes + sent + left / 2,
+                                                                 left - left / 2}};
+            written = transport.writev(slices, 2);
+            CHECK_TRUE(written.status != IoStatus::kError);
+            sent += written.bytes;
+            blocked += written.status == IoStatus::kWouldBlock ? 1 : 0;
+        }
+        if (written.status == IoStatus::kOk) {
+            continue;  // read only once writing stalls
+        }
+        std::uint8_t buffer[8192];
+        const IoResult got = transport.read(buffer, sizeof buffer);
+        CHECK_TRUE(got.status == IoStatus::kOk || got.status == IoStatus::kWouldBlock);
+        received.append(reinterpret_cast<const char*>(buffer), got.bytes);
+        if (got.status == IoStatus::kWouldBlock && transport.pending() == 0) {
+            tether::test::wait_ready(transport, true, sent < sent_text.size(), 1000);
+        }
+    }
+    CHECK_TRUE(blocked > 0);
+    CHECK_EQUAL(expected.size(), received.size());
+    CHECK_TRUE(expected == received);
+}
+
+TEST(PosixTls, RetryWithOtherBytesAfterWouldBlockFails) {
+    start_server(pki.server_cert, pki.server_key);
+    CHECK_EQUAL(Status::kOk, context.init(trusting(pki.ca_cert), entropy));
+    CHECK_EQUAL(IoStatus::kOk, connect("localhost").status);
+    // Never reading: the server blocks on its echo, then our writes block.
+    const std::string line = std::string(4000, 'q') + "\n";
+    IoResult result = IoResult::ok(0);
+    for (int i = 0; i < 100000 && result.status == IoStatus::kOk; ++i) {
+        result = transport.write(reinterpret_cast<const std::uint8_t*>(line.data()), line.size());
+    }
+    CHECK_EQUAL(IoStatus::kWouldBlock, result.status);
+    CHECK_TRUE(transport.interest(false, true).write);
+    // mbedTLS holds that record already encrypted; other bytes cannot replace it.
+    const std::string other(line.size(), 'z');
+    result = transport.write(reinterpret_cast<const std::uint8_t*>(other.data()), other.size());
+    CHECK_EQUAL(IoStatus::kError, result.status);
+    CHECK_EQUAL(TransportError::kOther, result.error);
+}
+
+TEST(PosixTls, ResumedSessionIsStillPinned) {
+    start_server(pki.server_cert, pki.server_key, {"-www"});
+    TlsSettings settings = trusting(pki.ca_cert);
+    const std::string pin = read_file(pki.server_pin);
+    settings.has_pin = true;
+    std::copy(pin.begin(), pin.end(), settings.pin_sha256);
+    CHECK_EQUAL(Status::kOk, context.init(settings, entropy));
+    CHECK_EQUAL(IoStatus::kOk, connect("localhost").status);
+    transport.close();
+    CHECK_EQUAL(IoStatus::kOk, connect("localhost").status);
+    CHECK_TRUE(transport.session_resumed());
+}
+
+TEST(PosixTls, ContextReportsBadFiles) {
+    const std::string missing = "/nonexistent/ca.pem";
+    TlsSettings settings = trusting(missing);
+    CHECK_EQUAL(Status::kNotFound, context.init(settings, entropy));
+    STRCMP_CONTAINS("/nonexistent/ca.pem", context.error_text());
+
+    settings = trusting(pki.server_pin);  // not a PEM
+    CHECK_EQUAL(Status::kCorrupt, context.init(settings, entropy));
+
+    settings = trusting(pki.ca_cert);
+    settings.client_cert_file = pki.client_cert.c_str();
+    CHECK_EQUAL(Status::kInvalidArgument, context.init(settings, entropy));
+
+    settings.client_key_file = pki.server_key.c_str();  // not the client's key
+    CHECK_EQUAL(Status::kCorrupt, context.init(settings, entropy));
+    STRCMP_CONTAINS("does not match", context.error_text());
+
+    settings.client_key_file = "/nonexistent/key.pem";
+    CHECK_EQUAL(Status::kNotFound, context.init(settings, entropy));
+
+    settings.client_cert_file = "/nonexistent/cert.pem";
+    CHECK_EQUAL(Status::kNotFound, context.init(settings, entropy));
+
+    // An unusable context cannot be used to open a connection.
+    TransportError error = TransportError::kNone;
+    CHECK_EQUAL(Status::kInvalidArgument,
+                transport.open(tether::net::make_ipv4(127, 0, 0, 1), 443, &context, "localhost",
+                               &error));
+    CHECK_EQUAL(-1, transport.fd());
+}
+
+TEST(PosixTls, SystemBundleIsTheDefault) {
+    CHECK_EQUAL(Status::kOk, context.init(TlsSettings{}, entropy));
+    // Our test CA is not in it.
+    start_server(pki.server_cert, pki.server_key);
+    CHECK_EQUAL(TransportError::kCertificateInvalid, connect("localhost").error);
+}
+
+TEST(PosixTls, OneTransportServesTwoContexts) {
+    start_server(pki.server_cert, pki.server_key);
+    TlsContext other;
+    CHECK_EQUAL(Status::kOk, context.init(trusting(pki.ca_cert), entropy));
+    CHECK_EQUAL(Status::kOk, other.init(trusting(pki.ca_cert), entropy));
+    CHECK_EQUAL(IoStatus::kOk, connect("localhost").status);
+    check_echo();
+    TransportError error = TransportError::kNone;
+    CHECK_EQUAL(Status::kOk, transport.open(tether::net::make_ipv4(127, 0, 0, 1), server.port(),
+                                            &other, "localhost", &error));
+    CHECK_EQUAL(IoStatus::kOk, tether::test::establish_within(transport, kTimeoutMs).status);
+    check_echo();
 }
