@@ -61,10 +61,9 @@ Status Entropy::seed(SeedSource source, void* context, const char* personalizati
         source = mbedtls_entropy_func;
         context = &state_->entropy;
     }
-    const int result =
-        mbedtls_ctr_drbg_seed(&state_->drbg, source, context,
-                              reinterpret_cast<const unsigned char*>(personalization),
-                              personalization_size);
+    const int result = mbedtls_ctr_drbg_seed(
+        &state_->drbg, source, context, reinterpret_cast<const unsigned char*>(personalization),
+        personalization_size);
     if (result != 0) {
         return Status::kUnavailable;
     }

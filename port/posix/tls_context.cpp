@@ -112,8 +112,8 @@ Status TlsContext::init(const TlsSettings& settings, Entropy& entropy) {
     // TLS 1.2 only: the TLS 1.3 code of mbedTLS 2.28 is experimental.
     mbedtls_ssl_conf_min_version(config, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
     mbedtls_ssl_conf_max_version(config, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
-    mbedtls_ssl_conf_authmode(config, settings.insecure ? MBEDTLS_SSL_VERIFY_NONE
-                                                        : MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_authmode(
+        config, settings.insecure ? MBEDTLS_SSL_VERIFY_NONE : MBEDTLS_SSL_VERIFY_REQUIRED);
     mbedtls_ssl_conf_ca_chain(config, &state_->ca_chain, nullptr);
     mbedtls_ssl_conf_rng(config, Entropy::rng_callback, entropy.rng_context());
     mbedtls_ssl_conf_session_tickets(config, settings.session_resumption

@@ -67,8 +67,8 @@ struct TlsCallbacks {
         }
         const std::size_t size = state->expected_ip.family == net::kIpv4 ? 4 : 16;
         constexpr int kIpAddressTag = MBEDTLS_ASN1_CONTEXT_SPECIFIC | 7;
-        for (const mbedtls_x509_sequence* name = &certificate->subject_alt_names;
-             name != nullptr; name = name->next) {
+        for (const mbedtls_x509_sequence* name = &certificate->subject_alt_names; name != nullptr;
+             name = name->next) {
             if (name->buf.tag == kIpAddressTag && name->buf.len == size &&
                 std::memcmp(name->buf.p, state->expected_ip.bytes, size) == 0) {
                 return 0;
@@ -154,8 +154,7 @@ void describe_flags(std::uint32_t flags, char* out, std::size_t capacity) {
 
 }  // namespace
 
-Status PosixTransport::start_tls(TlsContext* tls, const char* server_name,
-                                 TransportError* error) {
+Status PosixTransport::start_tls(TlsContext* tls, const char* server_name, TransportError* error) {
     const std::size_t name_length = server_name == nullptr ? 0 : std::strlen(server_name);
     if (tls->state_ == nullptr || !tls->state_->ready || name_length == 0 ||
         name_length >= kServerNameCapacity) {
@@ -241,7 +240,8 @@ IoResult PosixTransport::handshake() {
         // mbedTLS keeps the peer certificate in the session.
         const mbedtls_x509_crt* peer = mbedtls_ssl_get_peer_cert(&state.ssl);
         unsigned char digest[32];
-        if (peer == nullptr || mbedtls_sha256_ret(peer->pk_raw.p, peer->pk_raw.len, digest, 0) != 0 ||
+        if (peer == nullptr ||
+            mbedtls_sha256_ret(peer->pk_raw.p, peer->pk_raw.len, digest, 0) != 0 ||
             std::memcmp(digest, settings.pin_sha256, sizeof digest) != 0) {
             shared.has_saved = false;
             std::strncpy(verify_error_, "server public key does not match the pin",
@@ -257,9 +257,9 @@ IoResult PosixTransport::handshake() {
         mbedtls_ssl_session_free(&shared.fresh);
         mbedtls_ssl_session_init(&shared.fresh);
         if (mbedtls_ssl_get_session(&state.ssl, &shared.fresh) == 0) {
-            session_resumed_ = state.offered_session &&
-                               std::memcmp(shared.fresh.master, shared.saved.master,
-                                           sizeof shared.fresh.master) == 0;
+            session_resumed_ =
+                state.offered_session && std::memcmp(shared.fresh.master, shared.saved.master,
+                                                     sizeof shared.fresh.master) == 0;
             const mbedtls_ssl_session previous = shared.saved;
             shared.saved = shared.fresh;
             shared.fresh = previous;

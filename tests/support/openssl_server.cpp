@@ -16,6 +16,7 @@
 
 // CppUTest last: its operator-new macro breaks standard headers.
 #include <CppUTest/TestHarness.h>
+// MemoryLeakWarningPlugin.h needs TestHarness.h first.
 #include <CppUTest/MemoryLeakWarningPlugin.h>
 
 namespace tether::test {
@@ -60,8 +61,8 @@ void make_pki(TempDir& dir, TestPki* pki) {
     pki->wrong_name_key = path("wrong.key");
     pki->client_cert = path("client.crt");
     pki->client_key = path("client.key");
-    const std::string server_ext = dir.write_file(
-        "server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n");
+    const std::string server_ext =
+        dir.write_file("server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n");
     const std::string wrong_ext = dir.write_file("wrong.ext", "subjectAltName=DNS:wrong.example\n");
     const std::string csr = path("request.csr");
     path("ca.srl");
@@ -74,26 +75,25 @@ void make_pki(TempDir& dir, TestPki* pki) {
     auto make_leaf = [&](const std::string& cert, const std::string& key, const char* name,
                          const std::string& ca, const std::string& signer_key,
                          const std::string& extensions) {
-        return run_shell("openssl req" + ec + "-keyout " + key + " -out " + csr + " -subj /CN=" +
-                         name + quiet) &&
+        return run_shell("openssl req" + ec + "-keyout " + key + " -out " + csr +
+                         " -subj /CN=" + name + quiet) &&
                run_shell("openssl x509 -req -days 30 -in " + csr + " -CA " + ca + " -CAkey " +
                          signer_key + " -CAcreateserial -out " + cert +
                          (extensions.empty() ? "" : " -extfile " + extensions) + quiet);
     };
-    const bool made =
-        make_ca(pki->ca_cert, ca_key, "tether-test-ca") &&
-        make_ca(pki->unrelated_ca_cert, unrelated_key, "unrelated-ca") &&
-        make_ca(pki->client_ca_cert, client_ca_key, "tether-client-ca") &&
-        make_leaf(pki->server_cert, pki->server_key, "tether-server", pki->ca_cert, ca_key,
-                  server_ext) &&
-        make_leaf(pki->wrong_name_cert, pki->wrong_name_key, "wrong", pki->ca_cert, ca_key,
-                  wrong_ext) &&
-        make_leaf(pki->client_cert, pki->client_key, "tether-client", pki->client_ca_cert,
-                  client_ca_key, "") &&
-        run_shell("openssl x509 -in " + pki->server_cert +
-                  " -pubkey -noout | openssl pkey -pubin -outform DER | "
-                  "openssl dgst -sha256 -binary > " +
-                  pki->server_pin);
+    const bool made = make_ca(pki->ca_cert, ca_key, "tether-test-ca") &&
+                      make_ca(pki->unrelated_ca_cert, unrelated_key, "unrelated-ca") &&
+                      make_ca(pki->client_ca_cert, client_ca_key, "tether-client-ca") &&
+                      make_leaf(pki->server_cert, pki->server_key, "tether-server", pki->ca_cert,
+                                ca_key, server_ext) &&
+                      make_leaf(pki->wrong_name_cert, pki->wrong_name_key, "wrong", pki->ca_cert,
+                                ca_key, wrong_ext) &&
+                      make_leaf(pki->client_cert, pki->client_key, "tether-client",
+                                pki->client_ca_cert, client_ca_key, "") &&
+                      run_shell("openssl x509 -in " + pki->server_cert +
+                                " -pubkey -noout | openssl pkey -pubin -outform DER | "
+                                "openssl dgst -sha256 -binary > " +
+                                pki->server_pin);
     if (!made) {
         std::fprintf(stderr, "openssl could not make the test certificates\n");
         std::abort();

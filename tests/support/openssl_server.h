@@ -16,14 +16,14 @@ namespace tether::test {
 
 /// EC P-256 keys and certificates, made once per test process.
 struct TestPki {
-    std::string ca_cert;             ///< signs server, wrong_name
-    std::string server_cert;         ///< SAN DNS:localhost, IP:127.0.0.1, IP:::1
+    std::string ca_cert;      ///< signs server, wrong_name
+    std::string server_cert;  ///< SAN DNS:localhost, IP:127.0.0.1, IP:::1
     std::string server_key;
-    std::string server_pin;          ///< SHA-256 of server's SPKI, 32 raw bytes
-    std::string wrong_name_cert;     ///< signed by ca_cert, SAN DNS:wrong.example only
+    std::string server_pin;       ///< SHA-256 of server's SPKI, 32 raw bytes
+    std::string wrong_name_cert;  ///< signed by ca_cert, SAN DNS:wrong.example only
     std::string wrong_name_key;
-    std::string unrelated_ca_cert;   ///< a CA that signed nothing used here
-    std::string client_ca_cert;      ///< signs client_cert
+    std::string unrelated_ca_cert;  ///< a CA that signed nothing used here
+    std::string client_ca_cert;     ///< signs client_cert
     std::string client_cert;
     std::string client_key;
 

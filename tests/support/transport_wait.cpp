@@ -9,7 +9,8 @@ namespace tether::test {
 bool wait_ready(const Transport& transport, bool want_read, bool want_write, int timeout_ms) {
     const PollInterest interest = transport.interest(want_read, want_write);
     pollfd entry = {transport.fd(), 0, 0};
-    entry.events = static_cast<short>((interest.read ? POLLIN : 0) | (interest.write ? POLLOUT : 0));
+    entry.events =
+        static_cast<short>((interest.read ? POLLIN : 0) | (interest.write ? POLLOUT : 0));
     return ::poll(&entry, 1, timeout_ms) > 0;
 }
 
@@ -52,8 +53,8 @@ std::string read_up_to(Transport& transport, std::size_t size, int timeout_ms, I
     IoResult result = IoResult::ok(0);
     while (received.size() < size) {
         std::uint8_t buffer[4096];
-        const std::size_t want = size - received.size() < sizeof buffer ? size - received.size()
-                                                                        : sizeof buffer;
+        const std::size_t want =
+            size - received.size() < sizeof buffer ? size - received.size() : sizeof buffer;
         result = transport.read(buffer, want);
         if (result.status == IoStatus::kOk) {
             received.append(reinterpret_cast<const char*>(buffer), result.bytes);

@@ -96,8 +96,8 @@ struct Peer {
                 break;
             }
             char buffer[65536];
-            const std::size_t want = size - data.size() < sizeof buffer ? size - data.size()
-                                                                        : sizeof buffer;
+            const std::size_t want =
+                size - data.size() < sizeof buffer ? size - data.size() : sizeof buffer;
             const ssize_t got = ::recv(fd, buffer, want, 0);
             if (got <= 0) {
                 break;
