@@ -25,8 +25,29 @@ class Entropy final : public net::MaskSource, public RandomSource {
     Entropy& operator=(const Entropy&) = delete;
 
     /// Seeds the DRBG from the OS with `personalization` mixed in (may be null).
-    /// Returns kOk, or kUnavailable when the OS gives no entropy.
+    /// Returns kOk, kInvalidArgument when `personalization` is longer than
+    /// kMaxPersonalization bytes, or kUnavailable when the OS gives no entropy.
+    /// Calling it again reseeds from scratch (and recovers from a failure).
     Status init(const char* personalization = nullptr);
+
+    /// Where seed material comes from when it is not the OS: fills `size`
+    /// bytes and returns 0, or returns non-zero when it has none.
+    using SeedSource = int (*)(void* context, unsigned char* out, std::size_t size);
+
+    /// Seeds the DRBG from `source` alone (a hardware RNG, or a test source
+    /// that fails on purpose); the OS is not consulted, neither now nor on
+    /// reseeds. It is a replacement chosen by the caller, never a fallback:
+    /// init() does not call it. kOk, kInvalidArgument (null source, or
+    /// personalization too long), or
+    /// kUnavailable when the source fails.
+    Status init_with_seed_source(SeedSource source, void* context,
+                                 const char* personalization = nullptr);
+
+    /// Mixes fresh seed material in now (the DRBG also reseeds by itself every
+    /// 10,000 requests). kOk, or kUnavailable: the source failed and from
+    /// then on every call fails until init() succeeds again.
+    Status reseed();
+
     bool ready() const { return ready_; }
 
     /// Fills `size` bytes. kOk, or kUnavailable (not initialised, or the DRBG failed).
@@ -47,9 +68,12 @@ class Entropy final : public net::MaskSource, public RandomSource {
     void* rng_context() { return this; }
 
     static constexpr std::size_t kPoolSize = 4096;
+    static constexpr std::size_t kMaxPersonalization = 128;
 
   private:
     bool refill();
+    Status seed(SeedSource source, void* context, const char* personalization);
+    void fail_closed();
     struct State;             // mbedTLS contexts, kept out of the header
     State* state_ = nullptr;  // allocated once by init()
     bool ready_ = false;

@@ -42,8 +42,10 @@ class TlsContext {
 
     /// Loads files and builds the mbedTLS configuration. kOk; kNotFound when
     /// a file cannot be read; kCorrupt when a PEM does not parse or key and
-    /// certificate do not match; kUnavailable when `entropy` is not ready.
-    /// error_text() says which and why.
+    /// certificate do not match; kInvalidArgument when only one of client
+    /// certificate and key is given; kUnavailable when `entropy` is not ready.
+    /// error_text() says which and why. `entropy` must outlive the context.
+    /// Calling init() again is allowed while no transport is open with it.
     Status init(const TlsSettings& settings, Entropy& entropy);
     const char* error_text() const { return error_text_; }
     const TlsSettings& settings() const { return settings_; }
@@ -59,6 +61,18 @@ class TlsContext {
 
 /// A transport over one socket at a time; reusable across reconnects
 /// (open, ..., close, open, ...).
+///
+/// TLS writes: mbedTLS has no gather write and requires a write that would
+/// block to be repeated with the same bytes, because it has already encrypted
+/// them. write()/writev() therefore copy up to 4 KiB at a time into one
+/// record; bytes of a record that could not be sent completely are not
+/// counted as moved, and the next write()/writev() must begin with them again
+/// (as any caller that keeps its unsent bytes does). A call that begins with
+/// other bytes fails with kError/kOther instead of corrupting the stream.
+///
+/// Server names that are IP literals are matched against the certificate's
+/// iPAddress subjectAltNames (mbedTLS 2.28 alone would compare them as text
+/// and never match) and are not sent as SNI.
 class PosixTransport final : public Transport {
   public:
     PosixTransport();
@@ -70,7 +84,11 @@ class PosixTransport final : public Transport {
     /// then runs the TLS handshake with SNI and hostname verification against
     /// `server_name` (which must stay valid until close()). Returns kOk
     /// (connect under way: poll for write, then call establish()), or
-    /// kIoError with *error set (refused at once, unreachable, ...).
+    /// kIoError with *error set (refused at once, unreachable, ...);
+    /// kInvalidArgument (*error kOther) for an unknown address family, a TLS
+    /// context whose init() failed, or a missing server name with TLS. An open
+    /// transport is closed first. A TLS session saved by the context for the
+    /// same server name is offered for resumption.
     Status open(const net::IpAddress& address, std::uint16_t port, TlsContext* tls,
                 const char* server_name, TransportError* error);
 
@@ -84,23 +102,45 @@ class PosixTransport final : public Transport {
     void close() override;
 
     /// After establish() returned kOk on a TLS connection: whether the server
-    /// accepted the offered session (an abbreviated handshake).
+    /// accepted the offered session (an abbreviated handshake). Detected by
+    /// the negotiated master secret being the offered session's.
     bool session_resumed() const { return session_resumed_; }
+    /// True once the TCP connection is up (the TLS handshake may still be running).
+    bool tcp_connected() const {
+        return phase_ == Phase::kHandshaking || phase_ == Phase::kEstablished;
+    }
     /// The verification failure, when establish() failed with kCertificateInvalid.
     const char* verify_error() const { return verify_error_; }
 
   private:
+    friend struct TlsCallbacks;
+    enum class Phase : std::uint8_t { kIdle, kConnecting, kHandshaking, kEstablished, kFailed };
     struct TlsState;
+    IoResult fail(TransportError why);
+    IoResult not_established() const;
+    void end_tls();
+    void destroy_tls_state();
+    IoResult finish_connect();
+    Status start_tls(TlsContext* tls, const char* server_name, TransportError* error);
+    IoResult handshake();
+    IoResult tls_read(std::uint8_t* out, std::size_t size);
+    IoResult tls_send(const IoSlice* slices, std::size_t count);
+    IoResult tls_error(int mbedtls_result);
+
     int fd_ = -1;
-    bool connected_ = false;
+    Phase phase_ = Phase::kIdle;
+    TransportError failure_ = TransportError::kNone;
     TlsContext* tls_ = nullptr;
     TlsState* tls_state_ = nullptr;  // allocated on the first TLS open, reused after
-    bool tls_established_ = false;
     bool session_resumed_ = false;
-    const char* server_name_ = nullptr;
     char verify_error_[128] = {};
-    bool want_read_ = false;  // what the last TLS call is waiting for
-    bool want_write_ = false;
+    // What the last TLS call of each kind waits for, beyond its own direction:
+    // the handshake in either direction, a read that must write (and the
+    // reverse) while the record layer is busy.
+    bool handshake_wants_read_ = false;
+    bool handshake_wants_write_ = false;
+    bool read_wants_write_ = false;
+    bool write_wants_read_ = false;
 };
 
 }  // namespace tether::port
