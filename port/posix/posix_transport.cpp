@@ -49,7 +49,17 @@ IoResult io_failure(int error_number) {
 
 }  // namespace
 
-PosixTransport::PosixTransport() = default;
+PosixTransport::PosixTransport(TlsContext* tls) : default_tls_(tls) {}
+
+Status PosixTransport::open(const net::IpAddress& address, std::uint16_t port, bool tls,
+                            const char* server_name, TransportError* error) {
+    if (tls && default_tls_ == nullptr) {
+        // Never fall back to plain TCP for a wss:// endpoint.
+        *error = TransportError::kTlsFailed;
+        return Status::kInvalidArgument;
+    }
+    return open(address, port, tls ? default_tls_ : nullptr, server_name, error);
+}
 
 PosixTransport::~PosixTransport() {
     close();

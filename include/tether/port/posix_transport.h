@@ -73,9 +73,11 @@ class TlsContext {
 /// Server names that are IP literals are matched against the certificate's
 /// iPAddress subjectAltNames (mbedTLS 2.28 alone would compare them as text
 /// and never match) and are not sent as SNI.
-class PosixTransport final : public Transport {
+class PosixTransport final : public Connection {
   public:
-    PosixTransport();
+    /// `tls` is the context Connection::open() uses for wss:// (may be null:
+    /// then a TLS open fails with kInvalidArgument); it must outlive the transport.
+    explicit PosixTransport(TlsContext* tls = nullptr);
     ~PosixTransport() override;
     PosixTransport(const PosixTransport&) = delete;
     PosixTransport& operator=(const PosixTransport&) = delete;
@@ -92,6 +94,10 @@ class PosixTransport final : public Transport {
     Status open(const net::IpAddress& address, std::uint16_t port, TlsContext* tls,
                 const char* server_name, TransportError* error);
 
+    /// Connection: the same, with the context given at construction when `tls`.
+    Status open(const net::IpAddress& address, std::uint16_t port, bool tls,
+                const char* server_name, TransportError* error) override;
+
     IoResult establish() override;
     IoResult read(std::uint8_t* out, std::size_t size) override;
     IoResult write(const std::uint8_t* data, std::size_t size) override;
@@ -106,7 +112,7 @@ class PosixTransport final : public Transport {
     /// the negotiated master secret being the offered session's.
     bool session_resumed() const { return session_resumed_; }
     /// True once the TCP connection is up (the TLS handshake may still be running).
-    bool tcp_connected() const {
+    bool tcp_connected() const override {
         return phase_ == Phase::kHandshaking || phase_ == Phase::kEstablished;
     }
     /// The verification failure, when establish() failed with kCertificateInvalid.
@@ -130,6 +136,7 @@ class PosixTransport final : public Transport {
     int fd_ = -1;
     Phase phase_ = Phase::kIdle;
     TransportError failure_ = TransportError::kNone;
+    TlsContext* default_tls_ = nullptr;
     TlsContext* tls_ = nullptr;
     TlsState* tls_state_ = nullptr;  // allocated on the first TLS open, reused after
     bool session_resumed_ = false;
