@@ -121,6 +121,7 @@ class Cat final : public ClientListener, public port::FdWatcher {
 
     void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) override {
         (void)type;
+        last_message_at_ = port::monotonic_now();
         std::fwrite(data, 1, size, stdout);
         std::fputc('\n', stdout);
         std::fflush(stdout);
@@ -189,8 +190,12 @@ class Cat final : public ClientListener, public port::FdWatcher {
             *exit_code = give_up_code();
             return true;
         }
-        const bool input_done = input_ended_ && !options_.echo;
-        if ((input_done || stopping_) && !stop_sent_ && client_->idle() &&
+        const bool input_done = input_ended_ && !options_.echo && !options_.keep_open;
+        const bool lingering =
+            !stopping_ && options_.linger_ms != 0 &&
+            time_since(now, last_message_at_ == 0 ? input_ended_at_ : last_message_at_) <
+                options_.linger_ms;
+        if ((input_done || stopping_) && !stop_sent_ && client_->idle() && !lingering &&
             state != LinkState::kClosing) {
             stop_sent_ = true;
             client_->stop(now, stopping_ ? 1001 : 1000);
@@ -247,6 +252,7 @@ class Cat final : public ClientListener, public port::FdWatcher {
             emit();
         }
         input_ended_ = true;
+        input_ended_at_ = port::monotonic_now();
         loop_->unwatch(STDIN_FILENO);
     }
 
@@ -275,6 +281,8 @@ class Cat final : public ClientListener, public port::FdWatcher {
     bool stopping_ = false;
     bool stop_sent_ = false;
     bool was_online_ = false;
+    TimeMs input_ended_at_ = 0;
+    TimeMs last_message_at_ = 0;
 };
 
 int run(int argc, char** argv) {

@@ -42,6 +42,8 @@ constexpr Spec kSpecs[] = {
     {"header", true},
     {"subprotocol", true},
     {"token-file", true},
+    {"linger", true},
+    {"keep-open", false},
 };
 
 bool fail(char* error, std::size_t capacity, const char* format, const char* a,
@@ -199,6 +201,8 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
         o->once = true;
     } else if (std::strcmp(name, "echo") == 0) {
         o->echo = true;
+    } else if (std::strcmp(name, "keep-open") == 0) {
+        o->keep_open = true;
     } else if (std::strcmp(name, "binary") == 0) {
         o->binary = true;
         o->client.message_type = net::WsOpcode::kBinary;
@@ -277,6 +281,8 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
             return fail(error, capacity, "--%s: at most 8 subprotocols", name);
         }
         o->subprotocols[o->subprotocol_count++] = value;
+    } else if (std::strcmp(name, "linger") == 0) {
+        return number_in(0, kDay, &o->linger_ms);
     } else if (std::strcmp(name, "token-file") == 0) {
         o->token_file = value;
     }
@@ -393,7 +399,11 @@ Liveness:
 
 Messages:
   --binary                   send input lines as binary messages (default text)
-  --echo                     send every received message back
+  --echo                     send every received message back (implies --keep-open)
+  --keep-open                stay connected after input ends, until the server closes
+                             or a signal arrives
+  --linger MS                after input ends and is sent, wait until no message has
+                             arrived for MS before closing (default 0: close at once)
   --max-message-size BYTES   largest message accepted; larger closes with 1009 (default 65536)
   --outbox-size BYTES        memory for messages waiting to be sent (default 1048576)
   --overflow POLICY          when it is full: drop_oldest (default) or reject_newest

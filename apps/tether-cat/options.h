@@ -31,8 +31,10 @@ struct Options {
     std::size_t subprotocol_count = 0;
     const char* token_file = nullptr;
     std::size_t outbox_bytes = 1024 * 1024;
+    std::uint32_t linger_ms = 0;
     bool once = false;
     bool echo = false;
+    bool keep_open = false;
     bool binary = false;
     bool quiet = false;
     bool verbose = false;

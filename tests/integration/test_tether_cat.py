@@ -80,13 +80,26 @@ class Usage(unittest.TestCase):
 
 
 class Interop(unittest.TestCase):
+    def test_without_linger_the_close_follows_the_input_at_once(self):
+        tmp = harness.TempDir("cat-close-")
+        log = tmp.path("echo.jsonl")
+        with harness.start_echo_server(log=log) as echo:
+            result = cat("ws://127.0.0.1:%d/" % echo.port, stdin=b"only\n")
+        self.assertEqual(result.returncode, EXIT_OK, result)
+        self.assertLess(result.duration, 2.0)
+        closes = [e for e in harness.read_jsonl(log) if e["event"] == "close"]
+        self.assertEqual(closes[0]["code"], 1000)
+
     def test_lines_go_out_and_echoes_come_back_then_a_clean_close(self):
         tmp = harness.TempDir("cat-echo-")
         log = tmp.path("echo.jsonl")
         with harness.start_echo_server(log=log) as echo:
             lines = [b"line %d" % i for i in range(200)]
-            result = cat("ws://127.0.0.1:%d/echo" % echo.port, stdin=b"\n".join(lines) + b"\n")
+            result = cat("--linger", "300", "ws://127.0.0.1:%d/echo" % echo.port,
+                         stdin=b"\n".join(lines) + b"\n")
         self.assertEqual(result.returncode, EXIT_OK, result)
+        received = [e["text"].encode() for e in harness.read_jsonl(log) if e["event"] == "message"]
+        self.assertEqual(received, lines)
         self.assertEqual(result.stdout.splitlines(), lines)
         closes = [e for e in harness.read_jsonl(log) if e["event"] == "close"]
         self.assertEqual(closes[0]["code"], 1000)
@@ -129,8 +142,8 @@ class Tls(unittest.TestCase):
     def run_through_nginx(self, variant, *args, url_host="localhost", timeout=15.0):
         with harness.start_echo_server() as echo, \
                 harness.start_nginx(variant, echo.port, certs()) as proxy:
-            result = cat(*args, "wss://%s:%d/" % (url_host, proxy.port), stdin=b"secret\n",
-                         timeout=timeout)
+            result = cat("--linger", "300", *args, "wss://%s:%d/" % (url_host, proxy.port),
+                         stdin=b"secret\n", timeout=timeout)
             return result, proxy
 
     def test_verified_wss_through_nginx(self):
@@ -206,7 +219,8 @@ class Adversary(unittest.TestCase):
         tmp = harness.TempDir("cat-%s-" % scenario)
         log = tmp.path("adversary.jsonl")
         with harness.start_adversary(scenario, log=log, **server) as peer:
-            result = cat(*args, "ws://127.0.0.1:%d/" % peer.port, stdin=stdin, timeout=timeout)
+            result = cat("--keep-open", *args, "ws://127.0.0.1:%d/" % peer.port, stdin=stdin,
+                         timeout=timeout)
         return result, log
 
     def assert_handshake_rejected(self, scenario, detail):
@@ -235,7 +249,9 @@ class Adversary(unittest.TestCase):
         requests = adversary_events(log, "request")
         self.assertEqual(len(requests), 2)
         self.assertGreaterEqual(requests[1]["t_ms"] - requests[0]["t_ms"], 2000)
-        self.assertEqual(states(result)[0]["reason"], "http_overloaded")
+        waits = [s for s in states(result) if s["state"] == "waiting_to_retry"]
+        self.assertEqual(waits[0]["reason"], "http_overloaded")
+        self.assertEqual(waits[0]["delay_ms"], "2000")
 
     def test_a_handshake_that_never_completes_times_out(self):
         start = time.monotonic()
@@ -321,7 +337,7 @@ class Resources(unittest.TestCase):
             self.skipTest("valgrind is not installed")
         port = harness.free_port()  # nothing listens: every connect is refused
         result = harness.run([valgrind, "--leak-check=full", "--errors-for-leak-kinds=definite,indirect",
-                              "--error-exitcode=99", "--track-fds=yes", CAT, "--max-retries", "1000",
+                              "--error-exitcode=99", "--track-fds=yes", CAT, "--keep-open", "--max-retries", "1000",
                               "--jitter", "none", "--backoff-initial", "1", "--backoff-max", "1",
                               "ws://127.0.0.1:%d/" % port], timeout=120)
         self.assertEqual(result.returncode, EXIT_GAVE_UP, result.stderr[-3000:])
