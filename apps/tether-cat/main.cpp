@@ -207,7 +207,17 @@ class Cat final : public ClientListener, public port::FdWatcher {
         return false;
     }
 
-  private:
+      // How long the loop may wait before finished() must look again.
+    std::uint32_t wait_hint_ms(TimeMs now) const {
+        if (!input_ended_ || options_.linger_ms == 0) {
+            return 1000;
+        }
+        const TimeMs since = last_message_at_ == 0 ? input_ended_at_ : last_message_at_;
+        const std::uint32_t waited = time_since(now, since);
+        return waited >= options_.linger_ms ? 0 : options_.linger_ms - waited;
+    }
+
+private:
     bool has_room() const {
         const Outbox& outbox = client_->outbox();
         return outbox.capacity() - outbox.bytes_used() >=
@@ -361,7 +371,7 @@ int run(int argc, char** argv) {
     client.start(port::monotonic_now());
     int exit_code = kExitOk;
     while (!cat.finished(&exit_code, port::monotonic_now())) {
-        loop.run_once(1000);
+        loop.run_once(cat.wait_hint_ms(port::monotonic_now()));
     }
     std::fflush(stdout);
     return exit_code;
