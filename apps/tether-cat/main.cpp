@@ -207,7 +207,7 @@ class Cat final : public ClientListener, public port::FdWatcher {
         return false;
     }
 
-      // How long the loop may wait before finished() must look again.
+    // How long the loop may wait before finished() must look again.
     std::uint32_t wait_hint_ms(TimeMs now) const {
         if (!input_ended_ || options_.linger_ms == 0) {
             return 1000;
@@ -217,7 +217,7 @@ class Cat final : public ClientListener, public port::FdWatcher {
         return waited >= options_.linger_ms ? 0 : options_.linger_ms - waited;
     }
 
-private:
+  private:
     bool has_room() const {
         const Outbox& outbox = client_->outbox();
         return outbox.capacity() - outbox.bytes_used() >=

@@ -330,6 +330,18 @@ class Adversary(unittest.TestCase):
             self.assertLess(gap, expected + 400)
 
 
+class Fleet(unittest.TestCase):
+    def test_hundreds_of_clients_on_one_loop_in_one_thread(self):
+        fleet = os.path.join(OPTIONS.build_dir, "apps", "tether-fleet")
+        with harness.start_echo_server() as echo:
+            result = harness.run([fleet, "--clients", "300", "--messages", "20",
+                                  "ws://127.0.0.1:%d/" % echo.port], timeout=60)
+        self.assertEqual(result.returncode, 0, result)
+        summary = harness.parse_logfmt(result.stdout_lines()[-1])
+        self.assertEqual(summary["online"], "300")
+        self.assertEqual(summary["received"], "6000")
+
+
 class Resources(unittest.TestCase):
     def test_no_descriptor_or_memory_leak_across_1000_failed_connects(self):
         valgrind = shutil.which("valgrind")
