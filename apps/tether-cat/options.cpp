@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include "tether/ascii.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -112,19 +114,6 @@ bool parse_multiplier(const char* text, std::uint32_t* permille) {
     return true;
 }
 
-int hex_digit(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 int base64_value(char c) {
     if (c >= 'A' && c <= 'Z') {
         return c - 'A';
@@ -149,8 +138,8 @@ bool parse_pin(const char* text, std::uint8_t out[32]) {
     const std::size_t length = std::strlen(text);
     if (length == 64) {
         for (std::size_t i = 0; i < 32; ++i) {
-            const int high = hex_digit(text[2 * i]);
-            const int low = hex_digit(text[2 * i + 1]);
+            const int high = hex_digit_value(text[2 * i]);
+            const int low = hex_digit_value(text[2 * i + 1]);
             if (high < 0 || low < 0) {
                 return false;
             }

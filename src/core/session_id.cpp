@@ -1,5 +1,7 @@
 #include "tether/session_id.h"
 
+#include "tether/ascii.h"
+
 #include <mbedtls/sha1.h>
 
 #include <cstring>
@@ -21,19 +23,6 @@ struct NamePart {
 // The canonical text form groups the 16 bytes as 4-2-2-2-6 with dashes here.
 bool is_dash_position(std::size_t index) {
     return index == 8 || index == 13 || index == 18 || index == 23;
-}
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
 }
 
 // RFC 4122 section 4.3: SHA-1 over the namespace bytes followed by the name,
@@ -128,7 +117,7 @@ bool parse_uuid(const char* text, Uuid* out) {
             }
             continue;
         }
-        const int value = hex_value(text[i]);
+        const int value = hex_digit_value(text[i]);
         if (value < 0) {
             return false;
         }

@@ -1,5 +1,7 @@
 #include "tether/net/ip_address.h"
 
+#include "tether/ascii.h"
+
 #include <cstring>
 
 namespace tether::net {
@@ -7,19 +9,6 @@ namespace tether::net {
 namespace {
 
 constexpr std::size_t kIpv6Groups = 8;
-
-int hex_value(char c) {
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
 
 // Strict dotted quad: four decimal parts of 1..3 digits, no leading zeros, each <= 255.
 bool parse_ipv4(const char* text, std::size_t len, std::uint8_t out[4]) {
@@ -51,7 +40,7 @@ bool parse_hex_group(const char* text, std::size_t len, std::size_t* pos, std::u
     unsigned value = 0;
     std::size_t digits = 0;
     while (*pos < len) {
-        const int digit = hex_value(text[*pos]);
+        const int digit = hex_digit_value(text[*pos]);
         if (digit < 0) {
             break;
         }
