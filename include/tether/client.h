@@ -90,6 +90,19 @@ struct ClientConfig {
     /// The frame type outbox messages are sent as.
     net::WsOpcode message_type = net::WsOpcode::kText;
     OverflowPolicy overflow = OverflowPolicy::kDropOldest;
+
+    /// tether.v1 (docs/PROTOCOL.md): set reconnect.resume_protocol. The
+    /// subprotocol is then offered and required, messages travel as DATA with
+    /// seqs, and the session resumes after every reconnect. `session_id` is
+    /// the UUID text (session_id_for()), `device_id` a printable name.
+    const char* session_id = nullptr;
+    const char* device_id = nullptr;
+    /// Downlink acknowledgement batching.
+    std::uint32_t ack_every = 64;
+    std::uint32_t ack_interval_ms = 200;
+    /// Uplink seqs are reserved on disk this many at a time, so a restart
+    /// never reuses a seq the server may already hold.
+    std::uint32_t seq_reservation = 1024;
 };
 
 /// Caller-owned memory for one client.
@@ -180,6 +193,18 @@ class Client final : private net::WsHandler {
     void notify();
     std::uint32_t random_u32();
 
+    // tether.v1 (client_resume.cpp).
+    bool resume_mode() const { return config_.reconnect.resume_protocol; }
+    Status init_resume();
+    void send_hello(TimeMs now);
+    void on_resume_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size);
+    void on_downlink_data(std::uint64_t seq, const std::uint8_t* payload, std::size_t size);
+    void after_resume_read(TimeMs now);
+    void drain_outbox_v1();
+    void send_downlink_ack(TimeMs now);
+    void reserve_uplink_seqs();
+    void persist();
+
     // WsHandler: callbacks run inside the stream, so they only record what
     // happened; service_open() feeds the machine once the stream has returned.
     void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) override;
@@ -219,6 +244,21 @@ class Client final : private net::WsHandler {
     std::size_t pong_size_ = 0;
     bool close_seen_ = false;
     std::uint16_t close_code_ = 0;
+
+    // tether.v1 state of the current connection.
+    static constexpr const char* kV1Protocols[1] = {"tether.v1"};
+    bool welcome_seen_ = false;
+    bool violation_ = false;
+    std::uint64_t welcome_last_uplink_ = 0;
+    std::uint64_t last_sent_uplink_ = 0;   // newest uplink seq handed to the stream
+    std::uint64_t last_delivered_ = 0;     // newest downlink seq delivered
+    std::uint64_t last_acked_downlink_ = 0;
+    std::uint32_t unacked_downlink_ = 0;
+    TimeMs downlink_ack_due_ = 0;
+    bool downlink_ack_pending_ = false;
+    std::uint32_t session_version_ = 1;
+    char close_reason_[128] = {};
+    std::size_t close_reason_size_ = 0;
 
     std::uint64_t last_queued_seq_ = 0;  // newest outbox entry handed to the stream
     bool queued_unacked_ = false;

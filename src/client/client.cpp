@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "tether/net/tether_v1.h"
+
 namespace tether {
 namespace {
 
@@ -88,7 +90,7 @@ Status Client::init() {
     if (state_ != nullptr) {
         machine_.restore_attempts(state_->reconnect_attempts);
     }
-    return Status::kOk;
+    return resume_mode() ? init_resume() : Status::kOk;
 }
 
 std::uint32_t Client::random_u32() {
@@ -113,8 +115,8 @@ void Client::stop(TimeMs now, std::uint16_t code) {
 
 Status Client::send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq) {
     const Status status = outbox_.push(data, size, seq);
-    if (state_ != nullptr) {
-        state_->next_uplink_seq = outbox_.next_seq();
+    if (resume_mode()) {
+        reserve_uplink_seqs();
     }
     return status;
 }
@@ -195,21 +197,15 @@ void Client::perform_one(const Action& action, TimeMs now) {
             resolver_.cancel();
             transport_open_ = false;
             queued_unacked_ = false;
+            welcome_seen_ = false;
+            violation_ = false;
             return;
         case ActionType::kRefreshCredentials:
             if (credentials_ != nullptr) {
                 credentials_->refresh();
             }
             return;
-        case ActionType::kPersist:
-            if (state_ != nullptr) {
-                state_->reconnect_attempts = machine_.attempts();
-                state_->next_uplink_seq = outbox_.next_seq();
-                if (record_ != nullptr) {
-                    (void)record_->save(*state_);
-                }
-            }
-            return;
+        case ActionType::kPersist: persist(); return;
         case ActionType::kNotifyState:
             if (machine_.state() == LinkState::kOnline) {
                 // Everything not yet acknowledged goes out again, in order.
@@ -398,6 +394,10 @@ void Client::service(TimeMs now) {
         if (machine_.has_deadline() && time_reached(now, machine_.next_deadline())) {
             feed(Event::timer(), now);
         }
+        if (downlink_ack_pending_ && machine_.state() == LinkState::kOnline &&
+            time_reached(now, downlink_ack_due_)) {
+            send_downlink_ack(now);
+        }
         if (!more && machine_.state() == before) {
             return;
         }
@@ -482,7 +482,7 @@ bool Client::service_upgrade(TimeMs now) {
 bool Client::service_open(TimeMs now) {
     const LinkState phase = machine_.state();
     if (phase == LinkState::kOnline) {
-        drain_outbox();
+        resume_mode() ? drain_outbox_v1() : drain_outbox();
     }
     flush(now);
     if (machine_.state() != phase) {
@@ -494,6 +494,12 @@ bool Client::service_open(TimeMs now) {
     close_seen_ = false;
     const net::WsResult result = stream_.read_frames(*this);
     // The stream has returned: now the machine may act, and tear it down.
+    if (resume_mode()) {
+        after_resume_read(now);
+        if (machine_.state() != phase) {
+            return true;
+        }
+    }
     if (pong_seen_) {
         feed(Event::pong(pong_payload_, pong_size_), now);
     } else if (frame_seen_) {
@@ -501,7 +507,14 @@ bool Client::service_open(TimeMs now) {
     }
     if (close_seen_) {
         std::snprintf(detail_, sizeof detail_, "close=%u", static_cast<unsigned>(close_code_));
-        fail(Failure{FailureKind::kPeerClosed, close_code_}, now);
+        Failure failure{FailureKind::kPeerClosed, close_code_};
+        std::uint32_t seconds = 0;
+        if (net::v1::parse_retry_after_reason(reinterpret_cast<const std::uint8_t*>(close_reason_),
+                                              close_reason_size_, &seconds)) {
+            failure.has_retry_after = true;
+            failure.retry_after_ms = seconds * 1000u;
+        }
+        fail(failure, now);
         return true;
     }
     if (result.status != net::WsStatus::kOk) {
@@ -510,7 +523,7 @@ bool Client::service_open(TimeMs now) {
     }
     if (machine_.state() == LinkState::kOnline && outbox_.unsent_count() > 0 &&
         stream_.tx_space() > 0) {
-        drain_outbox();
+        resume_mode() ? drain_outbox_v1() : drain_outbox();
         flush(now);
     }
     return machine_.state() != phase;
@@ -518,6 +531,10 @@ bool Client::service_open(TimeMs now) {
 
 void Client::on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) {
     ++counters_.messages_received;
+    if (resume_mode()) {
+        on_resume_message(type, data, size);
+        return;
+    }
     if (listener_ != nullptr) {
         listener_->on_message(type, data, size);
     }
@@ -530,10 +547,10 @@ void Client::on_pong(const std::uint8_t* payload, std::size_t size) {
 }
 
 void Client::on_close(std::uint16_t code, const std::uint8_t* reason, std::size_t size) {
-    (void)reason;
-    (void)size;
     close_seen_ = true;
     close_code_ = code;
+    close_reason_size_ = size < sizeof close_reason_ ? size : sizeof close_reason_;
+    std::memcpy(close_reason_, reason, close_reason_size_);
 }
 
 void Client::on_frame() {
@@ -579,6 +596,10 @@ bool Client::next_deadline(TimeMs* at) const {
     if (machine_.state() == LinkState::kResolving) {
         const TimeMs resolver_at = resolver_.next_deadline();
         *at = any ? time_earliest(*at, resolver_at) : resolver_at;
+        any = true;
+    }
+    if (downlink_ack_pending_ && machine_.state() == LinkState::kOnline) {
+        *at = any ? time_earliest(*at, downlink_ack_due_) : downlink_ack_due_;
         any = true;
     }
     return any;

@@ -1,0 +1,275 @@
+// The client side of tether.v1 (docs/PROTOCOL.md): hello and welcome,
+// uplink DATA with seqs and gap reports, ACKs both ways, downlink
+// de-duplication, and the persisted counters that make a restart resume.
+#include <cstdio>
+#include <cstring>
+
+#include "tether/client.h"
+#include "tether/net/tether_v1.h"
+#include "tether/session_id.h"
+
+namespace tether {
+namespace {
+
+bool printable(const char* text, std::size_t max) {
+    const std::size_t length = text != nullptr ? std::strlen(text) : 0;
+    if (length == 0 || length > max) {
+        return false;
+    }
+    for (std::size_t i = 0; i < length; ++i) {
+        if (text[i] < 0x21 || text[i] > 0x7E || text[i] == '"' || text[i] == '\\') {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+Status Client::init_resume() {
+    Uuid parsed{};
+    if (config_.session_id == nullptr || !parse_uuid(config_.session_id, &parsed)) {
+        std::snprintf(config_error_, sizeof config_error_, "tether.v1 needs a session id (a UUID)");
+        return Status::kInvalidArgument;
+    }
+    if (!printable(config_.device_id, net::v1::kMaxDeviceLength)) {
+        std::snprintf(config_error_, sizeof config_error_,
+                      "tether.v1 needs a device id of 1..128 printable characters");
+        return Status::kInvalidArgument;
+    }
+    if (config_.ack_every == 0 || config_.ack_interval_ms == 0 || config_.seq_reservation == 0) {
+        std::snprintf(config_error_, sizeof config_error_, "ack and reservation settings must be > 0");
+        return Status::kInvalidArgument;
+    }
+    config_.subprotocols = kV1Protocols;
+    config_.subprotocol_count = 1;
+    config_.require_subprotocol = true;
+    config_.message_type = net::WsOpcode::kBinary;
+    if (state_ != nullptr) {
+        // A new process is a new session version: it outranks any connection
+        // an earlier run of this device may have left behind (close 4009).
+        session_version_ = begin_new_session(state_);
+        last_delivered_ = state_->last_delivered_downlink_seq;
+        last_acked_downlink_ = last_delivered_;
+        state_->next_uplink_seq = outbox_.next_seq() + config_.seq_reservation;
+        persist();
+    }
+    return Status::kOk;
+}
+
+void Client::persist() {
+    if (state_ == nullptr) {
+        return;
+    }
+    state_->reconnect_attempts = machine_.attempts();
+    if (resume_mode()) {
+        state_->last_delivered_downlink_seq = last_delivered_;
+    }
+    if (record_ != nullptr) {
+        (void)record_->save(*state_);
+    }
+}
+
+// Seqs are reserved on disk ahead of use, so a restart (which starts from
+// the reserved mark) never reuses a seq the server may already hold.
+void Client::reserve_uplink_seqs() {
+    if (state_ != nullptr && outbox_.next_seq() >= state_->next_uplink_seq) {
+        state_->next_uplink_seq = outbox_.next_seq() + config_.seq_reservation;
+        persist();
+    }
+}
+
+void Client::send_hello(TimeMs now) {
+    net::v1::Hello hello;
+    std::snprintf(hello.session, sizeof hello.session, "%s", config_.session_id);
+    std::snprintf(hello.device, sizeof hello.device, "%s", config_.device_id);
+    hello.version = session_version_;
+    hello.last_downlink = last_delivered_;
+    hello.oldest_uplink = outbox_.oldest_seq();
+    hello.next_uplink = outbox_.next_seq();
+    char json[net::v1::kMaxControlSize];
+    std::size_t length = 0;
+    if (net::v1::write_hello(hello, json, sizeof json, &length) != net::v1::V1Status::kOk ||
+        !stream_.queue_message(net::WsOpcode::kText, reinterpret_cast<const std::uint8_t*>(json),
+                               length)) {
+        std::snprintf(detail_, sizeof detail_, "hello=unsendable");
+        post(Event::failed(Failure{FailureKind::kProtocolError, net::v1::kCloseViolation}));
+        return;
+    }
+    welcome_seen_ = false;
+    violation_ = false;
+    flush(now);
+}
+
+// Runs inside the stream's read: records and updates counters, but leaves
+// the machine and the stream alone (after_resume_read() acts on what it saw).
+void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) {
+    if (violation_) {
+        return;
+    }
+    if (type == net::WsOpcode::kText) {
+        net::v1::Control control{};
+        if (net::v1::parse_control(data, size, &control) != net::v1::V1Status::kOk) {
+            violation_ = true;
+            return;
+        }
+        switch (control.type) {
+            case net::v1::ControlType::kWelcome:
+                if (welcome_seen_ || machine_.state() != LinkState::kSessionResume) {
+                    violation_ = true;
+                    return;
+                }
+                if (control.welcome.last_uplink >= outbox_.next_seq()) {
+                    // The server holds seqs this client has not assigned yet: the
+                    // device's state was lost or copied. Sending would reuse seqs
+                    // the server drops as duplicates, so refuse loudly instead.
+                    violation_ = true;
+                    return;
+                }
+                welcome_seen_ = true;
+                welcome_last_uplink_ = control.welcome.last_uplink;
+                if (control.welcome.resumed) {
+                    ++counters_.resumed;
+                }
+                return;
+            case net::v1::ControlType::kGap:
+                if (!welcome_seen_) {
+                    violation_ = true;
+                    return;
+                }
+                if (control.gap.last > last_delivered_) {
+                    last_delivered_ = control.gap.last;
+                    downlink_ack_pending_ = true;
+                }
+                if (listener_ != nullptr) {
+                    listener_->on_gap(true, control.gap.first, control.gap.last);
+                }
+                return;
+            case net::v1::ControlType::kError:
+                std::snprintf(detail_, sizeof detail_, "server_error=%u %s",
+                              static_cast<unsigned>(control.error.code), control.error.message);
+                return;
+            case net::v1::ControlType::kHello:
+                violation_ = true;
+                return;
+        }
+        return;
+    }
+    net::v1::BinaryMessage message{};
+    if (!welcome_seen_ ||
+        net::v1::decode_binary(data, size, &message) != net::v1::V1Status::kOk) {
+        violation_ = true;
+        return;
+    }
+    if (message.kind == net::v1::Kind::kAck) {
+        if (message.seq > last_sent_uplink_) {
+            violation_ = true;  // acknowledges what was never sent
+            return;
+        }
+        outbox_.ack(message.seq);
+        if (message.seq > counters_.uplink_acked) {
+            counters_.uplink_acked = message.seq;
+        }
+        return;
+    }
+    on_downlink_data(message.seq, message.payload, message.payload_size);
+}
+
+void Client::on_downlink_data(std::uint64_t seq, const std::uint8_t* payload, std::size_t size) {
+    if (seq <= last_delivered_) {
+        ++counters_.downlink_duplicates;  // a replay of what the application already has
+        return;
+    }
+    if (seq > last_delivered_ + 1 && listener_ != nullptr) {
+        listener_->on_gap(true, last_delivered_ + 1, seq - 1);  // unannounced by the server
+    }
+    last_delivered_ = seq;
+    ++unacked_downlink_;
+    downlink_ack_pending_ = true;
+    if (listener_ != nullptr) {
+        listener_->on_message(net::WsOpcode::kBinary, payload, size);
+        listener_->on_downlink_seq(seq);
+    }
+}
+
+void Client::after_resume_read(TimeMs now) {
+    if (violation_) {
+        std::snprintf(detail_, sizeof detail_, "tether.v1 violation");
+        fail(Failure{FailureKind::kProtocolError, net::v1::kCloseViolation}, now);
+        return;
+    }
+    if (machine_.state() == LinkState::kSessionResume && welcome_seen_) {
+        // Everything up to last_uplink is stored by the server: free it, and
+        // send the rest again, in order, from there.
+        outbox_.ack(welcome_last_uplink_);
+        outbox_.rewind();
+        last_sent_uplink_ = welcome_last_uplink_;
+        downlink_ack_due_ = now + config_.ack_interval_ms;
+        feed(Event::of(EventType::kSessionResumed), now);
+        return;
+    }
+    if (downlink_ack_pending_ && unacked_downlink_ >= config_.ack_every) {
+        send_downlink_ack(now);
+    } else if (downlink_ack_pending_ && unacked_downlink_ <= 1 &&
+               time_reached(now, downlink_ack_due_)) {
+        downlink_ack_due_ = now + config_.ack_interval_ms;
+    }
+}
+
+void Client::send_downlink_ack(TimeMs now) {
+    if (!stream_.attached()) {
+        return;
+    }
+    // Persisted before the server may trim: a restart resumes from here.
+    persist();
+    std::uint8_t ack[net::v1::kHeaderSize];
+    net::v1::write_ack(last_delivered_, ack);
+    if (!stream_.queue_message(net::WsOpcode::kBinary, ack, sizeof ack)) {
+        return;  // the transmit buffer is full: the next service tries again
+    }
+    last_acked_downlink_ = last_delivered_;
+    unacked_downlink_ = 0;
+    downlink_ack_pending_ = false;
+    downlink_ack_due_ = now + config_.ack_interval_ms;
+    flush(now);
+}
+
+void Client::drain_outbox_v1() {
+    OutboxEntry entry;
+    std::size_t queued = 0;
+    for (Outbox::Iterator it = outbox_.unsent(); it.next(&entry);) {
+        if (entry.seq > last_sent_uplink_ + 1) {
+            // The outbox dropped seqs: name the hole before the data after it.
+            net::v1::Gap gap;
+            gap.first = last_sent_uplink_ + 1;
+            gap.last = entry.seq - 1;
+            std::snprintf(gap.reason, sizeof gap.reason, "dropped");
+            char json[256];
+            std::size_t length = 0;
+            if (net::v1::write_gap(gap, json, sizeof json, &length) != net::v1::V1Status::kOk ||
+                !stream_.queue_message(net::WsOpcode::kText,
+                                       reinterpret_cast<const std::uint8_t*>(json), length)) {
+                break;
+            }
+            last_sent_uplink_ = entry.seq - 1;
+            ++counters_.gaps_reported;
+            if (listener_ != nullptr) {
+                listener_->on_gap(false, gap.first, gap.last);
+            }
+        }
+        std::uint8_t header[net::v1::kHeaderSize];
+        net::v1::write_data_header(entry.seq, header);
+        if (!stream_.queue_message_parts(net::WsOpcode::kBinary, header, sizeof header,
+                                         entry.data, entry.size)) {
+            break;
+        }
+        last_sent_uplink_ = entry.seq;
+        ++queued;
+    }
+    if (queued > 0) {
+        outbox_.mark_sent(queued);
+        counters_.messages_sent += queued;
+    }
+}
+
+}  // namespace tether

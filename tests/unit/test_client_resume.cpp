@@ -1,0 +1,427 @@
+// The client speaking tether.v1 to a scripted server: hello, welcome,
+// retransmission, acknowledgements both ways, gaps, duplicates, restarts.
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <CppUTest/TestHarness.h>
+
+#include "fakes/counting_random.h"
+#include "fakes/fake_connection.h"
+#include "fakes/fake_resolver.h"
+#include "fakes/fake_storage.h"
+#include "fakes/fixed_masks.h"
+#include "support/client_frames.h"
+#include "support/tether_strings.h"
+#include "tether/client.h"
+#include "tether/net/tether_v1.h"
+#include "tether/net/ws_handshake.h"
+
+using tether::Client;
+using tether::LinkState;
+using tether::TimeMs;
+using tether::test::client_frames;
+using tether::test::ClientFrame;
+using tether::test::server_frame;
+
+namespace {
+
+constexpr const char* kSession = "7ada0a06-5620-4a46-80ff-248e31991504";
+
+struct Recorder final : tether::ClientListener {
+    void on_state(const tether::ClientEvent& event) override { last = event; }
+    void on_message(tether::net::WsOpcode, const std::uint8_t* data, std::size_t size) override {
+        messages.emplace_back(reinterpret_cast<const char*>(data), size);
+    }
+    void on_downlink_seq(std::uint64_t seq) override { seqs.push_back(seq); }
+    void on_gap(bool downlink, std::uint64_t first, std::uint64_t last_seq) override {
+        gaps.push_back({downlink ? 1u : 0u, first, last_seq});
+    }
+    struct GapSeen {
+        unsigned downlink;
+        std::uint64_t first;
+        std::uint64_t last;
+    };
+    std::vector<std::string> messages;
+    std::vector<std::uint64_t> seqs;
+    std::vector<GapSeen> gaps;
+    tether::ClientEvent last{};
+};
+
+std::string accept_for(const std::string& request) {
+    const std::string marker = "Sec-WebSocket-Key: ";
+    const std::size_t at = request.find(marker);
+    CHECK(at != std::string::npos);
+    char accept[tether::net::kWebSocketAcceptLength + 1];
+    CHECK(tether::net::compute_accept(request.substr(at + marker.size(), 24).c_str(), accept) ==
+          tether::net::HandshakeStatus::kOk);
+    return accept;
+}
+
+std::string data_frame(std::uint64_t seq, const std::string& payload) {
+    std::uint8_t header[tether::net::v1::kHeaderSize];
+    tether::net::v1::write_data_header(seq, header);
+    return server_frame(0x2, std::string(reinterpret_cast<char*>(header), sizeof header) + payload);
+}
+
+std::string ack_frame(std::uint64_t seq) {
+    std::uint8_t ack[tether::net::v1::kHeaderSize];
+    tether::net::v1::write_ack(seq, ack);
+    return server_frame(0x2, std::string(reinterpret_cast<char*>(ack), sizeof ack));
+}
+
+std::string welcome(std::uint64_t last_uplink, bool resumed = true) {
+    return server_frame(0x1, std::string("{\"type\":\"welcome\",\"session\":\"") + kSession +
+                                 "\",\"resumed\":" + (resumed ? "true" : "false") +
+                                 ",\"last_uplink\":" + std::to_string(last_uplink) +
+                                 ",\"ack_every\":64,\"ack_interval_ms\":200}");
+}
+
+struct DataSeen {
+    std::uint64_t seq;
+    std::string payload;
+};
+
+std::uint64_t seq_of(const std::string& payload) {
+    std::uint64_t seq = 0;
+    for (std::size_t i = 2; i < 10; ++i) {
+        seq = seq << 8 | static_cast<std::uint8_t>(payload[i]);
+    }
+    return seq;
+}
+
+struct Rig {
+    Rig(tether::test::FakeStorage& storage_, tether::OverflowPolicy overflow =
+                                                 tether::OverflowPolicy::kDropOldest,
+        std::size_t outbox_size = 64 * 1024)
+        : storage(storage_),
+          record(storage),
+          state(load(record)),
+          client(config(overflow),
+                 tether::ClientBuffers{outbox, outbox_size, rx, sizeof rx, tx, sizeof tx},
+                 connection, resolver, random, masks, &recorder, nullptr, &record, &state) {
+        CHECK_EQUAL(tether::Status::kOk, client.init());
+    }
+
+    static tether::PersistentState load(tether::StateRecord& record) {
+        tether::PersistentState loaded;
+        tether::LoadSource source;
+        (void)record.load(&loaded, &source);
+        return loaded;
+    }
+
+    tether::ClientConfig config(tether::OverflowPolicy overflow) {
+        tether::ClientConfig c;
+        c.urls[0] = "ws://127.0.0.1:9000/v1";
+        c.url_count = 1;
+        c.reconnect.resume_protocol = true;
+        c.reconnect.backoff.jitter = tether::JitterMode::kNone;
+        c.session_id = kSession;
+        c.device_id = "pi-17";
+        c.overflow = overflow;
+        c.ws.max_message_size = 4096;
+        return c;
+    }
+
+    std::string output() { return connection.stream().output_string(); }
+    void service() { client.service(now); }
+
+    // Start (or retry), answer the upgrade; the client then says hello.
+    void upgrade() {
+        if (client.state() == LinkState::kIdle) {
+            client.start(now);
+        }
+        service();
+        CHECK_EQUAL(LinkState::kWsHandshake, client.state());
+        const std::string request = output();
+        CHECK(request.find("Sec-WebSocket-Protocol: tether.v1\r\n") != std::string::npos);
+        connection.stream().push_input(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Protocol: tether.v1\r\nSec-WebSocket-Accept: " +
+            accept_for(request) + "\r\n\r\n");
+        service();
+        CHECK_EQUAL(LinkState::kSessionResume, client.state());
+    }
+    void resume(std::uint64_t last_uplink) {
+        upgrade();
+        connection.stream().push_input(welcome(last_uplink));
+        service();
+        CHECK_EQUAL(LinkState::kOnline, client.state());
+        service();
+    }
+
+    std::string hello_json() {
+        const std::vector<ClientFrame> frames = client_frames(output());
+        CHECK(!frames.empty());
+        CHECK_EQUAL(1u, frames[0].opcode);
+        return frames[0].payload;
+    }
+    std::vector<DataSeen> data_sent() {
+        std::vector<DataSeen> out;
+        for (const ClientFrame& frame : client_frames(output())) {
+            if (frame.opcode == 2 && frame.payload.size() >= 10 && frame.payload[0] == 'D') {
+                out.push_back({seq_of(frame.payload), frame.payload.substr(10)});
+            }
+        }
+        return out;
+    }
+    std::vector<std::uint64_t> acks_sent() {
+        std::vector<std::uint64_t> out;
+        for (const ClientFrame& frame : client_frames(output())) {
+            if (frame.opcode == 2 && frame.payload.size() == 10 && frame.payload[0] == 'A') {
+                out.push_back(seq_of(frame.payload));
+            }
+        }
+        return out;
+    }
+    std::vector<std::string> texts_sent() {
+        std::vector<std::string> out;
+        for (const ClientFrame& frame : client_frames(output())) {
+            if (frame.opcode == 1) {
+                out.push_back(frame.payload);
+            }
+        }
+        return out;
+    }
+    tether::Status send(const std::string& text) {
+        return client.send(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
+    }
+
+    tether::test::FakeStorage& storage;
+    tether::StateRecord record;
+    tether::PersistentState state;
+    std::uint8_t outbox[64 * 1024];
+    std::uint8_t rx[4096];
+    std::uint8_t tx[16 * 1024];
+    tether::test::FakeConnection connection;
+    tether::test::FakeResolver resolver;
+    tether::test::CountingRandom random;
+    tether::test::FixedMasks masks;
+    Recorder recorder;
+    Client client;
+    TimeMs now = 1000;
+};
+
+}  // namespace
+
+TEST_GROUP(ClientResume){};
+
+TEST(ClientResume, NeedsASessionIdAndADeviceId) {
+    tether::test::FakeStorage storage;
+    tether::StateRecord record(storage);
+    tether::PersistentState state;
+    tether::ClientConfig config;
+    config.urls[0] = "ws://h/";
+    config.url_count = 1;
+    config.reconnect.resume_protocol = true;
+    config.session_id = "not-a-uuid";
+    config.device_id = "pi";
+    std::uint8_t outbox[1024], rx[1024], tx[1024];
+    tether::test::FakeConnection connection;
+    tether::test::FakeResolver resolver;
+    tether::test::CountingRandom random;
+    tether::test::FixedMasks masks;
+    Client client(config, tether::ClientBuffers{outbox, sizeof outbox, rx, sizeof rx, tx, sizeof tx},
+                  connection, resolver, random, masks, nullptr, nullptr, &record, &state);
+    CHECK_EQUAL(tether::Status::kInvalidArgument, client.init());
+    STRCMP_CONTAINS("session id", client.config_error());
+}
+
+TEST(ClientResume, SaysHelloWithTheSessionAndItsCounters) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    CHECK_EQUAL(tether::Status::kOk, rig.send("a"));
+    CHECK_EQUAL(tether::Status::kOk, rig.send("b"));
+    rig.upgrade();
+    tether::net::v1::Control control{};
+    const std::string hello = rig.hello_json();
+    CHECK(tether::net::v1::parse_control(reinterpret_cast<const std::uint8_t*>(hello.data()),
+                                         hello.size(), &control) == tether::net::v1::V1Status::kOk);
+    CHECK(control.type == tether::net::v1::ControlType::kHello);
+    STRCMP_EQUAL(kSession, control.hello.session);
+    STRCMP_EQUAL("pi-17", control.hello.device);
+    UNSIGNED_LONGS_EQUAL(1, control.hello.version);
+    UNSIGNED_LONGS_EQUAL(0, control.hello.last_downlink);
+    UNSIGNED_LONGS_EQUAL(1, control.hello.oldest_uplink);
+    UNSIGNED_LONGS_EQUAL(3, control.hello.next_uplink);
+}
+
+TEST(ClientResume, WelcomeFreesWhatTheServerHoldsAndResendsTheRestInOrder) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    for (const char* text : {"m1", "m2", "m3", "m4", "m5"}) {
+        CHECK_EQUAL(tether::Status::kOk, rig.send(text));
+    }
+    rig.resume(2);
+    const std::vector<DataSeen> data = rig.data_sent();
+    CHECK_EQUAL(3, data.size());
+    UNSIGNED_LONGS_EQUAL(3, data[0].seq);
+    STRCMP_EQUAL("m3", data[0].payload.c_str());
+    UNSIGNED_LONGS_EQUAL(5, data[2].seq);
+    CHECK_EQUAL(3, rig.client.outbox().size());
+}
+
+TEST(ClientResume, AnAckFreesTheOutbox) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    rig.resume(0);
+    for (int i = 0; i < 10; ++i) {
+        CHECK_EQUAL(tether::Status::kOk, rig.send("x" + std::to_string(i)));
+    }
+    rig.service();
+    CHECK_EQUAL(10, rig.data_sent().size());
+    rig.connection.stream().push_input(ack_frame(7));
+    rig.service();
+    CHECK_EQUAL(3, rig.client.outbox().size());
+    UNSIGNED_LONGS_EQUAL(7, rig.client.counters().uplink_acked);
+}
+
+TEST(ClientResume, AnAckForSomethingNeverSentIsAViolation) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    rig.resume(0);
+    rig.connection.stream().push_input(ack_frame(99));
+    rig.service();
+    CHECK_EQUAL(LinkState::kWaitingToRetry, rig.client.state());
+    STRCMP_EQUAL("protocol_error", rig.recorder.last.reason);
+}
+
+TEST(ClientResume, DataBeforeWelcomeIsAViolationClosedWith4002) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    rig.upgrade();
+    rig.connection.stream().push_input(data_frame(1, "early"));
+    rig.service();
+    CHECK_EQUAL(LinkState::kWaitingToRetry, rig.client.state());
+    bool closed_4002 = false;
+    for (const ClientFrame& frame : client_frames(rig.output())) {
+        closed_4002 = closed_4002 || (frame.opcode == 8 && frame.payload.size() >= 2 &&
+                                      static_cast<std::uint8_t>(frame.payload[0]) == 0x0F &&
+                                      static_cast<std::uint8_t>(frame.payload[1]) == 0xA2);
+    }
+    CHECK_TRUE(closed_4002);
+}
+
+TEST(ClientResume, DownlinkIsDeliveredOnceInOrderAndAcknowledged) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    rig.resume(0);
+    rig.connection.stream().push_input(data_frame(1, "one") + data_frame(2, "two") +
+                                       data_frame(2, "two") + data_frame(3, "three"));
+    rig.service();
+    CHECK_EQUAL(3, rig.recorder.messages.size());
+    STRCMP_EQUAL("three", rig.recorder.messages[2].c_str());
+    UNSIGNED_LONGS_EQUAL(1, rig.client.counters().downlink_duplicates);
+    CHECK(rig.acks_sent().empty());  // batched
+    rig.now += 200;
+    rig.service();
+    CHECK_EQUAL(1, rig.acks_sent().size());
+    UNSIGNED_LONGS_EQUAL(3, rig.acks_sent()[0]);
+    UNSIGNED_LONGS_EQUAL(3, Rig::load(rig.record).last_delivered_downlink_seq);
+}
+
+TEST(ClientResume, ManyDownlinkMessagesAreAcknowledgedInBatches) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    rig.resume(0);
+    std::string burst;
+    for (std::uint64_t seq = 1; seq <= 64; ++seq) {
+        burst += data_frame(seq, "d");
+    }
+    rig.connection.stream().push_input(burst);
+    rig.service();
+    CHECK_EQUAL(1, rig.acks_sent().size());
+    UNSIGNED_LONGS_EQUAL(64, rig.acks_sent()[0]);
+}
+
+TEST(ClientResume, ADownlinkGapIsReportedAndSkipped) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    rig.resume(0);
+    rig.connection.stream().push_input(
+        server_frame(0x1, "{\"type\":\"gap\",\"first\":1,\"last\":9,\"reason\":\"expired\"}") +
+        data_frame(10, "ten"));
+    rig.service();
+    CHECK_EQUAL(1, rig.recorder.gaps.size());
+    UNSIGNED_LONGS_EQUAL(9, rig.recorder.gaps[0].last);
+    CHECK_EQUAL(1, rig.recorder.messages.size());
+    UNSIGNED_LONGS_EQUAL(10, rig.recorder.seqs[0]);
+}
+
+TEST(ClientResume, AnOutboxThatOverflowedOfflineReportsTheExactGap) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage, tether::OverflowPolicy::kDropOldest, 512);
+    for (int i = 0; i < 40; ++i) {
+        CHECK_EQUAL(tether::Status::kOk, rig.send("message-" + std::to_string(i)));
+    }
+    const std::uint64_t oldest = rig.client.outbox().oldest_seq();
+    CHECK(oldest > 1);
+    rig.resume(0);
+    const std::vector<std::string> texts = rig.texts_sent();
+    CHECK_EQUAL(2, texts.size());  // hello, gap
+    STRCMP_EQUAL(("{\"type\":\"gap\",\"first\":1,\"last\":" + std::to_string(oldest - 1) +
+                  ",\"reason\":\"dropped\"}")
+                     .c_str(),
+                 texts[1].c_str());
+    const std::vector<DataSeen> data = rig.data_sent();
+    UNSIGNED_LONGS_EQUAL(oldest, data.front().seq);
+    UNSIGNED_LONGS_EQUAL(40, data.back().seq);
+    UNSIGNED_LONGS_EQUAL(1, rig.client.counters().gaps_reported);
+}
+
+TEST(ClientResume, ARestartResumesTheSessionWithANewerVersionAndFreshSeqs) {
+    tether::test::FakeStorage storage;
+    std::uint64_t first_run_seq = 0;
+    {
+        Rig rig(storage);
+        rig.resume(0);
+        CHECK_EQUAL(tether::Status::kOk, rig.send("before"));
+        rig.service();
+        first_run_seq = rig.data_sent().back().seq;
+        rig.connection.stream().push_input(data_frame(1, "cmd"));
+        rig.service();
+        rig.now += 200;
+        rig.service();
+    }
+    Rig again(storage);
+    CHECK_EQUAL(tether::Status::kOk, again.send("after"));
+    again.upgrade();
+    tether::net::v1::Control control{};
+    const std::string hello = again.hello_json();
+    CHECK(tether::net::v1::parse_control(reinterpret_cast<const std::uint8_t*>(hello.data()),
+                                         hello.size(), &control) == tether::net::v1::V1Status::kOk);
+    UNSIGNED_LONGS_EQUAL(2, control.hello.version);
+    UNSIGNED_LONGS_EQUAL(1, control.hello.last_downlink);
+    CHECK(control.hello.oldest_uplink > first_run_seq);  // never a reused seq
+}
+
+TEST(ClientResume, AWelcomeClaimingSeqsNeverAssignedIsRefused) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    rig.upgrade();
+    rig.connection.stream().push_input(welcome(5000));
+    rig.service();
+    CHECK_EQUAL(LinkState::kWaitingToRetry, rig.client.state());
+}
+
+TEST(ClientResume, ServiceRestartWithRetryAfterIsHonoured) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    rig.resume(0);
+    rig.connection.stream().push_input(
+        server_frame(0x8, std::string("\x03\xf4", 2) + "retry_after=5"));  // 1012
+    rig.service();
+    CHECK_EQUAL(LinkState::kWaitingToRetry, rig.client.state());
+    UNSIGNED_LONGS_EQUAL(5000, rig.recorder.last.delay_ms);
+}
+
+TEST(ClientResume, SupersededStopsReconnecting) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    rig.resume(0);
+    rig.connection.stream().push_input(server_frame(0x8, std::string("\x0f\xa9", 2)));  // 4009
+    rig.service();
+    CHECK_EQUAL(LinkState::kGivenUp, rig.client.state());
+    STRCMP_EQUAL("close_superseded", rig.client.machine().give_up_reason());
+}
