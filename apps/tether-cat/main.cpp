@@ -2,6 +2,7 @@
 // through every fault. See --help.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +13,9 @@
 #include "options.h"
 #include "tether/client.h"
 #include "tether/port/entropy.h"
+#include "tether/session_id.h"
+#include "tether/port/device_identity.h"
+#include "tether/port/file_storage.h"
 #include "tether/port/poll_loop.h"
 #include "tether/port/posix_resolver.h"
 #include "tether/port/posix_transport.h"
@@ -353,8 +357,48 @@ int run(int argc, char** argv) {
     static port::PosixResolver resolver;
     static Cat cat(options, start, line);
     static TokenFile token(options.token_file);
+
+    // tether.v1: the session identity and the persisted counters.
+    static char device_id[256];
+    static char session_text[kUuidTextLength + 1];
+    static port::FileStorage state_file;
+    static StateRecord record(state_file);
+    static PersistentState persisted;
+    StateRecord* record_used = nullptr;
+    PersistentState* state_used = nullptr;
+    if (options.tether_v1) {
+        if (options.device_id != nullptr) {
+            std::snprintf(device_id, sizeof device_id, "%s", options.device_id);
+        } else if (port::read_machine_id(nullptr, device_id, sizeof device_id) != Status::kOk) {
+            std::fprintf(stderr, "tether-cat: no /etc/machine-id: give --device-id\n");
+            return kExitUsage;
+        }
+        Uuid session{};
+        if (session_id_for(options.user, device_id, &session) != Status::kOk) {
+            std::fprintf(stderr, "tether-cat: cannot derive the session id\n");
+            return kExitUsage;
+        }
+        format_uuid(session, session_text);
+        options.client.session_id = session_text;
+        options.client.device_id = device_id;
+        if (options.state_dir != nullptr) {
+            char path[4096];
+            ::mkdir(options.state_dir, 0700);
+            std::snprintf(path, sizeof path, "%s/state", options.state_dir);
+            if (state_file.open(path) != Status::kOk) {
+                std::fprintf(stderr, "tether-cat: cannot open %s: %s\n", path,
+                             std::strerror(errno));
+                return kExitRuntime;
+            }
+            LoadSource source = LoadSource::kDefaults;
+            (void)record.load(&persisted, &source);
+            record_used = &record;
+        }
+        state_used = &persisted;
+    }
     static Client client(options.client, buffers, transport, resolver, entropy, entropy, &cat,
-                         options.token_file != nullptr ? &token : nullptr);
+                         options.token_file != nullptr ? &token : nullptr, record_used,
+                         state_used);
     if (client.init() != Status::kOk) {
         std::fprintf(stderr, "tether-cat: %s\n", client.config_error());
         return kExitUsage;

@@ -43,7 +43,8 @@ constexpr Spec kSpecs[] = {
     {"pin-sha256", true},
     {"header", true},
     {"subprotocol", true},
-    {"token-file", true},
+    {"token-file", true},      {"tether-v1", false},      {"state-dir", true},
+    {"device-id", true},       {"user", true},
     {"linger", true},
     {"keep-open", false},
 };
@@ -272,6 +273,15 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
         o->subprotocols[o->subprotocol_count++] = value;
     } else if (std::strcmp(name, "linger") == 0) {
         return number_in(0, kDay, &o->linger_ms);
+    } else if (std::strcmp(name, "tether-v1") == 0) {
+        o->tether_v1 = true;
+        o->client.reconnect.resume_protocol = true;
+    } else if (std::strcmp(name, "state-dir") == 0) {
+        o->state_dir = value;
+    } else if (std::strcmp(name, "device-id") == 0) {
+        o->device_id = value;
+    } else if (std::strcmp(name, "user") == 0) {
+        o->user = value;
     } else if (std::strcmp(name, "token-file") == 0) {
         o->token_file = value;
     }
@@ -403,6 +413,14 @@ TLS (wss://): verification is always on unless --insecure.
   --pin-sha256 PIN           also require this SHA-256 of the server's public key
                              (64 hex digits or base64)
   --insecure                 do not verify the server at all (a warning on every connect)
+
+Session resume (tether.v1, docs/PROTOCOL.md): nothing lost or delivered twice
+  --tether-v1                speak tether.v1: seqs, acknowledgements, resume after reconnects
+  --state-dir DIR            keep the persistent state record here (mode 0700), so a
+                             restarted process resumes its session and its backoff
+  --device-id ID             this device's name and fingerprint (default: /etc/machine-id)
+  --user NAME                the user the session belongs to (default tether); the session
+                             id is the UUIDv5 of user and device fingerprint
 
 Output:
   --quiet                    only errors on standard error

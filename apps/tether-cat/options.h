@@ -30,6 +30,11 @@ struct Options {
     const char* subprotocols[kMaxSubprotocols] = {};
     std::size_t subprotocol_count = 0;
     const char* token_file = nullptr;
+    // tether.v1
+    bool tether_v1 = false;
+    const char* state_dir = nullptr;
+    const char* device_id = nullptr;
+    const char* user = "tether";
     std::size_t outbox_bytes = 1024 * 1024;
     std::uint32_t linger_ms = 0;
     bool once = false;

@@ -70,6 +70,17 @@ class ClientListener {
         (void)data;
         (void)size;
     }
+    /// tether.v1: the downlink seq of the message just passed to on_message(),
+    /// for applications that must drop re-deliveries after a crash of their own.
+    virtual void on_downlink_seq(std::uint64_t seq) { (void)seq; }
+    /// tether.v1: the server will never send downlink seqs first..last (it no
+    /// longer held them), or (downlink false) the client skipped uplink seqs
+    /// first..last because the outbox dropped them, and told the server so.
+    virtual void on_gap(bool downlink, std::uint64_t first, std::uint64_t last) {
+        (void)downlink;
+        (void)first;
+        (void)last;
+    }
 };
 
 struct ClientConfig {
@@ -126,6 +137,10 @@ struct ClientCounters {
     std::uint64_t messages_sent = 0;  ///< frames handed to the stream
     std::uint64_t messages_received = 0;
     std::uint64_t connects = 0;  ///< times the link came online
+    std::uint64_t uplink_acked = 0;         ///< tether.v1: highest uplink seq the server acknowledged
+    std::uint64_t downlink_duplicates = 0;  ///< tether.v1: replays dropped
+    std::uint64_t gaps_reported = 0;        ///< tether.v1: uplink gap messages sent
+    std::uint64_t resumed = 0;              ///< tether.v1: welcomes that resumed the session
 };
 
 class Client final : private net::WsHandler {

@@ -146,7 +146,7 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
                 }
                 return;
             case net::v1::ControlType::kError:
-                std::snprintf(detail_, sizeof detail_, "server_error=%u %s",
+                std::snprintf(detail_, sizeof detail_, "server_error=%u %.60s",
                               static_cast<unsigned>(control.error.code), control.error.message);
                 return;
             case net::v1::ControlType::kHello:
