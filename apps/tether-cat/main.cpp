@@ -12,13 +12,13 @@
 
 #include "options.h"
 #include "tether/client.h"
-#include "tether/port/entropy.h"
-#include "tether/session_id.h"
 #include "tether/port/device_identity.h"
+#include "tether/port/entropy.h"
 #include "tether/port/file_storage.h"
 #include "tether/port/poll_loop.h"
 #include "tether/port/posix_resolver.h"
 #include "tether/port/posix_transport.h"
+#include "tether/session_id.h"
 
 namespace tether::cat {
 namespace {
@@ -397,8 +397,7 @@ int run(int argc, char** argv) {
         state_used = &persisted;
     }
     static Client client(options.client, buffers, transport, resolver, entropy, entropy, &cat,
-                         options.token_file != nullptr ? &token : nullptr, record_used,
-                         state_used);
+                         options.token_file != nullptr ? &token : nullptr, record_used, state_used);
     if (client.init() != Status::kOk) {
         std::fprintf(stderr, "tether-cat: %s\n", client.config_error());
         return kExitUsage;

@@ -43,8 +43,11 @@ constexpr Spec kSpecs[] = {
     {"pin-sha256", true},
     {"header", true},
     {"subprotocol", true},
-    {"token-file", true},      {"tether-v1", false},      {"state-dir", true},
-    {"device-id", true},       {"user", true},
+    {"token-file", true},
+    {"tether-v1", false},
+    {"state-dir", true},
+    {"device-id", true},
+    {"user", true},
     {"linger", true},
     {"keep-open", false},
 };

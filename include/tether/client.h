@@ -136,8 +136,8 @@ struct PollRequest {
 struct ClientCounters {
     std::uint64_t messages_sent = 0;  ///< frames handed to the stream
     std::uint64_t messages_received = 0;
-    std::uint64_t connects = 0;  ///< times the link came online
-    std::uint64_t uplink_acked = 0;         ///< tether.v1: highest uplink seq the server acknowledged
+    std::uint64_t connects = 0;      ///< times the link came online
+    std::uint64_t uplink_acked = 0;  ///< tether.v1: highest uplink seq the server acknowledged
     std::uint64_t downlink_duplicates = 0;  ///< tether.v1: replays dropped
     std::uint64_t gaps_reported = 0;        ///< tether.v1: uplink gap messages sent
     std::uint64_t resumed = 0;              ///< tether.v1: welcomes that resumed the session
@@ -265,12 +265,13 @@ class Client final : private net::WsHandler {
     bool welcome_seen_ = false;
     bool violation_ = false;
     std::uint64_t welcome_last_uplink_ = 0;
-    std::uint64_t last_sent_uplink_ = 0;   // newest uplink seq handed to the stream
-    std::uint64_t last_delivered_ = 0;     // newest downlink seq delivered
+    std::uint64_t last_sent_uplink_ = 0;  // newest uplink seq handed to the stream
+    std::uint64_t last_delivered_ = 0;    // newest downlink seq delivered
     std::uint64_t last_acked_downlink_ = 0;
     std::uint32_t unacked_downlink_ = 0;
     TimeMs downlink_ack_due_ = 0;
     bool downlink_ack_pending_ = false;
+    bool downlink_ack_armed_ = false;
     std::uint32_t session_version_ = 1;
     char close_reason_[128] = {};
     std::size_t close_reason_size_ = 0;

@@ -180,7 +180,8 @@ void Client::perform_one(const Action& action, TimeMs now) {
             send_upgrade(now);
             return;
         case ActionType::kSendHello:
-            return;  // tether.v1 is not spoken in this mode
+            send_hello(now);
+            return;
         case ActionType::kSendPing:
             (void)stream_.queue_ping(action.ping_payload, kPingPayloadSize);
             flush(now);
@@ -199,13 +200,16 @@ void Client::perform_one(const Action& action, TimeMs now) {
             queued_unacked_ = false;
             welcome_seen_ = false;
             violation_ = false;
+            downlink_ack_armed_ = false;
             return;
         case ActionType::kRefreshCredentials:
             if (credentials_ != nullptr) {
                 credentials_->refresh();
             }
             return;
-        case ActionType::kPersist: persist(); return;
+        case ActionType::kPersist:
+            persist();
+            return;
         case ActionType::kNotifyState:
             if (machine_.state() == LinkState::kOnline) {
                 // Everything not yet acknowledged goes out again, in order.
@@ -394,7 +398,7 @@ void Client::service(TimeMs now) {
         if (machine_.has_deadline() && time_reached(now, machine_.next_deadline())) {
             feed(Event::timer(), now);
         }
-        if (downlink_ack_pending_ && machine_.state() == LinkState::kOnline &&
+        if (downlink_ack_armed_ && machine_.state() == LinkState::kOnline &&
             time_reached(now, downlink_ack_due_)) {
             send_downlink_ack(now);
         }
@@ -598,7 +602,7 @@ bool Client::next_deadline(TimeMs* at) const {
         *at = any ? time_earliest(*at, resolver_at) : resolver_at;
         any = true;
     }
-    if (downlink_ack_pending_ && machine_.state() == LinkState::kOnline) {
+    if (downlink_ack_armed_ && machine_.state() == LinkState::kOnline) {
         *at = any ? time_earliest(*at, downlink_ack_due_) : downlink_ack_due_;
         any = true;
     }

@@ -38,7 +38,8 @@ Status Client::init_resume() {
         return Status::kInvalidArgument;
     }
     if (config_.ack_every == 0 || config_.ack_interval_ms == 0 || config_.seq_reservation == 0) {
-        std::snprintf(config_error_, sizeof config_error_, "ack and reservation settings must be > 0");
+        std::snprintf(config_error_, sizeof config_error_,
+                      "ack and reservation settings must be > 0");
         return Status::kInvalidArgument;
     }
     config_.subprotocols = kV1Protocols;
@@ -156,8 +157,7 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
         return;
     }
     net::v1::BinaryMessage message{};
-    if (!welcome_seen_ ||
-        net::v1::decode_binary(data, size, &message) != net::v1::V1Status::kOk) {
+    if (!welcome_seen_ || net::v1::decode_binary(data, size, &message) != net::v1::V1Status::kOk) {
         violation_ = true;
         return;
     }
@@ -204,15 +204,15 @@ void Client::after_resume_read(TimeMs now) {
         outbox_.ack(welcome_last_uplink_);
         outbox_.rewind();
         last_sent_uplink_ = welcome_last_uplink_;
-        downlink_ack_due_ = now + config_.ack_interval_ms;
         feed(Event::of(EventType::kSessionResumed), now);
         return;
     }
     if (downlink_ack_pending_ && unacked_downlink_ >= config_.ack_every) {
         send_downlink_ack(now);
-    } else if (downlink_ack_pending_ && unacked_downlink_ <= 1 &&
-               time_reached(now, downlink_ack_due_)) {
+    } else if (downlink_ack_pending_ && !downlink_ack_armed_) {
+        // The first unacknowledged message starts the batching interval.
         downlink_ack_due_ = now + config_.ack_interval_ms;
+        downlink_ack_armed_ = true;
     }
 }
 
@@ -230,7 +230,7 @@ void Client::send_downlink_ack(TimeMs now) {
     last_acked_downlink_ = last_delivered_;
     unacked_downlink_ = 0;
     downlink_ack_pending_ = false;
-    downlink_ack_due_ = now + config_.ack_interval_ms;
+    downlink_ack_armed_ = false;
     flush(now);
 }
 
@@ -259,8 +259,8 @@ void Client::drain_outbox_v1() {
         }
         std::uint8_t header[net::v1::kHeaderSize];
         net::v1::write_data_header(entry.seq, header);
-        if (!stream_.queue_message_parts(net::WsOpcode::kBinary, header, sizeof header,
-                                         entry.data, entry.size)) {
+        if (!stream_.queue_message_parts(net::WsOpcode::kBinary, header, sizeof header, entry.data,
+                                         entry.size)) {
             break;
         }
         last_sent_uplink_ = entry.seq;

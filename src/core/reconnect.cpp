@@ -530,7 +530,7 @@ void ReconnectMachine::on_failure(const Failure& failure, bool more_addresses, A
 
     const FailureDecision decision = decide(failure);
     last_reason_ = decision.reason;
-    if (state_ == LinkState::kOnline) {
+    if (state_ == LinkState::kOnline || state_ == LinkState::kSessionResume) {
         // An open WebSocket is closed politely where the peer can still hear:
         // echo the peer's close code, or send the code of the protocol error
         // we detected. A dead or reset link gets no close frame.

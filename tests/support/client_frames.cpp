@@ -21,7 +21,8 @@ std::vector<ClientFrame> client_frames(const std::string& bytes) {
         } else if (length == 127) {
             length = 0;
             for (int i = 0; i < 8; ++i) {
-                length = length << 8 | static_cast<std::uint8_t>(bytes[at + 2 + static_cast<std::size_t>(i)]);
+                length = length << 8 |
+                         static_cast<std::uint8_t>(bytes[at + 2 + static_cast<std::size_t>(i)]);
             }
             header = 10;
         }

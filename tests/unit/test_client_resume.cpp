@@ -92,8 +92,8 @@ std::uint64_t seq_of(const std::string& payload) {
 }
 
 struct Rig {
-    Rig(tether::test::FakeStorage& storage_, tether::OverflowPolicy overflow =
-                                                 tether::OverflowPolicy::kDropOldest,
+    Rig(tether::test::FakeStorage& storage_,
+        tether::OverflowPolicy overflow = tether::OverflowPolicy::kDropOldest,
         std::size_t outbox_size = 64 * 1024)
         : storage(storage_),
           record(storage),
@@ -222,7 +222,8 @@ TEST(ClientResume, NeedsASessionIdAndADeviceId) {
     tether::test::FakeResolver resolver;
     tether::test::CountingRandom random;
     tether::test::FixedMasks masks;
-    Client client(config, tether::ClientBuffers{outbox, sizeof outbox, rx, sizeof rx, tx, sizeof tx},
+    Client client(config,
+                  tether::ClientBuffers{outbox, sizeof outbox, rx, sizeof rx, tx, sizeof tx},
                   connection, resolver, random, masks, nullptr, nullptr, &record, &state);
     CHECK_EQUAL(tether::Status::kInvalidArgument, client.init());
     STRCMP_CONTAINS("session id", client.config_error());
@@ -386,6 +387,11 @@ TEST(ClientResume, ARestartResumesTheSessionWithANewerVersionAndFreshSeqs) {
     }
     Rig again(storage);
     CHECK_EQUAL(tether::Status::kOk, again.send("after"));
+    // The first run never stayed up for the healthy time: the restored
+    // attempt counter makes the restart wait its backoff first.
+    again.client.start(again.now);
+    CHECK_EQUAL(LinkState::kWaitingToRetry, again.client.state());
+    again.now += again.recorder.last.delay_ms;
     again.upgrade();
     tether::net::v1::Control control{};
     const std::string hello = again.hello_json();
