@@ -134,6 +134,12 @@ class Cat final : public ClientListener, public port::FdWatcher {
         }
     }
 
+    void on_gap(bool downlink, std::uint64_t first, std::uint64_t last) override {
+        std::fprintf(stderr, "t=%.3f level=warn event=gap direction=%s first=%llu last=%llu\n",
+                     seconds_since(start_), downlink ? "downlink" : "uplink",
+                     static_cast<unsigned long long>(first), static_cast<unsigned long long>(last));
+    }
+
     void on_ready(int fd, bool readable, bool writable, TimeMs now) override {
         (void)writable;
         if (fd == g_signal_pipe[0]) {
@@ -223,6 +229,9 @@ class Cat final : public ClientListener, public port::FdWatcher {
 
   private:
     bool has_room() const {
+        if (options_.overflow_given) {
+            return true;  // the overflow policy decides, not the reader
+        }
         const Outbox& outbox = client_->outbox();
         return outbox.capacity() - outbox.bytes_used() >=
                options_.client.ws.max_message_size + 2 * Outbox::kEntryOverhead + 8;

@@ -252,6 +252,7 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
         if (!parse_overflow_policy(value, &o->client.overflow)) {
             return fail(error, capacity, "--%s: expected drop_oldest or reject_newest", name);
         }
+        o->overflow_given = true;
     } else if (std::strcmp(name, "ca-file") == 0) {
         o->tls.ca_file = value;
     } else if (std::strcmp(name, "cert") == 0) {
@@ -408,7 +409,9 @@ Messages:
                              arrived for MS before closing (default 0: close at once)
   --max-message-size BYTES   largest message accepted; larger closes with 1009 (default 65536)
   --outbox-size BYTES        memory for messages waiting to be sent (default 1048576)
-  --overflow POLICY          when it is full: drop_oldest (default) or reject_newest
+  --overflow POLICY          read input as fast as it comes and, when the outbox is full,
+                             drop_oldest or reject_newest (default: no overflow at all:
+                             input is read only while the outbox has room)
 
 TLS (wss://): verification is always on unless --insecure.
   --ca-file PATH             trusted CAs (PEM; default: the system bundle)

@@ -40,6 +40,7 @@ struct Options {
     bool once = false;
     bool echo = false;
     bool keep_open = false;
+    bool overflow_given = false;  ///< --overflow: read input freely, the policy drops or refuses
     bool binary = false;
     bool quiet = false;
     bool verbose = false;
