@@ -1,0 +1,253 @@
+#!/usr/bin/python3
+"""tether.v1 end to end: tether-cat as the device, tether-server as the cloud,
+faults in between, and the server's store as the ground truth.
+
+For each fault a producer feeds numbered messages through the device while
+the fault happens; the verdict is read from the server's store on disk:
+every message stored exactly once and in order, or a dropped range recorded
+as a gap with its exact seqs. Downlink messages pushed during the fault must
+reach the device once, in order.
+
+Usage: /usr/bin/python3 test_resume.py --source-dir ROOT --build-dir DIR [TestClass]
+"""
+
+import argparse
+import os
+import sys
+import time
+import unittest
+
+ARGS = argparse.ArgumentParser(add_help=False)
+ARGS.add_argument("--source-dir", required=True)
+ARGS.add_argument("--build-dir", required=True)
+OPTIONS, UNITTEST_ARGV = ARGS.parse_known_args()
+sys.path.insert(0, os.path.join(OPTIONS.source_dir, "tests", "integration"))
+
+import harness  # noqa: E402
+import resume_harness as rh  # noqa: E402
+
+BUILD = OPTIONS.build_dir
+USER = "tether"
+
+
+class Scenario:
+    """One server, one device, a token file for each, in a fresh directory."""
+
+    def __init__(self, name, device="pi-1", device_extra=(), server_extra=()):
+        self.tmp = harness.TempDir("resume-%s-" % name)
+        self.data_dir = self.tmp.path("store")
+        os.makedirs(self.data_dir)
+        self.tokens = self.tmp.path("tokens")
+        with open(self.tokens, "w") as f:
+            f.write("token-old\ntoken-new\n")
+        self.token_file = self.tmp.path("device-token")
+        self.write_token("token-old")
+        self.server = rh.Server(BUILD, self.data_dir, self.tokens, server_extra).start()
+        self.device_name = device
+        self.session = rh.session_id(USER, device)
+        self.device = self.new_device("state", device_extra).start()
+
+    def new_device(self, state, extra=(), device=None):
+        return rh.Device(BUILD, self.server, self.tmp.path(state), self.token_file,
+                         device=device or self.device_name, extra=extra)
+
+    def write_token(self, token):
+        with open(self.token_file, "w") as f:
+            f.write(token + "\n")
+
+    def push(self, count, prefix="down"):
+        pushed = []
+        for k in range(1, count + 1):
+            text = "%s-%d" % (prefix, k)
+            self.server.admin("POST", "/sessions/%s/push" % self.session, text.encode())
+            pushed.append(text)
+        return pushed
+
+    def wait_online(self, device=None, timeout=10):
+        device = device or self.device
+        harness.wait_for(lambda: sum(1 for e in device.log() if e.get("state") == "online") >= 1,
+                         timeout=timeout, message="device never came online")
+
+    def close(self):
+        self.server.stop()
+        if self.device.process is not None:
+            self.device.process.stop()
+
+
+class ResumeTestCase(unittest.TestCase):
+    def assert_uplink_exactly_once_in_order(self, scenario, produced, allow_gaps=False):
+        records = rh.uplink(scenario.data_dir, scenario.session)
+        seqs = [seq for seq, _ in records]
+        self.assertEqual(seqs, sorted(set(seqs)), "uplink seqs stored twice or out of order")
+        payloads = [payload.decode() for _, payload in records]
+        self.assertEqual(len(payloads), len(set(payloads)), "a message was stored twice")
+        recorded_gaps = rh.gaps(scenario.data_dir, scenario.session)
+        if not allow_gaps:
+            self.assertEqual(recorded_gaps, [])
+            self.assertEqual(payloads, produced)
+        else:
+            # Every seq is stored or inside exactly one recorded gap.
+            covered = set(seqs)
+            for first, last, _ in recorded_gaps:
+                span = set(range(first, last + 1))
+                self.assertFalse(span & covered, "a gap covers a stored seq")
+                covered |= span
+            self.assertEqual(covered, set(range(1, max(covered) + 1)))
+            # What arrived keeps the producer's order.
+            positions = [produced.index(p) for p in payloads]
+            self.assertEqual(positions, sorted(positions))
+        return records, recorded_gaps
+
+    def assert_downlink_once_in_order(self, device, pushed):
+        lines = device.downlink()
+        self.assertEqual(lines, pushed)
+
+
+class ServerFaults(ResumeTestCase):
+    def run_with_fault(self, name, fault, downlink=10):
+        scenario = Scenario(name)
+        try:
+            scenario.wait_online()
+            scenario.device.produce("up")
+            time.sleep(0.5)
+            pushed = scenario.push(downlink // 2, "down")
+            fault(scenario)
+            time.sleep(0.5)
+            pushed += scenario.push(downlink - downlink // 2, "late")
+            time.sleep(0.5)
+            self.assertEqual(scenario.device.finish(timeout=30), 0, scenario.device.process.stderr())
+            self.assert_uplink_exactly_once_in_order(scenario, scenario.device.produced)
+            self.assert_downlink_once_in_order(scenario.device, pushed)
+            self.assertGreaterEqual(len(scenario.device.produced), 100)
+            return scenario
+        finally:
+            scenario.close()
+
+    def test_server_killed_and_restarted(self):
+        def fault(s):
+            s.server.kill()
+            time.sleep(1.0)
+            s.server.start()
+        self.run_with_fault("sigkill", fault)
+
+    def test_abrupt_resets(self):
+        def fault(s):
+            for _ in range(3):
+                s.server.admin("POST", "/faults/reset")
+                time.sleep(0.4)
+        self.run_with_fault("reset", fault)
+
+    def test_a_silent_server_is_a_dead_link(self):
+        def fault(s):
+            s.server.admin("POST", "/faults/silence?ms=2000")
+            time.sleep(2.5)
+        scenario = self.run_with_fault("silence", fault)
+        reasons = [e.get("reason") for e in scenario.device.log()]
+        self.assertIn("dead_link", reasons)
+
+    def test_a_503_storm_with_retry_after(self):
+        def fault(s):
+            s.server.admin("POST", "/faults/reject?status=503&retry_after=1&ms=2500")
+            s.server.admin("POST", "/faults/reset")
+            time.sleep(3.0)
+        scenario = self.run_with_fault("503", fault)
+        waits = [e for e in scenario.device.log() if e.get("reason") == "http_overloaded"]
+        self.assertTrue(waits)
+        self.assertTrue(all(int(e["delay_ms"]) >= 1000 for e in waits))
+
+    def test_service_restart_close_with_retry_after(self):
+        def fault(s):
+            s.server.admin("POST", "/faults/close?code=1012&reason=retry_after%3D1")
+            time.sleep(1.5)
+        scenario = self.run_with_fault("1012", fault)
+        waits = [e for e in scenario.device.log() if e.get("reason") == "close_service_restart"]
+        self.assertTrue(waits)
+        self.assertGreaterEqual(int(waits[0]["delay_ms"]), 1000)
+
+    def test_an_expired_token_is_refreshed(self):
+        def fault(s):
+            s.write_token("token-new")
+            s.server.admin("POST", "/tokens/expire?token=token-old")
+            time.sleep(1.0)
+        scenario = self.run_with_fault("4001", fault)
+        reasons = [e.get("reason") for e in scenario.device.log()]
+        self.assertIn("close_unauthorized", reasons)
+
+
+class DeviceFaults(ResumeTestCase):
+    def test_outbox_overflow_while_offline_is_a_recorded_gap(self):
+        scenario = Scenario("overflow", device_extra=["--outbox-size", "4096",
+                                                      "--overflow", "drop_oldest"])
+        try:
+            scenario.wait_online()
+            scenario.device.produce("up", rate_per_s=400)
+            time.sleep(0.5)
+            scenario.server.kill()
+            time.sleep(1.5)  # far more than 4 KiB of messages pile up
+            scenario.server.start()
+            time.sleep(1.0)
+            self.assertEqual(scenario.device.finish(timeout=30), 0)
+            records, recorded = self.assert_uplink_exactly_once_in_order(
+                scenario, scenario.device.produced, allow_gaps=True)
+            client_gaps = [(int(e["first"]), int(e["last"])) for e in scenario.device.log()
+                           if e.get("event") == "gap" and e.get("direction") == "uplink"]
+            self.assertTrue(client_gaps, "nothing was dropped: the test did not overflow")
+            self.assertEqual([(f, l) for f, l, _ in recorded], client_gaps)
+            self.assertTrue(all(reason == "dropped" for _, _, reason in recorded))
+            # Everything not dropped arrived.
+            dropped = sum(l - f + 1 for f, l in client_gaps)
+            self.assertEqual(len(records) + dropped, len(scenario.device.produced))
+        finally:
+            scenario.close()
+
+    def test_a_second_instance_supersedes_the_first(self):
+        scenario = Scenario("4009")
+        try:
+            scenario.wait_online()
+            scenario.device.produce("first")
+            time.sleep(0.5)
+            second = scenario.new_device("state-2").start()
+            self.assertEqual(scenario.device.process.wait(10), 3)
+            log = scenario.device.log()
+            self.assertEqual(log[-1].get("reason"), "close_superseded")
+            scenario.device.stop_producing()
+            second.produce("second")
+            time.sleep(0.5)
+            self.assertEqual(second.finish(timeout=30), 0)
+            records = rh.uplink(scenario.data_dir, scenario.session)
+            seqs = [seq for seq, _ in records]
+            self.assertEqual(seqs, sorted(set(seqs)))
+            stored = [p.decode() for _, p in records]
+            self.assertEqual([p for p in stored if p.startswith("second-")], second.produced)
+        finally:
+            scenario.close()
+
+    def test_a_restarted_device_resumes_its_session(self):
+        scenario = Scenario("restart")
+        try:
+            scenario.wait_online()
+            scenario.device.produce("before")
+            time.sleep(1.0)
+            scenario.device.kill()
+            before = list(scenario.device.produced)
+            pushed = scenario.push(5, "while-down")
+            again = scenario.new_device("state").start()
+            again.produce("after")
+            time.sleep(1.0)
+            self.assertEqual(again.finish(timeout=30), 0, again.process.stderr())
+            records, recorded = self.assert_uplink_exactly_once_in_order(
+                scenario, before + again.produced, allow_gaps=True)
+            stored = [p.decode() for _, p in records]
+            self.assertEqual([p for p in stored if p.startswith("after-")], again.produced)
+            # Messages lost with the killed process are accounted for, never silent.
+            self.assertTrue(all(reason in ("not_in_outbox", "unreported")
+                                for _, _, reason in recorded))
+            stats = scenario.server.session_stats(scenario.session)
+            self.assertEqual(stats["version"], 2)
+            self.assertEqual(again.downlink(), pushed)
+        finally:
+            scenario.close()
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0]] + UNITTEST_ARGV, verbosity=2)
