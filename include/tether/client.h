@@ -141,6 +141,7 @@ struct ClientCounters {
     std::uint64_t downlink_duplicates = 0;  ///< tether.v1: replays dropped
     std::uint64_t gaps_reported = 0;        ///< tether.v1: uplink gap messages sent
     std::uint64_t resumed = 0;              ///< tether.v1: welcomes that resumed the session
+    std::uint64_t renumbered = 0;  ///< tether.v1: outbox renumbered past seqs the server held
 };
 
 class Client final : private net::WsHandler {

@@ -112,6 +112,12 @@ class Outbox {
 
     /// Marks the oldest `count` unsent entries as sent (clamped to what is unsent).
     void mark_sent(std::size_t count = 1);
+    /// Gives the held entries new consecutive seqs from `first_seq` (0 is taken
+    /// as 1), in order, and continues next_seq() after them; pending dropped
+    /// ranges are discarded. For a peer that already holds the old seqs from
+    /// another sender of the same session (a device whose state was lost or
+    /// copied): the entries then arrive as the new messages they are.
+    void renumber(std::uint64_t first_seq);
     /// After a reconnect: every unacknowledged entry becomes unsent again, to be retransmitted in
     /// order.
     void rewind();

@@ -120,13 +120,6 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
                     violation_ = true;
                     return;
                 }
-                if (control.welcome.last_uplink >= outbox_.next_seq()) {
-                    // The server holds seqs this client has not assigned yet: the
-                    // device's state was lost or copied. Sending would reuse seqs
-                    // the server drops as duplicates, so refuse loudly instead.
-                    violation_ = true;
-                    return;
-                }
                 welcome_seen_ = true;
                 welcome_last_uplink_ = control.welcome.last_uplink;
                 if (control.welcome.resumed) {
@@ -201,6 +194,15 @@ void Client::after_resume_read(TimeMs now) {
     if (machine_.state() == LinkState::kSessionResume && welcome_seen_) {
         // Everything up to last_uplink is stored by the server: free it, and
         // send the rest again, in order, from there.
+        if (welcome_last_uplink_ >= outbox_.next_seq()) {
+            // The server holds seqs this client never assigned: the device's
+            // state was lost, or another instance of the session sent them.
+            // Reusing them would have the server drop our messages as
+            // duplicates, so what waits here becomes the messages after them.
+            outbox_.renumber(welcome_last_uplink_ + 1);
+            ++counters_.renumbered;
+            reserve_uplink_seqs();
+        }
         outbox_.ack(welcome_last_uplink_);
         outbox_.rewind();
         last_sent_uplink_ = welcome_last_uplink_;

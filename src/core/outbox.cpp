@@ -91,6 +91,10 @@ std::uint32_t read_u32(const std::uint8_t* at) {
     return value;
 }
 
+void write_u64(std::uint8_t* at, std::uint64_t value) {
+    std::memcpy(at, &value, sizeof value);
+}
+
 std::uint64_t read_u64(const std::uint8_t* at) {
     std::uint64_t value;
     std::memcpy(&value, at, sizeof value);
@@ -314,6 +318,20 @@ void Outbox::mark_sent(std::size_t count) {
         unsent_offset_ = following(unsent_offset_);
     }
     unsent_count_ -= count;
+}
+
+void Outbox::renumber(std::uint64_t first_seq) {
+    if (first_seq == 0) {
+        first_seq = 1;
+    }
+    // Held entries always carry consecutive seqs, so renumbering keeps that.
+    std::size_t offset = head_;
+    for (std::size_t i = 0; i < entry_count_; ++i) {
+        write_u64(base_ + offset + kSeqField, first_seq + i);
+        offset = following(offset);
+    }
+    next_seq_ = first_seq + entry_count_;
+    gap_count_ = 0;  // dropped ranges named the old seqs
 }
 
 void Outbox::rewind() {

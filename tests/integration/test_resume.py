@@ -177,6 +177,7 @@ class ServerFaults(ResumeTestCase):
 class DeviceFaults(ResumeTestCase):
     def test_outbox_overflow_while_offline_is_a_recorded_gap(self):
         scenario = Scenario("overflow", device_extra=["--outbox-size", "4096",
+                                                      "--max-message-size", "512",
                                                       "--overflow", "drop_oldest"])
         try:
             scenario.wait_online()

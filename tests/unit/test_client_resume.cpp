@@ -402,13 +402,23 @@ TEST(ClientResume, ARestartResumesTheSessionWithANewerVersionAndFreshSeqs) {
     CHECK(control.hello.oldest_uplink > first_run_seq);  // never a reused seq
 }
 
-TEST(ClientResume, AWelcomeClaimingSeqsNeverAssignedIsRefused) {
+TEST(ClientResume, AWelcomeClaimingSeqsNeverAssignedRenumbersTheOutbox) {
     tether::test::FakeStorage storage;
     Rig rig(storage);
+    CHECK_EQUAL(tether::Status::kOk, rig.send("fresh-1"));
+    CHECK_EQUAL(tether::Status::kOk, rig.send("fresh-2"));
     rig.upgrade();
     rig.connection.stream().push_input(welcome(5000));
     rig.service();
-    CHECK_EQUAL(LinkState::kWaitingToRetry, rig.client.state());
+    rig.service();
+    CHECK_EQUAL(LinkState::kOnline, rig.client.state());
+    UNSIGNED_LONGS_EQUAL(1, rig.client.counters().renumbered);
+    const std::vector<DataSeen> data = rig.data_sent();
+    CHECK_EQUAL(2, data.size());
+    UNSIGNED_LONGS_EQUAL(5001, data[0].seq);
+    STRCMP_EQUAL("fresh-1", data[0].payload.c_str());
+    UNSIGNED_LONGS_EQUAL(5002, data[1].seq);
+    CHECK(Rig::load(rig.record).next_uplink_seq > 5002);
 }
 
 TEST(ClientResume, ServiceRestartWithRetryAfterIsHonoured) {

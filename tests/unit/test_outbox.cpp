@@ -950,3 +950,32 @@ TEST(OutboxModel, ModelCatchesAWrongPayload) {
     storage[Outbox::kEntryOverhead + 5] ^= 0x01;
     STRCMP_CONTAINS("payload bytes", compare(outbox, model, storage, sizeof storage).c_str());
 }
+
+TEST(Outbox, RenumberGivesHeldEntriesNewConsecutiveSeqs) {
+    std::uint8_t memory[1024];
+    tether::Outbox outbox(memory, sizeof memory, tether::OverflowPolicy::kDropOldest, 7);
+    const std::uint8_t a[] = {'a'};
+    const std::uint8_t b[] = {'b'};
+    CHECK(outbox.push(a, 1) == tether::Status::kOk);
+    CHECK(outbox.push(b, 1) == tether::Status::kOk);
+    outbox.mark_sent(1);
+    outbox.renumber(100);
+    UNSIGNED_LONGS_EQUAL(100, outbox.oldest_seq());
+    UNSIGNED_LONGS_EQUAL(102, outbox.next_seq());
+    tether::OutboxEntry entry;
+    tether::Outbox::Iterator it = outbox.unacked();
+    CHECK(it.next(&entry));
+    UNSIGNED_LONGS_EQUAL(100, entry.seq);
+    CHECK_EQUAL('a', entry.data[0]);
+    CHECK(it.next(&entry));
+    UNSIGNED_LONGS_EQUAL(101, entry.seq);
+    CHECK_EQUAL(1, outbox.unsent_count());  // sent state kept
+    std::uint64_t seq = 0;
+    CHECK(outbox.push(a, 1, &seq) == tether::Status::kOk);
+    UNSIGNED_LONGS_EQUAL(102, seq);
+    tether::Outbox empty(memory, sizeof memory, tether::OverflowPolicy::kDropOldest, 1);
+    empty.renumber(0);
+    UNSIGNED_LONGS_EQUAL(1, empty.next_seq());
+    empty.renumber(50);
+    UNSIGNED_LONGS_EQUAL(50, empty.next_seq());
+}
