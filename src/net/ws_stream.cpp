@@ -1,4 +1,6 @@
-// WebSocket client frames over a Transport, through wslay's frame API.
+// WebSocket frames over a Transport, through wslay's frame API, for either
+// role: a client masks what it sends and refuses masked input, a server the
+// reverse (wslay unmasks received payloads itself).
 //
 // Output: tx_[tx_begin_, tx_end_) holds encoded frames not yet written.
 // queue_frame() computes the whole frame size first and makes room for it
@@ -236,25 +238,39 @@ bool WsStream::check_queue_preconditions() {
     return true;
 }
 
-bool WsStream::queue_frame(WsOpcode opcode, const std::uint8_t* payload, std::size_t size) {
-    if (!make_room(header_size(size, true) + size)) {
+// A frame whose payload comes in two pieces is handed to wslay in two
+// calls: the first writes the header (payload_length is the total) and the
+// first piece, the second continues the same frame (wslay keeps the mask
+// offset), so neither piece is copied anywhere but into tx_.
+bool WsStream::queue_frame(WsOpcode opcode, const std::uint8_t* payload, std::size_t size,
+                           const std::uint8_t* tail, std::size_t tail_size) {
+    const bool masked = !config_.server;
+    const std::size_t total = size + tail_size;
+    if (!make_room(header_size(total, masked) + total)) {
         last_error_ = WsStatus::kOk;
         return false;
     }
-    if (!ensure_mask()) {
+    if (masked && !ensure_mask()) {
         last_error_ = WsStatus::kEntropyFailure;
         return false;
     }
     wslay_frame_iocb frame{};
     frame.fin = 1;
     frame.opcode = static_cast<std::uint8_t>(opcode);
-    frame.mask = 1;
-    frame.payload_length = size;
+    frame.mask = masked ? 1 : 0;
+    frame.payload_length = total;
     frame.data = payload;
     frame.data_length = size;
     const std::size_t frame_start = tx_end_;
-    const ssize_t sent = wslay_frame_send(context_of(frame_context_), &frame);
-    if (sent < 0 || static_cast<std::size_t>(sent) != size) {
+    ssize_t sent = wslay_frame_send(context_of(frame_context_), &frame);
+    bool whole = sent >= 0 && static_cast<std::size_t>(sent) == size;
+    if (whole && tail_size != 0) {
+        frame.data = tail;
+        frame.data_length = tail_size;
+        sent = wslay_frame_send(context_of(frame_context_), &frame);
+        whole = sent >= 0 && static_cast<std::size_t>(sent) == tail_size;
+    }
+    if (!whole) {
         tx_end_ = frame_start;  // unreachable with an accepting callback; keep the buffer whole
         last_error_ = WsStatus::kProtocolError;
         return false;
@@ -293,6 +309,23 @@ bool WsStream::queue_message(WsOpcode type, const std::uint8_t* data, std::size_
         return false;
     }
     return queue_frame(type, data, size);
+}
+
+bool WsStream::queue_message_parts(WsOpcode type, const std::uint8_t* prefix,
+                                   std::size_t prefix_size, const std::uint8_t* data,
+                                   std::size_t size) {
+    if (!check_queue_preconditions()) {
+        return false;
+    }
+    if ((type != WsOpcode::kText && type != WsOpcode::kBinary) ||
+        (prefix == nullptr && prefix_size != 0) || (data == nullptr && size != 0)) {
+        last_error_ = WsStatus::kProtocolError;
+        return false;
+    }
+    if (prefix_size == 0) {
+        return queue_frame(type, data, size);
+    }
+    return queue_frame(type, prefix, prefix_size, data, size);
 }
 
 bool WsStream::queue_ping(const std::uint8_t* payload, std::size_t size) {
@@ -433,7 +466,8 @@ WsResult WsStream::fail(std::uint16_t close_code) {
 // its payload is stored.
 WsResult WsStream::begin_frame(bool fin, std::uint8_t rsv, std::uint8_t opcode, bool masked,
                                std::uint64_t payload_length) {
-    if (masked || rsv != 0) {
+    // A client must mask every frame and a server none (RFC 6455 section 5.1).
+    if (masked != config_.server || rsv != 0) {
         return fail(kCloseProtocolError);
     }
     switch (static_cast<WsOpcode>(opcode)) {
@@ -505,7 +539,7 @@ WsResult WsStream::handle_data(WsHandler& handler, const std::uint8_t* data, std
 // data frame (payload == nullptr) the handler is told by handle_data().
 WsResult WsStream::end_frame(WsHandler& handler, const std::uint8_t* payload, std::size_t size) {
     in_frame_ = false;
-    context_consumed_ += header_size(frame_length_, false) + frame_length_;
+    context_consumed_ += header_size(frame_length_, config_.server) + frame_length_;
     ++counters_.frames_received;
     switch (static_cast<WsOpcode>(frame_opcode_)) {
         case WsOpcode::kPing:

@@ -1019,3 +1019,222 @@ TEST(WsStreamAllocation, TenThousandMessagesEachWayAllocateNothing) {
     UNSIGNED_LONGS_EQUAL(10, rig.stream.counters().pings_answered);
     UNSIGNED_LONGS_EQUAL(10000 * 106 + 10 * 10, rig.transport.bytes_written());
 }
+
+// --- The server role ------------------------------------------------------------
+
+namespace {
+
+WsStreamConfig server_config() {
+    WsStreamConfig config;
+    config.server = true;
+    return config;
+}
+
+// A client frame masked with `key` (most significant byte first on the wire).
+Bytes masked_frame(std::uint8_t first, const Bytes& payload, std::uint32_t key) {
+    Bytes unmasked = server_frame(first, payload);
+    const std::size_t header = unmasked.size() - payload.size();
+    unmasked[1] = static_cast<std::uint8_t>(unmasked[1] | 0x80u);
+    Bytes out(unmasked.begin(), unmasked.begin() + static_cast<std::ptrdiff_t>(header));
+    const std::uint8_t key_bytes[4] = {
+        static_cast<std::uint8_t>(key >> 24), static_cast<std::uint8_t>(key >> 16),
+        static_cast<std::uint8_t>(key >> 8), static_cast<std::uint8_t>(key)};
+    out.insert(out.end(), key_bytes, key_bytes + 4);
+    for (std::size_t i = 0; i < payload.size(); ++i) {
+        out.push_back(static_cast<std::uint8_t>(payload[i] ^ key_bytes[i % 4]));
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_GROUP(WsStreamServer){};
+
+TEST(WsStreamServer, SendsUnmaskedFramesWithoutTouchingTheMaskSource) {
+    Rig rig(server_config(), 1024, 1024, 0x37fa213du);
+    CHECK_TRUE(rig.stream.queue_message(WsOpcode::kText, text("Hello").data(), 5));
+    CHECK_TRUE(rig.stream.queue_ping(text("p").data(), 1));
+    CHECK_TRUE(rig.stream.queue_close(1001, "bye"));
+    CHECK_EQUAL(WsStatus::kOk, rig.stream.flush().status);
+    check_bytes(Bytes{0x81, 0x05, 'H', 'e', 'l', 'l', 'o',  // RFC 6455 5.7, unmasked
+                      0x89, 0x01, 'p',                      // ping
+                      0x88, 0x05, 0x03, 0xe9, 'b', 'y', 'e'},
+                rig.transport.output());
+    UNSIGNED_LONGS_EQUAL(0, rig.masks.calls());
+}
+
+TEST(WsStreamServer, EntropyFailureDoesNotMatterToAServer) {
+    Rig rig(server_config());
+    rig.masks.set_failing(true);
+    CHECK_TRUE(rig.stream.queue_message(WsOpcode::kBinary, text("x").data(), 1));
+    CHECK_EQUAL(WsStatus::kOk, rig.stream.last_error());
+}
+
+TEST(WsStreamServer, LargeFramesUseTheSameLengthEncodingWithoutAMask) {
+    Rig rig(server_config());
+    const Bytes payload = pattern(65536);
+    CHECK_TRUE(rig.stream.queue_message(WsOpcode::kBinary, payload.data(), payload.size()));
+    UNSIGNED_LONGS_EQUAL(65536 + 10, rig.stream.queued_bytes());
+    CHECK_EQUAL(WsStatus::kOk, rig.stream.flush().status);
+    check_bytes(server_frame(0x82, payload), rig.transport.output());
+}
+
+TEST(WsStreamServer, MaskedClientFramesAreUnmaskedInEveryChunking) {
+    const Bytes payload = pattern(300);
+    const Bytes input = cat(
+        cat(masked_frame(0x01, text("Hel"), 0x37fa213du),
+            masked_frame(0x89, text("ping"), 0x01020304u)),
+        cat(masked_frame(0x80, text("lo"), 0xdeadbeefu), masked_frame(0x82, payload, 0xa5a5a5a5u)));
+    for_each_delivery(
+        input,
+        [&payload](Rig& rig, const WsResult& result) {
+            CHECK_EQUAL(WsStatus::kOk, result.status);
+            UNSIGNED_LONGS_EQUAL(2, rig.handler.messages.size());
+            CHECK_TRUE(WsOpcode::kText == rig.handler.messages[0].first);
+            check_bytes(text("Hello"), rig.handler.messages[0].second);
+            CHECK_TRUE(WsOpcode::kBinary == rig.handler.messages[1].first);
+            check_bytes(payload, rig.handler.messages[1].second);
+            CHECK_EQUAL(WsStatus::kOk, rig.stream.flush().status);
+            check_bytes(server_frame(0x8A, text("ping")), rig.transport.output());
+        },
+        server_config());
+}
+
+TEST(WsStreamServer, MaskedCloseReachesTheHandler) {
+    Rig rig(server_config());
+    CHECK_EQUAL(
+        WsStatus::kOk,
+        feed(rig, masked_frame(0x88, close_payload(4002, text("bad")), 0x11223344u), 0).status);
+    UNSIGNED_LONGS_EQUAL(1, rig.handler.closes);
+    UNSIGNED_LONGS_EQUAL(4002, rig.handler.close_code);
+    check_bytes(text("bad"), rig.handler.close_reason);
+    CHECK_TRUE(rig.stream.close_received());
+}
+
+TEST(WsStreamServer, UnmaskedClientFrameIs1002) {
+    expect_protocol_error(server_frame(0x81, text("Hello")), 1002, server_config());
+    expect_protocol_error(cat(masked_frame(0x82, text("ok"), 1u), server_frame(0x89, text("p"))),
+                          1002, server_config(), 1);
+}
+
+TEST(WsStreamServer, OtherRulesAreTheClientsOnes) {
+    expect_protocol_error(masked_frame(0xC1, text("x"), 5u), 1002, server_config());  // RSV1
+    expect_protocol_error(masked_frame(0x81, Bytes{0xC0}, 5u), 1007, server_config());
+    WsStreamConfig small = server_config();
+    small.max_message_size = 10;
+    expect_protocol_error(masked_frame(0x82, pattern(11), 5u), 1009, small);
+}
+
+TEST(WsStreamServer, ReattachAfterACompleteMaskedFrameReusesTheContext) {
+    Rig rig(server_config());
+    CHECK_EQUAL(WsStatus::kOk, feed(rig, masked_frame(0x82, pattern(200), 9u), 0).status);
+    UNSIGNED_LONGS_EQUAL(1, rig.handler.messages.size());
+    FakeTransport second;
+    tether::test::AllocationCounter counter;
+    CHECK_TRUE(rig.stream.attach(&second));
+    UNSIGNED_LONGS_EQUAL(0, counter.count());
+}
+
+TEST(WsStreamServer, ReattachAfterAPartialMaskedFrameStartsClean) {
+    Rig rig(server_config());
+    const Bytes frame = masked_frame(0x82, pattern(200), 9u);
+    rig.transport.push_input(frame.data(), 50);
+    CHECK_EQUAL(WsStatus::kOk, rig.stream.read_frames(rig.handler).status);
+    FakeTransport second;
+    CHECK_TRUE(rig.stream.attach(&second));
+    second.push_input(masked_frame(0x81, text("fresh"), 3u));
+    CHECK_EQUAL(WsStatus::kOk, rig.stream.read_frames(rig.handler).status);
+    UNSIGNED_LONGS_EQUAL(1, rig.handler.messages.size());
+    check_bytes(text("fresh"), rig.handler.messages[0].second);
+}
+
+// --- A message in two parts -------------------------------------------------------
+
+TEST_GROUP(WsStreamParts){};
+
+TEST(WsStreamParts, ServerFrameIsPrefixThenData) {
+    Rig rig(server_config());
+    const Bytes header = pattern(10);
+    const Bytes payload = text("payload");
+    CHECK_TRUE(rig.stream.queue_message_parts(WsOpcode::kBinary, header.data(), header.size(),
+                                              payload.data(), payload.size()));
+    CHECK_EQUAL(WsStatus::kOk, rig.stream.flush().status);
+    check_bytes(server_frame(0x82, cat(header, payload)), rig.transport.output());
+    UNSIGNED_LONGS_EQUAL(1, rig.stream.counters().frames_sent);
+}
+
+TEST(WsStreamParts, ClientFrameIsMaskedAcrossBothParts) {
+    // A 3-byte prefix puts the data at mask offset 3: the key must carry on.
+    for (std::size_t prefix_size :
+         {std::size_t{0}, std::size_t{1}, std::size_t{3}, std::size_t{10}, std::size_t{200}}) {
+        Rig rig(WsStreamConfig{}, 70000, 70000, 0x37fa213du);
+        const Bytes prefix = pattern(prefix_size);
+        const Bytes data = text("the rest of the message, long enough to span the key");
+        CHECK_TRUE(rig.stream.queue_message_parts(WsOpcode::kText, prefix.data(), prefix.size(),
+                                                  data.data(), data.size()));
+        CHECK_EQUAL(WsStatus::kOk, rig.stream.flush().status);
+        check_bytes(masked_frame(0x81, cat(prefix, data), 0x37fa213du), rig.transport.output());
+    }
+}
+
+TEST(WsStreamParts, LengthEncodingCountsBothParts) {
+    Rig rig(server_config());
+    const Bytes prefix = pattern(10);
+    const Bytes data = pattern(65530);
+    CHECK_TRUE(rig.stream.queue_message_parts(WsOpcode::kBinary, prefix.data(), prefix.size(),
+                                              data.data(), data.size()));
+    CHECK_EQUAL(WsStatus::kOk, rig.stream.flush().status);
+    check_bytes(server_frame(0x82, cat(prefix, data)), rig.transport.output());
+}
+
+TEST(WsStreamParts, EmptyDataOrEmptyPrefix) {
+    Rig rig(server_config());
+    const Bytes prefix = text("AB");
+    CHECK_TRUE(rig.stream.queue_message_parts(WsOpcode::kBinary, prefix.data(), 2, nullptr, 0));
+    CHECK_TRUE(rig.stream.queue_message_parts(WsOpcode::kBinary, nullptr, 0, prefix.data(), 2));
+    CHECK_TRUE(rig.stream.queue_message_parts(WsOpcode::kBinary, nullptr, 0, nullptr, 0));
+    CHECK_EQUAL(WsStatus::kOk, rig.stream.flush().status);
+    check_bytes(cat(cat(server_frame(0x82, prefix), server_frame(0x82, prefix)),
+                    server_frame(0x82, Bytes{})),
+                rig.transport.output());
+}
+
+TEST(WsStreamParts, AllOrNothingWhenTheBufferLacksRoom) {
+    Rig rig(server_config(), 1024, 64);
+    const Bytes prefix = pattern(10);
+    const Bytes data = pattern(52);  // 2 + 10 + 52 = 64: fits exactly
+    CHECK_TRUE(rig.stream.queue_message_parts(WsOpcode::kBinary, prefix.data(), prefix.size(),
+                                              data.data(), data.size()));
+    CHECK_FALSE(rig.stream.queue_message_parts(WsOpcode::kBinary, prefix.data(), prefix.size(),
+                                               data.data(), 1));
+    CHECK_EQUAL(WsStatus::kOk, rig.stream.last_error());
+    UNSIGNED_LONGS_EQUAL(64, rig.stream.queued_bytes());
+    CHECK_EQUAL(WsStatus::kOk, rig.stream.flush().status);
+    check_bytes(server_frame(0x82, cat(prefix, data)), rig.transport.output());
+}
+
+TEST(WsStreamParts, MisuseIsRefused) {
+    Rig rig(server_config());
+    const Bytes bytes = pattern(4);
+    CHECK_FALSE(rig.stream.queue_message_parts(WsOpcode::kPing, bytes.data(), 4, bytes.data(), 4));
+    CHECK_EQUAL(WsStatus::kProtocolError, rig.stream.last_error());
+    CHECK_FALSE(rig.stream.queue_message_parts(WsOpcode::kBinary, nullptr, 4, bytes.data(), 4));
+    CHECK_EQUAL(WsStatus::kProtocolError, rig.stream.last_error());
+    CHECK_FALSE(rig.stream.queue_message_parts(WsOpcode::kBinary, bytes.data(), 4, nullptr, 4));
+    CHECK_EQUAL(WsStatus::kProtocolError, rig.stream.last_error());
+    UNSIGNED_LONGS_EQUAL(0, rig.stream.queued_bytes());
+    rig.stream.detach();
+    CHECK_FALSE(
+        rig.stream.queue_message_parts(WsOpcode::kBinary, bytes.data(), 4, bytes.data(), 4));
+    CHECK_EQUAL(WsStatus::kNotAttached, rig.stream.last_error());
+}
+
+TEST(WsStreamParts, EntropyFailureQueuesNothingForAClient) {
+    Rig rig;
+    rig.masks.set_failing(true);
+    const Bytes bytes = pattern(4);
+    CHECK_FALSE(
+        rig.stream.queue_message_parts(WsOpcode::kBinary, bytes.data(), 4, bytes.data(), 4));
+    CHECK_EQUAL(WsStatus::kEntropyFailure, rig.stream.last_error());
+    UNSIGNED_LONGS_EQUAL(0, rig.stream.queued_bytes());
+}

@@ -1,5 +1,5 @@
-// WebSocket frames over a Transport, for a client (RFC 6455), through wslay's
-// frame API.
+// WebSocket frames over a Transport, for a client or (WsStreamConfig::server)
+// a server (RFC 6455), through wslay's frame API.
 //
 // The stream allocates nothing beyond one wslay frame context (made on the
 // first attach): the caller hands it a receive buffer, which holds one
@@ -9,18 +9,19 @@
 // one read serves many frames), which makes it about 17 KiB: give it static
 // storage or a long-lived owner. Nothing is allocated per message.
 //
-// Sending: queue_*() encode a complete, masked frame into the transmit buffer
+// Sending: queue_*() encode a complete frame (masked by a client, unmasked by
+// a server) into the transmit buffer
 // or refuse (return false, nothing queued) when it lacks room; flush() hands
 // as much of the buffer to the transport as it takes in one call. Mask keys
 // come from a MaskSource in bulk, never one system call per frame.
 //
 // Receiving: read_frames() reads until the transport would block (draining
 // bytes TLS has already decrypted), checks every rule RFC 6455 sets for what
-// a server may send, reassembles fragmented messages with control frames
+// the peer may send, reassembles fragmented messages with control frames
 // interleaved, validates text as UTF-8 as it arrives, answers pings with
 // pongs carrying the same payload, and reports messages, pongs and the
 // peer's close to a WsHandler. A violation ends the read with the close code
-// the client must send: 1002 (protocol error), 1007 (invalid UTF-8) or 1009
+// to send: 1002 (protocol error), 1007 (invalid UTF-8) or 1009
 // (message too big).
 //
 // Example:
@@ -57,7 +58,7 @@ enum class WsOpcode : std::uint8_t {
 inline constexpr std::uint16_t kCloseNoStatus = 1005;
 /// Largest control frame payload (RFC 6455 section 5.5).
 inline constexpr std::size_t kMaxControlPayload = 125;
-/// Largest frame header a client writes: 2 + 8 (length) + 4 (mask).
+/// Largest frame header a client writes: 2 + 8 (length) + 4 (mask); a server writes 4 fewer.
 inline constexpr std::size_t kMaxClientFrameHeader = 14;
 /// Size of the input staging array inside WsStream: the most one transport read asks for.
 inline constexpr std::size_t kWsStagingSize = 16 * 1024;
@@ -70,6 +71,11 @@ struct WsStreamConfig {
     std::size_t max_message_size = 64 * 1024;
     /// Validate text messages and close reasons as UTF-8 (1007 when invalid).
     bool validate_utf8 = true;
+    /// The role. false (a client): frames are sent masked and a masked
+    /// received frame is 1002. true (a server): frames are sent unmasked (the
+    /// MaskSource is never called) and every received frame must be masked
+    /// (an unmasked one is 1002). Everything else is the same.
+    bool server = false;
 };
 
 /// Where mask keys come from: the port's DRBG, or fixed bytes in tests.
@@ -172,6 +178,13 @@ class WsStream {
     /// kProtocolError for a misuse (another opcode, null data with a size).
     /// The text is sent as given: the caller vouches that it is UTF-8.
     bool queue_message(WsOpcode type, const std::uint8_t* data, std::size_t size);
+    /// Queues one data frame whose payload is prefix[0, prefix_size) followed
+    /// by data[0, size) (a tether.v1 DATA header and its payload, without the
+    /// caller copying them together). Same refusals and the same
+    /// all-or-nothing rule as queue_message(); a null pointer with a non-zero
+    /// size is kProtocolError.
+    bool queue_message_parts(WsOpcode type, const std::uint8_t* prefix, std::size_t prefix_size,
+                             const std::uint8_t* data, std::size_t size);
     /// Queues a ping; payload at most kMaxControlPayload bytes (else false,
     /// last_error() kProtocolError). Same refusals as queue_message().
     bool queue_ping(const std::uint8_t* payload, std::size_t size);
@@ -212,7 +225,8 @@ class WsStream {
     bool ensure_context();
     bool check_queue_preconditions();
     bool make_room(std::size_t size);
-    bool queue_frame(WsOpcode opcode, const std::uint8_t* payload, std::size_t size);
+    bool queue_frame(WsOpcode opcode, const std::uint8_t* payload, std::size_t size,
+                     const std::uint8_t* tail = nullptr, std::size_t tail_size = 0);
     bool ensure_mask();
     bool send_pending_pong();
     WsResult fail(std::uint16_t close_code);
