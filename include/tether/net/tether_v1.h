@@ -29,17 +29,17 @@ inline constexpr std::uint16_t kCloseAuthFailed = 4001;
 inline constexpr std::uint16_t kCloseViolation = 4002;
 inline constexpr std::uint16_t kCloseSuperseded = 4009;
 
-enum class [[nodiscard]] V1Status {
+enum class [[nodiscard]] V1Status{
     kOk,
-    kBufferTooSmall,  ///< the output does not fit
-    kTooShort,        ///< a binary message shorter than its header, or an ACK not exactly 10 bytes
-    kUnknownKind,     ///< a binary message whose first byte is neither 'D' nor 'A'
-    kBadFlags,        ///< reserved flag bits set
-    kNotJson,         ///< a control message that is not one JSON object (or is too large)
-    kUnknownType,     ///< "type" missing, not a string, or not one we know
-    kMissingField,    ///< a required field is absent
-    kBadField,        ///< a field has the wrong JSON type or is out of range
-    kInvalidArgument, ///< a caller argument breaks the contract (writers)
+    kBufferTooSmall,   ///< the output does not fit
+    kTooShort,         ///< a binary message shorter than its header, or an ACK not exactly 10 bytes
+    kUnknownKind,      ///< a binary message whose first byte is neither 'D' nor 'A'
+    kBadFlags,         ///< reserved flag bits set
+    kNotJson,          ///< a control message that is not one JSON object (or is too large)
+    kUnknownType,      ///< "type" missing, not a string, or not one we know
+    kMissingField,     ///< a required field is absent
+    kBadField,         ///< a field has the wrong JSON type or is out of range
+    kInvalidArgument,  ///< a caller argument breaks the contract (writers)
 };
 
 const char* to_string(V1Status status);
@@ -82,8 +82,8 @@ struct Welcome {
 };
 
 struct Gap {
-    std::uint64_t first = 0;  ///< >= 1
-    std::uint64_t last = 0;   ///< >= first
+    std::uint64_t first = 0;                 ///< >= 1
+    std::uint64_t last = 0;                  ///< >= first
     char reason[kMaxReasonLength + 1] = {};  ///< may be empty
 };
 
@@ -120,8 +120,11 @@ V1Status write_gap(const Gap& gap, char* out, std::size_t capacity, std::size_t*
 V1Status write_error(const Error& error, char* out, std::size_t capacity, std::size_t* length);
 
 /// Reads "retry_after=N" (N whole seconds, at most 86400) from a close reason.
-/// Returns false when the reason has no such value.
-bool parse_retry_after_reason(const std::uint8_t* reason, std::size_t size,
-                              std::uint32_t* seconds);
+/// It must be a whole token: tokens are separated by spaces, tabs, commas or
+/// semicolons, and N is one or more decimal digits ending the token
+/// ("overloaded retry_after=30" gives 30; "retry_after=30s" and
+/// "xretry_after=30" give nothing). The first such token wins. Returns false
+/// (and leaves *seconds alone) when the reason has no such value.
+bool parse_retry_after_reason(const std::uint8_t* reason, std::size_t size, std::uint32_t* seconds);
 
 }  // namespace tether::net::v1

@@ -1,0 +1,553 @@
+#include "tether/net/tether_v1.h"
+
+#include <cjson/cJSON.h>
+
+#include <cstring>
+
+#include "tether/ascii.h"
+
+namespace tether::net::v1 {
+
+namespace {
+
+// Binary header layout (docs/PROTOCOL.md section 2):
+//   [0]    kind ('D' or 'A')
+//   [1]    flags (reserved, zero)
+//   [2..9] seq, big-endian
+constexpr std::size_t kFlagsOffset = 1;
+constexpr std::size_t kSeqOffset = 2;
+
+void write_header(Kind kind, std::uint64_t seq, std::uint8_t* out) {
+    out[0] = static_cast<std::uint8_t>(kind);
+    out[kFlagsOffset] = 0;
+    for (std::size_t i = 0; i < 8; ++i) {
+        out[kSeqOffset + i] = static_cast<std::uint8_t>(seq >> (56 - 8 * i));
+    }
+}
+
+std::uint64_t read_seq(const std::uint8_t* header) {
+    std::uint64_t seq = 0;
+    for (std::size_t i = 0; i < 8; ++i) {
+        seq = (seq << 8) | header[kSeqOffset + i];
+    }
+    return seq;
+}
+
+// --- Shared field rules (parser and writers agree on them) -----------------
+
+bool is_uuid_text(const char* text, std::size_t length) {
+    if (length != kSessionTextLength) {
+        return false;
+    }
+    for (std::size_t i = 0; i < length; ++i) {
+        const bool dash_position = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash_position ? text[i] != '-' : hex_digit_value(text[i]) < 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool is_printable_ascii(char c) {
+    return c >= 0x20 && c <= 0x7E;
+}
+
+// What a writer emits without escaping: printable ASCII minus the two
+// characters JSON strings must escape.
+bool is_plain_text(const char* text, std::size_t length) {
+    for (std::size_t i = 0; i < length; ++i) {
+        if (!is_printable_ascii(text[i]) || text[i] == '"' || text[i] == '\\') {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Length of the NUL-terminated text in a fixed field of `capacity` bytes, or
+// `capacity` when the field holds no terminator (a caller bug).
+std::size_t field_length(const char* field, std::size_t capacity) {
+    const void* nul = std::memchr(field, '\0', capacity);
+    return nul == nullptr ? capacity
+                          : static_cast<std::size_t>(static_cast<const char*>(nul) - field);
+}
+
+bool is_error_code(std::uint32_t code) {
+    return code >= 1000 && code <= 4999;
+}
+
+// --- Parsing ----------------------------------------------------------------
+
+bool is_json_whitespace(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+// Owns the parsed tree so every return path frees it.
+class JsonDocument {
+  public:
+    JsonDocument(const char* text, std::size_t size) {
+        const char* end = nullptr;
+        root_ = cJSON_ParseWithLengthOpts(text, size, &end, 0);
+        if (root_ == nullptr) {
+            return;
+        }
+        // cJSON stops after the first value; anything but whitespace after it
+        // (including a NUL byte) means the input was not exactly one value.
+        const char* const limit = text + size;
+        for (const char* p = end; p < limit; ++p) {
+            if (!is_json_whitespace(*p)) {
+                cJSON_Delete(root_);
+                root_ = nullptr;
+                return;
+            }
+        }
+    }
+    ~JsonDocument() { cJSON_Delete(root_); }
+    JsonDocument(const JsonDocument&) = delete;
+    JsonDocument& operator=(const JsonDocument&) = delete;
+
+    const cJSON* root() const { return root_; }
+
+  private:
+    cJSON* root_ = nullptr;
+};
+
+// Every field lookup returns kMissingField when absent, kBadField when present
+// with the wrong JSON type or out of range.
+class FieldReader {
+  public:
+    explicit FieldReader(const cJSON* object) : object_(object) {}
+
+    V1Status unsigned_integer(const char* name, std::uint64_t min, std::uint64_t max,
+                              std::uint64_t* out) const {
+        const cJSON* item = cJSON_GetObjectItemCaseSensitive(object_, name);
+        if (item == nullptr) {
+            return V1Status::kMissingField;
+        }
+        if (!cJSON_IsNumber(item)) {
+            return V1Status::kBadField;
+        }
+        // cJSON keeps numbers as doubles. Every bound used here is at most
+        // 2^53 - 1, so the comparisons are exact and, once in range, the
+        // conversion back from uint64 tells whether there was a fraction.
+        const double value = item->valuedouble;
+        if (!(value >= static_cast<double>(min) && value <= static_cast<double>(max))) {
+            return V1Status::kBadField;
+        }
+        const auto integral = static_cast<std::uint64_t>(value);
+        if (static_cast<double>(integral) != value) {
+            return V1Status::kBadField;
+        }
+        *out = integral;
+        return V1Status::kOk;
+    }
+
+    V1Status seq(const char* name, std::uint64_t min, std::uint64_t* out) const {
+        return unsigned_integer(name, min, kMaxJsonSeq, out);
+    }
+
+    V1Status uint32(const char* name, std::uint32_t min, std::uint32_t* out) const {
+        std::uint64_t value = 0;
+        const V1Status status = unsigned_integer(name, min, UINT32_MAX, &value);
+        if (status == V1Status::kOk) {
+            *out = static_cast<std::uint32_t>(value);
+        }
+        return status;
+    }
+
+    V1Status boolean(const char* name, bool* out) const {
+        const cJSON* item = cJSON_GetObjectItemCaseSensitive(object_, name);
+        if (item == nullptr) {
+            return V1Status::kMissingField;
+        }
+        if (!cJSON_IsBool(item)) {
+            return V1Status::kBadField;
+        }
+        *out = cJSON_IsTrue(item) != 0;
+        return V1Status::kOk;
+    }
+
+    // Copies a string of min_length..max_length bytes (after unescaping) into
+    // `out`, which has room for max_length + 1. An embedded \u0000 ends the
+    // text where cJSON's C string ends.
+    V1Status string(const char* name, std::size_t min_length, std::size_t max_length,
+                    char* out) const {
+        const cJSON* item = cJSON_GetObjectItemCaseSensitive(object_, name);
+        if (item == nullptr) {
+            return V1Status::kMissingField;
+        }
+        if (!cJSON_IsString(item) || item->valuestring == nullptr) {
+            return V1Status::kBadField;
+        }
+        const std::size_t length = std::strlen(item->valuestring);
+        if (length < min_length || length > max_length) {
+            return V1Status::kBadField;
+        }
+        std::memcpy(out, item->valuestring, length);
+        out[length] = '\0';
+        return V1Status::kOk;
+    }
+
+    bool has(const char* name) const {
+        return cJSON_GetObjectItemCaseSensitive(object_, name) != nullptr;
+    }
+
+  private:
+    const cJSON* object_;
+};
+
+// Runs each field check in order and keeps the first failure.
+class Checks {
+  public:
+    Checks& operator<<(V1Status status) {
+        if (status_ == V1Status::kOk) {
+            status_ = status;
+        }
+        return *this;
+    }
+    V1Status status() const { return status_; }
+
+  private:
+    V1Status status_ = V1Status::kOk;
+};
+
+V1Status parse_hello(const FieldReader& fields, Hello* hello) {
+    Checks checks;
+    checks << fields.string("session", kSessionTextLength, kSessionTextLength, hello->session);
+    if (checks.status() == V1Status::kOk && !is_uuid_text(hello->session, kSessionTextLength)) {
+        checks << V1Status::kBadField;
+    }
+    checks << fields.uint32("version", 1, &hello->version);
+    checks << fields.string("device", 1, kMaxDeviceLength, hello->device);
+    if (checks.status() == V1Status::kOk) {
+        for (const char* c = hello->device; *c != '\0'; ++c) {
+            if (!is_printable_ascii(*c)) {
+                checks << V1Status::kBadField;
+                break;
+            }
+        }
+    }
+    checks << fields.seq("last_downlink", 0, &hello->last_downlink);
+    checks << fields.seq("oldest_uplink", 0, &hello->oldest_uplink);
+    checks << fields.seq("next_uplink", 0, &hello->next_uplink);
+    return checks.status();
+}
+
+V1Status parse_welcome(const FieldReader& fields, Welcome* welcome) {
+    Checks checks;
+    checks << fields.string("session", kSessionTextLength, kSessionTextLength, welcome->session);
+    if (checks.status() == V1Status::kOk && !is_uuid_text(welcome->session, kSessionTextLength)) {
+        checks << V1Status::kBadField;
+    }
+    checks << fields.boolean("resumed", &welcome->resumed);
+    checks << fields.seq("last_uplink", 0, &welcome->last_uplink);
+    checks << fields.uint32("ack_every", 0, &welcome->ack_every);
+    checks << fields.uint32("ack_interval_ms", 0, &welcome->ack_interval_ms);
+    return checks.status();
+}
+
+V1Status parse_gap(const FieldReader& fields, Gap* gap) {
+    Checks checks;
+    checks << fields.seq("first", 1, &gap->first);
+    checks << fields.seq("last", 0, &gap->last);
+    if (checks.status() == V1Status::kOk && gap->last < gap->first) {
+        checks << V1Status::kBadField;
+    }
+    gap->reason[0] = '\0';
+    if (fields.has("reason")) {
+        checks << fields.string("reason", 0, kMaxReasonLength, gap->reason);
+    }
+    return checks.status();
+}
+
+V1Status parse_error(const FieldReader& fields, Error* error) {
+    Checks checks;
+    std::uint64_t code = 0;
+    checks << fields.unsigned_integer("code", 1000, 4999, &code);
+    error->code = static_cast<std::uint16_t>(code);
+    checks << fields.string("message", 0, kMaxErrorMessageLength, error->message);
+    return checks.status();
+}
+
+// --- Writing ------------------------------------------------------------------
+
+// Appends into a caller buffer and remembers whether anything did not fit, so
+// a writer checks once at the end.
+class JsonWriter {
+  public:
+    JsonWriter(char* out, std::size_t capacity) : out_(out), capacity_(capacity) {}
+
+    JsonWriter& raw(const char* text) { return bytes(text, std::strlen(text)); }
+
+    JsonWriter& bytes(const char* text, std::size_t length) {
+        if (length > capacity_ - length_) {
+            overflow_ = true;
+            return *this;
+        }
+        std::memcpy(out_ + length_, text, length);
+        length_ += length;
+        return *this;
+    }
+
+    // A string the caller has checked with is_plain_text (or a UUID).
+    JsonWriter& quoted(const char* text, std::size_t length) {
+        return raw("\"").bytes(text, length).raw("\"");
+    }
+
+    JsonWriter& number(std::uint64_t value) {
+        char digits[20];
+        std::size_t count = 0;
+        do {
+            digits[sizeof digits - 1 - count] = static_cast<char>('0' + value % 10);
+            value /= 10;
+            ++count;
+        } while (value != 0);
+        return bytes(digits + sizeof digits - count, count);
+    }
+
+    JsonWriter& boolean(bool value) { return raw(value ? "true" : "false"); }
+
+    V1Status finish(std::size_t* length) const {
+        if (overflow_) {
+            return V1Status::kBufferTooSmall;
+        }
+        *length = length_;
+        return V1Status::kOk;
+    }
+
+  private:
+    char* out_;
+    std::size_t capacity_;
+    std::size_t length_ = 0;
+    bool overflow_ = false;
+};
+
+}  // namespace
+
+const char* to_string(V1Status status) {
+    switch (status) {
+        case V1Status::kOk:
+            return "ok";
+        case V1Status::kBufferTooSmall:
+            return "buffer_too_small";
+        case V1Status::kTooShort:
+            return "too_short";
+        case V1Status::kUnknownKind:
+            return "unknown_kind";
+        case V1Status::kBadFlags:
+            return "bad_flags";
+        case V1Status::kNotJson:
+            return "not_json";
+        case V1Status::kUnknownType:
+            return "unknown_type";
+        case V1Status::kMissingField:
+            return "missing_field";
+        case V1Status::kBadField:
+            return "bad_field";
+        case V1Status::kInvalidArgument:
+            return "invalid_argument";
+    }
+    return "unknown";
+}
+
+void write_data_header(std::uint64_t seq, std::uint8_t out[kHeaderSize]) {
+    write_header(Kind::kData, seq, out);
+}
+
+void write_ack(std::uint64_t seq, std::uint8_t out[kHeaderSize]) {
+    write_header(Kind::kAck, seq, out);
+}
+
+V1Status decode_binary(const std::uint8_t* data, std::size_t size, BinaryMessage* out) {
+    if (size < kHeaderSize) {
+        return V1Status::kTooShort;
+    }
+    const std::uint8_t kind = data[0];
+    if (kind != static_cast<std::uint8_t>(Kind::kData) &&
+        kind != static_cast<std::uint8_t>(Kind::kAck)) {
+        return V1Status::kUnknownKind;
+    }
+    if (kind == static_cast<std::uint8_t>(Kind::kAck) && size != kHeaderSize) {
+        return V1Status::kTooShort;
+    }
+    if (data[kFlagsOffset] != 0) {
+        return V1Status::kBadFlags;
+    }
+    out->kind = static_cast<Kind>(kind);
+    out->seq = read_seq(data);
+    if (out->kind == Kind::kData) {
+        out->payload = data + kHeaderSize;
+        out->payload_size = size - kHeaderSize;
+    } else {
+        out->payload = nullptr;
+        out->payload_size = 0;
+    }
+    return V1Status::kOk;
+}
+
+V1Status parse_control(const std::uint8_t* json, std::size_t size, Control* out) {
+    if (size == 0 || size > kMaxControlSize) {
+        return V1Status::kNotJson;
+    }
+    const JsonDocument document(reinterpret_cast<const char*>(json), size);
+    const cJSON* root = document.root();
+    if (root == nullptr || !cJSON_IsObject(root)) {
+        return V1Status::kNotJson;
+    }
+    const cJSON* type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (!cJSON_IsString(type) || type->valuestring == nullptr) {
+        return V1Status::kUnknownType;
+    }
+    const FieldReader fields(root);
+    const char* name = type->valuestring;
+    if (std::strcmp(name, "hello") == 0) {
+        out->type = ControlType::kHello;
+        return parse_hello(fields, &out->hello);
+    }
+    if (std::strcmp(name, "welcome") == 0) {
+        out->type = ControlType::kWelcome;
+        return parse_welcome(fields, &out->welcome);
+    }
+    if (std::strcmp(name, "gap") == 0) {
+        out->type = ControlType::kGap;
+        return parse_gap(fields, &out->gap);
+    }
+    if (std::strcmp(name, "error") == 0) {
+        out->type = ControlType::kError;
+        return parse_error(fields, &out->error);
+    }
+    return V1Status::kUnknownType;
+}
+
+V1Status write_hello(const Hello& hello, char* out, std::size_t capacity, std::size_t* length) {
+    const std::size_t session_length = field_length(hello.session, sizeof hello.session);
+    const std::size_t device_length = field_length(hello.device, sizeof hello.device);
+    if (!is_uuid_text(hello.session, session_length) || hello.version == 0 || device_length == 0 ||
+        device_length > kMaxDeviceLength || !is_plain_text(hello.device, device_length) ||
+        hello.last_downlink > kMaxJsonSeq || hello.oldest_uplink > kMaxJsonSeq ||
+        hello.next_uplink > kMaxJsonSeq) {
+        return V1Status::kInvalidArgument;
+    }
+    JsonWriter writer(out, capacity);
+    writer.raw("{\"type\":\"hello\",\"session\":")
+        .quoted(hello.session, session_length)
+        .raw(",\"version\":")
+        .number(hello.version)
+        .raw(",\"device\":")
+        .quoted(hello.device, device_length)
+        .raw(",\"last_downlink\":")
+        .number(hello.last_downlink)
+        .raw(",\"oldest_uplink\":")
+        .number(hello.oldest_uplink)
+        .raw(",\"next_uplink\":")
+        .number(hello.next_uplink)
+        .raw("}");
+    return writer.finish(length);
+}
+
+V1Status write_welcome(const Welcome& welcome, char* out, std::size_t capacity,
+                       std::size_t* length) {
+    const std::size_t session_length = field_length(welcome.session, sizeof welcome.session);
+    if (!is_uuid_text(welcome.session, session_length) || welcome.last_uplink > kMaxJsonSeq) {
+        return V1Status::kInvalidArgument;
+    }
+    JsonWriter writer(out, capacity);
+    writer.raw("{\"type\":\"welcome\",\"session\":")
+        .quoted(welcome.session, session_length)
+        .raw(",\"resumed\":")
+        .boolean(welcome.resumed)
+        .raw(",\"last_uplink\":")
+        .number(welcome.last_uplink)
+        .raw(",\"ack_every\":")
+        .number(welcome.ack_every)
+        .raw(",\"ack_interval_ms\":")
+        .number(welcome.ack_interval_ms)
+        .raw("}");
+    return writer.finish(length);
+}
+
+V1Status write_gap(const Gap& gap, char* out, std::size_t capacity, std::size_t* length) {
+    const std::size_t reason_length = field_length(gap.reason, sizeof gap.reason);
+    if (gap.first == 0 || gap.last < gap.first || gap.last > kMaxJsonSeq ||
+        reason_length > kMaxReasonLength || !is_plain_text(gap.reason, reason_length)) {
+        return V1Status::kInvalidArgument;
+    }
+    JsonWriter writer(out, capacity);
+    writer.raw("{\"type\":\"gap\",\"first\":").number(gap.first).raw(",\"last\":").number(gap.last);
+    // The reason is optional on the wire; an empty one is left out.
+    if (reason_length > 0) {
+        writer.raw(",\"reason\":").quoted(gap.reason, reason_length);
+    }
+    writer.raw("}");
+    return writer.finish(length);
+}
+
+V1Status write_error(const Error& error, char* out, std::size_t capacity, std::size_t* length) {
+    const std::size_t message_length = field_length(error.message, sizeof error.message);
+    if (!is_error_code(error.code) || message_length > kMaxErrorMessageLength ||
+        !is_plain_text(error.message, message_length)) {
+        return V1Status::kInvalidArgument;
+    }
+    JsonWriter writer(out, capacity);
+    writer.raw("{\"type\":\"error\",\"code\":")
+        .number(error.code)
+        .raw(",\"message\":")
+        .quoted(error.message, message_length)
+        .raw("}");
+    return writer.finish(length);
+}
+
+namespace {
+
+constexpr std::uint32_t kMaxRetryAfterSeconds = 86400;
+
+bool is_reason_separator(std::uint8_t c) {
+    return c == ' ' || c == '\t' || c == ',' || c == ';';
+}
+
+// "retry_after=" followed by 1+ decimal digits worth at most 86400, and
+// nothing else in the token.
+bool parse_retry_after_token(const std::uint8_t* token, std::size_t length,
+                             std::uint32_t* seconds) {
+    static constexpr char kPrefix[] = "retry_after=";
+    constexpr std::size_t kPrefixLength = sizeof kPrefix - 1;
+    if (length <= kPrefixLength || std::memcmp(token, kPrefix, kPrefixLength) != 0) {
+        return false;
+    }
+    std::uint32_t value = 0;
+    for (std::size_t i = kPrefixLength; i < length; ++i) {
+        if (token[i] < '0' || token[i] > '9') {
+            return false;
+        }
+        value = value * 10 + static_cast<std::uint32_t>(token[i] - '0');
+        // Checked per digit, so a long run of digits cannot overflow.
+        if (value > kMaxRetryAfterSeconds) {
+            return false;
+        }
+    }
+    *seconds = value;
+    return true;
+}
+
+}  // namespace
+
+bool parse_retry_after_reason(const std::uint8_t* reason, std::size_t size,
+                              std::uint32_t* seconds) {
+    std::size_t start = 0;
+    while (start < size) {
+        if (is_reason_separator(reason[start])) {
+            ++start;
+            continue;
+        }
+        std::size_t end = start;
+        while (end < size && !is_reason_separator(reason[end])) {
+            ++end;
+        }
+        if (parse_retry_after_token(reason + start, end - start, seconds)) {
+            return true;
+        }
+        start = end;
+    }
+    return false;
+}
+
+}  // namespace tether::net::v1
