@@ -126,7 +126,7 @@ enum class [[nodiscard]] UplinkResult : std::uint8_t {
     kUnknownSession,            ///< no hello was accepted for this session
     kInvalidArgument,           ///< seq 0, or seq above 2^53 - 1
     kTooLarge,                  ///< payload above max_payload_size; nothing recorded
-    kIoError,                   ///< a write failed earlier or now; nothing recorded
+    kIoError,  ///< a write failed (now or earlier): the store refuses changes until reopened
 };
 const char* to_string(UplinkResult result);
 
@@ -138,12 +138,13 @@ enum class [[nodiscard]] GapResult : std::uint8_t {
     kIgnored,          ///< last < next_expected: entirely below, nothing changes
     kUnknownSession,   ///< no hello was accepted for this session
     kInvalidArgument,  ///< first 0, last < first, last above 2^53 - 1, reason > 64 bytes
-    kIoError,          ///< a write failed earlier or now; nothing recorded
+    kIoError,  ///< a write failed (now or earlier): the store refuses changes until reopened
 };
 const char* to_string(GapResult result);
 
 /// What sync() made acknowledgeable: send ACK `last_uplink` on the session's
-/// live connection (cumulative; only sessions whose value moved are listed).
+/// live connection. Listed: every session that received uplink DATA or gap
+/// messages since the previous sync (duplicates too: their sender missed an ACK).
 struct AckUpdate {
     std::string session;
     std::uint64_t last_uplink = 0;
@@ -174,6 +175,7 @@ struct SessionStats {
     std::uint64_t downlink_acked = 0;     ///< highest downlink seq the client acked
     std::uint64_t downlink_held = 0;      ///< messages in the replay buffer
     std::uint64_t downlink_oldest_held = 0;  ///< 0 when none is held
+    std::uint64_t downlink_file_records = 0;  ///< records in downlink.log (held + not yet compacted)
 };
 
 /// Totals over every session.
@@ -256,16 +258,26 @@ class SessionStore {
 
   private:
     SessionFiles* find(std::string_view session) const;
+    Status load_session(const std::string& id);
+    Status create_session(const std::string& id, SessionFiles** out);
+    bool sync_session(SessionFiles* files);
+    bool write_meta(SessionFiles* files);
+    bool append_gap(SessionFiles* files, std::uint64_t first, std::uint64_t last,
+                    std::string_view reason);
+    bool compact_downlink_if_needed(SessionFiles* files);
+    void mark_dirty(SessionFiles* files);
 
     StoreOptions options_;
     std::string directory_;
     bool open_ = false;
     bool failed_ = false;
     std::map<std::string, std::unique_ptr<SessionFiles>, std::less<>> sessions_;
+    std::vector<SessionFiles*> dirty_;  ///< sessions with changes since the last sync
 };
 
-/// True when `text` is a canonical UUID: 36 chars, 8-4-4-4-12 lowercase or
-/// uppercase hex digits separated by '-'. Session ids become directory names.
+/// True when `text` is a UUID in text form: 36 chars, 8-4-4-4-12 hex digits
+/// separated by '-'. Session ids become directory names; the store compares
+/// them case-insensitively and names directories and stats in lowercase.
 bool is_canonical_uuid(std::string_view text);
 
 }  // namespace tether::server
