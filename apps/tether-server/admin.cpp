@@ -166,8 +166,8 @@ void AdminConnection::service(TimeMs now) {
     }
     const std::size_t length_at = lower.find("\r\ncontent-length:");
     if (length_at != std::string::npos) {
-        content_length = static_cast<std::size_t>(
-            std::strtoul(lower.c_str() + length_at + 17, nullptr, 10));
+        content_length =
+            static_cast<std::size_t>(std::strtoul(lower.c_str() + length_at + 17, nullptr, 10));
     }
     if (in_.size() < header_end + 4 + content_length) {
         return;
@@ -203,8 +203,8 @@ void AdminConnection::handle(TimeMs now) {
         return;
     }
     if (method != "POST") {
-        respond(path.rfind("/faults/", 0) == 0 || path == "/quit" || path.rfind("/tokens/", 0) == 0 ||
-                        path.rfind("/sessions/", 0) == 0
+        respond(path.rfind("/faults/", 0) == 0 || path == "/quit" ||
+                        path.rfind("/tokens/", 0) == 0 || path.rfind("/sessions/", 0) == 0
                     ? 405
                     : 404,
                 "application/json", json_error("not found"));
@@ -241,8 +241,8 @@ void AdminConnection::handle(TimeMs now) {
         bool has_retry_after = false;
         if (query_value(query, "status", &value) &&
             (!parse_uint(value, 599, &status) ||
-             (status != 400 && status != 401 && status != 403 && status != 404 &&
-              status != 426 && status != 429 && status != 500 && status != 503))) {
+             (status != 400 && status != 401 && status != 403 && status != 404 && status != 426 &&
+              status != 429 && status != 500 && status != 503))) {
             respond(400, "application/json", json_error("status: 400 401 403 404 426 429 500 503"));
             return;
         }
@@ -273,8 +273,7 @@ void AdminConnection::handle(TimeMs now) {
             respond(404, "application/json", json_error("unknown token"));
             return;
         }
-        respond(200, "application/json",
-                json_ok(",\"closed\":" + std::to_string(result - 1)));
+        respond(200, "application/json", json_ok(",\"closed\":" + std::to_string(result - 1)));
     } else if (path.rfind("/sessions/", 0) == 0 && path.size() > 15 &&
                path.compare(path.size() - 5, 5, "/push") == 0) {
         const std::string session = path.substr(10, path.size() - 15);
@@ -300,8 +299,9 @@ void AdminConnection::handle(TimeMs now) {
 void AdminConnection::respond(int status, const std::string& content_type,
                               const std::string& body) {
     out_ = "HTTP/1.1 " + std::to_string(status) + " " + reason_of(status) +
-           "\r\nContent-Type: " + content_type + "\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+           "\r\nContent-Type: " + content_type +
+           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
+           body;
     responded_ = true;
     write_out();
 }

@@ -42,8 +42,8 @@ short ClientConnection::poll_events(bool silenced) const {
         return 0;
     }
     const bool want_write = stream_ != nullptr && stream_->queued_bytes() != 0;
-    const bool want_read = !(silenced && (phase_ == Phase::kAwaitHello || phase_ == Phase::kOnline ||
-                                          phase_ == Phase::kClosing)) &&
+    const bool want_read = !(silenced && (phase_ == Phase::kAwaitHello ||
+                                          phase_ == Phase::kOnline || phase_ == Phase::kClosing)) &&
                            phase_ != Phase::kHttpReply;
     const PollInterest interest = transport_.interest(want_read, want_write);
     short events = 0;
@@ -114,8 +114,8 @@ void ClientConnection::service(TimeMs now, bool silenced) {
     if (dead_) {
         return;
     }
-    if (!silenced && (phase_ == Phase::kAwaitHello || phase_ == Phase::kOnline ||
-                      phase_ == Phase::kClosing)) {
+    if (!silenced &&
+        (phase_ == Phase::kAwaitHello || phase_ == Phase::kOnline || phase_ == Phase::kClosing)) {
         const net::WsResult result = stream_->read_frames(*this);
         if (result.status == net::WsStatus::kProtocolError && phase_ != Phase::kClosing) {
             close_with(result.close_code, nullptr, now);
@@ -172,7 +172,8 @@ void ClientConnection::reply_http(std::uint16_t status, std::uint32_t retry_afte
     response.retry_after_seconds = retry_after;
     char out[512];
     std::size_t length = 0;
-    if (net::build_error_response(response, out, sizeof out, &length) != net::HandshakeStatus::kOk) {
+    if (net::build_error_response(response, out, sizeof out, &length) !=
+        net::HandshakeStatus::kOk) {
         drop();
         return;
     }
@@ -180,8 +181,8 @@ void ClientConnection::reply_http(std::uint16_t status, std::uint32_t retry_afte
     if (stream_ == nullptr) {
         rx_.reset(new std::uint8_t[1024]);
         tx_.reset(new std::uint8_t[1024]);
-        stream_.reset(new net::WsStream(net::WsStreamConfig{}, rx_.get(), 1024, tx_.get(), 1024,
-                                        masks_));
+        stream_.reset(
+            new net::WsStream(net::WsStreamConfig{}, rx_.get(), 1024, tx_.get(), 1024, masks_));
     }
     if (!stream_->attach(&transport_) ||
         !stream_->queue_raw(reinterpret_cast<const std::uint8_t*>(out), length)) {
@@ -208,7 +209,8 @@ void ClientConnection::finish_upgrade(TimeMs now) {
         return;
     }
     const char* token = parser_->bearer_token();
-    const TokenCheck check = token == nullptr ? TokenCheck::kUnknown : server_.tokens().check(token);
+    const TokenCheck check =
+        token == nullptr ? TokenCheck::kUnknown : server_.tokens().check(token);
     if (check != TokenCheck::kValid) {
         server_.log("event=upgrade_rejected conn=%llu why=token_%s",
                     static_cast<unsigned long long>(id_),
@@ -480,15 +482,15 @@ void ClientConnection::pump(TimeMs now) {
     if (phase_ == Phase::kOnline && downlink_dirty_) {
         downlink_dirty_ = false;
         for (;;) {
-            const DownlinkMessage* message = server_.store().downlink_next(session_, downlink_sent_);
+            const DownlinkMessage* message =
+                server_.store().downlink_next(session_, downlink_sent_);
             if (message == nullptr) {
                 break;
             }
             std::uint8_t header[v1::kHeaderSize];
             v1::write_data_header(message->seq, header);
             if (!stream_->queue_message_parts(net::WsOpcode::kBinary, header, sizeof header,
-                                              message->payload.data(),
-                                              message->payload.size())) {
+                                              message->payload.data(), message->payload.size())) {
                 downlink_dirty_ = true;  // no room: continue once the buffer drains
                 break;
             }
@@ -536,10 +538,9 @@ std::uint32_t ClientConnection::tick(TimeMs now, bool silenced) {
     }
     const TimeMs ping_at = last_rx_ + options.ping_interval_ms;
     if (time_reached(now, ping_at)) {
-        const std::uint8_t payload[4] = {static_cast<std::uint8_t>(now >> 24),
-                                         static_cast<std::uint8_t>(now >> 16),
-                                         static_cast<std::uint8_t>(now >> 8),
-                                         static_cast<std::uint8_t>(now)};
+        const std::uint8_t payload[4] = {
+            static_cast<std::uint8_t>(now >> 24), static_cast<std::uint8_t>(now >> 16),
+            static_cast<std::uint8_t>(now >> 8), static_cast<std::uint8_t>(now)};
         if (stream_->queue_ping(payload, sizeof payload)) {
             ping_outstanding_ = true;
             ping_sent_at_ = now;

@@ -40,8 +40,7 @@ StoreOptions store_options_for(const Options& options) {
 
 }  // namespace
 
-Server::Server(const Options& options)
-    : options_(options), store_(store_options_for(options)) {}
+Server::Server(const Options& options) : options_(options), store_(store_options_for(options)) {}
 
 Server::~Server() {
     clients_.clear();
@@ -335,9 +334,8 @@ int Server::run() {
         if ((fds_[3].revents & POLLIN) != 0) {
             accept_admin();
         }
-        if (unsynced_ != 0 &&
-            (sync_now_ || unsynced_ >= options_.ack_every ||
-             time_since(now, first_unsynced_at_) >= options_.ack_interval_ms)) {
+        if (unsynced_ != 0 && (sync_now_ || unsynced_ >= options_.ack_every ||
+                               time_since(now, first_unsynced_at_) >= options_.ack_interval_ms)) {
             sync_store(now);
         }
         for (auto& client : clients_) {

@@ -40,8 +40,7 @@ class ClientConnection final : public net::WsHandler {
   public:
     enum class Phase : std::uint8_t { kTls, kUpgrade, kHttpReply, kAwaitHello, kOnline, kClosing };
 
-    ClientConnection(Server& server, std::uint64_t id, port::TlsServerContext* tls,
-                     TimeMs now);
+    ClientConnection(Server& server, std::uint64_t id, port::TlsServerContext* tls, TimeMs now);
     ~ClientConnection() override;
 
     bool adopt(int fd);
@@ -163,8 +162,7 @@ class Server {
     void fault_reject(std::uint16_t status, bool has_retry_after, std::uint32_t retry_after,
                       std::uint32_t ms, TimeMs now);
     std::size_t expire_tokens(const std::string& token, bool all, TimeMs now);
-    Status push_downlink(const std::string& session, const std::string& body,
-                         std::uint64_t* seq);
+    Status push_downlink(const std::string& session, const std::string& body, std::uint64_t* seq);
     void request_quit() { quit_requested_ = true; }
 
   private:

@@ -56,9 +56,9 @@ std::string Server::stats_json() const {
                                 static_cast<double>(stats.downlink_last_seq + 1));
         cJSON_AddNumberToObject(item, "downlink_acked", static_cast<double>(stats.downlink_acked));
         cJSON_AddNumberToObject(item, "downlink_held", static_cast<double>(stats.downlink_held));
-        cJSON_AddNumberToObject(item, "downlink_sent",
-                                live != live_.end() ? static_cast<double>(live->second->downlink_sent())
-                                                    : 0.0);
+        cJSON_AddNumberToObject(
+            item, "downlink_sent",
+            live != live_.end() ? static_cast<double>(live->second->downlink_sent()) : 0.0);
         cJSON_AddItemToArray(sessions, item);
     }
     char* text = cJSON_PrintUnformatted(root);
