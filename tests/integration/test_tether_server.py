@@ -527,6 +527,48 @@ class Tls(unittest.TestCase):
         run(scenario())
         self.assertEqual(self.server.session_stats(session)["received"], 10)
 
+    def test_session_tickets_let_clients_resume(self):
+        import socket
+        context = ssl.create_default_context(cafile=certs().ca)
+
+        def handshake(session=None):
+            raw = socket.create_connection(("127.0.0.1", self.server.tls_port), timeout=TIMEOUT)
+            tls = context.wrap_socket(raw, server_hostname="localhost", session=session)
+            reused = tls.session_reused
+            saved = tls.session
+            tls.close()
+            return reused, saved
+
+        reused, session = handshake()
+        self.assertFalse(reused)
+        self.assertTrue(session.has_ticket)
+        reused, _ = handshake(session)
+        self.assertTrue(reused)
+
+    def test_client_certificates_are_required_with_client_ca(self):
+        c = certs()
+        server = Server(self.tmp, tls=True, data_dir=self.tmp.path("mtls"),
+                        extra=["--client-ca", c.client_ca])
+        try:
+            async def attempt(with_certificate):
+                context = ssl.create_default_context(cafile=c.ca)
+                if with_certificate:
+                    context.load_cert_chain(c.client, c.client_key)
+                try:
+                    ws = await connect(server, url="wss://localhost:%d/v1" % server.tls_port,
+                                       ssl_context=context)
+                except Exception:  # noqa: BLE001 - the handshake must fail somehow
+                    return False
+                await ws.send(hello(new_session()))
+                kind, _ = await recv(ws)
+                await ws.close()
+                return kind == "json"
+
+            self.assertTrue(run(attempt(True)))
+            self.assertFalse(run(attempt(False)))
+        finally:
+            server.stop()
+
     def test_plain_client_on_the_tls_port_is_dropped(self):
         async def scenario():
             try:
