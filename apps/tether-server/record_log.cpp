@@ -163,10 +163,12 @@ bool sync_directory(const std::string& directory) {
     return ok;
 }
 
-RecordLog::~RecordLog() { close(); }
+RecordLog::~RecordLog() {
+    close();
+}
 
-Status RecordLog::open(const std::string& path, std::size_t max_body,
-                       const RecordVisitor& visitor, std::uint64_t* truncated_bytes) {
+Status RecordLog::open(const std::string& path, std::size_t max_body, const RecordVisitor& visitor,
+                       std::uint64_t* truncated_bytes) {
     if (fd_ >= 0) {
         return Status::kInvalidArgument;
     }

@@ -29,8 +29,8 @@ inline constexpr std::size_t kRecordOverhead = 8 + 4 + 4;
 
 /// Called for each valid record while a log is read, in file order. Return
 /// false to declare the record invalid: the log ends before it.
-using RecordVisitor = std::function<bool(std::uint64_t key, const std::uint8_t* body,
-                                         std::size_t size)>;
+using RecordVisitor =
+    std::function<bool(std::uint64_t key, const std::uint8_t* body, std::size_t size)>;
 
 /// One record to write (body borrowed from the caller).
 struct RecordView {
@@ -77,8 +77,7 @@ class RecordLog {
     /// Reads `path` without changing it: every valid record up to the first
     /// damaged one goes to `visitor`. kOk (also for a damaged tail), kNotFound
     /// when the file does not exist, kIoError.
-    static Status read(const std::string& path, std::size_t max_body,
-                       const RecordVisitor& visitor);
+    static Status read(const std::string& path, std::size_t max_body, const RecordVisitor& visitor);
 
     /// Replaces `path` atomically with a file holding `records`: writes
     /// `path`.tmp, fsyncs it, renames it over `path` and fsyncs the directory.

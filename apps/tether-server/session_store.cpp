@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <unistd.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -84,25 +84,38 @@ bool is_canonical_uuid(std::string_view text) {
 
 const char* to_string(UplinkResult result) {
     switch (result) {
-        case UplinkResult::kStored: return "stored";
-        case UplinkResult::kDuplicate: return "duplicate";
-        case UplinkResult::kStoredAfterUnreportedGap: return "stored_after_unreported_gap";
-        case UplinkResult::kUnknownSession: return "unknown_session";
-        case UplinkResult::kInvalidArgument: return "invalid_argument";
-        case UplinkResult::kTooLarge: return "too_large";
-        case UplinkResult::kIoError: return "io_error";
+        case UplinkResult::kStored:
+            return "stored";
+        case UplinkResult::kDuplicate:
+            return "duplicate";
+        case UplinkResult::kStoredAfterUnreportedGap:
+            return "stored_after_unreported_gap";
+        case UplinkResult::kUnknownSession:
+            return "unknown_session";
+        case UplinkResult::kInvalidArgument:
+            return "invalid_argument";
+        case UplinkResult::kTooLarge:
+            return "too_large";
+        case UplinkResult::kIoError:
+            return "io_error";
     }
     return "unknown";
 }
 
 const char* to_string(GapResult result) {
     switch (result) {
-        case GapResult::kRecorded: return "recorded";
-        case GapResult::kRecordedAfterUnreportedGap: return "recorded_after_unreported_gap";
-        case GapResult::kIgnored: return "ignored";
-        case GapResult::kUnknownSession: return "unknown_session";
-        case GapResult::kInvalidArgument: return "invalid_argument";
-        case GapResult::kIoError: return "io_error";
+        case GapResult::kRecorded:
+            return "recorded";
+        case GapResult::kRecordedAfterUnreportedGap:
+            return "recorded_after_unreported_gap";
+        case GapResult::kIgnored:
+            return "ignored";
+        case GapResult::kUnknownSession:
+            return "unknown_session";
+        case GapResult::kInvalidArgument:
+            return "invalid_argument";
+        case GapResult::kIoError:
+            return "io_error";
     }
     return "unknown";
 }
@@ -226,22 +239,22 @@ Status SessionStore::load_session(const std::string& id) {
     // meta: a cache of what the logs cannot tell. The last valid record wins.
     bool have_meta = false;
     std::uint64_t meta_next_downlink = 1;
-    const Status meta_read = RecordLog::read(
-        s.directory + kMetaFile, kMaxMetaBody,
-        [&](std::uint64_t key, const std::uint8_t* body, std::size_t size) {
-            if (key != kMetaFormat || size < kMetaFixedBytes ||
-                get_u32(body + 28) != size - kMetaFixedBytes) {
-                return false;
-            }
-            s.version = get_u32(body);
-            meta_next_downlink = get_u64(body + 4);
-            s.acked = get_u64(body + 12);
-            s.duplicates = get_u64(body + 20);
-            s.device.assign(reinterpret_cast<const char*>(body + kMetaFixedBytes),
-                            size - kMetaFixedBytes);
-            have_meta = true;
-            return true;
-        });
+    const Status meta_read =
+        RecordLog::read(s.directory + kMetaFile, kMaxMetaBody,
+                        [&](std::uint64_t key, const std::uint8_t* body, std::size_t size) {
+                            if (key != kMetaFormat || size < kMetaFixedBytes ||
+                                get_u32(body + 28) != size - kMetaFixedBytes) {
+                                return false;
+                            }
+                            s.version = get_u32(body);
+                            meta_next_downlink = get_u64(body + 4);
+                            s.acked = get_u64(body + 12);
+                            s.duplicates = get_u64(body + 20);
+                            s.device.assign(reinterpret_cast<const char*>(body + kMetaFixedBytes),
+                                            size - kMetaFixedBytes);
+                            have_meta = true;
+                            return true;
+                        });
     if (meta_read == Status::kIoError) {
         return Status::kIoError;
     }
@@ -281,27 +294,27 @@ Status SessionStore::load_session(const std::string& id) {
             ++gap_index;
         }
     };
-    opened = s.uplink.open(
-        s.directory + kUplinkFile, options_.max_payload_size,
-        [&](std::uint64_t seq, const std::uint8_t*, std::size_t) {
-            if (seq == 0 || seq > kMaxSeq || seq <= s.highest_seq) {
-                return false;
-            }
-            skip_gaps();
-            while (seq > expect) {
-                std::uint64_t hole_last = seq - 1;
-                if (gap_index < gaps.size() && gaps[gap_index].first <= hole_last) {
-                    hole_last = gaps[gap_index].first - 1;
-                }
-                holes.push_back(GapRecord{expect, hole_last, kReasonUnreported});
-                expect = hole_last + 1;
-                skip_gaps();
-            }
-            expect = std::max(expect, seq + 1);
-            s.highest_seq = seq;
-            ++s.received;
-            return true;
-        });
+    opened =
+        s.uplink.open(s.directory + kUplinkFile, options_.max_payload_size,
+                      [&](std::uint64_t seq, const std::uint8_t*, std::size_t) {
+                          if (seq == 0 || seq > kMaxSeq || seq <= s.highest_seq) {
+                              return false;
+                          }
+                          skip_gaps();
+                          while (seq > expect) {
+                              std::uint64_t hole_last = seq - 1;
+                              if (gap_index < gaps.size() && gaps[gap_index].first <= hole_last) {
+                                  hole_last = gaps[gap_index].first - 1;
+                              }
+                              holes.push_back(GapRecord{expect, hole_last, kReasonUnreported});
+                              expect = hole_last + 1;
+                              skip_gaps();
+                          }
+                          expect = std::max(expect, seq + 1);
+                          s.highest_seq = seq;
+                          ++s.received;
+                          return true;
+                      });
     if (opened != Status::kOk) {
         return opened;
     }
@@ -330,22 +343,22 @@ Status SessionStore::load_session(const std::string& id) {
 
     // downlink.log: consecutive seqs; keep the newest unacked ones.
     std::uint64_t last_downlink = 0;
-    opened = s.downlink.open(
-        s.directory + kDownlinkFile, options_.max_payload_size,
-        [&](std::uint64_t seq, const std::uint8_t* body, std::size_t size) {
-            if (seq == 0 || seq > kMaxSeq || seq <= last_downlink ||
-                (last_downlink != 0 && seq != last_downlink + 1)) {
-                return false;
-            }
-            last_downlink = seq;
-            if (seq > s.acked) {
-                s.held.push_back(DownlinkMessage{seq, std::vector<std::uint8_t>(body, body + size)});
-                if (s.held.size() > options_.replay_capacity) {
-                    s.held.pop_front();
-                }
-            }
-            return true;
-        });
+    opened = s.downlink.open(s.directory + kDownlinkFile, options_.max_payload_size,
+                             [&](std::uint64_t seq, const std::uint8_t* body, std::size_t size) {
+                                 if (seq == 0 || seq > kMaxSeq || seq <= last_downlink ||
+                                     (last_downlink != 0 && seq != last_downlink + 1)) {
+                                     return false;
+                                 }
+                                 last_downlink = seq;
+                                 if (seq > s.acked) {
+                                     s.held.push_back(DownlinkMessage{
+                                         seq, std::vector<std::uint8_t>(body, body + size)});
+                                     if (s.held.size() > options_.replay_capacity) {
+                                         s.held.pop_front();
+                                     }
+                                 }
+                                 return true;
+                             });
     if (opened != Status::kOk) {
         return opened;
     }
@@ -366,16 +379,13 @@ Status SessionStore::create_session(const std::string& id, SessionFiles** out) {
     auto files = std::make_unique<SessionFiles>();
     files->id = id;
     files->directory = directory_ + "/sessions/" + id;
-    const auto accept_none = [](std::uint64_t, const std::uint8_t*, std::size_t) {
-        return false;
-    };
+    const auto accept_none = [](std::uint64_t, const std::uint8_t*, std::size_t) { return false; };
     // Logs left by an earlier failed creation hold nothing we promised: the
     // session did not exist for any client, so they are emptied.
     if (!make_directory(files->directory) ||
         files->uplink.open(files->directory + kUplinkFile, options_.max_payload_size,
                            accept_none) != Status::kOk ||
-        files->gaps.open(files->directory + kGapsFile, kMaxGapBody, accept_none) !=
-            Status::kOk ||
+        files->gaps.open(files->directory + kGapsFile, kMaxGapBody, accept_none) != Status::kOk ||
         files->downlink.open(files->directory + kDownlinkFile, options_.max_payload_size,
                              accept_none) != Status::kOk ||
         !write_meta(files.get()) || !sync_directory(directory_ + "/sessions")) {
@@ -423,8 +433,8 @@ bool SessionStore::append_gap(SessionFiles* files, std::uint64_t first, std::uin
 
 Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
     char key[kUuidLength + 1];
-    if (!open_ || result == nullptr || !session_key(request.session, key) ||
-        request.version == 0 || request.device.empty() || request.device.size() > kMaxDevice ||
+    if (!open_ || result == nullptr || !session_key(request.session, key) || request.version == 0 ||
+        request.device.empty() || request.device.size() > kMaxDevice ||
         request.last_downlink > kMaxSeq || request.oldest_uplink > kMaxSeq) {
         return Status::kInvalidArgument;
     }
@@ -471,7 +481,8 @@ Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
     result->replay_after = request.last_downlink;
     if (request.last_downlink + 1 < oldest_held) {
         result->has_downlink_gap = true;
-        result->downlink_gap = GapRecord{request.last_downlink + 1, oldest_held - 1, kReasonExpired};
+        result->downlink_gap =
+            GapRecord{request.last_downlink + 1, oldest_held - 1, kReasonExpired};
         result->replay_after = oldest_held - 1;
     }
     if (!sync_session(s)) {

@@ -82,7 +82,7 @@ inline constexpr const char* kReasonExpired = "expired";
 
 /// The hello fields the store needs (net::v1::Hello, already validated).
 struct HelloRequest {
-    std::string_view session;  ///< canonical UUID text, 36 chars
+    std::string_view session;   ///< canonical UUID text, 36 chars
     std::uint32_t version = 0;  ///< >= 1
     std::string_view device;
     std::uint64_t last_downlink = 0;
@@ -118,7 +118,7 @@ struct HelloResult {
     std::uint64_t replay_after = 0;
 };
 
-enum class [[nodiscard]] UplinkResult : std::uint8_t {
+enum class [[nodiscard]] UplinkResult : std::uint8_t{
     kStored,                    ///< seq == next_expected: appended; next_expected += 1
     kDuplicate,                 ///< seq < next_expected: dropped and counted
     kStoredAfterUnreportedGap,  ///< seq > next_expected: [next_expected, seq-1] recorded
@@ -130,7 +130,7 @@ enum class [[nodiscard]] UplinkResult : std::uint8_t {
 };
 const char* to_string(UplinkResult result);
 
-enum class [[nodiscard]] GapResult : std::uint8_t {
+enum class [[nodiscard]] GapResult : std::uint8_t{
     kRecorded,  ///< first <= next_expected <= last + 1: [next_expected, last] recorded
     /// first > next_expected: [next_expected, first - 1] recorded as "unreported",
     /// then [first, last] with the given reason.
@@ -161,21 +161,22 @@ struct DownlinkMessage {
 struct SessionStats {
     std::string session;
     std::string device;
-    std::uint32_t version = 0;            ///< highest version seen
-    std::uint64_t received = 0;           ///< distinct uplink messages stored
-    std::uint64_t duplicates = 0;         ///< uplink DATA dropped as duplicates
-    std::uint64_t highest_seq = 0;        ///< highest uplink seq stored (0: none)
-    std::uint64_t next_expected = 1;      ///< every uplink seq below is stored or a gap
-    std::uint64_t acknowledgeable = 0;    ///< next_expected - 1 as of the last sync
-    std::uint64_t gap_count = 0;          ///< uplink gaps recorded
-    std::uint64_t missing_seqs = 0;       ///< seqs covered by those gaps
-    std::uint64_t unreported_gaps = 0;    ///< gaps with reason "unreported"
-    std::vector<GapRecord> gaps;          ///< the first max_listed_gaps gaps, in seq order
-    std::uint64_t downlink_last_seq = 0;  ///< highest downlink seq assigned (0: none)
-    std::uint64_t downlink_acked = 0;     ///< highest downlink seq the client acked
-    std::uint64_t downlink_held = 0;      ///< messages in the replay buffer
+    std::uint32_t version = 0;               ///< highest version seen
+    std::uint64_t received = 0;              ///< distinct uplink messages stored
+    std::uint64_t duplicates = 0;            ///< uplink DATA dropped as duplicates
+    std::uint64_t highest_seq = 0;           ///< highest uplink seq stored (0: none)
+    std::uint64_t next_expected = 1;         ///< every uplink seq below is stored or a gap
+    std::uint64_t acknowledgeable = 0;       ///< next_expected - 1 as of the last sync
+    std::uint64_t gap_count = 0;             ///< uplink gaps recorded
+    std::uint64_t missing_seqs = 0;          ///< seqs covered by those gaps
+    std::uint64_t unreported_gaps = 0;       ///< gaps with reason "unreported"
+    std::vector<GapRecord> gaps;             ///< the first max_listed_gaps gaps, in seq order
+    std::uint64_t downlink_last_seq = 0;     ///< highest downlink seq assigned (0: none)
+    std::uint64_t downlink_acked = 0;        ///< highest downlink seq the client acked
+    std::uint64_t downlink_held = 0;         ///< messages in the replay buffer
     std::uint64_t downlink_oldest_held = 0;  ///< 0 when none is held
-    std::uint64_t downlink_file_records = 0;  ///< records in downlink.log (held + not yet compacted)
+    std::uint64_t downlink_file_records =
+        0;  ///< records in downlink.log (held + not yet compacted)
 };
 
 /// Totals over every session.
@@ -232,8 +233,8 @@ class SessionStore {
     /// its seq (1, 2, ...), durable after the next sync(). Drops the oldest
     /// held message when the buffer is full. kOk, kNotFound (unknown session),
     /// kTooLarge (above max_payload_size), kIoError.
-    Status push_downlink(std::string_view session, const std::uint8_t* payload,
-                         std::size_t size, std::uint64_t* seq);
+    Status push_downlink(std::string_view session, const std::uint8_t* payload, std::size_t size,
+                         std::uint64_t* seq);
 
     /// The first held downlink message with seq > `after`, or null when none
     /// is held (unknown session, or nothing newer). The pointer stays valid

@@ -9,9 +9,13 @@ namespace {
 // Largest tokens file read: kMaxTokens lines of two maximal fields.
 constexpr std::size_t kMaxFileBytes = kMaxTokens * (2 * kMaxTokenLength + 2);
 
-bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+bool is_blank(char c) {
+    return c == ' ' || c == '\t' || c == '\r';
+}
 
-bool is_visible(char c) { return c > ' ' && c < 0x7f; }
+bool is_visible(char c) {
+    return c > ' ' && c < 0x7f;
+}
 
 // Splits `line` into at most two fields. False on a malformed line.
 bool parse_line(std::string_view line, std::string_view* token, std::string_view* user) {
@@ -44,9 +48,12 @@ bool parse_line(std::string_view line, std::string_view* token, std::string_view
 
 const char* to_string(TokenCheck check) {
     switch (check) {
-        case TokenCheck::kValid: return "valid";
-        case TokenCheck::kUnknown: return "unknown";
-        case TokenCheck::kExpired: return "expired";
+        case TokenCheck::kValid:
+            return "valid";
+        case TokenCheck::kUnknown:
+            return "unknown";
+        case TokenCheck::kExpired:
+            return "expired";
     }
     return "unknown_check";
 }

@@ -22,8 +22,8 @@
 #include "record_log.h"
 #include "session_store.h"
 #include "support/syscall_faults.h"
-#include "tether/crc32.h"
 #include "support/temp_dir.h"
+#include "tether/crc32.h"
 #include "tokens.h"
 
 // CppUTest last: its operator-new macro breaks standard headers.
@@ -113,7 +113,9 @@ const std::uint8_t* bytes(const std::string& text) {
     return reinterpret_cast<const std::uint8_t*>(text.data());
 }
 
-const std::uint8_t* bytes(const char* text) { return reinterpret_cast<const std::uint8_t*>(text); }
+const std::uint8_t* bytes(const char* text) {
+    return reinterpret_cast<const std::uint8_t*>(text);
+}
 
 std::string text(const std::vector<std::uint8_t>& data) {
     return std::string(data.begin(), data.end());
@@ -166,7 +168,9 @@ TEST_GROUP(RecordLog) {
     std::string path;
     std::vector<std::pair<std::uint64_t, std::string>> seen;
 
-    void setup() override { path = temp.file("test.log"); }
+    void setup() override {
+        path = temp.file("test.log");
+    }
     void teardown() override {
         ::unlink((path + ".tmp").c_str());
     }
@@ -312,6 +316,47 @@ TEST(RecordLog, FailedFsyncBreaksTheLog) {
     CHECK_EQUAL(Status::kIoError, log.append(2, bytes("two"), 3));
 }
 
+TEST(RecordLog, InterruptedCallsAreRetried) {
+    append_three();
+    SyscallFaults faults;
+    faults.fail(Syscall::kPread, EINTR, 2);
+    RecordLog log;
+    CHECK_EQUAL(Status::kOk, log.open(path, 64, collect()));
+    UNSIGNED_LONGS_EQUAL(3, seen.size());
+    faults.fail(Syscall::kPwrite, EINTR, 2);
+    CHECK_EQUAL(Status::kOk, log.append(4, bytes("four"), 4));
+    log.close();
+    CHECK_EQUAL(Status::kOk, RecordLog::read(path, 64, collect()));
+    UNSIGNED_LONGS_EQUAL(4, seen.size());
+}
+
+TEST(RecordLog, ReadErrorsAreReportedNotTakenForTheEnd) {
+    append_three();
+    {
+        SyscallFaults faults;
+        faults.fail(Syscall::kPread, EIO);
+        RecordLog log;
+        CHECK_EQUAL(Status::kIoError, log.open(path, 64, collect()));
+        CHECK_FALSE(log.is_open());
+        faults.fail(Syscall::kPread, EIO);
+        CHECK_EQUAL(Status::kIoError, RecordLog::read(path, 64, collect()));
+    }
+    // A torn tail whose truncation cannot be made durable fails the open.
+    const std::string full = read_file(path);
+    write_file(path, full.substr(0, full.size() - 1));
+    {
+        SyscallFaults faults;
+        faults.fail(Syscall::kFsync, EIO);
+        RecordLog log;
+        CHECK_EQUAL(Status::kIoError, log.open(path, 64, collect()));
+    }
+    UNSIGNED_LONGS_EQUAL(2 * tether::server::kRecordOverhead + 3,
+                         file_size(path));  // the cut itself happened
+    RecordLog log;
+    CHECK_EQUAL(Status::kOk, log.open(path, 64, collect()));
+    UNSIGNED_LONGS_EQUAL(2, seen.size());
+}
+
 TEST(RecordLog, ReplaceSwapsContentsAtomically) {
     append_three();
     const RecordView records[] = {{7, bytes("seven"), 5}, {8, bytes("eight"), 5}};
@@ -329,8 +374,7 @@ TEST(RecordLog, ReplaceSwapsContentsAtomically) {
     UNSIGNED_LONGS_EQUAL(2, seen.size());  // unchanged
     CHECK_EQUAL(-1, ::access((path + ".tmp").c_str(), F_OK));
     CHECK_EQUAL(Status::kNotFound, RecordLog::read(path + ".missing", 64, collect()));
-    CHECK_EQUAL(Status::kIoError,
-                RecordLog::replace(temp.path() + "/no/such/file", {records[0]}));
+    CHECK_EQUAL(Status::kIoError, RecordLog::replace(temp.path() + "/no/such/file", {records[0]}));
 }
 
 // --- SessionStore --------------------------------------------------------------
@@ -361,18 +405,20 @@ TEST_GROUP(SessionStore) {
     HelloResult hello(std::uint32_t version, std::uint64_t last_downlink = 0,
                       std::uint64_t oldest_uplink = 1, const char* session = kSession) {
         HelloResult result;
-        CHECK_EQUAL(Status::kOk,
-                    store->hello(hello_request(version, last_downlink, oldest_uplink,
-                                               oldest_uplink, session),
-                                 &result));
+        CHECK_EQUAL(Status::kOk, store->hello(hello_request(version, last_downlink, oldest_uplink,
+                                                            oldest_uplink, session),
+                                              &result));
         return result;
     }
 
-    void sync() { CHECK_EQUAL(Status::kOk, store->sync(nullptr)); }
+    void sync() {
+        CHECK_EQUAL(Status::kOk, store->sync(nullptr));
+    }
 
     std::uint64_t push(const std::string& payload) {
         std::uint64_t seq = 0;
-        CHECK_EQUAL(Status::kOk, store->push_downlink(kSession, bytes(payload), payload.size(), &seq));
+        CHECK_EQUAL(Status::kOk,
+                    store->push_downlink(kSession, bytes(payload), payload.size(), &seq));
         return seq;
     }
 };
@@ -745,8 +791,7 @@ TEST(SessionStore, KillDuringTheLastUplinkAppendNeverCorruptsOrInvents) {
         UNSIGNED_LONGS_EQUAL(complete ? uplink.size() : synced_size,
                              file_size(session_file(copy, "uplink.log")));
         // The client retransmits what was not acknowledged.
-        CHECK_EQUAL(complete ? UplinkResult::kDuplicate : UplinkResult::kStored,
-                    send(*store, 6));
+        CHECK_EQUAL(complete ? UplinkResult::kDuplicate : UplinkResult::kStored, send(*store, 6));
         store.reset();
         remove_tree(copy);
     }
@@ -870,9 +915,9 @@ TEST(SessionStore, RandomTrafficMatchesASimpleModelAcrossRestarts) {
                 CHECK_EQUAL(UplinkResult::kDuplicate, result);
                 ++duplicates;
             } else {
-                CHECK_EQUAL(seq == next ? UplinkResult::kStored
-                                        : UplinkResult::kStoredAfterUnreportedGap,
-                            result);
+                CHECK_EQUAL(
+                    seq == next ? UplinkResult::kStored : UplinkResult::kStoredAfterUnreportedGap,
+                    result);
                 missing += seq - next;
                 next = seq + 1;
                 ++received;
@@ -997,8 +1042,7 @@ TEST(SessionStore, LimitsAreEnforced) {
     reopen();
     hello(1);
     HelloResult result;
-    CHECK_EQUAL(Status::kNoSpace,
-                store->hello(hello_request(1, 0, 1, 1, kOtherSession), &result));
+    CHECK_EQUAL(Status::kNoSpace, store->hello(hello_request(1, 0, 1, 1, kOtherSession), &result));
     CHECK_EQUAL(UplinkResult::kTooLarge, store->uplink_data(kSession, 1, bytes("12345"), 5));
     std::uint64_t seq = 0;
     CHECK_EQUAL(Status::kTooLarge, store->push_downlink(kSession, bytes("12345"), 5, &seq));
@@ -1024,17 +1068,20 @@ TEST(SessionStore, OpenRefusesBadOptionsTwiceOpenAndUnusableDirectories) {
 }
 
 TEST(SessionStore, StatusNamesAreDistinct) {
-    const UplinkResult uplink[] = {UplinkResult::kStored, UplinkResult::kDuplicate,
+    const UplinkResult uplink[] = {UplinkResult::kStored,
+                                   UplinkResult::kDuplicate,
                                    UplinkResult::kStoredAfterUnreportedGap,
-                                   UplinkResult::kUnknownSession, UplinkResult::kInvalidArgument,
-                                   UplinkResult::kTooLarge, UplinkResult::kIoError};
+                                   UplinkResult::kUnknownSession,
+                                   UplinkResult::kInvalidArgument,
+                                   UplinkResult::kTooLarge,
+                                   UplinkResult::kIoError};
     std::set<std::string> names;
     for (UplinkResult result : uplink) {
         names.insert(tether::server::to_string(result));
     }
     UNSIGNED_LONGS_EQUAL(7, names.size());
-    const GapResult gap[] = {GapResult::kRecorded, GapResult::kRecordedAfterUnreportedGap,
-                             GapResult::kIgnored, GapResult::kUnknownSession,
+    const GapResult gap[] = {GapResult::kRecorded,        GapResult::kRecordedAfterUnreportedGap,
+                             GapResult::kIgnored,         GapResult::kUnknownSession,
                              GapResult::kInvalidArgument, GapResult::kIoError};
     names.clear();
     for (GapResult result : gap) {
