@@ -1,0 +1,554 @@
+// One client connection of tether-server: the TLS handshake, the HTTP
+// upgrade, then tether.v1 over the WebSocket stream (docs/PROTOCOL.md).
+#include <sys/socket.h>
+
+#include <cstring>
+#include <string>
+
+#include "server.h"
+#include "tether/net/tether_v1.h"
+
+namespace tether::server {
+namespace {
+
+namespace v1 = net::v1;
+
+// The tether.v1 DATA header rides in front of a payload of up to the message
+// limit; the stream's buffers hold one message plus a frame header.
+constexpr std::size_t kFrameSlack = 64;
+
+}  // namespace
+
+ClientConnection::ClientConnection(Server& server, std::uint64_t id, port::TlsServerContext* tls,
+                                   TimeMs now)
+    : server_(server), id_(id), transport_(tls), opened_at_(now), last_rx_(now) {}
+
+ClientConnection::~ClientConnection() {
+    drop();
+}
+
+bool ClientConnection::adopt(int fd) {
+    if (transport_.adopt(fd) != Status::kOk) {
+        dead_ = true;
+        return false;
+    }
+    phase_ = transport_.tls() ? Phase::kTls : Phase::kUpgrade;
+    parser_.reset(new net::UpgradeRequestParser());
+    return true;
+}
+
+short ClientConnection::poll_events(bool silenced) const {
+    if (dead_ || transport_.fd() < 0) {
+        return 0;
+    }
+    const bool want_write = stream_ != nullptr && stream_->queued_bytes() != 0;
+    const bool want_read = !(silenced && (phase_ == Phase::kAwaitHello ||
+                                          phase_ == Phase::kOnline || phase_ == Phase::kClosing)) &&
+                           phase_ != Phase::kHttpReply;
+    const PollInterest interest = transport_.interest(want_read, want_write);
+    short events = 0;
+    if (interest.read) {
+        events = static_cast<short>(events | POLLIN);
+    }
+    if (interest.write) {
+        events = static_cast<short>(events | POLLOUT);
+    }
+    return events;
+}
+
+void ClientConnection::drop() {
+    if (!session_.empty()) {
+        server_.release_session(session_, this);
+    }
+    if (stream_ != nullptr) {
+        stream_->detach();
+    }
+    transport_.close();
+    dead_ = true;
+}
+
+void ClientConnection::reset() {
+    if (!session_.empty()) {
+        server_.release_session(session_, this);
+    }
+    if (stream_ != nullptr) {
+        stream_->detach();
+    }
+    transport_.reset();
+    dead_ = true;
+}
+
+void ClientConnection::flush() {
+    if (stream_ == nullptr || dead_) {
+        return;
+    }
+    const net::WsResult result = stream_->flush();
+    if (result.status != net::WsStatus::kOk) {
+        drop();
+        return;
+    }
+    if (close_after_flush_ && stream_->queued_bytes() == 0) {
+        drop();
+    }
+}
+
+void ClientConnection::service(TimeMs now, bool silenced) {
+    now_ = now;
+    if (dead_) {
+        return;
+    }
+    if (phase_ == Phase::kTls) {
+        const IoResult result = transport_.establish();
+        if (result.status == IoStatus::kWouldBlock) {
+            return;
+        }
+        if (result.status != IoStatus::kOk) {
+            drop();
+            return;
+        }
+        phase_ = Phase::kUpgrade;
+    }
+    if (phase_ == Phase::kUpgrade) {
+        read_upgrade(now);
+    }
+    if (dead_) {
+        return;
+    }
+    if (!silenced &&
+        (phase_ == Phase::kAwaitHello || phase_ == Phase::kOnline || phase_ == Phase::kClosing)) {
+        const net::WsResult result = stream_->read_frames(*this);
+        if (result.status == net::WsStatus::kProtocolError && phase_ != Phase::kClosing) {
+            close_with(result.close_code, nullptr, now);
+        } else if (result.status != net::WsStatus::kOk &&
+                   result.status != net::WsStatus::kProtocolError) {
+            drop();
+            return;
+        } else if (result.status == net::WsStatus::kProtocolError) {
+            drop();
+            return;
+        }
+    }
+    if (!dead_) {
+        pump(now);
+    }
+}
+
+void ClientConnection::read_upgrade(TimeMs now) {
+    std::uint8_t chunk[2048];
+    for (;;) {
+        const IoResult read = transport_.read(chunk, sizeof chunk);
+        if (read.status == IoStatus::kWouldBlock) {
+            return;
+        }
+        if (read.status != IoStatus::kOk || read.bytes == 0) {
+            drop();
+            return;
+        }
+        std::size_t used = 0;
+        const net::RequestStatus status = parser_->feed(chunk, read.bytes, &used);
+        if (status == net::RequestStatus::kNeedMore) {
+            continue;
+        }
+        if (status != net::RequestStatus::kOk) {
+            server_.log("event=upgrade_rejected conn=%llu why=%s",
+                        static_cast<unsigned long long>(id_), net::to_string(status));
+            reply_http(net::status_for(status), 0);
+            return;
+        }
+        if (used != read.bytes) {
+            // A client sends nothing before the 101 (RFC 6455 section 4.1).
+            reply_http(400, 0);
+            return;
+        }
+        finish_upgrade(now);
+        return;
+    }
+}
+
+void ClientConnection::reply_http(std::uint16_t status, std::uint32_t retry_after) {
+    net::ErrorResponse response;
+    response.status = status;
+    response.has_retry_after = retry_after != 0;
+    response.retry_after_seconds = retry_after;
+    char out[512];
+    std::size_t length = 0;
+    if (net::build_error_response(response, out, sizeof out, &length) !=
+        net::HandshakeStatus::kOk) {
+        drop();
+        return;
+    }
+    // A small stream just to carry the reply with the transport's write rules.
+    if (stream_ == nullptr) {
+        rx_.reset(new std::uint8_t[1024]);
+        tx_.reset(new std::uint8_t[1024]);
+        stream_.reset(
+            new net::WsStream(net::WsStreamConfig{}, rx_.get(), 1024, tx_.get(), 1024, masks_));
+    }
+    if (!stream_->attach(&transport_) ||
+        !stream_->queue_raw(reinterpret_cast<const std::uint8_t*>(out), length)) {
+        drop();
+        return;
+    }
+    parser_.reset();
+    phase_ = Phase::kHttpReply;
+    close_after_flush_ = true;
+    flush();
+}
+
+void ClientConnection::finish_upgrade(TimeMs now) {
+    const Faults& faults = server_.faults();
+    if (faults.rejecting) {
+        reply_http(faults.reject_status,
+                   faults.reject_has_retry_after ? faults.reject_retry_after : 0);
+        return;
+    }
+    if (!parser_->offers_subprotocol(v1::kSubprotocol)) {
+        server_.log("event=upgrade_rejected conn=%llu why=no_subprotocol",
+                    static_cast<unsigned long long>(id_));
+        reply_http(400, 0);
+        return;
+    }
+    const char* token = parser_->bearer_token();
+    const TokenCheck check =
+        token == nullptr ? TokenCheck::kUnknown : server_.tokens().check(token);
+    if (check != TokenCheck::kValid) {
+        server_.log("event=upgrade_rejected conn=%llu why=token_%s",
+                    static_cast<unsigned long long>(id_),
+                    token == nullptr ? "missing" : to_string(check));
+        reply_http(401, 0);
+        return;
+    }
+    token_ = token;
+    net::AcceptResponse accept;
+    accept.key = parser_->key();
+    accept.subprotocol = v1::kSubprotocol;
+    char out[256];
+    std::size_t length = 0;
+    if (net::build_accept_response(accept, out, sizeof out, &length) != net::HandshakeStatus::kOk) {
+        reply_http(400, 0);
+        return;
+    }
+    const std::size_t message_size = server_.options().max_message_size;
+    const std::size_t tx_size = message_size + kFrameSlack;
+    rx_.reset(new std::uint8_t[message_size]);
+    tx_.reset(new std::uint8_t[tx_size]);
+    net::WsStreamConfig config;
+    config.server = true;
+    config.max_message_size = message_size;
+    stream_.reset(new net::WsStream(config, rx_.get(), message_size, tx_.get(), tx_size, masks_));
+    if (!stream_->attach(&transport_) ||
+        !stream_->queue_raw(reinterpret_cast<const std::uint8_t*>(out), length)) {
+        drop();
+        return;
+    }
+    parser_.reset();
+    phase_ = Phase::kAwaitHello;
+    last_rx_ = now;
+    server_.log("event=upgraded conn=%llu", static_cast<unsigned long long>(id_));
+    flush();
+}
+
+bool ClientConnection::queue_json(const char* json, std::size_t size) {
+    return stream_->queue_message(net::WsOpcode::kText, reinterpret_cast<const std::uint8_t*>(json),
+                                  size);
+}
+
+void ClientConnection::close_with(std::uint16_t code, const char* reason, TimeMs now) {
+    if (dead_) {
+        return;
+    }
+    if (stream_ == nullptr || phase_ == Phase::kTls || phase_ == Phase::kUpgrade ||
+        phase_ == Phase::kHttpReply) {
+        drop();
+        return;
+    }
+    if (phase_ == Phase::kClosing) {
+        return;
+    }
+    server_.log("event=close conn=%llu code=%u session=%s", static_cast<unsigned long long>(id_),
+                code, session_.c_str());
+    stop_processing_ = true;
+    if (!session_.empty()) {
+        server_.release_session(session_, this);
+    }
+    if (!stream_->queue_close(code, reason)) {
+        drop();
+        return;
+    }
+    phase_ = Phase::kClosing;
+    closing_since_ = now;
+    flush();
+}
+
+void ClientConnection::violation(const char* why) {
+    server_.log("event=violation conn=%llu why=%s", static_cast<unsigned long long>(id_), why);
+    close_with(v1::kCloseViolation, why, now_);
+}
+
+void ClientConnection::on_frame() {
+    last_rx_ = now_;
+    ping_outstanding_ = false;
+}
+
+void ClientConnection::on_pong(const std::uint8_t*, std::size_t) {}
+
+void ClientConnection::on_close(std::uint16_t code, const std::uint8_t*, std::size_t) {
+    if (phase_ == Phase::kClosing) {
+        // Our close was answered: the server closes the TCP connection first.
+        close_after_flush_ = true;
+        return;
+    }
+    stop_processing_ = true;
+    if (!session_.empty()) {
+        server_.release_session(session_, this);
+    }
+    (void)stream_->queue_close(code == net::kCloseNoStatus ? 0 : code);
+    phase_ = Phase::kClosing;
+    closing_since_ = now_;
+    close_after_flush_ = true;
+}
+
+void ClientConnection::on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) {
+    if (stop_processing_ || dead_) {
+        return;
+    }
+    if (phase_ == Phase::kAwaitHello) {
+        if (type != net::WsOpcode::kText) {
+            violation("expected_hello");
+            return;
+        }
+        handle_hello(data, size);
+        return;
+    }
+    if (phase_ != Phase::kOnline) {
+        return;
+    }
+    if (type == net::WsOpcode::kText) {
+        handle_control(data, size);
+    } else {
+        handle_binary(data, size);
+    }
+}
+
+void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) {
+    v1::Control control;
+    if (v1::parse_control(data, size, &control) != v1::V1Status::kOk ||
+        control.type != v1::ControlType::kHello) {
+        violation("expected_hello");
+        return;
+    }
+    const v1::Hello& hello = control.hello;
+    HelloRequest request;
+    request.session = hello.session;
+    request.version = hello.version;
+    request.device = hello.device;
+    request.last_downlink = hello.last_downlink;
+    request.oldest_uplink = hello.oldest_uplink;
+    request.next_uplink = hello.next_uplink;
+    HelloResult result;
+    const Status status = server_.store().hello(request, &result);
+    if (status == Status::kInvalidArgument) {
+        violation("bad_hello");
+        return;
+    }
+    if (status != Status::kOk) {
+        server_.log("event=store_error conn=%llu op=hello status=%s",
+                    static_cast<unsigned long long>(id_), to_string(status));
+        close_with(1011, "store", now_);
+        return;
+    }
+    if (result.decision == HelloDecision::kSuperseded) {
+        server_.log("event=superseded conn=%llu session=%s version=%u",
+                    static_cast<unsigned long long>(id_), hello.session, hello.version);
+        close_with(v1::kCloseSuperseded, "superseded", now_);
+        return;
+    }
+    session_ = hello.session;
+    server_.claim_session(session_, this, now_);
+    phase_ = Phase::kOnline;
+
+    v1::Welcome welcome;
+    std::memcpy(welcome.session, hello.session, sizeof welcome.session);
+    welcome.resumed = result.resumed;
+    welcome.last_uplink = result.last_uplink;
+    welcome.ack_every = server_.options().ack_every;
+    welcome.ack_interval_ms = server_.options().ack_interval_ms;
+    char json[v1::kMaxControlSize];
+    std::size_t length = 0;
+    if (v1::write_welcome(welcome, json, sizeof json, &length) != v1::V1Status::kOk ||
+        !queue_json(json, length)) {
+        close_with(1011, "welcome", now_);
+        return;
+    }
+    downlink_sent_ = result.replay_after;
+    if (result.has_downlink_gap) {
+        v1::Gap gap;
+        gap.first = result.downlink_gap.first;
+        gap.last = result.downlink_gap.last;
+        std::strncpy(gap.reason, result.downlink_gap.reason.c_str(), v1::kMaxReasonLength);
+        if (v1::write_gap(gap, json, sizeof json, &length) != v1::V1Status::kOk ||
+            !queue_json(json, length)) {
+            close_with(1011, "gap", now_);
+            return;
+        }
+        if (downlink_sent_ < gap.last) {
+            downlink_sent_ = gap.last;
+        }
+    }
+    downlink_dirty_ = true;
+    server_.log("event=welcome conn=%llu session=%s version=%u resumed=%d last_uplink=%llu",
+                static_cast<unsigned long long>(id_), session_.c_str(), hello.version,
+                result.resumed ? 1 : 0, static_cast<unsigned long long>(result.last_uplink));
+}
+
+void ClientConnection::handle_control(const std::uint8_t* data, std::size_t size) {
+    v1::Control control;
+    if (v1::parse_control(data, size, &control) != v1::V1Status::kOk ||
+        control.type != v1::ControlType::kGap) {
+        violation("unexpected_control");
+        return;
+    }
+    const GapResult result = server_.store().uplink_gap(session_, control.gap.first,
+                                                        control.gap.last, control.gap.reason);
+    switch (result) {
+        case GapResult::kRecorded:
+        case GapResult::kRecordedAfterUnreportedGap:
+        case GapResult::kIgnored:
+            server_.note_uplink(true);
+            return;
+        case GapResult::kInvalidArgument:
+            violation("bad_gap");
+            return;
+        default:
+            close_with(1011, "store", now_);
+            return;
+    }
+}
+
+void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size) {
+    v1::BinaryMessage message;
+    if (v1::decode_binary(data, size, &message) != v1::V1Status::kOk) {
+        violation("bad_binary");
+        return;
+    }
+    if (message.kind == v1::Kind::kAck) {
+        const Status status = server_.store().downlink_acked(session_, message.seq);
+        if (status == Status::kInvalidArgument) {
+            violation("ack_beyond_sent");
+        } else if (status != Status::kOk) {
+            close_with(1011, "store", now_);
+        }
+        return;
+    }
+    const UplinkResult result =
+        server_.store().uplink_data(session_, message.seq, message.payload, message.payload_size);
+    switch (result) {
+        case UplinkResult::kStored:
+        case UplinkResult::kStoredAfterUnreportedGap:
+        case UplinkResult::kDuplicate:
+            server_.note_uplink(false);
+            return;
+        case UplinkResult::kInvalidArgument:
+        case UplinkResult::kTooLarge:
+            violation("bad_data");
+            return;
+        default:
+            close_with(1011, "store", now_);
+            return;
+    }
+}
+
+void ClientConnection::send_ack(std::uint64_t seq) {
+    if (dead_ || phase_ != Phase::kOnline) {
+        return;
+    }
+    std::uint8_t ack[v1::kHeaderSize];
+    v1::write_ack(seq, ack);
+    if (!stream_->queue_message(net::WsOpcode::kBinary, ack, sizeof ack)) {
+        // The transmit buffer is full of downlink: flush and try once more;
+        // a later ACK covers this one anyway (they are cumulative).
+        flush();
+        if (!dead_) {
+            (void)stream_->queue_message(net::WsOpcode::kBinary, ack, sizeof ack);
+        }
+    }
+}
+
+void ClientConnection::pump(TimeMs now) {
+    now_ = now;
+    if (dead_) {
+        return;
+    }
+    if (phase_ == Phase::kOnline && downlink_dirty_) {
+        downlink_dirty_ = false;
+        for (;;) {
+            const DownlinkMessage* message =
+                server_.store().downlink_next(session_, downlink_sent_);
+            if (message == nullptr) {
+                break;
+            }
+            std::uint8_t header[v1::kHeaderSize];
+            v1::write_data_header(message->seq, header);
+            if (!stream_->queue_message_parts(net::WsOpcode::kBinary, header, sizeof header,
+                                              message->payload.data(), message->payload.size())) {
+                downlink_dirty_ = true;  // no room: continue once the buffer drains
+                break;
+            }
+            downlink_sent_ = message->seq;
+        }
+    }
+    flush();
+}
+
+std::uint32_t ClientConnection::tick(TimeMs now, bool silenced) {
+    now_ = now;
+    if (dead_) {
+        return kMaxIntervalMs;
+    }
+    const Options& options = server_.options();
+    if (phase_ == Phase::kTls || phase_ == Phase::kUpgrade || phase_ == Phase::kHttpReply) {
+        // Handshakes get the ping timeout to finish.
+        const TimeMs deadline = opened_at_ + options.ping_timeout_ms;
+        if (time_reached(now, deadline)) {
+            drop();
+            return kMaxIntervalMs;
+        }
+        return time_until(now, deadline);
+    }
+    if (phase_ == Phase::kClosing) {
+        const TimeMs deadline = closing_since_ + options.close_timeout_ms;
+        if (time_reached(now, deadline)) {
+            drop();
+            return kMaxIntervalMs;
+        }
+        return time_until(now, deadline);
+    }
+    if (silenced) {
+        return kMaxIntervalMs;  // no pings while silent: the client must notice
+    }
+    if (ping_outstanding_) {
+        const TimeMs deadline = ping_sent_at_ + options.ping_timeout_ms;
+        if (time_reached(now, deadline)) {
+            server_.log("event=dead_link conn=%llu session=%s",
+                        static_cast<unsigned long long>(id_), session_.c_str());
+            drop();
+            return kMaxIntervalMs;
+        }
+        return time_until(now, deadline);
+    }
+    const TimeMs ping_at = last_rx_ + options.ping_interval_ms;
+    if (time_reached(now, ping_at)) {
+        const std::uint8_t payload[4] = {
+            static_cast<std::uint8_t>(now >> 24), static_cast<std::uint8_t>(now >> 16),
+            static_cast<std::uint8_t>(now >> 8), static_cast<std::uint8_t>(now)};
+        if (stream_->queue_ping(payload, sizeof payload)) {
+            ping_outstanding_ = true;
+            ping_sent_at_ = now;
+            flush();
+        }
+        return options.ping_timeout_ms;
+    }
+    return time_until(now, ping_at);
+}
+
+}  // namespace tether::server

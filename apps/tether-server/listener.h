@@ -1,0 +1,24 @@
+// Listening sockets for tether-server: non-blocking TCP on an IP literal.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "options.h"
+
+namespace tether::server {
+
+/// Binds and listens on `address` (an IPv4 or IPv6 literal, or "localhost"
+/// for 127.0.0.1) with SO_REUSEADDR, non-blocking and close-on-exec. Returns
+/// the descriptor and sets *bound_port to the port actually bound; -1 with
+/// *error set on failure.
+int open_listener(const ListenAddress& address, std::uint16_t* bound_port, std::string* error);
+
+/// Accepts one connection, non-blocking and close-on-exec. -1 when none is
+/// waiting (or accept failed for a reason that concerns only that peer).
+int accept_connection(int listener);
+
+/// Makes `fd` non-blocking and close-on-exec.
+void set_nonblocking(int fd);
+
+}  // namespace tether::server

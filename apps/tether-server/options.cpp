@@ -1,0 +1,192 @@
+#include "options.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace tether::server {
+
+const char* const kUsage =
+    "usage: tether-server --data-dir DIR [--listen HOST:PORT] [--tls-listen HOST:PORT\n"
+    "                     --cert FILE --key FILE [--client-ca FILE]] [options]\n"
+    "\n"
+    "The reference server of tether.v1 (docs/PROTOCOL.md): WebSocket (ws:// and wss://)\n"
+    "with subprotocol tether.v1, bearer tokens, a durable per-session store.\n"
+    "At least one of --listen and --tls-listen is required; port 0 picks a free port.\n"
+    "On start it prints one line to stdout: listen=PORT tls=PORT admin=PORT (0: not listening).\n"
+    "\n"
+    "  --listen HOST:PORT       plain ws:// listener\n"
+    "  --tls-listen HOST:PORT   wss:// listener (TLS 1.2, session tickets)\n"
+    "  --cert FILE, --key FILE  PEM certificate chain and key for --tls-listen\n"
+    "  --client-ca FILE         require client certificates from these CAs (mutual TLS)\n"
+    "  --data-dir DIR           the session store (created when missing)\n"
+    "  --tokens FILE            accepted bearer tokens, one per line ('TOKEN [USER]', '#' "
+    "comments);\n"
+    "                           without it every upgrade is answered 401\n"
+    "  --admin HOST:PORT        admin HTTP interface, loopback only (default 127.0.0.1:0)\n"
+    "  --ack-every N            sync and ACK uplink at least every N messages (default 64)\n"
+    "  --ack-interval-ms T      ... or after T ms (default 200)\n"
+    "  --ping-interval-ms T     ping a connection silent for T ms (default 30000)\n"
+    "  --ping-timeout-ms T      drop it when nothing arrives T ms after the ping (default 10000)\n"
+    "  --max-connections N      connections at once, beyond: 503 (default 4096)\n"
+    "  --max-message-size N     largest WebSocket message accepted, bytes (default 65536)\n"
+    "  --replay-capacity N      downlink messages held per session for replay (default 1024)\n"
+    "  --help                   this text\n"
+    "\n"
+    "Admin interface (HTTP/1.1 on --admin, one request per connection):\n"
+    "  GET  /stats                      JSON: every session (received, highest_seq,\n"
+    "                                   next_expected, duplicates, gaps, live connections,\n"
+    "                                   downlink next/acked) and the connections\n"
+    "  POST /faults/reset               TCP reset of every connection (SO_LINGER 0)\n"
+    "  POST /faults/close?code=N&reason=TEXT   close every connection with code N\n"
+    "  POST /faults/silence?ms=T        stop reading and answering pings for T ms\n"
+    "  POST /faults/reject?status=S&retry_after=R&ms=T   answer upgrades with S for T ms\n"
+    "  POST /tokens/expire?token=X      expire a token (or all=1); its connections close 4001\n"
+    "  POST /sessions/ID/push           body = one downlink message for session ID\n"
+    "  POST /quit                       as SIGTERM\n"
+    "\n"
+    "SIGTERM/SIGINT: close every connection with 1001, sync the store, exit 0.\n"
+    "Exit codes: 0 stopped cleanly, 1 runtime failure (listener, store, TLS files), 2 usage.\n";
+
+namespace {
+
+bool parse_number(const char* text, std::uint64_t max, std::uint64_t* out) {
+    if (text == nullptr || *text == '\0') {
+        return false;
+    }
+    std::uint64_t value = 0;
+    for (const char* p = text; *p != '\0'; ++p) {
+        if (*p < '0' || *p > '9') {
+            return false;
+        }
+        value = value * 10 + static_cast<std::uint64_t>(*p - '0');
+        if (value > max) {
+            return false;
+        }
+    }
+    *out = value;
+    return true;
+}
+
+}  // namespace
+
+bool parse_listen_address(const char* text, ListenAddress* out) {
+    const char* colon = std::strrchr(text, ':');
+    if (colon == nullptr || colon == text) {
+        return false;
+    }
+    std::string host(text, static_cast<std::size_t>(colon - text));
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+        host = host.substr(1, host.size() - 2);
+    }
+    std::uint64_t port = 0;
+    if (host.empty() || !parse_number(colon + 1, 65535, &port)) {
+        return false;
+    }
+    out->enabled = true;
+    out->host = host;
+    out->port = static_cast<std::uint16_t>(port);
+    return true;
+}
+
+bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
+    *exit_code = kExitUsage;
+    (void)parse_listen_address("127.0.0.1:0", &options->admin);
+    auto fail = [](const char* what, const char* value) {
+        std::fprintf(stderr, "tether-server: %s%s%s\n(see --help)\n", what,
+                     value != nullptr ? ": " : "", value != nullptr ? value : "");
+        return false;
+    };
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(kUsage, stdout);
+            *exit_code = kExitOk;
+            return false;
+        }
+        if (i + 1 >= argc) {
+            return fail("unknown option or missing value", argv[i]);
+        }
+        const char* value = argv[++i];
+        std::uint64_t number = 0;
+        auto number_option = [&](std::uint64_t min, std::uint64_t max) {
+            return parse_number(value, max, &number) && number >= min;
+        };
+        if (arg == "--listen") {
+            if (!parse_listen_address(value, &options->listen)) {
+                return fail("bad --listen", value);
+            }
+        } else if (arg == "--tls-listen") {
+            if (!parse_listen_address(value, &options->tls_listen)) {
+                return fail("bad --tls-listen", value);
+            }
+        } else if (arg == "--admin") {
+            if (!parse_listen_address(value, &options->admin)) {
+                return fail("bad --admin", value);
+            }
+        } else if (arg == "--cert") {
+            options->cert_file = value;
+        } else if (arg == "--key") {
+            options->key_file = value;
+        } else if (arg == "--client-ca") {
+            options->client_ca_file = value;
+        } else if (arg == "--data-dir") {
+            options->data_dir = value;
+        } else if (arg == "--tokens") {
+            options->tokens_file = value;
+        } else if (arg == "--ack-every") {
+            if (!number_option(1, 1000000)) {
+                return fail("bad --ack-every", value);
+            }
+            options->ack_every = static_cast<std::uint32_t>(number);
+        } else if (arg == "--ack-interval-ms") {
+            if (!number_option(0, 86400000)) {
+                return fail("bad --ack-interval-ms", value);
+            }
+            options->ack_interval_ms = static_cast<std::uint32_t>(number);
+        } else if (arg == "--ping-interval-ms") {
+            if (!number_option(10, 86400000)) {
+                return fail("bad --ping-interval-ms", value);
+            }
+            options->ping_interval_ms = static_cast<std::uint32_t>(number);
+        } else if (arg == "--ping-timeout-ms") {
+            if (!number_option(10, 86400000)) {
+                return fail("bad --ping-timeout-ms", value);
+            }
+            options->ping_timeout_ms = static_cast<std::uint32_t>(number);
+        } else if (arg == "--max-connections") {
+            if (!number_option(1, 1000000)) {
+                return fail("bad --max-connections", value);
+            }
+            options->max_connections = static_cast<std::size_t>(number);
+        } else if (arg == "--max-message-size") {
+            if (!number_option(64, 16u * 1024u * 1024u)) {
+                return fail("bad --max-message-size", value);
+            }
+            options->max_message_size = static_cast<std::size_t>(number);
+        } else if (arg == "--replay-capacity") {
+            if (!number_option(1, 1000000)) {
+                return fail("bad --replay-capacity", value);
+            }
+            options->replay_capacity = static_cast<std::size_t>(number);
+        } else {
+            return fail("unknown option", argv[i - 1]);
+        }
+    }
+    if (!options->listen.enabled && !options->tls_listen.enabled) {
+        return fail("one of --listen and --tls-listen is required", nullptr);
+    }
+    if (options->tls_listen.enabled && (options->cert_file.empty() || options->key_file.empty())) {
+        return fail("--tls-listen needs --cert and --key", nullptr);
+    }
+    if (options->data_dir.empty()) {
+        return fail("--data-dir is required", nullptr);
+    }
+    const std::string& admin = options->admin.host;
+    if (admin != "::1" && admin != "localhost" && admin.rfind("127.", 0) != 0) {
+        return fail("--admin must be a loopback address", admin.c_str());
+    }
+    return true;
+}
+
+}  // namespace tether::server

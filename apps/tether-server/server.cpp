@@ -1,0 +1,411 @@
+// tether-server's loop. One poll() over the wake pipe, the listeners, the
+// admin sockets and every client; then timers, the batched store sync and
+// the ACKs it allows, and the removal of dead connections.
+#include "server.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+
+#include "admin.h"
+#include "listener.h"
+#include "tether/net/tether_v1.h"
+#include "tether/port/poll_loop.h"
+
+namespace tether::server {
+namespace {
+
+int g_wake_pipe[2] = {-1, -1};
+
+// The 503 a connection beyond --max-connections gets, without reading its request.
+constexpr char kBusyResponse[] =
+    "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n"
+    "Retry-After: 5\r\n\r\n";
+
+}  // namespace
+
+namespace {
+
+StoreOptions store_options_for(const Options& options) {
+    StoreOptions store_options;
+    store_options.replay_capacity = options.replay_capacity;
+    store_options.max_payload_size = options.max_message_size;
+    return store_options;
+}
+
+}  // namespace
+
+Server::Server(const Options& options) : options_(options), store_(store_options_for(options)) {}
+
+Server::~Server() {
+    clients_.clear();
+    admins_.clear();
+    for (int fd : {listen_fd_, tls_listen_fd_, admin_fd_}) {
+        if (fd >= 0) {
+            ::close(fd);
+        }
+    }
+}
+
+void Server::log(const char* format, ...) {
+    char line[512];
+    va_list arguments;
+    va_start(arguments, format);
+    std::vsnprintf(line, sizeof line, format, arguments);
+    va_end(arguments);
+    std::fprintf(stderr, "%s\n", line);
+}
+
+void Server::request_stop_from_signal() {
+    if (g_wake_pipe[1] >= 0) {
+        const char byte = 's';
+        (void)!::write(g_wake_pipe[1], &byte, 1);
+    }
+}
+
+bool Server::start() {
+    if (::pipe(g_wake_pipe) != 0) {
+        log("event=error what=pipe");
+        return false;
+    }
+    set_nonblocking(g_wake_pipe[0]);
+    set_nonblocking(g_wake_pipe[1]);
+    const Status opened = store_.open(options_.data_dir);
+    if (opened != Status::kOk) {
+        log("event=error what=store dir=%s status=%s", options_.data_dir.c_str(),
+            to_string(opened));
+        return false;
+    }
+    if (!options_.tokens_file.empty()) {
+        std::size_t bad_line = 0;
+        const Status loaded = tokens_.load_file(options_.tokens_file, &bad_line);
+        if (loaded != Status::kOk) {
+            log("event=error what=tokens file=%s status=%s line=%zu", options_.tokens_file.c_str(),
+                to_string(loaded), bad_line);
+            return false;
+        }
+    }
+    std::string error;
+    std::uint16_t listen_port = 0;
+    std::uint16_t tls_port = 0;
+    std::uint16_t admin_port = 0;
+    if (options_.tls_listen.enabled) {
+        if (entropy_.init("tether-server") != Status::kOk) {
+            log("event=error what=entropy");
+            return false;
+        }
+        tls_.reset(new port::TlsServerContext());
+        port::TlsServerSettings settings;
+        settings.cert_file = options_.cert_file.c_str();
+        settings.key_file = options_.key_file.c_str();
+        settings.client_ca_file =
+            options_.client_ca_file.empty() ? nullptr : options_.client_ca_file.c_str();
+        if (tls_->init(settings, entropy_) != Status::kOk) {
+            log("event=error what=tls reason=\"%s\"", tls_->error_text());
+            return false;
+        }
+        tls_listen_fd_ = open_listener(options_.tls_listen, &tls_port, &error);
+        if (tls_listen_fd_ < 0) {
+            log("event=error what=listen reason=\"%s\"", error.c_str());
+            return false;
+        }
+    }
+    if (options_.listen.enabled) {
+        listen_fd_ = open_listener(options_.listen, &listen_port, &error);
+        if (listen_fd_ < 0) {
+            log("event=error what=listen reason=\"%s\"", error.c_str());
+            return false;
+        }
+    }
+    admin_fd_ = open_listener(options_.admin, &admin_port, &error);
+    if (admin_fd_ < 0) {
+        log("event=error what=admin reason=\"%s\"", error.c_str());
+        return false;
+    }
+    std::printf("listen=%u tls=%u admin=%u\n", listen_port, tls_port, admin_port);
+    std::fflush(stdout);
+    return true;
+}
+
+void Server::note_uplink(bool sync_now) {
+    if (unsynced_ == 0) {
+        first_unsynced_at_ = port::monotonic_now();
+    }
+    ++unsynced_;
+    sync_now_ = sync_now_ || sync_now;
+}
+
+void Server::sync_store(TimeMs now) {
+    (void)now;
+    std::vector<AckUpdate> acks;
+    const Status status = store_.sync(&acks);
+    unsynced_ = 0;
+    sync_now_ = false;
+    if (status != Status::kOk) {
+        log("event=store_error op=sync status=%s", to_string(status));
+        return;  // nothing may be acknowledged
+    }
+    for (const AckUpdate& ack : acks) {
+        const auto live = live_.find(ack.session);
+        if (live != live_.end()) {
+            live->second->send_ack(ack.last_uplink);
+        }
+    }
+}
+
+void Server::claim_session(const std::string& session, ClientConnection* connection, TimeMs now) {
+    const auto existing = live_.find(session);
+    if (existing != live_.end() && existing->second != connection) {
+        ClientConnection* older = existing->second;
+        live_.erase(existing);
+        older->close_with(net::v1::kCloseSuperseded, "superseded", now);
+    }
+    live_[session] = connection;
+}
+
+void Server::release_session(const std::string& session, ClientConnection* connection) {
+    const auto existing = live_.find(session);
+    if (existing != live_.end() && existing->second == connection) {
+        live_.erase(existing);
+    }
+}
+
+void Server::accept_clients(int listener, port::TlsServerContext* tls, TimeMs now) {
+    for (int accepted = 0; accepted < 64; ++accepted) {
+        const int fd = accept_connection(listener);
+        if (fd < 0) {
+            return;
+        }
+        if (stopping_ || clients_.size() >= options_.max_connections) {
+            (void)!::write(fd, kBusyResponse, sizeof kBusyResponse - 1);
+            ::close(fd);
+            continue;
+        }
+        std::unique_ptr<ClientConnection> client(new ClientConnection(*this, next_id_++, tls, now));
+        if (client->adopt(fd)) {
+            clients_.push_back(std::move(client));
+        }
+    }
+}
+
+void Server::accept_admin() {
+    for (;;) {
+        const int fd = accept_connection(admin_fd_);
+        if (fd < 0) {
+            return;
+        }
+        if (admins_.size() >= 16) {
+            ::close(fd);
+            continue;
+        }
+        admins_.emplace_back(new AdminConnection(*this, fd));
+    }
+}
+
+void Server::begin_shutdown(TimeMs now) {
+    if (stopping_) {
+        return;
+    }
+    stopping_ = true;
+    stop_deadline_ = now + options_.close_timeout_ms;
+    log("event=stopping connections=%zu", clients_.size());
+    for (auto& client : clients_) {
+        client->close_with(1001, "shutdown", now);
+    }
+    sync_store(now);
+}
+
+int Server::poll_timeout(TimeMs now) {
+    std::uint32_t wait = 1000;
+    for (auto& client : clients_) {
+        const std::uint32_t next = client->tick(now, faults_.silenced);
+        wait = next < wait ? next : wait;
+        if (client->has_buffered_input() && !faults_.silenced) {
+            wait = 0;
+        }
+    }
+    if (unsynced_ != 0) {
+        const std::uint32_t since = time_since(now, first_unsynced_at_);
+        const std::uint32_t left =
+            since >= options_.ack_interval_ms ? 0 : options_.ack_interval_ms - since;
+        wait = left < wait ? left : wait;
+    }
+    if (faults_.silenced) {
+        const std::uint32_t left = time_until(now, faults_.silence_until);
+        wait = left < wait ? left : wait;
+    }
+    if (stopping_) {
+        wait = wait > 50 ? 50 : wait;
+    }
+    return static_cast<int>(wait);
+}
+
+void Server::reap() {
+    for (std::size_t i = 0; i < clients_.size();) {
+        if (clients_[i]->dead()) {
+            clients_[i] = std::move(clients_.back());
+            clients_.pop_back();
+        } else {
+            ++i;
+        }
+    }
+    for (std::size_t i = 0; i < admins_.size();) {
+        if (admins_[i]->done()) {
+            admins_[i] = std::move(admins_.back());
+            admins_.pop_back();
+        } else {
+            ++i;
+        }
+    }
+}
+
+int Server::run() {
+    for (;;) {
+        TimeMs now = port::monotonic_now();
+        if (faults_.silenced && time_reached(now, faults_.silence_until)) {
+            faults_.silenced = false;
+            log("event=silence_over");
+        }
+        if (faults_.rejecting && time_reached(now, faults_.reject_until)) {
+            faults_.rejecting = false;
+        }
+        if (quit_requested_) {
+            begin_shutdown(now);
+        }
+        if (stopping_ && (clients_.empty() || time_reached(now, stop_deadline_))) {
+            clients_.clear();
+            std::vector<AckUpdate> ignored;
+            (void)store_.sync(&ignored);
+            log("event=stopped");
+            return kExitOk;
+        }
+        const int timeout = poll_timeout(now);
+        reap();
+
+        fds_.clear();
+        fds_.push_back(pollfd{g_wake_pipe[0], POLLIN, 0});
+        fds_.push_back(pollfd{stopping_ ? -1 : listen_fd_, POLLIN, 0});
+        fds_.push_back(pollfd{stopping_ ? -1 : tls_listen_fd_, POLLIN, 0});
+        fds_.push_back(pollfd{admin_fd_, POLLIN, 0});
+        const std::size_t first_admin = fds_.size();
+        for (auto& admin : admins_) {
+            fds_.push_back(pollfd{admin->fd(), admin->poll_events(), 0});
+        }
+        const std::size_t first_client = fds_.size();
+        for (auto& client : clients_) {
+            fds_.push_back(pollfd{client->fd(), client->poll_events(faults_.silenced), 0});
+        }
+        const int ready = ::poll(fds_.data(), fds_.size(), timeout);
+        if (ready < 0 && errno != EINTR) {
+            log("event=error what=poll");
+            return kExitRuntime;
+        }
+        now = port::monotonic_now();
+        if ((fds_[0].revents & POLLIN) != 0) {
+            char buffer[16];
+            while (::read(g_wake_pipe[0], buffer, sizeof buffer) > 0) {
+            }
+            quit_requested_ = true;
+        }
+        // Clients first, in the order polled (accepting appends to clients_).
+        const std::size_t polled_clients = fds_.size() - first_client;
+        for (std::size_t i = 0; i < polled_clients && i < clients_.size(); ++i) {
+            const short revents = fds_[first_client + i].revents;
+            if (revents != 0 || (clients_[i]->has_buffered_input() && !faults_.silenced)) {
+                clients_[i]->service(now, faults_.silenced);
+            }
+        }
+        if ((fds_[1].revents & POLLIN) != 0) {
+            accept_clients(listen_fd_, nullptr, now);
+        }
+        if ((fds_[2].revents & POLLIN) != 0) {
+            accept_clients(tls_listen_fd_, tls_.get(), now);
+        }
+        for (std::size_t i = 0; i < admins_.size() && first_admin + i < first_client; ++i) {
+            if (fds_[first_admin + i].revents != 0) {
+                admins_[i]->service(now);
+            }
+        }
+        if ((fds_[3].revents & POLLIN) != 0) {
+            accept_admin();
+        }
+        if (unsynced_ != 0 && (sync_now_ || unsynced_ >= options_.ack_every ||
+                               time_since(now, first_unsynced_at_) >= options_.ack_interval_ms)) {
+            sync_store(now);
+        }
+        for (auto& client : clients_) {
+            client->pump(now);
+        }
+    }
+}
+
+// --- Admin operations ---------------------------------------------------------------
+
+void Server::fault_reset() {
+    log("event=fault what=reset connections=%zu", clients_.size());
+    for (auto& client : clients_) {
+        client->reset();
+    }
+}
+
+void Server::fault_close(std::uint16_t code, const std::string& reason, TimeMs now) {
+    log("event=fault what=close code=%u connections=%zu", code, clients_.size());
+    for (auto& client : clients_) {
+        client->close_with(code, reason.empty() ? nullptr : reason.c_str(), now);
+    }
+}
+
+void Server::fault_silence(std::uint32_t ms, TimeMs now) {
+    log("event=fault what=silence ms=%u", ms);
+    faults_.silenced = ms != 0;
+    faults_.silence_until = now + ms;
+}
+
+void Server::fault_reject(std::uint16_t status, bool has_retry_after, std::uint32_t retry_after,
+                          std::uint32_t ms, TimeMs now) {
+    log("event=fault what=reject status=%u ms=%u", status, ms);
+    faults_.rejecting = ms != 0;
+    faults_.reject_until = now + ms;
+    faults_.reject_status = status;
+    faults_.reject_has_retry_after = has_retry_after;
+    faults_.reject_retry_after = retry_after;
+}
+
+std::size_t Server::expire_tokens(const std::string& token, bool all, TimeMs now) {
+    if (all) {
+        tokens_.expire_all();
+    } else if (!tokens_.expire(token)) {
+        return 0;
+    }
+    std::size_t closed = 0;
+    for (auto& client : clients_) {
+        if (!client->dead() && !client->token().empty() && (all || client->token() == token)) {
+            client->close_with(net::v1::kCloseAuthFailed, "token_expired", now);
+            ++closed;
+        }
+    }
+    log("event=tokens_expired all=%d closed=%zu", all ? 1 : 0, closed);
+    return closed + 1;
+}
+
+Status Server::push_downlink(const std::string& session, const std::string& body,
+                             std::uint64_t* seq) {
+    const Status pushed = store_.push_downlink(
+        session, reinterpret_cast<const std::uint8_t*>(body.data()), body.size(), seq);
+    if (pushed != Status::kOk) {
+        return pushed;
+    }
+    sync_store(port::monotonic_now());
+    const auto live = live_.find(session);
+    if (live != live_.end()) {
+        live->second->downlink_ready();
+    }
+    return Status::kOk;
+}
+
+}  // namespace tether::server

@@ -1,0 +1,198 @@
+// tether-server's loop: listeners, connections, the store, the admin
+// interface and the fault switches, all on one thread around one poll().
+//
+// A connection goes through: TLS handshake (wss only) -> HTTP upgrade ->
+// waiting for hello -> online -> closing -> gone. Decisions to close are
+// recorded on the connection and carried out after the stream has returned
+// (teardown is deferred to the end of the iteration).
+#pragma once
+
+#include <poll.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "options.h"
+#include "session_store.h"
+#include "tether/net/ws_server_handshake.h"
+#include "tether/net/ws_stream.h"
+#include "tether/port/entropy.h"
+#include "tether/port/tls_server.h"
+#include "tether/time.h"
+#include "tokens.h"
+
+namespace tether::server {
+
+class Server;
+class AdminConnection;
+
+/// The stream's role is server: it never asks for mask bytes.
+class NoMasks final : public net::MaskSource {
+  public:
+    bool fill_masks(std::uint8_t*, std::size_t) override { return false; }
+};
+
+class ClientConnection final : public net::WsHandler {
+  public:
+    enum class Phase : std::uint8_t { kTls, kUpgrade, kHttpReply, kAwaitHello, kOnline, kClosing };
+
+    ClientConnection(Server& server, std::uint64_t id, port::TlsServerContext* tls, TimeMs now);
+    ~ClientConnection() override;
+
+    bool adopt(int fd);
+    int fd() const { return transport_.fd(); }
+    std::uint64_t id() const { return id_; }
+    Phase phase() const { return phase_; }
+    bool dead() const { return dead_; }
+    const std::string& session() const { return session_; }
+    const std::string& token() const { return token_; }
+    bool online() const { return phase_ == Phase::kOnline; }
+
+    /// What to poll for (read interest off while `silenced`).
+    short poll_events(bool silenced) const;
+    /// True while decrypted bytes wait that poll() cannot see.
+    bool has_buffered_input() const { return transport_.pending() != 0; }
+    /// Reads, processes and writes as far as possible.
+    void service(TimeMs now, bool silenced);
+    /// Timers: ping, dead link, close timeout. Returns the next deadline in
+    /// ms from now (or a large value).
+    std::uint32_t tick(TimeMs now, bool silenced);
+
+    /// Starts a close with a code (and reason) as the server.
+    void close_with(std::uint16_t code, const char* reason, TimeMs now);
+    /// TCP reset at once.
+    void reset();
+    /// Drops the connection at once (no close frame).
+    void drop();
+    /// Queues ACK `seq` (the store synced it).
+    void send_ack(std::uint64_t seq);
+    /// New downlink messages may be waiting in the store.
+    void downlink_ready() { downlink_dirty_ = true; }
+    /// Sends what fits; call after service.
+    void pump(TimeMs now);
+
+    std::uint64_t downlink_sent() const { return downlink_sent_; }
+
+    // net::WsHandler
+    void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) override;
+    void on_pong(const std::uint8_t* payload, std::size_t size) override;
+    void on_close(std::uint16_t code, const std::uint8_t* reason, std::size_t size) override;
+    void on_frame() override;
+
+  private:
+    void read_upgrade(TimeMs now);
+    void finish_upgrade(TimeMs now);
+    void reply_http(std::uint16_t status, std::uint32_t retry_after);
+    void handle_hello(const std::uint8_t* data, std::size_t size);
+    void handle_control(const std::uint8_t* data, std::size_t size);
+    void handle_binary(const std::uint8_t* data, std::size_t size);
+    void violation(const char* why);
+    bool queue_json(const char* json, std::size_t size);
+    void flush();
+
+    Server& server_;
+    std::uint64_t id_;
+    port::AcceptedTransport transport_;
+    NoMasks masks_;
+    std::unique_ptr<std::uint8_t[]> rx_;
+    std::unique_ptr<std::uint8_t[]> tx_;
+    std::unique_ptr<net::WsStream> stream_;
+    std::unique_ptr<net::UpgradeRequestParser> parser_;
+    Phase phase_ = Phase::kTls;
+    bool dead_ = false;
+    std::string session_;
+    std::string token_;
+    TimeMs now_ = 0;
+    TimeMs opened_at_;
+    TimeMs last_rx_;
+    bool ping_outstanding_ = false;
+    TimeMs ping_sent_at_ = 0;
+    TimeMs closing_since_ = 0;
+    bool close_after_flush_ = false;  // HTTP replies and echoed closes
+    std::uint64_t downlink_sent_ = 0;
+    bool downlink_dirty_ = false;
+    bool stop_processing_ = false;
+};
+
+/// Fault switches set through the admin interface.
+struct Faults {
+    TimeMs silence_until = 0;
+    bool silenced = false;
+    TimeMs reject_until = 0;
+    bool rejecting = false;
+    std::uint16_t reject_status = 503;
+    bool reject_has_retry_after = false;
+    std::uint32_t reject_retry_after = 0;
+};
+
+class Server {
+  public:
+    explicit Server(const Options& options);
+    ~Server();
+
+    /// Opens the store, loads tokens, TLS, listeners; prints the port line.
+    /// False (reported on stderr) when something failed.
+    bool start();
+    /// Runs until SIGTERM/SIGINT or POST /quit; returns the exit code.
+    int run();
+    /// Asks run() to stop (async-signal-safe: writes the wake pipe).
+    static void request_stop_from_signal();
+
+    // For connections.
+    const Options& options() const { return options_; }
+    SessionStore& store() { return store_; }
+    TokenStore& tokens() { return tokens_; }
+    const Faults& faults() const { return faults_; }
+    void note_uplink(bool sync_now);
+    /// A hello was accepted for `session` on `connection`: other live
+    /// connections of it are closed with 4009.
+    void claim_session(const std::string& session, ClientConnection* connection, TimeMs now);
+    void release_session(const std::string& session, ClientConnection* connection);
+    void log(const char* format, ...);
+
+    // For the admin interface.
+    std::string stats_json() const;
+    void fault_reset();
+    void fault_close(std::uint16_t code, const std::string& reason, TimeMs now);
+    void fault_silence(std::uint32_t ms, TimeMs now);
+    void fault_reject(std::uint16_t status, bool has_retry_after, std::uint32_t retry_after,
+                      std::uint32_t ms, TimeMs now);
+    std::size_t expire_tokens(const std::string& token, bool all, TimeMs now);
+    Status push_downlink(const std::string& session, const std::string& body, std::uint64_t* seq);
+    void request_quit() { quit_requested_ = true; }
+
+  private:
+    void accept_clients(int listener, port::TlsServerContext* tls, TimeMs now);
+    void accept_admin();
+    void sync_store(TimeMs now);
+    void begin_shutdown(TimeMs now);
+    int poll_timeout(TimeMs now);
+    void reap();
+
+    Options options_;
+    SessionStore store_;
+    TokenStore tokens_;
+    port::Entropy entropy_;
+    std::unique_ptr<port::TlsServerContext> tls_;
+    int listen_fd_ = -1;
+    int tls_listen_fd_ = -1;
+    int admin_fd_ = -1;
+    std::uint64_t next_id_ = 1;
+    std::vector<std::unique_ptr<ClientConnection>> clients_;
+    std::vector<std::unique_ptr<AdminConnection>> admins_;
+    std::map<std::string, ClientConnection*> live_;
+    std::vector<struct pollfd> fds_;
+    Faults faults_;
+    std::uint64_t unsynced_ = 0;
+    bool sync_now_ = false;
+    TimeMs first_unsynced_at_ = 0;
+    bool quit_requested_ = false;
+    bool stopping_ = false;
+    TimeMs stop_deadline_ = 0;
+};
+
+}  // namespace tether::server

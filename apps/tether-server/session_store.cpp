@@ -1,0 +1,743 @@
+#include "session_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <deque>
+
+#include "record_log.h"
+
+namespace tether::server {
+namespace {
+
+// Seqs travel in JSON (gaps, hello, welcome): keep them exact there.
+constexpr std::uint64_t kMaxSeq = (std::uint64_t{1} << 53) - 1;
+constexpr std::size_t kUuidLength = 36;
+constexpr std::size_t kMaxDevice = 128;
+constexpr std::size_t kMaxReason = 64;
+// Meta record: key = format, body = version u32, next downlink u64, acked u64,
+// duplicates u64, device length u32, device.
+constexpr std::uint64_t kMetaFormat = 1;
+constexpr std::size_t kMetaFixedBytes = 4 + 8 + 8 + 8 + 4;
+constexpr std::size_t kMaxMetaBody = kMetaFixedBytes + kMaxDevice;
+// Gap record: key = first, body = last u64 + reason.
+constexpr std::size_t kMaxGapBody = 8 + kMaxReason;
+// downlink.log is rewritten once its dead records (acked or evicted) outnumber
+// the held ones and are at least this many, so a small buffer is not
+// rewritten on every ACK. The file thus holds at most 2 * held + this.
+constexpr std::uint64_t kMinDeadToCompact = 32;
+
+constexpr const char* kUplinkFile = "/uplink.log";
+constexpr const char* kGapsFile = "/gaps.log";
+constexpr const char* kDownlinkFile = "/downlink.log";
+constexpr const char* kMetaFile = "/meta";
+
+bool is_hex(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// Lowercase key for a session id; false when it is not a UUID.
+bool session_key(std::string_view text, char key[kUuidLength + 1]) {
+    if (!is_canonical_uuid(text)) {
+        return false;
+    }
+    for (std::size_t i = 0; i < kUuidLength; ++i) {
+        const char c = text[i];
+        key[i] = (c >= 'A' && c <= 'F') ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    key[kUuidLength] = '\0';
+    return true;
+}
+
+bool sync_filesystem(const std::string& directory) {
+    const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    const bool ok = ::syncfs(fd) == 0;
+    ::close(fd);
+    return ok;
+}
+
+bool make_directory(const std::string& path) {
+    return ::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST;
+}
+
+}  // namespace
+
+bool is_canonical_uuid(std::string_view text) {
+    if (text.size() != kUuidLength) {
+        return false;
+    }
+    for (std::size_t i = 0; i < kUuidLength; ++i) {
+        const bool dash_position = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash_position ? text[i] != '-' : !is_hex(text[i])) {
+            return false;
+        }
+    }
+    return true;
+}
+
+const char* to_string(UplinkResult result) {
+    switch (result) {
+        case UplinkResult::kStored:
+            return "stored";
+        case UplinkResult::kDuplicate:
+            return "duplicate";
+        case UplinkResult::kStoredAfterUnreportedGap:
+            return "stored_after_unreported_gap";
+        case UplinkResult::kUnknownSession:
+            return "unknown_session";
+        case UplinkResult::kInvalidArgument:
+            return "invalid_argument";
+        case UplinkResult::kTooLarge:
+            return "too_large";
+        case UplinkResult::kIoError:
+            return "io_error";
+    }
+    return "unknown";
+}
+
+const char* to_string(GapResult result) {
+    switch (result) {
+        case GapResult::kRecorded:
+            return "recorded";
+        case GapResult::kRecordedAfterUnreportedGap:
+            return "recorded_after_unreported_gap";
+        case GapResult::kIgnored:
+            return "ignored";
+        case GapResult::kUnknownSession:
+            return "unknown_session";
+        case GapResult::kInvalidArgument:
+            return "invalid_argument";
+        case GapResult::kIoError:
+            return "io_error";
+    }
+    return "unknown";
+}
+
+// One session: its open logs and the state derived from them.
+// Invariants: every uplink seq below next_expected is in uplink.log or inside
+// exactly one gap of gaps.log; held is a run of consecutive downlink seqs
+// ending at next_downlink - 1 (or empty), all above acked.
+class SessionFiles {
+  public:
+    std::string id;
+    std::string directory;
+    RecordLog uplink;
+    RecordLog gaps;
+    RecordLog downlink;
+
+    std::uint32_t version = 0;
+    std::string device;
+
+    std::uint64_t next_expected = 1;
+    std::uint64_t synced_next_expected = 1;
+    std::uint64_t received = 0;
+    std::uint64_t duplicates = 0;
+    std::uint64_t highest_seq = 0;
+    std::uint64_t gap_count = 0;
+    std::uint64_t missing_seqs = 0;
+    std::uint64_t unreported_gaps = 0;
+    std::vector<GapRecord> gap_list;
+
+    std::deque<DownlinkMessage> held;
+    std::uint64_t next_downlink = 1;
+    std::uint64_t acked = 0;
+
+    bool meta_dirty = false;
+    bool in_dirty_list = false;
+    bool uplink_activity = false;
+
+    void count_gap(std::uint64_t first, std::uint64_t last, std::string_view reason,
+                   std::size_t max_listed) {
+        ++gap_count;
+        missing_seqs += last - first + 1;
+        if (reason == kReasonUnreported) {
+            ++unreported_gaps;
+        }
+        if (gap_list.size() < max_listed) {
+            gap_list.push_back(GapRecord{first, last, std::string(reason)});
+        }
+    }
+};
+
+SessionStore::SessionStore(StoreOptions options) : options_(options) {}
+
+SessionStore::~SessionStore() = default;
+
+SessionFiles* SessionStore::find(std::string_view session) const {
+    char key[kUuidLength + 1];
+    if (!session_key(session, key)) {
+        return nullptr;
+    }
+    const auto found = sessions_.find(std::string_view(key, kUuidLength));
+    return found == sessions_.end() ? nullptr : found->second.get();
+}
+
+void SessionStore::mark_dirty(SessionFiles* files) {
+    if (!files->in_dirty_list) {
+        files->in_dirty_list = true;
+        dirty_.push_back(files);
+    }
+}
+
+Status SessionStore::open(const std::string& directory) {
+    if (open_ || options_.replay_capacity == 0 || options_.max_payload_size == 0 ||
+        options_.max_sessions == 0 || options_.max_payload_size > 0xFFFFFFF0u) {
+        return Status::kInvalidArgument;
+    }
+    const std::string sessions_directory = directory + "/sessions";
+    if (!make_directory(directory) || !make_directory(sessions_directory)) {
+        return Status::kIoError;
+    }
+    DIR* listing = ::opendir(sessions_directory.c_str());
+    if (listing == nullptr) {
+        return Status::kIoError;
+    }
+    std::vector<std::string> ids;
+    while (const dirent* entry = ::readdir(listing)) {
+        char key[kUuidLength + 1];
+        // Only lowercase names are ours; anything else was not made by the store.
+        if (session_key(entry->d_name, key) && std::string_view(key) == entry->d_name) {
+            ids.emplace_back(entry->d_name);
+        }
+    }
+    ::closedir(listing);
+    std::sort(ids.begin(), ids.end());
+    directory_ = directory;
+    for (const std::string& id : ids) {
+        const Status loaded = load_session(id);
+        if (loaded != Status::kOk) {
+            sessions_.clear();
+            dirty_.clear();
+            return loaded;
+        }
+    }
+    // What was loaded is what welcomes and ACKs will promise. A killed
+    // process leaves its last appends in the page cache only: make them (and
+    // any repair) durable before promising anything.
+    if (!sync_filesystem(sessions_directory)) {
+        sessions_.clear();
+        dirty_.clear();
+        return Status::kIoError;
+    }
+    open_ = true;
+    return Status::kOk;
+}
+
+Status SessionStore::load_session(const std::string& id) {
+    auto files = std::make_unique<SessionFiles>();
+    SessionFiles& s = *files;
+    s.id = id;
+    s.directory = directory_ + "/sessions/" + id;
+
+    // meta: a cache of what the logs cannot tell. The last valid record wins.
+    bool have_meta = false;
+    std::uint64_t meta_next_downlink = 1;
+    const Status meta_read =
+        RecordLog::read(s.directory + kMetaFile, kMaxMetaBody,
+                        [&](std::uint64_t key, const std::uint8_t* body, std::size_t size) {
+                            if (key != kMetaFormat || size < kMetaFixedBytes ||
+                                get_u32(body + 28) != size - kMetaFixedBytes) {
+                                return false;
+                            }
+                            s.version = get_u32(body);
+                            meta_next_downlink = get_u64(body + 4);
+                            s.acked = get_u64(body + 12);
+                            s.duplicates = get_u64(body + 20);
+                            s.device.assign(reinterpret_cast<const char*>(body + kMetaFixedBytes),
+                                            size - kMetaFixedBytes);
+                            have_meta = true;
+                            return true;
+                        });
+    if (meta_read == Status::kIoError) {
+        return Status::kIoError;
+    }
+
+    // gaps.log: gap ranges, valid ones only; reordered by first below.
+    std::vector<GapRecord> gaps;
+    Status opened = s.gaps.open(
+        s.directory + kGapsFile, kMaxGapBody,
+        [&](std::uint64_t first, const std::uint8_t* body, std::size_t size) {
+            if (size < 8) {
+                return false;
+            }
+            const std::uint64_t last = get_u64(body);
+            if (first == 0 || last < first || last > kMaxSeq) {
+                return false;
+            }
+            gaps.push_back(GapRecord{
+                first, last, std::string(reinterpret_cast<const char*>(body + 8), size - 8)});
+            return true;
+        });
+    if (opened != Status::kOk) {
+        return opened;
+    }
+    std::sort(gaps.begin(), gaps.end(),
+              [](const GapRecord& a, const GapRecord& b) { return a.first < b.first; });
+
+    // uplink.log, walked together with the gaps: any range below the final
+    // next_expected that is neither stored nor a gap (the gap record and the
+    // data behind it reached the disk in a different order before a crash)
+    // becomes an "unreported" gap, so the invariant holds again.
+    std::vector<GapRecord> holes;
+    std::uint64_t expect = 1;
+    std::size_t gap_index = 0;
+    const auto skip_gaps = [&]() {
+        while (gap_index < gaps.size() && gaps[gap_index].first <= expect) {
+            expect = std::max(expect, gaps[gap_index].last + 1);
+            ++gap_index;
+        }
+    };
+    opened =
+        s.uplink.open(s.directory + kUplinkFile, options_.max_payload_size,
+                      [&](std::uint64_t seq, const std::uint8_t*, std::size_t) {
+                          if (seq == 0 || seq > kMaxSeq || seq <= s.highest_seq) {
+                              return false;
+                          }
+                          skip_gaps();
+                          while (seq > expect) {
+                              std::uint64_t hole_last = seq - 1;
+                              if (gap_index < gaps.size() && gaps[gap_index].first <= hole_last) {
+                                  hole_last = gaps[gap_index].first - 1;
+                              }
+                              holes.push_back(GapRecord{expect, hole_last, kReasonUnreported});
+                              expect = hole_last + 1;
+                              skip_gaps();
+                          }
+                          expect = std::max(expect, seq + 1);
+                          s.highest_seq = seq;
+                          ++s.received;
+                          return true;
+                      });
+    if (opened != Status::kOk) {
+        return opened;
+    }
+    while (gap_index < gaps.size()) {
+        if (gaps[gap_index].first > expect) {
+            holes.push_back(GapRecord{expect, gaps[gap_index].first - 1, kReasonUnreported});
+        }
+        expect = std::max(expect, gaps[gap_index].last + 1);
+        ++gap_index;
+    }
+    s.next_expected = expect;
+    for (const GapRecord& hole : holes) {
+        std::vector<std::uint8_t> body;
+        put_u64(&body, hole.last);
+        body.insert(body.end(), hole.reason.begin(), hole.reason.end());
+        if (s.gaps.append(hole.first, body.data(), body.size()) != Status::kOk) {
+            return Status::kIoError;
+        }
+    }
+    gaps.insert(gaps.end(), holes.begin(), holes.end());
+    std::sort(gaps.begin(), gaps.end(),
+              [](const GapRecord& a, const GapRecord& b) { return a.first < b.first; });
+    for (const GapRecord& gap : gaps) {
+        s.count_gap(gap.first, gap.last, gap.reason, options_.max_listed_gaps);
+    }
+
+    // downlink.log: consecutive seqs; keep the newest unacked ones.
+    std::uint64_t last_downlink = 0;
+    opened = s.downlink.open(s.directory + kDownlinkFile, options_.max_payload_size,
+                             [&](std::uint64_t seq, const std::uint8_t* body, std::size_t size) {
+                                 if (seq == 0 || seq > kMaxSeq || seq <= last_downlink ||
+                                     (last_downlink != 0 && seq != last_downlink + 1)) {
+                                     return false;
+                                 }
+                                 last_downlink = seq;
+                                 if (seq > s.acked) {
+                                     s.held.push_back(DownlinkMessage{
+                                         seq, std::vector<std::uint8_t>(body, body + size)});
+                                     if (s.held.size() > options_.replay_capacity) {
+                                         s.held.pop_front();
+                                     }
+                                 }
+                                 return true;
+                             });
+    if (opened != Status::kOk) {
+        return opened;
+    }
+    s.next_downlink = std::max(meta_next_downlink, last_downlink + 1);
+    s.acked = std::min(s.acked, s.next_downlink - 1);
+
+    s.meta_dirty = !have_meta || meta_next_downlink != s.next_downlink;
+    s.synced_next_expected = s.next_expected;
+    SessionFiles* loaded = files.get();
+    sessions_.emplace(id, std::move(files));
+    if (loaded->meta_dirty) {
+        mark_dirty(loaded);
+    }
+    return Status::kOk;
+}
+
+Status SessionStore::create_session(const std::string& id, SessionFiles** out) {
+    auto files = std::make_unique<SessionFiles>();
+    files->id = id;
+    files->directory = directory_ + "/sessions/" + id;
+    const auto accept_none = [](std::uint64_t, const std::uint8_t*, std::size_t) { return false; };
+    // Logs left by an earlier failed creation hold nothing we promised: the
+    // session did not exist for any client, so they are emptied.
+    if (!make_directory(files->directory) ||
+        files->uplink.open(files->directory + kUplinkFile, options_.max_payload_size,
+                           accept_none) != Status::kOk ||
+        files->gaps.open(files->directory + kGapsFile, kMaxGapBody, accept_none) != Status::kOk ||
+        files->downlink.open(files->directory + kDownlinkFile, options_.max_payload_size,
+                             accept_none) != Status::kOk ||
+        !write_meta(files.get()) || !sync_directory(directory_ + "/sessions")) {
+        return Status::kIoError;
+    }
+    *out = files.get();
+    sessions_.emplace(id, std::move(files));
+    return Status::kOk;
+}
+
+bool SessionStore::write_meta(SessionFiles* files) {
+    std::vector<std::uint8_t> body;
+    put_u32(&body, files->version);
+    put_u64(&body, files->next_downlink);
+    put_u64(&body, files->acked);
+    put_u64(&body, files->duplicates);
+    put_u32(&body, static_cast<std::uint32_t>(files->device.size()));
+    body.insert(body.end(), files->device.begin(), files->device.end());
+    if (RecordLog::replace(files->directory + kMetaFile,
+                           {RecordView{kMetaFormat, body.data(), body.size()}}) != Status::kOk) {
+        return false;
+    }
+    files->meta_dirty = false;
+    return true;
+}
+
+bool SessionStore::sync_session(SessionFiles* files) {
+    return files->gaps.sync() == Status::kOk && files->uplink.sync() == Status::kOk &&
+           files->downlink.sync() == Status::kOk && (!files->meta_dirty || write_meta(files));
+}
+
+bool SessionStore::append_gap(SessionFiles* files, std::uint64_t first, std::uint64_t last,
+                              std::string_view reason) {
+    std::vector<std::uint8_t> body;
+    put_u64(&body, last);
+    body.insert(body.end(), reason.begin(), reason.end());
+    if (files->gaps.append(first, body.data(), body.size()) != Status::kOk) {
+        return false;
+    }
+    files->count_gap(first, last, reason, options_.max_listed_gaps);
+    files->next_expected = last + 1;
+    mark_dirty(files);
+    return true;
+}
+
+Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
+    char key[kUuidLength + 1];
+    if (!open_ || result == nullptr || !session_key(request.session, key) || request.version == 0 ||
+        request.device.empty() || request.device.size() > kMaxDevice ||
+        request.last_downlink > kMaxSeq || request.oldest_uplink > kMaxSeq) {
+        return Status::kInvalidArgument;
+    }
+    if (failed_) {
+        return Status::kIoError;
+    }
+    *result = HelloResult{};
+    SessionFiles* s = find(key);
+    result->resumed = s != nullptr;
+    if (s == nullptr) {
+        if (sessions_.size() >= options_.max_sessions) {
+            return Status::kNoSpace;
+        }
+        if (create_session(key, &s) != Status::kOk) {
+            failed_ = true;
+            return Status::kIoError;
+        }
+    }
+    if (request.version < s->version) {
+        result->decision = HelloDecision::kSuperseded;
+        result->last_uplink = s->synced_next_expected - 1;
+        result->replay_after = request.last_downlink;
+        return Status::kOk;
+    }
+    if (request.version != s->version || request.device != s->device) {
+        s->version = request.version;
+        s->device.assign(request.device.data(), request.device.size());
+        s->meta_dirty = true;
+    }
+    if (request.oldest_uplink > s->next_expected) {
+        if (!append_gap(s, s->next_expected, request.oldest_uplink - 1, kReasonNotInOutbox)) {
+            failed_ = true;
+            return Status::kIoError;
+        }
+        result->recorded_hole = true;
+    }
+    if (request.last_downlink >= s->next_downlink) {
+        // The client has seen seqs this store does not remember (its meta was
+        // lost): number new messages above them so none is taken for a duplicate.
+        s->next_downlink = request.last_downlink + 1;
+        s->meta_dirty = true;
+    }
+    const std::uint64_t oldest_held = s->held.empty() ? s->next_downlink : s->held.front().seq;
+    result->replay_after = request.last_downlink;
+    if (request.last_downlink + 1 < oldest_held) {
+        result->has_downlink_gap = true;
+        result->downlink_gap =
+            GapRecord{request.last_downlink + 1, oldest_held - 1, kReasonExpired};
+        result->replay_after = oldest_held - 1;
+    }
+    if (!sync_session(s)) {
+        failed_ = true;
+        return Status::kIoError;
+    }
+    s->synced_next_expected = s->next_expected;
+    result->last_uplink = s->next_expected - 1;
+    return Status::kOk;
+}
+
+UplinkResult SessionStore::uplink_data(std::string_view session, std::uint64_t seq,
+                                       const std::uint8_t* payload, std::size_t size) {
+    if (seq == 0 || seq > kMaxSeq || (payload == nullptr && size != 0)) {
+        return UplinkResult::kInvalidArgument;
+    }
+    SessionFiles* s = find(session);
+    if (s == nullptr) {
+        return UplinkResult::kUnknownSession;
+    }
+    if (size > options_.max_payload_size) {
+        return UplinkResult::kTooLarge;
+    }
+    if (failed_) {
+        return UplinkResult::kIoError;
+    }
+    s->uplink_activity = true;
+    mark_dirty(s);
+    if (seq < s->next_expected) {
+        ++s->duplicates;
+        s->meta_dirty = true;
+        return UplinkResult::kDuplicate;
+    }
+    const bool after_gap = seq > s->next_expected;
+    if (after_gap && !append_gap(s, s->next_expected, seq - 1, kReasonUnreported)) {
+        failed_ = true;
+        return UplinkResult::kIoError;
+    }
+    if (s->uplink.append(seq, payload, size) != Status::kOk) {
+        failed_ = true;
+        return UplinkResult::kIoError;
+    }
+    s->next_expected = seq + 1;
+    s->highest_seq = seq;
+    ++s->received;
+    return after_gap ? UplinkResult::kStoredAfterUnreportedGap : UplinkResult::kStored;
+}
+
+GapResult SessionStore::uplink_gap(std::string_view session, std::uint64_t first,
+                                   std::uint64_t last, std::string_view reason) {
+    if (first == 0 || last < first || last > kMaxSeq || reason.size() > kMaxReason) {
+        return GapResult::kInvalidArgument;
+    }
+    SessionFiles* s = find(session);
+    if (s == nullptr) {
+        return GapResult::kUnknownSession;
+    }
+    if (failed_) {
+        return GapResult::kIoError;
+    }
+    s->uplink_activity = true;
+    mark_dirty(s);
+    if (last < s->next_expected) {
+        return GapResult::kIgnored;
+    }
+    const bool after_gap = first > s->next_expected;
+    if (after_gap && !append_gap(s, s->next_expected, first - 1, kReasonUnreported)) {
+        failed_ = true;
+        return GapResult::kIoError;
+    }
+    if (!append_gap(s, s->next_expected, last, reason)) {
+        failed_ = true;
+        return GapResult::kIoError;
+    }
+    return after_gap ? GapResult::kRecordedAfterUnreportedGap : GapResult::kRecorded;
+}
+
+Status SessionStore::sync(std::vector<AckUpdate>* acks) {
+    if (acks != nullptr) {
+        acks->clear();
+    }
+    if (!open_) {
+        return Status::kInvalidArgument;
+    }
+    if (failed_) {
+        return Status::kIoError;
+    }
+    for (SessionFiles* s : dirty_) {
+        if (!sync_session(s)) {
+            failed_ = true;
+            return Status::kIoError;
+        }
+    }
+    for (SessionFiles* s : dirty_) {
+        s->synced_next_expected = s->next_expected;
+        if (s->uplink_activity && acks != nullptr) {
+            acks->push_back(AckUpdate{s->id, s->next_expected - 1});
+        }
+        s->uplink_activity = false;
+        s->in_dirty_list = false;
+    }
+    dirty_.clear();
+    return Status::kOk;
+}
+
+Status SessionStore::push_downlink(std::string_view session, const std::uint8_t* payload,
+                                   std::size_t size, std::uint64_t* seq) {
+    if (seq == nullptr || (payload == nullptr && size != 0)) {
+        return Status::kInvalidArgument;
+    }
+    SessionFiles* s = find(session);
+    if (s == nullptr) {
+        return Status::kNotFound;
+    }
+    if (size > options_.max_payload_size) {
+        return Status::kTooLarge;
+    }
+    if (failed_ || s->next_downlink > kMaxSeq) {
+        return Status::kIoError;
+    }
+    if (s->downlink.append(s->next_downlink, payload, size) != Status::kOk) {
+        failed_ = true;
+        return Status::kIoError;
+    }
+    *seq = s->next_downlink;
+    s->held.push_back(
+        DownlinkMessage{s->next_downlink, std::vector<std::uint8_t>(payload, payload + size)});
+    ++s->next_downlink;
+    if (s->held.size() > options_.replay_capacity) {
+        s->held.pop_front();
+    }
+    mark_dirty(s);
+    if (!compact_downlink_if_needed(s)) {
+        failed_ = true;
+        return Status::kIoError;
+    }
+    return Status::kOk;
+}
+
+bool SessionStore::compact_downlink_if_needed(SessionFiles* files) {
+    const std::uint64_t held = files->held.size();
+    const std::uint64_t dead = files->downlink.records() - held;
+    if (dead <= held || dead < kMinDeadToCompact) {
+        return true;
+    }
+    // meta first: once the old records are gone, only meta knows the next
+    // downlink seq (and the acked one).
+    std::vector<RecordView> records;
+    records.reserve(files->held.size());
+    for (const DownlinkMessage& message : files->held) {
+        records.push_back(RecordView{message.seq, message.payload.data(), message.payload.size()});
+    }
+    const std::string path = files->downlink.path();
+    if (!write_meta(files) || RecordLog::replace(path, records) != Status::kOk) {
+        return false;
+    }
+    files->downlink.close();
+    std::uint64_t ignored = 0;
+    return files->downlink.open(
+               path, options_.max_payload_size,
+               [](std::uint64_t, const std::uint8_t*, std::size_t) { return true; },
+               &ignored) == Status::kOk;
+}
+
+const DownlinkMessage* SessionStore::downlink_next(std::string_view session,
+                                                   std::uint64_t after) const {
+    const SessionFiles* s = find(session);
+    if (s == nullptr || s->held.empty() || after >= s->held.back().seq) {
+        return nullptr;
+    }
+    const std::uint64_t oldest = s->held.front().seq;
+    const std::uint64_t index = after < oldest ? 0 : after + 1 - oldest;
+    return &s->held[static_cast<std::size_t>(index)];
+}
+
+Status SessionStore::downlink_acked(std::string_view session, std::uint64_t seq) {
+    SessionFiles* s = find(session);
+    if (s == nullptr) {
+        return Status::kNotFound;
+    }
+    if (seq >= s->next_downlink) {
+        return Status::kInvalidArgument;
+    }
+    if (failed_) {
+        return Status::kIoError;
+    }
+    if (seq <= s->acked) {
+        return Status::kOk;
+    }
+    s->acked = seq;
+    while (!s->held.empty() && s->held.front().seq <= seq) {
+        s->held.pop_front();
+    }
+    s->meta_dirty = true;
+    mark_dirty(s);
+    if (!compact_downlink_if_needed(s)) {
+        failed_ = true;
+        return Status::kIoError;
+    }
+    return Status::kOk;
+}
+
+bool SessionStore::session_stats(std::string_view session, SessionStats* out) const {
+    const SessionFiles* s = find(session);
+    if (s == nullptr || out == nullptr) {
+        return false;
+    }
+    *out = SessionStats{};
+    out->session = s->id;
+    out->device = s->device;
+    out->version = s->version;
+    out->received = s->received;
+    out->duplicates = s->duplicates;
+    out->highest_seq = s->highest_seq;
+    out->next_expected = s->next_expected;
+    out->acknowledgeable = s->synced_next_expected - 1;
+    out->gap_count = s->gap_count;
+    out->missing_seqs = s->missing_seqs;
+    out->unreported_gaps = s->unreported_gaps;
+    out->gaps = s->gap_list;
+    out->downlink_last_seq = s->next_downlink - 1;
+    out->downlink_acked = s->acked;
+    out->downlink_held = s->held.size();
+    out->downlink_oldest_held = s->held.empty() ? 0 : s->held.front().seq;
+    out->downlink_file_records = s->downlink.records();
+    return true;
+}
+
+StoreStats SessionStore::stats() const {
+    StoreStats totals;
+    totals.sessions = sessions_.size();
+    for (const auto& entry : sessions_) {
+        const SessionFiles& s = *entry.second;
+        totals.received += s.received;
+        totals.duplicates += s.duplicates;
+        totals.gap_count += s.gap_count;
+        totals.missing_seqs += s.missing_seqs;
+        totals.downlink_pushed += s.next_downlink - 1;
+    }
+    totals.failed = failed_;
+    return totals;
+}
+
+std::vector<std::string> SessionStore::sessions() const {
+    std::vector<std::string> ids;
+    ids.reserve(sessions_.size());
+    for (const auto& entry : sessions_) {
+        ids.push_back(entry.first);
+    }
+    return ids;
+}
+
+std::uint64_t SessionStore::next_expected(std::string_view session) const {
+    const SessionFiles* s = find(session);
+    return s == nullptr ? 1 : s->next_expected;
+}
+
+}  // namespace tether::server

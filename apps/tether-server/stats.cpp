@@ -1,0 +1,71 @@
+// GET /stats: the store's ground truth per session plus what is live, as JSON (cJSON).
+#include <cjson/cJSON.h>
+
+#include <string>
+
+#include "server.h"
+
+namespace tether::server {
+
+std::string Server::stats_json() const {
+    cJSON* root = cJSON_CreateObject();
+    const StoreStats totals = store_.stats();
+    cJSON* store = cJSON_AddObjectToObject(root, "store");
+    cJSON_AddNumberToObject(store, "sessions", static_cast<double>(totals.sessions));
+    cJSON_AddNumberToObject(store, "received", static_cast<double>(totals.received));
+    cJSON_AddNumberToObject(store, "duplicates", static_cast<double>(totals.duplicates));
+    cJSON_AddNumberToObject(store, "gap_count", static_cast<double>(totals.gap_count));
+    cJSON_AddNumberToObject(store, "missing_seqs", static_cast<double>(totals.missing_seqs));
+    cJSON_AddNumberToObject(store, "downlink_pushed", static_cast<double>(totals.downlink_pushed));
+    cJSON_AddBoolToObject(store, "failed", totals.failed);
+    cJSON_AddNumberToObject(root, "connections", static_cast<double>(clients_.size()));
+    cJSON_AddBoolToObject(root, "silenced", faults_.silenced);
+    cJSON_AddBoolToObject(root, "rejecting", faults_.rejecting);
+
+    cJSON* sessions = cJSON_AddArrayToObject(root, "sessions");
+    for (const std::string& id : store_.sessions()) {
+        SessionStats stats;
+        if (!store_.session_stats(id, &stats)) {
+            continue;
+        }
+        cJSON* item = cJSON_CreateObject();
+        cJSON_AddStringToObject(item, "session", stats.session.c_str());
+        cJSON_AddStringToObject(item, "device", stats.device.c_str());
+        cJSON_AddNumberToObject(item, "version", stats.version);
+        cJSON_AddNumberToObject(item, "received", static_cast<double>(stats.received));
+        cJSON_AddNumberToObject(item, "highest_seq", static_cast<double>(stats.highest_seq));
+        cJSON_AddNumberToObject(item, "next_expected", static_cast<double>(stats.next_expected));
+        cJSON_AddNumberToObject(item, "acknowledgeable",
+                                static_cast<double>(stats.acknowledgeable));
+        cJSON_AddNumberToObject(item, "duplicates", static_cast<double>(stats.duplicates));
+        cJSON_AddNumberToObject(item, "gap_count", static_cast<double>(stats.gap_count));
+        cJSON_AddNumberToObject(item, "missing_seqs", static_cast<double>(stats.missing_seqs));
+        cJSON_AddNumberToObject(item, "unreported_gaps",
+                                static_cast<double>(stats.unreported_gaps));
+        cJSON* gaps = cJSON_AddArrayToObject(item, "gaps");
+        for (const GapRecord& gap : stats.gaps) {
+            cJSON* entry = cJSON_CreateObject();
+            cJSON_AddNumberToObject(entry, "first", static_cast<double>(gap.first));
+            cJSON_AddNumberToObject(entry, "last", static_cast<double>(gap.last));
+            cJSON_AddStringToObject(entry, "reason", gap.reason.c_str());
+            cJSON_AddItemToArray(gaps, entry);
+        }
+        const auto live = live_.find(id);
+        cJSON_AddNumberToObject(item, "live_connections", live != live_.end() ? 1 : 0);
+        cJSON_AddNumberToObject(item, "downlink_next",
+                                static_cast<double>(stats.downlink_last_seq + 1));
+        cJSON_AddNumberToObject(item, "downlink_acked", static_cast<double>(stats.downlink_acked));
+        cJSON_AddNumberToObject(item, "downlink_held", static_cast<double>(stats.downlink_held));
+        cJSON_AddNumberToObject(
+            item, "downlink_sent",
+            live != live_.end() ? static_cast<double>(live->second->downlink_sent()) : 0.0);
+        cJSON_AddItemToArray(sessions, item);
+    }
+    char* text = cJSON_PrintUnformatted(root);
+    std::string out = text != nullptr ? text : "{}";
+    cJSON_free(text);
+    cJSON_Delete(root);
+    return out + "\n";
+}
+
+}  // namespace tether::server

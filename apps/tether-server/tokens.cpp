@@ -1,0 +1,151 @@
+#include "tokens.h"
+
+#include <cerrno>
+#include <cstdio>
+
+namespace tether::server {
+namespace {
+
+// Largest tokens file read: kMaxTokens lines of two maximal fields.
+constexpr std::size_t kMaxFileBytes = kMaxTokens * (2 * kMaxTokenLength + 2);
+
+bool is_blank(char c) {
+    return c == ' ' || c == '\t' || c == '\r';
+}
+
+bool is_visible(char c) {
+    return c > ' ' && c < 0x7f;
+}
+
+// Splits `line` into at most two fields. False on a malformed line.
+bool parse_line(std::string_view line, std::string_view* token, std::string_view* user) {
+    std::string_view fields[2];
+    std::size_t count = 0;
+    std::size_t i = 0;
+    while (i < line.size()) {
+        if (is_blank(line[i])) {
+            ++i;
+            continue;
+        }
+        const std::size_t start = i;
+        while (i < line.size() && !is_blank(line[i])) {
+            if (!is_visible(line[i])) {
+                return false;
+            }
+            ++i;
+        }
+        if (count == 2 || i - start > kMaxTokenLength) {
+            return false;
+        }
+        fields[count++] = line.substr(start, i - start);
+    }
+    *token = fields[0];
+    *user = fields[1];
+    return true;
+}
+
+}  // namespace
+
+const char* to_string(TokenCheck check) {
+    switch (check) {
+        case TokenCheck::kValid:
+            return "valid";
+        case TokenCheck::kUnknown:
+            return "unknown";
+        case TokenCheck::kExpired:
+            return "expired";
+    }
+    return "unknown_check";
+}
+
+Status TokenStore::load_text(std::string_view text, std::size_t* bad_line) {
+    std::map<std::string, Entry, std::less<>> loaded;
+    std::size_t line_number = 0;
+    while (!text.empty()) {
+        ++line_number;
+        const std::size_t end = text.find('\n');
+        const std::string_view line = text.substr(0, end);
+        text = end == std::string_view::npos ? std::string_view{} : text.substr(end + 1);
+        std::size_t first = 0;
+        while (first < line.size() && is_blank(line[first])) {
+            ++first;
+        }
+        if (first == line.size() || line[first] == '#') {
+            continue;
+        }
+        std::string_view token;
+        std::string_view user;
+        if (!parse_line(line, &token, &user)) {
+            if (bad_line != nullptr) {
+                *bad_line = line_number;
+            }
+            return Status::kCorrupt;
+        }
+        loaded[std::string(token)] = Entry{std::string(user), false};
+        if (loaded.size() > kMaxTokens) {
+            return Status::kNoSpace;
+        }
+    }
+    tokens_ = std::move(loaded);
+    return Status::kOk;
+}
+
+Status TokenStore::load_file(const std::string& path, std::size_t* bad_line) {
+    std::FILE* file = std::fopen(path.c_str(), "rb");
+    if (file == nullptr) {
+        return errno == ENOENT ? Status::kNotFound : Status::kIoError;
+    }
+    std::string text;
+    char chunk[4096];
+    bool too_large = false;
+    for (;;) {
+        const std::size_t got = std::fread(chunk, 1, sizeof chunk, file);
+        text.append(chunk, got);
+        if (text.size() > kMaxFileBytes) {
+            too_large = true;
+            break;
+        }
+        if (got < sizeof chunk) {
+            break;
+        }
+    }
+    const bool read_error = std::ferror(file) != 0;
+    std::fclose(file);
+    if (read_error) {
+        return Status::kIoError;
+    }
+    if (too_large) {
+        return Status::kNoSpace;
+    }
+    return load_text(text, bad_line);
+}
+
+TokenCheck TokenStore::check(std::string_view token) const {
+    const auto found = tokens_.find(token);
+    if (found == tokens_.end()) {
+        return TokenCheck::kUnknown;
+    }
+    return found->second.expired ? TokenCheck::kExpired : TokenCheck::kValid;
+}
+
+std::string TokenStore::user(std::string_view token) const {
+    const auto found = tokens_.find(token);
+    return found == tokens_.end() ? std::string() : found->second.user;
+}
+
+bool TokenStore::expire(std::string_view token) {
+    const auto found = tokens_.find(token);
+    if (found == tokens_.end()) {
+        return false;
+    }
+    found->second.expired = true;
+    return true;
+}
+
+void TokenStore::expire_all() {
+    for (auto& entry : tokens_) {
+        entry.second.expired = true;
+    }
+}
+
+}  // namespace tether::server

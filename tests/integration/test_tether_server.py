@@ -1,0 +1,584 @@
+#!/usr/bin/python3
+"""tether-server driven by an independent client: python3-websockets speaking
+tether.v1 (docs/PROTOCOL.md) by hand, and the admin interface over HTTP.
+
+Usage: /usr/bin/python3 test_tether_server.py --source-dir ROOT --build-dir DIR [TestClass]
+"""
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import signal
+import ssl
+import struct
+import sys
+import unittest
+import uuid
+
+ARGS = argparse.ArgumentParser(add_help=False)
+ARGS.add_argument("--source-dir", required=True)
+ARGS.add_argument("--build-dir", required=True)
+OPTIONS, UNITTEST_ARGV = ARGS.parse_known_args()
+sys.path.insert(0, os.path.join(OPTIONS.source_dir, "tests", "integration"))
+
+import harness  # noqa: E402
+import websockets  # noqa: E402
+from websockets.exceptions import ConnectionClosed, InvalidStatusCode  # noqa: E402
+
+SERVER = os.path.join(OPTIONS.build_dir, "apps", "tether-server")
+TOKEN = "t0k3n"
+OTHER_TOKEN = "second-token"
+TIMEOUT = 10.0
+
+_CERTS = None
+
+
+def certs():
+    global _CERTS
+    if _CERTS is None:
+        _CERTS = harness.make_certs(harness.TempDir("tether-server-pki-").path("certs"))
+    return _CERTS
+
+
+# --- tether.v1 by hand ------------------------------------------------------------
+
+
+def data(seq, payload=b""):
+    return struct.pack(">BBQ", 0x44, 0, seq) + payload
+
+
+def ack(seq):
+    return struct.pack(">BBQ", 0x41, 0, seq)
+
+
+def decode(message):
+    """('json', dict) for text, ('D'|'A', seq, payload) for binary."""
+    if isinstance(message, str):
+        return ("json", json.loads(message))
+    kind, flags, seq = struct.unpack(">BBQ", message[:10])
+    assert flags == 0
+    return (chr(kind), seq, message[10:])
+
+
+def hello(session, version=1, last_downlink=0, oldest_uplink=1, next_uplink=1, device="pi-17"):
+    return json.dumps({"type": "hello", "session": session, "version": version, "device": device,
+                       "last_downlink": last_downlink, "oldest_uplink": oldest_uplink,
+                       "next_uplink": next_uplink})
+
+
+def new_session():
+    return str(uuid.uuid4())
+
+
+class Server:
+    """tether-server with a fresh data directory, tokens file and admin port."""
+
+    def __init__(self, tmp, extra=(), data_dir=None, tls=False):
+        self.tmp = tmp
+        self.data_dir = data_dir or tmp.path("data")
+        self.tokens = tmp.path("tokens")
+        with open(self.tokens, "w", encoding="ascii") as f:
+            f.write("# test tokens\n%s alice\n%s bob\n" % (TOKEN, OTHER_TOKEN))
+        cmd = [SERVER, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
+               "--tokens", self.tokens, "--admin", "127.0.0.1:0"]
+        if tls:
+            c = certs()
+            cmd += ["--tls-listen", "127.0.0.1:0", "--cert", c.server_chain, "--key", c.server_key]
+        cmd += list(extra)
+        self.process = harness.start_process(cmd, expect_port=False)
+        match = self.process.wait_for_line(r"^listen=(\d+) tls=(\d+) admin=(\d+)\s*$")
+        self.port, self.tls_port, self.admin_port = (int(g) for g in match.groups())
+
+    def url(self, path="/v1"):
+        return "ws://127.0.0.1:%d%s" % (self.port, path)
+
+    def admin(self, method, path, body=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=TIMEOUT)
+        conn.request(method, path, body=body)
+        response = conn.getresponse()
+        payload = response.read()
+        conn.close()
+        return response.status, json.loads(payload) if payload else None
+
+    def stats(self):
+        status, body = self.admin("GET", "/stats")
+        assert status == 200, status
+        return body
+
+    def session_stats(self, session):
+        for entry in self.stats()["sessions"]:
+            if entry["session"] == session:
+                return entry
+        return None
+
+    def stop(self):
+        return self.process.stop()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def run(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, TIMEOUT * 2))
+
+
+async def connect(server, token=TOKEN, subprotocols=("tether.v1",), url=None, ssl_context=None):
+    headers = {"Authorization": "Bearer " + token} if token else {}
+    return await websockets.connect(url or server.url(), subprotocols=list(subprotocols),
+                                    extra_headers=headers, ssl=ssl_context, open_timeout=TIMEOUT,
+                                    ping_interval=None, max_size=2 ** 20)
+
+
+async def recv(ws):
+    return decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
+
+
+async def open_session(server, session, **hello_fields):
+    ws = await connect(server)
+    await ws.send(hello(session, **hello_fields))
+    kind, welcome = await recv(ws)
+    assert kind == "json" and welcome["type"] == "welcome", welcome
+    return ws, welcome
+
+
+async def close_code(ws):
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), TIMEOUT)
+    except ConnectionClosed as closed:
+        return closed.code, closed.reason
+    return None
+
+
+async def until_ack(ws, seq):
+    while True:
+        message = await recv(ws)
+        if message[0] == "A" and message[1] >= seq:
+            return message[1]
+
+
+# --- Tests ------------------------------------------------------------------------
+
+
+class Protocol(unittest.TestCase):
+    def setUp(self):
+        self.tmp = harness.TempDir("tether-server-")
+        self.server = Server(self.tmp, extra=["--ack-every", "4", "--ack-interval-ms", "50"])
+
+    def tearDown(self):
+        self.server.stop()
+
+    def test_hello_welcome_data_stored_and_acked(self):
+        session = new_session()
+
+        async def scenario():
+            ws, welcome = await open_session(self.server, session)
+            self.assertEqual(welcome["session"], session)
+            self.assertFalse(welcome["resumed"])
+            self.assertEqual(welcome["last_uplink"], 0)
+            self.assertEqual(welcome["ack_every"], 4)
+            self.assertEqual(welcome["ack_interval_ms"], 50)
+            for seq in range(1, 11):
+                await ws.send(data(seq, b"m%d" % seq))
+            self.assertEqual(await until_ack(ws, 10), 10)
+            await ws.close()
+
+        run(scenario())
+        stats = self.server.session_stats(session)
+        self.assertEqual(stats["received"], 10)
+        self.assertEqual(stats["highest_seq"], 10)
+        self.assertEqual(stats["next_expected"], 11)
+        self.assertEqual(stats["device"], "pi-17")
+
+    def test_duplicates_are_dropped_and_counted(self):
+        session = new_session()
+
+        async def scenario():
+            ws, _ = await open_session(self.server, session)
+            for seq in (1, 2, 3, 2, 3, 1):
+                await ws.send(data(seq, b"x"))
+            await until_ack(ws, 3)
+            await ws.close()
+            ws, welcome = await open_session(self.server, session, oldest_uplink=1, next_uplink=4)
+            self.assertTrue(welcome["resumed"])
+            self.assertEqual(welcome["last_uplink"], 3)
+            await ws.send(data(3, b"x"))  # a retransmission after a lost ACK
+            await ws.send(data(4, b"y"))
+            await until_ack(ws, 4)
+            await ws.close()
+
+        run(scenario())
+        stats = self.server.session_stats(session)
+        self.assertEqual(stats["received"], 4)
+        self.assertEqual(stats["duplicates"], 4)
+        self.assertEqual(stats["gap_count"], 0)
+
+    def test_gap_is_recorded_and_acked_at_once(self):
+        session = new_session()
+
+        async def scenario():
+            ws, _ = await open_session(self.server, session)
+            await ws.send(data(1))
+            await ws.send(json.dumps({"type": "gap", "first": 2, "last": 5, "reason": "overflow"}))
+            self.assertEqual(await until_ack(ws, 5), 5)
+            await ws.send(data(6))
+            await ws.send(data(9))  # unreported hole 7..8
+            await until_ack(ws, 9)
+            await ws.close()
+
+        run(scenario())
+        stats = self.server.session_stats(session)
+        self.assertEqual(stats["received"], 3)
+        self.assertEqual(stats["next_expected"], 10)
+        self.assertEqual([(g["first"], g["last"], g["reason"]) for g in stats["gaps"]],
+                         [(2, 5, "overflow"), (7, 8, "unreported")])
+
+    def test_anything_before_hello_is_4002(self):
+        async def scenario():
+            ws = await connect(self.server)
+            await ws.send(data(1, b"early"))
+            return await close_code(ws)
+
+        self.assertEqual(run(scenario())[0], 4002)
+
+    def test_unknown_control_is_4002(self):
+        async def scenario():
+            ws, _ = await open_session(self.server, new_session())
+            await ws.send(json.dumps({"type": "nonsense"}))
+            return await close_code(ws)
+
+        self.assertEqual(run(scenario())[0], 4002)
+
+    def test_lower_version_is_4009(self):
+        session = new_session()
+
+        async def scenario():
+            ws, _ = await open_session(self.server, session, version=5)
+            await ws.close()
+            ws = await connect(self.server)
+            await ws.send(hello(session, version=4))
+            return await close_code(ws)
+
+        self.assertEqual(run(scenario())[0], 4009)
+
+    def test_newer_connection_supersedes_the_older(self):
+        session = new_session()
+
+        async def scenario():
+            old, _ = await open_session(self.server, session, version=2)
+            new, _ = await open_session(self.server, session, version=2)
+            code = await close_code(old)
+            await new.send(data(1, b"still here"))
+            await until_ack(new, 1)
+            await new.close()
+            return code
+
+        self.assertEqual(run(scenario())[0], 4009)
+
+    def test_downlink_push_replay_and_ack(self):
+        session = new_session()
+
+        async def scenario():
+            ws, _ = await open_session(self.server, session)
+            status, body = self.server.admin("POST", "/sessions/%s/push" % session, b"reboot")
+            self.assertEqual(status, 200)
+            self.assertEqual(body["seq"], 1)
+            self.assertEqual(await recv(ws), ("D", 1, b"reboot"))
+            await ws.close()
+            # Offline pushes are replayed after the next welcome.
+            for text in (b"two", b"three"):
+                self.assertEqual(self.server.admin("POST", "/sessions/%s/push" % session,
+                                                   text)[0], 200)
+            ws, _ = await open_session(self.server, session, last_downlink=1)
+            self.assertEqual(await recv(ws), ("D", 2, b"two"))
+            self.assertEqual(await recv(ws), ("D", 3, b"three"))
+            await ws.send(ack(3))
+            await ws.send(data(1))
+            await until_ack(ws, 1)  # the ACK of the downlink was processed before this
+            await ws.close()
+
+        run(scenario())
+        stats = self.server.session_stats(session)
+        self.assertEqual(stats["downlink_next"], 4)
+        self.assertEqual(stats["downlink_acked"], 3)
+        self.assertEqual(stats["downlink_held"], 0)
+
+    def test_push_to_unknown_session_is_404(self):
+        self.assertEqual(self.server.admin("POST", "/sessions/%s/push" % new_session(), b"x")[0],
+                         404)
+
+
+class Upgrade(unittest.TestCase):
+    def setUp(self):
+        self.tmp = harness.TempDir("tether-server-")
+        self.server = Server(self.tmp)
+
+    def tearDown(self):
+        self.server.stop()
+
+    def status_of(self, **kw):
+        async def scenario():
+            try:
+                ws = await connect(self.server, **kw)
+            except InvalidStatusCode as error:
+                return error.status_code, error.headers
+            await ws.close()
+            return 101, None
+
+        return run(scenario())
+
+    def test_missing_token_is_401(self):
+        self.assertEqual(self.status_of(token=None)[0], 401)
+
+    def test_unknown_token_is_401(self):
+        self.assertEqual(self.status_of(token="nope")[0], 401)
+
+    def test_missing_subprotocol_is_400(self):
+        self.assertEqual(self.status_of(subprotocols=())[0], 400)
+        self.assertEqual(self.status_of(subprotocols=("chat",))[0], 400)
+
+    def test_reject_fault_answers_503_with_retry_after(self):
+        status, _ = self.server.admin("POST", "/faults/reject?status=503&retry_after=5&ms=60000")
+        self.assertEqual(status, 200)
+        code, headers = self.status_of()
+        self.assertEqual(code, 503)
+        self.assertEqual(headers["Retry-After"], "5")
+        self.server.admin("POST", "/faults/reject?status=503&ms=0")
+        self.assertEqual(self.status_of()[0], 101)
+
+    def test_help_documents_the_admin_interface(self):
+        result = harness.run([SERVER, "--help"])
+        self.assertEqual(result.returncode, 0)
+        for endpoint in ("/stats", "/faults/reset", "/faults/close", "/faults/silence",
+                         "/faults/reject", "/tokens/expire", "/sessions/ID/push", "/quit"):
+            self.assertIn(endpoint, result.stdout.decode() if isinstance(result.stdout, bytes)
+                          else result.stdout)
+
+    def test_bad_usage_exits_2(self):
+        self.assertEqual(harness.run([SERVER, "--listen", "127.0.0.1:0"]).returncode, 2)
+        self.assertEqual(harness.run([SERVER, "--bogus", "x"]).returncode, 2)
+
+
+class Faults(unittest.TestCase):
+    def setUp(self):
+        self.tmp = harness.TempDir("tether-server-")
+        self.server = Server(self.tmp)
+
+    def tearDown(self):
+        self.server.stop()
+
+    def test_close_fault_sends_code_and_reason(self):
+        async def scenario():
+            ws, _ = await open_session(self.server, new_session())
+            status, _ = self.server.admin("POST", "/faults/close?code=1012&reason=retry_after%3D5")
+            self.assertEqual(status, 200)
+            return await close_code(ws)
+
+        self.assertEqual(run(scenario()), (1012, "retry_after=5"))
+
+    def test_reset_fault_drops_without_close_frame(self):
+        async def scenario():
+            ws, _ = await open_session(self.server, new_session())
+            self.server.admin("POST", "/faults/reset")
+            return await close_code(ws)
+
+        self.assertEqual(run(scenario())[0], 1006)
+
+    def test_expired_token_closes_its_connections_with_4001(self):
+        async def scenario():
+            mine, _ = await open_session(self.server, new_session())
+            other = await connect(self.server, token=OTHER_TOKEN)
+            await other.send(hello(new_session()))
+            await recv(other)
+            status, body = self.server.admin("POST", "/tokens/expire?token=" + TOKEN)
+            self.assertEqual((status, body["closed"]), (200, 1))
+            code = await close_code(mine)
+            await other.send(data(1))
+            await until_ack(other, 1)  # the other token's connection lives on
+            await other.close()
+            try:
+                await connect(self.server)
+                rejected = None
+            except InvalidStatusCode as error:
+                rejected = error.status_code
+            return code, rejected
+
+        self.assertEqual(run(scenario()), ((4001, "token_expired"), 401))
+
+    def test_silence_stops_answering_pings(self):
+        async def scenario():
+            ws, _ = await open_session(self.server, new_session())
+            self.server.admin("POST", "/faults/silence?ms=1500")
+            waiter = await ws.ping(b"are you there")
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), 0.8)
+                silent = False
+            except asyncio.TimeoutError:
+                silent = True
+            await asyncio.wait_for(waiter, 5)  # answered once the silence ends
+            await ws.close()
+            return silent
+
+        self.assertTrue(run(scenario()))
+
+    def test_server_pings_idle_clients_and_drops_dead_ones(self):
+        self.server.stop()
+        self.server = Server(self.tmp, extra=["--ping-interval-ms", "200",
+                                              "--ping-timeout-ms", "300"],
+                             data_dir=self.tmp.path("data2"))
+
+        async def scenario():
+            ws, _ = await open_session(self.server, new_session())
+            # websockets answers pings while we read; stay alive a while.
+            await asyncio.sleep(0.8)
+            self.assertEqual(self.server.stats()["connections"], 1)
+            ws.transport.pause_reading()  # now pings go unanswered
+            await asyncio.sleep(1.5)
+            connections = self.server.stats()["connections"]
+            ws.transport.abort()
+            return connections
+
+        self.assertEqual(run(scenario()), 0)
+
+
+class Lifecycle(unittest.TestCase):
+    def setUp(self):
+        self.tmp = harness.TempDir("tether-server-")
+
+    def test_sigkill_then_restart_resumes_with_the_right_last_uplink(self):
+        session = new_session()
+        data_dir = self.tmp.path("data")
+        server = Server(self.tmp, data_dir=data_dir, extra=["--ack-every", "1"])
+
+        async def before():
+            ws, _ = await open_session(server, session)
+            for seq in range(1, 21):
+                await ws.send(data(seq, b"payload %d" % seq))
+            await until_ack(ws, 20)
+
+        run(before())
+        server.process.signal(signal.SIGKILL)
+        server.process.wait(5)
+        server.stop()
+        server = Server(self.tmp, data_dir=data_dir)
+        try:
+            async def after():
+                ws, welcome = await open_session(server, session, oldest_uplink=15,
+                                                 next_uplink=25)
+                await ws.close()
+                return welcome
+
+            welcome = run(after())
+            self.assertTrue(welcome["resumed"])
+            self.assertEqual(welcome["last_uplink"], 20)
+            self.assertEqual(server.session_stats(session)["received"], 20)
+        finally:
+            server.stop()
+
+    def test_sigterm_closes_with_1001_and_exits_0(self):
+        server = Server(self.tmp)
+
+        async def scenario():
+            ws, _ = await open_session(server, new_session())
+            server.process.signal(signal.SIGTERM)
+            return await close_code(ws)
+
+        self.assertEqual(run(scenario())[0], 1001)
+        self.assertEqual(server.process.wait(5), 0)
+        server.stop()
+
+    def test_quit_endpoint_stops_the_server(self):
+        server = Server(self.tmp)
+        self.assertEqual(server.admin("POST", "/quit")[0], 200)
+        self.assertEqual(server.process.wait(5), 0)
+        server.stop()
+
+
+class Tls(unittest.TestCase):
+    def setUp(self):
+        self.tmp = harness.TempDir("tether-server-")
+        self.server = Server(self.tmp, tls=True)
+
+    def tearDown(self):
+        self.server.stop()
+
+    def test_wss_hello_data_ack(self):
+        context = ssl.create_default_context(cafile=certs().ca)
+        session = new_session()
+
+        async def scenario():
+            for attempt in range(2):
+                ws = await connect(self.server, url="wss://localhost:%d/v1" % self.server.tls_port,
+                                   ssl_context=context)
+                await ws.send(hello(session, next_uplink=attempt * 5 + 1,
+                                    oldest_uplink=attempt * 5 + 1))
+                kind, welcome = await recv(ws)
+                self.assertEqual(welcome["last_uplink"], attempt * 5)
+                for seq in range(attempt * 5 + 1, attempt * 5 + 6):
+                    await ws.send(data(seq, os.urandom(3000)))
+                await until_ack(ws, attempt * 5 + 5)
+                await ws.close()
+
+        run(scenario())
+        self.assertEqual(self.server.session_stats(session)["received"], 10)
+
+    def test_session_tickets_let_clients_resume(self):
+        import socket
+        context = ssl.create_default_context(cafile=certs().ca)
+
+        def handshake(session=None):
+            raw = socket.create_connection(("127.0.0.1", self.server.tls_port), timeout=TIMEOUT)
+            tls = context.wrap_socket(raw, server_hostname="localhost", session=session)
+            reused = tls.session_reused
+            saved = tls.session
+            tls.close()
+            return reused, saved
+
+        reused, session = handshake()
+        self.assertFalse(reused)
+        self.assertTrue(session.has_ticket)
+        reused, _ = handshake(session)
+        self.assertTrue(reused)
+
+    def test_client_certificates_are_required_with_client_ca(self):
+        c = certs()
+        server = Server(self.tmp, tls=True, data_dir=self.tmp.path("mtls"),
+                        extra=["--client-ca", c.client_ca])
+        try:
+            async def attempt(with_certificate):
+                context = ssl.create_default_context(cafile=c.ca)
+                if with_certificate:
+                    context.load_cert_chain(c.client, c.client_key)
+                try:
+                    ws = await connect(server, url="wss://localhost:%d/v1" % server.tls_port,
+                                       ssl_context=context)
+                except Exception:  # noqa: BLE001 - the handshake must fail somehow
+                    return False
+                await ws.send(hello(new_session()))
+                kind, _ = await recv(ws)
+                await ws.close()
+                return kind == "json"
+
+            self.assertTrue(run(attempt(True)))
+            self.assertFalse(run(attempt(False)))
+        finally:
+            server.stop()
+
+    def test_plain_client_on_the_tls_port_is_dropped(self):
+        async def scenario():
+            try:
+                await connect(self.server, url="ws://127.0.0.1:%d/v1" % self.server.tls_port)
+            except Exception:  # noqa: BLE001 - any failure is the point
+                return True
+            return False
+
+        self.assertTrue(run(scenario()))
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0]] + UNITTEST_ARGV)
