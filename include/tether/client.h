@@ -73,9 +73,10 @@ class ClientListener {
     /// tether.v1: the downlink seq of the message just passed to on_message(),
     /// for applications that must drop re-deliveries after a crash of their own.
     virtual void on_downlink_seq(std::uint64_t seq) { (void)seq; }
-    /// tether.v1: the server will never send downlink seqs first..last (it no
-    /// longer held them), or (downlink false) the client skipped uplink seqs
-    /// first..last because the outbox dropped them, and told the server so.
+    /// downlink: the server will never send downlink seqs first..last (it no
+    /// longer held them; tether.v1). Uplink (downlink false): the outbox
+    /// dropped seqs first..last under drop_oldest; reported once the link is
+    /// back (in tether.v1 the server records the same range as a gap).
     virtual void on_gap(bool downlink, std::uint64_t first, std::uint64_t last) {
         (void)downlink;
         (void)first;
@@ -204,6 +205,7 @@ class Client final : private net::WsHandler {
     void send_upgrade(TimeMs now);
     void connect_next(TimeMs now);
     void drain_outbox();
+    void report_dropped();
     void flush(TimeMs now);
     void handle_read_result(const net::WsResult& result, TimeMs now);
     void notify();

@@ -315,7 +315,20 @@ void Client::flush(TimeMs now) {
     }
 }
 
+// Tells the application which messages the outbox dropped. Contiguous drops
+// merge while they wait, so a long outage is one report, made when the link
+// comes back and the loss starts to matter.
+void Client::report_dropped() {
+    SeqRange range{};
+    while (outbox_.take_dropped_range(&range)) {
+        if (listener_ != nullptr) {
+            listener_->on_gap(false, range.first, range.last);
+        }
+    }
+}
+
 void Client::drain_outbox() {
+    report_dropped();
     OutboxEntry entry;
     std::size_t queued = 0;
     for (Outbox::Iterator it = outbox_.unsent(); it.next(&entry);) {

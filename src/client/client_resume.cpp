@@ -99,6 +99,7 @@ void Client::send_hello(TimeMs now) {
     }
     welcome_seen_ = false;
     violation_ = false;
+    report_dropped();
     flush(now);
 }
 
@@ -237,6 +238,7 @@ void Client::send_downlink_ack(TimeMs now) {
 }
 
 void Client::drain_outbox_v1() {
+    report_dropped();
     OutboxEntry entry;
     std::size_t queued = 0;
     for (Outbox::Iterator it = outbox_.unsent(); it.next(&entry);) {
@@ -255,9 +257,6 @@ void Client::drain_outbox_v1() {
             }
             last_sent_uplink_ = entry.seq - 1;
             ++counters_.gaps_reported;
-            if (listener_ != nullptr) {
-                listener_->on_gap(false, gap.first, gap.last);
-            }
         }
         std::uint8_t header[net::v1::kHeaderSize];
         net::v1::write_data_header(entry.seq, header);
