@@ -12,6 +12,7 @@
 
 #include "options.h"
 #include "tether/client.h"
+#include "tether/port/credentials.h"
 #include "tether/port/device_identity.h"
 #include "tether/port/entropy.h"
 #include "tether/port/file_storage.h"
@@ -43,46 +44,15 @@ double seconds_since(TimeMs start) {
     return static_cast<double>(time_since(port::monotonic_now(), start)) / 1000.0;
 }
 
-// Reads the first line of a token file each time a connection needs it.
-class TokenFile final : public CredentialsProvider {
-  public:
-    explicit TokenFile(const char* path) : path_(path) {}
-    bool authorization(char* out, std::size_t capacity) override {
-        const int fd = ::open(path_, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-            return false;
-        }
-        char token[768];
-        const ssize_t got = ::read(fd, token, sizeof token - 1);
-        ::close(fd);
-        if (got <= 0) {
-            return false;
-        }
-        std::size_t length = 0;
-        while (length < static_cast<std::size_t>(got) && token[length] != '\n' &&
-               token[length] != '\r') {
-            ++length;
-        }
-        token[length] = '\0';
-        const int written = std::snprintf(out, capacity, "Bearer %s", token);
-        std::memset(token, 0, sizeof token);
-        return length > 0 && written > 0 && static_cast<std::size_t>(written) < capacity;
-    }
-    // The file is read afresh for every attempt, so there is nothing to drop.
-    void refresh() override {}
-
-  private:
-    const char* path_;
-};
-
 class Cat final : public ClientListener, public port::FdWatcher {
   public:
     Cat(const Options& options, TimeMs start, std::uint8_t* line)
         : options_(options), start_(start), line_(line) {}
 
-    void attach(Client* client, port::PollLoop* loop) {
+    void attach(Client* client, port::PollLoop* loop, port::TokenCommandCredentials* command) {
         client_ = client;
         loop_ = loop;
+        command_ = command;
     }
 
     void on_state(const ClientEvent& e) override {
@@ -142,6 +112,10 @@ class Cat final : public ClientListener, public port::FdWatcher {
 
     void on_ready(int fd, bool readable, bool writable, TimeMs now) override {
         (void)writable;
+        if (command_ != nullptr && fd == command_->fd()) {
+            command_->on_readable();
+            return;
+        }
         if (fd == g_signal_pipe[0]) {
             char drain[16];
             while (::read(fd, drain, sizeof drain) > 0) {
@@ -191,6 +165,17 @@ class Cat final : public ClientListener, public port::FdWatcher {
 
     // Called once per loop iteration: resume input, decide whether to leave.
     bool finished(int* exit_code, TimeMs now) {
+        // A token command refreshing in the background is watched while it runs.
+        const int command_fd = command_ != nullptr ? command_->fd() : -1;
+        if (command_fd != watched_command_fd_) {
+            if (watched_command_fd_ >= 0) {
+                loop_->unwatch(watched_command_fd_);
+            }
+            if (command_fd >= 0) {
+                loop_->watch(command_fd, true, false, this);
+            }
+            watched_command_fd_ = command_fd;
+        }
         if (input_paused_ && has_room()) {
             input_paused_ = false;
             loop_->watch(STDIN_FILENO, true, false, this);
@@ -296,6 +281,8 @@ class Cat final : public ClientListener, public port::FdWatcher {
     TimeMs start_;
     Client* client_ = nullptr;
     port::PollLoop* loop_ = nullptr;
+    port::TokenCommandCredentials* command_ = nullptr;
+    int watched_command_fd_ = -1;
     std::uint8_t* line_;  // one input line: max_message_size bytes
     std::size_t line_length_ = 0;
     bool line_too_long_ = false;
@@ -365,7 +352,19 @@ int run(int argc, char** argv) {
     static port::PosixTransport transport(&tls);
     static port::PosixResolver resolver;
     static Cat cat(options, start, line);
-    static TokenFile token(options.token_file);
+    static port::TokenFileCredentials token_file(options.token_file);
+    static port::TokenCommandCredentials token_command(options.token_command);
+    CredentialsProvider* credentials = nullptr;
+    if (options.token_command != nullptr) {
+        if (token_command.fetch_now(5000) != Status::kOk) {
+            std::fprintf(stderr,
+                         "t=0.000 level=warn event=credentials msg=\"--token-command gave no "
+                         "token; connecting without one\"\n");
+        }
+        credentials = &token_command;
+    } else if (options.token_file != nullptr) {
+        credentials = &token_file;
+    }
 
     // tether.v1: the session identity and the persisted counters.
     static char device_id[256];
@@ -406,7 +405,7 @@ int run(int argc, char** argv) {
         state_used = &persisted;
     }
     static Client client(options.client, buffers, transport, resolver, entropy, entropy, &cat,
-                         options.token_file != nullptr ? &token : nullptr, record_used, state_used);
+                         credentials, record_used, state_used);
     if (client.init() != Status::kOk) {
         std::fprintf(stderr, "tether-cat: %s\n", client.config_error());
         return kExitUsage;
@@ -418,7 +417,7 @@ int run(int argc, char** argv) {
     loop.add(&client);
     loop.watch(g_signal_pipe[0], true, false, &cat);
     loop.watch(STDIN_FILENO, true, false, &cat);
-    cat.attach(&client, &loop);
+    cat.attach(&client, &loop, options.token_command != nullptr ? &token_command : nullptr);
 
     client.start(port::monotonic_now());
     int exit_code = kExitOk;

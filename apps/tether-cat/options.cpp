@@ -44,6 +44,7 @@ constexpr Spec kSpecs[] = {
     {"header", true},
     {"subprotocol", true},
     {"token-file", true},
+    {"token-command", true},
     {"tether-v1", false},
     {"state-dir", true},
     {"device-id", true},
@@ -286,6 +287,8 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
         o->device_id = value;
     } else if (std::strcmp(name, "user") == 0) {
         o->user = value;
+    } else if (std::strcmp(name, "token-command") == 0) {
+        o->token_command = value;
     } else if (std::strcmp(name, "token-file") == 0) {
         o->token_file = value;
     }
@@ -385,7 +388,10 @@ Connection:
   --header "Name: value"     extra request header (repeatable)
   --subprotocol NAME         offer a subprotocol; the server must select one (repeatable)
   --token-file PATH          send "Authorization: Bearer <first line of PATH>";
-                             re-read when the server rejects it (401/403, close 4001)
+                             re-read for every connection attempt
+  --token-command CMD        the same from the first line CMD prints (run by /bin/sh at
+                             start and again, in the background, when the server
+                             rejects the token: 401/403, close 4001)
 
 Reconnection:
   --backoff-initial MS       first retry delay (default 1000)

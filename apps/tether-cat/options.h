@@ -30,6 +30,7 @@ struct Options {
     const char* subprotocols[kMaxSubprotocols] = {};
     std::size_t subprotocol_count = 0;
     const char* token_file = nullptr;
+    const char* token_command = nullptr;
     // tether.v1
     bool tether_v1 = false;
     const char* state_dir = nullptr;

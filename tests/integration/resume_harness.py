@@ -114,9 +114,12 @@ def gaps(data_dir, session):
 class Device:
     """tether-cat speaking tether.v1, fed by a steady producer of numbered lines."""
 
-    def __init__(self, build_dir, server, state_dir, token_file, device="pi-1", extra=()):
+    def __init__(self, build_dir, server, state_dir, token_file, device="pi-1", extra=(),
+                 token_command=False):
+        credentials = (["--token-command", "cat " + token_file] if token_command
+                       else ["--token-file", token_file])
         self.cmd = [os.path.join(build_dir, "apps", "tether-cat"), "--tether-v1",
-                    "--state-dir", state_dir, "--device-id", device, "--token-file", token_file,
+                    "--state-dir", state_dir, "--device-id", device] + credentials + [
                     "--ping-interval", "500", "--pong-timeout", "500", "--backoff-initial", "100",
                     "--backoff-max", "800", "--handshake-timeout", "1000"] + list(extra) + \
                    ["ws://127.0.0.1:%d/v1" % server.port]

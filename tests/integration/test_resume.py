@@ -33,7 +33,9 @@ USER = "tether"
 class Scenario:
     """One server, one device, a token file for each, in a fresh directory."""
 
-    def __init__(self, name, device="pi-1", device_extra=(), server_extra=()):
+    def __init__(self, name, device="pi-1", device_extra=(), server_extra=(),
+                 token_command=False):
+        self.token_command = token_command
         self.tmp = harness.TempDir("resume-%s-" % name)
         self.data_dir = self.tmp.path("store")
         os.makedirs(self.data_dir)
@@ -49,7 +51,8 @@ class Scenario:
 
     def new_device(self, state, extra=(), device=None):
         return rh.Device(BUILD, self.server, self.tmp.path(state), self.token_file,
-                         device=device or self.device_name, extra=extra)
+                         device=device or self.device_name, extra=extra,
+                         token_command=self.token_command)
 
     def write_token(self, token):
         with open(self.token_file, "w") as f:
@@ -104,8 +107,8 @@ class ResumeTestCase(unittest.TestCase):
 
 
 class ServerFaults(ResumeTestCase):
-    def run_with_fault(self, name, fault, downlink=10):
-        scenario = Scenario(name)
+    def run_with_fault(self, name, fault, downlink=10, token_command=False):
+        scenario = Scenario(name, token_command=token_command)
         try:
             scenario.wait_online()
             scenario.device.produce("up")
@@ -170,6 +173,15 @@ class ServerFaults(ResumeTestCase):
             s.server.admin("POST", "/tokens/expire?token=token-old")
             time.sleep(1.0)
         scenario = self.run_with_fault("4001", fault)
+        reasons = [e.get("reason") for e in scenario.device.log()]
+        self.assertIn("close_unauthorized", reasons)
+
+    def test_an_expired_token_is_refreshed_by_the_token_command(self):
+        def fault(s):
+            s.write_token("token-new")
+            s.server.admin("POST", "/tokens/expire?token=token-old")
+            time.sleep(1.0)
+        scenario = self.run_with_fault("4001-command", fault, token_command=True)
         reasons = [e.get("reason") for e in scenario.device.log()]
         self.assertIn("close_unauthorized", reasons)
 
