@@ -10,7 +10,7 @@ COVERAGE_DIR := $(BUILD)/coverage
 SOURCES = $(shell git ls-files --cached --others --exclude-standard \
                 '*.cpp' '*.h' 2>/dev/null)
 
-.PHONY: all deps build build-embedded test test-unit coverage format format-check clean
+.PHONY: all deps build build-embedded test test-unit coverage format format-check clean demo
 
 all: build
 
@@ -30,6 +30,11 @@ build-embedded: deps
 test: deps format-check build-embedded coverage build
 	ctest --test-dir $(EMBEDDED_DIR) -L unit --output-on-failure -j $(JOBS)
 	ctest --test-dir $(HOST_DIR) --output-on-failure -j $(JOBS)
+
+# The main job: tetherd and tether-server on this machine through every fault,
+# ending with a tally read from the server's store (see tools/demo).
+demo: deps build
+	/usr/bin/python3 tools/demo
 
 test-unit: build
 	ctest --test-dir $(HOST_DIR) -L unit --output-on-failure -j $(JOBS)
