@@ -192,8 +192,8 @@ TEST(TetherdConfig, TheDocumentedExampleIsThePackagedExample) {
 }
 
 TEST(TetherdConfig, TheDocumentedFieldsAreExactlyTheParsersFields) {
-    const std::vector<std::string> rows = tether::test::doc_section("docs/CONFIG.md",
-                                                                    "config-fields");
+    const std::vector<std::string> rows =
+        tether::test::doc_section("docs/CONFIG.md", "config-fields");
     CHECK(rows.size() > 2);
     STRCMP_EQUAL("| path | type | default | meaning |", rows[0].c_str());
     std::vector<std::string> documented;
@@ -248,10 +248,10 @@ TEST(TetherdConfig, SectionsMustBeObjects) {
 }
 
 TEST(TetherdConfig, DuplicateFieldsAreErrors) {
-    STRCMP_EQUAL("heartbeat.interval_ms: duplicate field",
-                 parse_error(with_member(
-                                 R"("heartbeat": {"interval_ms": 1000, "interval_ms": 2000})"))
-                     .c_str());
+    STRCMP_EQUAL(
+        "heartbeat.interval_ms: duplicate field",
+        parse_error(with_member(R"("heartbeat": {"interval_ms": 1000, "interval_ms": 2000})"))
+            .c_str());
     STRCMP_EQUAL("endpoints: duplicate field",
                  parse_error(R"({"endpoints": ["ws://a/"], "endpoints": ["ws://b/"]})").c_str());
 }
@@ -267,9 +267,8 @@ TEST(TetherdConfig, WrongTypesNameTheFieldAndTheTypeFound) {
                  parse_error(with_path("session.user", "null")).c_str());
     STRCMP_EQUAL("backoff.multiplier: expected a number, got a string",
                  parse_error(with_path("backoff.multiplier", R"("2")")).c_str());
-    STRCMP_EQUAL(
-        "backoff.jitter: expected one of none, full, equal, decorrelated, got a number",
-        parse_error(with_path("backoff.jitter", "1")).c_str());
+    STRCMP_EQUAL("backoff.jitter: expected one of none, full, equal, decorrelated, got a number",
+                 parse_error(with_path("backoff.jitter", "1")).c_str());
     STRCMP_EQUAL("inputs.health.interfaces: expected an array of interface names, got a string",
                  parse_error(with_path("inputs.health.interfaces", R"("eth0")")).c_str());
     STRCMP_EQUAL("inputs.health.interfaces[1]: expected a string, got a number",
@@ -306,9 +305,9 @@ TEST(TetherdConfig, ValuesOutOfRangeNameTheRange) {
 }
 
 TEST(TetherdConfig, FieldsThatDependOnEachOtherAreChecked) {
-    STRCMP_EQUAL("backoff.max_ms: must be at least backoff.initial_ms (5000), got 4000",
-                 parse_error(with_member(R"("backoff": {"initial_ms": 5000, "max_ms": 4000})"))
-                     .c_str());
+    STRCMP_EQUAL(
+        "backoff.max_ms: must be at least backoff.initial_ms (5000), got 4000",
+        parse_error(with_member(R"("backoff": {"initial_ms": 5000, "max_ms": 4000})")).c_str());
     STRCMP_EQUAL(
         "endpoint_pool.max_cooldown_ms: must be at least endpoint_pool.cooldown_ms (60000), got "
         "30000",
@@ -318,13 +317,12 @@ TEST(TetherdConfig, FieldsThatDependOnEachOtherAreChecked) {
     STRCMP_EQUAL(
         "heartbeat: interval_ms + max_missed_pongs * pong_timeout_ms must be at most 86400000 "
         "(one day), got 86400001",
-        parse_error(with_member(
-                        R"("heartbeat": {"interval_ms": 86400000, "pong_timeout_ms": 1})"))
+        parse_error(with_member(R"("heartbeat": {"interval_ms": 86400000, "pong_timeout_ms": 1})"))
             .c_str());
-    STRCMP_EQUAL("outbox.max_message_size: must be at most outbox.size_bytes - 24 (4072), got 4073",
-                 parse_error(with_member(
-                                 R"("outbox": {"size_bytes": 4096, "max_message_size": 4073})"))
-                     .c_str());
+    STRCMP_EQUAL(
+        "outbox.max_message_size: must be at most outbox.size_bytes - 24 (4072), got 4073",
+        parse_error(with_member(R"("outbox": {"size_bytes": 4096, "max_message_size": 4073})"))
+            .c_str());
     // The limits themselves are accepted.
     const DaemonConfig c = parse_ok(with_member(
         R"("outbox": {"size_bytes": 4096, "max_message_size": 4072}, )"
@@ -344,9 +342,8 @@ TEST(TetherdConfig, EndpointsAreRequiredAndValidated) {
                  parse_error(R"({"endpoints": ["ws://a/", "ws://a/", "ws://a/", "ws://a/",)"
                              R"( "ws://a/", "ws://a/", "ws://a/", "ws://a/", "ws://a/"]})")
                      .c_str());
-    STRCMP_EQUAL(
-        "endpoints[1]: bad URL \"http://b.example/\": the scheme must be ws:// or wss://",
-        parse_error(R"({"endpoints": ["ws://a/", "http://b.example/"]})").c_str());
+    STRCMP_EQUAL("endpoints[1]: bad URL \"http://b.example/\": the scheme must be ws:// or wss://",
+                 parse_error(R"({"endpoints": ["ws://a/", "http://b.example/"]})").c_str());
     STRCMP_EQUAL(
         "endpoints[0]: bad URL \"wss://u:p@a/\": credentials in a URL are not allowed (use "
         "credentials.token_file)",
@@ -357,11 +354,12 @@ TEST(TetherdConfig, EndpointsAreRequiredAndValidated) {
                  parse_error(R"({"endpoints": ["ws://a/#x"]})").c_str());
     STRCMP_EQUAL("endpoints[0]: bad URL \"ws:///\": bad host",
                  parse_error(R"({"endpoints": ["ws:///"]})").c_str());
-    STRCMP_EQUAL("endpoints[0]: bad URL \"ws://a/\\x09\": bad path (too long, or not visible ASCII)",
-                 parse_error("{\"endpoints\": [\"ws://a/\\t\"]}").c_str());
-    const DaemonConfig eight = parse_ok(
-        R"({"endpoints": ["ws://a/", "wss://b/", "ws://c/", "ws://d/",)"
-        R"( "ws://e/", "ws://f/", "ws://g/", "wss://h:8443/x?y=1"]})");
+    STRCMP_EQUAL(
+        "endpoints[0]: bad URL \"ws://a/\\x09\": bad path (too long, or not visible ASCII)",
+        parse_error("{\"endpoints\": [\"ws://a/\\t\"]}").c_str());
+    const DaemonConfig eight =
+        parse_ok(R"({"endpoints": ["ws://a/", "wss://b/", "ws://c/", "ws://d/",)"
+                 R"( "ws://e/", "ws://f/", "ws://g/", "wss://h:8443/x?y=1"]})");
     LONGS_EQUAL(8, eight.endpoints.size());
 }
 
@@ -382,8 +380,8 @@ TEST(TetherdConfig, PinsAreHexOrBase64AndNeverInsecure) {
         UNSIGNED_LONGS_EQUAL(i, from_hex.tls.pin_sha256[i]);
     }
     // The same 32 bytes in base64.
-    const DaemonConfig from_base64 = parse_ok(
-        with_path("tls.pin_sha256", R"("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")"));
+    const DaemonConfig from_base64 =
+        parse_ok(with_path("tls.pin_sha256", R"("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")"));
     MEMCMP_EQUAL(from_hex.tls.pin_sha256, from_base64.tls.pin_sha256, 32);
     STRCMP_EQUAL(
         "tls.pin_sha256: expected 64 hex digits or 44 base64 characters (SHA-256), got \"abc\"",
@@ -392,18 +390,24 @@ TEST(TetherdConfig, PinsAreHexOrBase64AndNeverInsecure) {
     STRCMP_CONTAINS("tls.pin_sha256: expected 64 hex digits",
                     parse_error(with_path("tls.pin_sha256", "\"" + bad_hex + "\"")).c_str());
     // Not canonical (the last character's low bits set), a bad character, padding.
-    STRCMP_CONTAINS("tls.pin_sha256: expected", parse_error(with_path("tls.pin_sha256",
-                        R"("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9=")")).c_str());
-    STRCMP_CONTAINS("tls.pin_sha256: expected", parse_error(with_path("tls.pin_sha256",
-                        R"("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdH*8=")")).c_str());
-    STRCMP_CONTAINS("tls.pin_sha256: expected", parse_error(with_path("tls.pin_sha256",
-                        R"("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8A")")).c_str());
-    STRCMP_EQUAL("tls.insecure: cannot be combined with tls.pin_sha256 (insecure checks nothing)",
-                 parse_error(with_member(R"("tls": {"pin_sha256": ")" + hex +
-                                         R"(", "insecure": true})"))
-                     .c_str());
-    const DaemonConfig base64_alphabet = parse_ok(
-        with_path("tls.pin_sha256", R"("+/9azAZ+/9azAZ+/9azAZ+/9azAZ+/9azAZ+/9azAZ0=")"));
+    STRCMP_CONTAINS("tls.pin_sha256: expected",
+                    parse_error(with_path("tls.pin_sha256",
+                                          R"("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh9=")"))
+                        .c_str());
+    STRCMP_CONTAINS("tls.pin_sha256: expected",
+                    parse_error(with_path("tls.pin_sha256",
+                                          R"("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdH*8=")"))
+                        .c_str());
+    STRCMP_CONTAINS("tls.pin_sha256: expected",
+                    parse_error(with_path("tls.pin_sha256",
+                                          R"("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8A")"))
+                        .c_str());
+    STRCMP_EQUAL(
+        "tls.insecure: cannot be combined with tls.pin_sha256 (insecure checks nothing)",
+        parse_error(with_member(R"("tls": {"pin_sha256": ")" + hex + R"(", "insecure": true})"))
+            .c_str());
+    const DaemonConfig base64_alphabet =
+        parse_ok(with_path("tls.pin_sha256", R"("+/9azAZ+/9azAZ+/9azAZ+/9azAZ+/9azAZ+/9azAZ0=")"));
     UNSIGNED_LONGS_EQUAL(0xFB, base64_alphabet.tls.pin_sha256[0]);
 }
 
@@ -464,8 +468,7 @@ TEST(TetherdConfig, NamesAndIdentifiersAreChecked) {
     STRCMP_EQUAL(
         "inputs.health.interfaces[0]: expected a name of 1..15 printable characters without '/', "
         "got \"a-very-long-interface\"",
-        parse_error(with_path("inputs.health.interfaces", R"(["a-very-long-interface"])"))
-            .c_str());
+        parse_error(with_path("inputs.health.interfaces", R"(["a-very-long-interface"])")).c_str());
     std::string names = "[\"e\"";
     for (int i = 0; i < 32; ++i) {
         names += ",\"e\"";
@@ -512,9 +515,9 @@ TEST(TetherdConfig, LoadingAFileNamesTheFileInErrors) {
     DaemonConfig c;
     std::string error;
     CHECK_FALSE(tether::daemon::load_config_file(bad.c_str(), &c, &error));
-    STRCMP_EQUAL((bad + ": log.level: expected one of debug, info, warn, error, got \"loud\"")
-                     .c_str(),
-                 error.c_str());
+    STRCMP_EQUAL(
+        (bad + ": log.level: expected one of debug, info, warn, error, got \"loud\"").c_str(),
+        error.c_str());
     const std::string missing = dir.file("missing.json");
     CHECK_FALSE(tether::daemon::load_config_file(missing.c_str(), &c, &error));
     STRCMP_EQUAL((missing + ": cannot read: No such file or directory").c_str(), error.c_str());

@@ -64,8 +64,8 @@ std::string one_of(const char* const* names, std::size_t count) {
     return out;
 }
 
-bool match_name(const char* text, const char* const* names, std::size_t count,
-                std::size_t* index, std::string* problem) {
+bool match_name(const char* text, const char* const* names, std::size_t count, std::size_t* index,
+                std::string* problem) {
     for (std::size_t i = 0; i < count; ++i) {
         if (std::strcmp(text, names[i]) == 0) {
             *index = i;
@@ -124,8 +124,8 @@ bool check_identifier(const char* text, std::string* problem) {
 // not "." or "..".
 bool check_entry_name(const char* text, std::size_t max, std::string* problem) {
     const std::size_t length = std::strlen(text);
-    bool ok = length >= 1 && length <= max && std::strcmp(text, ".") != 0 &&
-              std::strcmp(text, "..") != 0;
+    bool ok =
+        length >= 1 && length <= max && std::strcmp(text, ".") != 0 && std::strcmp(text, "..") != 0;
     for (std::size_t i = 0; ok && i < length; ++i) {
         ok = text[i] > 0x20 && text[i] < 0x7f && text[i] != '/';
     }
@@ -344,8 +344,8 @@ Section Parser::section(Section& parent, const char* name) {
         if (cJSON_IsObject(item)) {
             child.object = item;
         } else {
-            fail(parent.prefix + name, std::string("expected an object, got ") +
-                                           json_type_name(item));
+            fail(parent.prefix + name,
+                 std::string("expected an object, got ") + json_type_name(item));
         }
     }
     return child;
@@ -453,8 +453,7 @@ void Parser::read_number(Section& s, const char* name, double min, double max, d
     *out = item->valuedouble;
 }
 
-void Parser::read_string(Section& s, const char* name, bool nullable, Text kind,
-                         std::string* out) {
+void Parser::read_string(Section& s, const char* name, bool nullable, Text kind, std::string* out) {
     const cJSON* item = take(s, name, nullable ? "string|null" : "string");
     if (item == nullptr || failed()) {
         return;
@@ -465,9 +464,9 @@ void Parser::read_string(Section& s, const char* name, bool nullable, Text kind,
         return;
     }
     if (!cJSON_IsString(item)) {
-        fail(path, std::string(nullable ? "expected a string or null, got "
-                                        : "expected a string, got ") +
-                       json_type_name(item));
+        fail(path,
+             std::string(nullable ? "expected a string or null, got " : "expected a string, got ") +
+                 json_type_name(item));
         return;
     }
     const char* text = item->valuestring;
@@ -498,8 +497,8 @@ void Parser::read_string(Section& s, const char* name, bool nullable, Text kind,
     *out = text;
 }
 
-bool Parser::read_enum(Section& s, const char* name, const char* const* names,
-                       std::size_t count, std::size_t* index) {
+bool Parser::read_enum(Section& s, const char* name, const char* const* names, std::size_t count,
+                       std::size_t* index) {
     const cJSON* item = take(s, name, "enum");
     if (item == nullptr || failed()) {
         return false;
@@ -654,9 +653,9 @@ void Parser::read_endpoint_pool(Section& root) {
     read_u32(s, "return_to_primary_after_ms", 0, kMaxEndpointPoolDurationMs,
              &pool.return_to_primary_after_ms);
     if (finish(s) && pool.max_cooldown_ms < pool.cooldown_ms) {
-        fail("endpoint_pool.max_cooldown_ms",
-             "must be at least endpoint_pool.cooldown_ms (" + std::to_string(pool.cooldown_ms) +
-                 "), got " + std::to_string(pool.max_cooldown_ms));
+        fail("endpoint_pool.max_cooldown_ms", "must be at least endpoint_pool.cooldown_ms (" +
+                                                  std::to_string(pool.cooldown_ms) + "), got " +
+                                                  std::to_string(pool.max_cooldown_ms));
     }
 }
 
@@ -666,7 +665,8 @@ void Parser::read_outbox(Section& root) {
     read_size(s, "size_bytes", 4096, 1u << 30, &outbox.size_bytes);
     std::size_t overflow = 0;
     if (read_enum(s, "overflow", kOverflowNames, count_of(kOverflowNames), &overflow)) {
-        outbox.overflow = overflow == 0 ? OverflowPolicy::kDropOldest : OverflowPolicy::kRejectNewest;
+        outbox.overflow =
+            overflow == 0 ? OverflowPolicy::kDropOldest : OverflowPolicy::kRejectNewest;
     }
     read_size(s, "max_message_size", 16, 16u << 20, &outbox.max_message_size);
     if (finish(s) && outbox.max_message_size + kOutboxEntryReserve > outbox.size_bytes) {
@@ -693,8 +693,8 @@ void Parser::read_interfaces(Section& s) {
     }
     const std::string path = s.prefix + "interfaces";
     if (!cJSON_IsArray(item)) {
-        fail(path, std::string("expected an array of interface names, got ") +
-                       json_type_name(item));
+        fail(path,
+             std::string("expected an array of interface names, got ") + json_type_name(item));
         return;
     }
     if (cJSON_GetArraySize(item) > static_cast<int>(kMaxInterfaces)) {
@@ -977,8 +977,7 @@ const OverrideSpec* find_override(const char* name) {
     return nullptr;
 }
 
-bool apply_override(DaemonConfig* config, const char* name, const char* value,
-                    std::string* error) {
+bool apply_override(DaemonConfig* config, const char* name, const char* value, std::string* error) {
     const OverrideSpec* spec = find_override(name);
     if (spec == nullptr) {
         return set_error(error, std::string("--") + name + ": unknown option");
@@ -992,8 +991,8 @@ bool apply_override(DaemonConfig* config, const char* name, const char* value,
     if (key == "insecure") {
         bool insecure = false;
         if (!parse_bool_flag(value, &insecure)) {
-            return set_error(error, flag + ": expected no value, true or false, got " +
-                                        quoted(value));
+            return set_error(error,
+                             flag + ": expected no value, true or false, got " + quoted(value));
         }
         if (insecure && config->tls.has_pin) {
             return set_error(error, flag + ": cannot be combined with tls.pin_sha256");
@@ -1089,8 +1088,8 @@ std::string describe(const DaemonConfig& config) {
            : !credentials.token_command.empty() ? std::string("token_command")
                                                 : std::string("none");
     out += " user=" + config.session.user;
-    out += " device=" +
-           (config.session.device_id.empty() ? std::string("machine-id") : config.session.device_id);
+    out += " device=" + (config.session.device_id.empty() ? std::string("machine-id")
+                                                          : config.session.device_id);
     const HeartbeatConfig& heartbeat = config.heartbeat;
     char numbers[160];
     if (heartbeat.interval_ms == 0) {

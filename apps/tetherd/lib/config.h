@@ -68,10 +68,10 @@ struct CredentialsOptions {
 };
 
 struct SessionOptions {
-    std::string user = "tether";  ///< the user id in the session id (docs/PROTOCOL.md)
-    std::string device_id;        ///< empty: /etc/machine-id
-    std::uint32_t ack_every = 64;        ///< ClientConfig::ack_every
-    std::uint32_t ack_interval_ms = 200;  ///< ClientConfig::ack_interval_ms
+    std::string user = "tether";           ///< the user id in the session id (docs/PROTOCOL.md)
+    std::string device_id;                 ///< empty: /etc/machine-id
+    std::uint32_t ack_every = 64;          ///< ClientConfig::ack_every
+    std::uint32_t ack_interval_ms = 200;   ///< ClientConfig::ack_interval_ms
     std::uint32_t seq_reservation = 1024;  ///< ClientConfig::seq_reservation
 };
 
@@ -175,9 +175,9 @@ bool load_config_file(const char* path, DaemonConfig* out, std::string* error);
 
 /// One command-line override.
 struct OverrideSpec {
-    const char* name;      ///< the flag without "--", e.g. "state-dir"
-    const char* metavar;   ///< "URL", "DIR", ...; nullptr for a flag that takes no value
-    const char* field;     ///< the JSON path it overrides
+    const char* name;     ///< the flag without "--", e.g. "state-dir"
+    const char* metavar;  ///< "URL", "DIR", ...; nullptr for a flag that takes no value
+    const char* field;    ///< the JSON path it overrides
     const char* help;
 };
 
@@ -193,8 +193,7 @@ const OverrideSpec* find_override(const char* name);
 /// metavar take `value` nullptr (or "true"/"false"). Returns false with
 /// *error ("--log-level: expected one of debug, info, warn, error, got \"loud\"")
 /// for an unknown name or a bad value, leaving *config unchanged.
-bool apply_override(DaemonConfig* config, const char* name, const char* value,
-                    std::string* error);
+bool apply_override(DaemonConfig* config, const char* name, const char* value, std::string* error);
 
 /// Writes the overrides' help text (one line per flag, aligned) to `out`.
 void print_override_help(std::FILE* out);
@@ -210,8 +209,7 @@ std::string describe(const DaemonConfig& config);
 /// left to the caller) and acknowledgement settings; and the TLS settings.
 /// Pointers into `config`'s strings are stored: it must outlive both, and
 /// must not be modified meanwhile. Other fields of *client keep their values.
-void to_client_config(const DaemonConfig& config, ClientConfig* client,
-                      port::TlsSettings* tls);
+void to_client_config(const DaemonConfig& config, ClientConfig* client, port::TlsSettings* tls);
 
 /// A field the parser reads: its JSON path and type as written in
 /// docs/CONFIG.md ("integer", "string", "string|null", "boolean", "number",
