@@ -1,0 +1,1188 @@
+#include "config.h"
+
+#include <cjson/cJSON.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+
+#include "tether/ascii.h"
+#include "tether/net/url.h"
+
+namespace tether::daemon {
+namespace {
+
+constexpr std::uint32_t kDayMs = 24u * 60u * 60u * 1000u;
+constexpr std::size_t kMaxPathLength = 4095;
+constexpr std::size_t kMaxNameLength = 255;
+constexpr std::size_t kMaxInterfaces = 32;
+constexpr std::size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
+constexpr std::size_t kMaxLedName = 64;
+// Outbox entries carry a 16-byte header and are padded to 8 bytes: a message
+// of max_message_size must fit in an empty outbox.
+constexpr std::size_t kOutboxEntryReserve = 24;
+
+constexpr const char* kJitterNames[] = {"none", "full", "equal", "decorrelated"};
+constexpr JitterMode kJitterModes[] = {JitterMode::kNone, JitterMode::kFull, JitterMode::kEqual,
+                                       JitterMode::kDecorrelated};
+constexpr const char* kOverflowNames[] = {"drop_oldest", "reject_newest"};
+constexpr const char* kLogLevelNames[] = {"debug", "info", "warn", "error"};
+constexpr const char* kDownlinkNames[] = {"stdout", "command"};
+
+template <std::size_t N>
+constexpr std::size_t count_of(const char* const (&)[N]) {
+    return N;
+}
+
+// A value quoted for an error message: at most 64 bytes, control and
+// non-ASCII bytes escaped, so a hostile file cannot garble the log line.
+std::string quoted(const char* text) {
+    std::string out = "\"";
+    std::size_t i = 0;
+    for (; text[i] != '\0' && i < 64; ++i) {
+        const auto byte = static_cast<unsigned char>(text[i]);
+        if (byte < 0x20 || byte >= 0x7f || byte == '"' || byte == '\\') {
+            char escaped[8];
+            std::snprintf(escaped, sizeof escaped, "\\x%02x", byte);
+            out += escaped;
+        } else {
+            out += static_cast<char>(byte);
+        }
+    }
+    if (text[i] != '\0') {
+        out += "...";
+    }
+    return out + "\"";
+}
+
+std::string one_of(const char* const* names, std::size_t count) {
+    std::string out = "expected one of ";
+    for (std::size_t i = 0; i < count; ++i) {
+        out += i == 0 ? "" : ", ";
+        out += names[i];
+    }
+    return out;
+}
+
+bool match_name(const char* text, const char* const* names, std::size_t count, std::size_t* index,
+                std::string* problem) {
+    for (std::size_t i = 0; i < count; ++i) {
+        if (std::strcmp(text, names[i]) == 0) {
+            *index = i;
+            return true;
+        }
+    }
+    *problem = one_of(names, count) + ", got " + quoted(text);
+    return false;
+}
+
+// --- Checks shared by the file's fields and the command-line overrides ---
+// Each returns false with a problem text that the caller prefixes with the
+// field's path or the flag's name.
+
+bool check_path(const char* text, std::string* problem) {
+    const std::size_t length = std::strlen(text);
+    if (length == 0) {
+        *problem = "expected a non-empty path";
+        return false;
+    }
+    if (length > kMaxPathLength) {
+        *problem = "longer than 4095 bytes";
+        return false;
+    }
+    return true;
+}
+
+bool check_command(const char* text, std::string* problem) {
+    for (const char* c = text; *c != '\0'; ++c) {
+        if (*c != ' ' && *c != '\t') {
+            return check_path(text, problem);
+        }
+    }
+    *problem = "expected a non-empty command";
+    return false;
+}
+
+// A user or device id: printable ASCII without spaces (it is hashed into the
+// session id and shown in logs and on the server).
+bool check_identifier(const char* text, std::string* problem) {
+    const std::size_t length = std::strlen(text);
+    if (length == 0 || length > kMaxNameLength) {
+        *problem = "expected 1..255 characters";
+        return false;
+    }
+    for (std::size_t i = 0; i < length; ++i) {
+        if (text[i] < 0x21 || text[i] > 0x7e) {
+            *problem = "expected printable ASCII without spaces, got " + quoted(text);
+            return false;
+        }
+    }
+    return true;
+}
+
+// A single directory entry name (an LED or a network interface): no '/',
+// not "." or "..".
+bool check_entry_name(const char* text, std::size_t max, std::string* problem) {
+    const std::size_t length = std::strlen(text);
+    bool ok =
+        length >= 1 && length <= max && std::strcmp(text, ".") != 0 && std::strcmp(text, "..") != 0;
+    for (std::size_t i = 0; ok && i < length; ++i) {
+        ok = text[i] > 0x20 && text[i] < 0x7f && text[i] != '/';
+    }
+    if (!ok) {
+        *problem = "expected a name of 1.." + std::to_string(max) +
+                   " printable characters without '/', got " + quoted(text);
+    }
+    return ok;
+}
+
+const char* url_problem(net::UrlStatus status) {
+    switch (status) {
+        case net::UrlStatus::kBadScheme:
+            return "the scheme must be ws:// or wss://";
+        case net::UrlStatus::kBadHost:
+            return "bad host";
+        case net::UrlStatus::kBadPort:
+            return "bad port (expected 1..65535)";
+        case net::UrlStatus::kBadPath:
+            return "bad path (too long, or not visible ASCII)";
+        case net::UrlStatus::kHasUserinfo:
+            return "credentials in a URL are not allowed (use credentials.token_file)";
+        case net::UrlStatus::kHasFragment:
+            return "a fragment (#) is not allowed";
+        case net::UrlStatus::kOk:
+            break;
+    }
+    return "bad URL";
+}
+
+bool check_url(const char* text, bool* tls, std::string* problem) {
+    static net::WsUrl url;  // 1.3 KB: start-up only, single-threaded
+    const net::UrlStatus status = net::parse_ws_url(text, &url);
+    if (status != net::UrlStatus::kOk) {
+        *problem = std::string("bad URL ") + quoted(text) + ": " + url_problem(status);
+        return false;
+    }
+    if (tls != nullptr) {
+        *tls = url.tls;
+    }
+    return true;
+}
+
+int base64_value(char c) {
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '+') {
+        return 62;
+    }
+    if (c == '/') {
+        return 63;
+    }
+    return -1;
+}
+
+// 64 hex digits, or 44 base64 characters ending in one '=' (openssl's output).
+bool decode_pin(const char* text, std::uint8_t out[32]) {
+    const std::size_t length = std::strlen(text);
+    if (length == 64) {
+        for (std::size_t i = 0; i < 32; ++i) {
+            const int high = hex_digit_value(text[2 * i]);
+            const int low = hex_digit_value(text[2 * i + 1]);
+            if (high < 0 || low < 0) {
+                return false;
+            }
+            out[i] = static_cast<std::uint8_t>(high << 4 | low);
+        }
+        return true;
+    }
+    if (length != 44 || text[43] != '=') {
+        return false;
+    }
+    std::uint32_t bits = 0;
+    unsigned bit_count = 0;
+    std::size_t written = 0;
+    for (std::size_t i = 0; i < 43; ++i) {
+        const int value = base64_value(text[i]);
+        if (value < 0) {
+            return false;
+        }
+        bits = (bits << 6 | static_cast<std::uint32_t>(value)) & 0xFFFFu;
+        bit_count += 6;
+        if (bit_count >= 8) {
+            bit_count -= 8;
+            if (written < 32) {
+                out[written++] = static_cast<std::uint8_t>(bits >> bit_count);
+            }
+        }
+    }
+    // 43 characters carry 258 bits: the last two must be zero (canonical).
+    return (bits & 0x3u) == 0;
+}
+
+bool check_pin(const char* text, std::uint8_t out[32], std::string* problem) {
+    if (!decode_pin(text, out)) {
+        *problem = "expected 64 hex digits or 44 base64 characters (SHA-256), got " + quoted(text);
+        return false;
+    }
+    return true;
+}
+
+const char* json_type_name(const cJSON* item) {
+    if (cJSON_IsBool(item)) {
+        return "a boolean";
+    }
+    if (cJSON_IsNull(item)) {
+        return "null";
+    }
+    if (cJSON_IsNumber(item)) {
+        return "a number";
+    }
+    if (cJSON_IsString(item)) {
+        return "a string";
+    }
+    if (cJSON_IsArray(item)) {
+        return "an array";
+    }
+    return "an object";
+}
+
+std::string number_text(double value) {
+    char text[40];
+    if (std::fabs(value) < 1e18 && value == std::floor(value)) {
+        std::snprintf(text, sizeof text, "%.0f", value);
+    } else {
+        std::snprintf(text, sizeof text, "%g", value);
+    }
+    return text;
+}
+
+std::string range_text(std::uint64_t min, std::uint64_t max) {
+    return std::to_string(min) + ".." + std::to_string(max);
+}
+
+// One JSON object of the file, read field by field. Every field the parser
+// reads goes through take(), which marks it; finish() then reports whatever
+// was not taken as unknown. A section that is absent from the file is read
+// all the same (every take() finds nothing), so the record of fields taken
+// is complete whatever the file holds: config_fields() relies on that.
+struct Section {
+    const cJSON* object;
+    std::string prefix;  // "" for the top level, "inputs.health." for a nested one
+    std::vector<const cJSON*> taken;
+};
+
+class Parser {
+  public:
+    Parser(DaemonConfig* config, std::vector<ConfigField>* record)
+        : config_(config), record_(record) {}
+
+    bool run(const cJSON* root);
+    const std::string& error() const { return error_; }
+
+  private:
+    bool fail(const std::string& path, const std::string& problem) {
+        if (error_.empty()) {
+            error_ = path + ": " + problem;
+        }
+        return false;
+    }
+    bool failed() const { return !error_.empty(); }
+
+    Section section(Section& parent, const char* name);
+    bool finish(const Section& section);
+    const cJSON* take(Section& section, const char* name, const char* type);
+
+    void read_u32(Section& s, const char* name, std::uint32_t min, std::uint32_t max,
+                  std::uint32_t* out);
+    void read_u64(Section& s, const char* name, std::uint64_t min, std::uint64_t max,
+                  std::uint64_t* out);
+    void read_size(Section& s, const char* name, std::size_t min, std::size_t max,
+                   std::size_t* out);
+    void read_bool(Section& s, const char* name, bool* out);
+    void read_number(Section& s, const char* name, double min, double max, double* out);
+    // kind: the shared check applied to the text.
+    enum class Text { kPath, kCommand, kIdentifier, kLed, kPin };
+    void read_string(Section& s, const char* name, bool nullable, Text kind, std::string* out);
+    bool read_enum(Section& s, const char* name, const char* const* names, std::size_t count,
+                   std::size_t* index);
+    void read_interfaces(Section& s);
+    void read_endpoints(Section& root);
+
+    void read_tls(Section& root);
+    void read_credentials(Section& root);
+    void read_session(Section& root);
+    void read_heartbeat(Section& root);
+    void read_backoff(Section& root);
+    void read_timeouts(Section& root);
+    void read_endpoint_pool(Section& root);
+    void read_outbox(Section& root);
+    void read_spool(Section& root);
+    void read_inputs(Section& root);
+    void read_downlink(Section& root);
+    void read_status(Section& root);
+    void read_metrics(Section& root);
+    void read_watchdog(Section& root);
+    void read_log(Section& root);
+
+    DaemonConfig* config_;
+    std::vector<ConfigField>* record_;
+    std::string error_;
+    std::string pin_text_;
+};
+
+Section Parser::section(Section& parent, const char* name) {
+    Section child{nullptr, parent.prefix + name + ".", {}};
+    const cJSON* item = take(parent, name, nullptr);
+    if (item != nullptr) {
+        if (cJSON_IsObject(item)) {
+            child.object = item;
+        } else {
+            fail(parent.prefix + name,
+                 std::string("expected an object, got ") + json_type_name(item));
+        }
+    }
+    return child;
+}
+
+const cJSON* Parser::take(Section& s, const char* name, const char* type) {
+    if (record_ != nullptr && type != nullptr) {
+        record_->push_back({s.prefix + name, type});
+    }
+    if (s.object == nullptr) {
+        return nullptr;
+    }
+    const cJSON* item = cJSON_GetObjectItemCaseSensitive(s.object, name);
+    if (item != nullptr) {
+        s.taken.push_back(item);
+    }
+    return item;
+}
+
+bool Parser::finish(const Section& s) {
+    if (s.object == nullptr || failed()) {
+        return !failed();
+    }
+    for (const cJSON* item = s.object->child; item != nullptr; item = item->next) {
+        for (const cJSON* before = s.object->child; before != item; before = before->next) {
+            if (std::strcmp(before->string, item->string) == 0) {
+                return fail(s.prefix + item->string, "duplicate field");
+            }
+        }
+        bool known = false;
+        for (const cJSON* taken : s.taken) {
+            known = known || taken == item;
+        }
+        if (!known) {
+            return fail(s.prefix + item->string, "unknown field");
+        }
+    }
+    return true;
+}
+
+void Parser::read_u64(Section& s, const char* name, std::uint64_t min, std::uint64_t max,
+                      std::uint64_t* out) {
+    const cJSON* item = take(s, name, "integer");
+    if (item == nullptr || failed()) {
+        return;
+    }
+    const std::string path = s.prefix + name;
+    if (!cJSON_IsNumber(item)) {
+        fail(path, std::string("expected an integer, got ") + json_type_name(item));
+        return;
+    }
+    const double value = item->valuedouble;
+    if (value != std::floor(value)) {
+        fail(path, "expected an integer, got " + number_text(value));
+        return;
+    }
+    if (value < static_cast<double>(min) || value > static_cast<double>(max)) {
+        fail(path, "expected " + range_text(min, max) + ", got " + number_text(value));
+        return;
+    }
+    *out = static_cast<std::uint64_t>(value);
+}
+
+void Parser::read_u32(Section& s, const char* name, std::uint32_t min, std::uint32_t max,
+                      std::uint32_t* out) {
+    std::uint64_t value = *out;
+    read_u64(s, name, min, max, &value);
+    *out = static_cast<std::uint32_t>(value);
+}
+
+void Parser::read_size(Section& s, const char* name, std::size_t min, std::size_t max,
+                       std::size_t* out) {
+    std::uint64_t value = *out;
+    read_u64(s, name, min, max, &value);
+    *out = static_cast<std::size_t>(value);
+}
+
+void Parser::read_bool(Section& s, const char* name, bool* out) {
+    const cJSON* item = take(s, name, "boolean");
+    if (item == nullptr || failed()) {
+        return;
+    }
+    if (!cJSON_IsBool(item)) {
+        fail(s.prefix + name, std::string("expected true or false, got ") + json_type_name(item));
+        return;
+    }
+    *out = cJSON_IsTrue(item) != 0;
+}
+
+void Parser::read_number(Section& s, const char* name, double min, double max, double* out) {
+    const cJSON* item = take(s, name, "number");
+    if (item == nullptr || failed()) {
+        return;
+    }
+    const std::string path = s.prefix + name;
+    if (!cJSON_IsNumber(item)) {
+        fail(path, std::string("expected a number, got ") + json_type_name(item));
+        return;
+    }
+    if (!(item->valuedouble >= min && item->valuedouble <= max)) {
+        fail(path, "expected " + number_text(min) + ".." + number_text(max) + ", got " +
+                       number_text(item->valuedouble));
+        return;
+    }
+    *out = item->valuedouble;
+}
+
+void Parser::read_string(Section& s, const char* name, bool nullable, Text kind, std::string* out) {
+    const cJSON* item = take(s, name, nullable ? "string|null" : "string");
+    if (item == nullptr || failed()) {
+        return;
+    }
+    const std::string path = s.prefix + name;
+    if (nullable && cJSON_IsNull(item)) {
+        out->clear();
+        return;
+    }
+    if (!cJSON_IsString(item)) {
+        fail(path,
+             std::string(nullable ? "expected a string or null, got " : "expected a string, got ") +
+                 json_type_name(item));
+        return;
+    }
+    const char* text = item->valuestring;
+    std::string problem;
+    bool ok = false;
+    switch (kind) {
+        case Text::kPath:
+            ok = check_path(text, &problem);
+            break;
+        case Text::kCommand:
+            ok = check_command(text, &problem);
+            break;
+        case Text::kIdentifier:
+            ok = check_identifier(text, &problem);
+            break;
+        case Text::kLed:
+            ok = check_entry_name(text, kMaxLedName, &problem);
+            break;
+        case Text::kPin:
+            ok = check_pin(text, config_->tls.pin_sha256, &problem);
+            config_->tls.has_pin = ok;
+            break;
+    }
+    if (!ok) {
+        fail(path, problem);
+        return;
+    }
+    *out = text;
+}
+
+bool Parser::read_enum(Section& s, const char* name, const char* const* names, std::size_t count,
+                       std::size_t* index) {
+    const cJSON* item = take(s, name, "enum");
+    if (item == nullptr || failed()) {
+        return false;
+    }
+    const std::string path = s.prefix + name;
+    if (!cJSON_IsString(item)) {
+        fail(path, one_of(names, count) + ", got " + json_type_name(item));
+        return false;
+    }
+    std::string problem;
+    if (!match_name(item->valuestring, names, count, index, &problem)) {
+        fail(path, problem);
+        return false;
+    }
+    return true;
+}
+
+void Parser::read_endpoints(Section& root) {
+    const cJSON* item = take(root, "endpoints", "array of strings");
+    if (failed()) {
+        return;
+    }
+    if (item == nullptr) {
+        fail("endpoints", "required: a list of 1..8 ws:// or wss:// URLs");
+        return;
+    }
+    if (!cJSON_IsArray(item)) {
+        fail("endpoints", std::string("expected an array of URLs, got ") + json_type_name(item));
+        return;
+    }
+    const int count = cJSON_GetArraySize(item);
+    if (count < 1 || count > static_cast<int>(kMaxEndpoints)) {
+        fail("endpoints", "expected 1..8 URLs, got " + std::to_string(count));
+        return;
+    }
+    config_->endpoints.clear();
+    int index = 0;
+    for (const cJSON* url = item->child; url != nullptr; url = url->next, ++index) {
+        const std::string path = "endpoints[" + std::to_string(index) + "]";
+        std::string problem;
+        if (!cJSON_IsString(url)) {
+            fail(path, std::string("expected a string, got ") + json_type_name(url));
+            return;
+        }
+        if (!check_url(url->valuestring, nullptr, &problem)) {
+            fail(path, problem);
+            return;
+        }
+        config_->endpoints.emplace_back(url->valuestring);
+    }
+}
+
+void Parser::read_tls(Section& root) {
+    Section s = section(root, "tls");
+    TlsOptions& tls = config_->tls;
+    read_string(s, "ca_file", true, Text::kPath, &tls.ca_file);
+    read_string(s, "cert_file", true, Text::kPath, &tls.cert_file);
+    read_string(s, "key_file", true, Text::kPath, &tls.key_file);
+    read_string(s, "pin_sha256", true, Text::kPin, &pin_text_);
+    read_bool(s, "insecure", &tls.insecure);
+    if (!finish(s)) {
+        return;
+    }
+    if (!tls.cert_file.empty() && tls.key_file.empty()) {
+        fail("tls.cert_file", "requires tls.key_file (both or neither)");
+    } else if (tls.cert_file.empty() && !tls.key_file.empty()) {
+        fail("tls.key_file", "requires tls.cert_file (both or neither)");
+    } else if (tls.insecure && tls.has_pin) {
+        fail("tls.insecure", "cannot be combined with tls.pin_sha256 (insecure checks nothing)");
+    }
+}
+
+void Parser::read_credentials(Section& root) {
+    Section s = section(root, "credentials");
+    CredentialsOptions& credentials = config_->credentials;
+    read_string(s, "token_file", true, Text::kPath, &credentials.token_file);
+    read_string(s, "token_command", true, Text::kCommand, &credentials.token_command);
+    if (finish(s) && !credentials.token_file.empty() && !credentials.token_command.empty()) {
+        fail("credentials.token_command", "not allowed together with credentials.token_file");
+    }
+}
+
+void Parser::read_session(Section& root) {
+    Section s = section(root, "session");
+    SessionOptions& session = config_->session;
+    read_string(s, "user", false, Text::kIdentifier, &session.user);
+    read_string(s, "device_id", true, Text::kIdentifier, &session.device_id);
+    read_u32(s, "ack_every", 1, 65536, &session.ack_every);
+    read_u32(s, "ack_interval_ms", 1, 60000, &session.ack_interval_ms);
+    read_u32(s, "seq_reservation", 1, 1u << 20, &session.seq_reservation);
+    finish(s);
+}
+
+void Parser::read_heartbeat(Section& root) {
+    Section s = section(root, "heartbeat");
+    HeartbeatConfig& heartbeat = config_->heartbeat;
+    read_u32(s, "interval_ms", 0, kDayMs, &heartbeat.interval_ms);
+    read_u32(s, "pong_timeout_ms", 1, kDayMs, &heartbeat.pong_timeout_ms);
+    read_u32(s, "max_missed_pongs", 1, 1000, &heartbeat.max_missed_pongs);
+    if (!finish(s) || heartbeat.interval_ms == 0) {
+        return;
+    }
+    const std::uint64_t detection =
+        std::uint64_t{heartbeat.interval_ms} +
+        std::uint64_t{heartbeat.max_missed_pongs} * heartbeat.pong_timeout_ms;
+    if (detection > kMaxHeartbeatDetectionMs) {
+        fail("heartbeat", "interval_ms + max_missed_pongs * pong_timeout_ms must be at most " +
+                              std::to_string(kMaxHeartbeatDetectionMs) + " (one day), got " +
+                              std::to_string(detection));
+    }
+}
+
+void Parser::read_backoff(Section& root) {
+    Section s = section(root, "backoff");
+    BackoffConfig& backoff = config_->backoff;
+    read_u32(s, "initial_ms", 1, kMaxBackoffDelayMs, &backoff.initial_delay_ms);
+    read_u32(s, "max_ms", 1, kMaxBackoffDelayMs, &backoff.max_delay_ms);
+    double multiplier = backoff.multiplier_permille / 1000.0;
+    read_number(s, "multiplier", 1.0, 10.0, &multiplier);
+    backoff.multiplier_permille = static_cast<std::uint32_t>(std::lround(multiplier * 1000.0));
+    std::size_t jitter = 0;
+    if (read_enum(s, "jitter", kJitterNames, count_of(kJitterNames), &jitter)) {
+        backoff.jitter = kJitterModes[jitter];
+    }
+    read_u32(s, "max_attempts", 0, 0xFFFFFFFFu, &backoff.max_attempts);
+    read_u32(s, "healthy_after_ms", 0, kDayMs, &backoff.healthy_after_ms);
+    if (finish(s) && backoff.max_delay_ms < backoff.initial_delay_ms) {
+        fail("backoff.max_ms", "must be at least backoff.initial_ms (" +
+                                   std::to_string(backoff.initial_delay_ms) + "), got " +
+                                   std::to_string(backoff.max_delay_ms));
+    }
+}
+
+void Parser::read_timeouts(Section& root) {
+    Section s = section(root, "timeouts");
+    TimeoutOptions& timeouts = config_->timeouts;
+    read_u32(s, "resolve_ms", 1, kDayMs, &timeouts.resolve_ms);
+    read_u32(s, "connect_ms", 1, kDayMs, &timeouts.connect_ms);
+    read_u32(s, "tls_ms", 1, kDayMs, &timeouts.tls_ms);
+    read_u32(s, "handshake_ms", 1, kDayMs, &timeouts.handshake_ms);
+    read_u32(s, "resume_ms", 1, kDayMs, &timeouts.resume_ms);
+    read_u32(s, "close_ms", 1, kDayMs, &timeouts.close_ms);
+    finish(s);
+}
+
+void Parser::read_endpoint_pool(Section& root) {
+    Section s = section(root, "endpoint_pool");
+    EndpointPoolConfig& pool = config_->endpoint_pool;
+    read_u32(s, "failure_threshold", 1, 1000, &pool.failure_threshold);
+    read_u32(s, "cooldown_ms", 1, kMaxEndpointPoolDurationMs, &pool.cooldown_ms);
+    read_u32(s, "max_cooldown_ms", 1, kMaxEndpointPoolDurationMs, &pool.max_cooldown_ms);
+    read_u32(s, "return_to_primary_after_ms", 0, kMaxEndpointPoolDurationMs,
+             &pool.return_to_primary_after_ms);
+    if (finish(s) && pool.max_cooldown_ms < pool.cooldown_ms) {
+        fail("endpoint_pool.max_cooldown_ms", "must be at least endpoint_pool.cooldown_ms (" +
+                                                  std::to_string(pool.cooldown_ms) + "), got " +
+                                                  std::to_string(pool.max_cooldown_ms));
+    }
+}
+
+void Parser::read_outbox(Section& root) {
+    Section s = section(root, "outbox");
+    OutboxOptions& outbox = config_->outbox;
+    read_size(s, "size_bytes", 4096, 1u << 30, &outbox.size_bytes);
+    std::size_t overflow = 0;
+    if (read_enum(s, "overflow", kOverflowNames, count_of(kOverflowNames), &overflow)) {
+        outbox.overflow =
+            overflow == 0 ? OverflowPolicy::kDropOldest : OverflowPolicy::kRejectNewest;
+    }
+    read_size(s, "max_message_size", 16, 16u << 20, &outbox.max_message_size);
+    if (finish(s) && outbox.max_message_size + kOutboxEntryReserve > outbox.size_bytes) {
+        fail("outbox.max_message_size",
+             "must be at most outbox.size_bytes - 24 (" +
+                 std::to_string(outbox.size_bytes - kOutboxEntryReserve) + "), got " +
+                 std::to_string(outbox.max_message_size));
+    }
+}
+
+void Parser::read_spool(Section& root) {
+    Section s = section(root, "spool");
+    SpoolOptions& spool = config_->spool;
+    read_bool(s, "enabled", &spool.enabled);
+    read_u64(s, "max_bytes", 65536, std::uint64_t{1} << 36, &spool.max_bytes);
+    read_u32(s, "fsync_interval_ms", 0, 3600000, &spool.fsync_interval_ms);
+    finish(s);
+}
+
+void Parser::read_interfaces(Section& s) {
+    const cJSON* item = take(s, "interfaces", "array of strings");
+    if (item == nullptr || failed()) {
+        return;
+    }
+    const std::string path = s.prefix + "interfaces";
+    if (!cJSON_IsArray(item)) {
+        fail(path,
+             std::string("expected an array of interface names, got ") + json_type_name(item));
+        return;
+    }
+    if (cJSON_GetArraySize(item) > static_cast<int>(kMaxInterfaces)) {
+        fail(path, "expected at most 32 names, got " + std::to_string(cJSON_GetArraySize(item)));
+        return;
+    }
+    std::vector<std::string>& names = config_->inputs.health.interfaces;
+    names.clear();
+    int index = 0;
+    for (const cJSON* name = item->child; name != nullptr; name = name->next, ++index) {
+        const std::string element = path + "[" + std::to_string(index) + "]";
+        std::string problem;
+        if (!cJSON_IsString(name)) {
+            fail(element, std::string("expected a string, got ") + json_type_name(name));
+            return;
+        }
+        if (!check_entry_name(name->valuestring, kMaxInterfaceName, &problem)) {
+            fail(element, problem);
+            return;
+        }
+        names.emplace_back(name->valuestring);
+    }
+}
+
+void Parser::read_inputs(Section& root) {
+    Section s = section(root, "inputs");
+    InputOptions& inputs = config_->inputs;
+    read_bool(s, "stdin", &inputs.stdin_lines);
+    read_string(s, "socket", true, Text::kPath, &inputs.socket);
+    Section health = section(s, "health");
+    read_bool(health, "enabled", &inputs.health.enabled);
+    read_u32(health, "period_ms", 1000, kDayMs, &inputs.health.period_ms);
+    read_string(health, "root", false, Text::kPath, &inputs.health.root);
+    read_interfaces(health);
+    finish(health);
+    finish(s);
+}
+
+void Parser::read_downlink(Section& root) {
+    Section s = section(root, "downlink");
+    DownlinkOptions& downlink = config_->downlink;
+    std::size_t output = 0;
+    if (read_enum(s, "output", kDownlinkNames, count_of(kDownlinkNames), &output)) {
+        downlink.output = output == 0 ? DownlinkOutput::kStdout : DownlinkOutput::kCommand;
+    }
+    read_string(s, "command", true, Text::kCommand, &downlink.command);
+    if (!finish(s)) {
+        return;
+    }
+    if (downlink.output == DownlinkOutput::kCommand && downlink.command.empty()) {
+        fail("downlink.command", "required when downlink.output is \"command\"");
+    } else if (downlink.output == DownlinkOutput::kStdout && !downlink.command.empty()) {
+        fail("downlink.command", "only used when downlink.output is \"command\"");
+    }
+}
+
+void Parser::read_status(Section& root) {
+    Section s = section(root, "status");
+    StatusOptions& status = config_->status;
+    std::string file;
+    read_string(s, "file", true, Text::kPath, &file);
+    read_string(s, "led", true, Text::kLed, &status.led);
+    read_string(s, "led_root", false, Text::kPath, &status.led_root);
+    finish(s);
+    status.file_set = !file.empty();
+    status.file = status.file_set ? file : config_->run_dir + "/status.json";
+}
+
+void Parser::read_metrics(Section& root) {
+    Section s = section(root, "metrics");
+    read_string(s, "file", true, Text::kPath, &config_->metrics.file);
+    read_u32(s, "interval_ms", 1000, kDayMs, &config_->metrics.interval_ms);
+    finish(s);
+}
+
+void Parser::read_watchdog(Section& root) {
+    Section s = section(root, "watchdog");
+    read_string(s, "device", true, Text::kPath, &config_->watchdog.device);
+    read_u32(s, "interval_ms", 100, 600000, &config_->watchdog.interval_ms);
+    finish(s);
+}
+
+void Parser::read_log(Section& root) {
+    Section s = section(root, "log");
+    std::size_t level = 0;
+    if (read_enum(s, "level", kLogLevelNames, count_of(kLogLevelNames), &level)) {
+        config_->log_level = static_cast<LogLevel>(level);
+    }
+    finish(s);
+}
+
+bool Parser::run(const cJSON* root) {
+    if (!cJSON_IsObject(root)) {
+        return fail("config", std::string("expected a JSON object, got ") + json_type_name(root));
+    }
+    Section top{root, "", {}};
+    read_endpoints(top);
+    read_tls(top);
+    read_credentials(top);
+    read_session(top);
+    read_heartbeat(top);
+    read_backoff(top);
+    read_timeouts(top);
+    read_endpoint_pool(top);
+    read_outbox(top);
+    read_spool(top);
+    read_string(top, "state_dir", false, Text::kPath, &config_->state_dir);
+    read_string(top, "run_dir", false, Text::kPath, &config_->run_dir);
+    read_inputs(top);
+    read_downlink(top);
+    read_status(top);
+    read_metrics(top);
+    read_watchdog(top);
+    read_log(top);
+    return finish(top);
+}
+
+// "line L, column C (byte B)" of `offset` into `text`, counting from 1.
+std::string position_text(const char* text, std::size_t offset) {
+    std::size_t line = 1;
+    std::size_t column = 1;
+    for (std::size_t i = 0; i < offset; ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            column = 1;
+        } else {
+            ++column;
+        }
+    }
+    return "line " + std::to_string(line) + ", column " + std::to_string(column) + " (byte " +
+           std::to_string(offset + 1) + ")";
+}
+
+bool is_json_space(char c) {
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+bool set_error(std::string* error, const std::string& text) {
+    if (error != nullptr) {
+        *error = text;
+    }
+    return false;
+}
+
+bool parse_bool_flag(const char* value, bool* out) {
+    if (value == nullptr || std::strcmp(value, "true") == 0) {
+        *out = true;
+        return true;
+    }
+    if (std::strcmp(value, "false") == 0) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+constexpr OverrideSpec kOverrides[] = {
+    {"endpoint", "URL", "endpoints",
+     "server URL (ws:// or wss://); replaces the file's list; repeat for fallbacks"},
+    {"state-dir", "DIR", "state_dir", "persistent state (session counters, spool)"},
+    {"run-dir", "DIR", "run_dir", "runtime files (status.json, sockets)"},
+    {"log-level", "LEVEL", "log.level", "debug, info, warn or error"},
+    {"user", "USER", "session.user", "user id in the session id"},
+    {"device-id", "ID", "session.device_id", "device id (default: /etc/machine-id)"},
+    {"token-file", "FILE", "credentials.token_file", "bearer token file (replaces a command)"},
+    {"token-command", "CMD", "credentials.token_command",
+     "command printing the token (replaces a file)"},
+    {"ca-file", "FILE", "tls.ca_file", "PEM CA bundle (default: the system's)"},
+    {"pin-sha256", "PIN", "tls.pin_sha256", "SHA-256 of the server's public key (hex or base64)"},
+    {"insecure", nullptr, "tls.insecure", "do not verify the server at all (testing only)"},
+};
+
+std::string url_for_log(const std::string& url) {
+    const std::size_t query = url.find('?');
+    return query == std::string::npos ? url : url.substr(0, query) + "?...";
+}
+
+}  // namespace
+
+const char* to_string(LogLevel level) {
+    const auto index = static_cast<std::size_t>(level);
+    return index < count_of(kLogLevelNames) ? kLogLevelNames[index] : "unknown";
+}
+
+bool parse_log_level(const char* text, LogLevel* level) {
+    for (std::size_t i = 0; i < count_of(kLogLevelNames); ++i) {
+        if (std::strcmp(text, kLogLevelNames[i]) == 0) {
+            *level = static_cast<LogLevel>(i);
+            return true;
+        }
+    }
+    return false;
+}
+
+const char* to_string(DownlinkOutput output) {
+    const auto index = static_cast<std::size_t>(output);
+    return index < count_of(kDownlinkNames) ? kDownlinkNames[index] : "unknown";
+}
+
+namespace {
+
+bool parse_with(const char* json, std::size_t size, DaemonConfig* out, std::string* error,
+                std::vector<ConfigField>* record) {
+    std::size_t start = 0;
+    while (start < size && is_json_space(json[start])) {
+        ++start;
+    }
+    if (start == size) {
+        return set_error(error, "config is empty");
+    }
+    const char* end = nullptr;
+    cJSON* root = cJSON_ParseWithLengthOpts(json, size, &end, 0);
+    if (root == nullptr) {
+        const std::size_t offset =
+            end != nullptr && end >= json ? static_cast<std::size_t>(end - json) : 0;
+        return set_error(error, "not JSON: syntax error at " +
+                                    position_text(json, offset < size ? offset : size));
+    }
+    std::size_t rest = static_cast<std::size_t>(end - json);
+    while (rest < size && is_json_space(json[rest])) {
+        ++rest;
+    }
+    if (rest < size) {
+        cJSON_Delete(root);
+        return set_error(error, "not JSON: trailing characters at " + position_text(json, rest));
+    }
+    *out = DaemonConfig{};
+    Parser parser(out, record);
+    const bool ok = parser.run(root);
+    cJSON_Delete(root);
+    return ok || set_error(error, parser.error());
+}
+
+}  // namespace
+
+bool parse_config(const char* json, std::size_t size, DaemonConfig* out, std::string* error) {
+    return parse_with(json, size, out, error, nullptr);
+}
+
+bool load_config_file(const char* path, DaemonConfig* out, std::string* error) {
+    const std::string prefix = std::string(path) + ": ";
+    std::FILE* file = std::fopen(path, "rb");
+    if (file == nullptr) {
+        return set_error(error, prefix + "cannot read: " + std::strerror(errno));
+    }
+    std::string text;
+    char chunk[4096];
+    std::size_t got = 0;
+    while ((got = std::fread(chunk, 1, sizeof chunk, file)) > 0 &&
+           text.size() <= kMaxConfigFileSize) {
+        text.append(chunk, got);
+    }
+    const bool read_error = std::ferror(file) != 0;
+    const int saved_errno = errno;
+    std::fclose(file);
+    if (read_error) {
+        return set_error(error, prefix + "cannot read: " + std::strerror(saved_errno));
+    }
+    if (text.size() > kMaxConfigFileSize) {
+        return set_error(error, prefix + "larger than 1 MiB");
+    }
+    std::string problem;
+    if (!parse_config(text.data(), text.size(), out, &problem)) {
+        return set_error(error, prefix + problem);
+    }
+    return true;
+}
+
+const OverrideSpec* override_specs(std::size_t* count) {
+    *count = sizeof kOverrides / sizeof kOverrides[0];
+    return kOverrides;
+}
+
+const OverrideSpec* find_override(const char* name) {
+    for (const OverrideSpec& spec : kOverrides) {
+        if (std::strcmp(spec.name, name) == 0) {
+            return &spec;
+        }
+    }
+    return nullptr;
+}
+
+bool apply_override(DaemonConfig* config, const char* name, const char* value, std::string* error) {
+    const OverrideSpec* spec = find_override(name);
+    if (spec == nullptr) {
+        return set_error(error, std::string("--") + name + ": unknown option");
+    }
+    const std::string flag = std::string("--") + name;
+    if (spec->metavar != nullptr && value == nullptr) {
+        return set_error(error, flag + ": requires a value (" + spec->metavar + ")");
+    }
+    std::string problem;
+    const std::string key = name;
+    if (key == "insecure") {
+        bool insecure = false;
+        if (!parse_bool_flag(value, &insecure)) {
+            return set_error(error,
+                             flag + ": expected no value, true or false, got " + quoted(value));
+        }
+        if (insecure && config->tls.has_pin) {
+            return set_error(error, flag + ": cannot be combined with tls.pin_sha256");
+        }
+        config->tls.insecure = insecure;
+    } else if (key == "endpoint") {
+        if (!check_url(value, nullptr, &problem)) {
+            return set_error(error, flag + ": " + problem);
+        }
+        if (config->endpoints_overridden && config->endpoints.size() >= kMaxEndpoints) {
+            return set_error(error, flag + ": at most 8 endpoints");
+        }
+        if (!config->endpoints_overridden) {
+            config->endpoints.clear();
+            config->endpoints_overridden = true;
+        }
+        config->endpoints.emplace_back(value);
+    } else if (key == "log-level") {
+        std::size_t level = 0;
+        if (!match_name(value, kLogLevelNames, count_of(kLogLevelNames), &level, &problem)) {
+            return set_error(error, flag + ": " + problem);
+        }
+        config->log_level = static_cast<LogLevel>(level);
+    } else if (key == "user" || key == "device-id") {
+        if (!check_identifier(value, &problem)) {
+            return set_error(error, flag + ": " + problem);
+        }
+        (key == "user" ? config->session.user : config->session.device_id) = value;
+    } else if (key == "pin-sha256") {
+        std::uint8_t pin[32];
+        if (!check_pin(value, pin, &problem)) {
+            return set_error(error, flag + ": " + problem);
+        }
+        if (config->tls.insecure) {
+            return set_error(error, flag + ": cannot be combined with tls.insecure");
+        }
+        std::memcpy(config->tls.pin_sha256, pin, sizeof pin);
+        config->tls.has_pin = true;
+    } else if (key == "token-command") {
+        if (!check_command(value, &problem)) {
+            return set_error(error, flag + ": " + problem);
+        }
+        config->credentials.token_command = value;
+        config->credentials.token_file.clear();
+    } else {
+        // The remaining overrides are all paths.
+        if (!check_path(value, &problem)) {
+            return set_error(error, flag + ": " + problem);
+        }
+        if (key == "state-dir") {
+            config->state_dir = value;
+        } else if (key == "run-dir") {
+            config->run_dir = value;
+            if (!config->status.file_set) {
+                config->status.file = config->run_dir + "/status.json";
+            }
+        } else if (key == "token-file") {
+            config->credentials.token_file = value;
+            config->credentials.token_command.clear();
+        } else {
+            config->tls.ca_file = value;
+        }
+    }
+    return true;
+}
+
+void print_override_help(std::FILE* out) {
+    for (const OverrideSpec& spec : kOverrides) {
+        std::string flag = std::string("  --") + spec.name;
+        if (spec.metavar != nullptr) {
+            flag += std::string(" ") + spec.metavar;
+        }
+        std::fprintf(out, "%-24s %s (%s)\n", flag.c_str(), spec.help, spec.field);
+    }
+}
+
+std::string describe(const DaemonConfig& config) {
+    std::string out = "endpoints=";
+    for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
+        out += (i == 0 ? "" : ",") + url_for_log(config.endpoints[i]);
+    }
+    const TlsOptions& tls = config.tls;
+    if (tls.insecure) {
+        out += " tls=INSECURE";
+    } else {
+        out += " tls=ca:" + (tls.ca_file.empty() ? std::string("system") : tls.ca_file);
+        out += tls.cert_file.empty() ? "" : ",client-cert:" + tls.cert_file;
+        out += tls.has_pin ? ",pinned" : "";
+    }
+    const CredentialsOptions& credentials = config.credentials;
+    out += " credentials=";
+    out += !credentials.token_file.empty()      ? "token_file:" + credentials.token_file
+           : !credentials.token_command.empty() ? std::string("token_command")
+                                                : std::string("none");
+    out += " user=" + config.session.user;
+    out += " device=" + (config.session.device_id.empty() ? std::string("machine-id")
+                                                          : config.session.device_id);
+    const HeartbeatConfig& heartbeat = config.heartbeat;
+    char numbers[160];
+    if (heartbeat.interval_ms == 0) {
+        out += " heartbeat=off";
+    } else {
+        std::snprintf(numbers, sizeof numbers, " heartbeat=%u/%ums/%u",
+                      static_cast<unsigned>(heartbeat.interval_ms),
+                      static_cast<unsigned>(heartbeat.pong_timeout_ms),
+                      static_cast<unsigned>(heartbeat.max_missed_pongs));
+        out += numbers;
+    }
+    const BackoffConfig& backoff = config.backoff;
+    std::snprintf(numbers, sizeof numbers, " backoff=%u..%ums,x%u.%03u,%s,attempts:%u",
+                  static_cast<unsigned>(backoff.initial_delay_ms),
+                  static_cast<unsigned>(backoff.max_delay_ms),
+                  static_cast<unsigned>(backoff.multiplier_permille / 1000u),
+                  static_cast<unsigned>(backoff.multiplier_permille % 1000u),
+                  to_string(backoff.jitter), static_cast<unsigned>(backoff.max_attempts));
+    out += numbers;
+    std::snprintf(numbers, sizeof numbers, " outbox=%zu,%s,max_message:%zu",
+                  config.outbox.size_bytes, tether::to_string(config.outbox.overflow),
+                  config.outbox.max_message_size);
+    out += numbers;
+    if (config.spool.enabled) {
+        out += " spool=" + std::to_string(config.spool.max_bytes);
+    } else {
+        out += " spool=off";
+    }
+    out += " state_dir=" + config.state_dir + " run_dir=" + config.run_dir;
+    std::string inputs;
+    inputs += config.inputs.stdin_lines ? ",stdin" : "";
+    inputs += config.inputs.socket.empty() ? "" : ",socket:" + config.inputs.socket;
+    inputs += config.inputs.health.enabled ? ",health" : "";
+    out += " inputs=" + (inputs.empty() ? std::string("none") : inputs.substr(1));
+    out += std::string(" downlink=") + to_string(config.downlink.output);
+    out += " status=" + config.status.file;
+    out += config.status.led.empty() ? "" : " led=" + config.status.led;
+    out += " metrics=" + (config.metrics.file.empty() ? std::string("off") : config.metrics.file);
+    out += " watchdog=" +
+           (config.watchdog.device.empty() ? std::string("off") : config.watchdog.device);
+    out += std::string(" log=") + to_string(config.log_level);
+    return out;
+}
+
+void to_client_config(const DaemonConfig& config, ClientConfig* client, port::TlsSettings* tls) {
+    ReconnectConfig& reconnect = client->reconnect;
+    reconnect.backoff = config.backoff;
+    reconnect.heartbeat = config.heartbeat;
+    reconnect.pool = config.endpoint_pool;
+    reconnect.resume_protocol = true;
+    reconnect.resolve_timeout_ms = config.timeouts.resolve_ms;
+    reconnect.connect_timeout_ms = config.timeouts.connect_ms;
+    reconnect.tls_timeout_ms = config.timeouts.tls_ms;
+    reconnect.handshake_timeout_ms = config.timeouts.handshake_ms;
+    reconnect.resume_timeout_ms = config.timeouts.resume_ms;
+    reconnect.close_timeout_ms = config.timeouts.close_ms;
+    const std::size_t count =
+        config.endpoints.size() < kMaxEndpoints ? config.endpoints.size() : kMaxEndpoints;
+    reconnect.endpoint_count = static_cast<std::uint8_t>(count);
+    reconnect.tls_endpoints = 0;
+    for (std::size_t i = 0; i < kMaxEndpoints; ++i) {
+        client->urls[i] = i < count ? config.endpoints[i].c_str() : nullptr;
+        std::string ignored;
+        bool uses_tls = false;
+        if (i < count && check_url(client->urls[i], &uses_tls, &ignored) && uses_tls) {
+            reconnect.tls_endpoints = static_cast<std::uint8_t>(reconnect.tls_endpoints | 1u << i);
+        }
+    }
+    client->url_count = count;
+    client->ws.max_message_size = config.outbox.max_message_size;
+    client->overflow = config.outbox.overflow;
+    client->device_id =
+        config.session.device_id.empty() ? nullptr : config.session.device_id.c_str();
+    client->ack_every = config.session.ack_every;
+    client->ack_interval_ms = config.session.ack_interval_ms;
+    client->seq_reservation = config.session.seq_reservation;
+
+    *tls = port::TlsSettings{};
+    tls->ca_file = config.tls.ca_file.empty() ? nullptr : config.tls.ca_file.c_str();
+    tls->client_cert_file = config.tls.cert_file.empty() ? nullptr : config.tls.cert_file.c_str();
+    tls->client_key_file = config.tls.key_file.empty() ? nullptr : config.tls.key_file.c_str();
+    tls->has_pin = config.tls.has_pin;
+    std::memcpy(tls->pin_sha256, config.tls.pin_sha256, sizeof tls->pin_sha256);
+    tls->insecure = config.tls.insecure;
+    tls->session_resumption = true;
+}
+
+std::vector<ConfigField> config_fields() {
+    std::vector<ConfigField> fields;
+    static const char kMinimal[] = "{\"endpoints\": [\"ws://localhost/\"]}";
+    DaemonConfig scratch;
+    parse_with(kMinimal, sizeof kMinimal - 1, &scratch, nullptr, &fields);
+    return fields;
+}
+
+}  // namespace tether::daemon

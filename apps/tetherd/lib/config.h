@@ -1,0 +1,226 @@
+// tetherd's configuration: one JSON file (docs/CONFIG.md), a few
+// command-line overrides, and the mapping onto the library's ClientConfig.
+//
+// The parser is strict: an unknown field, a wrong type, a value out of range
+// or a contradiction (a client certificate without its key, both a token file
+// and a token command) is an error that names the field by its JSON path,
+// e.g.
+//   backoff.jitter: expected one of none, full, equal, decorrelated, got "sometimes"
+// Nothing is silently ignored, and a field that is absent keeps the default
+// shown in the struct below (and in docs/CONFIG.md, which a unit test keeps
+// identical to the parser's list of fields, config_fields()).
+//
+// Memory: the configuration is read once at start-up and may allocate
+// (std::string, std::vector); nothing here runs per message.
+//
+// Example (main):
+//   tether::daemon::DaemonConfig config;
+//   std::string error;
+//   if (!tether::daemon::load_config_file(path, &config, &error)) { die(error); }
+//   for (each --name value) {
+//       if (!tether::daemon::apply_override(&config, name, value, &error)) { die(error); }
+//   }
+//   log_info("tetherd: %s", tether::daemon::describe(config).c_str());
+//   tether::ClientConfig client;
+//   tether::port::TlsSettings tls;
+//   tether::daemon::to_client_config(config, &client, &tls);
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tether/backoff.h"
+#include "tether/client.h"
+#include "tether/outbox.h"
+#include "tether/port/posix_transport.h"
+
+namespace tether::daemon {
+
+enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarn, kError };
+/// "debug", "info", "warn", "error"; "unknown" for any other value.
+const char* to_string(LogLevel level);
+/// Parses the names above; false (leaving *level alone) for anything else.
+bool parse_log_level(const char* text, LogLevel* level);
+
+enum class DownlinkOutput : std::uint8_t {
+    kStdout,   ///< one line per message on standard output
+    kCommand,  ///< each message on the standard input of `downlink.command`
+};
+/// "stdout", "command"; "unknown" for any other value.
+const char* to_string(DownlinkOutput output);
+
+/// Empty strings below mean "not set" (null in the file).
+struct TlsOptions {
+    std::string ca_file;    ///< PEM CA bundle; empty: the system bundle
+    std::string cert_file;  ///< client certificate (mutual TLS); with key_file
+    std::string key_file;   ///< its private key; with cert_file
+    bool has_pin = false;
+    std::uint8_t pin_sha256[32] = {};  ///< SHA-256 of the server's SubjectPublicKeyInfo
+    bool insecure = false;             ///< no verification at all (never with a pin)
+};
+
+struct CredentialsOptions {
+    std::string token_file;     ///< bearer token file, re-read on refresh
+    std::string token_command;  ///< command printing the token; never logged
+};
+
+struct SessionOptions {
+    std::string user = "tether";           ///< the user id in the session id (docs/PROTOCOL.md)
+    std::string device_id;                 ///< empty: /etc/machine-id
+    std::uint32_t ack_every = 64;          ///< ClientConfig::ack_every
+    std::uint32_t ack_interval_ms = 200;   ///< ClientConfig::ack_interval_ms
+    std::uint32_t seq_reservation = 1024;  ///< ClientConfig::seq_reservation
+};
+
+struct TimeoutOptions {
+    std::uint32_t resolve_ms = 10000;
+    std::uint32_t connect_ms = 10000;  ///< per address
+    std::uint32_t tls_ms = 15000;
+    std::uint32_t handshake_ms = 10000;  ///< upgrade request to 101
+    std::uint32_t resume_ms = 10000;     ///< hello to welcome
+    std::uint32_t close_ms = 5000;       ///< our close frame to the peer's
+};
+
+struct OutboxOptions {
+    std::size_t size_bytes = 262144;
+    OverflowPolicy overflow = OverflowPolicy::kDropOldest;
+    std::size_t max_message_size = 65536;  ///< both directions
+};
+
+struct SpoolOptions {
+    bool enabled = false;
+    std::uint64_t max_bytes = 8u * 1024u * 1024u;
+    std::uint32_t fsync_interval_ms = 1000;  ///< 0: after every record
+};
+
+struct HealthOptions {
+    bool enabled = true;
+    std::uint32_t period_ms = 10000;
+    std::string root = "/";               ///< where /sys and /proc are found
+    std::vector<std::string> interfaces;  ///< empty: all
+};
+
+struct InputOptions {
+    bool stdin_lines = false;  ///< "stdin": one message per line of standard input
+    std::string socket;        ///< UNIX datagram socket path; empty: none
+    HealthOptions health;
+};
+
+struct DownlinkOptions {
+    DownlinkOutput output = DownlinkOutput::kStdout;
+    std::string command;  ///< required with kCommand, refused otherwise
+};
+
+struct StatusOptions {
+    /// Always a path after parsing: run_dir + "/status.json" unless set.
+    std::string file = "/run/tether/status.json";
+    bool file_set = false;  ///< false: follows run_dir (also through overrides)
+    std::string led;        ///< LED name under led_root; empty: none
+    std::string led_root = "/sys/class/leds";
+};
+
+struct MetricsOptions {
+    std::string file;  ///< Prometheus textfile; empty: off
+    std::uint32_t interval_ms = 10000;
+};
+
+struct WatchdogOptions {
+    std::string device;  ///< e.g. /dev/watchdog; empty: off
+    std::uint32_t interval_ms = 5000;
+};
+
+struct DaemonConfig {
+    std::vector<std::string> endpoints;  ///< 1..kMaxEndpoints, primary first
+    TlsOptions tls;
+    CredentialsOptions credentials;
+    SessionOptions session;
+    HeartbeatConfig heartbeat;
+    BackoffConfig backoff;
+    TimeoutOptions timeouts;
+    EndpointPoolConfig endpoint_pool;
+    OutboxOptions outbox;
+    SpoolOptions spool;
+    std::string state_dir = "/var/lib/tether";
+    std::string run_dir = "/run/tether";
+    InputOptions inputs;
+    DownlinkOptions downlink;
+    StatusOptions status;
+    MetricsOptions metrics;
+    WatchdogOptions watchdog;
+    LogLevel log_level = LogLevel::kInfo;
+    /// Set by the first "endpoint" override: later ones append instead of replacing.
+    bool endpoints_overridden = false;
+};
+
+inline constexpr std::size_t kMaxEndpoints = EndpointPool::kMaxEndpoints;
+/// Config files larger than this are refused.
+inline constexpr std::size_t kMaxConfigFileSize = 1024 * 1024;
+
+/// Parses `size` bytes of JSON into *out (defaults first, then the file's
+/// fields). `json` need not be NUL-terminated. Returns true on success; on
+/// failure *out is unspecified and *error says why:
+///   "<path>: <problem>"    for a field ("tls.key_file: required with tls.cert_file")
+///   "config is empty"      for no bytes or only whitespace
+///   "not JSON: syntax error at line L, column C (byte B)"
+///   "not JSON: trailing characters at line L, column C (byte B)"
+/// `error` may be null.
+bool parse_config(const char* json, std::size_t size, DaemonConfig* out, std::string* error);
+
+/// Reads `path` and parses it. On failure *error is "<path>: <problem>"
+/// (a parse_config() message, or "cannot read: <strerror>", or "larger than 1 MiB").
+bool load_config_file(const char* path, DaemonConfig* out, std::string* error);
+
+/// One command-line override.
+struct OverrideSpec {
+    const char* name;     ///< the flag without "--", e.g. "state-dir"
+    const char* metavar;  ///< "URL", "DIR", ...; nullptr for a flag that takes no value
+    const char* field;    ///< the JSON path it overrides
+    const char* help;
+};
+
+/// Every override, in help order; *count gets their number.
+const OverrideSpec* override_specs(std::size_t* count);
+/// The spec of `name`, or nullptr when there is none.
+const OverrideSpec* find_override(const char* name);
+
+/// Applies "--name value" on top of a parsed configuration, validated like
+/// the file's field. "endpoint" replaces the file's list on its first use and
+/// appends on later ones; "token-file" and "token-command" replace each
+/// other; "run-dir" moves the default status file along. Flags without a
+/// metavar take `value` nullptr (or "true"/"false"). Returns false with
+/// *error ("--log-level: expected one of debug, info, warn, error, got \"loud\"")
+/// for an unknown name or a bad value, leaving *config unchanged.
+bool apply_override(DaemonConfig* config, const char* name, const char* value, std::string* error);
+
+/// Writes the overrides' help text (one line per flag, aligned) to `out`.
+void print_override_help(std::FILE* out);
+
+/// One line for the startup log. Names where credentials come from but never
+/// a token or the token command's text; URLs are shown without their query.
+std::string describe(const DaemonConfig& config);
+
+/// Fills the library's settings from `config`: reconnect (backoff,
+/// heartbeat, endpoint pool, timeouts, endpoint count, tls_endpoints),
+/// urls, ws.max_message_size, overflow, the tether.v1 resume protocol (always
+/// on), device_id (nullptr when the machine id is to be used; session_id is
+/// left to the caller) and acknowledgement settings; and the TLS settings.
+/// Pointers into `config`'s strings are stored: it must outlive both, and
+/// must not be modified meanwhile. Other fields of *client keep their values.
+void to_client_config(const DaemonConfig& config, ClientConfig* client, port::TlsSettings* tls);
+
+/// A field the parser reads: its JSON path and type as written in
+/// docs/CONFIG.md ("integer", "string", "string|null", "boolean", "number",
+/// "enum", "array of strings").
+struct ConfigField {
+    std::string path;
+    std::string type;
+};
+
+/// Every field the parser accepts, in the order it reads them. Collected by
+/// running the parser itself, so the list cannot differ from what it accepts.
+std::vector<ConfigField> config_fields();
+
+}  // namespace tether::daemon
