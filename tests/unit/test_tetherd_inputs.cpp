@@ -462,7 +462,8 @@ TEST(TetherdDownlinkOutput, QueuesWhileACommandRunsAndDropsWhenFull) {
 
 TEST(TetherdDownlinkOutput, ACommandThatIgnoresItsInputStillCompletes) {
     std::vector<char> storage(3u << 20);
-    DownlinkOutput output("exit 0", storage.data(), storage.size());
+    // It exits without reading, after deliver() has filled the socket buffer.
+    DownlinkOutput output("sleep 0.2", storage.data(), storage.size());
     const std::string big(2u << 20, 'x');
     CHECK(output.deliver(big.data(), big.size()) == Status::kOk);
     CHECK(output.pending_fd() >= 0);
