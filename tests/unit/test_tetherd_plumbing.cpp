@@ -43,7 +43,9 @@ std::string read_file(const std::string& path) {
     return text.str();
 }
 
-bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+bool file_exists(const std::string& path) {
+    return ::access(path.c_str(), F_OK) == 0;
+}
 
 // A datagram socket standing in for systemd's notify socket.
 class FakeNotifySocket {
@@ -826,8 +828,7 @@ TEST(Metrics, OfflineSnapshotWithoutRttOrOutbox) {
 
 TEST(Metrics, EscapesBackslashQuoteAndNewlineInLabelValues) {
     STRCMP_EQUAL("plain_reason", tether::daemon::escape_label_value("plain_reason").c_str());
-    STRCMP_EQUAL("a\\\\b\\\"c\\nd\te",
-                 tether::daemon::escape_label_value("a\\b\"c\nd\te").c_str());
+    STRCMP_EQUAL("a\\\\b\\\"c\\nd\te", tether::daemon::escape_label_value("a\\b\"c\nd\te").c_str());
     tether::daemon::MetricsSnapshot s;
     s.attempts_by_outcome["http \"503\"\n"] = 1;
     STRCMP_CONTAINS("\ntether_connection_attempts_total{outcome=\"http \\\"503\\\"\\n\"} 1\n",

@@ -95,7 +95,8 @@ std::string render_metrics(const MetricsSnapshot& s) {
     gauge(out, "tether_connected", "1 while the link is online, else 0.",
           s.state == LinkState::kOnline ? "1" : "0");
 
-    header(out, "tether_state", "gauge", "The link state: 1 for the current state, 0 for the others.");
+    header(out, "tether_state", "gauge",
+           "The link state: 1 for the current state, 0 for the others.");
     for (std::size_t i = 0; i < kLinkStateCount; ++i) {
         const auto state = static_cast<LinkState>(i);
         sample(out, "tether_state", label("state", to_string(state)), state == s.state ? "1" : "0");
@@ -133,8 +134,7 @@ std::string render_metrics(const MetricsSnapshot& s) {
     counter(out, "tether_downlink_delivered_total", "Server messages delivered to the daemon.",
             s.downlink_delivered);
     counter(out, "tether_downlink_duplicates_total",
-            "Server messages dropped as replays of ones already delivered.",
-            s.downlink_duplicates);
+            "Server messages dropped as replays of ones already delivered.", s.downlink_duplicates);
     return out;
 }
 

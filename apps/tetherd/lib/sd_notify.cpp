@@ -33,7 +33,9 @@ bool parse_decimal(const char* text, std::uint64_t* value) {
 
 }  // namespace
 
-Notifier::~Notifier() { close_socket(); }
+Notifier::~Notifier() {
+    close_socket();
+}
 
 void Notifier::close_socket() {
     if (fd_ >= 0) {
@@ -61,13 +63,15 @@ Status Notifier::open(const char* address) {
     if (abstract) {
         address_.sun_path[0] = '\0';
     }
-    address_size_ = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length +
-                                           (abstract ? 0u : 1u));
+    address_size_ =
+        static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + length + (abstract ? 0u : 1u));
     fd_ = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     return fd_ >= 0 ? Status::kOk : Status::kIoError;
 }
 
-Status Notifier::open_from_environment() { return open(std::getenv("NOTIFY_SOCKET")); }
+Status Notifier::open_from_environment() {
+    return open(std::getenv("NOTIFY_SOCKET"));
+}
 
 Status Notifier::send(const char* message) {
     if (fd_ < 0) {

@@ -66,7 +66,9 @@ std::string tenths_of_seconds(std::uint32_t ms) {
     return text;
 }
 
-bool has_text(const char* text) { return text != nullptr && *text != '\0'; }
+bool has_text(const char* text) {
+    return text != nullptr && *text != '\0';
+}
 
 void append_reason(std::string& out, const ClientEvent& event) {
     if (has_text(event.reason)) {

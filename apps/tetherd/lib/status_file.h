@@ -30,8 +30,8 @@ struct StatusSnapshot {
     std::string endpoint;        ///< URL of the current (or last) endpoint
     std::uint32_t attempt = 0;   ///< consecutive attempts so far
     std::uint32_t retry_in_ms = 0;
-    std::string reason;  ///< the failure policy's reason for the last failure, or ""
-    std::string detail;  ///< more about it ("status=503"), or ""
+    std::string reason;         ///< the failure policy's reason for the last failure, or ""
+    std::string detail;         ///< more about it ("status=503"), or ""
     std::string session;        ///< tether.v1 session UUID, or "" (written as null)
     std::uint32_t version = 0;  ///< tether.v1 session version
     std::uint64_t queued = 0;   ///< messages waiting in the outbox
