@@ -1,0 +1,145 @@
+#include "metrics.h"
+
+#include <cinttypes>
+#include <cstdio>
+
+#include "atomic_write.h"
+
+namespace tether::daemon {
+namespace {
+
+void header(std::string& out, const char* name, const char* type, const char* help) {
+    out += "# HELP ";
+    out += name;
+    out += ' ';
+    out += help;
+    out += "\n# TYPE ";
+    out += name;
+    out += ' ';
+    out += type;
+    out += '\n';
+}
+
+void sample(std::string& out, const char* name, const std::string& labels,
+            const std::string& value) {
+    out += name;
+    out += labels;
+    out += ' ';
+    out += value;
+    out += '\n';
+}
+
+std::string integer(std::uint64_t value) {
+    char text[24];
+    std::snprintf(text, sizeof text, "%" PRIu64, value);
+    return text;
+}
+
+// Milliseconds as seconds with exactly three decimals: integer arithmetic,
+// so the text never depends on float rounding or the locale.
+std::string seconds(std::uint64_t ms) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%" PRIu64 ".%03" PRIu64, ms / 1000u, ms % 1000u);
+    return text;
+}
+
+std::string ratio(std::uint64_t part, std::uint64_t whole) {
+    if (whole == 0) {
+        return "0";
+    }
+    char text[32];
+    std::snprintf(text, sizeof text, "%.6g",
+                  static_cast<double>(part) / static_cast<double>(whole));
+    return text;
+}
+
+void counter(std::string& out, const char* name, const char* help, const std::string& value) {
+    header(out, name, "counter", help);
+    sample(out, name, "", value);
+}
+
+void counter(std::string& out, const char* name, const char* help, std::uint64_t value) {
+    counter(out, name, help, integer(value));
+}
+
+void gauge(std::string& out, const char* name, const char* help, const std::string& value) {
+    header(out, name, "gauge", help);
+    sample(out, name, "", value);
+}
+
+std::string label(const char* name, const std::string& value) {
+    return std::string("{") + name + "=\"" + escape_label_value(value) + "\"}";
+}
+
+}  // namespace
+
+std::string escape_label_value(const std::string& value) {
+    std::string out;
+    out.reserve(value.size());
+    for (const char c : value) {
+        if (c == '\\') {
+            out += "\\\\";
+        } else if (c == '"') {
+            out += "\\\"";
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += c;
+        }
+    }
+    return out;
+}
+
+std::string render_metrics(const MetricsSnapshot& s) {
+    std::string out;
+    gauge(out, "tether_connected", "1 while the link is online, else 0.",
+          s.state == LinkState::kOnline ? "1" : "0");
+
+    header(out, "tether_state", "gauge",
+           "The link state: 1 for the current state, 0 for the others.");
+    for (std::size_t i = 0; i < kLinkStateCount; ++i) {
+        const auto state = static_cast<LinkState>(i);
+        sample(out, "tether_state", label("state", to_string(state)), state == s.state ? "1" : "0");
+    }
+
+    counter(out, "tether_reconnects_total", "Times the link came back online after a drop.",
+            s.reconnects);
+
+    header(out, "tether_connection_attempts_total", "counter",
+           "Connection attempts by outcome: success, or the failure reason.");
+    for (const auto& entry : s.attempts_by_outcome) {
+        sample(out, "tether_connection_attempts_total", label("outcome", entry.first),
+               integer(entry.second));
+    }
+
+    gauge(out, "tether_messages_queued", "Messages waiting in the outbox.",
+          integer(s.messages_queued));
+    counter(out, "tether_messages_sent_total", "Messages handed to the WebSocket.",
+            s.messages_sent);
+    counter(out, "tether_messages_acked_total", "Messages the server acknowledged.",
+            s.messages_acked);
+    counter(out, "tether_messages_dropped_total", "Messages dropped by the outbox overflow policy.",
+            s.messages_dropped);
+    counter(out, "tether_bytes_sent_total", "Bytes written to the connection.", s.bytes_sent);
+    counter(out, "tether_bytes_received_total", "Bytes read from the connection.",
+            s.bytes_received);
+    gauge(out, "tether_outbox_fill_ratio", "Fraction of the outbox storage in use.",
+          ratio(s.outbox_used_bytes, s.outbox_capacity_bytes));
+    gauge(out, "tether_rtt_seconds", "Round trip time of the last heartbeat ping.",
+          s.has_rtt ? seconds(s.rtt_ms) : "NaN");
+    counter(out, "tether_offline_seconds_total", "Time spent without an online link.",
+            seconds(s.offline_ms_total));
+    gauge(out, "tether_backoff_attempt", "Consecutive failed attempts in the current streak.",
+          integer(s.backoff_attempt));
+    counter(out, "tether_downlink_delivered_total", "Server messages delivered to the daemon.",
+            s.downlink_delivered);
+    counter(out, "tether_downlink_duplicates_total",
+            "Server messages dropped as replays of ones already delivered.", s.downlink_duplicates);
+    return out;
+}
+
+Status write_metrics(const std::string& path, const MetricsSnapshot& snapshot) {
+    return write_file_atomically(path, render_metrics(snapshot));
+}
+
+}  // namespace tether::daemon

@@ -1,0 +1,71 @@
+// The daemon's counters for Prometheus, in the text exposition format
+// (version 0.0.4), written atomically to a file that node_exporter's textfile
+// collector reads (--collector.textfile.directory; the name must end in .prom).
+//
+// Metrics (each with # HELP and # TYPE lines, in this order):
+//   tether_connected                        gauge 0/1
+//   tether_state{state="..."}               gauge, one-hot over every LinkState
+//   tether_reconnects_total                 counter: times the link came back
+//   tether_connection_attempts_total{outcome="..."}  counter: "success" or the
+//                                           failure reason ("tcp_refused", ...)
+//   tether_messages_queued                  gauge
+//   tether_messages_sent_total, _acked_total, _dropped_total   counters
+//   tether_bytes_sent_total, tether_bytes_received_total       counters
+//   tether_outbox_fill_ratio                gauge 0..1
+//   tether_rtt_seconds                      gauge (NaN before the first pong)
+//   tether_offline_seconds_total            counter
+//   tether_backoff_attempt                  gauge
+//   tether_downlink_delivered_total, tether_downlink_duplicates_total  counters
+//
+// Example:
+//   tether::daemon::MetricsSnapshot snapshot;
+//   snapshot.state = client.state();
+//   snapshot.messages_sent = client.counters().messages_sent;
+//   ++snapshot.attempts_by_outcome["tcp_refused"];
+//   (void)tether::daemon::write_metrics("/var/lib/node_exporter/tetherd.prom", snapshot);
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "tether/reconnect.h"
+#include "tether/status.h"
+
+namespace tether::daemon {
+
+struct MetricsSnapshot {
+    LinkState state = LinkState::kIdle;
+    std::uint64_t reconnects = 0;
+    /// Connection attempts by outcome: "success", or the failure reason.
+    /// Written in key order, so the output is stable.
+    std::map<std::string, std::uint64_t> attempts_by_outcome;
+    std::uint64_t messages_queued = 0;
+    std::uint64_t messages_sent = 0;
+    std::uint64_t messages_acked = 0;
+    std::uint64_t messages_dropped = 0;
+    std::uint64_t bytes_sent = 0;
+    std::uint64_t bytes_received = 0;
+    std::uint64_t outbox_used_bytes = 0;
+    std::uint64_t outbox_capacity_bytes = 0;  ///< 0: the fill ratio is written as 0
+    bool has_rtt = false;
+    std::uint32_t rtt_ms = 0;  ///< when has_rtt
+    std::uint64_t offline_ms_total = 0;
+    std::uint32_t backoff_attempt = 0;
+    std::uint64_t downlink_delivered = 0;
+    std::uint64_t downlink_duplicates = 0;
+};
+
+/// A label value escaped per the exposition format: backslash, double quote
+/// and line feed become \\, \" and \n.
+std::string escape_label_value(const std::string& value);
+
+/// The exposition text of `snapshot` (ends with a newline). Durations are
+/// written in seconds with millisecond precision ("0.023").
+std::string render_metrics(const MetricsSnapshot& snapshot);
+
+/// Replaces `path` with render_metrics(snapshot), mode 0644. kOk, or
+/// kIoError (see write_file_atomically()).
+Status write_metrics(const std::string& path, const MetricsSnapshot& snapshot);
+
+}  // namespace tether::daemon

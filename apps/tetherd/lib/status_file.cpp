@@ -1,0 +1,171 @@
+#include "status_file.h"
+
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "atomic_write.h"
+
+namespace tether::daemon {
+namespace {
+
+void append_json_string(std::string& out, const std::string& text) {
+    out += '"';
+    for (const char c : text) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += c;
+        } else if (c == '\n') {
+            out += "\\n";
+        } else if (c == '\r') {
+            out += "\\r";
+        } else if (c == '\t') {
+            out += "\\t";
+        } else if (byte < 0x20u) {
+            char escaped[8];
+            std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(byte));
+            out += escaped;
+        } else {
+            out += c;
+        }
+    }
+    out += '"';
+}
+
+void append_number(std::string& out, std::uint64_t value) {
+    char digits[24];
+    std::snprintf(digits, sizeof digits, "%" PRIu64, value);
+    out += digits;
+}
+
+void append_key(std::string& out, const char* key) {
+    if (out.size() > 1) {
+        out += ',';
+    }
+    out += '"';
+    out += key;
+    out += "\":";
+}
+
+void add_string(std::string& out, const char* key, const std::string& value) {
+    append_key(out, key);
+    append_json_string(out, value);
+}
+
+void add_number(std::string& out, const char* key, std::uint64_t value) {
+    append_key(out, key);
+    append_number(out, value);
+}
+
+std::string tenths_of_seconds(std::uint32_t ms) {
+    const std::uint64_t tenths = (static_cast<std::uint64_t>(ms) + 50u) / 100u;
+    char text[32];
+    std::snprintf(text, sizeof text, "%" PRIu64 ".%" PRIu64 " s", tenths / 10u, tenths % 10u);
+    return text;
+}
+
+bool has_text(const char* text) {
+    return text != nullptr && *text != '\0';
+}
+
+void append_reason(std::string& out, const ClientEvent& event) {
+    if (has_text(event.reason)) {
+        out += ": ";
+        out += event.reason;
+    }
+    if (has_text(event.detail)) {
+        out += " (";
+        out += event.detail;
+        out += ')';
+    }
+}
+
+}  // namespace
+
+std::string status_json(const StatusSnapshot& snapshot) {
+    std::string out = "{";
+    add_string(out, "state", to_string(snapshot.state));
+    add_number(out, "since_ms", snapshot.since_ms);
+    add_string(out, "endpoint", snapshot.endpoint);
+    add_number(out, "attempt", snapshot.attempt);
+    add_number(out, "retry_in_ms", snapshot.retry_in_ms);
+    add_string(out, "reason", snapshot.reason);
+    add_string(out, "detail", snapshot.detail);
+    if (snapshot.session.empty()) {
+        append_key(out, "session");
+        out += "null";
+    } else {
+        add_string(out, "session", snapshot.session);
+    }
+    add_number(out, "version", snapshot.version);
+    add_number(out, "queued", snapshot.queued);
+    add_number(out, "acked", snapshot.acked);
+    add_number(out, "dropped", snapshot.dropped);
+    if (snapshot.has_rtt) {
+        add_number(out, "rtt_ms", snapshot.rtt_ms);
+    } else {
+        append_key(out, "rtt_ms");
+        out += "null";
+    }
+    add_number(out, "offline_ms_total", snapshot.offline_ms_total);
+    out += "}\n";
+    return out;
+}
+
+Status StatusFile::update(const StatusSnapshot& snapshot) {
+    std::string text = status_json(snapshot);
+    if (writes_ != 0 && text == last_written_) {
+        return Status::kOk;
+    }
+    if (write_file_atomically(path_, text) != Status::kOk) {
+        ++errors_;
+        return Status::kIoError;
+    }
+    ++writes_;
+    last_written_ = std::move(text);
+    return Status::kOk;
+}
+
+std::string describe_state(const ClientEvent& event) {
+    std::string out;
+    switch (event.state) {
+        case LinkState::kOnline:
+            return "online";
+        case LinkState::kWaitingToRetry:
+            out = "reconnecting in " + tenths_of_seconds(event.delay_ms) + " (attempt ";
+            append_number(out, event.attempt);
+            out += ')';
+            append_reason(out, event);
+            return out;
+        case LinkState::kGivenUp:
+            if (has_text(event.reason) && std::strcmp(event.reason, "close_superseded") == 0) {
+                return "superseded: another instance of this device took over the session";
+            }
+            out = "offline: gave up";
+            if (has_text(event.reason)) {
+                out += " (last failure: ";
+                out += event.reason;
+                out += ')';
+            }
+            return out;
+        case LinkState::kIdle:
+            return event.previous == LinkState::kIdle ? "idle" : "stopped";
+        case LinkState::kResolving:
+            return "connecting: resolving";
+        case LinkState::kTcpConnecting:
+            return "connecting: tcp";
+        case LinkState::kTlsHandshake:
+            return "connecting: tls handshake";
+        case LinkState::kWsHandshake:
+            return "connecting: websocket upgrade";
+        case LinkState::kSessionResume:
+            return "connecting: resuming session";
+        case LinkState::kClosing:
+            return "closing";
+    }
+    return std::string("unknown state ") + to_string(event.state);
+}
+
+}  // namespace tether::daemon

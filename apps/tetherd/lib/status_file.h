@@ -1,0 +1,80 @@
+// The daemon's status for people and scripts: one JSON object in the run
+// directory (/run/tether/status.json), replaced atomically whenever it
+// changes, and the one-line description of a state change for the log.
+//
+// The file (every key always present, in this order):
+//   {"state":"waiting_to_retry","since_ms":1732500000000,
+//    "endpoint":"wss://t.example.net/v1","attempt":4,"retry_in_ms":8200,
+//    "reason":"tcp_refused","detail":"connect=refused",
+//    "session":"0a6c...","version":3,"queued":12,"acked":1200,"dropped":0,
+//    "rtt_ms":23,"offline_ms_total":61000}
+// state is to_string(LinkState); since_ms is the wall-clock time (Unix
+// milliseconds) the state was entered; retry_in_ms is 0 outside
+// waiting_to_retry; session is null without tether.v1 and rtt_ms is null
+// before the first pong.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "tether/client.h"
+#include "tether/reconnect.h"
+#include "tether/status.h"
+
+namespace tether::daemon {
+
+struct StatusSnapshot {
+    LinkState state = LinkState::kIdle;
+    std::uint64_t since_ms = 0;  ///< Unix time in ms when `state` was entered
+    std::string endpoint;        ///< URL of the current (or last) endpoint
+    std::uint32_t attempt = 0;   ///< consecutive attempts so far
+    std::uint32_t retry_in_ms = 0;
+    std::string reason;         ///< the failure policy's reason for the last failure, or ""
+    std::string detail;         ///< more about it ("status=503"), or ""
+    std::string session;        ///< tether.v1 session UUID, or "" (written as null)
+    std::uint32_t version = 0;  ///< tether.v1 session version
+    std::uint64_t queued = 0;   ///< messages waiting in the outbox
+    std::uint64_t acked = 0;    ///< highest uplink seq the server acknowledged
+    std::uint64_t dropped = 0;  ///< messages dropped by the outbox's overflow policy
+    bool has_rtt = false;
+    std::uint32_t rtt_ms = 0;  ///< last heartbeat round trip, when has_rtt
+    std::uint64_t offline_ms_total = 0;
+};
+
+/// The JSON text of `snapshot` (one line, with a trailing newline); strings
+/// are escaped per RFC 8259.
+std::string status_json(const StatusSnapshot& snapshot);
+
+/// The status file at one path.
+class StatusFile {
+  public:
+    explicit StatusFile(std::string path) : path_(std::move(path)) {}
+
+    /// Writes `snapshot` when its text differs from the last one written.
+    /// kOk (also when unchanged: nothing is written); kIoError when the file
+    /// could not be replaced (counted in errors(); the next update retries).
+    Status update(const StatusSnapshot& snapshot);
+
+    const std::string& path() const { return path_; }
+    std::uint64_t writes() const { return writes_; }
+    std::uint64_t errors() const { return errors_; }
+
+  private:
+    std::string path_;
+    std::string last_written_;
+    std::uint64_t writes_ = 0;
+    std::uint64_t errors_ = 0;
+};
+
+/// The log line for a state change, for example:
+///   "online"
+///   "reconnecting in 8.2 s (attempt 4): tcp_refused (connect=refused)"
+///   "offline: gave up (last failure: tcp_refused)"
+///   "superseded: another instance of this device took over the session"
+///   "connecting: resolving", "connecting: tls handshake", "closing", "stopped"
+/// The delay is rounded to tenths of a second; ": reason" and " (detail)"
+/// appear only when the event has them.
+std::string describe_state(const ClientEvent& event);
+
+}  // namespace tether::daemon
