@@ -1,0 +1,814 @@
+// tetherd: the device daemon. Telemetry from local producers and from the
+// device itself goes up one tether.v1 link that survives every fault;
+// downlink messages come back to the device once, in order. See --help,
+// docs/CONFIG.md and packaging/systemd/tetherd.service.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "config.h"
+#include "datagram_input.h"
+#include "downlink_output.h"
+#include "health.h"
+#include "line_input.h"
+#include "metrics.h"
+#include "sd_notify.h"
+#include "status_file.h"
+#include "status_led.h"
+#include "tether/client.h"
+#include "tether/port/credentials.h"
+#include "tether/port/device_identity.h"
+#include "tether/port/entropy.h"
+#include "tether/port/file_storage.h"
+#include "tether/port/poll_loop.h"
+#include "tether/port/posix_resolver.h"
+#include "tether/port/posix_transport.h"
+#include "tether/session_id.h"
+#include "tether/spool.h"
+#include "tether/state_record.h"
+
+namespace tether::daemon {
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+volatile sig_atomic_t g_last_signal = 0;
+
+extern "C" void on_signal(int signal_number) {
+    const int saved = errno;
+    g_last_signal = signal_number;
+    const char byte = static_cast<char>(signal_number);
+    (void)::write(g_signal_pipe[1], &byte, 1);
+    errno = saved;
+}
+
+std::uint64_t wall_ms() {
+    struct timespec now {};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1000u +
+           static_cast<std::uint64_t>(now.tv_nsec) / 1000000u;
+}
+
+// logfmt on standard error (journald keeps it), filtered by level.
+class Log {
+public:
+    Log(LogLevel level, TimeMs start) : level_(level), start_(start) {}
+    void line(LogLevel level, const char* format, ...) __attribute__((format(printf, 3, 4))) {
+        if (static_cast<int>(level) < static_cast<int>(level_)) {
+            return;
+        }
+        std::fprintf(stderr, "t=%.3f level=%s ",
+                     static_cast<double>(time_since(port::monotonic_now(), start_)) / 1000.0,
+                     to_string(level));
+        va_list args;
+        va_start(args, format);
+        std::vfprintf(stderr, format, args);
+        va_end(args);
+        std::fputc('\n', stderr);
+    }
+    void set_level(LogLevel level) { level_ = level; }
+
+private:
+    LogLevel level_;
+    TimeMs start_;
+};
+
+const char* kUsage =
+    "usage: tetherd --config FILE [overrides]\n"
+    "       tetherd --check-config FILE\n"
+    "\n"
+    "Keeps a tether.v1 link (docs/PROTOCOL.md) from this device to its server alive through\n"
+    "every network fault: telemetry from standard input, a local datagram socket and the\n"
+    "device's own health goes up without loss or duplication; downlink messages are handed\n"
+    "to standard output or a command, once, in order. Every option is a field of the JSON\n"
+    "configuration file (docs/CONFIG.md); the common ones can be overridden here:\n\n";
+
+class Daemon final : public ClientListener, public port::FdWatcher {
+public:
+    Daemon(DaemonConfig& config, Log& log) : config_(config), log_(log) {}
+
+    int run();
+
+private:
+    bool setup();
+    bool prepare_directories();
+    bool open_state();
+    void new_trace_id();
+    void on_state(const ClientEvent& event) override;
+    void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) override;
+    void on_gap(bool downlink, std::uint64_t first, std::uint64_t last) override;
+    void on_ready(int fd, bool readable, bool writable, TimeMs now) override;
+    void accept_input(const char* data, std::size_t size);
+    void tick(TimeMs now);
+    void update_status();
+    void write_metrics();
+    bool shutting_down(TimeMs now);
+    std::uint32_t wait_ms(TimeMs now);
+
+    DaemonConfig& config_;
+    Log& log_;
+    ClientConfig client_config_;
+    port::TlsSettings tls_settings_;
+    std::string device_id_;
+    char session_text_[kUuidTextLength + 1] = {};
+    char traceparent_[96] = {};
+    const char* headers_[1] = {traceparent_};
+
+    port::Entropy entropy_;
+    port::TlsContext tls_;
+    std::unique_ptr<port::PosixTransport> transport_;
+    port::PosixResolver resolver_;
+    port::FileStorage state_file_;
+    std::unique_ptr<StateRecord> record_;
+    PersistentState state_;
+    port::FileStorage spool_file_;
+    std::unique_ptr<Spool> spool_;
+    std::vector<std::uint8_t> spool_buffer_;
+    struct Replayed {
+        std::uint64_t seq;
+        std::vector<std::uint8_t> data;
+    };
+    std::vector<Replayed> replayed_;
+    std::unique_ptr<port::TokenFileCredentials> token_file_;
+    std::unique_ptr<port::TokenCommandCredentials> token_command_;
+    CredentialsProvider* credentials_ = nullptr;
+    std::vector<std::uint8_t> outbox_, rx_, tx_;
+    std::unique_ptr<Client> client_;
+
+    std::vector<char> input_buffer_;
+    std::unique_ptr<DatagramInput> socket_input_;
+    std::vector<char> line_buffer_;
+    std::unique_ptr<LineInput> stdin_input_;
+    std::vector<const char*> interface_names_;
+    std::unique_ptr<HealthCollector> health_;
+    TimeMs health_due_ = 0;
+    std::uint64_t health_samples_ = 0;
+    std::vector<char> downlink_queue_;
+    std::unique_ptr<DownlinkOutput> downlink_;
+
+    std::unique_ptr<StatusFile> status_file_;
+    std::unique_ptr<StatusLed> led_;
+    Notifier notifier_;
+    std::unique_ptr<WatchdogPolicy> watchdog_;
+    HardwareWatchdog hardware_watchdog_;
+    bool hardware_watchdog_open_ = false;
+    TimeMs iteration_done_ = 0;
+    TimeMs metrics_due_ = 0;
+    int watched_command_fd_ = -1;
+    int watched_downlink_fd_ = -1;
+
+    // What the status file and the metrics show.
+    LinkState state_seen_ = LinkState::kIdle;
+    std::uint64_t state_since_ = 0;
+    std::string last_reason_, last_detail_;
+    std::uint64_t reconnects_ = 0;
+    std::map<std::string, std::uint64_t> attempts_by_outcome_;
+    bool offline_ = true;
+    TimeMs offline_since_ = 0;
+    std::uint64_t offline_ms_total_ = 0;
+    bool was_online_ = false;
+    std::uint64_t downlink_delivered_ = 0;
+    std::uint64_t input_rejected_ = 0;
+
+    bool stopping_ = false;
+    TimeMs stop_started_ = 0;
+    bool close_sent_ = false;
+    port::PollLoop* loop_ = nullptr;
+};
+
+bool Daemon::prepare_directories() {
+    // The state directory holds the session's counters: 0700, checked at start.
+    if (::mkdir(config_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        log_.line(LogLevel::kError, "event=setup error=\"cannot create %s: %s\"",
+                  config_.state_dir.c_str(), std::strerror(errno));
+        return false;
+    }
+    struct stat info {};
+    if (::stat(config_.state_dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+        log_.line(LogLevel::kError, "event=setup error=\"%s is not a directory\"",
+                  config_.state_dir.c_str());
+        return false;
+    }
+    if ((info.st_mode & 0077) != 0) {
+        log_.line(LogLevel::kWarn, "event=setup msg=\"state directory was %03o; now 0700\" dir=%s",
+                  static_cast<unsigned>(info.st_mode & 0777), config_.state_dir.c_str());
+        ::chmod(config_.state_dir.c_str(), 0700);
+    }
+    if (::mkdir(config_.run_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+        log_.line(LogLevel::kError, "event=setup error=\"cannot create %s: %s\"",
+                  config_.run_dir.c_str(), std::strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+void spool_visit(void* context, std::uint64_t seq, const std::uint8_t* data, std::size_t size) {
+    auto* replayed = static_cast<std::vector<std::pair<std::uint64_t, std::vector<std::uint8_t>>>*>(
+        context);
+    replayed->emplace_back(seq, std::vector<std::uint8_t>(data, data + size));
+}
+
+bool Daemon::open_state() {
+    const std::string state_path = config_.state_dir + "/state";
+    if (state_file_.open(state_path.c_str()) != Status::kOk) {
+        log_.line(LogLevel::kError, "event=setup error=\"cannot open %s: %s\"", state_path.c_str(),
+                  std::strerror(errno));
+        return false;
+    }
+    record_ = std::make_unique<StateRecord>(state_file_);
+    LoadSource source = LoadSource::kDefaults;
+    if (record_->load(&state_, &source) != Status::kOk) {
+        log_.line(LogLevel::kWarn, "event=state_record msg=\"unreadable; starting from defaults\"");
+    }
+    log_.line(LogLevel::kInfo,
+              "event=state_record source=%s attempts=%u session_version=%u next_uplink=%llu "
+              "last_downlink=%llu",
+              to_string(source), state_.reconnect_attempts, state_.session_version,
+              static_cast<unsigned long long>(state_.next_uplink_seq),
+              static_cast<unsigned long long>(state_.last_delivered_downlink_seq));
+    if (!config_.spool.enabled) {
+        return true;
+    }
+    const std::string spool_path = config_.state_dir + "/spool";
+    if (spool_file_.open(spool_path.c_str()) != Status::kOk) {
+        log_.line(LogLevel::kError, "event=setup error=\"cannot open %s\"", spool_path.c_str());
+        return false;
+    }
+    SpoolConfig spool_config;
+    spool_config.max_bytes = static_cast<std::uint32_t>(config_.spool.max_bytes);
+    spool_config.fsync_interval_ms = config_.spool.fsync_interval_ms;
+    spool_buffer_.resize(config_.outbox.max_message_size + Spool::kRecordOverhead + 64 * 1024);
+    spool_ = std::make_unique<Spool>(spool_file_, spool_buffer_.data(), spool_buffer_.size(),
+                                     spool_config);
+    std::vector<std::pair<std::uint64_t, std::vector<std::uint8_t>>> found;
+    SpoolRecovery report;
+    if (spool_->recover(spool_visit, &found, &report) != Status::kOk) {
+        log_.line(LogLevel::kError, "event=spool error=\"recovery failed\" path=%s",
+                  spool_path.c_str());
+        return false;
+    }
+    for (auto& entry : found) {
+        replayed_.push_back(Replayed{entry.first, std::move(entry.second)});
+    }
+    // Seqs the spool never made durable were never sent (the client sends only
+    // what the spool has synced), so numbering continues right after the spool.
+    state_.next_uplink_seq =
+        report.messages > 0 ? report.first_seq : (report.highest_seq + 1 > 1 ? report.highest_seq + 1 : 1);
+    log_.line(LogLevel::kInfo,
+              "event=spool recovered=%zu first_seq=%llu last_seq=%llu damaged=%s truncated_bytes=%zu",
+              report.messages, static_cast<unsigned long long>(report.first_seq),
+              static_cast<unsigned long long>(report.last_seq), report.damaged ? "yes" : "no",
+              report.truncated_bytes);
+    return true;
+}
+
+void Daemon::new_trace_id() {
+    std::uint8_t bytes[24];
+    if (!entropy_.fill_random(bytes, sizeof bytes)) {
+        std::memset(bytes, 0x5a, sizeof bytes);
+    }
+    char* out = traceparent_;
+    out += std::snprintf(out, 16, "traceparent: 00-");
+    for (int i = 0; i < 16; ++i) {
+        out += std::snprintf(out, 3, "%02x", bytes[i]);
+    }
+    *out++ = '-';
+    for (int i = 16; i < 24; ++i) {
+        out += std::snprintf(out, 3, "%02x", bytes[i]);
+    }
+    std::snprintf(out, 4, "-01");
+}
+
+bool Daemon::setup() {
+    if (!prepare_directories()) {
+        return false;
+    }
+    if (entropy_.init("tetherd") != Status::kOk) {
+        log_.line(LogLevel::kError, "event=setup error=\"no entropy from the operating system\"");
+        return false;
+    }
+    to_client_config(config_, &client_config_, &tls_settings_);
+    bool any_tls = false;
+    for (const std::string& url : config_.endpoints) {
+        any_tls = any_tls || url.compare(0, 4, "wss:") == 0 || url.compare(0, 4, "WSS:") == 0;
+    }
+    if (any_tls && tls_.init(tls_settings_, entropy_) != Status::kOk) {
+        log_.line(LogLevel::kError, "event=setup error=\"TLS: %s\"", tls_.error_text());
+        return false;
+    }
+    transport_ = std::make_unique<port::PosixTransport>(any_tls ? &tls_ : nullptr);
+
+    device_id_ = config_.session.device_id;
+    if (device_id_.empty()) {
+        char machine_id[128];
+        if (port::read_machine_id(nullptr, machine_id, sizeof machine_id) != Status::kOk) {
+            log_.line(LogLevel::kError, "event=setup error=\"no /etc/machine-id: set session.device_id\"");
+            return false;
+        }
+        device_id_ = machine_id;
+    }
+    Uuid session{};
+    if (session_id_for(config_.session.user.c_str(), device_id_.c_str(), &session) != Status::kOk) {
+        log_.line(LogLevel::kError, "event=setup error=\"cannot derive the session id\"");
+        return false;
+    }
+    format_uuid(session, session_text_);
+    client_config_.session_id = session_text_;
+    client_config_.device_id = device_id_.c_str();
+    new_trace_id();
+    client_config_.extra_headers = headers_;
+    client_config_.extra_header_count = 1;
+
+    if (!open_state()) {
+        return false;
+    }
+    if (!config_.credentials.token_command.empty()) {
+        token_command_ =
+            std::make_unique<port::TokenCommandCredentials>(config_.credentials.token_command.c_str());
+        if (token_command_->fetch_now(5000) != Status::kOk) {
+            log_.line(LogLevel::kWarn, "event=credentials msg=\"the token command gave no token\"");
+        }
+        credentials_ = token_command_.get();
+    } else if (!config_.credentials.token_file.empty()) {
+        token_file_ =
+            std::make_unique<port::TokenFileCredentials>(config_.credentials.token_file.c_str());
+        credentials_ = token_file_.get();
+    }
+
+    const std::size_t max_message = config_.outbox.max_message_size;
+    outbox_.resize(config_.outbox.size_bytes);
+    rx_.resize(max_message + 16);
+    tx_.resize(max_message + 64 * 1024);
+    client_config_.spool = spool_.get();
+    client_ = std::make_unique<Client>(
+        client_config_, ClientBuffers{outbox_.data(), outbox_.size(), rx_.data(), rx_.size(),
+                                      tx_.data(), tx_.size()},
+        *transport_, resolver_, entropy_, entropy_, this, credentials_, record_.get(), &state_);
+    if (client_->init() != Status::kOk) {
+        log_.line(LogLevel::kError, "event=setup error=\"%s\"", client_->config_error());
+        return false;
+    }
+    for (const Replayed& message : replayed_) {
+        if (client_->restore(message.seq, message.data.data(), message.data.size()) != Status::kOk) {
+            log_.line(LogLevel::kWarn, "event=spool msg=\"a recovered message did not fit\" seq=%llu",
+                      static_cast<unsigned long long>(message.seq));
+        }
+    }
+    replayed_.clear();
+
+    input_buffer_.resize(max_message);
+    if (!config_.inputs.socket.empty()) {
+        socket_input_ = std::make_unique<DatagramInput>(input_buffer_.data(), input_buffer_.size());
+        if (socket_input_->bind(config_.inputs.socket.c_str()) != Status::kOk) {
+            log_.line(LogLevel::kError, "event=setup error=\"cannot bind %s: %s\"",
+                      config_.inputs.socket.c_str(), std::strerror(errno));
+            return false;
+        }
+    }
+    if (config_.inputs.stdin_lines) {
+        line_buffer_.resize(max_message);
+        stdin_input_ =
+            std::make_unique<LineInput>(STDIN_FILENO, line_buffer_.data(), line_buffer_.size());
+    }
+    if (config_.inputs.health.enabled) {
+        for (const std::string& name : config_.inputs.health.interfaces) {
+            interface_names_.push_back(name.c_str());
+        }
+        const char* root = config_.inputs.health.root == "/" ? "" : config_.inputs.health.root.c_str();
+        health_ = std::make_unique<HealthCollector>(root, interface_names_.data(),
+                                                    interface_names_.size());
+    }
+    if (config_.downlink.output == DownlinkOutput::kCommand) {
+        downlink_queue_.resize(config_.outbox.max_message_size * 4 + 4096);
+        downlink_ = std::make_unique<daemon::DownlinkOutput>(
+            config_.downlink.command.c_str(), downlink_queue_.data(), downlink_queue_.size());
+    } else {
+        downlink_ = std::make_unique<daemon::DownlinkOutput>(STDOUT_FILENO);
+    }
+
+    status_file_ = std::make_unique<StatusFile>(config_.status.file);
+    if (!config_.status.led.empty()) {
+        StatusLedConfig led_config;
+        led_config.root = config_.status.led_root;
+        led_config.name = config_.status.led;
+        led_ = std::make_unique<StatusLed>(led_config);
+        if (led_->open() != Status::kOk) {
+            log_.line(LogLevel::kWarn, "event=led msg=\"LED %s not usable\"", config_.status.led.c_str());
+            led_.reset();
+        }
+    }
+    (void)notifier_.open_from_environment();
+    std::uint32_t watchdog_ms = 0;
+    (void)watchdog_interval_from_environment(&watchdog_ms);
+    watchdog_ = std::make_unique<WatchdogPolicy>(watchdog_ms);
+    if (!config_.watchdog.device.empty()) {
+        hardware_watchdog_open_ = hardware_watchdog_.open(config_.watchdog.device.c_str()) == Status::kOk;
+        if (!hardware_watchdog_open_) {
+            log_.line(LogLevel::kWarn, "event=watchdog msg=\"cannot open %s\"", config_.watchdog.device.c_str());
+        }
+    }
+    return true;
+}
+
+void Daemon::on_state(const ClientEvent& event) {
+    const TimeMs now = port::monotonic_now();
+    if (event.state == LinkState::kResolving) {
+        new_trace_id();  // each attempt is one trace, joined with the server's logs
+        log_.line(LogLevel::kDebug, "event=attempt endpoint=%s attempt=%u trace_id=%.32s",
+                  config_.endpoints[event.endpoint].c_str(), event.attempt, traceparent_ + 16);
+    }
+    if (event.state == LinkState::kOnline) {
+        ++attempts_by_outcome_["success"];
+        if (was_online_) {
+            ++reconnects_;
+        }
+        was_online_ = true;
+        if (offline_) {
+            offline_ms_total_ += time_since(now, offline_since_);
+            offline_ = false;
+        }
+    } else if (!offline_) {
+        offline_ = true;
+        offline_since_ = now;
+    }
+    if (event.state == LinkState::kWaitingToRetry || event.state == LinkState::kGivenUp) {
+        if (event.reason[0] != '\0') {
+            ++attempts_by_outcome_[event.reason];
+        }
+    }
+    last_reason_ = event.reason;
+    last_detail_ = event.detail;
+    state_seen_ = event.state;
+    state_since_ = wall_ms();
+    const bool visible = event.state == LinkState::kOnline ||
+                         event.state == LinkState::kWaitingToRetry ||
+                         event.state == LinkState::kGivenUp || event.state == LinkState::kIdle;
+    const std::string text = describe_state(event);
+    log_.line(visible ? (event.state == LinkState::kOnline ? LogLevel::kInfo : LogLevel::kWarn)
+                      : LogLevel::kDebug,
+              "event=state state=%s msg=\"%s\" endpoint=%s attempt=%u reason=%s",
+              to_string(event.state), text.c_str(), config_.endpoints[event.endpoint].c_str(),
+              event.attempt, event.reason[0] != '\0' ? event.reason : "none");
+    if (visible) {
+        (void)notifier_.status(text.c_str());
+    }
+    if (led_) {
+        (void)led_->show_state(event.state, now);
+    }
+    update_status();
+}
+
+void Daemon::on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) {
+    (void)type;
+    ++downlink_delivered_;
+    if (downlink_->deliver(reinterpret_cast<const char*>(data), size) != Status::kOk) {
+        log_.line(LogLevel::kError, "event=downlink msg=\"could not hand a message to the output\"");
+    }
+}
+
+void Daemon::on_gap(bool downlink, std::uint64_t first, std::uint64_t last) {
+    log_.line(LogLevel::kWarn, "event=gap direction=%s first=%llu last=%llu",
+              downlink ? "downlink" : "uplink", static_cast<unsigned long long>(first),
+              static_cast<unsigned long long>(last));
+}
+
+void Daemon::accept_input(const char* data, std::size_t size) {
+    if (stopping_) {
+        return;
+    }
+    if (client_->send(reinterpret_cast<const std::uint8_t*>(data), size) != Status::kOk) {
+        ++input_rejected_;
+    }
+}
+
+void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
+    (void)writable;
+    (void)now;
+    if (fd == g_signal_pipe[0]) {
+        char drained[16];
+        while (::read(fd, drained, sizeof drained) > 0) {
+        }
+        if (g_last_signal == SIGHUP) {
+            log_.line(LogLevel::kInfo, "event=reload msg=\"credentials refreshed\"");
+            if (token_command_) {
+                token_command_->refresh();
+            }
+            return;
+        }
+        if (!stopping_) {
+            log_.line(LogLevel::kInfo, "event=stopping msg=\"flushing before exit\"");
+            (void)notifier_.send("STOPPING=1");
+            stopping_ = true;
+            stop_started_ = now;
+            if (socket_input_) {
+                loop_->unwatch(socket_input_->fd());
+            }
+            if (stdin_input_) {
+                loop_->unwatch(STDIN_FILENO);
+            }
+        }
+        return;
+    }
+    if (token_command_ && fd == token_command_->fd()) {
+        token_command_->on_readable();
+        return;
+    }
+    if (socket_input_ && fd == socket_input_->fd() && readable) {
+        socket_input_->drain([this](const char* data, std::size_t size) { accept_input(data, size); },
+                             1024);
+        return;
+    }
+    if (stdin_input_ && fd == STDIN_FILENO && readable) {
+        const LineInput::Read result =
+            stdin_input_->read([this](const char* data, std::size_t size) { accept_input(data, size); });
+        if (result == LineInput::Read::kEof || result == LineInput::Read::kError) {
+            loop_->unwatch(STDIN_FILENO);
+        }
+        return;
+    }
+    if (downlink_ && fd == downlink_->pending_fd()) {
+        downlink_->tick();
+    }
+}
+
+void Daemon::update_status() {
+    StatusSnapshot snapshot;
+    snapshot.state = state_seen_;
+    snapshot.since_ms = state_since_;
+    snapshot.endpoint = config_.endpoints[client_->machine().endpoint()];
+    snapshot.attempt = client_->machine().attempts();
+    snapshot.retry_in_ms = state_seen_ == LinkState::kWaitingToRetry ? client_->machine().retry_delay_ms() : 0;
+    snapshot.reason = last_reason_;
+    snapshot.detail = last_detail_;
+    snapshot.session = session_text_;
+    snapshot.version = state_.session_version;
+    snapshot.queued = client_->outbox().size();
+    snapshot.acked = client_->counters().uplink_acked;
+    snapshot.dropped = client_->outbox().counters().dropped;
+    snapshot.has_rtt = client_->machine().heartbeat().has_rtt();
+    snapshot.rtt_ms = client_->machine().heartbeat().last_rtt_ms();
+    snapshot.offline_ms_total = offline_ms_total_;
+    (void)status_file_->update(snapshot);
+}
+
+void Daemon::write_metrics() {
+    if (config_.metrics.file.empty()) {
+        return;
+    }
+    MetricsSnapshot snapshot;
+    snapshot.state = state_seen_;
+    snapshot.reconnects = reconnects_;
+    snapshot.attempts_by_outcome = attempts_by_outcome_;
+    snapshot.messages_queued = client_->outbox().size();
+    snapshot.messages_sent = client_->counters().messages_sent;
+    snapshot.messages_acked = client_->outbox().counters().acked;
+    snapshot.messages_dropped = client_->outbox().counters().dropped;
+    snapshot.bytes_sent = client_->stream().counters().bytes_written;
+    snapshot.bytes_received = client_->stream().counters().bytes_read;
+    snapshot.outbox_used_bytes = client_->outbox().bytes_used();
+    snapshot.outbox_capacity_bytes = client_->outbox().capacity();
+    snapshot.has_rtt = client_->machine().heartbeat().has_rtt();
+    snapshot.rtt_ms = client_->machine().heartbeat().last_rtt_ms();
+    const TimeMs now = port::monotonic_now();
+    snapshot.offline_ms_total = offline_ms_total_ + (offline_ ? time_since(now, offline_since_) : 0);
+    snapshot.backoff_attempt = client_->machine().attempts();
+    snapshot.downlink_delivered = downlink_delivered_;
+    snapshot.downlink_duplicates = client_->counters().downlink_duplicates;
+    (void)daemon::write_metrics(config_.metrics.file, snapshot);
+}
+
+void Daemon::tick(TimeMs now) {
+    if (health_ && !stopping_ && time_reached(now, health_due_)) {
+        HealthSample sample;
+        char json[2048];
+        if (health_->sample(&sample)) {
+            const std::size_t length = format_json(sample, ++health_samples_, json, sizeof json);
+            if (length > 0) {
+                accept_input(json, length);
+            }
+        }
+        health_due_ = next_sample_at(health_due_, config_.inputs.health.period_ms, now);
+    }
+    if (time_reached(now, metrics_due_)) {
+        write_metrics();
+        update_status();
+        metrics_due_ = now + config_.metrics.interval_ms;
+    }
+    if (led_) {
+        (void)led_->tick(now);
+    }
+    downlink_->tick();
+    const int downlink_fd = downlink_->pending_fd();
+    if (downlink_fd != watched_downlink_fd_) {
+        if (watched_downlink_fd_ >= 0) {
+            loop_->unwatch(watched_downlink_fd_);
+        }
+        if (downlink_fd >= 0) {
+            loop_->watch(downlink_fd, false, true, this);
+        }
+        watched_downlink_fd_ = downlink_fd;
+    }
+    const int command_fd = token_command_ ? token_command_->fd() : -1;
+    if (command_fd != watched_command_fd_) {
+        if (watched_command_fd_ >= 0) {
+            loop_->unwatch(watched_command_fd_);
+        }
+        if (command_fd >= 0) {
+            loop_->watch(command_fd, true, false, this);
+        }
+        watched_command_fd_ = command_fd;
+    }
+    iteration_done_ = now;
+    if (watchdog_->should_ping(now, iteration_done_)) {
+        (void)notifier_.send("WATCHDOG=1");
+        watchdog_->pinged(now);
+    }
+    if (hardware_watchdog_open_) {
+        (void)hardware_watchdog_.keep_alive();
+    }
+}
+
+// SIGTERM: stop taking input, try to get everything acknowledged for a
+// bounded time, close with 1001, persist, exit.
+bool Daemon::shutting_down(TimeMs now) {
+    if (!stopping_) {
+        return false;
+    }
+    const bool drained = client_->idle() || client_->state() != LinkState::kOnline;
+    const bool timed_out = time_since(now, stop_started_) >= 5000;
+    if (!close_sent_ && (drained || timed_out)) {
+        close_sent_ = true;
+        client_->stop(now, 1001);
+    }
+    const LinkState state = client_->state();
+    return close_sent_ && (state == LinkState::kIdle || state == LinkState::kGivenUp ||
+                           time_since(now, stop_started_) >= 8000);
+}
+
+std::uint32_t Daemon::wait_ms(TimeMs now) {
+    std::uint32_t wait = 1000;
+    auto consider = [&](TimeMs at) {
+        const std::uint32_t until = time_until(now, at);
+        wait = until < wait ? until : wait;
+    };
+    if (health_) {
+        consider(health_due_);
+    }
+    consider(metrics_due_);
+    TimeMs at = 0;
+    if (led_ && led_->next_deadline(&at)) {
+        consider(at);
+    }
+    if (watchdog_->next_due(now, &at)) {
+        consider(at);
+    }
+    if (downlink_->busy()) {
+        wait = wait < 20 ? wait : 20;
+    }
+    if (stopping_) {
+        wait = wait < 50 ? wait : 50;
+    }
+    return wait;
+}
+
+int Daemon::run() {
+    if (!setup()) {
+        return 1;
+    }
+    log_.line(LogLevel::kInfo, "event=start session=%s device=\"%s\" version=%u %s", session_text_,
+              device_id_.c_str(), state_.session_version, describe(config_).c_str());
+    Client* clients[1];
+    struct pollfd fds[Client::kMaxPollRequests + port::PollLoop::kMaxWatches];
+    port::PollLoop loop(clients, 1, fds, sizeof fds / sizeof fds[0]);
+    loop_ = &loop;
+    loop.add(client_.get());
+    loop.watch(g_signal_pipe[0], true, false, this);
+    if (socket_input_) {
+        loop.watch(socket_input_->fd(), true, false, this);
+    }
+    if (stdin_input_) {
+        loop.watch(STDIN_FILENO, true, false, this);
+    }
+    const TimeMs start = port::monotonic_now();
+    health_due_ = start;
+    metrics_due_ = start;
+    offline_since_ = start;
+    client_->start(start);
+    (void)notifier_.send("READY=1");
+    for (;;) {
+        const TimeMs now = port::monotonic_now();
+        tick(now);
+        if (shutting_down(now)) {
+            break;
+        }
+        loop.run_once(wait_ms(port::monotonic_now()));
+    }
+    if (spool_) {
+        (void)spool_->sync();
+    }
+    (void)record_->save(state_);
+    write_metrics();
+    update_status();
+    if (hardware_watchdog_open_) {
+        (void)hardware_watchdog_.close_cleanly();
+    }
+    log_.line(LogLevel::kInfo, "event=stopped queued=%zu", client_->outbox().size());
+    return 0;
+}
+
+int run(int argc, char** argv) {
+    static DaemonConfig config;
+    const char* config_path = nullptr;
+    bool check_only = false;
+    std::vector<std::pair<std::string, const char*>> overrides;
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--help" || arg == "-h") {
+            std::fputs(kUsage, stdout);
+            print_override_help(stdout);
+            std::fputs("\n  --config FILE           the configuration (JSON; docs/CONFIG.md)\n"
+                       "  --check-config FILE     validate FILE and exit (0: valid, 2: not)\n"
+                       "\nSignals: SIGTERM/SIGINT flush (at most 5 s), close with 1001, exit 0;\n"
+                       "SIGHUP refreshes credentials. Exit codes: 0 clean stop, 1 setup failed,\n"
+                       "2 bad configuration or usage.\n",
+                       stdout);
+            return 0;
+        }
+        if ((arg == "--config" || arg == "--check-config") && i + 1 < argc) {
+            config_path = argv[++i];
+            check_only = arg == "--check-config";
+            continue;
+        }
+        if (arg.compare(0, 2, "--") == 0) {
+            const OverrideSpec* spec = find_override(arg.c_str() + 2);
+            if (spec == nullptr) {
+                std::fprintf(stderr, "tetherd: unknown option %s (see --help)\n", arg.c_str());
+                return 2;
+            }
+            const char* value = nullptr;
+            if (spec->metavar != nullptr) {
+                if (i + 1 >= argc) {
+                    std::fprintf(stderr, "tetherd: %s needs a value\n", arg.c_str());
+                    return 2;
+                }
+                value = argv[++i];
+            }
+            overrides.emplace_back(arg.substr(2), value);
+            continue;
+        }
+        std::fprintf(stderr, "tetherd: unexpected argument %s (see --help)\n", arg.c_str());
+        return 2;
+    }
+    if (config_path == nullptr) {
+        std::fprintf(stderr, "tetherd: --config FILE is required (see --help)\n");
+        return 2;
+    }
+    std::string error;
+    if (!load_config_file(config_path, &config, &error)) {
+        std::fprintf(stderr, "tetherd: %s\n", error.c_str());
+        return 2;
+    }
+    for (const auto& entry : overrides) {
+        if (!apply_override(&config, entry.first.c_str(), entry.second, &error)) {
+            std::fprintf(stderr, "tetherd: %s\n", error.c_str());
+            return 2;
+        }
+    }
+    if (check_only) {
+        std::printf("%s: valid: %s\n", config_path, describe(config).c_str());
+        return 0;
+    }
+
+    if (::pipe(g_signal_pipe) != 0) {
+        std::fprintf(stderr, "tetherd: cannot create the signal pipe\n");
+        return 1;
+    }
+    for (int fd : g_signal_pipe) {
+        ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL, 0) | O_NONBLOCK);
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+    struct sigaction action {};
+    action.sa_handler = on_signal;
+    ::sigaction(SIGTERM, &action, nullptr);
+    ::sigaction(SIGINT, &action, nullptr);
+    ::sigaction(SIGHUP, &action, nullptr);
+    ::signal(SIGPIPE, SIG_IGN);
+
+    static Log log(config.log_level, port::monotonic_now());
+    static Daemon daemon(config, log);
+    return daemon.run();
+}
+
+}  // namespace
+}  // namespace tether::daemon
+
+int main(int argc, char** argv) { return tether::daemon::run(argc, argv); }
