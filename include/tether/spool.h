@@ -89,18 +89,18 @@ struct SpoolConfig {
 
 /// What recover() found.
 struct SpoolRecovery {
-    std::size_t messages = 0;          ///< messages replayed through the visitor
-    std::uint64_t first_seq = 0;       ///< seq of the first replayed message, 0 if none
-    std::uint64_t last_seq = 0;        ///< seq of the last replayed message, 0 if none
-    std::uint64_t highest_seq = 0;     ///< highest seq ever recorded (messages and acks);
-                                       ///< reserve seqs above it so they never go backwards
-    std::uint64_t acked_through = 0;   ///< highest ACK or DROP watermark found
-    std::size_t seq_gaps = 0;          ///< places where a replayed seq is not previous + 1
-    std::size_t truncated_bytes = 0;   ///< bytes of the damaged record recovery stopped at
-                                       ///< (as far as the store holds it); 0 at a clean end
-    bool damaged = false;              ///< stopped at a torn or corrupt record
-    bool fresh = false;                ///< no intact header slot: a new (or wiped) spool
-    std::uint32_t generation = 0;      ///< the active generation after recovery
+    std::size_t messages = 0;         ///< messages replayed through the visitor
+    std::uint64_t first_seq = 0;      ///< seq of the first replayed message, 0 if none
+    std::uint64_t last_seq = 0;       ///< seq of the last replayed message, 0 if none
+    std::uint64_t highest_seq = 0;    ///< highest seq ever recorded (messages and acks);
+                                      ///< reserve seqs above it so they never go backwards
+    std::uint64_t acked_through = 0;  ///< highest ACK or DROP watermark found
+    std::size_t seq_gaps = 0;         ///< places where a replayed seq is not previous + 1
+    std::size_t truncated_bytes = 0;  ///< bytes of the damaged record recovery stopped at
+                                      ///< (as far as the store holds it); 0 at a clean end
+    bool damaged = false;             ///< stopped at a torn or corrupt record
+    bool fresh = false;               ///< no intact header slot: a new (or wiped) spool
+    std::uint32_t generation = 0;     ///< the active generation after recovery
 };
 
 struct SpoolCounters {
@@ -177,14 +177,20 @@ class Spool {
     Status sync();
 
     /// Copies the live messages into a new generation now (see the file
-    /// comment). Returns kOk, kInvalidArgument (not recovered) or kIoError (the
-    /// previous generation stays active and complete).
+    /// comment). Returns kOk, kInvalidArgument (not recovered) or kIoError: the
+    /// previous generation stays active and complete. (One exception: when the
+    /// header slot was written but its sync failed, the slot may still reach
+    /// the medium and name the new generation, which lacks records appended
+    /// afterwards; after a kIoError from append() or compact() on a store that
+    /// keeps failing, sync() and recover() again before trusting the spool.)
     Status compact();
 
     std::uint32_t region_size() const { return region_size_; }
     std::uint32_t generation() const { return generation_; }
     /// Bytes of the active region in use, buffered records included.
-    std::uint32_t journal_bytes() const { return written_end_ + static_cast<std::uint32_t>(pending_); }
+    std::uint32_t journal_bytes() const {
+        return written_end_ + static_cast<std::uint32_t>(pending_);
+    }
     std::size_t buffered_bytes() const { return pending_; }
     std::uint64_t highest_seq() const { return highest_seq_; }
     std::uint64_t acked_through() const { return acked_through_; }
@@ -226,7 +232,7 @@ class Spool {
     std::uint64_t highest_seq_ = 0;
     std::uint64_t last_message_seq_ = 0;
     std::uint64_t acked_through_ = 0;
-    std::uint32_t live_offset_ = 0;      // every record before it is dead
+    std::uint32_t live_offset_ = 0;        // every record before it is dead
     std::uint64_t live_offset_acked_ = 0;  // acked_through_ when live_offset_ was advanced
     SpoolCounters counters_;
 };

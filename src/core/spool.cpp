@@ -246,8 +246,8 @@ Status Spool::next_record(Cursor* cursor, Record* record, Scan* scan) {
         if (!cursor->loaded || offset > 0) {
             // Refill from the record's start; compaction output goes out first.
             if (cursor->compacting && cursor->out_len > 0) {
-                if (storage_.write(cursor->out_base + cursor->out_pos, buffer_,
-                                   cursor->out_len) != Status::kOk) {
+                if (storage_.write(cursor->out_base + cursor->out_pos, buffer_, cursor->out_len) !=
+                    Status::kOk) {
                     return Status::kIoError;
                 }
                 counters_.bytes_written += cursor->out_len;
@@ -293,11 +293,11 @@ Status Spool::next_record(Cursor* cursor, Record* record, Scan* scan) {
         get_le(header + kRecordTagOffset, 2) != cursor->tag) {
         return Status::kOk;
     }
-    const bool intact =
-        known_type && header[kRecordVersionOffset] == kFormatVersion &&
-        (type == kTypeMessage || length == 0) && seq != 0 &&
-        get_le32(header + kRecordCrcOffset) == record_crc(header, header + kRecordOverhead, length) &&
-        (type != kTypeMessage || seq > cursor->previous_message_seq);
+    const bool intact = known_type && header[kRecordVersionOffset] == kFormatVersion &&
+                        (type == kTypeMessage || length == 0) && seq != 0 &&
+                        get_le32(header + kRecordCrcOffset) ==
+                            record_crc(header, header + kRecordOverhead, length) &&
+                        (type != kTypeMessage || seq > cursor->previous_message_seq);
     if (!intact) {
         *scan = Scan::kDamaged;
         cursor->truncated = span;
@@ -562,8 +562,7 @@ Status Spool::advance_live_offset() {
         if (next_record(&cursor, &record, &scan) != Status::kOk) {
             return Status::kIoError;
         }
-        if (scan != Scan::kRecord ||
-            (record.type == kTypeMessage && record.seq > acked_through_)) {
+        if (scan != Scan::kRecord || (record.type == kTypeMessage && record.seq > acked_through_)) {
             live_offset_ = before;
             break;
         }

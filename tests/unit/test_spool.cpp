@@ -543,7 +543,7 @@ TEST(Spool, RejectsInvalidUse) {
     std::uint8_t big[kBufferSize] = {};
     CHECK_EQUAL(Status::kTooLarge, spool.append(2, big, kBufferSize - Spool::kRecordOverhead + 1));
     CHECK_EQUAL(Status::kOk, spool.append(2, big, kBufferSize - Spool::kRecordOverhead));
-    CHECK_EQUAL(Status::kOk, spool.ack(0));  // below the watermark: no record
+    CHECK_EQUAL(Status::kOk, spool.ack(0));    // below the watermark: no record
     CHECK_EQUAL(Status::kOk, spool.ack(100));  // clamped to 2
     UNSIGNED_LONGS_EQUAL(2, spool.acked_through());
     CHECK_EQUAL(Status::kOk, spool.append(3, data, 4));
