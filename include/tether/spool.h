@@ -1,0 +1,240 @@
+// The spool: a crash-safe disk copy of the outbox, so telemetry accepted but
+// not yet acknowledged survives a reboot or a power cut.
+//
+// Usage: the spool mirrors the outbox. After outbox.push() succeeds, call
+// spool.append() with the same seq; when the outbox evicts (its dropped
+// ranges), call spool.drop_through(); on each server ack, spool.ack(). Call
+// spool.flush(now) from every loop iteration and spool.sync() on SIGTERM. At
+// start-up, spool.recover() replays the unacknowledged messages in seq order,
+// to be pushed into a fresh Outbox constructed with first_seq = the first
+// replayed seq: with the mirroring above the replayed seqs are consecutive, so
+// each push gets back its old seq (SpoolRecovery::seq_gaps counts the places
+// where they are not, for a caller that spools only some messages).
+//
+// On-disk format (every integer little-endian, written byte by byte):
+//
+//   [ header block: 2 slots x 64 bytes ][ region 0 ][ region 1 ]
+//
+// Each region is region_size() = (max_bytes - 128) / 2 bytes. One of them
+// holds the active generation: an append-only journal of records.
+//
+//   header slot (64 bytes)            record (20-byte header + payload)
+//    0  4  magic "TSPL"                0  1  type: 'M' message, 'A' ack, 'D' drop
+//    4  2  format version, 1           1  1  format version, 1
+//    6  2  reserved, 0                 2  2  generation tag (low 16 bits)
+//    8  4  generation (>= 1)           4  4  payload length (0 for 'A' and 'D')
+//   12  4  region size                 8  8  seq
+//   16  1  active region (0 or 1)     16  4  CRC-32 of bytes 0..15 and the payload
+//   17  7  reserved, 0                20  .  payload
+//   24  8  highest seq seen
+//   32  8  acked-through seq
+//   40 20  reserved, 0
+//   60  4  CRC-32 of bytes 0..59
+//
+// A MESSAGE carries one outbox entry; ACK and DROP records carry a cumulative
+// watermark: every message with seq <= it is gone (acknowledged, or evicted by
+// the outbox). Replay = the messages above the highest watermark.
+//
+// Writes. append(), ack() and drop_through() only fill the caller's buffer;
+// when it is full, it is written (pwrite) but not synced. flush(now) writes
+// what is buffered and syncs, at most once per fsync_interval_ms; sync() does
+// it at once. So fsyncs come in batches, one per interval, never per message.
+//
+// Compaction. When an append would overflow the active region, or at a flush
+// when dead records (acknowledged or dropped) exceed both the live ones and
+// min_compact_bytes, the live messages are copied into the other region under
+// generation + 1, synced, and only then is the header slot not holding the
+// newest generation rewritten to name the new region, and synced. A crash
+// before that last sync leaves the old header naming the untouched old region;
+// a torn slot fails its CRC and the other slot still names a complete
+// generation. The generation tag and the CRC tell the new generation's records
+// from stale ones of an older generation left beyond the journal's end. If the
+// live messages plus the new record still do not fit, the oldest live messages
+// are left out (counters().dropped): the spool, like the default outbox
+// policy, keeps the newest. Size each region to hold the outbox's contents
+// (region_size() >= outbox capacity x 1.3 for 100-byte messages) to avoid it.
+//
+// Crash guarantees.
+//  - A power cut loses at most the records appended since the last successful
+//    sync: with flush(now) called every loop iteration, at most
+//    fsync_interval_ms (default 1000 ms) plus one loop period of appends.
+//    Records written before a sync are never lost, whatever happens during or
+//    after later writes or compactions.
+//  - A lost ACK only means a message is replayed again (the server discards
+//    seqs it has); a lost DROP record likewise.
+//  - Recovery stops at the first torn or corrupt record and never returns data
+//    that did not pass its CRC; records after a damaged one are given up, and
+//    recovery then compacts into a fresh generation so they cannot resurface.
+//
+// No heap allocation. Not thread-safe: one poll loop owns it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tether/status.h"
+#include "tether/storage.h"
+#include "tether/time.h"
+
+namespace tether {
+
+struct SpoolConfig {
+    /// The whole store: header block plus two regions. At least 256.
+    std::uint32_t max_bytes = 1024u * 1024u;
+    /// Minimum time between two syncs made by flush().
+    std::uint32_t fsync_interval_ms = 1000;
+    /// Dead bytes needed, besides outweighing the live ones, before flush() compacts.
+    std::uint32_t min_compact_bytes = 256u * 1024u;
+};
+
+/// What recover() found.
+struct SpoolRecovery {
+    std::size_t messages = 0;         ///< messages replayed through the visitor
+    std::uint64_t first_seq = 0;      ///< seq of the first replayed message, 0 if none
+    std::uint64_t last_seq = 0;       ///< seq of the last replayed message, 0 if none
+    std::uint64_t highest_seq = 0;    ///< highest seq ever recorded (messages and acks);
+                                      ///< reserve seqs above it so they never go backwards
+    std::uint64_t acked_through = 0;  ///< highest ACK or DROP watermark found
+    std::size_t seq_gaps = 0;         ///< places where a replayed seq is not previous + 1
+    std::size_t truncated_bytes = 0;  ///< bytes of the damaged record recovery stopped at
+                                      ///< (as far as the store holds it); 0 at a clean end
+    bool damaged = false;             ///< stopped at a torn or corrupt record
+    bool fresh = false;               ///< no intact header slot: a new (or wiped) spool
+    std::uint32_t generation = 0;     ///< the active generation after recovery
+};
+
+struct SpoolCounters {
+    std::uint64_t appended = 0;     ///< messages appended
+    std::uint64_t dropped = 0;      ///< live messages left out by compaction for lack of room
+    std::uint64_t compactions = 0;  ///< generations written
+    std::uint64_t syncs = 0;        ///< successful Storage::sync() calls
+    std::uint64_t bytes_written = 0;
+};
+
+class Spool {
+  public:
+    static constexpr std::size_t kHeaderBlockSize = 128;
+    /// Bytes each record takes in the journal besides its payload.
+    static constexpr std::size_t kRecordOverhead = 20;
+    static constexpr std::size_t kMinBufferSize = 64;
+
+    using Visitor = void (*)(void* ctx, std::uint64_t seq, const std::uint8_t* data,
+                             std::size_t size);
+
+    /// `buffer` (caller-owned, valid for the spool's life) batches appends and
+    /// serves as scratch for recovery and compaction; its size bounds the
+    /// largest record (kRecordOverhead + payload), and recovery needs a buffer
+    /// at least as large as the writer's. Nothing is read or written until
+    /// recover().
+    Spool(Storage& storage, std::uint8_t* buffer, std::size_t buffer_size,
+          const SpoolConfig& config = SpoolConfig());
+
+    /// Opens the spool; must precede every other call. Reads the header slots
+    /// and scans the active generation, stopping at the first torn, corrupt or
+    /// unwritten record; then calls `visit` (may be null) for every MESSAGE
+    /// above the highest ACK/DROP watermark, in journal (= seq) order. `data`
+    /// points into the buffer and is valid only during the call. `report` may
+    /// be null. A store without an intact header slot is initialised empty
+    /// (generation 1, region 0; synced). After damage, the replayed messages
+    /// are compacted into a new generation. Returns:
+    ///  - kOk: recovered; the spool accepts appends after the highest seq.
+    ///  - kInvalidArgument: null or too small buffer (< kMinBufferSize), or a
+    ///    max_bytes below 256 or different from the one the store was written
+    ///    with (its region size is recorded); nothing is written.
+    ///  - kIoError: a read, write or sync failed; call recover() again.
+    Status recover(Visitor visit, void* ctx, SpoolRecovery* report);
+
+    /// Buffers a MESSAGE record. `seq` must exceed every seq appended or acked
+    /// before. May write the buffer out (no sync) when it is full, and compacts
+    /// first (syncing twice) when the active region cannot take the record.
+    /// Returns kOk; kInvalidArgument (not recovered, seq not increasing, or
+    /// null data with size > 0; nothing changed); kTooLarge (the record does
+    /// not fit the buffer or a region; nothing changed); kIoError (a write or
+    /// the compaction failed; the message is not appended, what was buffered
+    /// before stays buffered or written).
+    Status append(std::uint64_t seq, const std::uint8_t* data, std::size_t size);
+
+    /// The server acknowledged every seq <= `seq`: buffers an ACK record
+    /// (clamped to the highest seq appended). A watermark at or below the
+    /// current one is a no-op. Returns kOk, kInvalidArgument (not recovered)
+    /// or kIoError as append() does.
+    Status ack(std::uint64_t seq);
+
+    /// The outbox evicted every seq <= `seq` (its dropped ranges end there):
+    /// buffers a DROP record, otherwise as ack().
+    Status drop_through(std::uint64_t seq);
+
+    /// From every loop iteration: when records are buffered or written but not
+    /// synced and fsync_interval_ms has passed since the previous sync made
+    /// here (or none was made yet), writes them and syncs; then compacts if
+    /// dead records dominate (see the file comment). Returns kOk (also when
+    /// nothing was due), kInvalidArgument (not recovered) or kIoError (nothing
+    /// lost from memory; the next call retries).
+    Status flush(TimeMs now);
+
+    /// Writes what is buffered and syncs now (shutdown, SIGTERM). Returns kOk,
+    /// kInvalidArgument (not recovered) or kIoError.
+    Status sync();
+
+    /// Copies the live messages into a new generation now (see the file
+    /// comment). Returns kOk, kInvalidArgument (not recovered) or kIoError: the
+    /// previous generation stays active and complete. (One exception: when the
+    /// header slot was written but its sync failed, the slot may still reach
+    /// the medium and name the new generation, which lacks records appended
+    /// afterwards; after a kIoError from append() or compact() on a store that
+    /// keeps failing, sync() and recover() again before trusting the spool.)
+    Status compact();
+
+    std::uint32_t region_size() const { return region_size_; }
+    std::uint32_t generation() const { return generation_; }
+    /// Bytes of the active region in use, buffered records included.
+    std::uint32_t journal_bytes() const {
+        return written_end_ + static_cast<std::uint32_t>(pending_);
+    }
+    std::size_t buffered_bytes() const { return pending_; }
+    std::uint64_t highest_seq() const { return highest_seq_; }
+    std::uint64_t acked_through() const { return acked_through_; }
+    bool has_unsynced() const { return pending_ > 0 || unsynced_written_; }
+    const SpoolCounters& counters() const { return counters_; }
+
+  private:
+    // The scan, compaction and layout details are in src/core/spool.cpp.
+    struct Cursor;
+    struct Record;
+    enum class Scan : std::uint8_t;
+
+    Status buffer_record(std::uint8_t type, std::uint64_t seq, const std::uint8_t* data,
+                         std::size_t size);
+    Status watermark(std::uint8_t type, std::uint64_t seq);
+    Status write_pending();
+    Status sync_storage();
+    Status compact_for(std::size_t reserve);
+    Status write_header(std::uint32_t generation, std::uint8_t region);
+    Status read_header(bool* found);
+    Status next_record(Cursor* cursor, Record* record, Scan* scan);
+    Status advance_live_offset();
+    std::uint32_t region_base(std::uint8_t region) const;
+
+    Storage& storage_;
+    std::uint8_t* buffer_;
+    std::size_t buffer_size_;
+    SpoolConfig config_;
+    std::uint32_t region_size_;
+    bool recovered_ = false;
+    std::uint32_t generation_ = 0;
+    std::uint8_t active_region_ = 0;
+    std::uint8_t newest_slot_ = 1;
+    std::uint32_t written_end_ = 0;  // journal bytes written to storage (synced or not)
+    std::size_t pending_ = 0;        // journal bytes buffered after written_end_
+    bool unsynced_written_ = false;
+    bool synced_once_ = false;
+    TimeMs last_sync_ = 0;
+    std::uint64_t highest_seq_ = 0;
+    std::uint64_t last_message_seq_ = 0;
+    std::uint64_t acked_through_ = 0;
+    std::uint32_t live_offset_ = 0;        // every record before it is dead
+    std::uint64_t live_offset_acked_ = 0;  // acked_through_ when live_offset_ was advanced
+    SpoolCounters counters_;
+};
+
+}  // namespace tether

@@ -1,0 +1,674 @@
+// Spool layout and invariants (the format itself is in include/tether/spool.h).
+//
+// Store offsets. The header block occupies [0, 128): slot s at s * 64. Region
+// r starts at 128 + r * region_size_. Everything the spool tracks about the
+// journal is a region offset of the active region.
+//
+// Journal state, in region offsets of the active generation:
+//
+//   0 ...... live_offset_ ............ written_end_ ......... + pending_
+//   [ dead records ][ live and dead records ][ records in buffer_ ]
+//
+// Records before live_offset_ are all dead (ACK/DROP records, or messages at
+// or below acked_through_); written_end_ is where the next buffered record
+// will land in storage. buffer_[0, pending_) holds records not written yet;
+// buffer_ is only used as scan scratch (recovery, compaction, advancing
+// live_offset_) while pending_ == 0.
+//
+// Scanning (next_record) reads the region in chunks of up to buffer_size_
+// bytes, so a journal of small records costs one read per chunk, not one per
+// record. A record never exceeds buffer_size_, so a record that does not fit
+// the rest of the chunk is re-read from its start. During compaction the live
+// records are moved to the front of the same buffer (they only move towards
+// its start, behind the scan position) with their tag and CRC rewritten for the
+// new generation, and the front is written to the new region before each
+// refill.
+//
+// End of the journal. Unwritten store is zero; a header of zeros, or one of an
+// older generation (another tag), is the clean end. Anything else that fails a
+// check (type, version, length, CRC, seq order) is damage: a torn append or
+// bit rot.
+#include "tether/spool.h"
+
+#include <cstring>
+
+#include "tether/crc32.h"
+
+namespace tether {
+namespace {
+
+constexpr std::size_t kSlotSize = 64;
+constexpr std::uint8_t kSlotMagic[4] = {'T', 'S', 'P', 'L'};
+constexpr std::uint16_t kFormatVersion = 1;
+constexpr std::size_t kSlotGenerationOffset = 8;
+constexpr std::size_t kSlotRegionSizeOffset = 12;
+constexpr std::size_t kSlotActiveRegionOffset = 16;
+constexpr std::size_t kSlotHighestSeqOffset = 24;
+constexpr std::size_t kSlotAckedOffset = 32;
+constexpr std::size_t kSlotCrcOffset = 60;
+constexpr std::uint32_t kMinMaxBytes = 256;
+
+constexpr std::uint8_t kTypeMessage = 'M';
+constexpr std::uint8_t kTypeAck = 'A';
+constexpr std::uint8_t kTypeDrop = 'D';
+constexpr std::size_t kRecordVersionOffset = 1;
+constexpr std::size_t kRecordTagOffset = 2;
+constexpr std::size_t kRecordLengthOffset = 4;
+constexpr std::size_t kRecordSeqOffset = 8;
+constexpr std::size_t kRecordCrcOffset = 16;
+
+static_assert(Spool::kHeaderBlockSize == 2 * kSlotSize, "two slots make the header block");
+static_assert(Spool::kRecordOverhead == kRecordCrcOffset + 4, "the CRC ends the record header");
+
+void put_le(std::uint8_t* out, std::uint64_t value, std::size_t size) {
+    for (std::size_t i = 0; i < size; ++i) {
+        out[i] = static_cast<std::uint8_t>(value >> (8 * i));
+    }
+}
+
+std::uint64_t get_le(const std::uint8_t* in, std::size_t size) {
+    std::uint64_t value = 0;
+    for (std::size_t i = 0; i < size; ++i) {
+        value |= static_cast<std::uint64_t>(in[i]) << (8 * i);
+    }
+    return value;
+}
+
+std::uint32_t get_le32(const std::uint8_t* in) {
+    return static_cast<std::uint32_t>(get_le(in, 4));
+}
+
+std::uint16_t tag_of(std::uint32_t generation) {
+    return static_cast<std::uint16_t>(generation & 0xFFFFu);
+}
+
+// True when generation `a` was written after `b`; the signed difference makes
+// the (unreachable in practice) wrap harmless.
+bool is_newer(std::uint32_t a, std::uint32_t b) {
+    return static_cast<std::int32_t>(a - b) > 0;
+}
+
+bool all_zero(const std::uint8_t* data, std::size_t size) {
+    for (std::size_t i = 0; i < size; ++i) {
+        if (data[i] != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// CRC of the record header before the CRC field, then the payload.
+std::uint32_t record_crc(const std::uint8_t* header, const std::uint8_t* payload,
+                         std::size_t length) {
+    const std::uint32_t crc = crc32(header, kRecordCrcOffset);
+    return length == 0 ? crc : crc32(payload, length, crc);
+}
+
+struct SlotContents {
+    std::uint32_t generation;
+    std::uint32_t region_size;
+    std::uint8_t region;
+    std::uint64_t highest_seq;
+    std::uint64_t acked_through;
+};
+
+bool decode_slot(const std::uint8_t* slot, std::size_t available, SlotContents* out) {
+    if (available < kSlotSize || std::memcmp(slot, kSlotMagic, 4) != 0 ||
+        get_le(slot + 4, 2) != kFormatVersion ||
+        get_le32(slot + kSlotCrcOffset) != crc32(slot, kSlotCrcOffset)) {
+        return false;
+    }
+    out->generation = get_le32(slot + kSlotGenerationOffset);
+    out->region_size = get_le32(slot + kSlotRegionSizeOffset);
+    out->region = slot[kSlotActiveRegionOffset];
+    out->highest_seq = get_le(slot + kSlotHighestSeqOffset, 8);
+    out->acked_through = get_le(slot + kSlotAckedOffset, 8);
+    return out->region <= 1 && out->generation != 0;
+}
+
+}  // namespace
+
+// A scan position in one region, plus the compaction output when compacting.
+struct Spool::Cursor {
+    std::uint32_t base = 0;         // store offset of the region scanned
+    std::uint32_t pos = 0;          // region offset of the next record
+    std::uint32_t limit = 0;        // region offset where the scan ends
+    std::uint32_t chunk_start = 0;  // region offset of buffer_[0]
+    std::size_t chunk_len = 0;
+    bool loaded = false;
+    std::uint16_t tag = 0;
+    std::uint64_t previous_message_seq = 0;
+    std::size_t truncated = 0;  // set with Scan::kDamaged
+    bool compacting = false;
+    std::uint32_t out_base = 0;  // store offset of the region written
+    std::uint32_t out_pos = 0;   // region offset where buffer_[0, out_len) goes
+    std::size_t out_len = 0;
+};
+
+struct Spool::Record {
+    std::uint8_t type;
+    std::uint64_t seq;
+    std::size_t span;
+    std::uint8_t* header;  // in buffer_, valid until the next scan step
+};
+
+enum class Spool::Scan : std::uint8_t { kRecord, kEnd, kDamaged };
+
+Spool::Spool(Storage& storage, std::uint8_t* buffer, std::size_t buffer_size,
+             const SpoolConfig& config)
+    : storage_(storage),
+      buffer_(buffer),
+      buffer_size_(buffer_size),
+      config_(config),
+      region_size_(config.max_bytes >= kMinMaxBytes
+                       ? (config.max_bytes - static_cast<std::uint32_t>(kHeaderBlockSize)) / 2
+                       : 0) {}
+
+std::uint32_t Spool::region_base(std::uint8_t region) const {
+    return static_cast<std::uint32_t>(kHeaderBlockSize) + region * region_size_;
+}
+
+Status Spool::read_header(bool* found) {
+    std::uint8_t block[kHeaderBlockSize];
+    std::size_t got = 0;
+    if (storage_.read(0, block, sizeof block, &got) != Status::kOk) {
+        return Status::kIoError;
+    }
+    *found = false;
+    SlotContents best{};
+    for (std::uint8_t slot = 0; slot < 2; ++slot) {
+        const std::size_t start = slot * kSlotSize;
+        SlotContents contents{};
+        if (!decode_slot(block + start, got > start ? got - start : 0, &contents)) {
+            continue;
+        }
+        if (!*found || is_newer(contents.generation, best.generation)) {
+            best = contents;
+            newest_slot_ = slot;
+            *found = true;
+        }
+    }
+    if (!*found) {
+        return Status::kOk;
+    }
+    if (best.region_size != region_size_) {
+        return Status::kInvalidArgument;
+    }
+    generation_ = best.generation;
+    active_region_ = best.region;
+    highest_seq_ = best.highest_seq;
+    acked_through_ = best.acked_through;
+    return Status::kOk;
+}
+
+// Writes the slot not holding the newest generation, then syncs: the commit
+// point of a new generation.
+Status Spool::write_header(std::uint32_t generation, std::uint8_t region) {
+    std::uint8_t slot[kSlotSize] = {};
+    std::memcpy(slot, kSlotMagic, 4);
+    put_le(slot + 4, kFormatVersion, 2);
+    put_le(slot + kSlotGenerationOffset, generation, 4);
+    put_le(slot + kSlotRegionSizeOffset, region_size_, 4);
+    slot[kSlotActiveRegionOffset] = region;
+    put_le(slot + kSlotHighestSeqOffset, highest_seq_, 8);
+    put_le(slot + kSlotAckedOffset, acked_through_, 8);
+    put_le(slot + kSlotCrcOffset, crc32(slot, kSlotCrcOffset), 4);
+    const auto target = static_cast<std::uint8_t>(1 - newest_slot_);
+    if (storage_.write(static_cast<std::uint32_t>(target * kSlotSize), slot, sizeof slot) !=
+        Status::kOk) {
+        return Status::kIoError;
+    }
+    counters_.bytes_written += sizeof slot;
+    if (sync_storage() != Status::kOk) {
+        return Status::kIoError;
+    }
+    newest_slot_ = target;
+    return Status::kOk;
+}
+
+Status Spool::next_record(Cursor* cursor, Record* record, Scan* scan) {
+    *scan = Scan::kEnd;
+    if (cursor->pos >= cursor->limit) {
+        return Status::kOk;
+    }
+    for (;;) {
+        const std::size_t offset = cursor->pos - cursor->chunk_start;
+        const std::size_t available = cursor->loaded ? cursor->chunk_len - offset : 0;
+        const std::uint8_t* header = buffer_ + offset;
+        // 64-bit: a corrupt length must not wrap on a 32-bit size_t.
+        std::uint64_t wanted = kRecordOverhead;
+        if (available >= kRecordOverhead) {
+            wanted += get_le32(header + kRecordLengthOffset);
+        }
+        if (available >= wanted && wanted <= buffer_size_) {
+            break;  // the whole record is in the chunk
+        }
+        if (!cursor->loaded || offset > 0) {
+            // Refill from the record's start; compaction output goes out first.
+            if (cursor->compacting && cursor->out_len > 0) {
+                if (storage_.write(cursor->out_base + cursor->out_pos, buffer_, cursor->out_len) !=
+                    Status::kOk) {
+                    return Status::kIoError;
+                }
+                counters_.bytes_written += cursor->out_len;
+                cursor->out_pos += static_cast<std::uint32_t>(cursor->out_len);
+                cursor->out_len = 0;
+            }
+            const std::size_t room = cursor->limit - cursor->pos;
+            std::size_t got = 0;
+            if (storage_.read(cursor->base + cursor->pos, buffer_,
+                              room < buffer_size_ ? room : buffer_size_, &got) != Status::kOk) {
+                return Status::kIoError;
+            }
+            cursor->chunk_start = cursor->pos;
+            cursor->chunk_len = got;
+            cursor->loaded = true;
+            continue;
+        }
+        // The chunk starts at the record and still cannot hold it: the store or
+        // the region ends inside it, or its length is beyond any record.
+        const std::size_t present = available < kRecordOverhead ? available : kRecordOverhead;
+        if (all_zero(header, present)) {
+            return Status::kOk;  // never written
+        }
+        if (available >= kRecordOverhead && get_le(header + kRecordTagOffset, 2) != cursor->tag &&
+            header[kRecordVersionOffset] == kFormatVersion) {
+            return Status::kOk;  // stale bytes of an older generation
+        }
+        *scan = Scan::kDamaged;
+        cursor->truncated = available;
+        return Status::kOk;
+    }
+
+    std::uint8_t* header = buffer_ + (cursor->pos - cursor->chunk_start);
+    const std::uint8_t type = header[0];
+    const std::uint32_t length = get_le32(header + kRecordLengthOffset);
+    const std::uint64_t seq = get_le(header + kRecordSeqOffset, 8);
+    const std::size_t span = kRecordOverhead + length;
+    if (all_zero(header, kRecordOverhead)) {
+        return Status::kOk;
+    }
+    const bool known_type = type == kTypeMessage || type == kTypeAck || type == kTypeDrop;
+    if (known_type && header[kRecordVersionOffset] == kFormatVersion &&
+        get_le(header + kRecordTagOffset, 2) != cursor->tag) {
+        return Status::kOk;
+    }
+    const bool intact = known_type && header[kRecordVersionOffset] == kFormatVersion &&
+                        (type == kTypeMessage || length == 0) && seq != 0 &&
+                        get_le32(header + kRecordCrcOffset) ==
+                            record_crc(header, header + kRecordOverhead, length) &&
+                        (type != kTypeMessage || seq > cursor->previous_message_seq);
+    if (!intact) {
+        *scan = Scan::kDamaged;
+        cursor->truncated = span;
+        return Status::kOk;
+    }
+    if (type == kTypeMessage) {
+        cursor->previous_message_seq = seq;
+    }
+    record->type = type;
+    record->seq = seq;
+    record->span = span;
+    record->header = header;
+    cursor->pos += static_cast<std::uint32_t>(span);
+    *scan = Scan::kRecord;
+    return Status::kOk;
+}
+
+Status Spool::recover(Visitor visit, void* ctx, SpoolRecovery* report) {
+    SpoolRecovery local;
+    SpoolRecovery& out = report != nullptr ? *report : local;
+    out = SpoolRecovery();
+    recovered_ = false;
+    if (buffer_ == nullptr || buffer_size_ < kMinBufferSize || region_size_ == 0) {
+        return Status::kInvalidArgument;
+    }
+    generation_ = 1;
+    active_region_ = 0;
+    newest_slot_ = 1;
+    highest_seq_ = 0;
+    acked_through_ = 0;
+    written_end_ = 0;
+    pending_ = 0;
+    unsynced_written_ = false;
+    bool found = false;
+    const Status header_status = read_header(&found);
+    if (header_status != Status::kOk) {
+        return header_status;
+    }
+    if (!found) {
+        out.fresh = true;
+        if (write_header(generation_, active_region_) != Status::kOk) {
+            return Status::kIoError;
+        }
+    }
+
+    // Pass 1: where the journal ends and which watermark applies.
+    Cursor cursor;
+    cursor.base = region_base(active_region_);
+    cursor.limit = region_size_;
+    cursor.tag = tag_of(generation_);
+    Record record{};
+    Scan scan = Scan::kRecord;
+    for (;;) {
+        if (next_record(&cursor, &record, &scan) != Status::kOk) {
+            return Status::kIoError;
+        }
+        if (scan != Scan::kRecord) {
+            break;
+        }
+        if (record.type == kTypeMessage) {
+            highest_seq_ = record.seq > highest_seq_ ? record.seq : highest_seq_;
+        } else if (record.seq > acked_through_) {
+            acked_through_ = record.seq;
+        }
+    }
+    const std::uint32_t end = cursor.pos;
+    if (scan == Scan::kDamaged) {
+        out.damaged = true;
+        out.truncated_bytes = cursor.truncated;
+    }
+
+    // Pass 2: replay what no watermark covers.
+    Cursor replay;
+    replay.base = cursor.base;
+    replay.limit = end;
+    replay.tag = cursor.tag;
+    std::uint64_t previous = 0;
+    for (;;) {
+        if (next_record(&replay, &record, &scan) != Status::kOk) {
+            return Status::kIoError;
+        }
+        if (scan != Scan::kRecord) {
+            break;
+        }
+        if (record.type != kTypeMessage || record.seq <= acked_through_) {
+            continue;
+        }
+        if (out.messages == 0) {
+            out.first_seq = record.seq;
+        } else if (record.seq != previous + 1) {
+            ++out.seq_gaps;
+        }
+        previous = record.seq;
+        out.last_seq = record.seq;
+        ++out.messages;
+        if (visit != nullptr) {
+            visit(ctx, record.seq, record.header + kRecordOverhead, record.span - kRecordOverhead);
+        }
+    }
+
+    written_end_ = end;
+    live_offset_ = 0;
+    live_offset_acked_ = 0;
+    synced_once_ = false;
+    recovered_ = true;
+    if (out.damaged && compact_for(0) != Status::kOk) {
+        recovered_ = false;
+        return Status::kIoError;
+    }
+    out.highest_seq = highest_seq_;
+    out.acked_through = acked_through_;
+    out.generation = generation_;
+    return Status::kOk;
+}
+
+Status Spool::buffer_record(std::uint8_t type, std::uint64_t seq, const std::uint8_t* data,
+                            std::size_t size) {
+    const std::size_t span = kRecordOverhead + size;
+    if (span > buffer_size_ || span > region_size_) {
+        return Status::kTooLarge;
+    }
+    if (written_end_ + pending_ + span > region_size_) {
+        const Status status = compact_for(span);
+        if (status != Status::kOk) {
+            return status;
+        }
+    }
+    if (pending_ + span > buffer_size_) {
+        const Status status = write_pending();
+        if (status != Status::kOk) {
+            return status;
+        }
+    }
+    std::uint8_t* header = buffer_ + pending_;
+    header[0] = type;
+    header[kRecordVersionOffset] = kFormatVersion;
+    put_le(header + kRecordTagOffset, tag_of(generation_), 2);
+    put_le(header + kRecordLengthOffset, size, 4);
+    put_le(header + kRecordSeqOffset, seq, 8);
+    if (size > 0) {
+        std::memcpy(header + kRecordOverhead, data, size);
+    }
+    put_le(header + kRecordCrcOffset, record_crc(header, header + kRecordOverhead, size), 4);
+    pending_ += span;
+    return Status::kOk;
+}
+
+Status Spool::append(std::uint64_t seq, const std::uint8_t* data, std::size_t size) {
+    if (!recovered_ || seq <= highest_seq_ || (data == nullptr && size > 0)) {
+        return Status::kInvalidArgument;
+    }
+    if (size > 0xFFFFFFFFu) {
+        return Status::kTooLarge;
+    }
+    const Status status = buffer_record(kTypeMessage, seq, data, size);
+    if (status == Status::kOk) {
+        highest_seq_ = seq;
+        ++counters_.appended;
+    }
+    return status;
+}
+
+Status Spool::watermark(std::uint8_t type, std::uint64_t seq) {
+    if (!recovered_) {
+        return Status::kInvalidArgument;
+    }
+    if (seq > highest_seq_) {
+        seq = highest_seq_;
+    }
+    if (seq <= acked_through_) {
+        return Status::kOk;
+    }
+    const Status status = buffer_record(type, seq, nullptr, 0);
+    if (status == Status::kOk) {
+        acked_through_ = seq;
+    }
+    return status;
+}
+
+Status Spool::ack(std::uint64_t seq) {
+    return watermark(kTypeAck, seq);
+}
+
+Status Spool::drop_through(std::uint64_t seq) {
+    return watermark(kTypeDrop, seq);
+}
+
+Status Spool::write_pending() {
+    if (pending_ == 0) {
+        return Status::kOk;
+    }
+    if (storage_.write(region_base(active_region_) + written_end_, buffer_, pending_) !=
+        Status::kOk) {
+        return Status::kIoError;
+    }
+    counters_.bytes_written += pending_;
+    written_end_ += static_cast<std::uint32_t>(pending_);
+    pending_ = 0;
+    unsynced_written_ = true;
+    return Status::kOk;
+}
+
+Status Spool::sync_storage() {
+    if (storage_.sync() != Status::kOk) {
+        return Status::kIoError;
+    }
+    ++counters_.syncs;
+    unsynced_written_ = false;
+    return Status::kOk;
+}
+
+Status Spool::sync() {
+    if (!recovered_) {
+        return Status::kInvalidArgument;
+    }
+    const Status status = write_pending();
+    return status != Status::kOk ? status : sync_storage();
+}
+
+Status Spool::flush(TimeMs now) {
+    if (!recovered_) {
+        return Status::kInvalidArgument;
+    }
+    if (has_unsynced() &&
+        (!synced_once_ || time_since(now, last_sync_) >= config_.fsync_interval_ms)) {
+        const Status status = sync();
+        if (status != Status::kOk) {
+            return status;
+        }
+        synced_once_ = true;
+        last_sync_ = now;
+    }
+    if (pending_ > 0) {
+        return Status::kOk;  // buffer_ is not free as scratch until the next sync
+    }
+    if (live_offset_acked_ != acked_through_) {
+        const Status status = advance_live_offset();
+        if (status != Status::kOk) {
+            return status;
+        }
+    }
+    const std::uint32_t dead = live_offset_;
+    const std::uint32_t live = written_end_ - live_offset_;
+    if (dead > live && dead >= config_.min_compact_bytes) {
+        return compact_for(0);
+    }
+    return Status::kOk;
+}
+
+// Moves live_offset_ past the dead records at the front of the live part.
+Status Spool::advance_live_offset() {
+    Cursor cursor;
+    cursor.base = region_base(active_region_);
+    cursor.pos = live_offset_;
+    cursor.chunk_start = live_offset_;
+    cursor.limit = written_end_;
+    cursor.tag = tag_of(generation_);
+    Record record{};
+    Scan scan = Scan::kRecord;
+    for (;;) {
+        const std::uint32_t before = cursor.pos;
+        if (next_record(&cursor, &record, &scan) != Status::kOk) {
+            return Status::kIoError;
+        }
+        if (scan != Scan::kRecord || (record.type == kTypeMessage && record.seq > acked_through_)) {
+            live_offset_ = before;
+            break;
+        }
+    }
+    live_offset_acked_ = acked_through_;
+    return Status::kOk;
+}
+
+Status Spool::compact() {
+    if (!recovered_) {
+        return Status::kInvalidArgument;
+    }
+    return compact_for(0);
+}
+
+// Copies the live messages into the other region as generation + 1, leaving
+// out the oldest while they and `reserve` bytes would not fit; commits by
+// writing the header slot last. No state changes unless it succeeds.
+Status Spool::compact_for(std::size_t reserve) {
+    const Status pending_status = write_pending();
+    if (pending_status != Status::kOk) {
+        return pending_status;
+    }
+    // Pass 1: how many live bytes there are (and where a damaged journal stops).
+    Cursor cursor;
+    cursor.base = region_base(active_region_);
+    cursor.pos = live_offset_;
+    cursor.chunk_start = live_offset_;
+    cursor.limit = written_end_;
+    cursor.tag = tag_of(generation_);
+    Record record{};
+    Scan scan = Scan::kRecord;
+    std::uint64_t live = 0;
+    for (;;) {
+        if (next_record(&cursor, &record, &scan) != Status::kOk) {
+            return Status::kIoError;
+        }
+        if (scan != Scan::kRecord) {
+            break;
+        }
+        if (record.type == kTypeMessage && record.seq > acked_through_) {
+            live += record.span;
+        }
+    }
+
+    // Pass 2: copy, resealing each record for the new generation.
+    const std::uint32_t new_generation = generation_ + 1;
+    const auto new_region = static_cast<std::uint8_t>(1 - active_region_);
+    const std::uint16_t new_tag = tag_of(new_generation);
+    Cursor copy;
+    copy.base = cursor.base;
+    copy.pos = live_offset_;
+    copy.chunk_start = live_offset_;
+    copy.limit = cursor.pos;
+    copy.tag = cursor.tag;
+    copy.compacting = true;
+    copy.out_base = region_base(new_region);
+    std::uint64_t new_acked = acked_through_;
+    std::uint64_t dropped = 0;
+    for (;;) {
+        if (next_record(&copy, &record, &scan) != Status::kOk) {
+            return Status::kIoError;
+        }
+        if (scan != Scan::kRecord) {
+            break;
+        }
+        if (record.type != kTypeMessage || record.seq <= acked_through_) {
+            continue;
+        }
+        if (live + reserve > region_size_) {
+            live -= record.span;
+            new_acked = record.seq;
+            ++dropped;
+            continue;
+        }
+        std::uint8_t* moved = buffer_ + copy.out_len;
+        std::memmove(moved, record.header, record.span);
+        put_le(moved + kRecordTagOffset, new_tag, 2);
+        put_le(moved + kRecordCrcOffset,
+               record_crc(moved, moved + kRecordOverhead, record.span - kRecordOverhead), 4);
+        copy.out_len += record.span;
+    }
+    if (copy.out_len > 0) {
+        if (storage_.write(copy.out_base + copy.out_pos, buffer_, copy.out_len) != Status::kOk) {
+            return Status::kIoError;
+        }
+        counters_.bytes_written += copy.out_len;
+        copy.out_pos += static_cast<std::uint32_t>(copy.out_len);
+    }
+    if (sync_storage() != Status::kOk) {
+        return Status::kIoError;
+    }
+    const std::uint64_t old_acked = acked_through_;
+    acked_through_ = new_acked;
+    if (write_header(new_generation, new_region) != Status::kOk) {
+        acked_through_ = old_acked;
+        return Status::kIoError;
+    }
+    generation_ = new_generation;
+    active_region_ = new_region;
+    written_end_ = copy.out_pos;
+    live_offset_ = 0;
+    live_offset_acked_ = acked_through_;
+    counters_.dropped += dropped;
+    ++counters_.compactions;
+    return Status::kOk;
+}
+
+}  // namespace tether
