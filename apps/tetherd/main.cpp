@@ -9,9 +9,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdarg>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,7 +62,7 @@ std::uint64_t wall_ms() {
 
 // logfmt on standard error (journald keeps it), filtered by level.
 class Log {
-public:
+  public:
     Log(LogLevel level, TimeMs start) : level_(level), start_(start) {}
     void line(LogLevel level, const char* format, ...) __attribute__((format(printf, 3, 4))) {
         if (static_cast<int>(level) < static_cast<int>(level_)) {
@@ -77,7 +79,7 @@ public:
     }
     void set_level(LogLevel level) { level_ = level; }
 
-private:
+  private:
     LogLevel level_;
     TimeMs start_;
 };
@@ -93,12 +95,12 @@ const char* kUsage =
     "configuration file (docs/CONFIG.md); the common ones can be overridden here:\n\n";
 
 class Daemon final : public ClientListener, public port::FdWatcher {
-public:
+  public:
     Daemon(DaemonConfig& config, Log& log) : config_(config), log_(log) {}
 
     int run();
 
-private:
+  private:
     bool setup();
     bool prepare_directories();
     bool open_state();
@@ -212,8 +214,8 @@ bool Daemon::prepare_directories() {
 }
 
 void spool_visit(void* context, std::uint64_t seq, const std::uint8_t* data, std::size_t size) {
-    auto* replayed = static_cast<std::vector<std::pair<std::uint64_t, std::vector<std::uint8_t>>>*>(
-        context);
+    auto* replayed =
+        static_cast<std::vector<std::pair<std::uint64_t, std::vector<std::uint8_t>>>*>(context);
     replayed->emplace_back(seq, std::vector<std::uint8_t>(data, data + size));
 }
 
@@ -261,31 +263,35 @@ bool Daemon::open_state() {
     }
     // Seqs the spool never made durable were never sent (the client sends only
     // what the spool has synced), so numbering continues right after the spool.
-    state_.next_uplink_seq =
-        report.messages > 0 ? report.first_seq : (report.highest_seq + 1 > 1 ? report.highest_seq + 1 : 1);
-    log_.line(LogLevel::kInfo,
-              "event=spool recovered=%zu first_seq=%llu last_seq=%llu damaged=%s truncated_bytes=%zu",
-              report.messages, static_cast<unsigned long long>(report.first_seq),
-              static_cast<unsigned long long>(report.last_seq), report.damaged ? "yes" : "no",
-              report.truncated_bytes);
+    state_.next_uplink_seq = report.messages > 0
+                                 ? report.first_seq
+                                 : (report.highest_seq + 1 > 1 ? report.highest_seq + 1 : 1);
+    log_.line(
+        LogLevel::kInfo,
+        "event=spool recovered=%zu first_seq=%llu last_seq=%llu damaged=%s truncated_bytes=%zu",
+        report.messages, static_cast<unsigned long long>(report.first_seq),
+        static_cast<unsigned long long>(report.last_seq), report.damaged ? "yes" : "no",
+        report.truncated_bytes);
     return true;
 }
 
+// A W3C traceparent for the next attempt: "00-<32 hex trace id>-<16 hex span id>-01".
 void Daemon::new_trace_id() {
     std::uint8_t bytes[24];
     if (!entropy_.fill_random(bytes, sizeof bytes)) {
         std::memset(bytes, 0x5a, sizeof bytes);
     }
-    char* out = traceparent_;
-    out += std::snprintf(out, 16, "traceparent: 00-");
-    for (int i = 0; i < 16; ++i) {
-        out += std::snprintf(out, 3, "%02x", bytes[i]);
+    static const char kHex[] = "0123456789abcdef";
+    std::string header = "traceparent: 00-";
+    for (int i = 0; i < 24; ++i) {
+        if (i == 16) {
+            header += '-';
+        }
+        header += kHex[bytes[i] >> 4];
+        header += kHex[bytes[i] & 0xF];
     }
-    *out++ = '-';
-    for (int i = 16; i < 24; ++i) {
-        out += std::snprintf(out, 3, "%02x", bytes[i]);
-    }
-    std::snprintf(out, 4, "-01");
+    header += "-01";
+    std::snprintf(traceparent_, sizeof traceparent_, "%s", header.c_str());
 }
 
 bool Daemon::setup() {
@@ -311,7 +317,8 @@ bool Daemon::setup() {
     if (device_id_.empty()) {
         char machine_id[128];
         if (port::read_machine_id(nullptr, machine_id, sizeof machine_id) != Status::kOk) {
-            log_.line(LogLevel::kError, "event=setup error=\"no /etc/machine-id: set session.device_id\"");
+            log_.line(LogLevel::kError,
+                      "event=setup error=\"no /etc/machine-id: set session.device_id\"");
             return false;
         }
         device_id_ = machine_id;
@@ -332,8 +339,8 @@ bool Daemon::setup() {
         return false;
     }
     if (!config_.credentials.token_command.empty()) {
-        token_command_ =
-            std::make_unique<port::TokenCommandCredentials>(config_.credentials.token_command.c_str());
+        token_command_ = std::make_unique<port::TokenCommandCredentials>(
+            config_.credentials.token_command.c_str());
         if (token_command_->fetch_now(5000) != Status::kOk) {
             log_.line(LogLevel::kWarn, "event=credentials msg=\"the token command gave no token\"");
         }
@@ -349,17 +356,20 @@ bool Daemon::setup() {
     rx_.resize(max_message + 16);
     tx_.resize(max_message + 64 * 1024);
     client_config_.spool = spool_.get();
-    client_ = std::make_unique<Client>(
-        client_config_, ClientBuffers{outbox_.data(), outbox_.size(), rx_.data(), rx_.size(),
-                                      tx_.data(), tx_.size()},
-        *transport_, resolver_, entropy_, entropy_, this, credentials_, record_.get(), &state_);
+    client_ = std::make_unique<Client>(client_config_,
+                                       ClientBuffers{outbox_.data(), outbox_.size(), rx_.data(),
+                                                     rx_.size(), tx_.data(), tx_.size()},
+                                       *transport_, resolver_, entropy_, entropy_, this,
+                                       credentials_, record_.get(), &state_);
     if (client_->init() != Status::kOk) {
         log_.line(LogLevel::kError, "event=setup error=\"%s\"", client_->config_error());
         return false;
     }
     for (const Replayed& message : replayed_) {
-        if (client_->restore(message.seq, message.data.data(), message.data.size()) != Status::kOk) {
-            log_.line(LogLevel::kWarn, "event=spool msg=\"a recovered message did not fit\" seq=%llu",
+        if (client_->restore(message.seq, message.data.data(), message.data.size()) !=
+            Status::kOk) {
+            log_.line(LogLevel::kWarn,
+                      "event=spool msg=\"a recovered message did not fit\" seq=%llu",
                       static_cast<unsigned long long>(message.seq));
         }
     }
@@ -383,11 +393,12 @@ bool Daemon::setup() {
         for (const std::string& name : config_.inputs.health.interfaces) {
             interface_names_.push_back(name.c_str());
         }
-        const char* root = config_.inputs.health.root == "/" ? "" : config_.inputs.health.root.c_str();
+        const char* root =
+            config_.inputs.health.root == "/" ? "" : config_.inputs.health.root.c_str();
         health_ = std::make_unique<HealthCollector>(root, interface_names_.data(),
                                                     interface_names_.size());
     }
-    if (config_.downlink.output == DownlinkOutput::kCommand) {
+    if (config_.downlink.output == DownlinkMode::kCommand) {
         downlink_queue_.resize(config_.outbox.max_message_size * 4 + 4096);
         downlink_ = std::make_unique<daemon::DownlinkOutput>(
             config_.downlink.command.c_str(), downlink_queue_.data(), downlink_queue_.size());
@@ -402,7 +413,8 @@ bool Daemon::setup() {
         led_config.name = config_.status.led;
         led_ = std::make_unique<StatusLed>(led_config);
         if (led_->open() != Status::kOk) {
-            log_.line(LogLevel::kWarn, "event=led msg=\"LED %s not usable\"", config_.status.led.c_str());
+            log_.line(LogLevel::kWarn, "event=led msg=\"LED %s not usable\"",
+                      config_.status.led.c_str());
             led_.reset();
         }
     }
@@ -411,9 +423,11 @@ bool Daemon::setup() {
     (void)watchdog_interval_from_environment(&watchdog_ms);
     watchdog_ = std::make_unique<WatchdogPolicy>(watchdog_ms);
     if (!config_.watchdog.device.empty()) {
-        hardware_watchdog_open_ = hardware_watchdog_.open(config_.watchdog.device.c_str()) == Status::kOk;
+        hardware_watchdog_open_ =
+            hardware_watchdog_.open(config_.watchdog.device.c_str()) == Status::kOk;
         if (!hardware_watchdog_open_) {
-            log_.line(LogLevel::kWarn, "event=watchdog msg=\"cannot open %s\"", config_.watchdog.device.c_str());
+            log_.line(LogLevel::kWarn, "event=watchdog msg=\"cannot open %s\"",
+                      config_.watchdog.device.c_str());
         }
     }
     return true;
@@ -471,7 +485,8 @@ void Daemon::on_message(net::WsOpcode type, const std::uint8_t* data, std::size_
     (void)type;
     ++downlink_delivered_;
     if (downlink_->deliver(reinterpret_cast<const char*>(data), size) != Status::kOk) {
-        log_.line(LogLevel::kError, "event=downlink msg=\"could not hand a message to the output\"");
+        log_.line(LogLevel::kError,
+                  "event=downlink msg=\"could not hand a message to the output\"");
     }
 }
 
@@ -523,13 +538,13 @@ void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
         return;
     }
     if (socket_input_ && fd == socket_input_->fd() && readable) {
-        socket_input_->drain([this](const char* data, std::size_t size) { accept_input(data, size); },
-                             1024);
+        socket_input_->drain(
+            [this](const char* data, std::size_t size) { accept_input(data, size); }, 1024);
         return;
     }
     if (stdin_input_ && fd == STDIN_FILENO && readable) {
-        const LineInput::Read result =
-            stdin_input_->read([this](const char* data, std::size_t size) { accept_input(data, size); });
+        const LineInput::Read result = stdin_input_->read(
+            [this](const char* data, std::size_t size) { accept_input(data, size); });
         if (result == LineInput::Read::kEof || result == LineInput::Read::kError) {
             loop_->unwatch(STDIN_FILENO);
         }
@@ -546,7 +561,8 @@ void Daemon::update_status() {
     snapshot.since_ms = state_since_;
     snapshot.endpoint = config_.endpoints[client_->machine().endpoint()];
     snapshot.attempt = client_->machine().attempts();
-    snapshot.retry_in_ms = state_seen_ == LinkState::kWaitingToRetry ? client_->machine().retry_delay_ms() : 0;
+    snapshot.retry_in_ms =
+        state_seen_ == LinkState::kWaitingToRetry ? client_->machine().retry_delay_ms() : 0;
     snapshot.reason = last_reason_;
     snapshot.detail = last_detail_;
     snapshot.session = session_text_;
@@ -579,7 +595,8 @@ void Daemon::write_metrics() {
     snapshot.has_rtt = client_->machine().heartbeat().has_rtt();
     snapshot.rtt_ms = client_->machine().heartbeat().last_rtt_ms();
     const TimeMs now = port::monotonic_now();
-    snapshot.offline_ms_total = offline_ms_total_ + (offline_ ? time_since(now, offline_since_) : 0);
+    snapshot.offline_ms_total =
+        offline_ms_total_ + (offline_ ? time_since(now, offline_since_) : 0);
     snapshot.backoff_attempt = client_->machine().attempts();
     snapshot.downlink_delivered = downlink_delivered_;
     snapshot.downlink_duplicates = client_->counters().downlink_duplicates;
@@ -735,12 +752,13 @@ int run(int argc, char** argv) {
         if (arg == "--help" || arg == "-h") {
             std::fputs(kUsage, stdout);
             print_override_help(stdout);
-            std::fputs("\n  --config FILE           the configuration (JSON; docs/CONFIG.md)\n"
-                       "  --check-config FILE     validate FILE and exit (0: valid, 2: not)\n"
-                       "\nSignals: SIGTERM/SIGINT flush (at most 5 s), close with 1001, exit 0;\n"
-                       "SIGHUP refreshes credentials. Exit codes: 0 clean stop, 1 setup failed,\n"
-                       "2 bad configuration or usage.\n",
-                       stdout);
+            std::fputs(
+                "\n  --config FILE           the configuration (JSON; docs/CONFIG.md)\n"
+                "  --check-config FILE     validate FILE and exit (0: valid, 2: not)\n"
+                "\nSignals: SIGTERM/SIGINT flush (at most 5 s), close with 1001, exit 0;\n"
+                "SIGHUP refreshes credentials. Exit codes: 0 clean stop, 1 setup failed,\n"
+                "2 bad configuration or usage.\n",
+                stdout);
             return 0;
         }
         if ((arg == "--config" || arg == "--check-config") && i + 1 < argc) {
@@ -811,4 +829,6 @@ int run(int argc, char** argv) {
 }  // namespace
 }  // namespace tether::daemon
 
-int main(int argc, char** argv) { return tether::daemon::run(argc, argv); }
+int main(int argc, char** argv) {
+    return tether::daemon::run(argc, argv);
+}

@@ -32,6 +32,7 @@
 #include "tether/outbox.h"
 #include "tether/reconnect.h"
 #include "tether/resolver.h"
+#include "tether/spool.h"
 #include "tether/state_record.h"
 #include "tether/transport.h"
 
@@ -115,6 +116,13 @@ struct ClientConfig {
     /// Uplink seqs are reserved on disk this many at a time, so a restart
     /// never reuses a seq the server may already hold.
     std::uint32_t seq_reservation = 1024;
+
+    /// Optional disk copy of the outbox (tether.v1). Every message accepted is
+    /// appended to it, acknowledgements and evictions are recorded, and a
+    /// message is sent only once the spool has made it durable (write-ahead),
+    /// so a restart recovers everything accepted before the last sync and a
+    /// seq is never reused for a message the server may hold.
+    Spool* spool = nullptr;
 };
 
 /// Caller-owned memory for one client.
@@ -171,6 +179,12 @@ class Client final : private net::WsHandler {
     /// Queues a message for the server under the overflow policy. kOk,
     /// kNoSpace (reject_newest and full) or kTooLarge. *seq gets its number.
     Status send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr);
+
+    /// Puts back a message recovered from the spool, with its old seq, before
+    /// start(). The seqs must follow each other from the outbox's first seq
+    /// (PersistentState::next_uplink_seq); kInvalidArgument otherwise, or
+    /// what Outbox::try_push returns. Not appended to the spool again.
+    Status restore(std::uint64_t seq, const std::uint8_t* data, std::size_t size);
 
     /// Does all work possible at `now` without blocking.
     void service(TimeMs now);
@@ -278,6 +292,12 @@ class Client final : private net::WsHandler {
     std::uint32_t session_version_ = 1;
     char close_reason_[128] = {};
     std::size_t close_reason_size_ = 0;
+
+    // The spool's write-ahead watermark: messages above it wait for a sync.
+    std::uint64_t spool_appended_ = 0;
+    std::uint64_t spool_durable_ = 0;
+    TimeMs last_service_at_ = 0;
+    void spool_flush(TimeMs now, bool force);
 
     std::uint64_t last_queued_seq_ = 0;  // newest outbox entry handed to the stream
     bool queued_unacked_ = false;

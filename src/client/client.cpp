@@ -111,14 +111,56 @@ void Client::start(TimeMs now) {
 void Client::stop(TimeMs now, std::uint16_t code) {
     feed(Event::stop(code), now);
     flush(now);
+    spool_flush(now, true);
 }
 
 Status Client::send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq) {
-    const Status status = outbox_.push(data, size, seq);
+    const std::uint64_t dropped_before = outbox_.counters().dropped;
+    std::uint64_t assigned = 0;
+    const Status status = outbox_.push(data, size, &assigned);
+    if (seq != nullptr) {
+        *seq = assigned;
+    }
+    if (status == Status::kOk && config_.spool != nullptr) {
+        if (outbox_.counters().dropped != dropped_before) {
+            (void)config_.spool->drop_through(outbox_.oldest_seq() - 1);
+        }
+        if (config_.spool->append(assigned, data, size) == Status::kOk) {
+            spool_appended_ = assigned;
+        }
+    }
     if (resume_mode()) {
         reserve_uplink_seqs();
     }
     return status;
+}
+
+Status Client::restore(std::uint64_t seq, const std::uint8_t* data, std::size_t size) {
+    if (seq != outbox_.next_seq()) {
+        return Status::kInvalidArgument;
+    }
+    const Status status = outbox_.try_push(data, size);
+    if (status == Status::kOk) {
+        // Already on disk, made durable by the run that wrote it.
+        spool_appended_ = seq;
+        spool_durable_ = seq;
+    }
+    return status;
+}
+
+// Writes and syncs the spool when it is due (or at once when forced); a sync
+// makes every message appended before it durable, and so sendable.
+void Client::spool_flush(TimeMs now, bool force) {
+    Spool* spool = config_.spool;
+    if (spool == nullptr) {
+        return;
+    }
+    const std::uint64_t candidate = spool_appended_;
+    const std::uint64_t syncs_before = spool->counters().syncs;
+    const Status status = force ? spool->sync() : spool->flush(now);
+    if (status == Status::kOk && spool->counters().syncs != syncs_before) {
+        spool_durable_ = candidate;
+    }
 }
 
 bool Client::idle() const {
@@ -384,6 +426,8 @@ void Client::handle_read_result(const net::WsResult& result, TimeMs now) {
 }
 
 void Client::service(TimeMs now) {
+    last_service_at_ = now;
+    spool_flush(now, false);
     // Each round either moves the machine on or stops; a bound keeps one
     // call short even if a peer makes every step succeed at once.
     for (int round = 0; round < 8; ++round) {
@@ -617,6 +661,12 @@ bool Client::next_deadline(TimeMs* at) const {
     }
     if (downlink_ack_armed_ && machine_.state() == LinkState::kOnline) {
         *at = any ? time_earliest(*at, downlink_ack_due_) : downlink_ack_due_;
+        any = true;
+    }
+    if (config_.spool != nullptr && spool_durable_ < spool_appended_) {
+        // Messages wait for the spool's next sync: look again shortly.
+        const TimeMs soon = last_service_at_ + 50;
+        *at = any ? time_earliest(*at, soon) : soon;
         any = true;
     }
     return any;

@@ -161,6 +161,9 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
             return;
         }
         outbox_.ack(message.seq);
+        if (config_.spool != nullptr) {
+            (void)config_.spool->ack(message.seq);
+        }
         if (message.seq > counters_.uplink_acked) {
             counters_.uplink_acked = message.seq;
         }
@@ -205,6 +208,9 @@ void Client::after_resume_read(TimeMs now) {
             reserve_uplink_seqs();
         }
         outbox_.ack(welcome_last_uplink_);
+        if (config_.spool != nullptr && welcome_last_uplink_ > 0) {
+            (void)config_.spool->ack(welcome_last_uplink_);
+        }
         outbox_.rewind();
         last_sent_uplink_ = welcome_last_uplink_;
         feed(Event::of(EventType::kSessionResumed), now);
@@ -242,6 +248,9 @@ void Client::drain_outbox_v1() {
     OutboxEntry entry;
     std::size_t queued = 0;
     for (Outbox::Iterator it = outbox_.unsent(); it.next(&entry);) {
+        if (config_.spool != nullptr && entry.seq > spool_durable_) {
+            break;  // write-ahead: only what the spool has made durable goes out
+        }
         if (entry.seq > last_sent_uplink_ + 1) {
             // The outbox dropped seqs: name the hole before the data after it.
             net::v1::Gap gap;

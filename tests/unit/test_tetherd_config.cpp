@@ -146,7 +146,7 @@ TEST(TetherdConfig, DefaultsAreTheDocumentedValues) {
     UNSIGNED_LONGS_EQUAL(10000, c.inputs.health.period_ms);
     STRCMP_EQUAL("/", c.inputs.health.root.c_str());
     CHECK(c.inputs.health.interfaces.empty());
-    CHECK(c.downlink.output == tether::daemon::DownlinkOutput::kStdout);
+    CHECK(c.downlink.output == tether::daemon::DownlinkMode::kStdout);
     CHECK(c.downlink.command.empty());
     STRCMP_EQUAL("/run/tether/status.json", c.status.file.c_str());
     CHECK_FALSE(c.status.file_set);
@@ -174,7 +174,7 @@ TEST(TetherdConfig, ThePackagedExampleParses) {
     STRCMP_EQUAL("/run/tether/input.sock", c.inputs.socket.c_str());
     LONGS_EQUAL(2, c.inputs.health.interfaces.size());
     STRCMP_EQUAL("wlan0", c.inputs.health.interfaces[1].c_str());
-    CHECK(c.downlink.output == tether::daemon::DownlinkOutput::kCommand);
+    CHECK(c.downlink.output == tether::daemon::DownlinkMode::kCommand);
     STRCMP_EQUAL("/usr/lib/tether/handle-downlink", c.downlink.command.c_str());
     STRCMP_EQUAL("led0", c.status.led.c_str());
     STRCMP_EQUAL("/run/tether/status.json", c.status.file.c_str());
@@ -806,7 +806,7 @@ TEST(TetherdConfig, EnumNamesRoundTrip) {
     CHECK_FALSE(tether::daemon::parse_log_level("INFO", &untouched));
     CHECK(untouched == tether::daemon::LogLevel::kWarn);
     STRCMP_EQUAL("unknown", tether::daemon::to_string(static_cast<tether::daemon::LogLevel>(9)));
-    STRCMP_EQUAL("command", tether::daemon::to_string(tether::daemon::DownlinkOutput::kCommand));
+    STRCMP_EQUAL("command", tether::daemon::to_string(tether::daemon::DownlinkMode::kCommand));
     STRCMP_EQUAL("unknown",
-                 tether::daemon::to_string(static_cast<tether::daemon::DownlinkOutput>(9)));
+                 tether::daemon::to_string(static_cast<tether::daemon::DownlinkMode>(9)));
 }

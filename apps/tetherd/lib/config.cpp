@@ -738,15 +738,15 @@ void Parser::read_downlink(Section& root) {
     DownlinkOptions& downlink = config_->downlink;
     std::size_t output = 0;
     if (read_enum(s, "output", kDownlinkNames, count_of(kDownlinkNames), &output)) {
-        downlink.output = output == 0 ? DownlinkOutput::kStdout : DownlinkOutput::kCommand;
+        downlink.output = output == 0 ? DownlinkMode::kStdout : DownlinkMode::kCommand;
     }
     read_string(s, "command", true, Text::kCommand, &downlink.command);
     if (!finish(s)) {
         return;
     }
-    if (downlink.output == DownlinkOutput::kCommand && downlink.command.empty()) {
+    if (downlink.output == DownlinkMode::kCommand && downlink.command.empty()) {
         fail("downlink.command", "required when downlink.output is \"command\"");
-    } else if (downlink.output == DownlinkOutput::kStdout && !downlink.command.empty()) {
+    } else if (downlink.output == DownlinkMode::kStdout && !downlink.command.empty()) {
         fail("downlink.command", "only used when downlink.output is \"command\"");
     }
 }
@@ -889,7 +889,7 @@ bool parse_log_level(const char* text, LogLevel* level) {
     return false;
 }
 
-const char* to_string(DownlinkOutput output) {
+const char* to_string(DownlinkMode output) {
     const auto index = static_cast<std::size_t>(output);
     return index < count_of(kDownlinkNames) ? kDownlinkNames[index] : "unknown";
 }

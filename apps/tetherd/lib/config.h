@@ -45,12 +45,12 @@ const char* to_string(LogLevel level);
 /// Parses the names above; false (leaving *level alone) for anything else.
 bool parse_log_level(const char* text, LogLevel* level);
 
-enum class DownlinkOutput : std::uint8_t {
+enum class DownlinkMode : std::uint8_t {
     kStdout,   ///< one line per message on standard output
     kCommand,  ///< each message on the standard input of `downlink.command`
 };
 /// "stdout", "command"; "unknown" for any other value.
-const char* to_string(DownlinkOutput output);
+const char* to_string(DownlinkMode output);
 
 /// Empty strings below mean "not set" (null in the file).
 struct TlsOptions {
@@ -110,7 +110,7 @@ struct InputOptions {
 };
 
 struct DownlinkOptions {
-    DownlinkOutput output = DownlinkOutput::kStdout;
+    DownlinkMode output = DownlinkMode::kStdout;
     std::string command;  ///< required with kCommand, refused otherwise
 };
 
