@@ -517,10 +517,8 @@ bool Parser::read_enum(Section& s, const char* name, const char* const* names, s
 }
 
 void Parser::read_endpoints(Section& root) {
+    // Read first, so no earlier error can be pending.
     const cJSON* item = take(root, "endpoints", "array of strings");
-    if (failed()) {
-        return;
-    }
     if (item == nullptr) {
         fail("endpoints", "required: a list of 1..8 ws:// or wss:// URLs");
         return;
