@@ -35,6 +35,9 @@
 // watermark: every message with seq <= it is gone (acknowledged, or evicted by
 // the outbox). Replay = the messages above the highest watermark.
 //
+// The journal ends at 20 zero bytes (written after every batch of records),
+// so a scan never runs into the remains of an older generation.
+//
 // Writes. append(), ack() and drop_through() only fill the caller's buffer;
 // when it is full, it is written (pwrite) but not synced. flush(now) writes
 // what is buffered and syncs, at most once per fsync_interval_ms; sync() does
@@ -47,8 +50,9 @@
 // newest generation rewritten to name the new region, and synced. A crash
 // before that last sync leaves the old header naming the untouched old region;
 // a torn slot fails its CRC and the other slot still names a complete
-// generation. The generation tag and the CRC tell the new generation's records
-// from stale ones of an older generation left beyond the journal's end. If the
+// generation. Each record carries its generation's tag, covered by the CRC, so
+// a slot that falls back to an older generation never accepts a newer one's
+// records written over its region. If the
 // live messages plus the new record still do not fit, the oldest live messages
 // are left out (counters().dropped): the spool, like the default outbox
 // policy, keeps the newest. Size each region to hold the outbox's contents
@@ -122,9 +126,10 @@ class Spool {
                              std::size_t size);
 
     /// `buffer` (caller-owned, valid for the spool's life) batches appends and
-    /// serves as scratch for recovery and compaction; its size bounds the
-    /// largest record (kRecordOverhead + payload), and recovery needs a buffer
-    /// at least as large as the writer's. Nothing is read or written until
+    /// serves as scratch for recovery and compaction. The largest payload is
+    /// buffer_size - 2 * kRecordOverhead (a record, and the zero terminator
+    /// written after the journal's end); recovery needs a buffer at least as
+    /// large as the writer's. Nothing is read or written until
     /// recover().
     Spool(Storage& storage, std::uint8_t* buffer, std::size_t buffer_size,
           const SpoolConfig& config = SpoolConfig());
@@ -177,12 +182,12 @@ class Spool {
     Status sync();
 
     /// Copies the live messages into a new generation now (see the file
-    /// comment). Returns kOk, kInvalidArgument (not recovered) or kIoError: the
-    /// previous generation stays active and complete. (One exception: when the
-    /// header slot was written but its sync failed, the slot may still reach
-    /// the medium and name the new generation, which lacks records appended
-    /// afterwards; after a kIoError from append() or compact() on a store that
-    /// keeps failing, sync() and recover() again before trusting the spool.)
+    /// comment). Returns kOk, kInvalidArgument (not recovered) or kIoError:
+    /// either nothing changed (the previous generation stays active and
+    /// complete), or the header slot was written but its sync failed, so it
+    /// may or may not be on the medium: the spool then continues in the new
+    /// generation and rewrites that slot before the next sync() or compaction
+    /// can succeed. Either way a power cut recovers what was last synced.
     Status compact();
 
     std::uint32_t region_size() const { return region_size_; }
@@ -194,7 +199,8 @@ class Spool {
     std::size_t buffered_bytes() const { return pending_; }
     std::uint64_t highest_seq() const { return highest_seq_; }
     std::uint64_t acked_through() const { return acked_through_; }
-    bool has_unsynced() const { return pending_ > 0 || unsynced_written_; }
+    /// True while records (or a new generation's header slot) await a sync.
+    bool has_unsynced() const { return pending_ > 0 || unsynced_written_ || header_uncommitted_; }
     const SpoolCounters& counters() const { return counters_; }
 
   private:
@@ -207,9 +213,13 @@ class Spool {
                          std::size_t size);
     Status watermark(std::uint8_t type, std::uint64_t seq);
     Status write_pending();
+    Status write_terminator(std::uint32_t base, std::uint32_t offset);
     Status sync_storage();
     Status compact_for(std::size_t reserve);
-    Status write_header(std::uint32_t generation, std::uint8_t region);
+    Status write_header(std::uint32_t generation, std::uint8_t region, bool* slot_written);
+    Status commit_header();
+    void adopt_generation(std::uint32_t generation, std::uint8_t region, std::uint32_t journal_end,
+                          std::uint64_t dropped);
     Status read_header(bool* found);
     Status next_record(Cursor* cursor, Record* record, Scan* scan);
     Status advance_live_offset();
@@ -227,6 +237,7 @@ class Spool {
     std::uint32_t written_end_ = 0;  // journal bytes written to storage (synced or not)
     std::size_t pending_ = 0;        // journal bytes buffered after written_end_
     bool unsynced_written_ = false;
+    bool header_uncommitted_ = false;  // the active generation's slot may not be durable
     bool synced_once_ = false;
     TimeMs last_sync_ = 0;
     std::uint64_t highest_seq_ = 0;

@@ -24,10 +24,13 @@
 // new generation, and the front is written to the new region before each
 // refill.
 //
-// End of the journal. Unwritten store is zero; a header of zeros, or one of an
-// older generation (another tag), is the clean end. Anything else that fails a
-// check (type, version, length, CRC, seq order) is damage: a torn append or
-// bit rot.
+// End of the journal. Every write of records (and every compaction, and the
+// creation of a fresh store) is followed by kRecordOverhead zero bytes, the
+// terminator, which the next write overwrites; so the journal ends at a
+// header of zeros, whatever an older generation left further on. Anything
+// else that fails a check (type, version, generation tag, length, CRC, seq
+// order) is damage: a torn write (possibly one that lost only its terminator)
+// or bit rot.
 #include "tether/spool.h"
 
 #include <cstring>
@@ -203,7 +206,7 @@ Status Spool::read_header(bool* found) {
 
 // Writes the slot not holding the newest generation, then syncs: the commit
 // point of a new generation.
-Status Spool::write_header(std::uint32_t generation, std::uint8_t region) {
+Status Spool::write_header(std::uint32_t generation, std::uint8_t region, bool* slot_written) {
     std::uint8_t slot[kSlotSize] = {};
     std::memcpy(slot, kSlotMagic, 4);
     put_le(slot + 4, kFormatVersion, 2);
@@ -219,6 +222,7 @@ Status Spool::write_header(std::uint32_t generation, std::uint8_t region) {
         return Status::kIoError;
     }
     counters_.bytes_written += sizeof slot;
+    *slot_written = true;
     if (sync_storage() != Status::kOk) {
         return Status::kIoError;
     }
@@ -271,10 +275,6 @@ Status Spool::next_record(Cursor* cursor, Record* record, Scan* scan) {
         if (all_zero(header, present)) {
             return Status::kOk;  // never written
         }
-        if (available >= kRecordOverhead && get_le(header + kRecordTagOffset, 2) != cursor->tag &&
-            header[kRecordVersionOffset] == kFormatVersion) {
-            return Status::kOk;  // stale bytes of an older generation
-        }
         *scan = Scan::kDamaged;
         cursor->truncated = available;
         return Status::kOk;
@@ -289,11 +289,8 @@ Status Spool::next_record(Cursor* cursor, Record* record, Scan* scan) {
         return Status::kOk;
     }
     const bool known_type = type == kTypeMessage || type == kTypeAck || type == kTypeDrop;
-    if (known_type && header[kRecordVersionOffset] == kFormatVersion &&
-        get_le(header + kRecordTagOffset, 2) != cursor->tag) {
-        return Status::kOk;
-    }
     const bool intact = known_type && header[kRecordVersionOffset] == kFormatVersion &&
+                        get_le(header + kRecordTagOffset, 2) == cursor->tag &&
                         (type == kTypeMessage || length == 0) && seq != 0 &&
                         get_le32(header + kRecordCrcOffset) ==
                             record_crc(header, header + kRecordOverhead, length) &&
@@ -331,6 +328,7 @@ Status Spool::recover(Visitor visit, void* ctx, SpoolRecovery* report) {
     written_end_ = 0;
     pending_ = 0;
     unsynced_written_ = false;
+    header_uncommitted_ = false;
     bool found = false;
     const Status header_status = read_header(&found);
     if (header_status != Status::kOk) {
@@ -338,7 +336,9 @@ Status Spool::recover(Visitor visit, void* ctx, SpoolRecovery* report) {
     }
     if (!found) {
         out.fresh = true;
-        if (write_header(generation_, active_region_) != Status::kOk) {
+        bool slot_written = false;
+        if (write_terminator(region_base(active_region_), 0) != Status::kOk ||
+            write_header(generation_, active_region_, &slot_written) != Status::kOk) {
             return Status::kIoError;
         }
     }
@@ -416,7 +416,7 @@ Status Spool::recover(Visitor visit, void* ctx, SpoolRecovery* report) {
 Status Spool::buffer_record(std::uint8_t type, std::uint64_t seq, const std::uint8_t* data,
                             std::size_t size) {
     const std::size_t span = kRecordOverhead + size;
-    if (span > buffer_size_ || span > region_size_) {
+    if (span > buffer_size_ - kRecordOverhead || span > region_size_) {
         return Status::kTooLarge;
     }
     if (written_end_ + pending_ + span > region_size_) {
@@ -425,7 +425,7 @@ Status Spool::buffer_record(std::uint8_t type, std::uint64_t seq, const std::uin
             return status;
         }
     }
-    if (pending_ + span > buffer_size_) {
+    if (pending_ + span > buffer_size_ - kRecordOverhead) {
         const Status status = write_pending();
         if (status != Status::kOk) {
             return status;
@@ -489,14 +489,34 @@ Status Spool::write_pending() {
     if (pending_ == 0) {
         return Status::kOk;
     }
-    if (storage_.write(region_base(active_region_) + written_end_, buffer_, pending_) !=
-        Status::kOk) {
+    // The terminator goes out in the same write (buffer_ keeps room for it).
+    const std::size_t room = region_size_ - written_end_ - pending_;
+    const std::size_t terminator = room < kRecordOverhead ? room : kRecordOverhead;
+    std::memset(buffer_ + pending_, 0, terminator);
+    if (storage_.write(region_base(active_region_) + written_end_, buffer_,
+                       pending_ + terminator) != Status::kOk) {
         return Status::kIoError;
     }
-    counters_.bytes_written += pending_;
+    counters_.bytes_written += pending_ + terminator;
     written_end_ += static_cast<std::uint32_t>(pending_);
     pending_ = 0;
     unsynced_written_ = true;
+    return Status::kOk;
+}
+
+// Zeros where the next record will go, so a scan ends cleanly there instead
+// of running into the remains of an older generation.
+Status Spool::write_terminator(std::uint32_t base, std::uint32_t offset) {
+    static constexpr std::uint8_t kZeros[kRecordOverhead] = {};
+    const std::size_t room = region_size_ - offset;
+    const std::size_t size = room < kRecordOverhead ? room : kRecordOverhead;
+    if (size == 0) {
+        return Status::kOk;
+    }
+    if (storage_.write(base + offset, kZeros, size) != Status::kOk) {
+        return Status::kIoError;
+    }
+    counters_.bytes_written += size;
     return Status::kOk;
 }
 
@@ -513,7 +533,10 @@ Status Spool::sync() {
     if (!recovered_) {
         return Status::kInvalidArgument;
     }
-    const Status status = write_pending();
+    Status status = write_pending();
+    if (status == Status::kOk) {
+        status = commit_header();
+    }
     return status != Status::kOk ? status : sync_storage();
 }
 
@@ -582,9 +605,9 @@ Status Spool::compact() {
 // out the oldest while they and `reserve` bytes would not fit; commits by
 // writing the header slot last. No state changes unless it succeeds.
 Status Spool::compact_for(std::size_t reserve) {
-    const Status pending_status = write_pending();
-    if (pending_status != Status::kOk) {
-        return pending_status;
+    // The slot first: this compaction overwrites the region it may still name.
+    if (commit_header() != Status::kOk || write_pending() != Status::kOk) {
+        return Status::kIoError;
     }
     // Pass 1: how many live bytes there are (and where a damaged journal stops).
     Cursor cursor;
@@ -652,22 +675,53 @@ Status Spool::compact_for(std::size_t reserve) {
         counters_.bytes_written += copy.out_len;
         copy.out_pos += static_cast<std::uint32_t>(copy.out_len);
     }
-    if (sync_storage() != Status::kOk) {
+    if (write_terminator(copy.out_base, copy.out_pos) != Status::kOk ||
+        sync_storage() != Status::kOk) {
         return Status::kIoError;
     }
     const std::uint64_t old_acked = acked_through_;
     acked_through_ = new_acked;
-    if (write_header(new_generation, new_region) != Status::kOk) {
-        acked_through_ = old_acked;
+    bool slot_written = false;
+    if (write_header(new_generation, new_region, &slot_written) != Status::kOk) {
+        if (!slot_written) {
+            acked_through_ = old_acked;  // nothing changed on the medium
+            return Status::kIoError;
+        }
+        // The slot was written but not synced: whether it reaches the medium
+        // is unknown, so neither region may be written until it is known to
+        // name the new one. Continue in the new generation, whose records are
+        // synced, and commit its slot again before any later sync or
+        // compaction succeeds.
+        header_uncommitted_ = true;
+        adopt_generation(new_generation, new_region, copy.out_pos, dropped);
         return Status::kIoError;
     }
-    generation_ = new_generation;
-    active_region_ = new_region;
-    written_end_ = copy.out_pos;
+    adopt_generation(new_generation, new_region, copy.out_pos, dropped);
+    return Status::kOk;
+}
+
+void Spool::adopt_generation(std::uint32_t generation, std::uint8_t region,
+                             std::uint32_t journal_end, std::uint64_t dropped) {
+    generation_ = generation;
+    active_region_ = region;
+    written_end_ = journal_end;
     live_offset_ = 0;
     live_offset_acked_ = acked_through_;
     counters_.dropped += dropped;
     ++counters_.compactions;
+}
+
+// Retries the slot of a generation adopted after a failed commit: the same
+// slot, since newest_slot_ only moves on success.
+Status Spool::commit_header() {
+    if (!header_uncommitted_) {
+        return Status::kOk;
+    }
+    bool slot_written = false;
+    if (write_header(generation_, active_region_, &slot_written) != Status::kOk) {
+        return Status::kIoError;
+    }
+    header_uncommitted_ = false;
     return Status::kOk;
 }
 

@@ -133,6 +133,25 @@ class PowerCut final : public Storage {
     bool dead_ = false;
 };
 
+// Forwards to a FakeStorage, failing only the sync numbered `fail_at`.
+class FailingSync final : public Storage {
+  public:
+    FailingSync(FakeStorage& inner, std::size_t fail_at) : inner_(inner), fail_at_(fail_at) {}
+    Status read(std::uint32_t offset, std::uint8_t* out, std::size_t size,
+                std::size_t* read_size) override {
+        return inner_.read(offset, out, size, read_size);
+    }
+    Status write(std::uint32_t offset, const std::uint8_t* data, std::size_t size) override {
+        return inner_.write(offset, data, size);
+    }
+    Status sync() override { return syncs_++ == fail_at_ ? Status::kIoError : inner_.sync(); }
+
+  private:
+    FakeStorage& inner_;
+    std::size_t fail_at_;
+    std::size_t syncs_ = 0;
+};
+
 }  // namespace
 
 TEST_GROUP(Spool) {
@@ -162,7 +181,11 @@ TEST(Spool, FreshStoreIsInitialisedAndSynced) {
     CHECK(opened.report.fresh);
     UNSIGNED_LONGS_EQUAL(0, opened.report.messages);
     UNSIGNED_LONGS_EQUAL(1, storage.sync_count());
-    UNSIGNED_LONGS_EQUAL(Spool::kHeaderBlockSize / 2, storage.durable_contents().size());
+    // Slot 0, an unused slot 1, and the terminator that starts region 0's journal.
+    const Bytes& bytes = storage.durable_contents();
+    UNSIGNED_LONGS_EQUAL(Spool::kHeaderBlockSize + Spool::kRecordOverhead, bytes.size());
+    CHECK(Bytes(bytes.begin(), bytes.begin() + 4) == Bytes({'T', 'S', 'P', 'L'}));
+    CHECK(Bytes(bytes.begin() + 64, bytes.end()) == Bytes(bytes.size() - 64, 0));
 }
 
 TEST(Spool, JournalIsLittleEndianRecordsAfterTheHeaderBlock) {
@@ -178,7 +201,8 @@ TEST(Spool, JournalIsLittleEndianRecordsAfterTheHeaderBlock) {
     const std::uint32_t crc = tether::crc32(data, 3, tether::crc32(&bytes[at], 16));
     UNSIGNED_LONGS_EQUAL(crc, bytes[at + 16] | bytes[at + 17] << 8 | bytes[at + 18] << 16 |
                                   static_cast<std::uint32_t>(bytes[at + 19]) << 24);
-    CHECK(Bytes(bytes.begin() + at + 20, bytes.end()) == Bytes(data, data + 3));
+    CHECK(Bytes(bytes.begin() + at + 20, bytes.begin() + at + 23) == Bytes(data, data + 3));
+    CHECK(Bytes(bytes.begin() + at + 23, bytes.end()) == Bytes(Spool::kRecordOverhead, 0));
 }
 
 TEST(Spool, CrashLosesOnlyUnsyncedAppends) {
@@ -221,7 +245,10 @@ TEST(Spool, TornLastRecordAtEveryOffsetKeepsEverythingBefore) {
         CHECK_EQUAL(Status::kOk, reopened.recover());
         check_replayed(reopened.replayed, 1, 8);
         CHECK_EQUAL(landed > 0, reopened.report.damaged);
-        UNSIGNED_LONGS_EQUAL(landed, reopened.report.truncated_bytes);
+        // The damaged record as far as its header tells: landed bytes, or the
+        // span its intact length field claims.
+        CHECK(reopened.report.truncated_bytes >= (landed > 0 ? 1u : 0u));
+        CHECK(reopened.report.truncated_bytes <= (landed > 0 ? span : 0u));
         UNSIGNED_LONGS_EQUAL(8, reopened.report.highest_seq);
         // After the damage a new generation holds exactly the same messages.
         Opened again(copy, small_config());
@@ -541,8 +568,9 @@ TEST(Spool, RejectsInvalidUse) {
     CHECK_EQUAL(Status::kOk, spool.append(1, nullptr, 0));
     CHECK_EQUAL(Status::kInvalidArgument, spool.append(1, data, 4));
     std::uint8_t big[kBufferSize] = {};
-    CHECK_EQUAL(Status::kTooLarge, spool.append(2, big, kBufferSize - Spool::kRecordOverhead + 1));
-    CHECK_EQUAL(Status::kOk, spool.append(2, big, kBufferSize - Spool::kRecordOverhead));
+    const std::size_t largest = kBufferSize - 2 * Spool::kRecordOverhead;
+    CHECK_EQUAL(Status::kTooLarge, spool.append(2, big, largest + 1));
+    CHECK_EQUAL(Status::kOk, spool.append(2, big, largest));
     CHECK_EQUAL(Status::kOk, spool.ack(0));    // below the watermark: no record
     CHECK_EQUAL(Status::kOk, spool.ack(100));  // clamped to 2
     UNSIGNED_LONGS_EQUAL(2, spool.acked_through());
@@ -644,4 +672,39 @@ TEST(SpoolFile, ReopenedFileRecoversTheUnackedMessages) {
     CHECK_EQUAL(Status::kOk, reopened.recover());
     CHECK_FALSE(reopened.report.fresh);
     check_replayed(reopened.replayed, 121, 200);
+}
+
+TEST(Spool, FailedHeaderSyncIsCommittedBeforeAnythingElse) {
+    prepare(storage, small_config(), 30, 10);
+    const Bytes before = storage.durable_contents();
+    for (int outcome = 0; outcome < 3; ++outcome) {
+        FakeStorage copy;
+        copy.set_contents(before);
+        FailingSync failing(copy, 1);  // compaction: region data, then the header slot
+        {
+            Opened opened(failing, small_config());
+            CHECK_EQUAL(Status::kOk, opened.recover());
+            CHECK_EQUAL(Status::kIoError, opened.spool.compact());
+            UNSIGNED_LONGS_EQUAL(2, opened.spool.generation());
+            CHECK(opened.spool.has_unsynced());
+            if (outcome >= 1) {
+                CHECK_EQUAL(Status::kOk, opened.append(31));
+                CHECK_EQUAL(Status::kOk, opened.spool.flush(0));
+                UNSIGNED_LONGS_EQUAL(2, opened.spool.generation());
+                CHECK_FALSE(opened.spool.has_unsynced());
+            }
+            if (outcome == 2) {
+                CHECK_EQUAL(Status::kOk, opened.spool.ack(11));
+                UNSIGNED_LONGS_EQUAL(2, opened.spool.generation());
+                CHECK_EQUAL(Status::kOk, opened.spool.compact());
+                UNSIGNED_LONGS_EQUAL(3, opened.spool.generation());
+            }
+        }
+        copy.crash();
+        Opened reopened(copy, small_config());
+        CHECK_EQUAL(Status::kOk, reopened.recover());
+        const std::uint32_t generations[3] = {1, 2, 3};
+        UNSIGNED_LONGS_EQUAL(generations[outcome], reopened.report.generation);
+        check_replayed(reopened.replayed, outcome == 2 ? 12 : 11, outcome == 0 ? 30 : 31);
+    }
 }
