@@ -1,11 +1,13 @@
 // tetherd's plumbing: sd_notify against a fake notify socket, the watchdogs,
 // the status file, the log line, the status LED on a fake sysfs tree and the
 // Prometheus textfile.
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -388,6 +390,26 @@ TEST(AtomicWrite, RemovesTheTemporaryWhenTheRenameFails) {
     ::rmdir(target.c_str());
 }
 
+TEST(AtomicWrite, AShortOrFailedWriteLeavesTheOldFileInPlace) {
+    tether::test::TempDir dir;
+    const std::string path = dir.write_file("tetherd.prom", "old");
+    dir.file("tetherd.prom.tmp");
+    // A file size limit of 4 bytes: the first write is cut short, the next
+    // fails with EFBIG (SIGXFSZ ignored), as on a full disk.
+    rlimit saved{};
+    CHECK_EQUAL(0, ::getrlimit(RLIMIT_FSIZE, &saved));
+    rlimit tiny = saved;
+    tiny.rlim_cur = 4;
+    const auto previous = std::signal(SIGXFSZ, SIG_IGN);
+    CHECK_EQUAL(0, ::setrlimit(RLIMIT_FSIZE, &tiny));
+    const Status status = tether::daemon::write_file_atomically(path, "0123456789");
+    ::setrlimit(RLIMIT_FSIZE, &saved);
+    std::signal(SIGXFSZ, previous);
+    CHECK_EQUAL(Status::kIoError, status);
+    STRCMP_EQUAL("old", read_file(path).c_str());
+    CHECK_FALSE(file_exists(path + ".tmp"));
+}
+
 TEST_GROUP(StatusFile){};
 
 namespace {
@@ -670,6 +692,53 @@ TEST(StatusLed, FallsBackToSoftwareBlinkWhenTheTimerTriggerIsRefused) {
     STRCMP_EQUAL("255", fake.read("brightness").c_str());
     tether::TimeMs at = 0;
     CHECK_TRUE(led.next_deadline(&at));
+}
+
+TEST(StatusLed, ReadsTheTriggerListAndMaxBrightnessDefensively) {
+    {
+        FakeLed fake("[timer] none\n", "0");
+        StatusLed led = fake.led();
+        CHECK_EQUAL(Status::kOk, led.open());
+        CHECK_TRUE(led.hardware_blink());
+        UNSIGNED_LONGS_EQUAL(1, led.max_brightness());
+    }
+    {
+        FakeLed fake("none [timer heartbeat [] timerx", "garbage");
+        StatusLed led = fake.led();
+        CHECK_EQUAL(Status::kOk, led.open());
+        CHECK_FALSE(led.hardware_blink());
+        UNSIGNED_LONGS_EQUAL(1, led.max_brightness());
+    }
+    {
+        FakeLed fake("none timer", "99999999999");
+        ::unlink((fake.dir.path() + "/trigger").c_str());
+        StatusLed led = fake.led();
+        CHECK_EQUAL(Status::kOk, led.open());
+        CHECK_FALSE(led.hardware_blink());
+        UNSIGNED_LONGS_EQUAL(1, led.max_brightness());
+        CHECK_EQUAL(Status::kOk, led.tick(0));
+    }
+    {
+        // An unreadable max_brightness (here a directory) counts as 1.
+        FakeLed fake("none", nullptr);
+        const std::string max = fake.dir.path() + "/max_brightness";
+        CHECK_EQUAL(0, ::mkdir(max.c_str(), 0700));
+        StatusLed led = fake.led();
+        CHECK_EQUAL(Status::kOk, led.open());
+        UNSIGNED_LONGS_EQUAL(1, led.max_brightness());
+        ::rmdir(max.c_str());
+    }
+}
+
+TEST(StatusLed, FallsBackWhenOnlyTheSecondDelayFileIsMissing) {
+    FakeLed fake("none timer");
+    ::unlink((fake.dir.path() + "/delay_off").c_str());
+    StatusLed led = fake.led();
+    CHECK_EQUAL(Status::kOk, led.open());
+    CHECK_EQUAL(Status::kOk, led.show(LedPattern::kBlinking, 0));
+    CHECK_FALSE(led.hardware_blink());
+    STRCMP_EQUAL("none", fake.read("trigger").c_str());
+    CHECK_EQUAL(Status::kOk, led.tick(0));
 }
 
 TEST(StatusLed, ReportsAMissingLedAndFailedWrites) {
