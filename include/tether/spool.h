@@ -40,8 +40,10 @@
 //
 // Writes. append(), ack() and drop_through() only fill the caller's buffer;
 // when it is full, it is written (pwrite) but not synced. flush(now) writes
-// what is buffered and syncs, at most once per fsync_interval_ms; sync() does
-// it at once. So fsyncs come in batches, one per interval, never per message.
+// what is buffered at every call (so a killed process loses nothing it had
+// accepted: the kernel has it) and syncs at most once per fsync_interval_ms;
+// sync() syncs at once. So fsyncs come in batches, one per interval, never
+// per message, and only a power cut can lose what the last interval appended.
 //
 // Compaction. When an append would overflow the active region, or at a flush
 // when dead records (acknowledged or dropped) exceed both the live ones and

@@ -553,8 +553,14 @@ Status Spool::flush(TimeMs now) {
         synced_once_ = true;
         last_sync_ = now;
     }
+    // Between syncs, hand what is buffered to the kernel anyway: it then
+    // survives the process being killed (not a power cut, which the sync
+    // interval bounds).
     if (pending_ > 0) {
-        return Status::kOk;  // buffer_ is not free as scratch until the next sync
+        const Status status = write_pending();
+        if (status != Status::kOk) {
+            return status;
+        }
     }
     if (live_offset_acked_ != acked_through_) {
         const Status status = advance_live_offset();
