@@ -6,6 +6,8 @@
 // resumed handshake needs no per-session cache on the server.
 #include "tether/port/tls_server.h"
 
+#include "tls_bio.h"
+
 #include <fcntl.h>
 #include <mbedtls/error.h>
 #include <mbedtls/net_sockets.h>
@@ -57,44 +59,9 @@ struct TlsServerContext::State {
 
 struct AcceptedTransport::TlsState {
     mbedtls_ssl_context ssl;
-    int fd = -1;
-    TransportError io_error = TransportError::kNone;
+    SocketBio bio;
     std::size_t staged = 0;
     unsigned char stage[kStageSize];
-
-    static int send(void* context, const unsigned char* data, std::size_t size) {
-        TlsState* state = static_cast<TlsState*>(context);
-        for (;;) {
-            const ssize_t sent = ::send(state->fd, data, size, MSG_NOSIGNAL);
-            if (sent >= 0) {
-                return static_cast<int>(sent);
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return MBEDTLS_ERR_SSL_WANT_WRITE;
-            }
-            if (errno != EINTR) {
-                state->io_error = transport_error_from_errno(errno);
-                return MBEDTLS_ERR_NET_SEND_FAILED;
-            }
-        }
-    }
-
-    static int recv(void* context, unsigned char* out, std::size_t size) {
-        TlsState* state = static_cast<TlsState*>(context);
-        for (;;) {
-            const ssize_t got = ::recv(state->fd, out, size, 0);
-            if (got >= 0) {
-                return static_cast<int>(got);
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return MBEDTLS_ERR_SSL_WANT_READ;
-            }
-            if (errno != EINTR) {
-                state->io_error = transport_error_from_errno(errno);
-                return MBEDTLS_ERR_NET_RECV_FAILED;
-            }
-        }
-    }
 };
 
 TlsServerContext::TlsServerContext() = default;
@@ -248,10 +215,11 @@ Status AcceptedTransport::adopt(int fd) {
             return Status::kUnavailable;
         }
     }
-    tls_state_->fd = fd;
-    tls_state_->io_error = TransportError::kNone;
+    tls_state_->bio.fd = fd;
+    tls_state_->bio.io_error = TransportError::kNone;
     tls_state_->staged = 0;
-    mbedtls_ssl_set_bio(&tls_state_->ssl, tls_state_, TlsState::send, TlsState::recv, nullptr);
+    mbedtls_ssl_set_bio(&tls_state_->ssl, &tls_state_->bio, SocketBio::send, SocketBio::recv,
+                        nullptr);
     return Status::kOk;
 }
 
@@ -262,7 +230,7 @@ IoResult AcceptedTransport::fail(TransportError why) {
 }
 
 IoResult AcceptedTransport::tls_error() {
-    const TransportError socket_error = tls_state_->io_error;
+    const TransportError socket_error = tls_state_->bio.io_error;
     return fail(socket_error != TransportError::kNone ? socket_error : TransportError::kTlsFailed);
 }
 
@@ -466,7 +434,7 @@ void AcceptedTransport::close() {
         (void)mbedtls_ssl_session_reset(&tls_state_->ssl);
         mbedtls_platform_zeroize(tls_state_->stage, sizeof tls_state_->stage);
         tls_state_->staged = 0;
-        tls_state_->fd = -1;
+        tls_state_->bio.fd = -1;
     }
     ::close(fd_);
     fd_ = -1;
@@ -484,7 +452,7 @@ void AcceptedTransport::reset() {
     if (tls_state_ != nullptr) {
         (void)mbedtls_ssl_session_reset(&tls_state_->ssl);
         tls_state_->staged = 0;
-        tls_state_->fd = -1;
+        tls_state_->bio.fd = -1;
     }
     ::close(fd_);
     fd_ = -1;

@@ -16,43 +16,6 @@ namespace tether::port {
 
 // mbedTLS callbacks; a friend so they can reach the private TlsState.
 struct TlsCallbacks {
-    // BIO: the socket never blocks, so "would block" becomes WANT_*, and a
-    // socket error is remembered so establish()/read()/write() can report
-    // it as what it was (reset, unreachable, ...) rather than a TLS failure.
-    static int send(void* context, const unsigned char* data, std::size_t size) {
-        PosixTransport::TlsState* state = static_cast<PosixTransport::TlsState*>(context);
-        for (;;) {
-            const ssize_t sent = ::send(state->fd, data, size, MSG_NOSIGNAL);
-            if (sent >= 0) {
-                return static_cast<int>(sent);
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return MBEDTLS_ERR_SSL_WANT_WRITE;
-            }
-            if (errno != EINTR) {
-                state->io_error = transport_error_from_errno(errno);
-                return MBEDTLS_ERR_NET_SEND_FAILED;
-            }
-        }
-    }
-
-    static int recv(void* context, unsigned char* out, std::size_t size) {
-        PosixTransport::TlsState* state = static_cast<PosixTransport::TlsState*>(context);
-        for (;;) {
-            const ssize_t got = ::recv(state->fd, out, size, 0);
-            if (got >= 0) {
-                return static_cast<int>(got);
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                return MBEDTLS_ERR_SSL_WANT_READ;
-            }
-            if (errno != EINTR) {
-                state->io_error = transport_error_from_errno(errno);
-                return MBEDTLS_ERR_NET_RECV_FAILED;
-            }
-        }
-    }
-
     // mbedTLS 2.28 matches the server name as text against the CN and every
     // subjectAltName, so an IP literal never matches an iPAddress entry
     // (4 or 16 raw bytes). For an IP literal no hostname is given to mbedTLS
@@ -193,10 +156,10 @@ Status PosixTransport::start_tls(TlsContext* tls, const char* server_name, Trans
         *error = TransportError::kTlsFailed;
         return Status::kIoError;
     }
-    mbedtls_ssl_set_bio(&state.ssl, &state, TlsCallbacks::send, TlsCallbacks::recv, nullptr);
+    mbedtls_ssl_set_bio(&state.ssl, &state.bio, SocketBio::send, SocketBio::recv, nullptr);
     mbedtls_ssl_set_verify(&state.ssl, TlsCallbacks::verify, &state);
-    state.fd = fd_;
-    state.io_error = TransportError::kNone;
+    state.bio.fd = fd_;
+    state.bio.io_error = TransportError::kNone;
     state.staged = 0;
     state.offered_session = false;
     TlsContext::State& shared = *tls->state_;
@@ -273,7 +236,7 @@ IoResult PosixTransport::handshake() {
 
 IoResult PosixTransport::tls_error(int mbedtls_result) {
     (void)mbedtls_result;
-    const TransportError socket_error = tls_state_->io_error;
+    const TransportError socket_error = tls_state_->bio.io_error;
     return fail(socket_error != TransportError::kNone ? socket_error : TransportError::kTlsFailed);
 }
 
@@ -358,7 +321,7 @@ void PosixTransport::end_tls() {
     (void)mbedtls_ssl_session_reset(&state.ssl);
     mbedtls_platform_zeroize(state.stage, sizeof state.stage);
     state.staged = 0;
-    state.fd = -1;
+    state.bio.fd = -1;
 }
 
 void PosixTransport::destroy_tls_state() {

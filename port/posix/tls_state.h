@@ -2,6 +2,8 @@
 // files of port/posix that implement them. Nothing outside port/ sees them.
 #pragma once
 
+#include "tls_bio.h"
+
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
@@ -43,8 +45,7 @@ struct TlsContext::State {
 struct PosixTransport::TlsState {
     mbedtls_ssl_context ssl;
     const mbedtls_ssl_config* bound_config = nullptr;  // the config ssl was set up with
-    int fd = -1;
-    TransportError io_error = TransportError::kNone;  // set by the BIO on a socket error
+    SocketBio bio;            // the socket, and its error if the BIO saw one
     bool name_is_ip = false;  // the server name is an IP literal, checked against the IP SANs
     net::IpAddress expected_ip = {};
     char server_name[kServerNameCapacity] = {};
