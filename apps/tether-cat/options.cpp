@@ -1,6 +1,7 @@
 #include "options.h"
 
 #include "tether/ascii.h"
+#include "tether/net/pin.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -119,62 +120,6 @@ bool parse_multiplier(const char* text, std::uint32_t* permille) {
     return true;
 }
 
-int base64_value(char c) {
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
-}
-
-// A SHA-256 pin as 64 hex digits or 44 base64 characters (as openssl prints it).
-bool parse_pin(const char* text, std::uint8_t out[32]) {
-    const std::size_t length = std::strlen(text);
-    if (length == 64) {
-        for (std::size_t i = 0; i < 32; ++i) {
-            const int high = hex_digit_value(text[2 * i]);
-            const int low = hex_digit_value(text[2 * i + 1]);
-            if (high < 0 || low < 0) {
-                return false;
-            }
-            out[i] = static_cast<std::uint8_t>(high << 4 | low);
-        }
-        return true;
-    }
-    if (length == 44 && text[43] == '=' && text[42] != '=') {
-        std::uint32_t bits = 0;
-        int bit_count = 0;
-        std::size_t written = 0;
-        for (std::size_t i = 0; i < 43; ++i) {
-            const int value = base64_value(text[i]);
-            if (value < 0) {
-                return false;
-            }
-            bits = bits << 6 | static_cast<std::uint32_t>(value);
-            bit_count += 6;
-            if (bit_count >= 8) {
-                bit_count -= 8;
-                if (written < 32) {
-                    out[written++] = static_cast<std::uint8_t>(bits >> bit_count);
-                }
-            }
-        }
-        return written == 32;
-    }
-    return false;
-}
-
 bool apply(const char* name, const char* value, Options* o, char* error, std::size_t capacity) {
     ReconnectConfig& r = o->client.reconnect;
     std::uint32_t number = 0;
@@ -261,7 +206,7 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
     } else if (std::strcmp(name, "key") == 0) {
         o->tls.client_key_file = value;
     } else if (std::strcmp(name, "pin-sha256") == 0) {
-        if (!parse_pin(value, o->tls.pin_sha256)) {
+        if (!net::parse_sha256_pin(value, o->tls.pin_sha256)) {
             return fail(error, capacity, "--%s: expected 64 hex digits or 44 base64 characters",
                         name);
         }
