@@ -124,7 +124,8 @@ class Packages(unittest.TestCase):
                       "-B", build, "-DCMAKE_CXX_COMPILER=" + ARGS.cxx,
                       "-DCMAKE_PREFIX_PATH=" + self.path("usr"),
                       "-DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF"])
-        cache = open(os.path.join(build, "CMakeCache.txt")).read()
+        with open(os.path.join(build, "CMakeCache.txt")) as f:
+            cache = f.read()
         self.assertIn("tether_DIR:PATH=" + self.path("usr/" + ARGS.libdir + "/cmake/tether"),
                       cache, output)
         run([ARGS.cmake, "--build", build])
