@@ -10,7 +10,8 @@ COVERAGE_DIR := $(BUILD)/coverage
 SOURCES = $(shell git ls-files --cached --others --exclude-standard \
                 '*.cpp' '*.h' 2>/dev/null)
 
-.PHONY: all deps build build-embedded test test-unit coverage format format-check clean demo
+.PHONY: all deps build build-embedded test test-unit coverage format format-check clean demo \
+	deb footprint
 
 all: build
 
@@ -35,6 +36,27 @@ test: deps format-check build-embedded coverage build
 # ending with a tally read from the server's store (see tools/demo).
 demo: deps build
 	/usr/bin/python3 tools/demo
+
+# Debian packages (tetherd, tether-server, libtether-dev) from build/host into
+# build/host/packages, and from build/armhf and build/arm64 too when the cross
+# targets have configured them (their toolchain gives the architecture).
+deb: build
+	@tools/install-deps package
+	cd $(HOST_DIR) && cpack -G DEB
+	@for arch in armhf arm64; do \
+		if [ -f $(BUILD)/$$arch/CPackConfig.cmake ]; then \
+			cmake --build $(BUILD)/$$arch -j $(JOBS) && (cd $(BUILD)/$$arch && cpack -G DEB) || exit 1; \
+		fi; \
+	done
+	@ls -1 $(BUILD)/*/packages/*.deb
+
+# Code size, static RAM and peak RSS of libtether and tetherd, written to
+# docs/FOOTPRINT.md (see tools/footprint). amd64 from the embedded build
+# (MinSizeRel, no exceptions/RTTI); armhf and arm64 when those builds exist.
+footprint: build-embedded
+	@tools/install-deps package
+	cmake --build $(EMBEDDED_DIR) -j $(JOBS) --target tether-sizes
+	/usr/bin/python3 tools/footprint --build-dir $(BUILD)
 
 test-unit: build
 	ctest --test-dir $(HOST_DIR) -L unit --output-on-failure -j $(JOBS)

@@ -1,24 +1,8 @@
-# Debian ships mbedTLS 2.28 and wslay without CMake or pkg-config files, so
-# they are found by header and library name and wrapped in imported targets.
-function(tether_import_library target header library)
-    find_path(${target}_INCLUDE_DIR ${header})
-    find_library(${target}_LIBRARY ${library})
-    if(NOT ${target}_INCLUDE_DIR OR NOT ${target}_LIBRARY)
-        message(FATAL_ERROR "tether: ${library} not found (header ${header}); run 'make deps'")
-    endif()
-    add_library(${target} UNKNOWN IMPORTED GLOBAL)
-    set_target_properties(${target} PROPERTIES
-        IMPORTED_LOCATION "${${target}_LIBRARY}"
-        INTERFACE_INCLUDE_DIRECTORIES "${${target}_INCLUDE_DIR}")
-endfunction()
-
-tether_import_library(tether_dep_mbedcrypto mbedtls/sha1.h mbedcrypto)
-tether_import_library(tether_dep_mbedx509 mbedtls/x509_crt.h mbedx509)
-tether_import_library(tether_dep_mbedtls mbedtls/ssl.h mbedtls)
-tether_import_library(tether_dep_wslay wslay/wslay.h wslay)
-tether_import_library(tether_dep_cjson cjson/cJSON.h cjson)
-set_property(TARGET tether_dep_mbedx509 PROPERTY INTERFACE_LINK_LIBRARIES tether_dep_mbedcrypto)
-set_property(TARGET tether_dep_mbedtls PROPERTY INTERFACE_LINK_LIBRARIES tether_dep_mbedx509)
+# The libraries libtether links: one search, shared with installed consumers.
+include(${CMAKE_CURRENT_LIST_DIR}/TetherFindDependencies.cmake)
+if(TETHER_DEPENDENCIES_MISSING)
+    message(FATAL_ERROR "tether: not found:${TETHER_DEPENDENCIES_MISSING}; run 'make deps'")
+endif()
 
 if(TETHER_BUILD_TESTS)
     find_path(CPPUTEST_INCLUDE_DIR CppUTest/TestHarness.h)

@@ -1,0 +1,74 @@
+# Debian packages through CPack (make deb; see TetherInstall.cmake for what
+# each component holds):
+#   tetherd          the daemon, tether-cat, unit, /etc/tether/tetherd.json
+#   tether-server    the reference server
+#   libtether-dev    static libraries, headers, CMake package, tether.pc
+# Runtime Depends are computed by dpkg-shlibdeps from the binaries (dpkg-dev);
+# the architecture follows the toolchain, so build/armhf and build/arm64 give
+# armhf and arm64 packages.
+set(CPACK_GENERATOR "DEB")
+set(CPACK_PACKAGE_NAME "tether")
+set(CPACK_PACKAGE_VENDOR "tether")
+set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
+set(CPACK_PACKAGE_CONTACT "tether maintainers <tether@localhost>")
+set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "WebSocket telemetry link for embedded Linux gateways")
+set(CPACK_PACKAGE_DIRECTORY "${PROJECT_BINARY_DIR}/packages")
+
+# Install with DESTDIR into the staging tree and the prefix /usr, so the
+# absolute /etc and /lib/systemd paths land in the package, not on this machine.
+set(CPACK_SET_DESTDIR ON)
+set(CPACK_INSTALL_PREFIX "/usr")
+set(CPACK_PACKAGING_INSTALL_PREFIX "/usr")
+
+# Executables are stripped (install(TARGETS) strips no archive).
+set(CPACK_STRIP_FILES ON)
+set(CPACK_DEB_COMPONENT_INSTALL ON)
+set(CPACK_COMPONENTS_ALL tetherd server dev)
+set(CPACK_DEBIAN_FILE_NAME "DEB-DEFAULT")
+set(CPACK_DEBIAN_PACKAGE_SECTION "net")
+set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://example.invalid/tether")
+
+if(CMAKE_CROSSCOMPILING)
+    if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
+        set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE "arm64")
+    elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "^arm")
+        set(CPACK_DEBIAN_PACKAGE_ARCHITECTURE "armhf")
+    else()
+        message(WARNING "tether: no Debian architecture known for ${CMAKE_SYSTEM_PROCESSOR}")
+    endif()
+    # dpkg-shlibdeps finds the target's libraries in its multiarch directory.
+    set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS_PRIVATE_DIRS "/usr/lib/${CMAKE_LIBRARY_ARCHITECTURE}")
+endif()
+
+set(CPACK_DEBIAN_TETHERD_PACKAGE_NAME "tetherd")
+set(CPACK_DEBIAN_TETHERD_PACKAGE_SECTION "net")
+set(CPACK_COMPONENT_TETHERD_DESCRIPTION
+    "tether telemetry link daemon
+ tetherd keeps a gateway's tether.v1 WebSocket link to the telemetry server
+ alive through network faults, with an in-memory outbox and an on-disk spool.
+ Edit /etc/tether/tetherd.json, then: systemctl enable --now tetherd.
+ Also ships tether-cat, a command-line client.")
+# /etc/tether/tetherd.json is a conffile: an upgrade keeps the local edits.
+file(WRITE "${PROJECT_BINARY_DIR}/packaging/tetherd/conffiles" "/etc/tether/tetherd.json\n")
+set(CPACK_DEBIAN_TETHERD_PACKAGE_CONTROL_EXTRA "${PROJECT_BINARY_DIR}/packaging/tetherd/conffiles")
+set(CPACK_DEBIAN_TETHERD_PACKAGE_CONTROL_STRICT_PERMISSION ON)
+
+set(CPACK_DEBIAN_SERVER_PACKAGE_NAME "tether-server")
+set(CPACK_COMPONENT_SERVER_DESCRIPTION
+    "tether.v1 reference server
+ tether-server accepts tether.v1 links (ws:// and wss://) from tetherd and
+ tether-cat and keeps the resume state of each session on disk.")
+
+set(CPACK_DEBIAN_DEV_PACKAGE_NAME "libtether-dev")
+set(CPACK_DEBIAN_DEV_PACKAGE_SECTION "libdevel")
+# Static libraries: the consumer links mbedTLS, wslay and cJSON itself.
+set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS "libmbedtls-dev, libwslay-dev, libcjson-dev")
+set(CPACK_COMPONENT_DEV_DESCRIPTION
+    "tether client library (static) and headers
+ libtether: the tether.v1 WebSocket client link for embedded Linux (C++17,
+ no exceptions or RTTI needed). Use find_package(tether) and link
+ tether::tether, or pkg-config --cflags --libs tether.")
+
+include(CPack)

@@ -1,0 +1,28 @@
+// A program built against an installed libtether-dev: the client header, an
+// outbox (tether_core) and a tether.v1 control parse (tether_net, cJSON).
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+
+#include <tether/client.h>
+#include <tether/net/tether_v1.h>
+#include <tether/outbox.h>
+
+int main() {
+    static std::uint8_t storage[4096];
+    tether::Outbox outbox(storage, sizeof storage, tether::OverflowPolicy::kDropOldest, 1);
+    const std::uint8_t message[] = {'h', 'i'};
+    std::uint64_t seq = 0;
+    if (outbox.push(message, sizeof message, &seq) != tether::Status::kOk || seq != 1 ||
+        outbox.size() != 1) {
+        std::puts("outbox: unexpected");
+        return 1;
+    }
+    const char json[] = "{\"type\":\"bogus\"}";
+    tether::net::v1::Control control{};
+    const tether::net::v1::V1Status parsed = tether::net::v1::parse_control(
+        reinterpret_cast<const std::uint8_t*>(json), std::strlen(json), &control);
+    std::printf("consumer ok: seq %llu, control %s\n", static_cast<unsigned long long>(seq),
+                tether::net::v1::to_string(parsed));
+    return 0;
+}
