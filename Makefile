@@ -11,12 +11,12 @@ SOURCES = $(shell git ls-files --cached --others --exclude-standard \
                 '*.cpp' '*.h' 2>/dev/null)
 
 .PHONY: all deps build build-embedded test test-unit coverage format format-check clean demo \
-	deb footprint
+	deb footprint soak
 
 all: build
 
 deps:
-	@tools/install-deps test coverage format integration
+	@tools/install-deps test coverage format integration faults
 
 build: deps
 	cmake -S . -B $(HOST_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
@@ -80,3 +80,11 @@ format-check:
 
 clean:
 	rm -rf $(BUILD)
+
+# Fault injection soak: tetherd and tether-server in two network namespaces
+# through at least 1000 faults per hour of every kind (tests/fault), ending
+# with the table. Needs root. SOAK_SECONDS=300 make soak for a short one.
+SOAK_SECONDS ?= 3600
+soak: deps build
+	/usr/bin/python3 tests/fault/run_faults.py --build-dir $(HOST_DIR) \
+		--duration $(SOAK_SECONDS) --min-rate 1000 $(if $(SOAK_SEED),--seed $(SOAK_SEED))
