@@ -16,7 +16,7 @@ SOURCES = $(shell git ls-files --cached --others --exclude-standard \
 all: build
 
 deps:
-	@tools/install-deps test coverage format integration faults
+	@tools/install-deps test coverage format integration faults package
 
 build: deps
 	cmake -S . -B $(HOST_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
