@@ -6,12 +6,18 @@ CMAKE_FLAGS ?=
 HOST_DIR := $(BUILD)/host
 EMBEDDED_DIR := $(BUILD)/embedded
 COVERAGE_DIR := $(BUILD)/coverage
+ARMHF_DIR := $(BUILD)/armhf
+ARM64_DIR := $(BUILD)/arm64
+
+# The shipped gateway build, cross-compiled: <build dir>, <toolchain file>.
+cross_configure = cmake -S . -B $(1) -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/toolchains/$(2).cmake \
+	-DTETHER_EMBEDDED=ON -DCMAKE_BUILD_TYPE=MinSizeRel $(CMAKE_FLAGS)
 
 SOURCES = $(shell git ls-files --cached --others --exclude-standard \
                 '*.cpp' '*.h' 2>/dev/null)
 
 .PHONY: all deps build build-embedded test test-unit coverage format format-check clean demo \
-	deb footprint soak
+	deb footprint soak cross-deps cross-armhf cross-arm64 test-cross
 
 all: build
 
@@ -26,9 +32,10 @@ build-embedded: deps
 	cmake -S . -B $(EMBEDDED_DIR) -DCMAKE_BUILD_TYPE=MinSizeRel -DTETHER_EMBEDDED=ON $(CMAKE_FLAGS)
 	cmake --build $(EMBEDDED_DIR) -j $(JOBS)
 
-# The embedded (no exceptions, no RTTI) unit suite and the coverage floor run
-# first; the full host suite runs last so its ctest summary ends the output.
-test: deps format-check build-embedded coverage build
+# The embedded (no exceptions, no RTTI) unit suite, the coverage floor and the
+# ARM unit suites run first; the full host suite runs last so its ctest summary
+# ends the output.
+test: deps format-check build-embedded coverage test-cross build
 	ctest --test-dir $(EMBEDDED_DIR) -L unit --output-on-failure -j $(JOBS)
 	ctest --test-dir $(HOST_DIR) --output-on-failure -j $(JOBS)
 
@@ -57,6 +64,29 @@ footprint: build-embedded
 	@tools/install-deps package
 	cmake --build $(EMBEDDED_DIR) -j $(JOBS) --target tether-sizes
 	/usr/bin/python3 tools/footprint --build-dir $(BUILD)
+
+cross-deps:
+	@tools/install-deps build cross
+
+# Everything (libraries, apps, unit tests) for the gateways' two ABIs.
+cross-armhf: cross-deps
+	$(call cross_configure,$(ARMHF_DIR),arm-linux-gnueabihf)
+	cmake --build $(ARMHF_DIR) -j $(JOBS)
+
+cross-arm64: cross-deps
+	$(call cross_configure,$(ARM64_DIR),aarch64-linux-gnu)
+	cmake --build $(ARM64_DIR) -j $(JOBS)
+
+# The unit suite of each ABI under qemu-user (the toolchains' emulator): only
+# the test binary and the libraries it links are built. 32-bit armhf is where
+# size_t, time_t and off_t differ from the host.
+test-cross: cross-deps
+	$(call cross_configure,$(ARMHF_DIR),arm-linux-gnueabihf)
+	cmake --build $(ARMHF_DIR) -j $(JOBS) --target tether_unit_tests
+	$(call cross_configure,$(ARM64_DIR),aarch64-linux-gnu)
+	cmake --build $(ARM64_DIR) -j $(JOBS) --target tether_unit_tests
+	ctest --test-dir $(ARMHF_DIR) -L unit --output-on-failure -j $(JOBS)
+	ctest --test-dir $(ARM64_DIR) -L unit --output-on-failure -j $(JOBS)
 
 test-unit: build
 	ctest --test-dir $(HOST_DIR) -L unit --output-on-failure -j $(JOBS)

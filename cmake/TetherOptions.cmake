@@ -11,6 +11,16 @@ target_compile_options(tether_options INTERFACE
     $<BUILD_INTERFACE:$<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wshadow -Wconversion
                        -Wsign-conversion -Wnon-virtual-dtor -Wold-style-cast>>
     $<BUILD_INTERFACE:$<$<COMPILE_LANGUAGE:C>:-Wall -Wextra>>)
+# 64-bit off_t, ino_t and directory offsets on 32-bit glibc targets (armhf):
+# without it stat() and readdir() fail with EOVERFLOW on large files, large
+# inode numbers and 64-bit directory hashes (ext4 seen from qemu-user, NFS,
+# XFS), and lseek cannot pass 2 GiB of spool. No effect on 64-bit targets or
+# musl, whose off_t is always 64-bit. Only this project's own objects see
+# off_t in shared structures, so the Debian libraries' ABI is untouched.
+# time_t stays as the target's C library has it (_TIME_BITS=64 would change
+# the layout of mbedTLS's session structure against Debian 12's armhf build).
+target_compile_definitions(tether_options INTERFACE $<BUILD_INTERFACE:_FILE_OFFSET_BITS=64>)
+
 if(TETHER_WERROR)
     target_compile_options(tether_options INTERFACE $<BUILD_INTERFACE:-Werror>)
 endif()
@@ -20,6 +30,15 @@ if(TETHER_EMBEDDED)
         $<$<COMPILE_LANGUAGE:CXX>:-fno-exceptions -fno-rtti>)
     target_compile_definitions(tether_options INTERFACE TETHER_EMBEDDED=1)
 endif()
+
+# The shipped build (embedded, size-optimised): every function and object in its
+# own section, so the linker drops whatever an executable never references.
+# Link options on this interface library reach only what links it: executables
+# (static libraries are archived, not linked).
+set(tether_size_build $<OR:$<BOOL:${TETHER_EMBEDDED}>,$<CONFIG:MinSizeRel>>)
+target_compile_options(tether_options INTERFACE
+    $<${tether_size_build}:-ffunction-sections -fdata-sections>)
+target_link_options(tether_options INTERFACE $<${tether_size_build}:-Wl,--gc-sections>)
 
 if(TETHER_COVERAGE)
     target_compile_options(tether_options INTERFACE $<BUILD_INTERFACE:--coverage -O0 -g>)

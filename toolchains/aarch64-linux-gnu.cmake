@@ -15,5 +15,10 @@ set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
 set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE BOTH)
 set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 
-# ctest runs the target's test binaries under qemu-user.
-set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;/usr/aarch64-linux-gnu)
+# ctest runs the target's test binaries under qemu-user, with the multiarch
+# loader and libraries as the target system has them (/lib/ld-linux-*.so.*,
+# /usr/lib/aarch64-linux-gnu, all from the same libc6:<arch>), hence the root as
+# qemu's prefix. /usr/aarch64-linux-gnu would pair the cross package's ld.so
+# with multiarch's libc.so.6: two glibc builds whose private interfaces
+# differ, which crashes in pthread_create.
+set(CMAKE_CROSSCOMPILING_EMULATOR qemu-aarch64;-L;/)

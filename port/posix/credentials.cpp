@@ -53,7 +53,7 @@ bool TokenFileCredentials::authorization(char* out, std::size_t capacity) {
 
 TokenCommandCredentials::~TokenCommandCredentials() {
     if (child_ > 0) {
-        ::kill(-child_, SIGKILL);
+        kill_command();
         ::waitpid(child_, nullptr, 0);
     }
     if (fd_ >= 0) {
@@ -61,6 +61,16 @@ TokenCommandCredentials::~TokenCommandCredentials() {
     }
     std::memset(token_, 0, sizeof token_);
     std::memset(output_, 0, sizeof output_);
+}
+
+// The command's whole process group; the child alone when the group does not
+// exist yet (ESRCH): a posix_spawn without vfork semantics (qemu-user's
+// emulation) can return before the child's setpgid, and the kill must not
+// then be lost.
+void TokenCommandCredentials::kill_command() {
+    if (::kill(-child_, SIGKILL) != 0) {
+        ::kill(child_, SIGKILL);
+    }
 }
 
 bool TokenCommandCredentials::start() {
@@ -164,7 +174,7 @@ Status TokenCommandCredentials::fetch_now(int timeout_ms) {
         };
         if (::poll(&pfd, 1, timeout_ms) == 0) {
             // Too slow: kill it; its pipe then ends and finish() counts the failure.
-            ::kill(-child_, SIGKILL);
+            kill_command();
         }
         on_readable();
     }

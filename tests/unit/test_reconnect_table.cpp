@@ -119,7 +119,12 @@ void random_walk(const tether::ReconnectConfig& config, std::uint32_t seed, int 
             machine.restore_attempts(0);
             continue;
         } else if (pick < 80) {
-            event = tether::Event::failed(random_failure(rng), rng.below(3) == 0);
+            // Drawn in two statements: the order in which function arguments
+            // are evaluated is unspecified (GCC differs between x86-64 and
+            // ARM), and the walk must be the same on every target.
+            const bool more_addresses = rng.below(3) == 0;
+            const tether::Failure failure = random_failure(rng);
+            event = tether::Event::failed(failure, more_addresses);
         } else {
             event = tether::Event::of(static_cast<EventType>(rng.below(tether::kEventTypeCount)));
         }

@@ -85,6 +85,13 @@ std::uint64_t file_size(const std::string& path) {
     return ::stat(path.c_str(), &info) == 0 ? static_cast<std::uint64_t>(info.st_size) : 0;
 }
 
+// The size of a log the test also holds in memory (a cut position into that
+// copy). File sizes are 64-bit while std::size_t is 32-bit on armhf; a file
+// that fits in a std::string fits in a std::size_t.
+std::size_t in_memory_file_size(const std::string& path) {
+    return static_cast<std::size_t>(file_size(path));
+}
+
 // Copies a store directory (sessions/<id>/files: two levels) to `to`.
 void copy_store(const std::string& from, const std::string& to) {
     ::mkdir(to.c_str(), 0755);
@@ -774,7 +781,7 @@ TEST(SessionStore, KillDuringTheLastUplinkAppendNeverCorruptsOrInvents) {
         CHECK_EQUAL(UplinkResult::kStored, send(*store, seq));
     }
     sync();
-    const std::uint64_t synced_size = file_size(session_file(root, "uplink.log"));
+    const std::size_t synced_size = in_memory_file_size(session_file(root, "uplink.log"));
     CHECK_EQUAL(UplinkResult::kStored, send(*store, 6));
     store.reset();  // SIGKILL: the destructor writes nothing
     const std::string uplink = read_file(session_file(root, "uplink.log"));
@@ -801,7 +808,7 @@ TEST(SessionStore, KillBetweenAGapRecordAndItsDataRepairsTheHole) {
     hello(1);
     CHECK_EQUAL(UplinkResult::kStored, send(*store, 1));
     sync();
-    const std::uint64_t synced_gaps = file_size(session_file(root, "gaps.log"));
+    const std::size_t synced_gaps = in_memory_file_size(session_file(root, "gaps.log"));
     CHECK_EQUAL(GapResult::kRecorded, store->uplink_gap(kSession, 2, 10, "overflow"));
     CHECK_EQUAL(UplinkResult::kStored, send(*store, 11));
     store.reset();
@@ -833,7 +840,7 @@ TEST(SessionStore, KillDuringADownlinkAppendKeepsTheHeldMessages) {
     push("one");
     push("two");
     sync();
-    const std::uint64_t synced_size = file_size(session_file(root, "downlink.log"));
+    const std::size_t synced_size = in_memory_file_size(session_file(root, "downlink.log"));
     push("three");
     store.reset();
     const std::string downlink = read_file(session_file(root, "downlink.log"));

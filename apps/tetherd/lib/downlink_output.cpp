@@ -20,7 +20,13 @@ DownlinkOutput::~DownlinkOutput() {
         ::close(stdin_fd_);
     }
     if (child_ > 0) {
-        ::kill(-child_, SIGKILL);
+        // The group is gone (ESRCH) only if the child has not joined it yet:
+        // a posix_spawn without vfork semantics (qemu-user's emulation) can
+        // return before the child's setpgid. Kill the child itself then, or
+        // the waitpid below lasts as long as the command.
+        if (::kill(-child_, SIGKILL) != 0) {
+            ::kill(child_, SIGKILL);
+        }
         ::waitpid(child_, nullptr, 0);
     }
 }

@@ -89,8 +89,10 @@ Status StatusLed::open() {
     max_brightness_ = 1;
     std::string text;
     if (read_small_file(directory_ + "/max_brightness", &text)) {
-        const unsigned long value = std::strtoul(text.c_str(), nullptr, 10);
-        if (value > 0 && value <= 0xFFFFFFFFul) {
+        // strtoull, not strtoul: a 32-bit unsigned long saturates an
+        // out-of-range value at 0xFFFFFFFF, which would pass the range check.
+        const unsigned long long value = std::strtoull(text.c_str(), nullptr, 10);
+        if (value > 0 && value <= 0xFFFFFFFFull) {
             max_brightness_ = static_cast<std::uint32_t>(value);
         }
     }

@@ -58,6 +58,7 @@ class TokenCommandCredentials final : public CredentialsProvider {
   private:
     bool start();
     void finish();
+    void kill_command();
 
     const char* command_;
     pid_t child_ = -1;
