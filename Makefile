@@ -58,3 +58,24 @@ format-check:
 
 clean:
 	rm -rf $(BUILD)
+
+# libFuzzer targets (tests/fuzz) built with clang, ASan and UBSan in
+# $(BUILD)/fuzz; each runs FUZZ_SECONDS on a scratch copy of its seed corpus.
+# A finding fails the run and names the input (see tools/run-fuzz).
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= $(JOBS)
+
+.PHONY: fuzz fuzz-smoke fuzz-build test-asan test-valgrind
+
+fuzz-build:
+	@tools/install-deps build fuzz
+	cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_FUZZ=ON \
+		-DTETHER_BUILD_TESTS=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_DIR) -j $(JOBS)
+
+fuzz: fuzz-build
+	tools/run-fuzz $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_JOBS)
+
+fuzz-smoke: fuzz-build
+	tools/run-fuzz $(FUZZ_DIR) 5 $(FUZZ_JOBS)
