@@ -79,3 +79,23 @@ fuzz: fuzz-build
 
 fuzz-smoke: fuzz-build
 	tools/run-fuzz $(FUZZ_DIR) 5 $(FUZZ_JOBS)
+
+# The whole suite (unit + integration) built with gcc's ASan and UBSan in
+# $(BUILD)/asan; any report aborts the process that made it. Reports from
+# every process, the daemons the integration tests start included, also go to
+# $(ASAN_DIR)/sanitizer-logs, and one there fails the run even when the test
+# that started the process did not notice.
+ASAN_DIR := $(BUILD)/asan
+SANITIZER_LOGS := $(abspath $(ASAN_DIR))/sanitizer-logs
+
+test-asan: deps
+	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DTETHER_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	rm -rf $(SANITIZER_LOGS) && mkdir -p $(SANITIZER_LOGS)
+	ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$(SANITIZER_LOGS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SANITIZER_LOGS)/ubsan \
+		ctest --test-dir $(ASAN_DIR) --output-on-failure -j $(JOBS)
+	@if [ -n "$$(ls -A $(SANITIZER_LOGS))" ]; then \
+		echo "test-asan: sanitizer reports in $(SANITIZER_LOGS):" >&2; \
+		head -n 40 $(SANITIZER_LOGS)/* >&2; exit 1; fi
+	@echo "test-asan: no sanitizer report"

@@ -199,7 +199,9 @@ TEST(Spool, JournalIsLittleEndianRecordsAfterTheHeaderBlock) {
     const Bytes expected_header = {'M', 1, 1, 0, 3, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1};
     CHECK(Bytes(bytes.begin() + at, bytes.begin() + at + 16) == expected_header);
     const std::uint32_t crc = tether::crc32(data, 3, tether::crc32(&bytes[at], 16));
-    UNSIGNED_LONGS_EQUAL(crc, bytes[at + 16] | bytes[at + 17] << 8 | bytes[at + 18] << 16 |
+    UNSIGNED_LONGS_EQUAL(crc, static_cast<std::uint32_t>(bytes[at + 16]) |
+                                  static_cast<std::uint32_t>(bytes[at + 17]) << 8 |
+                                  static_cast<std::uint32_t>(bytes[at + 18]) << 16 |
                                   static_cast<std::uint32_t>(bytes[at + 19]) << 24);
     CHECK(Bytes(bytes.begin() + at + 20, bytes.begin() + at + 23) == Bytes(data, data + 3));
     CHECK(Bytes(bytes.begin() + at + 23, bytes.end()) == Bytes(Spool::kRecordOverhead, 0));
