@@ -99,3 +99,22 @@ test-asan: deps
 		echo "test-asan: sanitizer reports in $(SANITIZER_LOGS):" >&2; \
 		head -n 40 $(SANITIZER_LOGS)/* >&2; exit 1; fi
 	@echo "test-asan: no sanitizer report"
+
+# The unit suite under valgrind's memcheck. CppUTest's replacement new and
+# delete are switched off for the run (TETHER_UNIT_UNDER_VALGRIND, see
+# tests/support/main.cpp): valgrind tracks the heap itself. CppUTest's library
+# still pairs its malloc-backed operator new with the C++ runtime's delete,
+# which valgrind would report as mismatched, hence --show-mismatched-frees=no.
+# nouserintercepts leaves the test binary's own malloc (AllocationCounter,
+# tests/support/alloc_counter.cpp) in place; it forwards to the C library's,
+# which valgrind does replace, so the allocation-counting tests still count.
+VALGRIND_DIR := $(BUILD)/valgrind
+
+test-valgrind: deps
+	@tools/install-deps integration
+	cmake -S . -B $(VALGRIND_DIR) -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake --build $(VALGRIND_DIR) -j $(JOBS) --target tether_unit_tests
+	TETHER_UNIT_UNDER_VALGRIND=1 valgrind --leak-check=full --error-exitcode=1 \
+		--show-mismatched-frees=no --errors-for-leak-kinds=definite,indirect,possible \
+		--soname-synonyms=somalloc=nouserintercepts \
+		$(VALGRIND_DIR)/tests/tether_unit_tests
