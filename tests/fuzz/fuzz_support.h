@@ -9,6 +9,7 @@
 #include <cstring>
 #include <vector>
 
+#include "tether/crc32.h"
 #include "tether/storage.h"
 
 namespace tether::fuzz {
@@ -42,6 +43,28 @@ inline std::uint32_t take_seed(const std::uint8_t** data, std::size_t* size) {
     return seed;
 }
 
+/// Little-endian helpers for the CRC repair below.
+inline std::uint32_t load_u32(const std::uint8_t* p) {
+    return static_cast<std::uint32_t>(p[0]) | static_cast<std::uint32_t>(p[1]) << 8 |
+           static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
+}
+inline void store_u32(std::uint8_t* p, std::uint32_t value) {
+    for (int i = 0; i < 4; ++i) {
+        p[i] = static_cast<std::uint8_t>(value >> (8 * i));
+    }
+}
+
+/// Rewrites the CRC-32 at `crc_offset` of a `size`-byte block to cover bytes
+/// [0, crc_offset), when the block lies wholly inside `bytes`. Random mutations
+/// almost never keep a CRC valid; repairing it lets them reach the checks
+/// behind it.
+inline void repair_block_crc(std::vector<std::uint8_t>* bytes, std::size_t at, std::size_t size,
+                             std::size_t crc_offset) {
+    if (bytes->size() >= at + size) {
+        store_u32(bytes->data() + at + crc_offset, crc32(bytes->data() + at, crc_offset));
+    }
+}
+
 /// A store holding the fuzz input, growing on writes up to `limit` bytes.
 class MemoryStorage final : public Storage {
   public:
@@ -69,6 +92,7 @@ class MemoryStorage final : public Storage {
         return Status::kOk;
     }
     Status sync() override { return Status::kOk; }
+    std::vector<std::uint8_t>* bytes() { return &bytes_; }
 
   private:
     std::vector<std::uint8_t> bytes_;
