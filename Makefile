@@ -35,7 +35,7 @@ build-embedded: deps
 # The embedded (no exceptions, no RTTI) unit suite, the coverage floor and the
 # ARM unit suites run first; the full host suite runs last so its ctest summary
 # ends the output.
-test: deps format-check build-embedded coverage test-cross build
+test: deps format-check build-embedded coverage test-cross test-asan fuzz-smoke build
 	ctest --test-dir $(EMBEDDED_DIR) -L unit --output-on-failure -j $(JOBS)
 	ctest --test-dir $(HOST_DIR) --output-on-failure -j $(JOBS)
 
@@ -118,3 +118,63 @@ SOAK_SECONDS ?= 3600
 soak: deps build
 	/usr/bin/python3 tests/fault/run_faults.py --build-dir $(HOST_DIR) \
 		--duration $(SOAK_SECONDS) --min-rate 1000 $(if $(SOAK_SEED),--seed $(SOAK_SEED))
+
+# libFuzzer targets (tests/fuzz) built with clang, ASan and UBSan in
+# $(BUILD)/fuzz; each runs FUZZ_SECONDS on a scratch copy of its seed corpus.
+# A finding fails the run and names the input (see tools/run-fuzz).
+FUZZ_DIR := $(BUILD)/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= $(JOBS)
+
+.PHONY: fuzz fuzz-smoke fuzz-build test-asan test-valgrind
+
+fuzz-build:
+	@tools/install-deps build fuzz
+	cmake -S . -B $(FUZZ_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_FUZZ=ON \
+		-DTETHER_BUILD_TESTS=OFF -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 $(CMAKE_FLAGS)
+	cmake --build $(FUZZ_DIR) -j $(JOBS)
+
+fuzz: fuzz-build
+	tools/run-fuzz $(FUZZ_DIR) $(FUZZ_SECONDS) $(FUZZ_JOBS)
+
+fuzz-smoke: fuzz-build
+	tools/run-fuzz $(FUZZ_DIR) 5 $(FUZZ_JOBS)
+
+# The whole suite (unit + integration) built with gcc's ASan and UBSan in
+# $(BUILD)/asan; any report aborts the process that made it. Reports from
+# every process, the daemons the integration tests start included, also go to
+# $(ASAN_DIR)/sanitizer-logs, and one there fails the run even when the test
+# that started the process did not notice.
+ASAN_DIR := $(BUILD)/asan
+SANITIZER_LOGS := $(abspath $(ASAN_DIR))/sanitizer-logs
+
+test-asan: deps
+	cmake -S . -B $(ASAN_DIR) -DCMAKE_BUILD_TYPE=Debug -DTETHER_SANITIZE=ON $(CMAKE_FLAGS)
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	rm -rf $(SANITIZER_LOGS) && mkdir -p $(SANITIZER_LOGS)
+	ASAN_OPTIONS=detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1:check_initialization_order=1:log_path=$(SANITIZER_LOGS)/asan \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(SANITIZER_LOGS)/ubsan \
+		ctest --test-dir $(ASAN_DIR) --output-on-failure -j $(JOBS) -E '^integration[.]faults[.]' 
+	@if [ -n "$$(ls -A $(SANITIZER_LOGS))" ]; then \
+		echo "test-asan: sanitizer reports in $(SANITIZER_LOGS):" >&2; \
+		head -n 40 $(SANITIZER_LOGS)/* >&2; exit 1; fi
+	@echo "test-asan: no sanitizer report"
+
+# The unit suite under valgrind's memcheck. CppUTest's replacement new and
+# delete are switched off for the run (TETHER_UNIT_UNDER_VALGRIND, see
+# tests/support/main.cpp): valgrind tracks the heap itself. CppUTest's library
+# still pairs its malloc-backed operator new with the C++ runtime's delete,
+# which valgrind would report as mismatched, hence --show-mismatched-frees=no.
+# nouserintercepts leaves the test binary's own malloc (AllocationCounter,
+# tests/support/alloc_counter.cpp) in place; it forwards to the C library's,
+# which valgrind does replace, so the allocation-counting tests still count.
+VALGRIND_DIR := $(BUILD)/valgrind
+
+test-valgrind: deps
+	@tools/install-deps integration
+	cmake -S . -B $(VALGRIND_DIR) -DCMAKE_BUILD_TYPE=Debug $(CMAKE_FLAGS)
+	cmake --build $(VALGRIND_DIR) -j $(JOBS) --target tether_unit_tests
+	TETHER_UNIT_UNDER_VALGRIND=1 valgrind --leak-check=full --error-exitcode=1 \
+		--show-mismatched-frees=no --errors-for-leak-kinds=definite,indirect,possible \
+		--soname-synonyms=somalloc=nouserintercepts \
+		$(VALGRIND_DIR)/tests/tether_unit_tests

@@ -243,7 +243,6 @@ class Spool {
     bool synced_once_ = false;
     TimeMs last_sync_ = 0;
     std::uint64_t highest_seq_ = 0;
-    std::uint64_t last_message_seq_ = 0;
     std::uint64_t acked_through_ = 0;
     std::uint32_t live_offset_ = 0;        // every record before it is dead
     std::uint64_t live_offset_acked_ = 0;  // acked_through_ when live_offset_ was advanced

@@ -328,7 +328,11 @@ void Outbox::renumber(std::uint64_t first_seq) {
     std::size_t offset = head_;
     for (std::size_t i = 0; i < entry_count_; ++i) {
         write_u64(base_ + offset + kSeqField, first_seq + i);
-        offset = following(offset);
+        // Step only towards an entry that exists: past the newest one lies
+        // storage never written, whose bytes skip_padding() would read.
+        if (i + 1 < entry_count_) {
+            offset = following(offset);
+        }
     }
     next_seq_ = first_seq + entry_count_;
     gap_count_ = 0;  // dropped ranges named the old seqs

@@ -85,8 +85,14 @@ std::uint16_t tag_of(std::uint32_t generation) {
     return static_cast<std::uint16_t>(generation & 0xFFFFu);
 }
 
+// The generation after `generation`. 0 marks a slot as invalid, so the count
+// wraps from 0xFFFFFFFF to 1 (a store can carry any generation it was given).
+std::uint32_t next_generation(std::uint32_t generation) {
+    return generation == 0xFFFFFFFFu ? 1u : generation + 1u;
+}
+
 // True when generation `a` was written after `b`; the signed difference makes
-// the (unreachable in practice) wrap harmless.
+// the wrap harmless.
 bool is_newer(std::uint32_t a, std::uint32_t b) {
     return static_cast<std::int32_t>(a - b) > 0;
 }
@@ -638,7 +644,7 @@ Status Spool::compact_for(std::size_t reserve) {
     }
 
     // Pass 2: copy, resealing each record for the new generation.
-    const std::uint32_t new_generation = generation_ + 1;
+    const std::uint32_t new_generation = next_generation(generation_);
     const auto new_region = static_cast<std::uint8_t>(1 - active_region_);
     const std::uint16_t new_tag = tag_of(new_generation);
     Cursor copy;

@@ -1,6 +1,7 @@
 // Counts heap allocations made by anything in the process (our code, wslay,
 // mbedTLS, libstdc++) while a scope is alive. The test binary interposes
 // malloc and friends, so nothing can allocate behind the counter's back.
+// Under TETHER_SANITIZE the sanitizer allocator's hook counts instead.
 #pragma once
 
 #include <cstddef>

@@ -44,7 +44,8 @@ TEST(Credentials, TokenFileGivesItsFirstLineAsABearerToken) {
 TEST(Credentials, TokenFileMissingEmptyOrTooLongGivesNothing) {
     tether::test::TempDir dir;
     char header[16];
-    TokenFileCredentials missing((dir.path() + "/absent").c_str());
+    const std::string absent = dir.path() + "/absent";  // the path must outlive the credentials
+    TokenFileCredentials missing(absent.c_str());
     CHECK_FALSE(missing.authorization(header, sizeof header));
     const std::string empty = dir.write_file("empty", "\n");
     TokenFileCredentials blank(empty.c_str());

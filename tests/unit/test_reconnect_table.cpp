@@ -24,7 +24,7 @@ namespace {
 std::string render_states(std::uint16_t states) {
     std::string text;
     for (std::size_t i = 0; i < tether::kLinkStateCount; ++i) {
-        if ((states >> i) & 1u) {
+        if (((static_cast<unsigned>(states) >> i) & 1u) != 0u) {
             text += text.empty() ? "" : ", ";
             text += tether::to_string(static_cast<LinkState>(i));
         }

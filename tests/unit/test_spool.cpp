@@ -199,7 +199,9 @@ TEST(Spool, JournalIsLittleEndianRecordsAfterTheHeaderBlock) {
     const Bytes expected_header = {'M', 1, 1, 0, 3, 0, 0, 0, 8, 7, 6, 5, 4, 3, 2, 1};
     CHECK(Bytes(bytes.begin() + at, bytes.begin() + at + 16) == expected_header);
     const std::uint32_t crc = tether::crc32(data, 3, tether::crc32(&bytes[at], 16));
-    UNSIGNED_LONGS_EQUAL(crc, bytes[at + 16] | bytes[at + 17] << 8 | bytes[at + 18] << 16 |
+    UNSIGNED_LONGS_EQUAL(crc, static_cast<std::uint32_t>(bytes[at + 16]) |
+                                  static_cast<std::uint32_t>(bytes[at + 17]) << 8 |
+                                  static_cast<std::uint32_t>(bytes[at + 18]) << 16 |
                                   static_cast<std::uint32_t>(bytes[at + 19]) << 24);
     CHECK(Bytes(bytes.begin() + at + 20, bytes.begin() + at + 23) == Bytes(data, data + 3));
     CHECK(Bytes(bytes.begin() + at + 23, bytes.end()) == Bytes(Spool::kRecordOverhead, 0));
@@ -709,4 +711,60 @@ TEST(Spool, FailedHeaderSyncIsCommittedBeforeAnythingElse) {
         UNSIGNED_LONGS_EQUAL(generations[outcome], reopened.report.generation);
         check_replayed(reopened.replayed, outcome == 2 ? 12 : 11, outcome == 0 ? 30 : 31);
     }
+}
+
+namespace {
+
+void put_le32(Bytes* bytes, std::size_t at, std::uint32_t value) {
+    for (std::size_t i = 0; i < 4; ++i) {
+        (*bytes)[at + i] = static_cast<std::uint8_t>(value >> (8 * i));
+    }
+}
+
+// Rewrites a store whose active generation lives in header slot 0 and region
+// 0 as if it were generation `generation`: the slot's field and CRC, and every
+// record's tag and CRC (layout: include/tether/spool.h).
+void restamp_generation(Bytes* bytes, std::uint32_t generation) {
+    put_le32(bytes, 8, generation);
+    put_le32(bytes, 60, tether::crc32(bytes->data(), 60));
+    std::size_t at = Spool::kHeaderBlockSize;
+    while (at + Spool::kRecordOverhead <= bytes->size() && (*bytes)[at] != 0) {
+        const std::size_t length = static_cast<std::size_t>((*bytes)[at + 4]) |
+                                   static_cast<std::size_t>((*bytes)[at + 5]) << 8;
+        (*bytes)[at + 2] = static_cast<std::uint8_t>(generation);
+        (*bytes)[at + 3] = static_cast<std::uint8_t>(generation >> 8);
+        std::uint8_t* record = bytes->data() + at;
+        put_le32(bytes, at + 16,
+                 tether::crc32(record + Spool::kRecordOverhead, length, tether::crc32(record, 16)));
+        at += Spool::kRecordOverhead + length;
+    }
+}
+
+}  // namespace
+
+// Found by fuzz_spool_recover: compacting out of generation 0xFFFFFFFF wrote
+// generation 0, which marks a header slot invalid, so after a restart the
+// spool fell back to the older slot and lost what the new region held.
+TEST(Spool, GenerationWrapsFromMaximumToOneAndKeepsTheMessages) {
+    const SpoolConfig config = small_config();
+    prepare(storage, config, 5, 2);
+    Bytes bytes = storage.contents();
+    restamp_generation(&bytes, 0xFFFFFFFFu);
+    storage.set_contents(bytes);
+    {
+        Opened opened(storage, config);
+        CHECK_EQUAL(Status::kOk, opened.recover());
+        CHECK_FALSE(opened.report.damaged);
+        UNSIGNED_LONGS_EQUAL(0xFFFFFFFFu, opened.report.generation);
+        check_replayed(opened.replayed, 3, 5);
+        CHECK_EQUAL(Status::kOk, opened.spool.compact());
+        CHECK_EQUAL(Status::kOk, opened.append(6));
+        CHECK_EQUAL(Status::kOk, opened.spool.sync());
+    }
+    Opened reopened(storage, config);
+    CHECK_EQUAL(Status::kOk, reopened.recover());
+    CHECK_FALSE(reopened.report.damaged);
+    CHECK_FALSE(reopened.report.fresh);
+    UNSIGNED_LONGS_EQUAL(1, reopened.report.generation);
+    check_replayed(reopened.replayed, 3, 6);
 }

@@ -1,0 +1,30 @@
+// tether.v1 messages: the input as a control message (JSON text), as a binary
+// DATA/ACK message, and as a close reason carrying retry-after.
+#include <cstddef>
+#include <cstdint>
+
+#include "tether/net/tether_v1.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    using namespace tether::net::v1;
+    Control control{};
+    if (parse_control(data, size, &control) == V1Status::kOk) {
+        char out[1024];
+        std::size_t length = 0;
+        if (control.type == ControlType::kHello) {
+            (void)write_hello(control.hello, out, sizeof out, &length);
+        } else if (control.type == ControlType::kGap) {
+            (void)write_gap(control.gap, out, sizeof out, &length);
+        } else if (control.type == ControlType::kError) {
+            (void)write_error(control.error, out, sizeof out, &length);
+        }
+        if (length > sizeof out) {
+            __builtin_trap();
+        }
+    }
+    BinaryMessage message{};
+    (void)decode_binary(data, size, &message);
+    std::uint32_t seconds = 0;
+    (void)parse_retry_after_reason(data, size, &seconds);
+    return 0;
+}
