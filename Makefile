@@ -32,9 +32,10 @@ build-embedded: deps
 	cmake -S . -B $(EMBEDDED_DIR) -DCMAKE_BUILD_TYPE=MinSizeRel -DTETHER_EMBEDDED=ON $(CMAKE_FLAGS)
 	cmake --build $(EMBEDDED_DIR) -j $(JOBS)
 
-# The embedded (no exceptions, no RTTI) unit suite, the coverage floor and the
-# ARM unit suites run first; the full host suite runs last so its ctest summary
-# ends the output.
+# The embedded (no exceptions, no RTTI) unit suite, the coverage floor, the
+# ARM unit suites under qemu, the whole suite under ASan+UBSan and a short fuzz
+# run come first; the full host suite runs last so its ctest summary ends the
+# output.
 test: deps format-check build-embedded coverage test-cross test-asan fuzz-smoke build
 	ctest --test-dir $(EMBEDDED_DIR) -L unit --output-on-failure -j $(JOBS)
 	ctest --test-dir $(HOST_DIR) --output-on-failure -j $(JOBS)
