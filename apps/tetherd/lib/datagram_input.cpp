@@ -50,7 +50,7 @@ Status DatagramInput::bind(const char* path, mode_t mode) {
         return Status::kIoError;
     }
     // The mode applies to the path (fchmod on a socket does not), so it is
-    // set after bind; until then the umask keeps it no wider than asked.
+    // set after bind; in between the path has the permissions the umask allows.
     if (::chmod(path, mode) != 0) {
         const int saved = errno;
         ::close(fd);
