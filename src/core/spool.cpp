@@ -33,6 +33,8 @@
 // or bit rot.
 #include "tether/spool.h"
 
+#include "little_endian.h"
+
 #include <cstring>
 
 #include "tether/crc32.h"
@@ -62,24 +64,6 @@ constexpr std::size_t kRecordCrcOffset = 16;
 
 static_assert(Spool::kHeaderBlockSize == 2 * kSlotSize, "two slots make the header block");
 static_assert(Spool::kRecordOverhead == kRecordCrcOffset + 4, "the CRC ends the record header");
-
-void put_le(std::uint8_t* out, std::uint64_t value, std::size_t size) {
-    for (std::size_t i = 0; i < size; ++i) {
-        out[i] = static_cast<std::uint8_t>(value >> (8 * i));
-    }
-}
-
-std::uint64_t get_le(const std::uint8_t* in, std::size_t size) {
-    std::uint64_t value = 0;
-    for (std::size_t i = 0; i < size; ++i) {
-        value |= static_cast<std::uint64_t>(in[i]) << (8 * i);
-    }
-    return value;
-}
-
-std::uint32_t get_le32(const std::uint8_t* in) {
-    return static_cast<std::uint32_t>(get_le(in, 4));
-}
 
 std::uint16_t tag_of(std::uint32_t generation) {
     return static_cast<std::uint16_t>(generation & 0xFFFFu);

@@ -1,5 +1,7 @@
 #include "tether/state_record.h"
 
+#include "little_endian.h"
+
 #include "tether/crc32.h"
 
 namespace tether {
@@ -47,24 +49,6 @@ static_assert(kCrcOffset + 4 == StateRecord::kSlotSize, "the CRC ends the slot")
 static_assert(kPayloadEnd <= kCrcOffset, "the payload must not overlap the CRC");
 
 using Slot = std::uint8_t[StateRecord::kSlotSize];
-
-void put_le(std::uint8_t* out, std::uint64_t value, std::size_t size) {
-    for (std::size_t i = 0; i < size; ++i) {
-        out[i] = static_cast<std::uint8_t>(value >> (8 * i));
-    }
-}
-
-std::uint64_t get_le(const std::uint8_t* in, std::size_t size) {
-    std::uint64_t value = 0;
-    for (std::size_t i = 0; i < size; ++i) {
-        value |= static_cast<std::uint64_t>(in[i]) << (8 * i);
-    }
-    return value;
-}
-
-std::uint32_t get_le32(const std::uint8_t* in) {
-    return static_cast<std::uint32_t>(get_le(in, 4));
-}
 
 void encode(const PersistentState& state, std::uint32_t generation, Slot out) {
     for (std::size_t i = 0; i < StateRecord::kSlotSize; ++i) {
