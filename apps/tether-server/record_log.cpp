@@ -137,6 +137,15 @@ void encode_record(std::uint64_t key, const std::uint8_t* body, std::size_t size
     put_u32(out, record_crc(out->data() + start, body, size));
 }
 
+// Records in a buffer of whole encoded records.
+static std::uint64_t count_records(const std::vector<std::uint8_t>& encoded) {
+    std::uint64_t count = 0;
+    for (std::size_t at = 0; at + kRecordOverhead <= encoded.size(); ++count) {
+        at += kRecordOverhead + get_u32(encoded.data() + at + 8);
+    }
+    return count;
+}
+
 bool write_all_at(int fd, const std::uint8_t* data, std::size_t size, std::uint64_t offset) {
     std::size_t done = 0;
     while (done < size) {
@@ -205,6 +214,10 @@ Status RecordLog::open(const std::string& path, std::size_t max_body, const Reco
     return Status::kOk;
 }
 
+void RecordLog::set_write_buffer(std::size_t bytes) {
+    write_buffer_ = bytes;  // pending_ grows to it on first use and keeps its capacity
+}
+
 Status RecordLog::append(std::uint64_t key, const std::uint8_t* body, std::size_t size) {
     if (fd_ < 0) {
         return Status::kInvalidArgument;
@@ -215,19 +228,38 @@ Status RecordLog::append(std::uint64_t key, const std::uint8_t* body, std::size_
     if (broken_) {
         return Status::kIoError;
     }
-    std::vector<std::uint8_t> record;
-    record.reserve(kRecordOverhead + size);
-    encode_record(key, body, size, &record);
-    if (!write_all_at(fd_, record.data(), record.size(), end_)) {
-        // Cut the partial record off; a later append must start at end_.
+    encode_record(key, body, size, &pending_);
+    ++records_;
+    dirty_ = true;
+    return pending_.size() >= write_buffer_ ? write_pending() : Status::kOk;
+}
+
+Status RecordLog::flush() {
+    if (fd_ < 0) {
+        return Status::kInvalidArgument;
+    }
+    if (broken_) {
+        return Status::kIoError;
+    }
+    return write_pending();
+}
+
+Status RecordLog::write_pending() {
+    if (pending_.empty()) {
+        return Status::kOk;
+    }
+    const bool written = write_all_at(fd_, pending_.data(), pending_.size(), end_);
+    if (!written) {
+        // Cut the partial batch off; a later append must start at end_.
+        records_ -= count_records(pending_);
+        pending_.clear();
         if (::ftruncate(fd_, static_cast<off_t>(end_)) != 0) {
             broken_ = true;
         }
         return Status::kIoError;
     }
-    end_ += record.size();
-    ++records_;
-    dirty_ = true;
+    end_ += pending_.size();
+    pending_.clear();
     return Status::kOk;
 }
 
@@ -241,6 +273,9 @@ Status RecordLog::sync() {
     if (!dirty_) {
         return Status::kOk;
     }
+    if (write_pending() != Status::kOk) {
+        return Status::kIoError;
+    }
     if (::fsync(fd_) != 0) {
         // After a failed fsync the page cache may already have dropped the
         // dirty pages: retrying would report success for lost data.
@@ -253,6 +288,9 @@ Status RecordLog::sync() {
 
 void RecordLog::close() {
     if (fd_ >= 0) {
+        if (!broken_) {
+            (void)write_pending();  // as a write-through log would have had them
+        }
         ::close(fd_);
         fd_ = -1;
     }

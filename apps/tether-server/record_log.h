@@ -10,9 +10,11 @@
 // CRC; open() truncates the file there (a crash in the middle of an append
 // leaves exactly such a tail) and never reads past it.
 //
-// Appends reach the file at once but are durable only after sync(). A failed
-// append is cut back off the file so a later append never follows a partial
-// record; if even that fails the log is marked broken and refuses appends.
+// Appends reach the file at once (or, with a write buffer, at the latest at
+// the next flush(), sync() or close()) but are durable only after sync(). A
+// failed write is cut back off the file so a later append never follows a
+// partial record; if even that fails the log is marked broken and refuses
+// appends.
 #pragma once
 
 #include <cstddef>
@@ -55,22 +57,35 @@ class RecordLog {
     Status open(const std::string& path, std::size_t max_body, const RecordVisitor& visitor,
                 std::uint64_t* truncated_bytes = nullptr);
 
+    /// Collect appends in memory and write them in one pwrite() once `bytes`
+    /// are pending (and at flush(), sync() and close()): one system call per
+    /// batch instead of one per record, for the uplink log that takes every
+    /// message. 0 (the default) writes each record at once.
+    void set_write_buffer(std::size_t bytes);
+
     /// Appends one record. kOk; kInvalidArgument when not open; kTooLarge when
     /// the body is above max_body; kIoError when the write failed (the
     /// partial record is removed; if that fails too the log refuses appends).
+    /// With a write buffer, a failed write of the batch drops every record
+    /// of that batch (none of them was synced, so none was acknowledged).
     Status append(std::uint64_t key, const std::uint8_t* body, std::size_t size);
 
-    /// fsync when something was appended since the last sync. kOk, kIoError
-    /// (the log then refuses appends: what reached the disk is unknown).
+    /// Writes the buffered records. kOk, kIoError as for append().
+    Status flush();
+
+    /// Writes the buffered records and fsyncs when something was appended
+    /// since the last sync. kOk, kIoError (the log then refuses appends: what
+    /// reached the disk is unknown).
     Status sync();
 
-    /// Closes the file (without syncing).
+    /// Writes the buffered records and closes the file (without syncing).
     void close();
 
     bool is_open() const { return fd_ >= 0; }
     bool broken() const { return broken_; }
     bool dirty() const { return dirty_; }
-    std::uint64_t size_bytes() const { return end_; }
+    /// Bytes in the log, buffered records included.
+    std::uint64_t size_bytes() const { return end_ + pending_.size(); }
     std::uint64_t records() const { return records_; }
     const std::string& path() const { return path_; }
 
@@ -86,11 +101,15 @@ class RecordLog {
     static Status replace(const std::string& path, const std::vector<RecordView>& records);
 
   private:
+    Status write_pending();
+
     int fd_ = -1;
     std::string path_;
     std::size_t max_body_ = 0;
-    std::uint64_t end_ = 0;
+    std::uint64_t end_ = 0;  // of the file: where pending_ goes
     std::uint64_t records_ = 0;
+    std::vector<std::uint8_t> pending_;  // encoded records not yet written
+    std::size_t write_buffer_ = 0;
     bool dirty_ = false;
     bool broken_ = false;
 };

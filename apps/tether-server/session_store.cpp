@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <deque>
 
 #include "record_log.h"
@@ -32,6 +33,9 @@ constexpr std::size_t kMaxGapBody = 8 + kMaxReason;
 constexpr std::uint64_t kMinDeadToCompact = 32;
 
 constexpr const char* kUplinkFile = "/uplink.log";
+// Uplink records are written in batches of this size (and at every sync,
+// which the ACK waits for): one pwrite per batch, not per message.
+constexpr std::size_t kUplinkWriteBuffer = 16 * 1024;
 constexpr const char* kGapsFile = "/gaps.log";
 constexpr const char* kDownlinkFile = "/downlink.log";
 constexpr const char* kMetaFile = "/meta";
@@ -171,12 +175,23 @@ SessionStore::SessionStore(StoreOptions options) : options_(options) {}
 SessionStore::~SessionStore() = default;
 
 SessionFiles* SessionStore::find(std::string_view session) const {
+    // Every uplink message names its session: the last one found is
+    // remembered by the exact text asked for (sessions are never removed
+    // while the store is open, only all at once by clear()).
+    if (last_found_ != nullptr && session == std::string_view(last_asked_, kUuidLength)) {
+        return last_found_;
+    }
     char key[kUuidLength + 1];
     if (!session_key(session, key)) {
         return nullptr;
     }
     const auto found = sessions_.find(std::string_view(key, kUuidLength));
-    return found == sessions_.end() ? nullptr : found->second.get();
+    if (found == sessions_.end()) {
+        return nullptr;
+    }
+    std::memcpy(last_asked_, session.data(), kUuidLength);
+    last_found_ = found->second.get();
+    return last_found_;
 }
 
 void SessionStore::mark_dirty(SessionFiles* files) {
@@ -214,6 +229,7 @@ Status SessionStore::open(const std::string& directory) {
         const Status loaded = load_session(id);
         if (loaded != Status::kOk) {
             sessions_.clear();
+            last_found_ = nullptr;
             dirty_.clear();
             return loaded;
         }
@@ -223,6 +239,7 @@ Status SessionStore::open(const std::string& directory) {
     // any repair) durable before promising anything.
     if (!sync_filesystem(sessions_directory)) {
         sessions_.clear();
+        last_found_ = nullptr;
         dirty_.clear();
         return Status::kIoError;
     }
@@ -318,6 +335,7 @@ Status SessionStore::load_session(const std::string& id) {
     if (opened != Status::kOk) {
         return opened;
     }
+    s.uplink.set_write_buffer(kUplinkWriteBuffer);
     while (gap_index < gaps.size()) {
         if (gaps[gap_index].first > expect) {
             holes.push_back(GapRecord{expect, gaps[gap_index].first - 1, kReasonUnreported});
@@ -391,6 +409,7 @@ Status SessionStore::create_session(const std::string& id, SessionFiles** out) {
         !write_meta(files.get()) || !sync_directory(directory_ + "/sessions")) {
         return Status::kIoError;
     }
+    files->uplink.set_write_buffer(kUplinkWriteBuffer);
     *out = files.get();
     sessions_.emplace(id, std::move(files));
     return Status::kOk;

@@ -226,6 +226,7 @@ class SessionStore {
     /// Makes every append since the last sync durable (fsync of each changed
     /// log, meta rewritten if changed). On kOk, `acks` (when not null) is
     /// replaced by the sessions whose acknowledgeable seq moved. kIoError when
+    /// a write (uplink records are written in batches, at the latest here) or
     /// an fsync failed: nothing may be acknowledged, the store refuses changes.
     Status sync(std::vector<AckUpdate>* acks);
 
@@ -273,6 +274,8 @@ class SessionStore {
     bool open_ = false;
     bool failed_ = false;
     std::map<std::string, std::unique_ptr<SessionFiles>, std::less<>> sessions_;
+    mutable SessionFiles* last_found_ = nullptr;  // find()'s one-entry cache
+    mutable char last_asked_[36] = {};
     std::vector<SessionFiles*> dirty_;  ///< sessions with changes since the last sync
 };
 

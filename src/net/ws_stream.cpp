@@ -1,15 +1,14 @@
-// WebSocket frames over a Transport, through wslay's frame API, for either
-// role: a client masks what it sends and refuses masked input, a server the
-// reverse (wslay unmasks received payloads itself).
+// WebSocket frames over a Transport, for either role: a client masks what it
+// sends and refuses masked input, a server the reverse. wslay's frame API
+// decodes (and unmasks) what arrives; frames sent are encoded here.
 //
 // Output: tx_[tx_begin_, tx_end_) holds encoded frames not yet written.
-// queue_frame() computes the whole frame size first and makes room for it
-// (compacting the written prefix away only when the tail lacks room), so
-// wslay's send callback can always accept everything it is given and
-// wslay_frame_send() never stops half way through a frame. Mask keys come
-// from mask_pool_, refilled kWsMaskPoolSize bytes at a time; the pool is
-// refilled before wslay is called, so the genmask callback cannot fail and an
-// entropy failure leaves nothing queued.
+// queue_frame() computes the whole frame size first, makes room for it
+// (compacting the written prefix away only when the tail lacks room) and
+// writes header and masked payload in place, so a frame is either queued
+// whole or not at all. Mask keys come from mask_pool_, refilled
+// kWsMaskPoolSize bytes at a time before anything is written, so an entropy
+// failure leaves nothing queued.
 //
 // Input: transport -> stage_ (one read of up to kWsStagingSize bytes, also
 // used by read_handshake so bytes after the 101 response stay there) ->
@@ -78,6 +77,34 @@ std::size_t header_size(std::uint64_t payload_length, bool masked) {
     return masked ? size + kMaskSize : size;
 }
 
+// out[i] = in[i] ^ key[(phase + i) % 4], eight bytes at a time: the key
+// repeated over a 64-bit word is byte-order independent when built and
+// applied through memcpy.
+void mask_payload(std::uint8_t* out, const std::uint8_t* in, std::size_t size,
+                  const std::uint8_t* key, std::size_t phase) {
+    if (size == 0) {
+        return;
+    }
+    // key[(phase + i) % 4] for i in 0..7 is keys[phase % 4 + i].
+    std::uint8_t keys[3 * kMaskSize];
+    std::memcpy(keys, key, kMaskSize);
+    std::memcpy(keys + kMaskSize, key, kMaskSize);
+    std::memcpy(keys + 2 * kMaskSize, key, kMaskSize);
+    const std::uint8_t* pattern = keys + phase % kMaskSize;
+    std::uint64_t word_key = 0;
+    std::memcpy(&word_key, pattern, sizeof word_key);
+    std::size_t i = 0;
+    for (; i + 8 <= size; i += 8) {
+        std::uint64_t word = 0;
+        std::memcpy(&word, in + i, sizeof word);
+        word ^= word_key;
+        std::memcpy(out + i, &word, sizeof word);
+    }
+    for (std::size_t j = 0; i < size; ++i, ++j) {
+        out[i] = static_cast<std::uint8_t>(in[i] ^ pattern[j]);
+    }
+}
+
 bool is_control(std::uint8_t opcode) {
     return (opcode & 0x8u) != 0;
 }
@@ -92,13 +119,8 @@ bool close_code_allowed(std::uint16_t code) {
 }  // namespace
 
 struct WsStreamCallbacks {
-    // Always accepts everything: queue_frame() made room for the whole frame.
-    static ssize_t send(const std::uint8_t* data, std::size_t size, int /*flags*/, void* user) {
-        WsStream& stream = *static_cast<WsStream*>(user);
-        std::memcpy(stream.tx_ + stream.tx_end_, data, size);
-        stream.tx_end_ += size;
-        return static_cast<ssize_t>(size);
-    }
+    // Never called: frames are encoded by queue_frame(), not wslay_frame_send().
+    static ssize_t send(const std::uint8_t*, std::size_t, int, void*) { return -1; }
 
     static ssize_t recv(std::uint8_t* out, std::size_t size, int /*flags*/, void* user) {
         WsStream& stream = *static_cast<WsStream*>(user);
@@ -122,16 +144,8 @@ struct WsStreamCallbacks {
         return static_cast<ssize_t>(taken);
     }
 
-    // ensure_mask() ran just before wslay_frame_send(), so a key is there.
-    static int genmask(std::uint8_t* out, std::size_t size, void* user) {
-        WsStream& stream = *static_cast<WsStream*>(user);
-        if (size > kWsMaskPoolSize - stream.mask_next_) {
-            return -1;
-        }
-        std::memcpy(out, stream.mask_pool_ + stream.mask_next_, size);
-        stream.mask_next_ += size;
-        return 0;
-    }
+    // Never called, as send() above.
+    static int genmask(std::uint8_t*, std::size_t, void*) { return -1; }
 };
 
 WsStream::WsStream(const WsStreamConfig& config, std::uint8_t* rx, std::size_t rx_capacity,
@@ -238,15 +252,18 @@ bool WsStream::check_queue_preconditions() {
     return true;
 }
 
-// A frame whose payload comes in two pieces is handed to wslay in two
-// calls: the first writes the header (payload_length is the total) and the
-// first piece, the second continues the same frame (wslay keeps the mask
-// offset), so neither piece is copied anywhere but into tx_.
+// Frames are encoded here rather than by wslay_frame_send(), which masks a
+// byte at a time (about 11 instructions a byte, three quarters of the cost
+// of a 100-byte message). The header and the masked payload are written
+// straight into tx_; a payload given in two pieces (a protocol header and the
+// application's bytes) is masked piece by piece, continuing the key's phase,
+// so neither piece is copied anywhere but into tx_.
 bool WsStream::queue_frame(WsOpcode opcode, const std::uint8_t* payload, std::size_t size,
                            const std::uint8_t* tail, std::size_t tail_size) {
     const bool masked = !config_.server;
     const std::size_t total = size + tail_size;
-    if (!make_room(header_size(total, masked) + total)) {
+    const std::size_t header = header_size(total, masked);
+    if (!make_room(header + total)) {
         last_error_ = WsStatus::kOk;
         return false;
     }
@@ -254,27 +271,41 @@ bool WsStream::queue_frame(WsOpcode opcode, const std::uint8_t* payload, std::si
         last_error_ = WsStatus::kEntropyFailure;
         return false;
     }
-    wslay_frame_iocb frame{};
-    frame.fin = 1;
-    frame.opcode = static_cast<std::uint8_t>(opcode);
-    frame.mask = masked ? 1 : 0;
-    frame.payload_length = total;
-    frame.data = payload;
-    frame.data_length = size;
-    const std::size_t frame_start = tx_end_;
-    ssize_t sent = wslay_frame_send(context_of(frame_context_), &frame);
-    bool whole = sent >= 0 && static_cast<std::size_t>(sent) == size;
-    if (whole && tail_size != 0) {
-        frame.data = tail;
-        frame.data_length = tail_size;
-        sent = wslay_frame_send(context_of(frame_context_), &frame);
-        whole = sent >= 0 && static_cast<std::size_t>(sent) == tail_size;
+    std::uint8_t* out = tx_ + tx_end_;
+    out[0] = static_cast<std::uint8_t>(0x80u | static_cast<std::uint8_t>(opcode));
+    const std::uint8_t mask_bit = masked ? 0x80u : 0x00u;
+    std::size_t at = 2;
+    if (total < 126u) {
+        out[1] = static_cast<std::uint8_t>(mask_bit | total);
+    } else if (total < 65536u) {
+        out[1] = static_cast<std::uint8_t>(mask_bit | 126u);
+        out[2] = static_cast<std::uint8_t>(total >> 8);
+        out[3] = static_cast<std::uint8_t>(total);
+        at = 4;
+    } else {
+        out[1] = static_cast<std::uint8_t>(mask_bit | 127u);
+        const std::uint64_t length = total;
+        for (std::size_t i = 0; i < 8; ++i) {
+            out[2 + i] = static_cast<std::uint8_t>(length >> (56 - 8 * i));
+        }
+        at = 10;
     }
-    if (!whole) {
-        tx_end_ = frame_start;  // unreachable with an accepting callback; keep the buffer whole
-        last_error_ = WsStatus::kProtocolError;
-        return false;
+    if (masked) {
+        const std::uint8_t* key = mask_pool_ + mask_next_;
+        mask_next_ += kMaskSize;
+        std::memcpy(out + at, key, kMaskSize);
+        at += kMaskSize;
+        mask_payload(out + at, payload, size, key, 0);
+        mask_payload(out + at + size, tail, tail_size, key, size);
+    } else {
+        if (size != 0) {
+            std::memcpy(out + at, payload, size);
+        }
+        if (tail_size != 0) {
+            std::memcpy(out + at + size, tail, tail_size);
+        }
     }
+    tx_end_ += at + total;
     ++counters_.frames_sent;
     last_error_ = WsStatus::kOk;
     return true;

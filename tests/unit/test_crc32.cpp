@@ -63,3 +63,34 @@ TEST(Crc32, DetectsEverySingleBitFlip) {
     }
     UNSIGNED_LONGS_EQUAL(clean, tether::crc32(data, sizeof data));
 }
+
+namespace {
+
+// The definition, one bit at a time: what the table-driven code must equal.
+std::uint32_t crc_bitwise(const std::uint8_t* data, std::size_t size) {
+    std::uint32_t reg = 0xFFFFFFFFu;
+    for (std::size_t i = 0; i < size; ++i) {
+        reg ^= data[i];
+        for (int bit = 0; bit < 8; ++bit) {
+            reg = (reg & 1u) != 0 ? (reg >> 1) ^ 0xEDB88320u : reg >> 1;
+        }
+    }
+    return ~reg;
+}
+
+}  // namespace
+
+TEST(Crc32, EqualsTheBitwiseDefinitionAtEveryLengthAndAlignment) {
+    std::uint8_t data[96];
+    std::uint32_t state = 12345u;
+    for (auto& byte : data) {
+        state = state * 1103515245u + 12345u;
+        byte = static_cast<std::uint8_t>(state >> 24);
+    }
+    for (std::size_t offset = 0; offset < 8; ++offset) {
+        for (std::size_t size = 0; offset + size <= sizeof data; ++size) {
+            UNSIGNED_LONGS_EQUAL(crc_bitwise(data + offset, size),
+                                 tether::crc32(data + offset, size));
+        }
+    }
+}

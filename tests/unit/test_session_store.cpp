@@ -309,6 +309,59 @@ TEST(RecordLog, FailedAppendIsCutOffAndShortWritesComplete) {
     UNSIGNED_LONGS_EQUAL(2, seen.size());
 }
 
+TEST(RecordLog, BufferedAppendsReachTheFileAtTheThresholdFlushSyncAndClose) {
+    const std::size_t record = tether::server::kRecordOverhead + 3;
+    RecordLog log;
+    CHECK_EQUAL(Status::kOk, log.open(path, 64, collect()));
+    log.set_write_buffer(2 * record);
+    CHECK_EQUAL(Status::kOk, log.append(1, bytes("one"), 3));
+    UNSIGNED_LONGS_EQUAL(0, file_size(path));
+    UNSIGNED_LONGS_EQUAL(record, log.size_bytes());
+    CHECK_EQUAL(Status::kOk, log.append(2, bytes("two"), 3));  // the threshold: written
+    UNSIGNED_LONGS_EQUAL(2 * record, file_size(path));
+    CHECK_EQUAL(Status::kOk, log.append(3, bytes("tri"), 3));
+    CHECK_EQUAL(Status::kOk, log.flush());
+    UNSIGNED_LONGS_EQUAL(3 * record, file_size(path));
+    CHECK_EQUAL(Status::kOk, log.append(4, bytes("for"), 3));
+    CHECK_EQUAL(Status::kOk, log.sync());
+    UNSIGNED_LONGS_EQUAL(4 * record, file_size(path));
+    CHECK_FALSE(log.dirty());
+    CHECK_EQUAL(Status::kOk, log.append(5, bytes("fiv"), 3));
+    log.close();
+    UNSIGNED_LONGS_EQUAL(5 * record, file_size(path));
+    RecordLog again;
+    CHECK_EQUAL(Status::kOk, again.open(path, 64, collect()));
+    UNSIGNED_LONGS_EQUAL(5, seen.size());
+    UNSIGNED_LONGS_EQUAL(5, seen[4].first);
+}
+
+TEST(RecordLog, FailedBatchWriteDropsTheBatchAndTheFileStaysWhole) {
+    const std::size_t record = tether::server::kRecordOverhead + 3;
+    RecordLog log;
+    CHECK_EQUAL(Status::kOk, log.open(path, 64, collect()));
+    log.set_write_buffer(1024);
+    CHECK_EQUAL(Status::kOk, log.append(1, bytes("one"), 3));
+    CHECK_EQUAL(Status::kOk, log.flush());
+    CHECK_EQUAL(Status::kOk, log.append(2, bytes("two"), 3));
+    CHECK_EQUAL(Status::kOk, log.append(3, bytes("tri"), 3));
+    UNSIGNED_LONGS_EQUAL(3, log.records());
+    {
+        SyscallFaults faults;
+        faults.fail(Syscall::kPwrite, ENOSPC);
+        CHECK_EQUAL(Status::kIoError, log.sync());
+    }
+    CHECK_FALSE(log.broken());
+    UNSIGNED_LONGS_EQUAL(1, log.records());
+    UNSIGNED_LONGS_EQUAL(record, file_size(path));
+    UNSIGNED_LONGS_EQUAL(record, log.size_bytes());
+    CHECK_EQUAL(Status::kOk, log.append(2, bytes("two"), 3));
+    CHECK_EQUAL(Status::kOk, log.sync());
+    log.close();
+    RecordLog again;
+    CHECK_EQUAL(Status::kOk, again.open(path, 64, collect()));
+    UNSIGNED_LONGS_EQUAL(2, seen.size());
+}
+
 TEST(RecordLog, FailedFsyncBreaksTheLog) {
     RecordLog log;
     CHECK_EQUAL(Status::kOk, log.open(path, 64, collect()));
@@ -988,7 +1041,12 @@ TEST(SessionStore, FailedWritesAreReportedAndNothingIsAcknowledged) {
     {
         SyscallFaults faults;
         faults.fail(Syscall::kPwrite, ENOSPC);
-        CHECK_EQUAL(UplinkResult::kIoError, send(*store, 1));
+        // Uplink records are written in batches: the failure comes with the
+        // sync the ACK waits for, so nothing is acknowledged either way.
+        CHECK_EQUAL(UplinkResult::kStored, send(*store, 1));
+        std::vector<tether::server::AckUpdate> acks;
+        CHECK_EQUAL(Status::kIoError, store->sync(&acks));
+        CHECK_TRUE(acks.empty());
     }
     CHECK_EQUAL(Status::kIoError, store->downlink_acked(kSession, 1));
     reopen();
