@@ -231,6 +231,30 @@ TEST(WsStreamSend, BinaryOf256BytesUsesSixteenBitLength) {
     }
 }
 
+TEST(WsStreamSend, EveryLengthAndSplitIsMaskedWithTheKeyInPhase) {
+    const std::uint8_t key[4] = {0x37, 0xfa, 0x21, 0x3d};
+    const Bytes all = pattern(300);
+    for (std::size_t prefix_size = 0; prefix_size <= 11; ++prefix_size) {
+        for (std::size_t size = 0; prefix_size + size <= 300; size += size < 40 ? 1 : 37) {
+            Rig rig(WsStreamConfig{}, 1024, 1024, 0x37fa213du);
+            CHECK_TRUE(rig.stream.queue_message_parts(WsOpcode::kBinary, all.data(), prefix_size,
+                                                      all.data() + prefix_size, size));
+            CHECK_EQUAL(WsStatus::kOk, rig.stream.flush().status);
+            const Bytes& out = rig.transport.output();
+            const std::size_t total = prefix_size + size;
+            const std::size_t header = total < 126 ? 6 : 8;
+            UNSIGNED_LONGS_EQUAL(header + total, out.size());
+            for (std::size_t i = 0; i < total; ++i) {
+                if (out[header + i] != (all[i] ^ key[i % 4])) {
+                    FAIL(("prefix " + std::to_string(prefix_size) + " size " +
+                          std::to_string(size) + ": byte " + std::to_string(i) + " differs")
+                             .c_str());
+                }
+            }
+        }
+    }
+}
+
 TEST(WsStreamSend, BinaryOf64KiBUsesSixtyFourBitLength) {
     Rig rig;
     const Bytes payload = pattern(65536);
