@@ -111,6 +111,24 @@ class Watcher final : public tether::ClientListener {
     bool failed = false;
 };
 
+// Where the resident memory is, for the benchmark's notes: anonymous pages
+// are this process's own, file pages are shared libraries' code and data.
+void print_memory() {
+    std::FILE* rollup = std::fopen("/proc/self/smaps_rollup", "r");
+    if (rollup == nullptr) {
+        return;
+    }
+    char line[256];
+    unsigned long rss = 0;
+    unsigned long anonymous = 0;
+    while (std::fgets(line, sizeof line, rollup) != nullptr) {
+        std::sscanf(line, "Rss: %lu kB", &rss);
+        std::sscanf(line, "Anonymous: %lu kB", &anonymous);
+    }
+    std::fclose(rollup);
+    std::printf("rss_kib=%lu anonymous_kib=%lu\n", rss, anonymous);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -187,5 +205,6 @@ int main(int argc, char** argv) {
     std::printf("sent=%lu elapsed_us=%llu polls=%llu\n", sent,
                 static_cast<unsigned long long>(finished_us - watcher.online_at_us),
                 static_cast<unsigned long long>(loop.polls()));
+    print_memory();
     return 0;
 }
