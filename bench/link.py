@@ -29,7 +29,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402  (puts tests/integration on sys.path)
 import harness  # noqa: E402
-import resume_harness  # noqa: E402
 
 TOKEN = "bench-link-token"
 DEVICE = "bench-link"
@@ -367,6 +366,16 @@ def report(a_runs, b_run, c_runs, smoke):
                            sil[1], ",".join(reasons)))
         for t in late:
             console.append("link: LATE detection: %r" % t)
+    over = max(t["silence_ms"] - run["interval_ms"] - run["timeout_ms"]
+               for run in a_runs for t in run["trials"])
+    md += [""] + ["Per trial, %d + %d ms: detection %s ms; silence %s ms." % (
+        run["interval_ms"], run["timeout_ms"],
+        ", ".join("%.0f" % t["detect_ms"] for t in run["trials"]),
+        ", ".join("%.0f" % t["silence_ms"] for t in run["trials"])) for run in a_runs]
+    md += ["", "Silence exceeds interval + timeout by at most %.1f ms: the core counts whole "
+           "milliseconds (port::monotonic_now() truncates) and poll() waits whole "
+           "milliseconds, so each of the two deadlines (ping due, pong due) fires up to about "
+           "1 ms late." % over]
     md += ["", "Installing the rule took %.1f ms (median `nft -f` run). After the rule is "
            "removed the device is back once its current connect attempt (connect timeout "
            "500 ms) or backoff wait (100..400 ms, no jitter) ends." % common.median(
