@@ -375,7 +375,8 @@ def report(a_runs, b_run, c_runs, smoke):
     md += ["", "Silence exceeds interval + timeout by at most %.1f ms: the core counts whole "
            "milliseconds (port::monotonic_now() truncates) and poll() waits whole "
            "milliseconds, so each of the two deadlines (ping due, pong due) fires up to about "
-           "1 ms late." % over]
+           "1 ms late; anything beyond that is the scheduler waking the process late on a "
+           "busy machine (the check allows %d ms)." % (over, DETECTION_SLACK_MS)]
     md += ["", "Installing the rule took %.1f ms (median `nft -f` run). After the rule is "
            "removed the device is back once its current connect attempt (connect timeout "
            "500 ms) or backoff wait (100..400 ms, no jitter) ends." % common.median(
