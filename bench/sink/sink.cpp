@@ -546,11 +546,12 @@ void Sink::finish_control(Connection& c) {
         fail(c, "one-byte close payload");
         return;
     } else {
-        c.close_code = static_cast<uint16_t>((c.control[0] << 8) | c.control[1]);
-        if (!valid_close_code(c.close_code)) {
+        auto code = static_cast<uint16_t>((c.control[0] << 8) | c.control[1]);
+        if (!valid_close_code(code)) {
             fail(c, "invalid close code");
             return;
         }
+        c.close_code = code;
         uint8_t echo[2] = {c.control[0], c.control[1]};
         send_frame(c, kOpClose, echo, 2);
     }
