@@ -46,9 +46,9 @@ SMOKE = {"counts": [2000], "runs": 1, "instr_n": 500, "script_instr_n": 200,
 def tether_clients(build_dir):
     binary = os.path.join(build_dir, "bench", "tether", "tether-bench-tether")
     available = os.path.exists(binary)
-    libraries = [lib for lib in (_shared_library(binary, name) for name in
-                                 ("libwslay", "libmbedtls", "libmbedx509", "libmbedcrypto"))
-                 if lib] if available else []
+    # The WebSocket code: the binary (libtether is linked in) and wslay. TLS
+    # (mbedTLS) is left out as OpenSSL is for libwebsockets.
+    libraries = [lib for lib in [_shared_library(binary, "libwslay")] if lib] if available else []
     plain = {
         "name": "tether", "label": "tether (plain WebSocket)", "target": "sink",
         "command": lambda host, port, count: [binary, "--host", host, "--port", str(port),
@@ -111,7 +111,7 @@ class Targets:
         self.server = resume_harness.Server(build_dir, self.store_dir, tokens).start()
 
     def port(self, client):
-        return self.sink.port if client["target"] == "sink" else self.server.port
+        return self.sink.port if client.get("target", "sink") == "sink" else self.server.port
 
     def close(self):
         self.sink.stop()
@@ -127,11 +127,25 @@ def last_fields(text, key):
     return {}
 
 
-def one_run(client, targets, count, env=None, wrapper=()):
+def one_run(client, targets, count, env=None, wrapper=(), work_dir=None):
     cmd = list(wrapper) + client["command"]("127.0.0.1", targets.port(client), count)
-    measured = common.run_measured(cmd, timeout=900, env=env).check()
-    reported = last_fields(measured.stdout, "sent")
-    if client["target"] == "sink":
+    if work_dir is None:
+        measured = common.run_measured(cmd, timeout=900, env=env).check()
+        return measured, _elapsed(client, targets, count, measured)
+    # Peak RSS through GNU time: ru_maxrss of a child forked from Python
+    # keeps the Python image it had before exec; time(1) forks from itself.
+    rss_file = os.path.join(work_dir, "time.out")
+    measured = common.run_measured(["/usr/bin/time", "-f", "maxrss_kib=%M", "-o", rss_file] +
+                                   cmd, timeout=900, env=env).check()
+    with open(rss_file) as f:
+        measured.max_rss_kib = int(last_fields(f.read(), "maxrss_kib")["maxrss_kib"])
+    return measured, _elapsed(client, targets, count, measured)
+
+
+def _elapsed(client, targets, count, measured):
+    reported = dict(last_fields(measured.stdout, "anonymous_kib"),
+                    **last_fields(measured.stdout, "sent"))
+    if client.get("target", "sink") == "sink":
         conn = peers.read_conn_line(targets.sink, timeout=30)
         if int(conn["messages"]) != count or int(conn["close_code"]) != 1000:
             raise harness.HarnessError("%s: the sink saw %s" % (client["name"], conn))
@@ -140,7 +154,7 @@ def one_run(client, targets, count, env=None, wrapper=()):
         if int(reported.get("sent", -1)) != count:
             raise harness.HarnessError("%s: reported %s" % (client["name"], reported))
         elapsed_us = int(reported["elapsed_us"])
-    return measured, elapsed_us, reported
+    return elapsed_us, reported
 
 
 def marginal(measure, n):
@@ -154,7 +168,7 @@ def marginal(measure, n):
 
 def callgrind_instructions(client, targets, count, work_dir):
     out = os.path.join(work_dir, "callgrind.%s.%d" % (client["name"], count))
-    measured, _, _ = one_run(client, targets, count, wrapper=[
+    measured, _ = one_run(client, targets, count, wrapper=[
         "valgrind", "--tool=callgrind", "--callgrind-out-file=" + out + ".%p"])
     match = re.findall(r"Collected : (\d+)", measured.stderr)
     if not match:
@@ -195,7 +209,8 @@ def measure_client(client, targets, sizes, build_dir, work_dir, log):
     for count in sizes["counts"]:
         runs = []
         for _ in range(sizes["runs"]):
-            measured, elapsed_us, reported = one_run(client, targets, count)
+            measured, (elapsed_us, reported) = one_run(client, targets, count,
+                                                       work_dir=work_dir)
             runs.append((count / (elapsed_us / 1e6), measured, reported))
         runs.sort(key=lambda run: run[0])
         rate, measured, reported = runs[len(runs) // 2]
@@ -232,7 +247,10 @@ def fmt_rate(value):
 
 
 def ratio(a, b):
-    return "%.1f×" % (a / b) if a and b else "—"
+    if not a or not b:
+        return "—"
+    value = a / b
+    return "%.1f×" % value if value >= 0.95 else "%.3f×" % value
 
 
 def run(build_dir, work_dir, docs_dir, smoke=False):
@@ -349,10 +367,10 @@ def run(build_dir, work_dir, docs_dir, smoke=False):
         "heap, so their malloc counts understate what they allocate." % sizes["syscall_n"],
         "- peak RSS: ru_maxrss of the median run, shared libraries' resident pages included "
         "(libc alone is about 1.4 MiB of it on this machine).",
-        "- code: .text + .data of the client's binary and the shared libraries that do the "
-        "WebSocket and TLS work (tether: the binary with libtether linked in, wslay, mbedTLS; "
-        "libwebsockets: the sender and libwebsockets.so, not OpenSSL); for Python and Node, "
-        "their source files, not the interpreter.", "",
+        "- code: .text + .data of the client's binary and its WebSocket library (tether: the "
+        "binary with libtether linked in, and wslay; libwebsockets: the sender and "
+        "libwebsockets.so); the TLS library is left out of both (mbedTLS, OpenSSL). For Python "
+        "and Node: their source files, not the interpreter.", "",
         "All runs, N = %s:" % ", ".join(format(n, ",") for n in sizes["counts"]), "",
         "\n".join(small_rows), "",
         "```", "\n".join(commands), "```", ""])
