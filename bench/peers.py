@@ -114,7 +114,8 @@ def node_ws_version():
 def prepare_node(source_dir=common.SOURCE_DIR):
     """Installs the Node sender's dependencies (npm ci) unless node_modules exists.
 
-    Returns (True, "") when bench/peers/node/node_modules is ready, else
+    Reaches the npm registry (only when node_modules is missing). Returns
+    (True, "") when bench/peers/node/node_modules is ready, else
     (False, reason): node or npm missing, or npm ci failing (the registry
     unreachable, say).
     """
@@ -266,6 +267,35 @@ def parse_sent_line(stdout):
         return {"sent": int(fields["sent"]), "elapsed_us": int(fields["elapsed_us"])}
     except (KeyError, ValueError):
         raise harness.HarnessError("sender's last line is not sent=N elapsed_us=T: %r" % lines[-1])
+
+
+def alloc_count_library(build_dir):
+    """The LD_PRELOAD allocation counter (bench/alloc_count.c)."""
+    return _binary(build_dir, "libtether-bench-alloc-count.so")
+
+
+def alloc_count_env(build_dir, out_path, base_env=None):
+    """An environment that counts the heap allocations of a sender into out_path.
+
+    Each process (and every child it starts) appends `pid=P allocs=N bytes=B`
+    at exit. Python's small-object allocator and V8's heap do not go through
+    malloc: set PYTHONMALLOC=malloc in base_env to see every Python object.
+    """
+    env = dict(os.environ if base_env is None else base_env)
+    env["LD_PRELOAD"] = alloc_count_library(build_dir)
+    env["TETHER_ALLOC_COUNT_FILE"] = out_path
+    return env
+
+
+def read_alloc_counts(out_path):
+    """[{"pid", "allocs", "bytes"} as ints] from a TETHER_ALLOC_COUNT_FILE."""
+    entries = []
+    with open(out_path) as lines:
+        for line in lines:
+            if line.strip():
+                fields = harness.parse_logfmt(line)
+                entries.append({key: int(fields[key]) for key in ("pid", "allocs", "bytes")})
+    return entries
 
 
 def _main():

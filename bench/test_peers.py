@@ -348,21 +348,53 @@ class Senders(unittest.TestCase):
 
 class AllocCount(unittest.TestCase):
     def test_counts_a_process_allocations_into_the_named_file(self):
-        library = os.path.join(BUILD_DIR, "bench", "libtether-bench-alloc-count.so")
         tmp = harness.TempDir("alloc-count")
         out = tmp.path("allocs.txt")
-        env = dict(os.environ, LD_PRELOAD=library, TETHER_ALLOC_COUNT_FILE=out)
+        env = peers.alloc_count_env(BUILD_DIR, out)
         script = "import threading\nx=[bytearray(1000) for _ in range(1000)]\n" \
                  "t=[threading.Thread(target=lambda: [bytearray(5000) for _ in range(500)]) " \
                  "for _ in range(4)]\n[a.start() for a in t]\n[a.join() for a in t]\n"
         result = harness.run([peers.PYTHON, "-c", script], env=env, timeout=30)
         self.assertEqual(result.returncode, 0, result)
-        with open(out) as lines:
-            entries = [harness.parse_logfmt(line) for line in lines]
+        entries = peers.read_alloc_counts(out)
         self.assertEqual(len(entries), 1)
-        self.assertGreaterEqual(int(entries[0]["allocs"]), 1000 + 4 * 500)
-        self.assertGreaterEqual(int(entries[0]["bytes"]), 1000 * 1000 + 4 * 500 * 5000)
+        self.assertGreater(entries[0]["pid"], 0)
+        self.assertGreaterEqual(entries[0]["allocs"], 1000 + 4 * 500)
+        self.assertGreaterEqual(entries[0]["bytes"], 1000 * 1000 + 4 * 500 * 5000)
 
+    def test_counts_every_allocation_function(self):
+        # The same script calls each function once or twice through ctypes
+        # (prepared up front, plain int arguments): the counts of the two
+        # runs differ by exactly one round of calls and its bytes.
+        tmp = harness.TempDir("alloc-count-functions")
+        script = """import ctypes, sys
+libc = ctypes.CDLL(None)
+size, vp, pp = ctypes.c_size_t, ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p)
+calls = []
+for name, argtypes, args in (
+        ("malloc", [size], (100001,)), ("calloc", [size, size], (3, 100000)),
+        ("realloc", [vp, size], (None, 100003)), ("memalign", [size, size], (64, 100004)),
+        ("aligned_alloc", [size, size], (64, 100032)), ("valloc", [size], (100006,)),
+        ("pvalloc", [size], (100008,)),
+        ("posix_memalign", [pp, size, size], (ctypes.byref(vp()), 64, 100007))):
+    function = getattr(libc, name)
+    function.argtypes = argtypes
+    function.restype = vp
+    calls.append((function, args))
+for _ in range(int(sys.argv[1])):
+    for function, args in calls:
+        function(*args)
+"""
+        counts = []
+        for rounds in ("1", "2"):
+            out = tmp.path("allocs-%s.txt" % rounds)
+            env = peers.alloc_count_env(BUILD_DIR, out)
+            result = harness.run([peers.PYTHON, "-c", script, rounds], env=env, timeout=30)
+            self.assertEqual(result.returncode, 0, result)
+            counts.append(peers.read_alloc_counts(out)[0])
+        expected_bytes = 100001 + 300000 + 100003 + 100004 + 100032 + 100006 + 100008 + 100007
+        self.assertEqual(counts[1]["allocs"] - counts[0]["allocs"], 8)
+        self.assertEqual(counts[1]["bytes"] - counts[0]["bytes"], expected_bytes)
 
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]] + UNITTEST_ARGV, verbosity=2)
