@@ -16,13 +16,13 @@ cross_configure = cmake -S . -B $(1) -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/toolchains
 SOURCES = $(shell git ls-files --cached --others --exclude-standard \
                 '*.cpp' '*.h' 2>/dev/null)
 
-.PHONY: all deps build build-embedded test test-unit coverage format format-check clean demo \
+.PHONY: all deps build build-embedded test test-unit coverage format format-check clean demo bench \
 	deb footprint soak cross-deps cross-armhf cross-arm64 test-cross
 
 all: build
 
 deps:
-	@tools/install-deps test coverage format integration faults package
+	@tools/install-deps test coverage format integration faults package bench
 
 build: deps
 	cmake -S . -B $(HOST_DIR) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS)
@@ -39,6 +39,13 @@ build-embedded: deps
 test: deps format-check build-embedded coverage test-cross test-asan fuzz-smoke build
 	ctest --test-dir $(EMBEDDED_DIR) -L unit --output-on-failure -j $(JOBS)
 	ctest --test-dir $(HOST_DIR) --output-on-failure -j $(JOBS)
+
+# tether side by side with libwebsockets, Python websockets, Node ws and a
+# raw-socket bound; link figures; the reconnect storm. Prints the ratios and
+# writes docs/BENCHMARKS.md and the storm plots (see tools/bench). About 15
+# minutes; `ctest -R bench.smoke` runs the same harness with tiny sizes.
+bench: deps build
+	/usr/bin/python3 tools/bench --build-dir $(HOST_DIR) --docs-dir docs
 
 # The main job: tetherd and tether-server on this machine through every fault,
 # ending with a tally read from the server's store (see tools/demo).

@@ -37,7 +37,7 @@ import resume_harness  # noqa: E402
 
 TOKEN = "bench-token"
 
-FULL = {"counts": [200000, 1000000], "runs": 5, "instr_n": 20000, "script_instr_n": 5000,
+FULL = {"counts": [200000, 1000000], "runs": 3, "instr_n": 20000, "script_instr_n": 5000,
         "syscall_n": 20000, "alloc_n": 20000}
 SMOKE = {"counts": [2000], "runs": 1, "instr_n": 500, "script_instr_n": 200,
          "syscall_n": 500, "alloc_n": 500}
