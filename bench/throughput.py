@@ -365,8 +365,13 @@ def run(build_dir, work_dir, docs_dir, smoke=False):
         "LD_PRELOAD counter of malloc, calloc, realloc and the aligned allocators, "
         "bench/alloc_count.c). Python's small objects come from its own pools and V8's from its "
         "heap, so their malloc counts understate what they allocate." % sizes["syscall_n"],
-        "- peak RSS: ru_maxrss of the median run, shared libraries' resident pages included "
-        "(libc alone is about 1.4 MiB of it on this machine).",
+        "- peak RSS: ru_maxrss of the median run (through time(1)), shared libraries' resident "
+        "pages included. The raw sender, a small C program, peaks at %.1f MiB here: that is "
+        "the floor for a dynamically linked process on this machine (libc's pages alone are "
+        "about 1.4 MiB). tether's own memory is its anonymous pages, %.1f MiB: the 256 KiB "
+        "outbox, the receive and transmit buffers and the heap of the C library and mbedTLS." % (
+            by_name["raw"]["rates"][big]["rss_kib"] / 1024,
+            (tether["rates"][big]["anonymous_kib"] or 0) / 1024),
         "- code: .text + .data of the client's binary and its WebSocket library (tether: the "
         "binary with libtether linked in, and wslay; libwebsockets: the sender and "
         "libwebsockets.so); the TLS library is left out of both (mbedTLS, OpenSSL). For Python "
