@@ -48,7 +48,7 @@ def tether_clients(build_dir):
     available = os.path.exists(binary)
     # The WebSocket code: the binary (libtether is linked in) and wslay. TLS
     # (mbedTLS) is left out as OpenSSL is for libwebsockets.
-    libraries = [lib for lib in [_shared_library(binary, "libwslay")] if lib] if available else []
+    libraries = [lib for lib in [peers._shared_library(binary, "libwslay")] if lib] if available else []
     plain = {
         "name": "tether", "label": "tether (plain WebSocket)", "target": "sink",
         "command": lambda host, port, count: [binary, "--host", host, "--port", str(port),
@@ -63,22 +63,9 @@ def tether_clients(build_dir):
                                               "--count", str(count), "--tether-v1",
                                               "--token", TOKEN],
         "binary_paths": [binary] + libraries +
-        [lib for lib in [_shared_library(binary, "libcjson")] if lib] if available else [],
+        [lib for lib in [peers._shared_library(binary, "libcjson")] if lib] if available else [],
     })
     return [plain, v1]
-
-
-def _shared_library(binary, fragment):
-    try:
-        output = subprocess.run(["ldd", binary], capture_output=True, text=True,
-                                timeout=10).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    for line in output.splitlines():
-        match = re.match(r"\s*(\S+)\s+=>\s+(\S+)", line)
-        if match and fragment in match.group(1):
-            return os.path.realpath(match.group(2))
-    return None
 
 
 def code_bytes(paths):
