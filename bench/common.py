@@ -5,7 +5,6 @@ Every figure is measured on this machine in the same run as the figures it is
 compared with; nothing here compares against stored numbers."""
 
 import os
-import resource
 import statistics
 import subprocess
 import sys

@@ -158,9 +158,6 @@ bool close_code_allowed(std::uint16_t code) {
 }  // namespace
 
 struct WsStreamCallbacks {
-    // Never called: frames are encoded by queue_frame(), not wslay_frame_send().
-    static ssize_t send(const std::uint8_t*, std::size_t, int, void*) { return -1; }
-
     static ssize_t recv(std::uint8_t* out, std::size_t size, int /*flags*/, void* user) {
         WsStream& stream = *static_cast<WsStream*>(user);
         if (stream.stage_begin_ == stream.stage_end_) {
@@ -182,9 +179,6 @@ struct WsStreamCallbacks {
         stream.context_fed_ += taken;
         return static_cast<ssize_t>(taken);
     }
-
-    // Never called, as send() above.
-    static int genmask(std::uint8_t*, std::size_t, void*) { return -1; }
 };
 
 WsStream::WsStream(const WsStreamConfig& config, std::uint8_t* rx, std::size_t rx_capacity,
@@ -212,8 +206,9 @@ bool WsStream::ensure_context() {
         frame_context_ = nullptr;
     }
     if (frame_context_ == nullptr) {
-        const wslay_frame_callbacks callbacks = {WsStreamCallbacks::send, WsStreamCallbacks::recv,
-                                                 WsStreamCallbacks::genmask};
+        // Only decoding goes through wslay: without wslay_frame_send() it
+        // never calls send or genmask.
+        const wslay_frame_callbacks callbacks = {nullptr, WsStreamCallbacks::recv, nullptr};
         wslay_frame_context_ptr context = nullptr;
         if (wslay_frame_context_init(&context, &callbacks, this) != 0) {
             return false;
