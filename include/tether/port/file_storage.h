@@ -27,9 +27,18 @@ class FileStorage final : public Storage {
                 std::size_t* read_size) override;
     Status write(std::uint32_t offset, const std::uint8_t* data, std::size_t size) override;
     Status sync() override;
+    /// errno of the last failed read, write or sync (ENOSPC, EROFS, EIO...).
+    int last_error() const override { return last_error_; }
 
   private:
+    Status read_file(std::uint32_t offset, std::uint8_t* out, std::size_t size,
+                     std::size_t* read_size);
+    Status write_file(std::uint32_t offset, const std::uint8_t* data, std::size_t size);
+    Status sync_file();
+    Status remember(Status status);
+
     int fd_ = -1;
+    int last_error_ = 0;
 };
 
 }  // namespace tether::port
