@@ -69,4 +69,16 @@ class PollLoop {
     std::uint64_t polls_ = 0;
 };
 
+/// A PollLoop with its own storage for up to `Clients` Pollables.
+template <std::size_t Clients>
+class FixedPollLoop final : public PollLoop {
+  public:
+    FixedPollLoop() : PollLoop(clients_, Clients, fds_, sizeof fds_ / sizeof fds_[0]) {}
+    explicit FixedPollLoop(Pollable* first) : FixedPollLoop() { (void)add(first); }
+
+  private:
+    Pollable* clients_[Clients] = {};
+    struct pollfd fds_[Clients * Pollable::kMaxPollRequests + kMaxWatches] = {};
+};
+
 }  // namespace tether::port
