@@ -34,26 +34,29 @@ void print(const char* kind, const char* name, std::size_t bytes) {
 
 int main() {
     using namespace tether;
-    const daemon::DaemonConfig config;
+    daemon::DaemonConfig config;
+    config.spool.enabled = true;  // the largest default footprint
     const std::size_t max_message = config.outbox.max_message_size;
+    port::PosixLinkSettings settings;
+    daemon::to_link_settings(config, &settings);
+    const DurableLinkSizes sizes = DurableLinkSizes::for_config(settings.link);
 
-    print("buffer", "outbox", config.outbox.size_bytes);
-    print("buffer", "rx", max_message + 16);
-    print("buffer", "tx", max_message + 64 * 1024);
-    print("buffer", "spool", max_message + Spool::kRecordOverhead + 64 * 1024);
+    print("buffer", "outbox", sizes.outbox);
+    print("buffer", "rx", sizes.rx);
+    print("buffer", "tx", sizes.tx);
+    print("buffer", "spool", sizes.spool);
     print("buffer", "datagram_input", max_message);
     print("buffer", "downlink_queue", max_message * 4 + 4096);
 
-    print("object", "tether::Client", sizeof(Client));
-    print("object", "tether::port::TlsContext", sizeof(port::TlsContext));
+    // The link's owners hold the rest by value: DurableLink the Client, the
+    // Spool and the StateRecord; PosixLink the Entropy, the TlsContext, the
+    // resolver and both FileStorages. The transport and the credentials are
+    // separate allocations.
+    print("object", "tether::DurableLink", sizeof(DurableLink));
+    print("object", "tether::port::PosixLink", sizeof(port::PosixLink));
     print("object", "tether::port::PosixTransport", sizeof(port::PosixTransport));
-    print("object", "tether::port::PosixResolver", sizeof(port::PosixResolver));
-    print("object", "tether::port::Entropy", sizeof(port::Entropy));
-    print("object", "tether::port::FileStorage x2", 2 * sizeof(port::FileStorage));
-    print("object", "tether::port::PollLoop", sizeof(port::PollLoop));
     print("object", "tether::port::TokenFileCredentials", sizeof(port::TokenFileCredentials));
-    print("object", "tether::StateRecord", sizeof(StateRecord));
-    print("object", "tether::Spool", sizeof(Spool));
+    print("object", "tether::port::PollLoop", sizeof(port::PollLoop));
     print("object", "tether::daemon::DaemonConfig", sizeof(daemon::DaemonConfig));
     print("object", "tether::daemon::DatagramInput", sizeof(daemon::DatagramInput));
     print("object", "tether::daemon::DownlinkOutput", sizeof(daemon::DownlinkOutput));
