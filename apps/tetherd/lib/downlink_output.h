@@ -10,7 +10,8 @@
 //   (EPIPE, EIO, a non-blocking descriptor that stays full) keeps the
 //   message; it is written again (from where it stopped) stall_retry_ms
 //   later. A message containing '\n' cannot be one line: it goes to the
-//   dead-letter directory.
+//   dead-letter directory. On a pipe the process must ignore SIGPIPE (tetherd
+//   does) for a reader that went away to be EPIPE rather than fatal.
 // - Command mode: a command runs per message through `/bin/sh -c`, with the
 //   message and a newline on its standard input, one at a time in seq order.
 //   Handed over = the command exited with status 0. A command that exits
@@ -181,10 +182,10 @@ class DownlinkOutput {
     bool can_accept(std::size_t size) const;
 
     /// Takes message `seq` (>= 1; seqs rise). The bytes are copied. Returns
-    ///   kOk               taken: queued (line mode: written at once when
-    ///                     nothing waits before it), or dead-lettered at once
-    ///                     (never fits), or `seq` was taken before (counted
-    ///                     in duplicates, nothing done)
+    ///   kOk               taken: queued (line mode: also handed over at
+    ///                     once when nothing waits before it), or
+    ///                     dead-lettered at once (never fits), or `seq` was
+    ///                     taken before (counted in duplicates, nothing done)
     ///   kNoSpace          not taken: the queue is full (can_accept() said so)
     ///   kTooLarge         not taken: it never fits and could not be
     ///                     dead-lettered now (messages wait, no directory, or
