@@ -148,6 +148,11 @@ TEST(TetherdConfig, DefaultsAreTheDocumentedValues) {
     CHECK(c.inputs.health.interfaces.empty());
     CHECK(c.downlink.output == tether::daemon::DownlinkMode::kStdout);
     CHECK(c.downlink.command.empty());
+    UNSIGNED_LONGS_EQUAL(10000, c.downlink.command_timeout_ms);
+    UNSIGNED_LONGS_EQUAL(3, c.downlink.retries);
+    UNSIGNED_LONGS_EQUAL(1000, c.downlink.retry_delay_ms);
+    CHECK(c.downlink.dead_letter_dir.empty());
+    STRCMP_EQUAL("/var/lib/tether/dead-letter", tether::daemon::dead_letter_dir(c).c_str());
     STRCMP_EQUAL("/run/tether/status.json", c.status.file.c_str());
     CHECK_FALSE(c.status.file_set);
     CHECK(c.status.led.empty());
@@ -207,7 +212,7 @@ TEST(TetherdConfig, TheDocumentedFieldsAreExactlyTheParsersFields) {
     for (const tether::daemon::ConfigField& field : tether::daemon::config_fields()) {
         parsed.push_back(field.path + " : " + field.type);
     }
-    LONGS_EQUAL(56, parsed.size());
+    LONGS_EQUAL(60, parsed.size());
     STRCMP_EQUAL(tether::test::join_lines(parsed).c_str(),
                  tether::test::join_lines(documented).c_str());
 }
@@ -429,6 +434,38 @@ TEST(TetherdConfig, DownlinkCommandIsRequiredExactlyWithCommandOutput) {
                  parse_error(with_path("downlink.command", R"("/bin/handle")")).c_str());
     STRCMP_EQUAL("downlink.output: expected one of stdout, command, got \"file\"",
                  parse_error(with_path("downlink.output", R"("file")")).c_str());
+}
+
+TEST(TetherdConfig, DownlinkRetriesAndTheDeadLetterDirectoryAreValidated) {
+    STRCMP_EQUAL("downlink.command_timeout_ms: expected 100..3600000, got 99",
+                 parse_error(with_path("downlink.command_timeout_ms", "99")).c_str());
+    STRCMP_EQUAL("downlink.retries: expected 0..100, got 101",
+                 parse_error(with_path("downlink.retries", "101")).c_str());
+    STRCMP_EQUAL("downlink.retry_delay_ms: expected 0..3600000, got 3600001",
+                 parse_error(with_path("downlink.retry_delay_ms", "3600001")).c_str());
+    STRCMP_EQUAL("downlink.dead_letter_dir: expected a non-empty path",
+                 parse_error(with_path("downlink.dead_letter_dir", R"("")")).c_str());
+    STRCMP_EQUAL(
+        "downlink.dead_letter_dir: longer than 4066 bytes (no room for its file names)",
+        parse_error(with_path("downlink.dead_letter_dir", "\"/" + std::string(4066, 'd') + "\""))
+            .c_str());
+    STRCMP_EQUAL("downlink.dead_letter_dir: must not be state_dir itself",
+                 parse_error(with_member(R"("state_dir": "/data/t",)"
+                                         R"( "downlink": {"dead_letter_dir": "/data/t"})"))
+                     .c_str());
+    DaemonConfig c =
+        parse_ok(with_member(R"("downlink": {"output": "command", "command": "h", "retries": 0,)"
+                             R"( "retry_delay_ms": 0, "command_timeout_ms": 100,)"
+                             R"( "dead_letter_dir": "/data/dead"})"));
+    UNSIGNED_LONGS_EQUAL(0, c.downlink.retries);
+    UNSIGNED_LONGS_EQUAL(0, c.downlink.retry_delay_ms);
+    UNSIGNED_LONGS_EQUAL(100, c.downlink.command_timeout_ms);
+    STRCMP_EQUAL("/data/dead", tether::daemon::dead_letter_dir(c).c_str());
+    // Not set, it follows state_dir, through the override too.
+    DaemonConfig moved = parse_ok(kMinimal);
+    std::string error;
+    CHECK_TRUE(tether::daemon::apply_override(&moved, "state-dir", "/data/tether", &error));
+    STRCMP_EQUAL("/data/tether/dead-letter", tether::daemon::dead_letter_dir(moved).c_str());
 }
 
 TEST(TetherdConfig, BadEnumStringsListTheChoices) {

@@ -3,19 +3,15 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "datagram_input.h"
-#include "downlink_output.h"
 #include "line_input.h"
 #include "support/temp_dir.h"
 #include "tether/status.h"
@@ -25,7 +21,6 @@
 
 using tether::Status;
 using tether::daemon::DatagramInput;
-using tether::daemon::DownlinkOutput;
 using tether::daemon::LineInput;
 
 namespace {
@@ -333,155 +328,4 @@ TEST(TetherdLineInput, ReportsWouldBlockAndErrors) {
     CHECK(lines.read(broken) == LineInput::Read::kError);
     LONGS_EQUAL(EBADF, errno);
     CHECK_FALSE(broken.eof());
-}
-
-namespace {
-
-// Calls tick() until the output is idle, pausing 2 ms between calls; gives
-// up after about ten seconds.
-bool run_until_idle(DownlinkOutput& output) {
-    for (int i = 0; i < 5000; ++i) {
-        output.tick();
-        if (!output.busy()) {
-            return true;
-        }
-        ::poll(nullptr, 0, 2);
-    }
-    return false;
-}
-
-std::string file_contents(const std::string& path) {
-    std::ifstream file(path, std::ios::binary);
-    std::ostringstream contents;
-    contents << file.rdbuf();
-    return contents.str();
-}
-
-}  // namespace
-
-TEST_GROUP(TetherdDownlinkOutput) {
-    tether::test::TempDir temp;
-    char queue[64] = {};
-};
-
-TEST(TetherdDownlinkOutput, WritesOneLinePerMessageInLineMode) {
-    Pipe pipe;
-    DownlinkOutput output(pipe.write_end);
-    CHECK(output.deliver("{\"cmd\":\"reboot\"}", 16) == Status::kOk);
-    CHECK(output.deliver("", 0) == Status::kOk);
-    CHECK(output.deliver("two\nlines", 9) == Status::kInvalidArgument);
-    CHECK(output.deliver("last", 4) == Status::kOk);
-    output.tick();
-    CHECK_FALSE(output.busy());
-    STRCMP_EQUAL("{\"cmd\":\"reboot\"}\n\nlast\n", pipe.take().c_str());
-    UNSIGNED_LONGS_EQUAL(3u, output.delivered());
-    UNSIGNED_LONGS_EQUAL(1u, output.rejected());
-}
-
-TEST(TetherdDownlinkOutput, LineModeWaitsForASlowReaderAndWritesWholeLines) {
-    Pipe pipe;
-    LONGS_EQUAL(0, ::fcntl(pipe.write_end, F_SETFL, O_NONBLOCK));
-    DownlinkOutput output(pipe.write_end);
-    const std::string big(300000, 'b');
-    std::string received;
-    std::thread reader([&] {
-        while (received.size() < big.size() + 1) {
-            const std::string chunk = pipe.take();
-            if (chunk.empty()) {
-                break;
-            }
-            received += chunk;
-        }
-    });
-    CHECK(output.deliver(big.data(), big.size()) == Status::kOk);
-    reader.join();
-    CHECK(big + "\n" == received);
-}
-
-TEST(TetherdDownlinkOutput, LineModeReportsAFullOrBrokenDescriptor) {
-    Pipe pipe;
-    LONGS_EQUAL(0, ::fcntl(pipe.write_end, F_SETFL, O_NONBLOCK));
-    DownlinkOutput output(pipe.write_end, 0);
-    const std::string big(300000, 'b');
-    CHECK(output.deliver(big.data(), big.size()) == Status::kIoError);
-    LONGS_EQUAL(ETIMEDOUT, errno);
-    DownlinkOutput closed(-1);
-    CHECK(closed.deliver("x", 1) == Status::kIoError);
-    LONGS_EQUAL(EBADF, errno);
-    UNSIGNED_LONGS_EQUAL(0u, closed.delivered());
-}
-
-TEST(TetherdDownlinkOutput, RunsTheCommandPerMessageInOrder) {
-    const std::string out = temp.file("out.txt");
-    const std::string command = "cat >> '" + out + "'";
-    DownlinkOutput output(command.c_str(), queue, sizeof queue);
-    const char* messages[] = {"first", "{\"n\":2}", "third", "4", "five"};
-    for (const char* message : messages) {
-        CHECK(output.deliver(message, std::strlen(message)) == Status::kOk);
-    }
-    CHECK_TRUE(output.busy());
-    CHECK_TRUE(run_until_idle(output));
-    STRCMP_EQUAL("first\n{\"n\":2}\nthird\n4\nfive\n", file_contents(out).c_str());
-    UNSIGNED_LONGS_EQUAL(5u, output.delivered());
-    UNSIGNED_LONGS_EQUAL(0u, output.failed());
-    LONGS_EQUAL(0, output.last_status());
-    UNSIGNED_LONGS_EQUAL(0u, output.queued());
-}
-
-TEST(TetherdDownlinkOutput, CountsFailedCommandsAndTheirStatus) {
-    DownlinkOutput exits(": ; exit 3", queue, sizeof queue);
-    CHECK(exits.deliver("m", 1) == Status::kOk);
-    CHECK_TRUE(run_until_idle(exits));
-    UNSIGNED_LONGS_EQUAL(1u, exits.failed());
-    CHECK(WIFEXITED(exits.last_status()));
-    LONGS_EQUAL(3, WEXITSTATUS(exits.last_status()));
-
-    DownlinkOutput killed("kill -9 $$", queue, sizeof queue);
-    CHECK(killed.deliver("m", 1) == Status::kOk);
-    CHECK_TRUE(run_until_idle(killed));
-    UNSIGNED_LONGS_EQUAL(1u, killed.failed());
-    CHECK(WIFSIGNALED(killed.last_status()));
-    UNSIGNED_LONGS_EQUAL(0u, killed.delivered());
-}
-
-TEST(TetherdDownlinkOutput, QueuesWhileACommandRunsAndDropsWhenFull) {
-    // 12 bytes hold two 2-byte messages with their 4-byte headers.
-    DownlinkOutput output("sleep 30", queue, 12);
-    CHECK(output.deliver("m1", 2) == Status::kOk);  // starts at once
-    CHECK(output.deliver("m2", 2) == Status::kOk);
-    CHECK(output.deliver("m3", 2) == Status::kOk);
-    CHECK(output.deliver("m4", 2) == Status::kNoSpace);
-    CHECK(output.deliver("too large", 9) == Status::kTooLarge);
-    output.tick();
-    UNSIGNED_LONGS_EQUAL(2u, output.queued());
-    UNSIGNED_LONGS_EQUAL(2u, output.dropped());
-    CHECK_TRUE(output.busy());
-    LONGS_EQUAL(-1, output.pending_fd());
-    // The destructor kills the sleeping command rather than waiting for it.
-}
-
-TEST(TetherdDownlinkOutput, ACommandThatIgnoresItsInputStillCompletes) {
-    std::vector<char> storage(3u << 20);
-    // It exits without reading, after deliver() has filled the socket buffer.
-    DownlinkOutput output("sleep 0.2", storage.data(), storage.size());
-    const std::string big(2u << 20, 'x');
-    CHECK(output.deliver(big.data(), big.size()) == Status::kOk);
-    CHECK(output.pending_fd() >= 0);
-    CHECK_TRUE(run_until_idle(output));
-    LONGS_EQUAL(-1, output.pending_fd());
-    UNSIGNED_LONGS_EQUAL(1u, output.delivered());
-    UNSIGNED_LONGS_EQUAL(0u, output.queued());
-}
-
-TEST(TetherdDownlinkOutput, FeedsALargeMessageAcrossTicks) {
-    std::vector<char> storage(3u << 20);
-    const std::string out = temp.file("big.txt");
-    const std::string command = "cat > '" + out + "'";
-    DownlinkOutput output(command.c_str(), storage.data(), storage.size());
-    const std::string big(2u << 20, 'y');
-    CHECK(output.deliver(big.data(), big.size()) == Status::kOk);
-    CHECK(output.deliver("after", 5) == Status::kOk);
-    CHECK_TRUE(run_until_idle(output));
-    CHECK(file_contents(out) == "after\n");  // the second command replaced the file
-    UNSIGNED_LONGS_EQUAL(2u, output.delivered());
 }

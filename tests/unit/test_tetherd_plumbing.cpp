@@ -7,6 +7,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstddef>
 #include <cstdio>
@@ -408,6 +409,27 @@ TEST(AtomicWrite, AShortOrFailedWriteLeavesTheOldFileInPlace) {
     CHECK_EQUAL(Status::kIoError, status);
     STRCMP_EQUAL("old", read_file(path).c_str());
     CHECK_FALSE(file_exists(path + ".tmp"));
+}
+
+TEST(AtomicWrite, DurableWritesSyncTheDirectoryAndSayWhatFailed) {
+    tether::test::TempDir dir;
+    const std::string path = dir.file("00000000000000000042.msg");
+    const char bytes[] = {'a', '\0', 'b'};
+    CHECK_EQUAL(Status::kOk, tether::daemon::write_file_durably(path, bytes, sizeof bytes));
+    CHECK(std::string(bytes, sizeof bytes) == read_file(path));
+    CHECK_FALSE(file_exists(path + ".tmp"));
+    struct stat info {};
+    CHECK_EQUAL(0, ::stat(path.c_str(), &info));
+    UNSIGNED_LONGS_EQUAL(0600, info.st_mode & 0777);
+    errno = 0;
+    CHECK_EQUAL(Status::kIoError,
+                tether::daemon::write_file_durably(dir.path() + "/no/such/file", "x", 1));
+    LONGS_EQUAL(ENOENT, errno);
+    CHECK_EQUAL(Status::kOk, tether::daemon::sync_directory(dir.path()));
+    CHECK_EQUAL(Status::kIoError, tether::daemon::sync_directory(dir.path() + "/missing"));
+    LONGS_EQUAL(ENOENT, errno);
+    CHECK_EQUAL(Status::kIoError, tether::daemon::sync_directory(path));  // not a directory
+    LONGS_EQUAL(ENOTDIR, errno);
 }
 
 TEST_GROUP(StatusFile){};

@@ -677,6 +677,10 @@ void Parser::read_inputs(Section& root) {
 }
 
 void Parser::read_downlink(Section& root) {
+    constexpr std::uint32_t kHourMs = 60u * 60u * 1000u;
+    constexpr std::uint32_t kMaxRetries = 100;
+    // "/" + a seq as 20 digits + ".msg.tmp": the longest name in the directory.
+    constexpr std::size_t kDeadLetterNameLength = 1 + 20 + 8;
     Section s = section(root, "downlink");
     DownlinkOptions& downlink = config_->downlink;
     std::size_t output = 0;
@@ -684,6 +688,10 @@ void Parser::read_downlink(Section& root) {
         downlink.output = output == 0 ? DownlinkMode::kStdout : DownlinkMode::kCommand;
     }
     read_string(s, "command", true, Text::kCommand, &downlink.command);
+    read_u32(s, "command_timeout_ms", 100, kHourMs, &downlink.command_timeout_ms);
+    read_u32(s, "retries", 0, kMaxRetries, &downlink.retries);
+    read_u32(s, "retry_delay_ms", 0, kHourMs, &downlink.retry_delay_ms);
+    read_string(s, "dead_letter_dir", true, Text::kPath, &downlink.dead_letter_dir);
     if (!finish(s)) {
         return;
     }
@@ -691,6 +699,10 @@ void Parser::read_downlink(Section& root) {
         fail("downlink.command", "required when downlink.output is \"command\"");
     } else if (downlink.output == DownlinkMode::kStdout && !downlink.command.empty()) {
         fail("downlink.command", "only used when downlink.output is \"command\"");
+    } else if (downlink.dead_letter_dir.size() > kMaxPathLength - kDeadLetterNameLength) {
+        fail("downlink.dead_letter_dir", "longer than 4066 bytes (no room for its file names)");
+    } else if (downlink.dead_letter_dir == config_->state_dir) {
+        fail("downlink.dead_letter_dir", "must not be state_dir itself");
     }
 }
 
@@ -835,6 +847,13 @@ bool parse_log_level(const char* text, LogLevel* level) {
 const char* to_string(DownlinkMode output) {
     const auto index = static_cast<std::size_t>(output);
     return index < count_of(kDownlinkNames) ? kDownlinkNames[index] : "unknown";
+}
+
+std::string dead_letter_dir(const DaemonConfig& config) {
+    if (!config.downlink.dead_letter_dir.empty()) {
+        return config.downlink.dead_letter_dir;
+    }
+    return config.state_dir + "/dead-letter";
 }
 
 namespace {

@@ -112,7 +112,13 @@ struct InputOptions {
 
 struct DownlinkOptions {
     DownlinkMode output = DownlinkMode::kStdout;
-    std::string command;  ///< required with kCommand, refused otherwise
+    std::string command;                       ///< required with kCommand, refused otherwise
+    std::uint32_t command_timeout_ms = 10000;  ///< one run of `command`; killed after
+    std::uint32_t retries = 3;                 ///< runs after the first before dead-lettering
+    std::uint32_t retry_delay_ms = 1000;       ///< before the first retry, doubling
+    /// Empty: state_dir + "/dead-letter" (follows state_dir, also through
+    /// overrides); read it through dead_letter_dir().
+    std::string dead_letter_dir;
 };
 
 struct StatusOptions {
@@ -155,6 +161,10 @@ struct DaemonConfig {
     /// Set by the first "endpoint" override: later ones append instead of replacing.
     bool endpoints_overridden = false;
 };
+
+/// Where downlink messages that could not be handed over are kept:
+/// downlink.dead_letter_dir, or state_dir + "/dead-letter" when not set.
+std::string dead_letter_dir(const DaemonConfig& config);
 
 inline constexpr std::size_t kMaxEndpoints = EndpointPool::kMaxEndpoints;
 /// Config files larger than this are refused.

@@ -4,111 +4,469 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cinttypes>
+#include <cstdio>
 #include <cstring>
+#include <new>
+#include <string>
+
+#include "atomic_write.h"
+#include "tether/port/poll_loop.h"
 
 extern char** environ;
 
+// The front of the queue is the only message being worked on. Its progress
+// (attempts_, the wait before the next try, the running command, written_)
+// is reset by hand_over(), the one place a message leaves the queue, which
+// also advances confirmed_: a message is never removed without being handed
+// over, so confirmed_ can only name a seq whose predecessors are all handed
+// over too.
+
 namespace tether::daemon {
+namespace {
+
+// One tick() hands over at most this many messages, so one call stays short.
+constexpr int kMaxStepsPerTick = 64;
+
+BackoffConfig retry_backoff(const DownlinkOutputConfig& config) {
+    BackoffConfig backoff;
+    std::uint32_t initial = config.retry_delay_ms > 0 ? config.retry_delay_ms : 1;
+    initial = initial < kMaxBackoffDelayMs ? initial : kMaxBackoffDelayMs;
+    backoff.initial_delay_ms = initial;
+    backoff.multiplier_permille = 2000;
+    backoff.max_delay_ms =
+        initial > DownlinkOutput::kMaxRetryDelayMs ? initial : DownlinkOutput::kMaxRetryDelayMs;
+    backoff.jitter = JitterMode::kNone;
+    return backoff;
+}
+
+DownlinkOutputConfig line_config(int fd, int write_timeout_ms) {
+    DownlinkOutputConfig config;
+    config.fd = fd;
+    config.line_write_timeout_ms = write_timeout_ms;
+    return config;
+}
+
+DownlinkOutputConfig command_config(const char* command) {
+    DownlinkOutputConfig config;
+    config.command = command;
+    return config;
+}
+
+std::string parent_of(const std::string& path) {
+    const std::size_t slash = path.rfind('/');
+    if (slash == std::string::npos) {
+        return ".";
+    }
+    return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
+const char* to_string(DownlinkEventKind kind) {
+    switch (kind) {
+        case DownlinkEventKind::kAttemptFailed:
+            return "attempt_failed";
+        case DownlinkEventKind::kDeadLettered:
+            return "dead_lettered";
+        case DownlinkEventKind::kDeadLetterFailed:
+            return "dead_letter_failed";
+        case DownlinkEventKind::kWriteFailed:
+            return "write_failed";
+        case DownlinkEventKind::kRecovered:
+            return "recovered";
+    }
+    return "unknown";
+}
+
+const char* to_string(DownlinkFailure failure) {
+    switch (failure) {
+        case DownlinkFailure::kNone:
+            return "none";
+        case DownlinkFailure::kExited:
+            return "exited";
+        case DownlinkFailure::kSignaled:
+            return "signaled";
+        case DownlinkFailure::kTimedOut:
+            return "timed_out";
+        case DownlinkFailure::kSpawnFailed:
+            return "spawn_failed";
+        case DownlinkFailure::kLost:
+            return "lost";
+        case DownlinkFailure::kNotALine:
+            return "not_a_line";
+        case DownlinkFailure::kTooLarge:
+            return "too_large";
+    }
+    return "unknown";
+}
+
+bool DownlinkOutput::ErrorsSeen::first(int error) {
+    last_ = error;
+    for (std::size_t i = 0; i < count_; ++i) {
+        if (seen_[i] == error) {
+            return false;
+        }
+    }
+    if (count_ == sizeof seen_ / sizeof seen_[0]) {
+        return false;  // that many kinds at once: the rest are only counted
+    }
+    seen_[count_++] = error;
+    return true;
+}
+
+DownlinkOutput::DownlinkOutput(const DownlinkOutputConfig& config, char* queue,
+                               std::size_t queue_capacity)
+    : config_(config),
+      retry_backoff_(retry_backoff(config)),
+      queue_(queue),
+      queue_capacity_(queue == nullptr ? 0 : queue_capacity) {
+    config_.command_timeout_ms = config_.command_timeout_ms > 0 ? config_.command_timeout_ms : 1;
+    config_.stall_retry_ms = config_.stall_retry_ms > 0 ? config_.stall_retry_ms : 1;
+}
+
+DownlinkOutput::DownlinkOutput(int fd, int write_timeout_ms)
+    : DownlinkOutput(line_config(fd, write_timeout_ms), nullptr, 0) {
+    owned_queue_.reset(new (std::nothrow) char[kTransitionalQueueBytes]);
+    if (owned_queue_) {
+        queue_ = owned_queue_.get();
+        queue_capacity_ = kTransitionalQueueBytes;
+    }
+}
+
+DownlinkOutput::DownlinkOutput(const char* command, char* queue, std::size_t queue_capacity)
+    : DownlinkOutput(command_config(command), queue, queue_capacity) {}
 
 DownlinkOutput::~DownlinkOutput() {
-    if (stdin_fd_ >= 0) {
-        ::close(stdin_fd_);
-    }
     if (child_ > 0) {
-        // The group is gone (ESRCH) only if the child has not joined it yet:
-        // a posix_spawn without vfork semantics (qemu-user's emulation) can
-        // return before the child's setpgid. Kill the child itself then, or
-        // the waitpid below lasts as long as the command.
-        if (::kill(-child_, SIGKILL) != 0) {
-            ::kill(child_, SIGKILL);
-        }
+        kill_child();
         ::waitpid(child_, nullptr, 0);
     }
 }
 
-Status DownlinkOutput::deliver(const char* data, std::size_t size) {
-    if (command_ == nullptr) {
-        if (std::memchr(data, '\n', size) != nullptr) {
-            ++rejected_;
-            return Status::kInvalidArgument;
-        }
-        return write_line(data, size);
+bool DownlinkOutput::can_accept(std::size_t size) const {
+    if (size > UINT32_MAX || size + kEntryOverhead > queue_capacity_) {
+        return queue_count_ == 0;  // deliver() dead-letters it at once
     }
-    if (size > UINT32_MAX || size + kHeader > queue_capacity_) {
-        ++dropped_;
-        return Status::kTooLarge;
+    return size + kEntryOverhead <= queue_capacity_ - queue_used_;
+}
+
+Status DownlinkOutput::deliver(std::uint64_t seq, const char* data, std::size_t size) {
+    if (seq == 0 || (data == nullptr && size > 0)) {
+        return Status::kInvalidArgument;
     }
-    if (size + kHeader > queue_capacity_ - queue_used_) {
-        ++dropped_;
+    if (seq <= last_seq_) {
+        ++counters_.duplicates;
+        return Status::kOk;
+    }
+    if (refused_seq_ != 0 && seq > refused_seq_) {
+        ++counters_.refused;
         return Status::kNoSpace;
     }
-    const auto header = static_cast<std::uint32_t>(size);
-    std::memcpy(queue_ + queue_used_, &header, kHeader);
-    std::memcpy(queue_ + queue_used_ + kHeader, data, size);
-    queue_used_ += kHeader + size;
-    ++queue_count_;
-    tick();
+    if (size > UINT32_MAX || size + kEntryOverhead > queue_capacity_) {
+        if (queue_count_ == 0 && dead_letter(seq, data, size, DownlinkFailure::kTooLarge)) {
+            ++counters_.rejected;
+            last_seq_ = seq;
+            refused_seq_ = 0;
+            confirmed_ = seq;
+            return Status::kOk;
+        }
+        ++counters_.refused;
+        refused_seq_ = seq;
+        return Status::kTooLarge;
+    }
+    if (size + kEntryOverhead > queue_capacity_ - queue_used_) {
+        ++counters_.refused;
+        refused_seq_ = seq;
+        return Status::kNoSpace;
+    }
+    const bool line_mode = config_.command == nullptr;
+    if (line_mode && size > 0 && std::memchr(data, '\n', size) != nullptr) {
+        ++counters_.rejected;
+    }
+    push(seq, data, size);
+    last_seq_ = seq;
+    refused_seq_ = 0;
+    if (line_mode && queue_count_ == 1) {
+        // Written at once; a command waits for tick(), which knows the time
+        // its deadline counts from.
+        (void)step(0, false);
+    }
     return Status::kOk;
 }
 
-Status DownlinkOutput::write_line(const char* data, std::size_t size) {
-    char newline = '\n';
-    iovec parts[2] = {{const_cast<char*>(data), size}, {&newline, 1}};
-    iovec* part = parts;
-    int part_count = 2;
-    while (part_count > 0) {
-        const ssize_t wrote = ::writev(line_fd_, part, part_count);
-        if (wrote < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            // A non-blocking descriptor that is full: wait briefly rather
-            // than leave half a line behind.
-            pollfd ready{line_fd_, POLLOUT, 0};
-            if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
-                ::poll(&ready, 1, write_timeout_ms_) > 0) {
-                continue;
-            }
-            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == 0) {
-                errno = ETIMEDOUT;
-            }
-            return Status::kIoError;
-        }
-        auto rest = static_cast<std::size_t>(wrote);
-        while (part_count > 0 && rest >= part->iov_len) {
-            rest -= part->iov_len;
-            ++part;
-            --part_count;
-        }
-        if (part_count > 0) {
-            part->iov_base = static_cast<char*>(part->iov_base) + rest;
-            part->iov_len -= rest;
+void DownlinkOutput::skip(std::uint64_t first, std::uint64_t last) {
+    if (refused_seq_ != 0 && first <= refused_seq_ && refused_seq_ <= last) {
+        refused_seq_ = 0;
+    }
+}
+
+bool DownlinkOutput::next_deadline(TimeMs* at) const {
+    bool any = false;
+    TimeMs earliest = 0;
+    if (child_ > 0 && !killed_) {
+        earliest = deadline_;
+        any = true;
+    }
+    if (waiting_ && !wait_unset_) {
+        earliest = any ? time_earliest(earliest, resume_at_) : resume_at_;
+        any = true;
+    }
+    if (any && at != nullptr) {
+        *at = earliest;
+    }
+    return any;
+}
+
+void DownlinkOutput::tick(TimeMs now) {
+    for (int i = 0; i < kMaxStepsPerTick && queue_count_ > 0; ++i) {
+        if (!step(now, true)) {
+            return;
         }
     }
-    ++delivered_;
-    return Status::kOk;
+}
+
+Status DownlinkOutput::deliver(const char* data, std::size_t size) {
+    return deliver(last_seq_ + 1, data, size);
+}
+
+void DownlinkOutput::tick() {
+    tick(port::monotonic_now());
 }
 
 std::size_t DownlinkOutput::front_size() const {
     std::uint32_t size = 0;
-    std::memcpy(&size, queue_, kHeader);
+    std::memcpy(&size, queue_, sizeof size);
     return size;
 }
 
-void DownlinkOutput::pop_front() {
-    const std::size_t entry = kHeader + front_size();
+std::uint64_t DownlinkOutput::front_seq() const {
+    std::uint64_t seq = 0;
+    std::memcpy(&seq, queue_ + 4, sizeof seq);
+    return seq;
+}
+
+void DownlinkOutput::push(std::uint64_t seq, const char* data, std::size_t size) {
+    const auto header = static_cast<std::uint32_t>(size);
+    char* entry = queue_ + queue_used_;
+    std::memcpy(entry, &header, sizeof header);
+    std::memcpy(entry + 4, &seq, sizeof seq);
+    if (size > 0) {
+        std::memcpy(entry + kEntryOverhead, data, size);
+    }
+    queue_used_ += kEntryOverhead + size;
+    ++queue_count_;
+}
+
+void DownlinkOutput::hand_over() {
+    confirmed_ = front_seq();
+    const std::size_t entry = kEntryOverhead + front_size();
     std::memmove(queue_, queue_ + entry, queue_used_ - entry);
     queue_used_ -= entry;
     --queue_count_;
+    attempts_ = 0;
+    waiting_ = false;
+    wait_unset_ = false;
+    killed_ = false;
     written_ = 0;
 }
 
-bool DownlinkOutput::start_front() {
+void DownlinkOutput::wait_for(std::uint32_t delay_ms, TimeMs now, bool have_now) {
+    waiting_ = true;
+    wait_unset_ = !have_now;
+    wait_ms_ = delay_ms;
+    resume_at_ = now + delay_ms;
+}
+
+bool DownlinkOutput::ready(TimeMs now) {
+    if (!waiting_) {
+        return true;
+    }
+    if (wait_unset_) {
+        resume_at_ = now + wait_ms_;
+        wait_unset_ = false;
+    }
+    if (!time_reached(now, resume_at_)) {
+        return false;
+    }
+    waiting_ = false;
+    return true;
+}
+
+// One move for the front message. True when it was handed over (the next
+// one may go on in the same tick).
+bool DownlinkOutput::step(TimeMs now, bool have_now) {
+    return config_.command == nullptr ? step_line(now, have_now) : step_command(now);
+}
+
+bool DownlinkOutput::step_line(TimeMs now, bool have_now) {
+    if (waiting_ && (!have_now || !ready(now))) {
+        return false;
+    }
+    const std::size_t size = front_size();
+    const char* data = front_data();
+    if (size > 0 && std::memchr(data, '\n', size) != nullptr) {
+        if (dead_letter(front_seq(), data, size, DownlinkFailure::kNotALine)) {
+            hand_over();
+            return true;
+        }
+        wait_for(config_.stall_retry_ms, now, have_now);
+        return false;
+    }
+    if (write_line()) {
+        if (write_errors_seen_.any()) {
+            report(DownlinkEventKind::kRecovered, front_seq(), DownlinkFailure::kNone,
+                   write_errors_seen_.last());
+            write_errors_seen_.clear();
+        }
+        ++counters_.delivered;
+        hand_over();
+        return true;
+    }
+    const int error = errno;
+    ++counters_.write_errors;
+    if (write_errors_seen_.first(error)) {
+        report(DownlinkEventKind::kWriteFailed, front_seq(), DownlinkFailure::kNone, error);
+    }
+    wait_for(config_.stall_retry_ms, now, have_now);
+    return false;
+}
+
+// Writes what is left of the front message's line, resuming after a failed
+// write where it stopped so the reader never sees a byte twice.
+bool DownlinkOutput::write_line() {
+    const std::size_t size = front_size();
+    char* message = queue_ + kEntryOverhead;
+    char newline = '\n';
+    while (written_ <= size) {
+        iovec parts[2];
+        int count = 0;
+        if (written_ < size) {
+            parts[count++] = {message + written_, size - written_};
+        }
+        parts[count++] = {&newline, 1};
+        const ssize_t wrote = ::writev(config_.fd, parts, count);
+        if (wrote >= 0) {
+            written_ += static_cast<std::size_t>(wrote);
+            continue;
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        // A non-blocking descriptor that is full: wait briefly rather than
+        // leave half a line behind.
+        pollfd ready_fd{config_.fd, POLLOUT, 0};
+        if ((errno == EAGAIN || errno == EWOULDBLOCK) &&
+            ::poll(&ready_fd, 1, config_.line_write_timeout_ms) > 0) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == 0) {
+            errno = ETIMEDOUT;
+        }
+        return false;
+    }
+    return true;
+}
+
+bool DownlinkOutput::step_command(TimeMs now) {
+    if (child_ > 0) {
+        if (stdin_fd_ >= 0) {
+            feed();
+        }
+        DownlinkFailure failure = DownlinkFailure::kNone;
+        if (!reap(&failure)) {
+            if (killed_ || !time_reached(now, deadline_)) {
+                return false;
+            }
+            kill_child();
+            killed_ = true;
+            if (!reap(&failure)) {
+                return false;  // SIGKILL is not instant; reaped on a later tick
+            }
+        }
+        if (failure == DownlinkFailure::kNone) {
+            ++counters_.delivered;
+            hand_over();
+            return true;
+        }
+        return after_failure(now, failure, 0);
+    }
+    if (!ready(now)) {
+        return false;
+    }
+    if (attempts_ > 0) {
+        ++counters_.retries;
+    }
+    ++attempts_;
+    if (!start_front(now)) {
+        const int error = errno;
+        ++counters_.spawn_failures;
+        return after_failure(now, DownlinkFailure::kSpawnFailed, error);
+    }
+    feed();
+    return false;
+}
+
+bool DownlinkOutput::after_failure(TimeMs now, DownlinkFailure failure, int error) {
+    ++counters_.failed;
+    if (failure == DownlinkFailure::kTimedOut) {
+        ++counters_.timeouts;
+    }
+    report(DownlinkEventKind::kAttemptFailed, front_seq(), failure, error);
+    if (attempts_ <= config_.retries) {
+        wait_for(config_.retry_delay_ms == 0 ? 0 : retry_backoff_.base_delay(attempts_), now, true);
+        return false;
+    }
+    if (dead_letter(front_seq(), front_data(), front_size(), failure)) {
+        hand_over();
+        return true;
+    }
+    // Retries spent and no dead letter: the next try, stall_retry_ms later,
+    // runs the command once more and then tries the dead letter again.
+    wait_for(config_.stall_retry_ms, now, true);
+    return false;
+}
+
+bool DownlinkOutput::dead_letter(std::uint64_t seq, const char* data, std::size_t size,
+                                 DownlinkFailure why) {
+    if (config_.dead_letter_dir == nullptr) {
+        return false;
+    }
+    const std::string dir = config_.dead_letter_dir;
+    char name[32];
+    std::snprintf(name, sizeof name, "/%020" PRIu64 ".msg", seq);
+    const std::string path = dir + name;
+    bool ok = ::mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST;
+    // The directory's own entry must be durable too, once per run.
+    if (ok && !dead_letter_dir_synced_) {
+        ok = sync_directory(parent_of(dir)) == Status::kOk;
+        dead_letter_dir_synced_ = ok;
+    }
+    ok = ok && write_file_durably(path, data, size, 0600) == Status::kOk;
+    if (!ok) {
+        const int error = errno;
+        ++counters_.dead_letter_errors;
+        if (dead_letter_errors_seen_.first(error)) {
+            report(DownlinkEventKind::kDeadLetterFailed, seq, why, error);
+        }
+        return false;
+    }
+    ++counters_.dead_lettered;
+    if (dead_letter_errors_seen_.any()) {
+        report(DownlinkEventKind::kRecovered, seq, why, dead_letter_errors_seen_.last());
+        dead_letter_errors_seen_.clear();
+    }
+    report(DownlinkEventKind::kDeadLettered, seq, why, 0, path.c_str());
+    return true;
+}
+
+bool DownlinkOutput::start_front(TimeMs now) {
     // A socket rather than a pipe: send(MSG_NOSIGNAL) reports a command that
     // exits without reading its input as EPIPE instead of raising SIGPIPE.
     int ends[2];
@@ -120,12 +478,13 @@ bool DownlinkOutput::start_front() {
     posix_spawn_file_actions_init(&actions);
     posix_spawnattr_init(&attributes);
     posix_spawn_file_actions_adddup2(&actions, ends[1], STDIN_FILENO);
-    // Its own process group, so the destructor can stop what the shell started.
+    // Its own process group, so a timeout (and the destructor) can stop
+    // whatever the shell started.
     posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
     posix_spawnattr_setpgroup(&attributes, 0);
     char shell[] = "/bin/sh";
     char flag[] = "-c";
-    char* argv[] = {shell, flag, const_cast<char*>(command_), nullptr};
+    char* argv[] = {shell, flag, const_cast<char*>(config_.command), nullptr};
     pid_t pid = -1;
     const int failed = ::posix_spawn(&pid, shell, &actions, &attributes, argv, environ);
     posix_spawn_file_actions_destroy(&actions);
@@ -139,12 +498,14 @@ bool DownlinkOutput::start_front() {
     child_ = pid;
     stdin_fd_ = ends[0];
     written_ = 0;
+    killed_ = false;
+    deadline_ = now + config_.command_timeout_ms;
     return true;
 }
 
 void DownlinkOutput::feed() {
     const std::size_t size = front_size();
-    const char* message = queue_ + kHeader;
+    const char* message = front_data();
     while (written_ <= size) {
         // The message, then its newline.
         const char* from = written_ < size ? message + written_ : "\n";
@@ -157,61 +518,76 @@ void DownlinkOutput::feed() {
             return;
         }
         if (sent < 0) {
-            break;  // the command stopped reading; it gets what it took
+            break;  // the command stopped reading; its exit status decides
         }
         written_ += static_cast<std::size_t>(sent);
     }
     ::close(stdin_fd_);
     stdin_fd_ = -1;
-    pop_front();
 }
 
-void DownlinkOutput::reap() {
+// True once the command is gone, with *failure saying how it ended.
+bool DownlinkOutput::reap(DownlinkFailure* failure) {
     int status = 0;
     pid_t done = -1;
     do {
         done = ::waitpid(child_, &status, WNOHANG);
     } while (done < 0 && errno == EINTR);
     if (done == 0) {
-        return;
-    }
-    if (done < 0) {
-        status = -1;  // reaped elsewhere (a SIGCHLD handler): outcome unknown
+        return false;
     }
     child_ = -1;
-    last_status_ = status;
-    if (done > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        ++delivered_;
-    } else {
-        ++failed_;
-    }
     if (stdin_fd_ >= 0) {
         // It exited before reading all of its input.
         ::close(stdin_fd_);
         stdin_fd_ = -1;
-        pop_front();
+    }
+    if (done < 0) {
+        last_status_ = -1;
+        *failure = DownlinkFailure::kLost;  // reaped elsewhere: not known to be handed over
+        return true;
+    }
+    last_status_ = status;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+        *failure = DownlinkFailure::kNone;  // even if it finished as the kill went out
+    } else if (killed_) {
+        *failure = DownlinkFailure::kTimedOut;
+    } else {
+        *failure = WIFEXITED(status) ? DownlinkFailure::kExited : DownlinkFailure::kSignaled;
+    }
+    return true;
+}
+
+void DownlinkOutput::kill_child() {
+    if (stdin_fd_ >= 0) {
+        ::close(stdin_fd_);
+        stdin_fd_ = -1;
+    }
+    // The group is gone (ESRCH) only if the child has not joined it yet: a
+    // posix_spawn without vfork semantics (qemu-user's emulation) can return
+    // before the child's setpgid. Kill the child itself then, or waiting for
+    // it lasts as long as the command.
+    if (::kill(-child_, SIGKILL) != 0) {
+        ::kill(child_, SIGKILL);
     }
 }
 
-void DownlinkOutput::tick() {
-    if (command_ == nullptr) {
+void DownlinkOutput::report(DownlinkEventKind kind, std::uint64_t seq, DownlinkFailure failure,
+                            int error, const char* path) {
+    if (config_.observer == nullptr) {
         return;
     }
-    for (;;) {
-        if (stdin_fd_ >= 0) {
-            feed();
-        }
-        if (child_ > 0) {
-            reap();
-        }
-        if (child_ > 0 || queue_count_ == 0) {
-            return;
-        }
-        if (!start_front()) {
-            ++spawn_failures_;
-            pop_front();
-        }
-    }
+    DownlinkEvent event;
+    event.kind = kind;
+    event.seq = seq;
+    event.attempts = attempts_;
+    event.failure = failure;
+    event.status = failure == DownlinkFailure::kExited || failure == DownlinkFailure::kSignaled
+                       ? last_status_
+                       : -1;
+    event.error = error;
+    event.path = path;
+    config_.observer->on_downlink_event(event);
 }
 
 }  // namespace tether::daemon
