@@ -33,6 +33,9 @@
 namespace tether::daemon {
 namespace {
 
+// The downlink queue holds this many largest messages while a command runs.
+constexpr std::size_t kDownlinkQueueMessages = 4;
+
 int g_signal_pipe[2] = {-1, -1};
 volatile sig_atomic_t g_last_signal = 0;
 
@@ -85,7 +88,7 @@ const char* kUsage =
     "to standard output or a command, once, in order. Every option is a field of the JSON\n"
     "configuration file (docs/CONFIG.md); the common ones can be overridden here:\n\n";
 
-class Daemon final : public DurableLinkListener, public port::FdWatcher {
+class Daemon final : public DurableLinkListener, public port::FdWatcher, private DownlinkObserver {
   public:
     Daemon(DaemonConfig& config, Log& log) : config_(config), log_(log) {}
 
@@ -101,6 +104,8 @@ class Daemon final : public DurableLinkListener, public port::FdWatcher {
     void on_gap(bool downlink, std::uint64_t first, std::uint64_t last) override;
     void on_storage(const StorageEvent& event) override;
     void on_refused(std::size_t size, std::size_t limit) override;
+    bool downlink_can_accept(std::size_t size) override;
+    void on_downlink_event(const DownlinkEvent& event) override;
     void on_ready(int fd, bool readable, bool writable, TimeMs now) override;
     void accept_input(const char* data, std::size_t size);
     void tick(TimeMs now);
@@ -127,7 +132,9 @@ class Daemon final : public DurableLinkListener, public port::FdWatcher {
     TimeMs health_due_ = 0;
     std::uint64_t health_samples_ = 0;
     std::vector<char> downlink_queue_;
+    std::string dead_letter_dir_;
     std::unique_ptr<DownlinkOutput> downlink_;
+    std::uint64_t downlink_seq_ = 0;  // of the message on_message() is about to get
 
     std::unique_ptr<StatusFile> status_file_;
     std::unique_ptr<StatusLed> led_;
@@ -151,7 +158,6 @@ class Daemon final : public DurableLinkListener, public port::FdWatcher {
     TimeMs offline_since_ = 0;
     std::uint64_t offline_ms_total_ = 0;
     bool was_online_ = false;
-    std::uint64_t downlink_delivered_ = 0;
     std::uint64_t input_rejected_ = 0;
 
     bool stopping_ = false;
@@ -251,13 +257,23 @@ bool Daemon::setup() {
         health_ = std::make_unique<HealthCollector>(root, interface_names_.data(),
                                                     interface_names_.size());
     }
+    // Downlink is acknowledged to the server only once the output has handed
+    // it over (settings_.link.client.confirm_downlink).
+    DownlinkOutputConfig output;
     if (config_.downlink.output == DownlinkMode::kCommand) {
-        downlink_queue_.resize(config_.outbox.max_message_size * 4 + 4096);
-        downlink_ = std::make_unique<daemon::DownlinkOutput>(
-            config_.downlink.command.c_str(), downlink_queue_.data(), downlink_queue_.size());
+        output.command = config_.downlink.command.c_str();
     } else {
-        downlink_ = std::make_unique<daemon::DownlinkOutput>(STDOUT_FILENO);
+        output.fd = STDOUT_FILENO;
     }
+    output.command_timeout_ms = config_.downlink.command_timeout_ms;
+    output.retries = config_.downlink.retries;
+    output.retry_delay_ms = config_.downlink.retry_delay_ms;
+    dead_letter_dir_ = dead_letter_dir(config_);
+    output.dead_letter_dir = dead_letter_dir_.c_str();
+    output.observer = this;
+    downlink_queue_.resize(kDownlinkQueueMessages * max_message + 4096);
+    downlink_ =
+        std::make_unique<DownlinkOutput>(output, downlink_queue_.data(), downlink_queue_.size());
 
     status_file_ = std::make_unique<StatusFile>(config_.status.file);
     if (!config_.status.led.empty()) {
@@ -334,20 +350,45 @@ void Daemon::on_state(const ClientEvent& event) {
     update_status();
 }
 
+void Daemon::on_downlink_seq(std::uint64_t seq) {
+    downlink_seq_ = seq;
+}
+
 void Daemon::on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) {
     (void)type;
-    ++downlink_delivered_;
-    if (downlink_->deliver(reinterpret_cast<const char*>(data), size) != Status::kOk) {
-        log_.line(LogLevel::kError,
-                  "event=downlink msg=\"could not hand a message to the output\"");
+    // The client asked downlink_can_accept() first, so a refusal here means
+    // the output's state changed in between: not acknowledged, so the server
+    // sends it again after the link is re-established.
+    const Status status =
+        downlink_->deliver(downlink_seq_, reinterpret_cast<const char*>(data), size);
+    if (status != Status::kOk) {
+        log_.line(LogLevel::kWarn,
+                  "event=downlink msg=\"the output did not take the message; the server sends it "
+                  "again\" seq=%llu status=%s",
+                  static_cast<unsigned long long>(downlink_seq_), to_string(status));
     }
 }
 
-void Daemon::on_downlink_seq(std::uint64_t seq) {
-    (void)seq;
+bool Daemon::downlink_can_accept(std::size_t size) {
+    return downlink_->can_accept(size);
+}
+
+void Daemon::on_downlink_event(const DownlinkEvent& event) {
+    const LogLevel level = event.kind == DownlinkEventKind::kAttemptFailed ? LogLevel::kWarn
+                           : event.kind == DownlinkEventKind::kRecovered   ? LogLevel::kInfo
+                                                                           : LogLevel::kError;
+    log_.line(level,
+              "event=downlink what=%s seq=%llu attempts=%u failure=%s status=%d error=\"%s\"%s%s",
+              to_string(event.kind), static_cast<unsigned long long>(event.seq), event.attempts,
+              to_string(event.failure), event.status,
+              event.error != 0 ? std::strerror(event.error) : "none",
+              event.path != nullptr ? " path=" : "", event.path != nullptr ? event.path : "");
 }
 
 void Daemon::on_gap(bool downlink, std::uint64_t first, std::uint64_t last) {
+    if (downlink) {
+        downlink_->skip(first, last);  // never coming: nothing waits for them
+    }
     log_.line(LogLevel::kWarn, "event=gap direction=%s first=%llu last=%llu count=%llu",
               downlink ? "downlink" : "uplink", static_cast<unsigned long long>(first),
               static_cast<unsigned long long>(last),
@@ -387,7 +428,6 @@ void Daemon::accept_input(const char* data, std::size_t size) {
 
 void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
     (void)writable;
-    (void)now;
     if (fd == g_signal_pipe[0]) {
         char drained[16];
         while (::read(fd, drained, sizeof drained) > 0) {
@@ -425,7 +465,8 @@ void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
         return;
     }
     if (downlink_ && fd == downlink_->pending_fd()) {
-        downlink_->tick();
+        downlink_->tick(now);
+        link_->link().confirm_downlink(downlink_->confirmed_through());
     }
 }
 
@@ -487,7 +528,9 @@ void Daemon::write_metrics() {
     snapshot.offline_ms_total =
         offline_ms_total_ + (offline_ ? time_since(now, offline_since_) : 0);
     snapshot.backoff_attempt = c.machine().attempts();
-    snapshot.downlink_delivered = downlink_delivered_;
+    snapshot.downlink_delivered = downlink_->counters().delivered;
+    snapshot.downlink_dead_lettered = downlink_->counters().dead_lettered;
+    snapshot.downlink_failures = downlink_->counters().failed + downlink_->counters().write_errors;
     snapshot.downlink_duplicates = c.counters().downlink_duplicates;
     snapshot.messages_refused = link.counters().refused_too_large;
     snapshot.messages_memory_only = link.counters().memory_only;
@@ -521,7 +564,8 @@ void Daemon::tick(TimeMs now) {
     if (led_) {
         (void)led_->tick(now);
     }
-    downlink_->tick();
+    downlink_->tick(now);
+    link_->link().confirm_downlink(downlink_->confirmed_through());
     const int downlink_fd = downlink_->pending_fd();
     if (downlink_fd != watched_downlink_fd_) {
         if (watched_downlink_fd_ >= 0) {
@@ -574,6 +618,9 @@ std::uint32_t Daemon::wait_ms(TimeMs now) {
         consider(at);
     }
     if (watchdog_->next_due(now, &at)) {
+        consider(at);
+    }
+    if (downlink_->next_deadline(&at)) {
         consider(at);
     }
     if (downlink_->busy()) {

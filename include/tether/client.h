@@ -71,8 +71,9 @@ class ClientListener {
         (void)data;
         (void)size;
     }
-    /// tether.v1: the downlink seq of the message just passed to on_message(),
-    /// for applications that must drop re-deliveries after a crash of their own.
+    /// tether.v1: the downlink seq of the message about to be passed to
+    /// on_message() (called just before it), for applications that confirm
+    /// hand-over (ClientConfig::confirm_downlink) or drop re-deliveries.
     virtual void on_downlink_seq(std::uint64_t seq) { (void)seq; }
     /// downlink: the server will never send downlink seqs first..last (it no
     /// longer held them; tether.v1). Uplink (downlink false): the outbox

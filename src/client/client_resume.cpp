@@ -219,8 +219,8 @@ void Client::on_downlink_data(std::uint64_t seq, const std::uint8_t* payload, st
     ++unacked_downlink_;
     downlink_ack_pending_ = !config_.confirm_downlink;
     if (listener_ != nullptr) {
-        listener_->on_message(net::WsOpcode::kBinary, payload, size);
         listener_->on_downlink_seq(seq);
+        listener_->on_message(net::WsOpcode::kBinary, payload, size);
     }
 }
 

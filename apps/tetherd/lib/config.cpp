@@ -1123,6 +1123,8 @@ void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* setti
     client->ack_every = config.session.ack_every;
     client->ack_interval_ms = config.session.ack_interval_ms;
     client->seq_reservation = config.session.seq_reservation;
+    // Downlink is acknowledged once the output has handed it over.
+    client->confirm_downlink = true;
     link.outbox_bytes = config.outbox.size_bytes;
     link.spool = config.spool.enabled;
     link.spool_config.max_bytes = static_cast<std::uint32_t>(config.spool.max_bytes);
