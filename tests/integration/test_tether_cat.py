@@ -8,6 +8,7 @@ Usage: /usr/bin/python3 test_tether_cat.py --source-dir ROOT --build-dir DIR [Te
 """
 
 import argparse
+import base64
 import os
 import shutil
 import subprocess
@@ -222,6 +223,27 @@ class Adversary(unittest.TestCase):
             result = cat("--keep-open", *args, "ws://127.0.0.1:%d/" % peer.port, stdin=stdin,
                          timeout=timeout)
         return result, log
+
+    def test_echo_keeps_the_opcode_of_binary_messages_up_to_the_limit(self):
+        tmp = harness.TempDir("cat-binary-echo-")
+        log = tmp.path("adversary.jsonl")
+        with harness.start_adversary("binary_for_echo", log=log) as peer:
+            process = harness.start_process(
+                [CAT, "--echo", "--binary-output", "base64", "ws://127.0.0.1:%d/" % peer.port],
+                expect_port=False, name="tether-cat")
+            try:
+                harness.wait_for(lambda: len(events(log, "frame")) >= 2, timeout=10,
+                                 message="no echo came back")
+            finally:
+                process.stop()
+        frames = events(log, "frame")[:2]
+        self.assertEqual([f["opcode"] for f in frames], [2, 2], frames)
+        self.assertEqual(bytes.fromhex(frames[0]["payload_hex"]), b"\xff\xfe\x00\x80binary")
+        self.assertEqual(frames[1]["length"], 65536)
+        # Binary output in base64, one line per message.
+        lines = process.stdout().splitlines()
+        self.assertEqual(base64.b64decode(lines[0]), b"\xff\xfe\x00\x80binary")
+        self.assertEqual(base64.b64decode(lines[1]), bytes(range(256)) * 256)
 
     def assert_handshake_rejected(self, scenario, detail):
         result, _ = self.run_scenario(scenario, "--once")

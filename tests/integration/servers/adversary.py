@@ -468,6 +468,15 @@ async def close_1001_then_accept(c, args):
     await c.close_tcp()
 
 
+async def binary_for_echo(c, args):
+    """Sends a binary message that is not UTF-8 and one of exactly 65,536 bytes (the
+    client's default limit), then logs what comes back: an echo must keep the opcode."""
+    await c.upgrade()
+    await c.send_frame("binary", OP_BINARY, b"\xff\xfe\x00\x80binary")
+    await c.send_frame("binary at the limit", OP_BINARY, bytes(range(256)) * 256)
+    await c.observe()
+
+
 async def drop_after_handshake(c, args):
     await c.upgrade()
     c.log("attempt", count=c.number)
@@ -499,6 +508,7 @@ SCENARIOS = {
         masked_server_frame,
         close_1001_then_accept,
         drop_after_handshake,
+        binary_for_echo,
     )
 }
 
