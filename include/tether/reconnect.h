@@ -232,7 +232,7 @@ class ReconnectMachine {
     TimeMs healthy_at_ = 0;  // online: when the backoff resets
     bool healthy_ = false;
     TimeMs return_check_at_ = 0;  // online on a secondary endpoint: when to look at the primary
-    bool credentials_refreshed_ = false;  // one refresh per failure streak
+    bool credentials_refreshed_ = false;  // one refresh per failure streak (ends when healthy)
     CloseIntent close_intent_ = CloseIntent::kStop;
     std::uint32_t retry_delay_ms_ = 0;
     const char* last_reason_ = "";
