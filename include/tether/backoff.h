@@ -41,9 +41,13 @@ struct BackoffConfig {
     std::uint32_t multiplier_permille = 2000;  ///< growth per attempt, 2000 = x2.0; >= 1000
     std::uint32_t max_delay_ms = 32000;        ///< the cap; initial <= cap <= kMaxBackoffDelayMs
     JitterMode jitter = JitterMode::kFull;
-    std::uint32_t max_attempts = 0;          ///< consecutive attempts before giving up; 0 = forever
-    std::uint32_t healthy_after_ms = 10000;  ///< a connection up this long resets the attempts;
-                                             ///< <= kMaxIntervalMs (a TimeMs deadline)
+    std::uint32_t max_attempts = 0;  ///< consecutive attempts before giving up; 0 = forever
+    /// A connection up this long resets the attempts and ends the failure
+    /// streak (its one immediate credential refresh); <= kMaxIntervalMs (a
+    /// TimeMs deadline). 0 counts every opened link as healthy at once, so a
+    /// server that closes each link right after opening it is then retried at
+    /// the first delay forever: keep it above the time such a close takes.
+    std::uint32_t healthy_after_ms = 10000;
 };
 
 /// kOk, or kInvalidArgument when a field is outside the range documented above.
