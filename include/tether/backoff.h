@@ -13,6 +13,7 @@
 //   if (step.give_up) { report_given_up(); } else { arm_timer(now + step.delay_ms); }
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "tether/status.h"
@@ -27,7 +28,11 @@ enum class JitterMode : std::uint8_t {
     kDecorrelated,  ///< min(cap, uniform in [initial, 3 * previous delay])  (the AWS variant)
 };
 
-/// "none", "full", "equal", "decorrelated".
+/// How many modes there are: JitterMode values are 0..kJitterModeCount - 1, so
+/// a caller can list every name with to_string(static_cast<JitterMode>(i)).
+inline constexpr std::size_t kJitterModeCount = 4;
+
+/// "none", "full", "equal", "decorrelated"; "unknown" for any other value.
 const char* to_string(JitterMode mode);
 /// Parses the names above; returns false (leaving *mode alone) for anything else.
 bool parse_jitter_mode(const char* text, JitterMode* mode);

@@ -3,8 +3,6 @@
 namespace tether {
 namespace {
 
-constexpr std::uint32_t kMaxTimeoutMs = 24u * 60u * 60u * 1000u;
-
 constexpr std::uint16_t bit(LinkState state) {
     return static_cast<std::uint16_t>(1u << static_cast<unsigned>(state));
 }

@@ -114,6 +114,10 @@ TEST(ReconnectMachine, ValidatesItsConfiguration) {
     config = exact_config();
     config.close_timeout_ms = 25u * 60u * 60u * 1000u;
     CHECK_EQUAL(tether::Status::kInvalidArgument, tether::validate(config));
+    config.close_timeout_ms = tether::kMaxTimeoutMs + 1;
+    CHECK_EQUAL(tether::Status::kInvalidArgument, tether::validate(config));
+    config.close_timeout_ms = tether::kMaxTimeoutMs;
+    CHECK_EQUAL(tether::Status::kOk, tether::validate(config));
     config = exact_config();
     config.backoff.initial_delay_ms = 0;
     CHECK_EQUAL(tether::Status::kInvalidArgument, tether::validate(config));
