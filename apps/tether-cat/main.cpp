@@ -10,16 +10,11 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <mbedtls/base64.h>
+
 #include "options.h"
-#include "tether/client.h"
-#include "tether/port/credentials.h"
-#include "tether/port/device_identity.h"
-#include "tether/port/entropy.h"
-#include "tether/port/file_storage.h"
 #include "tether/port/poll_loop.h"
-#include "tether/port/posix_resolver.h"
-#include "tether/port/posix_transport.h"
-#include "tether/session_id.h"
+#include "tether/port/posix_link.h"
 
 namespace tether::cat {
 namespace {
@@ -44,15 +39,21 @@ double seconds_since(TimeMs start) {
     return static_cast<double>(time_since(port::monotonic_now(), start)) / 1000.0;
 }
 
-class Cat final : public ClientListener, public port::FdWatcher {
+class Cat final : public DurableLinkListener, public port::FdWatcher {
   public:
-    Cat(const Options& options, TimeMs start, std::uint8_t* line)
-        : options_(options), start_(start), line_(line) {}
+    Cat(const Options& options, TimeMs start) : options_(options), start_(start) {}
 
-    void attach(Client* client, port::PollLoop* loop, port::TokenCommandCredentials* command) {
-        client_ = client;
+    // Buffers sized once from the link's limits; nothing is allocated later.
+    bool attach(port::PosixLink* link, port::PollLoop* loop) {
+        link_ = link;
+        client_ = &link->link().client();
         loop_ = loop;
-        command_ = command;
+        max_line_ = link->link().max_payload();
+        line_ = static_cast<std::uint8_t*>(std::malloc(max_line_ + 1));
+        const std::size_t largest_in = options_.client.ws.max_message_size;
+        encoded_size_ = 4 * ((largest_in + 2) / 3) + 1;
+        encoded_ = static_cast<unsigned char*>(std::malloc(encoded_size_));
+        return line_ != nullptr && encoded_ != nullptr;
     }
 
     void on_state(const ClientEvent& e) override {
@@ -94,14 +95,38 @@ class Cat final : public ClientListener, public port::FdWatcher {
     }
 
     void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) override {
-        (void)type;
         last_message_at_ = port::monotonic_now();
-        std::fwrite(data, 1, size, stdout);
+        std::size_t written = 0;
+        if (type == net::WsOpcode::kBinary && options_.binary_output == BinaryOutput::kBase64 &&
+            mbedtls_base64_encode(encoded_, encoded_size_, &written, data, size) == 0) {
+            std::fwrite(encoded_, 1, written, stdout);
+        } else {
+            std::fwrite(data, 1, size, stdout);
+        }
         std::fputc('\n', stdout);
         std::fflush(stdout);
         if (options_.echo) {
-            (void)client_->send(data, size);
+            // The same frame type back: a binary message is no text (RFC 6455 8.1).
+            // tether.v1 carries every message as binary DATA anyway.
+            if (link_->send(data, size, nullptr, type) != Status::kOk) {
+                report_unsendable(size);
+            }
         }
+    }
+
+    void on_refused(std::size_t size, std::size_t limit) override {
+        std::fprintf(stderr,
+                     "t=%.3f level=error event=input msg=\"message refused: larger than the "
+                     "link can deliver\" size=%zu limit=%zu\n",
+                     seconds_since(start_), size, limit);
+    }
+
+    void on_storage(const StorageEvent& event) override {
+        std::fprintf(stderr, "t=%.3f level=%s event=storage what=%s error=\"%s\" msg=\"%s\"\n",
+                     seconds_since(start_), event.failed ? "error" : "info",
+                     event.what == StorageEvent::What::kSpool ? "spool" : "state_record",
+                     event.failed && event.error != 0 ? std::strerror(event.error) : "none",
+                     event.action);
     }
 
     void on_gap(bool downlink, std::uint64_t first, std::uint64_t last) override {
@@ -112,10 +137,6 @@ class Cat final : public ClientListener, public port::FdWatcher {
 
     void on_ready(int fd, bool readable, bool writable, TimeMs now) override {
         (void)writable;
-        if (command_ != nullptr && fd == command_->fd()) {
-            command_->on_readable();
-            return;
-        }
         if (fd == g_signal_pipe[0]) {
             char drain[16];
             while (::read(fd, drain, sizeof drain) > 0) {
@@ -124,7 +145,7 @@ class Cat final : public ClientListener, public port::FdWatcher {
                 std::exit(kExitOk);  // a second signal: leave without waiting
             }
             stopping_ = true;
-            client_->stop(now, 1001);
+            link_->link().stop(now, 1001);
             return;
         }
         if (readable) {
@@ -165,17 +186,6 @@ class Cat final : public ClientListener, public port::FdWatcher {
 
     // Called once per loop iteration: resume input, decide whether to leave.
     bool finished(int* exit_code, TimeMs now) {
-        // A token command refreshing in the background is watched while it runs.
-        const int command_fd = command_ != nullptr ? command_->fd() : -1;
-        if (command_fd != watched_command_fd_) {
-            if (watched_command_fd_ >= 0) {
-                loop_->unwatch(watched_command_fd_);
-            }
-            if (command_fd >= 0) {
-                loop_->watch(command_fd, true, false, this);
-            }
-            watched_command_fd_ = command_fd;
-        }
         if (input_paused_ && has_room()) {
             input_paused_ = false;
             loop_->watch(STDIN_FILENO, true, false, this);
@@ -193,10 +203,10 @@ class Cat final : public ClientListener, public port::FdWatcher {
         if ((input_done || stopping_) && !stop_sent_ && client_->idle() && !lingering &&
             state != LinkState::kClosing) {
             stop_sent_ = true;
-            client_->stop(now, stopping_ ? 1001 : 1000);
+            link_->link().stop(now, stopping_ ? 1001 : 1000);
         }
         if ((stop_sent_ || stopping_) && client_->state() == LinkState::kIdle) {
-            *exit_code = kExitOk;
+            *exit_code = refused_ > 0 ? kExitRefused : kExitOk;
             return true;
         }
         return false;
@@ -219,7 +229,7 @@ class Cat final : public ClientListener, public port::FdWatcher {
         }
         const Outbox& outbox = client_->outbox();
         return outbox.capacity() - outbox.bytes_used() >=
-               options_.client.ws.max_message_size + 2 * Outbox::kEntryOverhead + 8;
+               max_line_ + 2 * Outbox::kEntryOverhead + 8;
     }
 
     void take(char c) {
@@ -227,32 +237,40 @@ class Cat final : public ClientListener, public port::FdWatcher {
             emit();
             return;
         }
-        if (line_length_ == options_.client.ws.max_message_size) {
-            if (!line_too_long_) {
-                std::fprintf(stderr,
-                             "t=%.3f level=error event=input msg=\"line longer than "
-                             "--max-message-size: dropped\"\n",
-                             seconds_since(start_));
-            }
+        if (line_length_ == max_line_ + 1) {
+            // One byte past the limit (a trailing CR may still come off):
+            // the rest of the line is not kept, and the line is refused.
             line_too_long_ = true;
+            ++line_overflow_;
             return;
         }
         line_[line_length_++] = static_cast<std::uint8_t>(c);
     }
 
     void emit() {
-        if (!line_too_long_) {
-            std::size_t length = line_length_;
-            if (length > 0 && line_[length - 1] == '\r') {
-                --length;
+        std::size_t length = line_length_ + line_overflow_;
+        if (!line_too_long_ && length > 0 && line_[length - 1] == '\r') {
+            --length;
+        }
+        const Status status = line_too_long_ ? Status::kTooLarge : link_->send(line_, length);
+        if (status == Status::kTooLarge) {
+            ++refused_;
+            if (line_too_long_) {
+                on_refused(length, max_line_);
             }
-            if (client_->send(line_, length) != Status::kOk) {
-                std::fprintf(stderr, "t=%.3f level=error event=input msg=\"message refused\"\n",
-                             seconds_since(start_));
-            }
+        } else if (status != Status::kOk) {
+            report_unsendable(length);
         }
         line_length_ = 0;
+        line_overflow_ = 0;
         line_too_long_ = false;
+    }
+
+    void report_unsendable(std::size_t size) {
+        std::fprintf(stderr,
+                     "t=%.3f level=error event=input msg=\"message refused: the outbox is "
+                     "full\" size=%zu\n",
+                     seconds_since(start_), size);
     }
 
     void end_of_input() {
@@ -279,13 +297,17 @@ class Cat final : public ClientListener, public port::FdWatcher {
 
     const Options& options_;
     TimeMs start_;
-    Client* client_ = nullptr;
+    port::PosixLink* link_ = nullptr;
+    const Client* client_ = nullptr;
     port::PollLoop* loop_ = nullptr;
-    port::TokenCommandCredentials* command_ = nullptr;
-    int watched_command_fd_ = -1;
-    std::uint8_t* line_;  // one input line: max_message_size bytes
+    std::uint8_t* line_ = nullptr;  // one input line: max_payload() + 1 bytes
+    std::size_t max_line_ = 0;
+    unsigned char* encoded_ = nullptr;  // one incoming message in base64
+    std::size_t encoded_size_ = 0;
     std::size_t line_length_ = 0;
+    std::size_t line_overflow_ = 0;  // bytes of an overlong line not kept
     bool line_too_long_ = false;
+    std::uint64_t refused_ = 0;
     bool input_ended_ = false;
     bool input_paused_ = false;
     bool stopping_ = false;
@@ -319,107 +341,39 @@ int run(int argc, char** argv) {
     ::sigaction(SIGTERM, &action, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
 
-    static port::Entropy entropy;
-    if (entropy.init("tether-cat") != Status::kOk) {
-        std::fprintf(stderr, "tether-cat: no entropy from the operating system\n");
-        return kExitRuntime;
+    port::PosixLinkSettings settings;
+    settings.link.client = options.client;
+    settings.link.outbox_bytes = options.outbox_bytes;
+    settings.tls = options.tls;
+    settings.token_file = options.token_file;
+    settings.token_command = options.token_command;
+    settings.entropy_label = "tether-cat";
+    if (options.tether_v1) {
+        settings.state_dir = options.state_dir;
+        settings.device_id = options.device_id;
+        settings.user = options.user;
     }
-    static port::TlsContext tls;
-    bool any_tls = false;
-    for (std::size_t i = 0; i < options.client.url_count; ++i) {
-        any_tls = any_tls || std::strncmp(options.client.urls[i], "wss:", 4) == 0 ||
-                  std::strncmp(options.client.urls[i], "WSS:", 4) == 0;
-    }
-    if (any_tls && tls.init(options.tls, entropy) != Status::kOk) {
-        std::fprintf(stderr, "tether-cat: TLS setup: %s\n", tls.error_text());
-        return kExitUsage;
+    const TimeMs start = port::monotonic_now();
+    static Cat cat(options, start);
+    static port::PosixLink link(settings, &cat);
+    const Status opened = link.open();
+    if (opened != Status::kOk) {
+        std::fprintf(stderr, "tether-cat: %s\n", link.error());
+        return opened == Status::kInvalidArgument ? kExitUsage : kExitRuntime;
     }
 
-    // Buffers are sized once, here, from the options; nothing is allocated later.
-    const std::size_t rx_size = options.client.ws.max_message_size;
-    const std::size_t tx_size = options.client.ws.max_message_size + 64 * 1024;
-    auto* rx = static_cast<std::uint8_t*>(std::malloc(rx_size));
-    auto* tx = static_cast<std::uint8_t*>(std::malloc(tx_size));
-    auto* outbox = static_cast<std::uint8_t*>(std::malloc(options.outbox_bytes));
-    auto* line = static_cast<std::uint8_t*>(std::malloc(rx_size));
-    if (rx == nullptr || tx == nullptr || outbox == nullptr || line == nullptr) {
+    Pollable* pollables[1];
+    struct pollfd fds[Pollable::kMaxPollRequests + port::PollLoop::kMaxWatches];
+    port::PollLoop loop(pollables, 1, fds, sizeof fds / sizeof fds[0]);
+    loop.add(&link);
+    loop.watch(g_signal_pipe[0], true, false, &cat);
+    loop.watch(STDIN_FILENO, true, false, &cat);
+    if (!cat.attach(&link, &loop)) {
         std::fprintf(stderr, "tether-cat: out of memory\n");
         return kExitRuntime;
     }
-    const ClientBuffers buffers{outbox, options.outbox_bytes, rx, rx_size, tx, tx_size};
 
-    const TimeMs start = port::monotonic_now();
-    static port::PosixTransport transport(&tls);
-    static port::PosixResolver resolver;
-    static Cat cat(options, start, line);
-    static port::TokenFileCredentials token_file(options.token_file);
-    static port::TokenCommandCredentials token_command(options.token_command);
-    CredentialsProvider* credentials = nullptr;
-    if (options.token_command != nullptr) {
-        if (token_command.fetch_now(5000) != Status::kOk) {
-            std::fprintf(stderr,
-                         "t=0.000 level=warn event=credentials msg=\"--token-command gave no "
-                         "token; connecting without one\"\n");
-        }
-        credentials = &token_command;
-    } else if (options.token_file != nullptr) {
-        credentials = &token_file;
-    }
-
-    // tether.v1: the session identity and the persisted counters.
-    static char device_id[256];
-    static char session_text[kUuidTextLength + 1];
-    static port::FileStorage state_file;
-    static StateRecord record(state_file);
-    static PersistentState persisted;
-    StateRecord* record_used = nullptr;
-    PersistentState* state_used = nullptr;
-    if (options.tether_v1) {
-        if (options.device_id != nullptr) {
-            std::snprintf(device_id, sizeof device_id, "%s", options.device_id);
-        } else if (port::read_machine_id(nullptr, device_id, sizeof device_id) != Status::kOk) {
-            std::fprintf(stderr, "tether-cat: no /etc/machine-id: give --device-id\n");
-            return kExitUsage;
-        }
-        Uuid session{};
-        if (session_id_for(options.user, device_id, &session) != Status::kOk) {
-            std::fprintf(stderr, "tether-cat: cannot derive the session id\n");
-            return kExitUsage;
-        }
-        format_uuid(session, session_text);
-        options.client.session_id = session_text;
-        options.client.device_id = device_id;
-        if (options.state_dir != nullptr) {
-            char path[4096];
-            ::mkdir(options.state_dir, 0700);
-            std::snprintf(path, sizeof path, "%s/state", options.state_dir);
-            if (state_file.open(path) != Status::kOk) {
-                std::fprintf(stderr, "tether-cat: cannot open %s: %s\n", path,
-                             std::strerror(errno));
-                return kExitRuntime;
-            }
-            LoadSource source = LoadSource::kDefaults;
-            (void)record.load(&persisted, &source);
-            record_used = &record;
-        }
-        state_used = &persisted;
-    }
-    static Client client(options.client, buffers, transport, resolver, entropy, entropy, &cat,
-                         credentials, record_used, state_used);
-    if (client.init() != Status::kOk) {
-        std::fprintf(stderr, "tether-cat: %s\n", client.config_error());
-        return kExitUsage;
-    }
-
-    Client* clients[1];
-    struct pollfd fds[Client::kMaxPollRequests + port::PollLoop::kMaxWatches];
-    port::PollLoop loop(clients, 1, fds, sizeof fds / sizeof fds[0]);
-    loop.add(&client);
-    loop.watch(g_signal_pipe[0], true, false, &cat);
-    loop.watch(STDIN_FILENO, true, false, &cat);
-    cat.attach(&client, &loop, options.token_command != nullptr ? &token_command : nullptr);
-
-    client.start(port::monotonic_now());
+    link.start(port::monotonic_now());
     int exit_code = kExitOk;
     while (!cat.finished(&exit_code, port::monotonic_now())) {
         loop.run_once(cat.wait_hint_ms(port::monotonic_now()));

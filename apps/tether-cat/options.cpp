@@ -38,6 +38,7 @@ constexpr Spec kSpecs[] = {
     {"max-message-size", true},
     {"outbox-size", true},
     {"overflow", true},
+    {"binary-output", true},
     {"ca-file", true},
     {"cert", true},
     {"key", true},
@@ -199,6 +200,14 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
             return fail(error, capacity, "--%s: expected drop_oldest or reject_newest", name);
         }
         o->overflow_given = true;
+    } else if (std::strcmp(name, "binary-output") == 0) {
+        if (std::strcmp(value, "raw") == 0) {
+            o->binary_output = BinaryOutput::kRaw;
+        } else if (std::strcmp(value, "base64") == 0) {
+            o->binary_output = BinaryOutput::kBase64;
+        } else {
+            return fail(error, capacity, "--%s: expected raw or base64", name);
+        }
     } else if (std::strcmp(name, "ca-file") == 0) {
         o->tls.ca_file = value;
     } else if (std::strcmp(name, "cert") == 0) {
@@ -353,12 +362,21 @@ Liveness:
 
 Messages:
   --binary                   send input lines as binary messages (default text)
-  --echo                     send every received message back (implies --keep-open)
+  --echo                     send every received message back, as the same frame type
+                             (text as text, binary as binary; implies --keep-open)
+  --binary-output MODE       how a received binary message is written to standard
+                             output: raw (its bytes, then a newline: ambiguous when it
+                             holds a newline) or base64 (one line of RFC 4648 base64).
+                             Text messages are always their text and a newline.
   --keep-open                stay connected after input ends, until the server closes
                              or a signal arrives
   --linger MS                after input ends and is sent, wait until no message has
                              arrived for MS before closing (default 0: close at once)
-  --max-message-size BYTES   largest message accepted; larger closes with 1009 (default 65536)
+  --max-message-size BYTES   largest WebSocket message either way (default 65536): a
+                             bigger incoming one closes with 1009; an input line that
+                             could not be sent within it (with --tether-v1, its 10-byte
+                             header counts) is refused, reported, and makes the exit
+                             status 6
   --outbox-size BYTES        memory for messages waiting to be sent (default 1048576)
   --overflow POLICY          read input as fast as it comes and, when the outbox is full,
                              drop_oldest or reject_newest (default: no overflow at all:
@@ -390,6 +408,7 @@ Exit codes:
   3  gave up: --max-retries reached, or the session was superseded (close 4009)
   4  gave up because the server's certificate did not verify
   5  --once: the connection failed for another reason
+  6  input ended and the rest was sent, but a line was refused as too large
 )";
 }
 

@@ -17,7 +17,11 @@ enum ExitCode : int {
     kExitGaveUp = 3,         ///< stopped reconnecting: max retries, or superseded
     kExitTlsVerify = 4,      ///< gave up (or --once failed) because a certificate did not verify
     kExitConnectFailed = 5,  ///< --once: the only attempt failed for another reason
+    kExitRefused = 6,        ///< a line was larger than the link can deliver
 };
+
+/// How received binary messages are written to standard output.
+enum class BinaryOutput { kRaw, kBase64 };
 
 struct Options {
     static constexpr std::size_t kMaxHeaders = 16;
@@ -43,6 +47,7 @@ struct Options {
     bool keep_open = false;
     bool overflow_given = false;  ///< --overflow: read input freely, the policy drops or refuses
     bool binary = false;
+    BinaryOutput binary_output = BinaryOutput::kRaw;
     bool quiet = false;
     bool verbose = false;
     bool help = false;

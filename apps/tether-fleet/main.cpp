@@ -246,7 +246,7 @@ int main(int argc, char** argv) {
     const tether::ClientConfig config = client_config(options);
 
     std::vector<std::unique_ptr<Slot>> slots;
-    std::vector<tether::Client*> pointers(options.clients);
+    std::vector<tether::Pollable*> pointers(options.clients);
     std::vector<struct pollfd> fds(options.clients * tether::Client::kMaxPollRequests +
                                    tether::port::PollLoop::kMaxWatches);
     tether::port::PollLoop loop(pointers.data(), options.clients, fds.data(), fds.size());

@@ -27,17 +27,8 @@
 #include "sd_notify.h"
 #include "status_file.h"
 #include "status_led.h"
-#include "tether/client.h"
-#include "tether/port/credentials.h"
-#include "tether/port/device_identity.h"
-#include "tether/port/entropy.h"
-#include "tether/port/file_storage.h"
 #include "tether/port/poll_loop.h"
-#include "tether/port/posix_resolver.h"
-#include "tether/port/posix_transport.h"
-#include "tether/session_id.h"
-#include "tether/spool.h"
-#include "tether/state_record.h"
+#include "tether/port/posix_link.h"
 
 namespace tether::daemon {
 namespace {
@@ -94,7 +85,7 @@ const char* kUsage =
     "to standard output or a command, once, in order. Every option is a field of the JSON\n"
     "configuration file (docs/CONFIG.md); the common ones can be overridden here:\n\n";
 
-class Daemon final : public ClientListener, public port::FdWatcher {
+class Daemon final : public DurableLinkListener, public port::FdWatcher {
   public:
     Daemon(DaemonConfig& config, Log& log) : config_(config), log_(log) {}
 
@@ -102,12 +93,14 @@ class Daemon final : public ClientListener, public port::FdWatcher {
 
   private:
     bool setup();
-    bool prepare_directories();
-    bool open_state();
+    void log_recovery(const RecoveryReport& report);
     void new_trace_id();
     void on_state(const ClientEvent& event) override;
     void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) override;
+    void on_downlink_seq(std::uint64_t seq) override;
     void on_gap(bool downlink, std::uint64_t first, std::uint64_t last) override;
+    void on_storage(const StorageEvent& event) override;
+    void on_refused(std::size_t size, std::size_t limit) override;
     void on_ready(int fd, bool readable, bool writable, TimeMs now) override;
     void accept_input(const char* data, std::size_t size);
     void tick(TimeMs now);
@@ -115,36 +108,15 @@ class Daemon final : public ClientListener, public port::FdWatcher {
     void write_metrics();
     bool shutting_down(TimeMs now);
     std::uint32_t wait_ms(TimeMs now);
+    const Client& client() const { return link_->link().client(); }
 
     DaemonConfig& config_;
     Log& log_;
-    ClientConfig client_config_;
-    port::TlsSettings tls_settings_;
-    std::string device_id_;
-    char session_text_[kUuidTextLength + 1] = {};
+    port::PosixLinkSettings settings_;
+    std::unique_ptr<port::PosixLink> link_;
     char traceparent_[96] = {};
     const char* headers_[1] = {traceparent_};
-
-    port::Entropy entropy_;
-    port::TlsContext tls_;
-    std::unique_ptr<port::PosixTransport> transport_;
-    port::PosixResolver resolver_;
-    port::FileStorage state_file_;
-    std::unique_ptr<StateRecord> record_;
-    PersistentState state_;
-    port::FileStorage spool_file_;
-    std::unique_ptr<Spool> spool_;
-    std::vector<std::uint8_t> spool_buffer_;
-    struct Replayed {
-        std::uint64_t seq;
-        std::vector<std::uint8_t> data;
-    };
-    std::vector<Replayed> replayed_;
-    std::unique_ptr<port::TokenFileCredentials> token_file_;
-    std::unique_ptr<port::TokenCommandCredentials> token_command_;
-    CredentialsProvider* credentials_ = nullptr;
-    std::vector<std::uint8_t> outbox_, rx_, tx_;
-    std::unique_ptr<Client> client_;
+    std::string storage_error_;
 
     std::vector<char> input_buffer_;
     std::unique_ptr<DatagramInput> socket_input_;
@@ -165,8 +137,9 @@ class Daemon final : public ClientListener, public port::FdWatcher {
     bool hardware_watchdog_open_ = false;
     TimeMs iteration_done_ = 0;
     TimeMs metrics_due_ = 0;
-    int watched_command_fd_ = -1;
     int watched_downlink_fd_ = -1;
+    bool status_failed_ = false;
+    bool metrics_failed_ = false;
 
     // What the status file and the metrics show.
     LinkState state_seen_ = LinkState::kIdle;
@@ -187,99 +160,37 @@ class Daemon final : public ClientListener, public port::FdWatcher {
     port::PollLoop* loop_ = nullptr;
 };
 
-bool Daemon::prepare_directories() {
-    // The state directory holds the session's counters: 0700, checked at start.
-    if (::mkdir(config_.state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-        log_.line(LogLevel::kError, "event=setup error=\"cannot create %s: %s\"",
-                  config_.state_dir.c_str(), std::strerror(errno));
-        return false;
-    }
-    struct stat info {};
-    if (::stat(config_.state_dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
-        log_.line(LogLevel::kError, "event=setup error=\"%s is not a directory\"",
-                  config_.state_dir.c_str());
-        return false;
-    }
-    if ((info.st_mode & 0077) != 0) {
-        log_.line(LogLevel::kWarn, "event=setup msg=\"state directory was %03o; now 0700\" dir=%s",
-                  static_cast<unsigned>(info.st_mode & 0777), config_.state_dir.c_str());
-        ::chmod(config_.state_dir.c_str(), 0700);
-    }
-    if (::mkdir(config_.run_dir.c_str(), 0755) != 0 && errno != EEXIST) {
-        log_.line(LogLevel::kError, "event=setup error=\"cannot create %s: %s\"",
-                  config_.run_dir.c_str(), std::strerror(errno));
-        return false;
-    }
-    return true;
-}
-
-void spool_visit(void* context, std::uint64_t seq, const std::uint8_t* data, std::size_t size) {
-    auto* replayed =
-        static_cast<std::vector<std::pair<std::uint64_t, std::vector<std::uint8_t>>>*>(context);
-    replayed->emplace_back(seq, std::vector<std::uint8_t>(data, data + size));
-}
-
-bool Daemon::open_state() {
-    const std::string state_path = config_.state_dir + "/state";
-    if (state_file_.open(state_path.c_str()) != Status::kOk) {
-        log_.line(LogLevel::kError, "event=setup error=\"cannot open %s: %s\"", state_path.c_str(),
-                  std::strerror(errno));
-        return false;
-    }
-    record_ = std::make_unique<StateRecord>(state_file_);
-    LoadSource source = LoadSource::kDefaults;
-    if (record_->load(&state_, &source) != Status::kOk) {
-        log_.line(LogLevel::kWarn, "event=state_record msg=\"unreadable; starting from defaults\"");
-    }
+void Daemon::log_recovery(const RecoveryReport& r) {
     log_.line(LogLevel::kInfo,
-              "event=state_record source=%s attempts=%u session_version=%u next_uplink=%llu "
+              "event=state_record source=%s%s attempts=%u session_version=%u next_uplink=%llu "
               "last_downlink=%llu",
-              to_string(source), state_.reconnect_attempts, state_.session_version,
-              static_cast<unsigned long long>(state_.next_uplink_seq),
-              static_cast<unsigned long long>(state_.last_delivered_downlink_seq));
-    if (!config_.spool.enabled) {
-        return true;
+              to_string(r.state_source), r.state_read_failed ? " read_failed=yes" : "",
+              r.state.reconnect_attempts, r.state.session_version,
+              static_cast<unsigned long long>(r.state.next_uplink_seq),
+              static_cast<unsigned long long>(r.state.last_delivered_downlink_seq));
+    if (r.spool_used) {
+        log_.line(
+            r.spool.damaged || r.too_large > 0 || r.evicted > 0 ? LogLevel::kWarn : LogLevel::kInfo,
+            "event=spool recovered=%zu first_seq=%llu last_seq=%llu damaged=%s "
+            "truncated_bytes=%zu too_large=%zu evicted=%zu",
+            r.restored, static_cast<unsigned long long>(r.first_restored),
+            static_cast<unsigned long long>(r.last_restored), r.spool.damaged ? "yes" : "no",
+            r.spool.truncated_bytes, r.too_large, r.evicted);
     }
-    const std::string spool_path = config_.state_dir + "/spool";
-    if (spool_file_.open(spool_path.c_str()) != Status::kOk) {
-        log_.line(LogLevel::kError, "event=setup error=\"cannot open %s\"", spool_path.c_str());
-        return false;
+    if (r.unrecovered.last != 0) {
+        log_.line(LogLevel::kWarn,
+                  "event=recovery msg=\"seqs a previous run may have used are not on disk; the "
+                  "server is told they will not arrive\" first=%llu last=%llu",
+                  static_cast<unsigned long long>(r.unrecovered.first),
+                  static_cast<unsigned long long>(r.unrecovered.last));
     }
-    SpoolConfig spool_config;
-    spool_config.max_bytes = static_cast<std::uint32_t>(config_.spool.max_bytes);
-    spool_config.fsync_interval_ms = config_.spool.fsync_interval_ms;
-    spool_buffer_.resize(config_.outbox.max_message_size + Spool::kRecordOverhead + 64 * 1024);
-    spool_ = std::make_unique<Spool>(spool_file_, spool_buffer_.data(), spool_buffer_.size(),
-                                     spool_config);
-    std::vector<std::pair<std::uint64_t, std::vector<std::uint8_t>>> found;
-    SpoolRecovery report;
-    if (spool_->recover(spool_visit, &found, &report) != Status::kOk) {
-        log_.line(LogLevel::kError, "event=spool error=\"recovery failed\" path=%s",
-                  spool_path.c_str());
-        return false;
-    }
-    for (auto& entry : found) {
-        replayed_.push_back(Replayed{entry.first, std::move(entry.second)});
-    }
-    // Seqs the spool never made durable were never sent (the client sends only
-    // what the spool has synced), so numbering continues right after the spool.
-    state_.next_uplink_seq = report.messages > 0
-                                 ? report.first_seq
-                                 : (report.highest_seq + 1 > 1 ? report.highest_seq + 1 : 1);
-    log_.line(
-        LogLevel::kInfo,
-        "event=spool recovered=%zu first_seq=%llu last_seq=%llu damaged=%s truncated_bytes=%zu",
-        report.messages, static_cast<unsigned long long>(report.first_seq),
-        static_cast<unsigned long long>(report.last_seq), report.damaged ? "yes" : "no",
-        report.truncated_bytes);
-    return true;
 }
 
 // A W3C traceparent for the next attempt: "00-<32 hex trace id>-<16 hex span id>-01".
 void Daemon::new_trace_id() {
     std::uint8_t bytes[24];
-    if (!entropy_.fill_random(bytes, sizeof bytes)) {
-        std::memset(bytes, 0x5a, sizeof bytes);
+    if (!link_->random().fill_random(bytes, sizeof bytes)) {
+        return;  // the attempt fails closed without entropy anyway; the old id stays
     }
     static const char kHex[] = "0123456789abcdef";
     std::string header = "traceparent: 00-";
@@ -295,86 +206,28 @@ void Daemon::new_trace_id() {
 }
 
 bool Daemon::setup() {
-    if (!prepare_directories()) {
+    if (::mkdir(config_.run_dir.c_str(), 0755) != 0 && errno != EEXIST) {
+        log_.line(LogLevel::kError, "event=setup error=\"cannot create %s: %s\"",
+                  config_.run_dir.c_str(), std::strerror(errno));
         return false;
     }
-    if (entropy_.init("tetherd") != Status::kOk) {
-        log_.line(LogLevel::kError, "event=setup error=\"no entropy from the operating system\"");
+    to_link_settings(config_, &settings_);
+    // A well-formed placeholder until the entropy source exists; replaced
+    // before the first attempt.
+    std::snprintf(traceparent_, sizeof traceparent_,
+                  "traceparent: 00-00000000000000000000000000000001-0000000000000001-00");
+    settings_.link.client.extra_headers = headers_;
+    settings_.link.client.extra_header_count = 1;
+    link_ = std::make_unique<port::PosixLink>(settings_, this);
+    RecoveryReport report;
+    if (link_->open(&report) != Status::kOk) {
+        log_.line(LogLevel::kError, "event=setup error=\"%s\"", link_->error());
         return false;
     }
-    to_client_config(config_, &client_config_, &tls_settings_);
-    bool any_tls = false;
-    for (const std::string& url : config_.endpoints) {
-        any_tls = any_tls || url.compare(0, 4, "wss:") == 0 || url.compare(0, 4, "WSS:") == 0;
-    }
-    if (any_tls && tls_.init(tls_settings_, entropy_) != Status::kOk) {
-        log_.line(LogLevel::kError, "event=setup error=\"TLS: %s\"", tls_.error_text());
-        return false;
-    }
-    transport_ = std::make_unique<port::PosixTransport>(any_tls ? &tls_ : nullptr);
-
-    device_id_ = config_.session.device_id;
-    if (device_id_.empty()) {
-        char machine_id[128];
-        if (port::read_machine_id(nullptr, machine_id, sizeof machine_id) != Status::kOk) {
-            log_.line(LogLevel::kError,
-                      "event=setup error=\"no /etc/machine-id: set session.device_id\"");
-            return false;
-        }
-        device_id_ = machine_id;
-    }
-    Uuid session{};
-    if (session_id_for(config_.session.user.c_str(), device_id_.c_str(), &session) != Status::kOk) {
-        log_.line(LogLevel::kError, "event=setup error=\"cannot derive the session id\"");
-        return false;
-    }
-    format_uuid(session, session_text_);
-    client_config_.session_id = session_text_;
-    client_config_.device_id = device_id_.c_str();
+    log_recovery(report);
     new_trace_id();
-    client_config_.extra_headers = headers_;
-    client_config_.extra_header_count = 1;
-
-    if (!open_state()) {
-        return false;
-    }
-    if (!config_.credentials.token_command.empty()) {
-        token_command_ = std::make_unique<port::TokenCommandCredentials>(
-            config_.credentials.token_command.c_str());
-        if (token_command_->fetch_now(5000) != Status::kOk) {
-            log_.line(LogLevel::kWarn, "event=credentials msg=\"the token command gave no token\"");
-        }
-        credentials_ = token_command_.get();
-    } else if (!config_.credentials.token_file.empty()) {
-        token_file_ =
-            std::make_unique<port::TokenFileCredentials>(config_.credentials.token_file.c_str());
-        credentials_ = token_file_.get();
-    }
 
     const std::size_t max_message = config_.outbox.max_message_size;
-    outbox_.resize(config_.outbox.size_bytes);
-    rx_.resize(max_message + 16);
-    tx_.resize(max_message + 64 * 1024);
-    client_config_.spool = spool_.get();
-    client_ = std::make_unique<Client>(client_config_,
-                                       ClientBuffers{outbox_.data(), outbox_.size(), rx_.data(),
-                                                     rx_.size(), tx_.data(), tx_.size()},
-                                       *transport_, resolver_, entropy_, entropy_, this,
-                                       credentials_, record_.get(), &state_);
-    if (client_->init() != Status::kOk) {
-        log_.line(LogLevel::kError, "event=setup error=\"%s\"", client_->config_error());
-        return false;
-    }
-    for (const Replayed& message : replayed_) {
-        if (client_->restore(message.seq, message.data.data(), message.data.size()) !=
-            Status::kOk) {
-            log_.line(LogLevel::kWarn,
-                      "event=spool msg=\"a recovered message did not fit\" seq=%llu",
-                      static_cast<unsigned long long>(message.seq));
-        }
-    }
-    replayed_.clear();
-
     input_buffer_.resize(max_message);
     if (!config_.inputs.socket.empty()) {
         socket_input_ = std::make_unique<DatagramInput>(input_buffer_.data(), input_buffer_.size());
@@ -490,17 +343,44 @@ void Daemon::on_message(net::WsOpcode type, const std::uint8_t* data, std::size_
     }
 }
 
+void Daemon::on_downlink_seq(std::uint64_t seq) {
+    (void)seq;
+}
+
 void Daemon::on_gap(bool downlink, std::uint64_t first, std::uint64_t last) {
-    log_.line(LogLevel::kWarn, "event=gap direction=%s first=%llu last=%llu",
+    log_.line(LogLevel::kWarn, "event=gap direction=%s first=%llu last=%llu count=%llu",
               downlink ? "downlink" : "uplink", static_cast<unsigned long long>(first),
-              static_cast<unsigned long long>(last));
+              static_cast<unsigned long long>(last),
+              static_cast<unsigned long long>(last - first + 1));
+}
+
+void Daemon::on_storage(const StorageEvent& event) {
+    const char* what = event.what == StorageEvent::What::kSpool ? "spool" : "state_record";
+    if (event.failed) {
+        storage_error_ = std::string(what) + ": " +
+                         (event.error != 0 ? std::strerror(event.error) : "I/O error");
+        log_.line(LogLevel::kError, "event=storage what=%s error=\"%s\" errno=%d msg=\"%s\"", what,
+                  event.error != 0 ? std::strerror(event.error) : "I/O error", event.error,
+                  event.action);
+    } else {
+        storage_error_.clear();
+        log_.line(LogLevel::kInfo, "event=storage what=%s msg=\"%s\"", what, event.action);
+    }
+    update_status();
+}
+
+void Daemon::on_refused(std::size_t size, std::size_t limit) {
+    log_.line(LogLevel::kError,
+              "event=input msg=\"message refused: larger than the link can deliver; later "
+              "ones are counted in tether_messages_refused_total\" size=%zu limit=%zu",
+              size, limit);
 }
 
 void Daemon::accept_input(const char* data, std::size_t size) {
     if (stopping_) {
         return;
     }
-    if (client_->send(reinterpret_cast<const std::uint8_t*>(data), size) != Status::kOk) {
+    if (link_->send(reinterpret_cast<const std::uint8_t*>(data), size) != Status::kOk) {
         ++input_rejected_;
     }
 }
@@ -514,9 +394,7 @@ void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
         }
         if (g_last_signal == SIGHUP) {
             log_.line(LogLevel::kInfo, "event=reload msg=\"credentials refreshed\"");
-            if (token_command_) {
-                token_command_->refresh();
-            }
+            link_->refresh_credentials();
             return;
         }
         if (!stopping_) {
@@ -531,10 +409,6 @@ void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
                 loop_->unwatch(STDIN_FILENO);
             }
         }
-        return;
-    }
-    if (token_command_ && fd == token_command_->fd()) {
-        token_command_->on_readable();
         return;
     }
     if (socket_input_ && fd == socket_input_->fd() && readable) {
@@ -556,51 +430,75 @@ void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
 }
 
 void Daemon::update_status() {
+    const DurableLink& link = link_->link();
+    const Client& c = client();
     StatusSnapshot snapshot;
     snapshot.state = state_seen_;
     snapshot.since_ms = state_since_;
-    snapshot.endpoint = config_.endpoints[client_->machine().endpoint()];
-    snapshot.attempt = client_->machine().attempts();
+    snapshot.endpoint = config_.endpoints[c.machine().endpoint()];
+    snapshot.attempt = c.machine().attempts();
     snapshot.retry_in_ms =
-        state_seen_ == LinkState::kWaitingToRetry ? client_->machine().retry_delay_ms() : 0;
+        state_seen_ == LinkState::kWaitingToRetry ? c.machine().retry_delay_ms() : 0;
     snapshot.reason = last_reason_;
     snapshot.detail = last_detail_;
-    snapshot.session = session_text_;
-    snapshot.version = state_.session_version;
-    snapshot.queued = client_->outbox().size();
-    snapshot.acked = client_->counters().uplink_acked;
-    snapshot.dropped = client_->outbox().counters().dropped;
-    snapshot.has_rtt = client_->machine().heartbeat().has_rtt();
-    snapshot.rtt_ms = client_->machine().heartbeat().last_rtt_ms();
+    snapshot.session = link_->session_id();
+    snapshot.version = link.persistent().session_version;
+    snapshot.queued = c.outbox().size();
+    snapshot.acked = c.counters().uplink_acked;
+    snapshot.dropped = c.outbox().counters().dropped_unsent;
+    snapshot.has_rtt = c.machine().heartbeat().has_rtt();
+    snapshot.rtt_ms = c.machine().heartbeat().last_rtt_ms();
     snapshot.offline_ms_total = offline_ms_total_;
-    (void)status_file_->update(snapshot);
+    snapshot.spool = to_string(link.spool_health());
+    snapshot.storage_error = storage_error_;
+    snapshot.refused = link.counters().refused_too_large;
+    snapshot.memory_only = link.counters().memory_only;
+    const bool failed = status_file_->update(snapshot) != Status::kOk;
+    if (failed && !status_failed_) {
+        log_.line(LogLevel::kError, "event=status error=\"cannot write %s: %s\"",
+                  config_.status.file.c_str(), std::strerror(errno));
+    }
+    status_failed_ = failed;
 }
 
 void Daemon::write_metrics() {
     if (config_.metrics.file.empty()) {
         return;
     }
+    const DurableLink& link = link_->link();
+    const Client& c = client();
     MetricsSnapshot snapshot;
     snapshot.state = state_seen_;
     snapshot.reconnects = reconnects_;
     snapshot.attempts_by_outcome = attempts_by_outcome_;
-    snapshot.messages_queued = client_->outbox().size();
-    snapshot.messages_sent = client_->counters().messages_sent;
-    snapshot.messages_acked = client_->outbox().counters().acked;
-    snapshot.messages_dropped = client_->outbox().counters().dropped;
-    snapshot.bytes_sent = client_->stream().counters().bytes_written;
-    snapshot.bytes_received = client_->stream().counters().bytes_read;
-    snapshot.outbox_used_bytes = client_->outbox().bytes_used();
-    snapshot.outbox_capacity_bytes = client_->outbox().capacity();
-    snapshot.has_rtt = client_->machine().heartbeat().has_rtt();
-    snapshot.rtt_ms = client_->machine().heartbeat().last_rtt_ms();
+    snapshot.messages_queued = c.outbox().size();
+    snapshot.messages_sent = c.counters().messages_sent;
+    snapshot.messages_acked = c.outbox().counters().acked;
+    snapshot.messages_dropped = c.outbox().counters().dropped_unsent;
+    snapshot.messages_evicted_unacked =
+        c.outbox().counters().dropped - c.outbox().counters().dropped_unsent;
+    snapshot.bytes_sent = c.stream().counters().bytes_written;
+    snapshot.bytes_received = c.stream().counters().bytes_read;
+    snapshot.outbox_used_bytes = c.outbox().bytes_used();
+    snapshot.outbox_capacity_bytes = c.outbox().capacity();
+    snapshot.has_rtt = c.machine().heartbeat().has_rtt();
+    snapshot.rtt_ms = c.machine().heartbeat().last_rtt_ms();
     const TimeMs now = port::monotonic_now();
     snapshot.offline_ms_total =
         offline_ms_total_ + (offline_ ? time_since(now, offline_since_) : 0);
-    snapshot.backoff_attempt = client_->machine().attempts();
+    snapshot.backoff_attempt = c.machine().attempts();
     snapshot.downlink_delivered = downlink_delivered_;
-    snapshot.downlink_duplicates = client_->counters().downlink_duplicates;
-    (void)daemon::write_metrics(config_.metrics.file, snapshot);
+    snapshot.downlink_duplicates = c.counters().downlink_duplicates;
+    snapshot.messages_refused = link.counters().refused_too_large;
+    snapshot.messages_memory_only = link.counters().memory_only;
+    snapshot.spool_degraded = link.spool_health() == SpoolHealth::kDegraded;
+    snapshot.storage_failures = link.counters().spool_failures + link.counters().state_failures;
+    const bool failed = daemon::write_metrics(config_.metrics.file, snapshot) != Status::kOk;
+    if (failed && !metrics_failed_) {
+        log_.line(LogLevel::kError, "event=metrics error=\"cannot write %s: %s\"",
+                  config_.metrics.file.c_str(), std::strerror(errno));
+    }
+    metrics_failed_ = failed;
 }
 
 void Daemon::tick(TimeMs now) {
@@ -634,16 +532,6 @@ void Daemon::tick(TimeMs now) {
         }
         watched_downlink_fd_ = downlink_fd;
     }
-    const int command_fd = token_command_ ? token_command_->fd() : -1;
-    if (command_fd != watched_command_fd_) {
-        if (watched_command_fd_ >= 0) {
-            loop_->unwatch(watched_command_fd_);
-        }
-        if (command_fd >= 0) {
-            loop_->watch(command_fd, true, false, this);
-        }
-        watched_command_fd_ = command_fd;
-    }
     iteration_done_ = now;
     if (watchdog_->should_ping(now, iteration_done_)) {
         (void)notifier_.send("WATCHDOG=1");
@@ -660,13 +548,13 @@ bool Daemon::shutting_down(TimeMs now) {
     if (!stopping_) {
         return false;
     }
-    const bool drained = client_->idle() || client_->state() != LinkState::kOnline;
+    const bool drained = client().idle() || client().state() != LinkState::kOnline;
     const bool timed_out = time_since(now, stop_started_) >= 5000;
     if (!close_sent_ && (drained || timed_out)) {
         close_sent_ = true;
-        client_->stop(now, 1001);
+        link_->link().stop(now, 1001);
     }
-    const LinkState state = client_->state();
+    const LinkState state = client().state();
     return close_sent_ && (state == LinkState::kIdle || state == LinkState::kGivenUp ||
                            time_since(now, stop_started_) >= 8000);
 }
@@ -701,13 +589,14 @@ int Daemon::run() {
     if (!setup()) {
         return 1;
     }
-    log_.line(LogLevel::kInfo, "event=start session=%s device=\"%s\" version=%u %s", session_text_,
-              device_id_.c_str(), state_.session_version, describe(config_).c_str());
-    Client* clients[1];
-    struct pollfd fds[Client::kMaxPollRequests + port::PollLoop::kMaxWatches];
-    port::PollLoop loop(clients, 1, fds, sizeof fds / sizeof fds[0]);
+    log_.line(LogLevel::kInfo, "event=start session=%s device=\"%s\" version=%u max_payload=%zu %s",
+              link_->session_id(), link_->device_id(), link_->link().persistent().session_version,
+              link_->link().max_payload(), describe(config_).c_str());
+    Pollable* pollables[1];
+    struct pollfd fds[Pollable::kMaxPollRequests + port::PollLoop::kMaxWatches];
+    port::PollLoop loop(pollables, 1, fds, sizeof fds / sizeof fds[0]);
     loop_ = &loop;
-    loop.add(client_.get());
+    loop.add(link_.get());
     loop.watch(g_signal_pipe[0], true, false, this);
     if (socket_input_) {
         loop.watch(socket_input_->fd(), true, false, this);
@@ -719,7 +608,7 @@ int Daemon::run() {
     health_due_ = start;
     metrics_due_ = start;
     offline_since_ = start;
-    client_->start(start);
+    link_->start(start);
     (void)notifier_.send("READY=1");
     for (;;) {
         const TimeMs now = port::monotonic_now();
@@ -729,17 +618,16 @@ int Daemon::run() {
         }
         loop.run_once(wait_ms(port::monotonic_now()));
     }
-    if (spool_) {
-        (void)spool_->sync();
-    }
-    (void)record_->save(state_);
+    const bool persisted = link_->link().shutdown() == Status::kOk;
     write_metrics();
     update_status();
     if (hardware_watchdog_open_) {
         (void)hardware_watchdog_.close_cleanly();
     }
-    log_.line(LogLevel::kInfo, "event=stopped queued=%zu", client_->outbox().size());
-    return 0;
+    log_.line(persisted ? LogLevel::kInfo : LogLevel::kError, "event=stopped queued=%zu%s",
+              client().outbox().size(),
+              persisted ? "" : " error=\"the spool or state record could not be saved\"");
+    return persisted ? 0 : 1;
 }
 
 int run(int argc, char** argv) {

@@ -156,7 +156,7 @@ int run(int argc, char** argv) {
         return 2;
     }
     log.attach(&client);
-    Client* clients[1];
+    Pollable* clients[1];
     struct pollfd fds[Client::kMaxPollRequests + port::PollLoop::kMaxWatches];
     port::PollLoop loop(clients, 1, fds, sizeof fds / sizeof fds[0]);
     loop.add(&client);

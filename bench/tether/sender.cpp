@@ -180,7 +180,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "tether-bench-tether: %s\n", client.config_error());
         return 2;
     }
-    tether::Client* clients[1] = {&client};
+    tether::Pollable* clients[1] = {&client};
     struct pollfd fds[tether::Client::kMaxPollRequests + tether::port::PollLoop::kMaxWatches];
     tether::port::PollLoop loop(clients, 1, fds, sizeof fds / sizeof fds[0]);
     loop.add(&client);

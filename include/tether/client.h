@@ -30,9 +30,9 @@
 #include "tether/net/ws_handshake.h"
 #include "tether/net/ws_stream.h"
 #include "tether/outbox.h"
+#include "tether/pollable.h"
 #include "tether/reconnect.h"
 #include "tether/resolver.h"
-#include "tether/spool.h"
 #include "tether/state_record.h"
 #include "tether/transport.h"
 
@@ -83,6 +83,20 @@ class ClientListener {
         (void)first;
         (void)last;
     }
+    /// tether.v1: the server has stored every uplink seq <= `seq`.
+    virtual void on_uplink_acked(std::uint64_t seq) { (void)seq; }
+    /// tether.v1 with ClientConfig::confirm_downlink: whether the application
+    /// can take a downlink message of `size` bytes now. While it cannot, the
+    /// client stops reading the socket (the server's sends back up over TCP);
+    /// a message that arrives anyway is not delivered, and the link is
+    /// re-established so that the server sends it again.
+    virtual bool downlink_can_accept(std::size_t size) {
+        (void)size;
+        return true;
+    }
+    /// The state record could not be saved (`status` kIoError), or was saved
+    /// again after failing (kOk). Called on each change, not on every save.
+    virtual void on_persist(Status status) { (void)status; }
 };
 
 struct ClientConfig {
@@ -116,13 +130,10 @@ struct ClientConfig {
     /// Uplink seqs are reserved on disk this many at a time, so a restart
     /// never reuses a seq the server may already hold.
     std::uint32_t seq_reservation = 1024;
-
-    /// Optional disk copy of the outbox (tether.v1). Every message accepted is
-    /// appended to it, acknowledgements and evictions are recorded, and a
-    /// message is sent only once the spool has made it durable (write-ahead),
-    /// so a restart recovers everything accepted before the last sync and a
-    /// seq is never reused for a message the server may hold.
-    Spool* spool = nullptr;
+    /// tether.v1: acknowledge (and persist) a downlink message only once the
+    /// application confirms it has it (confirm_downlink()), instead of as soon
+    /// as on_message() returns.
+    bool confirm_downlink = false;
 };
 
 /// Caller-owned memory for one client.
@@ -135,13 +146,6 @@ struct ClientBuffers {
     std::size_t tx_size;
 };
 
-/// What the loop must poll one descriptor for.
-struct PollRequest {
-    int fd;
-    bool read;
-    bool write;
-};
-
 struct ClientCounters {
     std::uint64_t messages_sent = 0;  ///< frames handed to the stream
     std::uint64_t messages_received = 0;
@@ -150,10 +154,12 @@ struct ClientCounters {
     std::uint64_t downlink_duplicates = 0;  ///< tether.v1: replays dropped
     std::uint64_t gaps_reported = 0;        ///< tether.v1: uplink gap messages sent
     std::uint64_t resumed = 0;              ///< tether.v1: welcomes that resumed the session
-    std::uint64_t renumbered = 0;  ///< tether.v1: outbox renumbered past seqs the server held
+    std::uint64_t renumbered = 0;  ///< tether.v1: messages renumbered past seqs the server held
+    std::uint64_t rejected_too_large = 0;  ///< send() refused: above max_payload()
+    std::uint64_t downlink_overruns = 0;   ///< messages the application could not take
 };
 
-class Client final : private net::WsHandler {
+class Client final : public Pollable, private net::WsHandler {
   public:
     /// Everything passed by reference must outlive the client. `state` (may
     /// be null, with `record`) holds the persisted counters: the attempt
@@ -177,25 +183,48 @@ class Client final : private net::WsHandler {
     void stop(TimeMs now, std::uint16_t code = 1000);
 
     /// Queues a message for the server under the overflow policy. kOk,
-    /// kNoSpace (reject_newest and full) or kTooLarge. *seq gets its number.
-    Status send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr);
+    /// kNoSpace (reject_newest and full) or kTooLarge (above max_payload():
+    /// it could never be delivered, so it is not queued). *seq gets its
+    /// number. `type` (plain WebSocket mode only) overrides
+    /// ClientConfig::message_type for this message.
+    Status send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
+                net::WsOpcode type = net::WsOpcode::kContinuation);
 
-    /// Puts back a message recovered from the spool, with its old seq, before
-    /// start(). The seqs must follow each other from the outbox's first seq
-    /// (PersistentState::next_uplink_seq); kInvalidArgument otherwise, or
-    /// what Outbox::try_push returns. Not appended to the spool again.
+    /// The largest message send() accepts: what fits the outbox, the
+    /// transmit buffer and ws.max_message_size once framed (tether.v1 adds
+    /// its header), so that anything accepted can reach a peer that applies
+    /// the same limit. Valid after init().
+    std::size_t max_payload() const { return max_payload_; }
+
+    /// Puts back a message recovered from disk, with its old seq, after
+    /// init() and before the first send(). Seqs must increase from one call
+    /// to the next and may lie below the persisted reservation; a hole is
+    /// allowed (seqs the disk lost). kInvalidArgument otherwise, kTooLarge
+    /// above max_payload(), or what Outbox::push_overwrite returns (the
+    /// oldest restored messages are evicted, and reported as dropped, when
+    /// the outbox is smaller than what was recovered). A restored seq keeps
+    /// its number forever: the server may already hold it.
     Status restore(std::uint64_t seq, const std::uint8_t* data, std::size_t size);
+    /// New messages are never numbered below the reservation the state record
+    /// held at construction (PersistentState::next_uplink_seq), nor below
+    /// `seq`: the seqs between the last restored message and the first new
+    /// one stay unused, and drain reports them to the server as one gap with
+    /// `reason` (e.g. "unrecovered": a crashed run may have used them).
+    void continue_numbering_at(std::uint64_t seq, const char* reason);
 
-    /// Does all work possible at `now` without blocking.
-    void service(TimeMs now);
+    /// tether.v1 with confirm_downlink: the application has every downlink
+    /// message up to `seq` (the seqs passed to on_downlink_seq()); they are
+    /// persisted and acknowledged from now on.
+    void confirm_downlink(std::uint64_t seq);
 
-    /// The descriptors to poll; returns how many were written (at most 1 + NameResolver::kMaxFds).
-    static constexpr std::size_t kMaxPollRequests = 1 + NameResolver::kMaxFds;
-    std::size_t poll_requests(PollRequest* out, std::size_t max) const;
-    /// When service() must run even if no descriptor is ready; false when never.
-    bool next_deadline(TimeMs* at) const;
-    /// Bytes TLS already decrypted: the loop must not block in poll() while true.
-    bool has_buffered_input() const;
+    /// Pollable: does all work possible at `now` without blocking.
+    void service(TimeMs now) override;
+    /// Pollable: the descriptors to poll (at most kMaxPollRequests).
+    std::size_t poll_requests(PollRequest* out, std::size_t max) const override;
+    /// Pollable: when service() must run even if no descriptor is ready.
+    bool next_deadline(TimeMs* at) const override;
+    /// Pollable: bytes TLS already decrypted; the loop must not block in poll() while true.
+    bool has_buffered_input() const override;
 
     LinkState state() const { return machine_.state(); }
     const ReconnectMachine& machine() const { return machine_; }
@@ -233,9 +262,13 @@ class Client final : private net::WsHandler {
     void on_downlink_data(std::uint64_t seq, const std::uint8_t* payload, std::size_t size);
     void after_resume_read(TimeMs now);
     void drain_outbox_v1();
+    bool queue_gap(std::uint64_t first, std::uint64_t last);
     void send_downlink_ack(TimeMs now);
     void reserve_uplink_seqs();
     void persist();
+    void adopt_welcome();
+    std::uint64_t downlink_ack_target() const;
+    bool downlink_paused() const;
 
     // WsHandler: callbacks run inside the stream, so they only record what
     // happened; service_open() feeds the machine once the stream has returned.
@@ -293,11 +326,21 @@ class Client final : private net::WsHandler {
     char close_reason_[128] = {};
     std::size_t close_reason_size_ = 0;
 
-    // The spool's write-ahead watermark: messages above it wait for a sync.
-    std::uint64_t spool_appended_ = 0;
-    std::uint64_t spool_durable_ = 0;
-    TimeMs last_service_at_ = 0;
-    void spool_flush(TimeMs now, bool force);
+    // Seqs that may have reached the server (restored from disk, or sent on
+    // any connection of this run) keep their numbers forever.
+    std::uint64_t maybe_held_through_ = 0;
+    // No new message is numbered below this (the persisted reservation).
+    std::uint64_t numbering_floor_ = 1;
+    void apply_numbering_floor();
+    // Seqs skipped by continue_numbering_at(), reported as one gap.
+    SeqRange skipped_{0, 0};
+    const char* skipped_reason_ = "unrecovered";
+    // Downlink with confirm_downlink: the application's hand-over watermark.
+    std::uint64_t last_confirmed_ = 0;
+    std::uint64_t last_message_seq_ = 0;  // newest downlink seq passed to on_message()
+    bool downlink_overrun_ = false;
+    bool persist_failed_ = false;
+    std::size_t max_payload_ = 0;
 
     std::uint64_t last_queued_seq_ = 0;  // newest outbox entry handed to the stream
     bool queued_unacked_ = false;

@@ -3,8 +3,9 @@
 //
 // Every message pushed gets the next 64-bit sequence number (monotonic; the
 // first one is given at construction, from the persistent state record, so it
-// survives restarts). Entries are variable-length and stored contiguously, so
-// a payload can be handed to the socket without copying. Three regions, in
+// survives restarts). Seqs only grow: skip_to() may leave a hole (seqs a
+// crashed run may have used), never a step back. Entries are variable-length and stored
+// contiguously, so a payload can be handed to the socket without copying. Three regions, in
 // sequence order: acknowledged entries are freed at once; sent but not yet
 // acknowledged entries stay for retransmission; unsent entries wait.
 //
@@ -59,6 +60,7 @@ struct OutboxEntry {
     std::uint64_t seq;
     const std::uint8_t* data;  ///< valid until the next call that modifies the outbox
     std::uint32_t size;
+    std::uint8_t kind;  ///< what the caller pushed it with (e.g. the frame type); 0 by default
 };
 
 /// An inclusive range of sequence numbers that were dropped.
@@ -68,8 +70,11 @@ struct SeqRange {
 };
 
 struct OutboxCounters {
-    std::uint64_t pushed = 0;    ///< messages accepted
-    std::uint64_t dropped = 0;   ///< accepted, then evicted by kDropOldest before being acked
+    std::uint64_t pushed = 0;   ///< messages accepted
+    std::uint64_t dropped = 0;  ///< accepted, then evicted by kDropOldest before being acked
+    /// Of `dropped`, those never sent since the last rewind(): certainly lost.
+    /// The rest were sent and awaited their ack: the receiver may well hold them.
+    std::uint64_t dropped_unsent = 0;
     std::uint64_t rejected = 0;  ///< refused by kRejectNewest or because too large
     std::uint64_t acked = 0;     ///< freed by acknowledgements
 };
@@ -117,15 +122,19 @@ class Outbox {
     ///    rejected, nothing is evicted.
     ///  - kInvalidArgument: `data` is null while `size` > 0; nothing changed.
     /// A zero-length message is allowed (`data` may then be null).
-    Status push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr);
+    /// `kind` is stored with the entry and handed back in OutboxEntry::kind.
+    Status push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
+                std::uint8_t kind = 0);
     /// Appends, evicting the oldest entries (sent or unsent) until it fits, whatever
     /// the configured policy. Each evicted entry counts in counters().dropped and its
     /// seq is recorded in the dropped ranges (see take_dropped_range()). Returns kOk,
     /// kTooLarge or kInvalidArgument as push() does; never kNoSpace.
-    Status push_overwrite(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr);
+    Status push_overwrite(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
+                          std::uint8_t kind = 0);
     /// Appends only if it fits without evicting anything. Returns kOk, kNoSpace
     /// (counted as rejected), kTooLarge or kInvalidArgument as push() does.
-    Status try_push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr);
+    Status try_push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
+                    std::uint8_t kind = 0);
 
     /// Cumulative acknowledgement: frees every entry with seq <= `seq`, sent or
     /// not (the receiver has them; unsent ones leave the unsent region too).
@@ -142,6 +151,21 @@ class Outbox {
     /// another sender of the same session (a device whose state was lost or
     /// copied): the entries then arrive as the new messages they are.
     void renumber(std::uint64_t first_seq);
+    /// Renumbers only the entries with seq > `after`, consecutively from
+    /// `first_seq` (which must exceed every seq held at or below `after`);
+    /// returns how many were renumbered. Entries at or below `after` keep
+    /// their seqs, so a receiver that may hold them never sees them twice.
+    std::size_t renumber_after(std::uint64_t after, std::uint64_t first_seq);
+    /// The next push gets `seq` (no-op unless it is above next_seq()): the
+    /// seqs skipped are never used, and the entries held keep theirs. For a
+    /// restart after a crash, where seqs up to a persisted reservation may
+    /// already have been given to messages that were lost.
+    void skip_to(std::uint64_t seq);
+    /// Only while nothing was ever pushed: the first push gets `seq` (>= 1),
+    /// even below next_seq(). For a restart that puts back messages recovered
+    /// from disk under their old seqs, below the persisted reservation.
+    /// Returns false (nothing changed) once anything was pushed.
+    bool rebase(std::uint64_t seq);
     /// After a reconnect: every unacknowledged entry becomes unsent again, to be retransmitted in
     /// order.
     void rewind();
@@ -185,7 +209,7 @@ class Outbox {
     std::size_t capacity() const { return capacity_; }
     std::uint64_t next_seq() const { return next_seq_; }  ///< what the next push gets
     /// Sequence number of the oldest entry held, or next_seq() when empty.
-    std::uint64_t oldest_seq() const { return next_seq_ - entry_count_; }
+    std::uint64_t oldest_seq() const;
     /// The largest payload that fits in an empty outbox: the usable storage (8-byte
     /// aligned start, length rounded down to 8) minus kEntryOverhead; for aligned
     /// storage, (capacity & ~7) - 16. 0 when the storage is below 64 bytes, where
@@ -196,7 +220,9 @@ class Outbox {
 
   private:
     // Layout and invariants are described in src/core/outbox.cpp.
-    Status append(const std::uint8_t* data, std::size_t size, std::uint64_t* seq, bool may_evict);
+    Status append(const std::uint8_t* data, std::size_t size, std::uint64_t* seq, bool may_evict,
+                  std::uint8_t kind);
+    std::uint64_t seq_at(std::size_t offset) const;
     bool find_space(std::size_t span, std::size_t* offset) const;
     void free_oldest();
     void record_drop(std::uint64_t seq);

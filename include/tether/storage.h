@@ -28,6 +28,11 @@ class Storage {
 
     /// Makes every write so far durable (fsync). Returns kOk or kIoError.
     virtual Status sync() = 0;
+
+    /// Why the last call that returned kIoError failed: the operating
+    /// system's error number (ENOSPC, EROFS, EIO...) where there is one, so a
+    /// caller can say so once; 0 when unknown.
+    virtual int last_error() const { return 0; }
 };
 
 }  // namespace tether

@@ -171,8 +171,8 @@ void FileStorage::close() {
     }
 }
 
-Status FileStorage::read(std::uint32_t offset, std::uint8_t* out, std::size_t size,
-                         std::size_t* read_size) {
+Status FileStorage::read_file(std::uint32_t offset, std::uint8_t* out, std::size_t size,
+                              std::size_t* read_size) {
     *read_size = 0;
     if (fd_ < 0) {
         errno = EBADF;
@@ -197,7 +197,7 @@ Status FileStorage::read(std::uint32_t offset, std::uint8_t* out, std::size_t si
     return Status::kOk;
 }
 
-Status FileStorage::write(std::uint32_t offset, const std::uint8_t* data, std::size_t size) {
+Status FileStorage::write_file(std::uint32_t offset, const std::uint8_t* data, std::size_t size) {
     if (fd_ < 0) {
         errno = EBADF;
         return Status::kIoError;
@@ -222,7 +222,7 @@ Status FileStorage::write(std::uint32_t offset, const std::uint8_t* data, std::s
     return Status::kOk;
 }
 
-Status FileStorage::sync() {
+Status FileStorage::sync_file() {
     if (fd_ < 0) {
         errno = EBADF;
         return Status::kIoError;
@@ -230,6 +230,27 @@ Status FileStorage::sync() {
     // fsync rather than fdatasync, which not every libc offers; the file is
     // tiny, so flushing its metadata too costs nothing measurable.
     return fsync_uninterrupted(fd_) ? Status::kOk : Status::kIoError;
+}
+
+// Each call remembers errno when it fails, for last_error().
+Status FileStorage::read(std::uint32_t offset, std::uint8_t* out, std::size_t size,
+                         std::size_t* read_size) {
+    return remember(read_file(offset, out, size, read_size));
+}
+
+Status FileStorage::write(std::uint32_t offset, const std::uint8_t* data, std::size_t size) {
+    return remember(write_file(offset, data, size));
+}
+
+Status FileStorage::sync() {
+    return remember(sync_file());
+}
+
+Status FileStorage::remember(Status status) {
+    if (status != Status::kOk) {
+        last_error_ = errno;
+    }
+    return status;
 }
 
 }  // namespace tether::port

@@ -13,11 +13,11 @@ TimeMs monotonic_now() {
     return static_cast<TimeMs>(ms);
 }
 
-PollLoop::PollLoop(Client** clients, std::size_t client_capacity, struct pollfd* fds,
+PollLoop::PollLoop(Pollable** clients, std::size_t client_capacity, struct pollfd* fds,
                    std::size_t fd_capacity)
     : clients_(clients), client_capacity_(client_capacity), fds_(fds), fd_capacity_(fd_capacity) {}
 
-bool PollLoop::add(Client* client) {
+bool PollLoop::add(Pollable* client) {
     if (client_count_ == client_capacity_) {
         return false;
     }
@@ -61,9 +61,9 @@ int PollLoop::run_once(std::uint32_t max_wait_ms) {
     }
     const std::size_t first_client_fd = count;
     for (std::size_t c = 0; c < client_count_; ++c) {
-        Client& client = *clients_[c];
-        PollRequest requests[Client::kMaxPollRequests];
-        const std::size_t n = client.poll_requests(requests, Client::kMaxPollRequests);
+        Pollable& client = *clients_[c];
+        PollRequest requests[Pollable::kMaxPollRequests];
+        const std::size_t n = client.poll_requests(requests, Pollable::kMaxPollRequests);
         for (std::size_t r = 0; r < n && count < fd_capacity_; ++r) {
             short events = 0;
             events = static_cast<short>(events | (requests[r].read ? POLLIN : 0));

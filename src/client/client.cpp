@@ -52,7 +52,8 @@ Client::Client(const ClientConfig& config, const ClientBuffers& buffers, Connect
       outbox_(buffers.outbox, buffers.outbox_size, config.overflow,
               state != nullptr ? state->next_uplink_seq : 1),
       stream_(config.ws, buffers.rx, buffers.rx_size, buffers.tx, buffers.tx_size, masks),
-      parser_("AAAAAAAAAAAAAAAAAAAAAAAAAAA=", nullptr, 0, false) {}
+      parser_("AAAAAAAAAAAAAAAAAAAAAAAAAAA=", nullptr, 0, false),
+      numbering_floor_(outbox_.next_seq()) {}
 
 Client::~Client() {
     stream_.detach();
@@ -90,6 +91,23 @@ Status Client::init() {
     if (state_ != nullptr) {
         machine_.restore_attempts(state_->reconnect_attempts);
     }
+    // Every limit a message meets on its way, so that what send() accepts can
+    // always be framed, buffered and taken by a peer with the same limit.
+    const std::size_t framing = resume_mode() ? net::v1::kHeaderSize : 0;
+    std::size_t limit =
+        config_.ws.max_message_size > framing ? config_.ws.max_message_size - framing : 0;
+    const std::size_t tx_room = stream_.tx_capacity() > net::kMaxClientFrameHeader + framing
+                                    ? stream_.tx_capacity() - net::kMaxClientFrameHeader - framing
+                                    : 0;
+    limit = limit < tx_room ? limit : tx_room;
+    limit = limit < outbox_.max_message_size() ? limit : outbox_.max_message_size();
+    max_payload_ = limit;
+    if (max_payload_ == 0) {
+        std::snprintf(config_error_, sizeof config_error_,
+                      "buffers too small for any message (outbox, transmit buffer or "
+                      "max_message_size)");
+        return Status::kInvalidArgument;
+    }
     return resume_mode() ? init_resume() : Status::kOk;
 }
 
@@ -105,61 +123,78 @@ std::uint32_t Client::random_u32() {
 }
 
 void Client::start(TimeMs now) {
+    apply_numbering_floor();
     feed(Event::start(), now);
+}
+
+void Client::apply_numbering_floor() {
+    if (outbox_.next_seq() >= numbering_floor_) {
+        return;
+    }
+    skipped_ = SeqRange{outbox_.next_seq(), numbering_floor_ - 1};
+    outbox_.skip_to(numbering_floor_);
 }
 
 void Client::stop(TimeMs now, std::uint16_t code) {
     feed(Event::stop(code), now);
     flush(now);
-    spool_flush(now, true);
 }
 
-Status Client::send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq) {
-    const std::uint64_t dropped_before = outbox_.counters().dropped;
+Status Client::send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
+                    net::WsOpcode type) {
+    if (size > max_payload_) {
+        ++counters_.rejected_too_large;
+        return Status::kTooLarge;
+    }
+    apply_numbering_floor();
     std::uint64_t assigned = 0;
-    const Status status = outbox_.push(data, size, &assigned);
+    const Status status = outbox_.push(data, size, &assigned, static_cast<std::uint8_t>(type));
     if (seq != nullptr) {
         *seq = assigned;
     }
-    if (status == Status::kOk && config_.spool != nullptr) {
-        if (outbox_.counters().dropped != dropped_before) {
-            (void)config_.spool->drop_through(outbox_.oldest_seq() - 1);
-        }
-        if (config_.spool->append(assigned, data, size) == Status::kOk) {
-            spool_appended_ = assigned;
-        }
-    }
-    if (resume_mode()) {
+    if (status == Status::kOk && resume_mode()) {
         reserve_uplink_seqs();
     }
     return status;
 }
 
 Status Client::restore(std::uint64_t seq, const std::uint8_t* data, std::size_t size) {
-    if (seq != outbox_.next_seq()) {
+    if (data == nullptr && size > 0) {
         return Status::kInvalidArgument;
     }
-    const Status status = outbox_.try_push(data, size);
-    if (status == Status::kOk) {
-        // Already on disk, made durable by the run that wrote it.
-        spool_appended_ = seq;
-        spool_durable_ = seq;
+    if (!outbox_.rebase(seq) && seq < outbox_.next_seq()) {
+        return Status::kInvalidArgument;
+    }
+    if (size > max_payload_) {
+        return Status::kTooLarge;
+    }
+    outbox_.skip_to(seq);
+    const Status status = outbox_.push_overwrite(data, size);
+    if (status == Status::kOk && seq > maybe_held_through_) {
+        maybe_held_through_ = seq;
     }
     return status;
 }
 
-// Writes and syncs the spool when it is due (or at once when forced); a sync
-// makes every message appended before it durable, and so sendable.
-void Client::spool_flush(TimeMs now, bool force) {
-    Spool* spool = config_.spool;
-    if (spool == nullptr) {
-        return;
+void Client::continue_numbering_at(std::uint64_t seq, const char* reason) {
+    if (seq > numbering_floor_) {
+        numbering_floor_ = seq;
     }
-    const std::uint64_t candidate = spool_appended_;
-    const std::uint64_t syncs_before = spool->counters().syncs;
-    const Status status = force ? spool->sync() : spool->flush(now);
-    if (status == Status::kOk && spool->counters().syncs != syncs_before) {
-        spool_durable_ = candidate;
+    skipped_reason_ = reason != nullptr ? reason : "unrecovered";
+}
+
+void Client::confirm_downlink(std::uint64_t seq) {
+    if (seq > last_delivered_) {
+        seq = last_delivered_;
+    }
+    // Seqs after the newest message the application got are gaps the server
+    // announced: once it has everything before them, they are done too.
+    if (seq >= last_message_seq_) {
+        seq = last_delivered_;
+    }
+    if (seq > last_confirmed_) {
+        last_confirmed_ = seq;
+        downlink_ack_pending_ = true;
     }
 }
 
@@ -374,7 +409,9 @@ void Client::drain_outbox() {
     OutboxEntry entry;
     std::size_t queued = 0;
     for (Outbox::Iterator it = outbox_.unsent(); it.next(&entry);) {
-        if (!stream_.queue_message(config_.message_type, entry.data, entry.size)) {
+        const net::WsOpcode type =
+            entry.kind != 0 ? static_cast<net::WsOpcode>(entry.kind) : config_.message_type;
+        if (!stream_.queue_message(type, entry.data, entry.size)) {
             break;
         }
         last_queued_seq_ = entry.seq;
@@ -426,8 +463,6 @@ void Client::handle_read_result(const net::WsResult& result, TimeMs now) {
 }
 
 void Client::service(TimeMs now) {
-    last_service_at_ = now;
-    spool_flush(now, false);
     // Each round either moves the machine on or stops; a bound keeps one
     // call short even if a peer makes every step succeed at once.
     for (int round = 0; round < 8; ++round) {
@@ -553,6 +588,9 @@ bool Client::service_open(TimeMs now) {
     frame_seen_ = false;
     pong_seen_ = false;
     close_seen_ = false;
+    if (downlink_paused()) {
+        return false;  // the application is full: leave the bytes to TCP
+    }
     const net::WsResult result = stream_.read_frames(*this);
     // The stream has returned: now the machine may act, and tear it down.
     if (resume_mode()) {
@@ -640,6 +678,7 @@ std::size_t Client::poll_requests(PollRequest* out, std::size_t max) const {
     } else if (state == LinkState::kTlsHandshake) {
         want_read = false;  // interest() reports what the handshake waits for
     } else {
+        want_read = !downlink_paused();
         want_write = stream_.queued_bytes() > 0 ||
                      (state == LinkState::kOnline && outbox_.unsent_count() > 0);
     }
@@ -663,17 +702,11 @@ bool Client::next_deadline(TimeMs* at) const {
         *at = any ? time_earliest(*at, downlink_ack_due_) : downlink_ack_due_;
         any = true;
     }
-    if (config_.spool != nullptr && spool_durable_ < spool_appended_) {
-        // Messages wait for the spool's next sync: look again shortly.
-        const TimeMs soon = last_service_at_ + 50;
-        *at = any ? time_earliest(*at, soon) : soon;
-        any = true;
-    }
     return any;
 }
 
 bool Client::has_buffered_input() const {
-    return transport_open_ && connection_.pending() > 0;
+    return transport_open_ && connection_.pending() > 0 && !downlink_paused();
 }
 
 }  // namespace tether

@@ -51,11 +51,26 @@ Status Client::init_resume() {
         // an earlier run of this device may have left behind (close 4009).
         session_version_ = begin_new_session(state_);
         last_delivered_ = state_->last_delivered_downlink_seq;
+        last_confirmed_ = last_delivered_;
+        last_message_seq_ = last_delivered_;
         last_acked_downlink_ = last_delivered_;
+        // The reservation only ever grows: a run that crashed may have used
+        // every seq below it.
         state_->next_uplink_seq = outbox_.next_seq() + config_.seq_reservation;
         persist();
     }
     return Status::kOk;
+}
+
+// What the server may forget: everything the application has (confirmed,
+// or merely delivered when the application does not confirm).
+std::uint64_t Client::downlink_ack_target() const {
+    return config_.confirm_downlink ? last_confirmed_ : last_delivered_;
+}
+
+bool Client::downlink_paused() const {
+    return resume_mode() && config_.confirm_downlink && listener_ != nullptr &&
+           !listener_->downlink_can_accept(config_.ws.max_message_size);
 }
 
 void Client::persist() {
@@ -64,17 +79,24 @@ void Client::persist() {
     }
     state_->reconnect_attempts = machine_.attempts();
     if (resume_mode()) {
-        state_->last_delivered_downlink_seq = last_delivered_;
+        state_->last_delivered_downlink_seq = downlink_ack_target();
     }
-    if (record_ != nullptr) {
-        (void)record_->save(*state_);
+    if (record_ == nullptr) {
+        return;
+    }
+    const bool failed = record_->save(*state_) != Status::kOk;
+    if (failed != persist_failed_) {
+        persist_failed_ = failed;
+        if (listener_ != nullptr) {
+            listener_->on_persist(failed ? Status::kIoError : Status::kOk);
+        }
     }
 }
 
 // Seqs are reserved on disk ahead of use, so a restart (which starts from
 // the reserved mark) never reuses a seq the server may already hold.
 void Client::reserve_uplink_seqs() {
-    if (state_ != nullptr && outbox_.next_seq() >= state_->next_uplink_seq) {
+    if (state_ != nullptr && outbox_.next_seq() + 1 > state_->next_uplink_seq) {
         state_->next_uplink_seq = outbox_.next_seq() + config_.seq_reservation;
         persist();
     }
@@ -85,7 +107,7 @@ void Client::send_hello(TimeMs now) {
     std::snprintf(hello.session, sizeof hello.session, "%s", config_.session_id);
     std::snprintf(hello.device, sizeof hello.device, "%s", config_.device_id);
     hello.version = session_version_;
-    hello.last_downlink = last_delivered_;
+    hello.last_downlink = downlink_ack_target();
     hello.oldest_uplink = outbox_.oldest_seq();
     hello.next_uplink = outbox_.next_seq();
     char json[net::v1::kMaxControlSize];
@@ -134,7 +156,11 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
                 }
                 if (control.gap.last > last_delivered_) {
                     last_delivered_ = control.gap.last;
-                    downlink_ack_pending_ = true;
+                    if (!config_.confirm_downlink || last_confirmed_ >= last_message_seq_) {
+                        // Nothing before the gap awaits the application.
+                        last_confirmed_ = last_delivered_;
+                        downlink_ack_pending_ = true;
+                    }
                 }
                 if (listener_ != nullptr) {
                     listener_->on_gap(true, control.gap.first, control.gap.last);
@@ -161,11 +187,11 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
             return;
         }
         outbox_.ack(message.seq);
-        if (config_.spool != nullptr) {
-            (void)config_.spool->ack(message.seq);
-        }
         if (message.seq > counters_.uplink_acked) {
             counters_.uplink_acked = message.seq;
+            if (listener_ != nullptr) {
+                listener_->on_uplink_acked(message.seq);
+            }
         }
         return;
     }
@@ -177,16 +203,63 @@ void Client::on_downlink_data(std::uint64_t seq, const std::uint8_t* payload, st
         ++counters_.downlink_duplicates;  // a replay of what the application already has
         return;
     }
+    if (config_.confirm_downlink && listener_ != nullptr &&
+        (downlink_overrun_ || !listener_->downlink_can_accept(size))) {
+        // Not delivered and not counted as received: after the reconnect
+        // that follows this read, the server sends it again.
+        downlink_overrun_ = true;
+        ++counters_.downlink_overruns;
+        return;
+    }
     if (seq > last_delivered_ + 1 && listener_ != nullptr) {
         listener_->on_gap(true, last_delivered_ + 1, seq - 1);  // unannounced by the server
     }
     last_delivered_ = seq;
+    last_message_seq_ = seq;
     ++unacked_downlink_;
-    downlink_ack_pending_ = true;
+    downlink_ack_pending_ = !config_.confirm_downlink;
     if (listener_ != nullptr) {
         listener_->on_message(net::WsOpcode::kBinary, payload, size);
         listener_->on_downlink_seq(seq);
     }
+}
+
+// The welcome names the last uplink seq the server stores. Everything up to
+// it is freed; the rest goes out again, in order, from there. A message whose
+// seq may have reached the server (restored from disk, or sent on an earlier
+// connection) keeps its seq whatever the welcome says: renumbering it could
+// store it twice. Only messages that never left this process and collide with
+// seqs the server holds (this device's state was lost, or another instance of
+// the session sent them) are renumbered above last_uplink.
+void Client::adopt_welcome() {
+    const std::uint64_t last = welcome_last_uplink_;
+    if (last > maybe_held_through_) {
+        bool collides = false;
+        OutboxEntry entry;
+        for (Outbox::Iterator it = outbox_.unacked(); it.next(&entry);) {
+            if (entry.seq > maybe_held_through_) {
+                collides = entry.seq <= last;
+                break;
+            }
+        }
+        if (collides) {
+            counters_.renumbered += outbox_.renumber_after(maybe_held_through_, last + 1);
+            skipped_ = SeqRange{0, 0};
+        }
+    }
+    if (last >= outbox_.next_seq()) {
+        outbox_.skip_to(last + 1);  // never number a new message at or below what it holds
+    }
+    reserve_uplink_seqs();
+    outbox_.ack(last);
+    if (last > counters_.uplink_acked) {
+        counters_.uplink_acked = last;
+    }
+    if (last > 0 && listener_ != nullptr) {
+        listener_->on_uplink_acked(last);
+    }
+    outbox_.rewind();
+    last_sent_uplink_ = last;
 }
 
 void Client::after_resume_read(TimeMs now) {
@@ -195,28 +268,21 @@ void Client::after_resume_read(TimeMs now) {
         fail(Failure{FailureKind::kProtocolError, net::v1::kCloseViolation}, now);
         return;
     }
+    if (downlink_overrun_) {
+        downlink_overrun_ = false;
+        std::snprintf(detail_, sizeof detail_, "downlink=application_full");
+        fail(Failure{FailureKind::kConnectionLost}, now);
+        return;
+    }
     if (machine_.state() == LinkState::kSessionResume && welcome_seen_) {
-        // Everything up to last_uplink is stored by the server: free it, and
-        // send the rest again, in order, from there.
-        if (welcome_last_uplink_ >= outbox_.next_seq()) {
-            // The server holds seqs this client never assigned: the device's
-            // state was lost, or another instance of the session sent them.
-            // Reusing them would have the server drop our messages as
-            // duplicates, so what waits here becomes the messages after them.
-            outbox_.renumber(welcome_last_uplink_ + 1);
-            ++counters_.renumbered;
-            reserve_uplink_seqs();
-        }
-        outbox_.ack(welcome_last_uplink_);
-        if (config_.spool != nullptr && welcome_last_uplink_ > 0) {
-            (void)config_.spool->ack(welcome_last_uplink_);
-        }
-        outbox_.rewind();
-        last_sent_uplink_ = welcome_last_uplink_;
+        adopt_welcome();
         feed(Event::of(EventType::kSessionResumed), now);
         return;
     }
-    if (downlink_ack_pending_ && unacked_downlink_ >= config_.ack_every) {
+    const bool batch_full = config_.confirm_downlink
+                                ? downlink_ack_target() >= last_acked_downlink_ + config_.ack_every
+                                : unacked_downlink_ >= config_.ack_every;
+    if (downlink_ack_pending_ && batch_full) {
         send_downlink_ack(now);
     } else if (downlink_ack_pending_ && !downlink_ack_armed_) {
         // The first unacknowledged message starts the batching interval.
@@ -231,16 +297,34 @@ void Client::send_downlink_ack(TimeMs now) {
     }
     // Persisted before the server may trim: a restart resumes from here.
     persist();
+    const std::uint64_t target = downlink_ack_target();
     std::uint8_t ack[net::v1::kHeaderSize];
-    net::v1::write_ack(last_delivered_, ack);
+    net::v1::write_ack(target, ack);
     if (!stream_.queue_message(net::WsOpcode::kBinary, ack, sizeof ack)) {
         return;  // the transmit buffer is full: the next service tries again
     }
-    last_acked_downlink_ = last_delivered_;
+    last_acked_downlink_ = target;
     unacked_downlink_ = 0;
     downlink_ack_pending_ = false;
     downlink_ack_armed_ = false;
     flush(now);
+}
+
+bool Client::queue_gap(std::uint64_t first, std::uint64_t last) {
+    net::v1::Gap gap;
+    gap.first = first;
+    gap.last = last;
+    const bool skipped = skipped_.last != 0 && first <= skipped_.last && last >= skipped_.first;
+    std::snprintf(gap.reason, sizeof gap.reason, "%s", skipped ? skipped_reason_ : "dropped");
+    char json[256];
+    std::size_t length = 0;
+    if (net::v1::write_gap(gap, json, sizeof json, &length) != net::v1::V1Status::kOk ||
+        !stream_.queue_message(net::WsOpcode::kText, reinterpret_cast<const std::uint8_t*>(json),
+                               length)) {
+        return false;
+    }
+    ++counters_.gaps_reported;
+    return true;
 }
 
 void Client::drain_outbox_v1() {
@@ -248,24 +332,13 @@ void Client::drain_outbox_v1() {
     OutboxEntry entry;
     std::size_t queued = 0;
     for (Outbox::Iterator it = outbox_.unsent(); it.next(&entry);) {
-        if (config_.spool != nullptr && entry.seq > spool_durable_) {
-            break;  // write-ahead: only what the spool has made durable goes out
-        }
         if (entry.seq > last_sent_uplink_ + 1) {
-            // The outbox dropped seqs: name the hole before the data after it.
-            net::v1::Gap gap;
-            gap.first = last_sent_uplink_ + 1;
-            gap.last = entry.seq - 1;
-            std::snprintf(gap.reason, sizeof gap.reason, "dropped");
-            char json[256];
-            std::size_t length = 0;
-            if (net::v1::write_gap(gap, json, sizeof json, &length) != net::v1::V1Status::kOk ||
-                !stream_.queue_message(net::WsOpcode::kText,
-                                       reinterpret_cast<const std::uint8_t*>(json), length)) {
+            // Seqs the outbox dropped, or that recovery could not find: name
+            // the hole before the data after it.
+            if (!queue_gap(last_sent_uplink_ + 1, entry.seq - 1)) {
                 break;
             }
             last_sent_uplink_ = entry.seq - 1;
-            ++counters_.gaps_reported;
         }
         std::uint8_t header[net::v1::kHeaderSize];
         net::v1::write_data_header(entry.seq, header);
@@ -279,6 +352,9 @@ void Client::drain_outbox_v1() {
     if (queued > 0) {
         outbox_.mark_sent(queued);
         counters_.messages_sent += queued;
+        if (last_sent_uplink_ > maybe_held_through_) {
+            maybe_held_through_ = last_sent_uplink_;
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //
 //   offset  0  u64  seq      (host byte order; the storage never leaves the process)
 //   offset  8  u32  size     payload length in bytes
-//   offset 12  u32  marker   kEntryMarker
+//   offset 12  u32  marker   kEntryMarker in the upper 24 bits, the entry's kind in the low 8
 //   offset 16  size bytes of payload, then 0..7 bytes of alignment padding
 //
 // An entry's span is 16 + round_up(size, 8). Entries never straddle the end of
@@ -19,9 +19,11 @@
 // write() or writev() directly.
 //
 // Ring. Entries run from head_ (the oldest) to tail_ (just past the newest),
-// wrapping once at usable_. Seqs of the entries held are exactly
-// [next_seq_ - entry_count_, next_seq_): pushes take next_seq_ and both ack and
-// eviction remove from the oldest end, so no seq is stored twice or skipped.
+// wrapping once at usable_. Seqs of the entries held increase strictly from
+// head_ to tail_ and are all below next_seq_: pushes take next_seq_ and both
+// ack and eviction remove from the oldest end, so no seq is stored twice.
+// They are consecutive except where skip_to() left a hole, so the oldest seq
+// is read from the head entry rather than derived from next_seq_.
 //
 //   not wrapped:  [ free | head_ ... entries ... tail_ | free ]
 //   wrapped:      [ entries ... tail_ | free | head_ ... entries | wrap padding ]
@@ -64,7 +66,7 @@ namespace {
 constexpr std::size_t kSeqField = 0;
 constexpr std::size_t kSizeField = 8;
 constexpr std::size_t kMarkerField = 12;
-constexpr std::uint32_t kEntryMarker = 0x4E544554u;    // "TETN" little-endian
+constexpr std::uint32_t kEntryMarker = 0x4E544500u;    // "?TEN" little-endian; low byte: kind
 constexpr std::uint32_t kPaddingMarker = 0x44415054u;  // "TPAD" little-endian
 
 static_assert(Outbox::kEntryOverhead == 16, "the header layout above is 16 bytes");
@@ -158,20 +160,45 @@ std::size_t Outbox::bytes_used() const {
     return tail_ > head_ ? tail_ - head_ : usable_ - head_ + tail_;
 }
 
-Status Outbox::push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq) {
-    return append(data, size, seq, policy_ == OverflowPolicy::kDropOldest);
+Status Outbox::push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
+                    std::uint8_t kind) {
+    return append(data, size, seq, policy_ == OverflowPolicy::kDropOldest, kind);
 }
 
-Status Outbox::push_overwrite(const std::uint8_t* data, std::size_t size, std::uint64_t* seq) {
-    return append(data, size, seq, true);
+Status Outbox::push_overwrite(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
+                              std::uint8_t kind) {
+    return append(data, size, seq, true, kind);
 }
 
-Status Outbox::try_push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq) {
-    return append(data, size, seq, false);
+Status Outbox::try_push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
+                        std::uint8_t kind) {
+    return append(data, size, seq, false, kind);
+}
+
+std::uint64_t Outbox::seq_at(std::size_t offset) const {
+    return read_u64(base_ + offset + kSeqField);
+}
+
+std::uint64_t Outbox::oldest_seq() const {
+    return entry_count_ == 0 ? next_seq_ : seq_at(head_);
+}
+
+void Outbox::skip_to(std::uint64_t seq) {
+    if (seq > next_seq_) {
+        next_seq_ = seq;
+    }
+}
+
+bool Outbox::rebase(std::uint64_t seq) {
+    if (counters_.pushed != 0 || seq == 0) {
+        return false;
+    }
+    next_seq_ = seq;
+    return true;
 }
 
 Status Outbox::append(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
-                      bool may_evict) {
+                      bool may_evict, std::uint8_t kind) {
     if (data == nullptr && size > 0) {
         return Status::kInvalidArgument;
     }
@@ -188,6 +215,9 @@ Status Outbox::append(const std::uint8_t* data, std::size_t size, std::uint64_t*
         }
         // Terminates: an empty outbox fits any span up to usable_, checked above.
         const std::uint64_t evicted = oldest_seq();
+        if (unsent_count_ == entry_count_) {
+            ++counters_.dropped_unsent;  // the oldest entry was never sent
+        }
         free_oldest();
         ++counters_.dropped;
         record_drop(evicted);
@@ -201,7 +231,7 @@ Status Outbox::append(const std::uint8_t* data, std::size_t size, std::uint64_t*
     const auto size32 = static_cast<std::uint32_t>(size);
     std::memcpy(header + kSeqField, &assigned, sizeof assigned);
     write_u32(header + kSizeField, size32);
-    write_u32(header + kMarkerField, kEntryMarker);
+    write_u32(header + kMarkerField, kEntryMarker | kind);
     if (size > 0) {
         std::memcpy(header + kEntryOverhead, data, size);
     }
@@ -288,19 +318,18 @@ bool Outbox::take_dropped_range(SeqRange* range) {
 }
 
 std::size_t Outbox::ack(std::uint64_t seq) {
-    const std::uint64_t oldest = oldest_seq();
-    if (entry_count_ == 0 || seq < oldest) {
+    if (entry_count_ == 0 || seq < oldest_seq()) {
         return 0;
     }
-    const std::uint64_t covered = seq - oldest + 1;  // >= 1; may exceed what is held
     std::size_t freed = entry_count_;
-    if (covered < entry_count_) {
-        freed = static_cast<std::size_t>(covered);
-        for (std::size_t i = 0; i < freed; ++i) {
-            free_oldest();
-        }
+    if (seq + 1 >= next_seq_) {
+        clear_entries();  // everything held is covered: O(1)
     } else {
-        clear_entries();
+        freed = 0;
+        while (entry_count_ > 0 && seq_at(head_) <= seq) {
+            free_oldest();
+            ++freed;
+        }
     }
     counters_.acked += freed;
     return freed;
@@ -336,6 +365,25 @@ void Outbox::renumber(std::uint64_t first_seq) {
     gap_count_ = 0;  // dropped ranges named the old seqs
 }
 
+std::size_t Outbox::renumber_after(std::uint64_t after, std::uint64_t first_seq) {
+    std::size_t renumbered = 0;
+    std::size_t offset = head_;
+    for (std::size_t i = 0; i < entry_count_; ++i) {
+        if (seq_at(offset) > after) {
+            write_u64(base_ + offset + kSeqField, first_seq + renumbered);
+            ++renumbered;
+        }
+        if (i + 1 < entry_count_) {
+            offset = following(offset);
+        }
+    }
+    if (renumbered > 0 || first_seq > next_seq_) {
+        next_seq_ = first_seq + renumbered;
+        gap_count_ = 0;  // dropped ranges named the old seqs
+    }
+    return renumbered;
+}
+
 void Outbox::rewind() {
     unsent_offset_ = head_;
     unsent_count_ = entry_count_;
@@ -356,6 +404,7 @@ bool Outbox::Iterator::next(OutboxEntry* entry) {
     const std::uint8_t* header = outbox_->base_ + offset_;
     entry->seq = read_u64(header + kSeqField);
     entry->size = read_u32(header + kSizeField);
+    entry->kind = static_cast<std::uint8_t>(read_u32(header + kMarkerField) & 0xFFu);
     entry->data = header + kEntryOverhead;
     --remaining_;
     // Only step (and read what lies beyond) while another entry is known to exist.

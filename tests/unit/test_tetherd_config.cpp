@@ -799,20 +799,18 @@ TEST(TetherdConfig, ClientConfigIsFilledFromEverySection) {
         R"( "max_cooldown_ms": 2000, "return_to_primary_after_ms": 0},)"
         R"( "outbox": {"size_bytes": 100000, "overflow": "reject_newest",)"
         R"( "max_message_size": 9000}})");
-    tether::ClientConfig client;
-    client.message_type = tether::net::WsOpcode::kBinary;  // not the config's: kept
-    tether::port::TlsSettings tls;
-    tls.session_resumption = false;
-    tether::daemon::to_client_config(c, &client, &tls);
+    tether::port::PosixLinkSettings settings;
+    settings.tls.session_resumption = false;
+    tether::daemon::to_link_settings(c, &settings);
+    const tether::ClientConfig& client = settings.link.client;
+    const tether::port::TlsSettings& tls = settings.tls;
     const tether::ReconnectConfig& r = client.reconnect;
-    CHECK(tether::validate(r) == tether::Status::kOk);
     UNSIGNED_LONGS_EQUAL(3, client.url_count);
-    UNSIGNED_LONGS_EQUAL(3, r.endpoint_count);
     CHECK(client.urls[0] == c.endpoints[0].c_str());
     CHECK(client.urls[2] == c.endpoints[2].c_str());
     CHECK(client.urls[3] == nullptr);
-    UNSIGNED_LONGS_EQUAL(0x6, r.tls_endpoints);
     CHECK_TRUE(r.resume_protocol);
+    UNSIGNED_LONGS_EQUAL(100000, settings.link.outbox_bytes);
     UNSIGNED_LONGS_EQUAL(500, r.backoff.initial_delay_ms);
     UNSIGNED_LONGS_EQUAL(60000, r.backoff.max_delay_ms);
     UNSIGNED_LONGS_EQUAL(1500, r.backoff.multiplier_permille);
@@ -834,8 +832,7 @@ TEST(TetherdConfig, ClientConfigIsFilledFromEverySection) {
     UNSIGNED_LONGS_EQUAL(6, r.close_timeout_ms);
     UNSIGNED_LONGS_EQUAL(9000, client.ws.max_message_size);
     CHECK(client.overflow == tether::OverflowPolicy::kRejectNewest);
-    CHECK(client.message_type == tether::net::WsOpcode::kBinary);
-    STRCMP_EQUAL("gw", client.device_id);
+    STRCMP_EQUAL("gw", settings.device_id);
     UNSIGNED_LONGS_EQUAL(8, client.ack_every);
     UNSIGNED_LONGS_EQUAL(50, client.ack_interval_ms);
     UNSIGNED_LONGS_EQUAL(99, client.seq_reservation);
@@ -851,18 +848,20 @@ TEST(TetherdConfig, ClientConfigIsFilledFromEverySection) {
 
 TEST(TetherdConfig, DefaultClientConfigLeavesUnsetThingsNull) {
     DaemonConfig c = parse_ok(kMinimal);
-    tether::ClientConfig client;
-    client.urls[5] = "stale";
-    tether::port::TlsSettings tls;
-    tls.ca_file = "stale";
+    tether::port::PosixLinkSettings settings;
+    settings.link.client.urls[5] = "stale";
+    settings.tls.ca_file = "stale";
     std::string error;
     CHECK_TRUE(tether::daemon::apply_override(&c, "insecure", nullptr, &error));
-    tether::daemon::to_client_config(c, &client, &tls);
-    CHECK(tether::validate(client.reconnect) == tether::Status::kOk);
+    tether::daemon::to_link_settings(c, &settings);
+    const tether::ClientConfig& client = settings.link.client;
+    const tether::port::TlsSettings& tls = settings.tls;
     UNSIGNED_LONGS_EQUAL(1, client.url_count);
     CHECK(client.urls[5] == nullptr);
-    UNSIGNED_LONGS_EQUAL(0, client.reconnect.tls_endpoints);
-    CHECK(client.device_id == nullptr);
+    CHECK(settings.device_id == nullptr);
+    CHECK(settings.token_file == nullptr);
+    CHECK(settings.token_command == nullptr);
+    CHECK_FALSE(settings.link.spool);
     CHECK(tls.ca_file == nullptr);
     CHECK(tls.client_cert_file == nullptr);
     CHECK(tls.client_key_file == nullptr);
@@ -871,9 +870,8 @@ TEST(TetherdConfig, DefaultClientConfigLeavesUnsetThingsNull) {
     // The example's settings are valid for the library too.
     DaemonConfig example;
     CHECK_TRUE(tether::daemon::load_config_file(example_path().c_str(), &example, &error));
-    tether::daemon::to_client_config(example, &client, &tls);
-    CHECK(tether::validate(client.reconnect) == tether::Status::kOk);
-    UNSIGNED_LONGS_EQUAL(0x3, client.reconnect.tls_endpoints);
+    tether::daemon::to_link_settings(example, &settings);
+    UNSIGNED_LONGS_EQUAL(example.endpoints.size(), settings.link.client.url_count);
 }
 
 TEST(TetherdConfig, EnumNamesRoundTrip) {

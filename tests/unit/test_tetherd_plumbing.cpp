@@ -431,6 +431,10 @@ tether::daemon::StatusSnapshot waiting_snapshot() {
     s.has_rtt = true;
     s.rtt_ms = 23;
     s.offline_ms_total = 61000;
+    s.spool = "degraded";
+    s.storage_error = "spool: No space left on device";
+    s.refused = 2;
+    s.memory_only = 70;
     return s;
 }
 
@@ -442,7 +446,9 @@ TEST(StatusFile, RendersEveryKeyInOrder) {
         "\"endpoint\":\"wss://t.example.net/v1\",\"attempt\":4,\"retry_in_ms\":8200,"
         "\"reason\":\"tcp_refused\",\"detail\":\"connect=refused\","
         "\"session\":\"0a6c2f4e-1b2c-5d3e-8f90-123456789abc\",\"version\":3,\"queued\":12,"
-        "\"acked\":1200,\"dropped\":0,\"rtt_ms\":23,\"offline_ms_total\":61000}\n",
+        "\"acked\":1200,\"dropped\":0,\"rtt_ms\":23,\"offline_ms_total\":61000,"
+        "\"spool\":\"degraded\",\"storage_error\":\"spool: No space left on device\","
+        "\"refused\":2,\"memory_only\":70}\n",
         tether::daemon::status_json(waiting_snapshot()).c_str());
 }
 
@@ -453,7 +459,8 @@ TEST(StatusFile, WritesNullForAMissingSessionAndRttAndEscapesStrings) {
         "{\"state\":\"idle\",\"since_ms\":0,\"endpoint\":\"ws://a\\\"b\\\\c\\n\\t\\r\\u0001/\","
         "\"attempt\":0,\"retry_in_ms\":0,\"reason\":\"\",\"detail\":\"\",\"session\":null,"
         "\"version\":0,\"queued\":0,\"acked\":0,\"dropped\":0,\"rtt_ms\":null,"
-        "\"offline_ms_total\":0}\n",
+        "\"offline_ms_total\":0,\"spool\":\"off\",\"storage_error\":null,\"refused\":0,"
+        "\"memory_only\":0}\n",
         tether::daemon::status_json(s).c_str());
 }
 
@@ -818,7 +825,8 @@ const char* const kGoldenMetrics =
     "# HELP tether_messages_acked_total Messages the server acknowledged.\n"
     "# TYPE tether_messages_acked_total counter\n"
     "tether_messages_acked_total 1200\n"
-    "# HELP tether_messages_dropped_total Messages dropped by the outbox overflow policy.\n"
+    "# HELP tether_messages_dropped_total Messages the outbox overflow policy evicted before they "
+    "were ever sent (lost).\n"
     "# TYPE tether_messages_dropped_total counter\n"
     "tether_messages_dropped_total 5\n"
     "# HELP tether_bytes_sent_total Bytes written to the connection.\n"
@@ -845,11 +853,45 @@ const char* const kGoldenMetrics =
     "# HELP tether_downlink_duplicates_total Server messages dropped as replays of ones already "
     "delivered.\n"
     "# TYPE tether_downlink_duplicates_total counter\n"
-    "tether_downlink_duplicates_total 2\n";
+    "tether_downlink_duplicates_total 2\n"
+    "# HELP tether_messages_evicted_unacked_total Messages evicted after being sent, before the "
+    "server's ack (it may hold them).\n"
+    "# TYPE tether_messages_evicted_unacked_total counter\n"
+    "tether_messages_evicted_unacked_total 3\n"
+    "# HELP tether_messages_refused_total Messages refused at intake as larger than the link can "
+    "deliver.\n"
+    "# TYPE tether_messages_refused_total counter\n"
+    "tether_messages_refused_total 4\n"
+    "# HELP tether_messages_memory_only_total Messages accepted while the spool was degraded (kept "
+    "in memory only).\n"
+    "# TYPE tether_messages_memory_only_total counter\n"
+    "tether_messages_memory_only_total 6\n"
+    "# HELP tether_spool_degraded 1 while the spool's disk fails and messages are in memory only.\n"
+    "# TYPE tether_spool_degraded gauge\n"
+    "tether_spool_degraded 1\n"
+    "# HELP tether_storage_failures_total Failed writes or syncs of the spool and the state "
+    "record.\n"
+    "# TYPE tether_storage_failures_total counter\n"
+    "tether_storage_failures_total 7\n"
+    "# HELP tether_downlink_dead_lettered_total Downlink messages written to the dead-letter "
+    "directory after failed hand-overs.\n"
+    "# TYPE tether_downlink_dead_lettered_total counter\n"
+    "tether_downlink_dead_lettered_total 8\n"
+    "# HELP tether_downlink_failures_total Failed attempts to hand a downlink message to the "
+    "application.\n"
+    "# TYPE tether_downlink_failures_total counter\n"
+    "tether_downlink_failures_total 9\n";
 
 tether::daemon::MetricsSnapshot online_metrics() {
     tether::daemon::MetricsSnapshot s;
     s.state = LinkState::kOnline;
+    s.messages_evicted_unacked = 3;
+    s.messages_refused = 4;
+    s.messages_memory_only = 6;
+    s.spool_degraded = true;
+    s.storage_failures = 7;
+    s.downlink_dead_lettered = 8;
+    s.downlink_failures = 9;
     s.reconnects = 3;
     s.attempts_by_outcome["tcp_refused"] = 7;
     s.attempts_by_outcome["success"] = 4;

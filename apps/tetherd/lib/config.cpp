@@ -1151,7 +1151,10 @@ std::string describe(const DaemonConfig& config) {
     return out;
 }
 
-void to_client_config(const DaemonConfig& config, ClientConfig* client, port::TlsSettings* tls) {
+void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* settings) {
+    *settings = port::PosixLinkSettings{};
+    DurableLinkConfig& link = settings->link;
+    ClientConfig* client = &link.client;
     ReconnectConfig& reconnect = client->reconnect;
     reconnect.backoff = config.backoff;
     reconnect.heartbeat = config.heartbeat;
@@ -1163,28 +1166,24 @@ void to_client_config(const DaemonConfig& config, ClientConfig* client, port::Tl
     reconnect.handshake_timeout_ms = config.timeouts.handshake_ms;
     reconnect.resume_timeout_ms = config.timeouts.resume_ms;
     reconnect.close_timeout_ms = config.timeouts.close_ms;
+    // Client::init() counts the endpoints and marks the wss:// ones.
     const std::size_t count =
         config.endpoints.size() < kMaxEndpoints ? config.endpoints.size() : kMaxEndpoints;
-    reconnect.endpoint_count = static_cast<std::uint8_t>(count);
-    reconnect.tls_endpoints = 0;
     for (std::size_t i = 0; i < kMaxEndpoints; ++i) {
         client->urls[i] = i < count ? config.endpoints[i].c_str() : nullptr;
-        std::string ignored;
-        bool uses_tls = false;
-        if (i < count && check_url(client->urls[i], &uses_tls, &ignored) && uses_tls) {
-            reconnect.tls_endpoints = static_cast<std::uint8_t>(reconnect.tls_endpoints | 1u << i);
-        }
     }
     client->url_count = count;
     client->ws.max_message_size = config.outbox.max_message_size;
     client->overflow = config.outbox.overflow;
-    client->device_id =
-        config.session.device_id.empty() ? nullptr : config.session.device_id.c_str();
     client->ack_every = config.session.ack_every;
     client->ack_interval_ms = config.session.ack_interval_ms;
     client->seq_reservation = config.session.seq_reservation;
+    link.outbox_bytes = config.outbox.size_bytes;
+    link.spool = config.spool.enabled;
+    link.spool_config.max_bytes = static_cast<std::uint32_t>(config.spool.max_bytes);
+    link.spool_config.fsync_interval_ms = config.spool.fsync_interval_ms;
 
-    *tls = port::TlsSettings{};
+    port::TlsSettings* tls = &settings->tls;
     tls->ca_file = config.tls.ca_file.empty() ? nullptr : config.tls.ca_file.c_str();
     tls->client_cert_file = config.tls.cert_file.empty() ? nullptr : config.tls.cert_file.c_str();
     tls->client_key_file = config.tls.key_file.empty() ? nullptr : config.tls.key_file.c_str();
@@ -1192,6 +1191,19 @@ void to_client_config(const DaemonConfig& config, ClientConfig* client, port::Tl
     std::memcpy(tls->pin_sha256, config.tls.pin_sha256, sizeof tls->pin_sha256);
     tls->insecure = config.tls.insecure;
     tls->session_resumption = true;
+
+    settings->state_dir = config.state_dir.c_str();
+    settings->user = config.session.user.c_str();
+    settings->device_id =
+        config.session.device_id.empty() ? nullptr : config.session.device_id.c_str();
+    settings->token_file =
+        config.credentials.token_file.empty() || !config.credentials.token_command.empty()
+            ? nullptr
+            : config.credentials.token_file.c_str();
+    settings->token_command = config.credentials.token_command.empty()
+                                  ? nullptr
+                                  : config.credentials.token_command.c_str();
+    settings->entropy_label = "tetherd";
 }
 
 std::vector<ConfigField> config_fields() {

@@ -23,7 +23,7 @@
 //   log_info("tetherd: %s", tether::daemon::describe(config).c_str());
 //   tether::ClientConfig client;
 //   tether::port::TlsSettings tls;
-//   tether::daemon::to_client_config(config, &client, &tls);
+//   tether::daemon::to_link_settings(config, &settings);
 #pragma once
 
 #include <cstddef>
@@ -35,6 +35,7 @@
 #include "tether/backoff.h"
 #include "tether/client.h"
 #include "tether/outbox.h"
+#include "tether/port/posix_link.h"
 #include "tether/port/posix_transport.h"
 
 namespace tether::daemon {
@@ -214,7 +215,9 @@ std::string describe(const DaemonConfig& config);
 /// left to the caller) and acknowledgement settings; and the TLS settings.
 /// Pointers into `config`'s strings are stored: it must outlive both, and
 /// must not be modified meanwhile. Other fields of *client keep their values.
-void to_client_config(const DaemonConfig& config, ClientConfig* client, port::TlsSettings* tls);
+/// The link's settings for `config` (pointers into `config`, which must
+/// outlive them). Token command wins over token file when both are set.
+void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* settings);
 
 /// A field the parser reads: its JSON path and type as written in
 /// docs/CONFIG.md ("integer", "string", "string|null", "boolean", "number",

@@ -118,7 +118,8 @@ std::string render_metrics(const MetricsSnapshot& s) {
             s.messages_sent);
     counter(out, "tether_messages_acked_total", "Messages the server acknowledged.",
             s.messages_acked);
-    counter(out, "tether_messages_dropped_total", "Messages dropped by the outbox overflow policy.",
+    counter(out, "tether_messages_dropped_total",
+            "Messages the outbox overflow policy evicted before they were ever sent (lost).",
             s.messages_dropped);
     counter(out, "tether_bytes_sent_total", "Bytes written to the connection.", s.bytes_sent);
     counter(out, "tether_bytes_received_total", "Bytes read from the connection.",
@@ -135,6 +136,24 @@ std::string render_metrics(const MetricsSnapshot& s) {
             s.downlink_delivered);
     counter(out, "tether_downlink_duplicates_total",
             "Server messages dropped as replays of ones already delivered.", s.downlink_duplicates);
+    counter(out, "tether_messages_evicted_unacked_total",
+            "Messages evicted after being sent, before the server's ack (it may hold them).",
+            s.messages_evicted_unacked);
+    counter(out, "tether_messages_refused_total",
+            "Messages refused at intake as larger than the link can deliver.", s.messages_refused);
+    counter(out, "tether_messages_memory_only_total",
+            "Messages accepted while the spool was degraded (kept in memory only).",
+            s.messages_memory_only);
+    gauge(out, "tether_spool_degraded",
+          "1 while the spool's disk fails and messages are in memory only.",
+          std::string(s.spool_degraded ? "1" : "0"));
+    counter(out, "tether_storage_failures_total",
+            "Failed writes or syncs of the spool and the state record.", s.storage_failures);
+    counter(out, "tether_downlink_dead_lettered_total",
+            "Downlink messages written to the dead-letter directory after failed hand-overs.",
+            s.downlink_dead_lettered);
+    counter(out, "tether_downlink_failures_total",
+            "Failed attempts to hand a downlink message to the application.", s.downlink_failures);
     return out;
 }
 

@@ -54,6 +54,13 @@ struct MetricsSnapshot {
     std::uint32_t backoff_attempt = 0;
     std::uint64_t downlink_delivered = 0;
     std::uint64_t downlink_duplicates = 0;
+    std::uint64_t messages_evicted_unacked = 0;  ///< evicted after being sent, before the ack
+    std::uint64_t messages_refused = 0;          ///< larger than the link can deliver
+    std::uint64_t messages_memory_only = 0;      ///< accepted while the spool was degraded
+    bool spool_degraded = false;
+    std::uint64_t storage_failures = 0;
+    std::uint64_t downlink_dead_lettered = 0;
+    std::uint64_t downlink_failures = 0;
 };
 
 /// A label value escaped per the exposition format: backslash, double quote

@@ -110,6 +110,15 @@ std::string status_json(const StatusSnapshot& snapshot) {
         out += "null";
     }
     add_number(out, "offline_ms_total", snapshot.offline_ms_total);
+    add_string(out, "spool", snapshot.spool);
+    if (snapshot.storage_error.empty()) {
+        append_key(out, "storage_error");
+        out += "null";
+    } else {
+        add_string(out, "storage_error", snapshot.storage_error);
+    }
+    add_number(out, "refused", snapshot.refused);
+    add_number(out, "memory_only", snapshot.memory_only);
     out += "}\n";
     return out;
 }

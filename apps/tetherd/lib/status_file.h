@@ -40,6 +40,10 @@ struct StatusSnapshot {
     bool has_rtt = false;
     std::uint32_t rtt_ms = 0;  ///< last heartbeat round trip, when has_rtt
     std::uint64_t offline_ms_total = 0;
+    std::string spool = "off";  ///< "off", "ok" or "degraded" (disk failing: memory only)
+    std::string storage_error;  ///< why the spool or state record fails, or "" (written as null)
+    std::uint64_t refused = 0;  ///< messages refused as larger than the link can deliver
+    std::uint64_t memory_only = 0;  ///< messages accepted while the spool was degraded
 };
 
 /// The JSON text of `snapshot` (one line, with a trailing newline); strings

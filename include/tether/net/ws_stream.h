@@ -202,6 +202,8 @@ class WsStream {
     std::size_t queued_bytes() const { return tx_end_ - tx_begin_; }
     /// Room left for frames right now (after compacting what was flushed).
     std::size_t tx_space() const;
+    /// The transmit buffer's size: the largest run of frames queued at once.
+    std::size_t tx_capacity() const { return tx_capacity_; }
 
     /// Reads and handles every frame available now; see the class comment.
     /// Returns kOk when the transport would block or the peer's close was

@@ -41,11 +41,19 @@ class FileStorage final : public Storage {
                 std::size_t* read_size) override;
     Status write(std::uint32_t offset, const std::uint8_t* data, std::size_t size) override;
     Status sync() override;
+    /// errno of the last failed read, write or sync (ENOSPC, EROFS, EIO...).
+    int last_error() const override { return last_error_; }
 
   private:
     Status fail_open(int error_number, const char* refusal);
+    Status read_file(std::uint32_t offset, std::uint8_t* out, std::size_t size,
+                     std::size_t* read_size);
+    Status write_file(std::uint32_t offset, const std::uint8_t* data, std::size_t size);
+    Status sync_file();
+    Status remember(Status status);
 
     int fd_ = -1;
+    int last_error_ = 0;
     int open_errno_ = 0;             // 0 after a successful open()
     const char* open_refusal_ = "";  // set when open() refused the file itself
 };

@@ -12,7 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "tether/client.h"
+#include "tether/pollable.h"
 #include "tether/time.h"
 
 namespace tether::port {
@@ -32,12 +32,12 @@ class PollLoop {
     static constexpr std::size_t kMaxWatches = 8;
 
     /// `clients` holds up to `client_capacity` pointers; `fds` needs room for
-    /// client_capacity * Client::kMaxPollRequests + kMaxWatches entries.
-    PollLoop(Client** clients, std::size_t client_capacity, struct pollfd* fds,
+    /// client_capacity * Pollable::kMaxPollRequests + kMaxWatches entries.
+    PollLoop(Pollable** clients, std::size_t client_capacity, struct pollfd* fds,
              std::size_t fd_capacity);
 
-    /// False when full.
-    bool add(Client* client);
+    /// A tether::Client, a tether::DurableLink or any other Pollable. False when full.
+    bool add(Pollable* client);
     /// Watches `fd` (replacing an earlier watch of it). False when full.
     bool watch(int fd, bool read, bool write, FdWatcher* watcher);
     void unwatch(int fd);
@@ -59,7 +59,7 @@ class PollLoop {
         FdWatcher* watcher;
     };
 
-    Client** clients_;
+    Pollable** clients_;
     std::size_t client_capacity_;
     std::size_t client_count_ = 0;
     struct pollfd* fds_;
@@ -67,6 +67,18 @@ class PollLoop {
     Watch watches_[kMaxWatches] = {};
     std::size_t watch_count_ = 0;
     std::uint64_t polls_ = 0;
+};
+
+/// A PollLoop with its own storage for up to `Clients` Pollables.
+template <std::size_t Clients>
+class FixedPollLoop final : public PollLoop {
+  public:
+    FixedPollLoop() : PollLoop(clients_, Clients, fds_, sizeof fds_ / sizeof fds_[0]) {}
+    explicit FixedPollLoop(Pollable* first) : FixedPollLoop() { (void)add(first); }
+
+  private:
+    Pollable* clients_[Clients] = {};
+    struct pollfd fds_[Clients * Pollable::kMaxPollRequests + kMaxWatches] = {};
 };
 
 }  // namespace tether::port

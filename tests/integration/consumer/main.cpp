@@ -1,5 +1,7 @@
-// A program built against an installed libtether-dev: the client header, an
-// outbox (tether_core) and a tether.v1 control parse (tether_net, cJSON).
+// A program built against an installed libtether-dev: an outbox (tether_core),
+// a tether.v1 control parse (tether_net, cJSON), and a durable link opened by
+// its POSIX owner (tether_client, tether_port_posix, mbedTLS): tether::tether
+// alone must bring them all.
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -7,6 +9,7 @@
 #include <tether/client.h>
 #include <tether/net/tether_v1.h>
 #include <tether/outbox.h>
+#include <tether/port/posix_link.h>
 
 int main() {
     static std::uint8_t storage[4096];
@@ -22,6 +25,14 @@ int main() {
     tether::net::v1::Control control{};
     const tether::net::v1::V1Status parsed = tether::net::v1::parse_control(
         reinterpret_cast<const std::uint8_t*>(json), std::strlen(json), &control);
+    tether::port::PosixLinkSettings settings;
+    settings.link.client.urls[0] = "wss://127.0.0.1:9/";
+    settings.link.client.url_count = 1;
+    tether::port::PosixLink link(settings, nullptr);
+    if (link.open() != tether::Status::kOk) {
+        std::printf("link: %s\n", link.error());
+        return 1;
+    }
     std::printf("consumer ok: seq %llu, control %s\n", static_cast<unsigned long long>(seq),
                 tether::net::v1::to_string(parsed));
     return 0;

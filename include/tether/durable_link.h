@@ -1,0 +1,291 @@
+// A durable link: the one owner of everything that makes "nothing lost,
+// nothing duplicated" hold for a device's uplink and downlink.
+//
+// It owns the tether.v1 client (reconnect machine, outbox, WebSocket stream),
+// the persistent state record and the optional disk spool, and it is the only
+// place where they meet. Applications give it bytes to send and get messages
+// back; they never touch seqs, the spool or the state record.
+//
+// The recovery rule (open()), in one place:
+//  1. The state record holds the uplink seq reservation R: no run ever gave a
+//     message a seq at or above R, because the reservation is saved (and
+//     synced) before a seq below it is used.
+//  2. The spool's messages above its ACK/DROP watermark are put back under
+//     their own seqs (they may already be at the server, which drops what it
+//     has). A seq that may have reached the server is never renumbered.
+//  3. New messages are numbered from max(R, highest seq the spool knows + 1):
+//     never a seq an earlier run may have used. The seqs between the last
+//     message recovered and the first new one are reported to the server as
+//     one gap, with the reason (a crash lost what they held, or they were
+//     never used), so the server's record says exactly which seqs it will
+//     never get.
+//  4. Anything recovered that cannot be sent (larger than today's limit, or
+//     more than today's outbox holds) is counted, reported in RecoveryReport,
+//     and becomes part of a gap; nothing is silently left out.
+//
+// Storage failures (a full disk, a read-only or failing medium) are states,
+// not crashes: the spool goes "degraded", the failure is reported once through
+// DurableLinkListener::on_storage(), and messages keep flowing from memory;
+// every kSpoolRetryMs the spool is tried again and, once it works, the
+// messages accepted meanwhile are written to it. Sending never waits for the
+// spool: a message goes out as soon as the link is up, and its spool record is
+// handed to the kernel by the same loop iteration that accepted it (so a
+// killed process loses nothing it had accepted), and synced within
+// SpoolConfig::fsync_interval_ms (so a power cut loses at most that much, and
+// what it loses lies inside a gap the server is told about).
+//
+// Memory: every buffer is the caller's, sized by DurableLinkSizes; nothing is
+// allocated per message. Not thread-safe: one poll loop drives it (it is a
+// Pollable).
+//
+// Example (see examples/forever.cpp for the POSIX owner, port::PosixLink):
+//   tether::DurableLink link(config, buffers, connection, resolver, random,
+//                            &state_storage, &spool_storage, nullptr, &listener);
+//   tether::RecoveryReport report;
+//   if (link.open(&report) != tether::Status::kOk) { ... link.error() ... }
+//   link.start(now);
+//   loop.add(&link);
+//   link.send(data, size);          // kOk, kTooLarge (never deliverable), kNoSpace
+//   ... loop.run_once(...) ...
+//   link.stop(now, 1001); ... run the loop until link.state() is kIdle ...
+//   link.shutdown();                // sync the spool, persist the exact numbering
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+
+#include "tether/client.h"
+#include "tether/pollable.h"
+#include "tether/spool.h"
+#include "tether/state_record.h"
+#include "tether/storage.h"
+
+namespace tether {
+
+struct DurableLinkConfig {
+    /// URLs, reconnect and heartbeat settings, the tether.v1 identity.
+    /// client.ws.max_message_size is the largest WebSocket message on the
+    /// wire (the server's limit); the largest payload send() takes is that
+    /// minus the tether.v1 header (DurableLink::max_payload()).
+    ClientConfig client;
+    /// The outbox: unsent and unacknowledged messages, in memory.
+    std::size_t outbox_bytes = 256 * 1024;
+    /// Keep a crash-safe disk copy of the outbox (needs a spool Storage).
+    bool spool = false;
+    SpoolConfig spool_config;
+};
+
+/// The buffers one link needs, derived from its configuration.
+struct DurableLinkSizes {
+    /// Room in the transmit buffer beyond one largest frame, for coalescing
+    /// many small frames into one write.
+    static constexpr std::size_t kCoalescingRoom = 64 * 1024;
+    /// Spool scratch beyond one largest record: appends batch into it.
+    static constexpr std::size_t kSpoolBatchRoom = 64 * 1024;
+
+    std::size_t outbox = 0;
+    std::size_t rx = 0;
+    std::size_t tx = 0;
+    std::size_t spool = 0;  ///< 0 without a spool
+
+    static DurableLinkSizes for_config(const DurableLinkConfig& config);
+    std::size_t total() const { return outbox + rx + tx + spool; }
+};
+
+/// Caller-owned memory, at least DurableLinkSizes::for_config() of each.
+struct DurableLinkBuffers {
+    std::uint8_t* outbox;
+    std::uint8_t* rx;
+    std::uint8_t* tx;
+    std::uint8_t* spool;  ///< may be null without a spool
+};
+
+/// What open() found and did.
+struct RecoveryReport {
+    LoadSource state_source = LoadSource::kDefaults;
+    bool state_read_failed = false;  ///< the state record could not be read at all
+    PersistentState state;           ///< as loaded (before this run's bump)
+    bool spool_used = false;
+    bool spool_failed = false;  ///< recovery failed: this run starts memory-only
+    SpoolRecovery spool;
+    std::size_t restored = 0;          ///< messages put back into the outbox
+    std::uint64_t first_restored = 0;  ///< their seqs, 0 when none
+    std::uint64_t last_restored = 0;
+    std::size_t too_large = 0;      ///< recovered but above today's max_payload()
+    std::size_t evicted = 0;        ///< recovered but more than the outbox holds
+    std::uint64_t continue_at = 0;  ///< the seq the first new message gets
+    SeqRange unrecovered{0, 0};     ///< seqs reported as a gap; {0, 0} when none
+};
+
+/// A storage failure or its end, reported once per change.
+struct StorageEvent {
+    enum class What : std::uint8_t { kSpool, kStateRecord };
+    What what;
+    bool failed;         ///< true: it started failing; false: it works again
+    int error;           ///< Storage::last_error() (errno) when known, else 0
+    const char* action;  ///< what the link does about it, for the log
+};
+
+class DurableLinkListener : public ClientListener {
+  public:
+    virtual void on_storage(const StorageEvent& event) { (void)event; }
+    /// send() refused a message that could never be delivered (larger than
+    /// max_payload()). Called for the first refusal only; later ones are
+    /// counted in DurableLinkCounters::refused_too_large.
+    virtual void on_refused(std::size_t size, std::size_t limit) {
+        (void)size;
+        (void)limit;
+    }
+};
+
+/// The spool's condition, for status and metrics.
+enum class SpoolHealth : std::uint8_t {
+    kOff,       ///< no spool configured
+    kOk,        ///< every accepted message is being written to disk
+    kDegraded,  ///< the disk failed: messages are kept in memory only
+};
+const char* to_string(SpoolHealth health);
+
+struct DurableLinkCounters {
+    std::uint64_t refused_too_large = 0;  ///< send(): never deliverable
+    std::uint64_t refused_full = 0;       ///< send(): reject_newest and full
+    std::uint64_t spool_failures = 0;     ///< spool calls that failed
+    std::uint64_t spool_recoveries = 0;   ///< times a degraded spool worked again
+    std::uint64_t memory_only = 0;        ///< messages accepted while the spool was degraded
+    std::uint64_t state_failures = 0;     ///< state record saves that failed
+};
+
+class DurableLink final : public Pollable, private DurableLinkListener {
+  public:
+    /// How long a degraded spool waits before it is tried again.
+    static constexpr std::uint32_t kSpoolRetryMs = 5000;
+    /// Uplink drops are reported to the listener at most this often, merged.
+    static constexpr std::uint32_t kDropReportMs = 1000;
+
+    /// Everything passed by reference or pointer must outlive the link.
+    /// `state_storage` (may be null: nothing persists) holds the state
+    /// record; `spool_storage` the spool (needed when config.spool).
+    DurableLink(const DurableLinkConfig& config, const DurableLinkBuffers& buffers,
+                Connection& connection, NameResolver& resolver, RandomSource& random,
+                Storage* state_storage, Storage* spool_storage, CredentialsProvider* credentials,
+                DurableLinkListener* listener);
+    ~DurableLink() override;
+    DurableLink(const DurableLink&) = delete;
+    DurableLink& operator=(const DurableLink&) = delete;
+
+    /// Loads the state record, recovers the spool and applies the recovery
+    /// rule (see the file comment); `report` (may be null) says what was
+    /// found. Call once, before start(). Returns kOk (also when storage
+    /// failed: the link then runs memory-only and says so through
+    /// on_storage()), or kInvalidArgument for a configuration the client
+    /// refuses (error() names it).
+    Status open(RecoveryReport* report);
+    const char* error() const { return error_; }
+
+    void start(TimeMs now);
+    /// Closes with `code` and stays down; keep running the loop until state()
+    /// is kIdle (or a deadline), then call shutdown().
+    void stop(TimeMs now, std::uint16_t code = 1000);
+    /// Syncs the spool and persists the exact numbering, so that the next run
+    /// continues without a gap. Returns kOk or kIoError (reported as well).
+    Status shutdown();
+
+    /// Accepts a message: kOk (queued, and written to the spool), kTooLarge
+    /// (above max_payload(): it could never be delivered, so it is refused),
+    /// kNoSpace (reject_newest and the outbox is full). *seq gets its seq.
+    Status send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
+                net::WsOpcode type = net::WsOpcode::kContinuation);
+    std::size_t max_payload() const;
+
+    /// Downlink hand-over (ClientConfig::confirm_downlink): see Client.
+    void confirm_downlink(std::uint64_t seq);
+
+    // Pollable: the client's descriptors and deadlines, plus the spool's.
+    std::size_t poll_requests(PollRequest* out, std::size_t max) const override;
+    bool next_deadline(TimeMs* at) const override;
+    bool has_buffered_input() const override;
+    void service(TimeMs now) override;
+
+    LinkState state() const { return client().state(); }
+    const Client& client() const { return *client_; }
+    const PersistentState& persistent() const { return state_; }
+    SpoolHealth spool_health() const { return spool_health_; }
+    /// errno of the storage failure behind kDegraded (or the state record's), else 0.
+    int storage_error() const { return storage_error_; }
+    const Spool* spool() const { return spool_ ? &*spool_ : nullptr; }
+    const DurableLinkCounters& counters() const { return counters_; }
+    /// True when nothing waits to be sent or acknowledged.
+    bool idle() const { return client().idle(); }
+
+  private:
+    // DurableLinkListener, as the client's listener: the link's own work on
+    // each event, then the application's listener.
+    void on_state(const ClientEvent& event) override;
+    void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) override;
+    void on_downlink_seq(std::uint64_t seq) override;
+    void on_gap(bool downlink, std::uint64_t first, std::uint64_t last) override;
+    void on_uplink_acked(std::uint64_t seq) override;
+    bool downlink_can_accept(std::size_t size) override;
+    void on_persist(Status status) override;
+
+    static void restore_visit(void* context, std::uint64_t seq, const std::uint8_t* data,
+                              std::size_t size);
+    void recover_spool(RecoveryReport* report);
+    void spool_work(TimeMs now);
+    void spool_failed(Status status, const char* action);
+    void try_spool_again(TimeMs now);
+    void report_drops(TimeMs now, bool force);
+    Client& own_client() { return *client_; }
+
+    DurableLinkConfig config_;
+    DurableLinkBuffers buffers_;
+    DurableLinkSizes sizes_;
+    Connection& connection_;
+    NameResolver& resolver_;
+    RandomSource& random_;
+    Storage* state_storage_;
+    Storage* spool_storage_;
+    CredentialsProvider* credentials_;
+    DurableLinkListener* listener_;
+
+    // Mask keys for the stream, from the one random source.
+    class MasksFrom final : public net::MaskSource {
+      public:
+        explicit MasksFrom(RandomSource& random) : random_(random) {}
+        bool fill_masks(std::uint8_t* out, std::size_t size) override;
+
+      private:
+        RandomSource& random_;
+    };
+    MasksFrom masks_;
+
+    // The client reads the persisted counters at construction, so it is
+    // built in open(), once the state record is loaded.
+    std::optional<StateRecord> record_;
+    PersistentState state_;
+    std::optional<Spool> spool_;
+    std::optional<Client> client_;
+
+    SpoolHealth spool_health_ = SpoolHealth::kOff;
+    int storage_error_ = 0;
+    TimeMs spool_retry_at_ = 0;
+    bool spool_retry_armed_ = false;
+    bool spool_recovered_ = false;
+    std::uint64_t syncs_seen_ = 0;
+    TimeMs synced_at_ = 0;
+    std::uint64_t restore_errors_ = 0;
+    RecoveryReport* recovering_ = nullptr;
+    std::uint64_t dropped_seen_ = 0;  // outbox evictions already mirrored into the spool
+
+    SeqRange pending_drop_{0, 0};
+    std::uint64_t pending_drop_count_ = 0;
+    TimeMs drop_report_due_ = 0;
+    TimeMs last_now_ = 0;
+    bool refused_reported_ = false;
+
+    DurableLinkCounters counters_;
+    char error_[160] = {};
+};
+
+}  // namespace tether

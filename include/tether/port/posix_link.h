@@ -1,0 +1,121 @@
+// The POSIX owner of one durable link: everything a program on Linux needs
+// to keep a tether link alive, built from one settings struct.
+//
+// It makes, once, in open(): the entropy source (one DRBG, for backoff
+// jitter, WebSocket keys and masks, and TLS), the TLS context when any URL is
+// wss:// (decided by the URL parser, not by the caller), the transport and the
+// resolver, the private state directory with its state record and spool files,
+// the session id (UUIDv5 of user and device id, the device id defaulting to
+// /etc/machine-id), the credentials provider (a token file or a token
+// command), and every buffer, sized by DurableLinkSizes. Then it opens the
+// tether::DurableLink, which applies the recovery rule.
+//
+// It is a Pollable: add it to a port::PollLoop and it drives the link and the
+// token command's pipe. Nothing is allocated after open().
+//
+//   tether::port::PosixLinkSettings settings;
+//   settings.link.client.urls[0] = "wss://telemetry.example.com/v1";
+//   settings.link.client.url_count = 1;
+//   settings.link.client.reconnect.resume_protocol = true;
+//   settings.state_dir = "/var/lib/app";
+//   tether::port::PosixLink link(settings, &listener);
+//   if (link.open() != tether::Status::kOk) { puts(link.error()); return 1; }
+//   loop.add(&link); link.start(now); ... link.send(data, size) ...
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "tether/durable_link.h"
+#include "tether/port/credentials.h"
+#include "tether/port/entropy.h"
+#include "tether/port/file_storage.h"
+#include "tether/port/posix_resolver.h"
+#include "tether/port/posix_transport.h"
+#include "tether/session_id.h"
+
+namespace tether::port {
+
+struct PosixLinkSettings {
+    /// URLs, limits, reconnect policy, spool. The session and device ids are
+    /// filled in by open().
+    DurableLinkConfig link;
+    TlsSettings tls;
+    /// Where the state record and the spool live (created 0700). Null: nothing
+    /// persists, and a spool cannot be used.
+    const char* state_dir = nullptr;
+    /// The session id is derived from these two (tether.v1).
+    const char* user = "tether";
+    const char* device_id = nullptr;  ///< null or "": /etc/machine-id
+    /// At most one of the two; neither: no Authorization header.
+    const char* token_file = nullptr;
+    const char* token_command = nullptr;
+    int token_command_timeout_ms = 5000;  ///< the first fetch, at open()
+    /// Personalizes the DRBG (the program's name).
+    const char* entropy_label = "tether";
+};
+
+class PosixLink final : public Pollable {
+  public:
+    /// `settings` is copied; the strings it points to must outlive the link.
+    PosixLink(const PosixLinkSettings& settings, DurableLinkListener* listener);
+    ~PosixLink() override;
+    PosixLink(const PosixLink&) = delete;
+    PosixLink& operator=(const PosixLink&) = delete;
+
+    /// Builds everything and recovers (see the file comment). Returns kOk;
+    /// kInvalidArgument for settings that cannot work (error() says which);
+    /// kUnavailable when the OS gives no entropy or machine id; kIoError when
+    /// the state directory or its files cannot be made (error() has errno's
+    /// text). `report` may be null.
+    Status open(RecoveryReport* report = nullptr);
+    const char* error() const { return error_; }
+
+    DurableLink& link() { return *link_; }
+    const DurableLink& link() const { return *link_; }
+    void start(TimeMs now) { link_->start(now); }
+    Status send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
+                net::WsOpcode type = net::WsOpcode::kContinuation) {
+        return link_->send(data, size, seq, type);
+    }
+    /// The link's entropy source (after open()), for ids of the caller's own.
+    RandomSource& random() { return entropy_; }
+    /// The token command runs again in the background (SIGHUP, a rotated secret).
+    void refresh_credentials();
+
+    const char* session_id() const { return session_text_; }
+    const char* device_id() const { return device_id_; }
+    const DurableLinkSizes& sizes() const { return sizes_; }
+
+    // Pollable: the link, plus the token command's pipe while it runs.
+    std::size_t poll_requests(PollRequest* out, std::size_t max) const override;
+    bool next_deadline(TimeMs* at) const override { return link_->next_deadline(at); }
+    bool has_buffered_input() const override { return link_->has_buffered_input(); }
+    void service(TimeMs now) override;
+
+  private:
+    bool fail(Status* status, Status code, const char* format, ...)
+        __attribute__((format(printf, 4, 5)));
+
+    PosixLinkSettings settings_;
+    DurableLinkListener* listener_;
+    DurableLinkSizes sizes_;
+    std::uint8_t* memory_ = nullptr;  // every buffer, one allocation made in open()
+
+    Entropy entropy_;
+    TlsContext tls_;
+    std::unique_ptr<PosixTransport> transport_;
+    PosixResolver resolver_;
+    FileStorage state_file_;
+    FileStorage spool_file_;
+    std::unique_ptr<TokenFileCredentials> token_file_;
+    std::unique_ptr<TokenCommandCredentials> token_command_;
+    std::unique_ptr<DurableLink> link_;
+
+    char device_id_[256] = {};
+    char session_text_[kUuidTextLength + 1] = {};
+    char error_[512] = {};
+};
+
+}  // namespace tether::port
