@@ -1180,7 +1180,7 @@ void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* setti
     client->seq_reservation = config.session.seq_reservation;
     link.outbox_bytes = config.outbox.size_bytes;
     link.spool = config.spool.enabled;
-    link.spool_config.max_bytes = static_cast<std::uint32_t>(config.spool.max_bytes);
+    link.spool_config.max_bytes = config.spool.max_bytes;
     link.spool_config.fsync_interval_ms = config.spool.fsync_interval_ms;
 
     port::TlsSettings* tls = &settings->tls;
