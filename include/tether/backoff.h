@@ -13,6 +13,7 @@
 //   if (step.give_up) { report_given_up(); } else { arm_timer(now + step.delay_ms); }
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "tether/status.h"
@@ -27,7 +28,11 @@ enum class JitterMode : std::uint8_t {
     kDecorrelated,  ///< min(cap, uniform in [initial, 3 * previous delay])  (the AWS variant)
 };
 
-/// "none", "full", "equal", "decorrelated".
+/// How many modes there are: JitterMode values are 0..kJitterModeCount - 1, so
+/// a caller can list every name with to_string(static_cast<JitterMode>(i)).
+inline constexpr std::size_t kJitterModeCount = 4;
+
+/// "none", "full", "equal", "decorrelated"; "unknown" for any other value.
 const char* to_string(JitterMode mode);
 /// Parses the names above; returns false (leaving *mode alone) for anything else.
 bool parse_jitter_mode(const char* text, JitterMode* mode);
@@ -41,9 +46,13 @@ struct BackoffConfig {
     std::uint32_t multiplier_permille = 2000;  ///< growth per attempt, 2000 = x2.0; >= 1000
     std::uint32_t max_delay_ms = 32000;        ///< the cap; initial <= cap <= kMaxBackoffDelayMs
     JitterMode jitter = JitterMode::kFull;
-    std::uint32_t max_attempts = 0;          ///< consecutive attempts before giving up; 0 = forever
-    std::uint32_t healthy_after_ms = 10000;  ///< a connection up this long resets the attempts;
-                                             ///< <= kMaxIntervalMs (a TimeMs deadline)
+    std::uint32_t max_attempts = 0;  ///< consecutive attempts before giving up; 0 = forever
+    /// A connection up this long resets the attempts and ends the failure
+    /// streak (its one immediate credential refresh); <= kMaxIntervalMs (a
+    /// TimeMs deadline). 0 counts every opened link as healthy at once, so a
+    /// server that closes each link right after opening it is then retried at
+    /// the first delay forever: keep it above the time such a close takes.
+    std::uint32_t healthy_after_ms = 10000;
 };
 
 /// kOk, or kInvalidArgument when a field is outside the range documented above.

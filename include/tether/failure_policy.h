@@ -38,10 +38,12 @@ struct Failure {
 };
 
 enum class RecoveryAction : std::uint8_t {
-    kRetryWithBackoff,             ///< wait the backoff delay, try the best endpoint
-    kRefreshCredentialsThenRetry,  ///< fetch a fresh token, retry at once (once per streak)
-    kFailOver,                     ///< prefer the next healthy endpoint
-    kGiveUp,                       ///< stop reconnecting and report
+    kRetryWithBackoff,  ///< wait the backoff delay, try the best endpoint
+    /// fetch a fresh token and retry at once, once per failure streak (until a
+    /// connection stays up healthy_after_ms); within a streak, back off
+    kRefreshCredentialsThenRetry,
+    kFailOver,  ///< prefer the next healthy endpoint
+    kGiveUp,    ///< stop reconnecting and report
 };
 
 const char* to_string(RecoveryAction action);

@@ -46,9 +46,15 @@ enum class OverflowPolicy : std::uint8_t {
     kRejectNewest,  ///< refuse the new message with Status::kNoSpace
 };
 
+/// How many policies there are: OverflowPolicy values are
+/// 0..kOverflowPolicyCount - 1, so a caller can list every name with to_string().
+inline constexpr std::size_t kOverflowPolicyCount = 2;
+
+/// "drop_oldest", "reject_newest"; "unknown" for any other value.
 const char* to_string(OverflowPolicy policy);
-bool parse_overflow_policy(const char* text,
-                           OverflowPolicy* policy);  // "drop_oldest", "reject_newest"
+/// Parses the names above; returns false (leaving *policy alone) for anything
+/// else, or when either pointer is null.
+bool parse_overflow_policy(const char* text, OverflowPolicy* policy);
 
 struct OutboxEntry {
     std::uint64_t seq;
@@ -77,6 +83,24 @@ class Outbox {
   public:
     /// Bytes of bookkeeping stored with each entry besides its payload.
     static constexpr std::size_t kEntryOverhead = 16;
+    /// Entries start on multiples of this; payloads are padded up to it.
+    static constexpr std::size_t kAlignment = 8;
+    /// Smaller storage holds nothing at all.
+    static constexpr std::size_t kMinCapacity = 64;
+    /// The largest payload any outbox stores (an entry's size field is 32 bits).
+    static constexpr std::size_t kMaxPayload = 0xFFFFFFFFu;
+
+    /// max_message_size() of an outbox over `capacity` bytes of storage that
+    /// starts kAlignment-aligned (as heap memory does), known before it is
+    /// built: (capacity & ~7) - kEntryOverhead, at most kMaxPayload; 0 below
+    /// kMinCapacity. Unaligned storage may hold up to 7 bytes less.
+    static constexpr std::size_t max_message_size_for(std::size_t capacity) {
+        if (capacity < kMinCapacity) {
+            return 0;
+        }
+        const std::size_t room = (capacity & ~(kAlignment - 1)) - kEntryOverhead;
+        return room < kMaxPayload ? room : kMaxPayload;
+    }
     /// Dropped ranges kept until taken; a further disjoint range merges into the last.
     static constexpr std::size_t kMaxPendingGaps = 8;
 

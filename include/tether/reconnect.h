@@ -135,6 +135,10 @@ struct Actions {
     const Action* find(ActionType type) const;
 };
 
+/// Upper bound of every phase timeout in ReconnectConfig (resolve, connect,
+/// TLS, handshake, resume, close): one day.
+inline constexpr std::uint32_t kMaxTimeoutMs = 24u * 60u * 60u * 1000u;
+
 struct ReconnectConfig {
     BackoffConfig backoff;
     HeartbeatConfig heartbeat;
@@ -150,7 +154,7 @@ struct ReconnectConfig {
     std::uint32_t close_timeout_ms = 5000;       ///< our close frame to the peer's
 };
 
-/// kOk, or kInvalidArgument when a timeout is 0 or above 24 h, the endpoint
+/// kOk, or kInvalidArgument when a timeout is 0 or above kMaxTimeoutMs, the endpoint
 /// count is out of range, or a nested config is invalid.
 Status validate(const ReconnectConfig& config);
 
@@ -232,7 +236,7 @@ class ReconnectMachine {
     TimeMs healthy_at_ = 0;  // online: when the backoff resets
     bool healthy_ = false;
     TimeMs return_check_at_ = 0;  // online on a secondary endpoint: when to look at the primary
-    bool credentials_refreshed_ = false;  // one refresh per failure streak
+    bool credentials_refreshed_ = false;  // one refresh per failure streak (ends when healthy)
     CloseIntent close_intent_ = CloseIntent::kStop;
     std::uint32_t retry_delay_ms_ = 0;
     const char* last_reason_ = "";

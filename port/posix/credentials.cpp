@@ -37,16 +37,91 @@ bool bearer(const char* token, std::size_t length, char* out, std::size_t capaci
 
 }  // namespace
 
-bool TokenFileCredentials::authorization(char* out, std::size_t capacity) {
-    const int fd = ::open(path_, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        return false;
+const char* to_string(TokenFileProblem problem) {
+    switch (problem) {
+        case TokenFileProblem::kNone:
+            return "none";
+        case TokenFileProblem::kMissing:
+            return "missing";
+        case TokenFileProblem::kUnreadable:
+            return "unreadable";
+        case TokenFileProblem::kEmpty:
+            return "empty";
+        case TokenFileProblem::kTooLong:
+            return "too_long";
     }
-    char token[TokenCommandCredentials::kMaxToken];
-    const ssize_t got = ::read(fd, token, sizeof token);
+    return "unknown";
+}
+
+// Records what this read found; returns whether it was a token. `detail` is
+// the errno for kMissing and kUnreadable, the length limit for kTooLong. The
+// text is rebuilt, and the generation moves, only when the finding changed,
+// so the loop can log each distinct problem once.
+bool TokenFileCredentials::report(TokenFileProblem problem, int detail) {
+    if (problem != TokenFileProblem::kNone) {
+        ++failures_;
+    }
+    if (problem == problem_ && detail == problem_detail_) {
+        return problem == TokenFileProblem::kNone;
+    }
+    problem_ = problem;
+    problem_detail_ = detail;
+    ++generation_;
+    switch (problem) {
+        case TokenFileProblem::kNone:
+            problem_text_[0] = '\0';
+            break;
+        case TokenFileProblem::kMissing:
+        case TokenFileProblem::kUnreadable:
+            std::snprintf(problem_text_, sizeof problem_text_, "%s (%s)", to_string(problem),
+                          std::strerror(detail));
+            break;
+        case TokenFileProblem::kEmpty:
+            std::snprintf(problem_text_, sizeof problem_text_,
+                          "empty (no token on the first line)");
+            break;
+        case TokenFileProblem::kTooLong:
+            std::snprintf(problem_text_, sizeof problem_text_,
+                          "too long (the first line exceeds %zu bytes)",
+                          detail != 0 ? static_cast<std::size_t>(detail) : kMaxToken);
+            break;
+    }
+    return problem == TokenFileProblem::kNone;
+}
+
+bool TokenFileCredentials::authorization(char* out, std::size_t capacity) {
+    const int fd = ::open(path_, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) {
+        const int error_number = errno;
+        const bool missing = error_number == ENOENT || error_number == ENOTDIR;
+        return report(missing ? TokenFileProblem::kMissing : TokenFileProblem::kUnreadable,
+                      error_number);
+    }
+    // One byte more than the longest token: a line that fills it is too long.
+    char token[kMaxToken + 1];
+    ssize_t got = ::read(fd, token, sizeof token);
+    while (got < 0 && errno == EINTR) {
+        got = ::read(fd, token, sizeof token);
+    }
+    const int read_errno = errno;
     ::close(fd);
-    const bool ok =
-        got > 0 && bearer(token, first_line(token, static_cast<std::size_t>(got)), out, capacity);
+    bool ok = false;
+    if (got < 0) {
+        ok = report(TokenFileProblem::kUnreadable, read_errno);
+    } else {
+        const std::size_t length = first_line(token, static_cast<std::size_t>(got));
+        // "Bearer " + token + NUL must fit the caller's buffer.
+        const std::size_t room = capacity > 8 ? capacity - 8 : 0;
+        if (length == 0) {
+            ok = report(TokenFileProblem::kEmpty, 0);
+        } else if (length > kMaxToken || length > room) {
+            // The limit that was hit is the detail: another limit is another problem.
+            ok = report(TokenFileProblem::kTooLong,
+                        static_cast<int>(room < kMaxToken ? room : kMaxToken));
+        } else {
+            ok = report(TokenFileProblem::kNone, 0) && bearer(token, length, out, capacity);
+        }
+    }
     std::memset(token, 0, sizeof token);
     return ok;
 }

@@ -45,16 +45,24 @@ bool sync_parent_directory(char* path) {
     return synced;
 }
 
+// Never through a symbolic link (ELOOP), never a controlling terminal, and
+// non-blocking so that opening a FIFO returns at once (open() then refuses
+// it; a regular file ignores the flag, which is cleared all the same).
+constexpr int kOpenFlags = O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK;
+
 // Opens an existing file, or creates it exclusively; *created tells which, so
-// the directory is synced exactly when a new name appeared.
+// the directory is synced exactly when a new name appeared. A dangling
+// symbolic link fails the first open with ENOENT and the exclusive create
+// with EEXIST; O_NOFOLLOW turns the next round's ENOENT into ELOOP, so the
+// loop ends.
 int open_or_create(const char* path, bool* created) {
     *created = false;
     for (;;) {
-        int fd = ::open(path, O_RDWR | O_CLOEXEC);
+        int fd = ::open(path, kOpenFlags);
         if (fd >= 0 || errno != ENOENT) {
             return fd;
         }
-        fd = ::open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
+        fd = ::open(path, kOpenFlags | O_CREAT | O_EXCL, kFileMode);
         if (fd >= 0) {
             *created = true;
             return fd;
@@ -66,39 +74,91 @@ int open_or_create(const char* path, bool* created) {
     }
 }
 
+bool is_symbolic_link(const char* path) {
+    struct stat info {};
+    return ::lstat(path, &info) == 0 && S_ISLNK(info.st_mode);
+}
+
+// Why an opened descriptor is not ours to write: nullptr when it is a regular
+// file owned by the effective user; otherwise the refusal, with *error_number.
+const char* refusal_of(int fd, int* error_number) {
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) {
+        *error_number = errno;
+        return nullptr;
+    }
+    if (!S_ISREG(info.st_mode)) {
+        *error_number = S_ISDIR(info.st_mode) ? EISDIR : EINVAL;
+        return "is not a regular file";
+    }
+    if (info.st_uid != ::geteuid()) {
+        *error_number = EPERM;
+        return "is owned by another user";
+    }
+    *error_number = 0;
+    return nullptr;
+}
+
 }  // namespace
 
 FileStorage::~FileStorage() {
     close();
 }
 
+Status FileStorage::fail_open(int error_number, const char* refusal) {
+    open_errno_ = error_number != 0 ? error_number : EIO;
+    open_refusal_ = refusal != nullptr ? refusal : "";
+    errno = open_errno_;
+    return Status::kIoError;
+}
+
+const char* FileStorage::open_error() const {
+    if (open_errno_ == 0) {
+        return "";
+    }
+    return open_refusal_[0] != '\0' ? open_refusal_ : std::strerror(open_errno_);
+}
+
 Status FileStorage::open(const char* path) {
     close();
     if (path == nullptr) {
-        errno = EINVAL;
-        return Status::kIoError;
+        return fail_open(EINVAL, nullptr);
     }
     // Checked before anything is created, so a name too long to sync the
     // directory of never leaves a file behind.
     char path_copy[PATH_MAX];
     const std::size_t length = std::strlen(path);
     if (length >= sizeof path_copy) {
-        errno = ENAMETOOLONG;
-        return Status::kIoError;
+        return fail_open(ENAMETOOLONG, nullptr);
     }
     std::memcpy(path_copy, path, length + 1);
     bool created = false;
     const int fd = open_or_create(path, &created);
     if (fd < 0) {
-        return Status::kIoError;
+        const int saved_errno = errno;
+        return fail_open(saved_errno, saved_errno == ELOOP && is_symbolic_link(path)
+                                          ? "is a symbolic link"
+                                          : nullptr);
+    }
+    int error_number = 0;
+    const char* refusal = refusal_of(fd, &error_number);
+    if (error_number == 0) {
+        const int flags = ::fcntl(fd, F_GETFL);
+        if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+            error_number = errno;
+        }
     }
     // The umask may have removed bits from kFileMode; set it exactly.
-    if (created && (::fchmod(fd, kFileMode) != 0 || !sync_parent_directory(path_copy))) {
-        const int saved_errno = errno;
-        ::close(fd);
-        errno = saved_errno;
-        return Status::kIoError;
+    if (error_number == 0 && created &&
+        (::fchmod(fd, kFileMode) != 0 || !sync_parent_directory(path_copy))) {
+        error_number = errno;
     }
+    if (error_number != 0) {
+        ::close(fd);
+        return fail_open(error_number, refusal);
+    }
+    open_errno_ = 0;
+    open_refusal_ = "";
     fd_ = fd;
     return Status::kOk;
 }

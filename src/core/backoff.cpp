@@ -9,6 +9,8 @@ namespace {
 
 constexpr std::uint32_t kPermille = 1000;
 constexpr JitterMode kLastJitterMode = JitterMode::kDecorrelated;
+static_assert(static_cast<std::size_t>(kLastJitterMode) + 1u == kJitterModeCount,
+              "kJitterModeCount counts every mode");
 
 bool is_known_jitter_mode(JitterMode mode) {
     return static_cast<std::uint8_t>(mode) <= static_cast<std::uint8_t>(kLastJitterMode);
@@ -68,9 +70,8 @@ bool parse_jitter_mode(const char* text, JitterMode* mode) {
     if (text == nullptr || mode == nullptr) {
         return false;
     }
-    const JitterMode all[] = {JitterMode::kNone, JitterMode::kFull, JitterMode::kEqual,
-                              JitterMode::kDecorrelated};
-    for (JitterMode candidate : all) {
+    for (std::size_t i = 0; i < kJitterModeCount; ++i) {
+        const auto candidate = static_cast<JitterMode>(i);
         if (std::strcmp(text, to_string(candidate)) == 0) {
             *mode = candidate;
             return true;

@@ -63,20 +63,18 @@ namespace tether {
 
 namespace {
 
-constexpr std::size_t kAlignment = 8;
-constexpr std::size_t kMinimumCapacity = 64;
 constexpr std::size_t kSeqField = 0;
 constexpr std::size_t kSizeField = 8;
 constexpr std::size_t kMarkerField = 12;
 constexpr std::uint32_t kEntryMarker = 0x4E544500u;    // "?TEN" little-endian; low byte: kind
 constexpr std::uint32_t kPaddingMarker = 0x44415054u;  // "TPAD" little-endian
-constexpr std::size_t kMaxPayload = 0xFFFFFFFFu;       // the size field is 32 bits
 
 static_assert(Outbox::kEntryOverhead == 16, "the header layout above is 16 bytes");
-static_assert(Outbox::kEntryOverhead % kAlignment == 0, "headers must keep entries aligned");
+static_assert(Outbox::kEntryOverhead % Outbox::kAlignment == 0,
+              "headers must keep entries aligned");
 
 constexpr std::size_t align_up(std::size_t size) {
-    return (size + (kAlignment - 1)) & ~(kAlignment - 1);
+    return (size + (Outbox::kAlignment - 1)) & ~(Outbox::kAlignment - 1);
 }
 
 constexpr std::size_t span_of(std::size_t payload_size) {
@@ -137,7 +135,7 @@ Outbox::Outbox(std::uint8_t* storage, std::size_t capacity, OverflowPolicy polic
       capacity_(capacity),
       policy_(policy),
       next_seq_(first_seq == 0 ? 1 : first_seq) {
-    if (storage == nullptr || capacity < kMinimumCapacity) {
+    if (storage == nullptr || capacity < kMinCapacity) {
         return;
     }
     const auto address = reinterpret_cast<std::uintptr_t>(storage);

@@ -3,8 +3,6 @@
 namespace tether {
 namespace {
 
-constexpr std::uint32_t kMaxTimeoutMs = 24u * 60u * 60u * 1000u;
-
 constexpr std::uint16_t bit(LinkState state) {
     return static_cast<std::uint16_t>(1u << static_cast<unsigned>(state));
 }
@@ -56,7 +54,7 @@ constexpr TransitionRow kTransitions[] = {
      "close transport; notify"},
     {bit(LinkState::kOnline), EventType::kTimer, "ping due", LinkState::kOnline, "send ping"},
     {bit(LinkState::kOnline), EventType::kTimer, "up for healthy_after_ms", LinkState::kOnline,
-     "reset attempts; persist"},
+     "end the failure streak (attempts, credential refresh); persist"},
     {bit(LinkState::kOnline), EventType::kTimer, "pongs missed (dead link)",
      LinkState::kWaitingToRetry, "close transport; notify"},
     {bit(LinkState::kOnline), EventType::kTimer, "pongs missed, attempts exhausted",
@@ -418,6 +416,8 @@ void ReconnectMachine::on_timer(Actions& out, TimeMs now, std::uint32_t random) 
 
 void ReconnectMachine::on_online_timer(Actions& out, TimeMs now, std::uint32_t random) {
     if (!healthy_ && time_reached(now, healthy_at_)) {
+        // The failure streak ends: the attempts start again from the first
+        // delay, and the next auth failure may refresh the credentials at once.
         healthy_ = true;
         credentials_refreshed_ = false;
         if (backoff_.attempts() != 0) {
@@ -505,9 +505,10 @@ void ReconnectMachine::go_online(Actions& out, TimeMs now) {
     heartbeat_.start(now);
     healthy_ = false;
     healthy_at_ = now + config_.backoff.healthy_after_ms;
-    // Reaching the open WebSocket proves the credentials work, so a later
-    // 401 or 4001 may refresh them at once again.
-    credentials_refreshed_ = false;
+    // Opening is no proof that the credentials work: a server that accepts the
+    // upgrade and then closes 4001 at once must meet the backoff, not another
+    // immediate refresh. Only staying up for healthy_after_ms ends the failure
+    // streak (on_online_timer()).
     return_check_at_ = now + config_.pool.return_to_primary_after_ms;
     enter(LinkState::kOnline, out);
 }

@@ -22,6 +22,8 @@ struct Armed {
 Armed g_armed[kSyscallCount];
 bool g_stall_next_write = false;
 std::size_t g_transfer_limit = 0;
+bool g_pretend_euid = false;
+uid_t g_euid = 0;
 
 Armed& armed(tether::test::Syscall call) {
     return g_armed[static_cast<unsigned>(call)];
@@ -33,6 +35,7 @@ void clear_all() {
     }
     g_stall_next_write = false;
     g_transfer_limit = 0;
+    g_pretend_euid = false;
 }
 
 // Counts the call and reports whether it should fail now (errno set).
@@ -65,6 +68,7 @@ using PreadFunction = ssize_t (*)(int, void*, std::size_t, off_t);
 using PwriteFunction = ssize_t (*)(int, const void*, std::size_t, off_t);
 using FsyncFunction = int (*)(int);
 using FchmodFunction = int (*)(int, mode_t);
+using GeteuidFunction = uid_t (*)();
 
 }  // namespace
 
@@ -117,6 +121,11 @@ int fchmod(int fd, mode_t mode) noexcept {
     return real(fd, mode);
 }
 
+uid_t geteuid() noexcept {
+    static const auto real = next_definition<GeteuidFunction>("geteuid");
+    return g_pretend_euid ? g_euid : real();
+}
+
 }  // extern "C"
 
 namespace tether::test {
@@ -140,6 +149,11 @@ void SyscallFaults::stall_next_write() {
 
 void SyscallFaults::limit_transfers(std::size_t max_bytes) {
     g_transfer_limit = max_bytes;
+}
+
+void SyscallFaults::pretend_euid(uid_t uid) {
+    g_euid = uid;
+    g_pretend_euid = true;
 }
 
 unsigned SyscallFaults::calls(Syscall call) const {

@@ -1,9 +1,11 @@
 // Faults injected into the POSIX calls behind FileStorage. The test binary
-// defines pread, pwrite, fsync and fchmod itself (like malloc in
+// defines pread, pwrite, fsync, fchmod and geteuid itself (like malloc in
 // alloc_counter.cpp) and forwards to the C library unless a fault is armed,
 // so interrupted calls, short transfers and device errors can be produced on
 // demand. Test-only and glibc-specific (dlsym with RTLD_NEXT).
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstddef>
 
@@ -28,6 +30,11 @@ class SyscallFaults {
 
     /// Each pread and pwrite moves at most `max_bytes` (0: no limit).
     void limit_transfers(std::size_t max_bytes);
+
+    /// geteuid() returns `uid` (instead of the real effective uid) while alive,
+    /// so a test can meet a file or directory "owned by another user"
+    /// without being root.
+    void pretend_euid(uid_t uid);
 
     /// Calls of `call` made since construction, including failed ones.
     unsigned calls(Syscall call) const;

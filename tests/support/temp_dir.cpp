@@ -22,8 +22,11 @@ TempDir::TempDir() {
 }
 
 TempDir::~TempDir() {
-    for (const std::string& name : files_) {
-        ::unlink(name.c_str());
+    // Newest first, so a directory the test made is empty by its turn.
+    for (auto name = files_.rbegin(); name != files_.rend(); ++name) {
+        if (::unlink(name->c_str()) != 0) {
+            ::rmdir(name->c_str());
+        }
     }
     ::rmdir(path_.c_str());
 }

@@ -16,7 +16,8 @@ class TempDir {
 
     const std::string& path() const { return path_; }
 
-    /// The path of `name` inside the directory; remembered for removal.
+    /// The path of `name` inside the directory; remembered for removal (as a
+    /// file, or as an empty directory when the test made one there).
     std::string file(const std::string& name);
 
     /// Creates (or replaces) `name` with `contents`; returns its path.

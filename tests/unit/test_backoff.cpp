@@ -1,6 +1,7 @@
 #include <CppUTest/TestHarness.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "tether/backoff.h"
 #include "tether/time.h"
@@ -526,6 +527,17 @@ TEST(JitterMode, NamesRoundTrip) {
     STRCMP_EQUAL("equal", tether::to_string(JitterMode::kEqual));
     STRCMP_EQUAL("decorrelated", tether::to_string(JitterMode::kDecorrelated));
     STRCMP_EQUAL("unknown", tether::to_string(static_cast<JitterMode>(99)));
+}
+
+TEST(JitterMode, TheCountCoversEveryNamedMode) {
+    for (std::size_t i = 0; i < tether::kJitterModeCount; ++i) {
+        const auto mode = static_cast<JitterMode>(i);
+        CHECK(std::strcmp("unknown", tether::to_string(mode)) != 0);
+        JitterMode parsed = JitterMode::kNone;
+        CHECK_TRUE(tether::parse_jitter_mode(tether::to_string(mode), &parsed));
+        CHECK(parsed == mode);
+    }
+    STRCMP_EQUAL("unknown", tether::to_string(static_cast<JitterMode>(tether::kJitterModeCount)));
 }
 
 TEST(JitterMode, ParseRejectsOtherTextAndLeavesTheModeAlone) {

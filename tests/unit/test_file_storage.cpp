@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 #include "support/syscall_faults.h"
@@ -127,7 +128,70 @@ TEST(FileStorage, OpenFailsInAMissingDirectory) {
 TEST(FileStorage, OpenFailsOnADirectory) {
     FileStorage storage;
     CHECK(storage.open(dir.path().c_str()) == Status::kIoError);
+    LONGS_EQUAL(EISDIR, errno);
+    STRCMP_EQUAL(std::strerror(EISDIR), storage.open_error());
     CHECK_FALSE(storage.is_open());
+}
+
+TEST(FileStorage, ASymbolicLinkIsNeverFollowed) {
+    // Planted by someone who may write the directory: the writes must not
+    // land in the file it points to.
+    const std::string victim = dir.write_file("victim", "precious");
+    const std::string link = dir.file("state");
+    CHECK_EQUAL(0, ::symlink(victim.c_str(), link.c_str()));
+    FileStorage storage;
+    errno = 0;
+    CHECK(storage.open(link.c_str()) == Status::kIoError);
+    LONGS_EQUAL(ELOOP, errno);
+    STRCMP_EQUAL("is a symbolic link", storage.open_error());
+    CHECK_FALSE(storage.is_open());
+    struct stat info {};
+    CHECK_EQUAL(0, ::stat(victim.c_str(), &info));
+    UNSIGNED_LONGS_EQUAL(8, info.st_size);
+}
+
+TEST(FileStorage, ADanglingSymbolicLinkIsRefusedAndCreatesNothing) {
+    const std::string target = dir.file("target");
+    const std::string link = dir.file("state");
+    CHECK_EQUAL(0, ::symlink(target.c_str(), link.c_str()));
+    FileStorage storage;
+    CHECK(storage.open(link.c_str()) == Status::kIoError);
+    LONGS_EQUAL(ELOOP, errno);
+    STRCMP_EQUAL("is a symbolic link", storage.open_error());
+    struct stat info {};
+    CHECK_EQUAL(-1, ::lstat(target.c_str(), &info));
+}
+
+TEST(FileStorage, AFifoIsRefusedWithoutBlocking) {
+    const std::string fifo = dir.file("state");
+    CHECK_EQUAL(0, ::mkfifo(fifo.c_str(), 0600));
+    FileStorage storage;
+    CHECK(storage.open(fifo.c_str()) == Status::kIoError);
+    LONGS_EQUAL(EINVAL, errno);
+    STRCMP_EQUAL("is not a regular file", storage.open_error());
+    CHECK_FALSE(storage.is_open());
+}
+
+TEST(FileStorage, AFileOfAnotherUserIsRefused) {
+    const std::string path = dir.write_file("state", "theirs");
+    SyscallFaults faults;
+    faults.pretend_euid(::geteuid() + 1);
+    FileStorage storage;
+    CHECK(storage.open(path.c_str()) == Status::kIoError);
+    LONGS_EQUAL(EPERM, errno);
+    STRCMP_EQUAL("is owned by another user", storage.open_error());
+    CHECK_FALSE(storage.is_open());
+}
+
+TEST(FileStorage, OpenErrorIsEmptyAfterASuccessfulOpen) {
+    FileStorage storage;
+    STRCMP_EQUAL("", storage.open_error());
+    CHECK(storage.open(nullptr) == Status::kIoError);
+    STRCMP_EQUAL(std::strerror(EINVAL), storage.open_error());
+    CHECK(storage.open(dir.file("state").c_str()) == Status::kOk);
+    STRCMP_EQUAL("", storage.open_error());
+    // Reopening the file it created (now its own) still works.
+    CHECK(storage.open(dir.file("state").c_str()) == Status::kOk);
 }
 
 TEST(FileStorage, CreatesAFileNamedRelativeToTheWorkingDirectory) {

@@ -520,6 +520,20 @@ TEST(Outbox, MaxMessageSizeIsCappedByTheThirtyTwoBitSizeField) {
     UNSIGNED_LONGS_EQUAL(0xFFFFFFFFu, outbox.max_message_size());
 }
 
+TEST(Outbox, MaxMessageSizeIsKnownBeforeTheOutboxIsBuilt) {
+    alignas(8) static std::uint8_t aligned[4200];
+    for (std::size_t capacity = 0; capacity <= sizeof aligned; ++capacity) {
+        const Outbox outbox(aligned, capacity, OverflowPolicy::kDropOldest, 1);
+        UNSIGNED_LONGS_EQUAL(outbox.max_message_size(), Outbox::max_message_size_for(capacity));
+    }
+    static_assert(Outbox::max_message_size_for(Outbox::kMinCapacity - 1) == 0, "");
+    static_assert(Outbox::max_message_size_for(4103) == 4096 - Outbox::kEntryOverhead, "");
+    if (sizeof(std::size_t) > 4) {
+        UNSIGNED_LONGS_EQUAL(Outbox::kMaxPayload,
+                             Outbox::max_message_size_for(std::size_t{0xFFFFFFFFu} + 4096u));
+    }
+}
+
 TEST(Outbox, UnalignedStorageKeepsEntriesAligned) {
     // Starts 1 byte past an 8-byte boundary: 7 bytes skipped, 93 -> 88 usable.
     Outbox outbox(storage + 1, 100, OverflowPolicy::kDropOldest, 1);
@@ -548,6 +562,17 @@ TEST(Outbox, PolicyNamesRoundTrip) {
     CHECK_FALSE(tether::parse_overflow_policy(nullptr, &policy));
     CHECK_FALSE(tether::parse_overflow_policy("drop_oldest", nullptr));
     CHECK(policy == OverflowPolicy::kRejectNewest);
+}
+
+TEST(Outbox, ThePolicyCountCoversEveryNamedPolicy) {
+    for (std::size_t i = 0; i < tether::kOverflowPolicyCount; ++i) {
+        const auto policy = static_cast<OverflowPolicy>(i);
+        OverflowPolicy parsed = static_cast<OverflowPolicy>(9);
+        CHECK_TRUE(tether::parse_overflow_policy(tether::to_string(policy), &parsed));
+        CHECK(parsed == policy);
+    }
+    STRCMP_EQUAL("unknown",
+                 tether::to_string(static_cast<OverflowPolicy>(tether::kOverflowPolicyCount)));
 }
 
 TEST(Outbox, DrainCyclesNeverAllocate) {

@@ -114,6 +114,10 @@ TEST(ReconnectMachine, ValidatesItsConfiguration) {
     config = exact_config();
     config.close_timeout_ms = 25u * 60u * 60u * 1000u;
     CHECK_EQUAL(tether::Status::kInvalidArgument, tether::validate(config));
+    config.close_timeout_ms = tether::kMaxTimeoutMs + 1;
+    CHECK_EQUAL(tether::Status::kInvalidArgument, tether::validate(config));
+    config.close_timeout_ms = tether::kMaxTimeoutMs;
+    CHECK_EQUAL(tether::Status::kOk, tether::validate(config));
     config = exact_config();
     config.backoff.initial_delay_ms = 0;
     CHECK_EQUAL(tether::Status::kInvalidArgument, tether::validate(config));
@@ -484,7 +488,86 @@ TEST(ReconnectMachine, AuthFailureRefreshesOnceThenBacksOff) {
     UNSIGNED_LONGS_EQUAL(2000, d.machine.retry_delay_ms());
 }
 
-TEST(ReconnectMachine, AnAuthCloseAfterASuccessfulLoginRefreshesAtOnceAgain) {
+namespace {
+
+// A failure streak of 16 attempts: each opens the WebSocket (or, with
+// `at_upgrade`, reaches the upgrade) and is failed with `what` at once.
+// Returns the retry delays in order and counts the credential refreshes.
+struct Streak {
+    std::uint32_t delays[16] = {};
+    int refreshes = 0;
+};
+
+Streak fail_every_attempt(const Failure& what, bool at_upgrade, bool resume = false) {
+    ReconnectConfig config = exact_config();
+    config.resume_protocol = resume;
+    Driver d(config);
+    Streak streak;
+    d.step(Event::start());
+    for (std::uint32_t& delay : streak.delays) {
+        d.on(EventType::kResolved);
+        d.on(EventType::kTcpConnected);
+        if (!at_upgrade) {
+            d.on(EventType::kUpgraded);
+            if (resume) {
+                d.on(EventType::kSessionResumed);
+            }
+            CHECK_EQUAL(LinkState::kOnline, d.machine.state());
+        }
+        streak.refreshes += has(d.fail(what), ActionType::kRefreshCredentials) ? 1 : 0;
+        CHECK_EQUAL(LinkState::kWaitingToRetry, d.machine.state());
+        delay = d.machine.retry_delay_ms();
+        d.fire();
+    }
+    return streak;
+}
+
+}  // namespace
+
+TEST(ReconnectMachine, AnAuthCloseRightAfterOpenBacksOffLikeA401) {
+    // One immediate refresh, then 2 s, 4 s ... up to the 32 s cap: the same
+    // ladder as a 401 on the upgrade. Opening the link must not end the streak.
+    const std::uint32_t expected[16] = {0,     2000,  4000,  8000,  16000, 32000, 32000, 32000,
+                                        32000, 32000, 32000, 32000, 32000, 32000, 32000, 32000};
+    const Streak http = fail_every_attempt(failure(FailureKind::kHttpStatus, 401), true);
+    const Streak plain = fail_every_attempt(failure(FailureKind::kPeerClosed, 4001), false);
+    const Streak resumed = fail_every_attempt(failure(FailureKind::kPeerClosed, 4001), false, true);
+    for (std::size_t i = 0; i < 16; ++i) {
+        UNSIGNED_LONGS_EQUAL(expected[i], http.delays[i]);
+        UNSIGNED_LONGS_EQUAL(expected[i], plain.delays[i]);
+        UNSIGNED_LONGS_EQUAL(expected[i], resumed.delays[i]);
+    }
+    CHECK_EQUAL(1, http.refreshes);
+    CHECK_EQUAL(1, plain.refreshes);
+    CHECK_EQUAL(1, resumed.refreshes);
+}
+
+TEST(ReconnectMachine, EveryCloseRightAfterOpenClimbsTheBackoff) {
+    // Each close-code row of the policy, met by every attempt the moment it
+    // opens: the delay never falls back and reaches the cap.
+    std::uint32_t rows = 0;
+    const tether::FailurePolicyRow* table = tether::failure_policy_table(&rows);
+    int checked = 0;
+    for (std::uint32_t r = 0; r < rows; ++r) {
+        const tether::FailurePolicyRow& row = table[r];
+        if (row.kind != FailureKind::kPeerClosed ||
+            row.decision.action == tether::RecoveryAction::kGiveUp) {
+            continue;
+        }
+        // The catch-all row: a code no earlier row takes (1008, policy violation).
+        const std::uint16_t code = row.code_max == 0xFFFF ? 1008 : row.code_min;
+        const Streak streak = fail_every_attempt(failure(FailureKind::kPeerClosed, code), false);
+        for (std::size_t i = 1; i < 16; ++i) {
+            CHECK_TEXT(streak.delays[i] >= streak.delays[i - 1], row.decision.reason);
+        }
+        CHECK_TEXT(streak.delays[1] > 0, row.decision.reason);
+        UNSIGNED_LONGS_EQUAL(32000, streak.delays[15]);
+        ++checked;
+    }
+    CHECK(checked >= 9);
+}
+
+TEST(ReconnectMachine, AnAuthCloseAfterAHealthyLinkRefreshesAtOnceAgain) {
     Driver d(exact_config());
     d.step(Event::start());
     d.on(EventType::kResolved);
@@ -494,9 +577,27 @@ TEST(ReconnectMachine, AnAuthCloseAfterASuccessfulLoginRefreshesAtOnceAgain) {
     d.on(EventType::kResolved);
     d.on(EventType::kTcpConnected);
     d.on(EventType::kUpgraded);
+    d.fire();  // healthy: the streak is over
+    UNSIGNED_LONGS_EQUAL(0, d.machine.attempts());
     const Actions actions = d.fail(failure(FailureKind::kPeerClosed, 4001));
     CHECK_TRUE(has(actions, ActionType::kRefreshCredentials));
     UNSIGNED_LONGS_EQUAL(0, d.machine.retry_delay_ms());
+}
+
+TEST(ReconnectMachine, AnAuthCloseBeforeTheLinkIsHealthyBacksOff) {
+    Driver d(exact_config());
+    d.step(Event::start());
+    d.on(EventType::kResolved);
+    d.on(EventType::kTcpConnected);
+    d.fail(failure(FailureKind::kHttpStatus, 403));
+    d.fire();
+    d.on(EventType::kResolved);
+    d.on(EventType::kTcpConnected);
+    d.on(EventType::kUpgraded);
+    d.advance(9999);  // one millisecond short of healthy
+    const Actions actions = d.fail(failure(FailureKind::kPeerClosed, 4001));
+    CHECK_FALSE(has(actions, ActionType::kRefreshCredentials));
+    UNSIGNED_LONGS_EQUAL(2000, d.machine.retry_delay_ms());
 }
 
 TEST(ReconnectMachine, OverloadWaitsAtLeastRetryAfter) {

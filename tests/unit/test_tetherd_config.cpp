@@ -1,3 +1,7 @@
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -293,7 +297,7 @@ TEST(TetherdConfig, ValuesOutOfRangeNameTheRange) {
                  parse_error(with_path("timeouts.connect_ms", "1.5")).c_str());
     STRCMP_EQUAL("backoff.max_attempts: expected 0..4294967295, got 4294967296",
                  parse_error(with_path("backoff.max_attempts", "4294967296")).c_str());
-    STRCMP_EQUAL("spool.max_bytes: expected 65536..68719476736, got 1e+20",
+    STRCMP_EQUAL("spool.max_bytes: expected 65536..4294967295, got 1e+20",
                  parse_error(with_path("spool.max_bytes", "1e20")).c_str());
     STRCMP_EQUAL("backoff.multiplier: expected 1..10, got 0.5",
                  parse_error(with_path("backoff.multiplier", "0.5")).c_str());
@@ -307,6 +311,36 @@ TEST(TetherdConfig, ValuesOutOfRangeNameTheRange) {
                  parse_error(with_path("watchdog.interval_ms", "600001")).c_str());
     STRCMP_EQUAL("session.ack_every: expected 1..65536, got 0",
                  parse_error(with_path("session.ack_every", "0")).c_str());
+}
+
+TEST(TetherdConfig, SpoolSizesBeyondItsThirtyTwoBitOffsetsAreRefused) {
+    STRCMP_EQUAL("spool.max_bytes: expected 65536..4294967295, got 4294967296",
+                 parse_error(with_path("spool.max_bytes", "4294967296")).c_str());
+    STRCMP_EQUAL("spool.max_bytes: expected 65536..4294967295, got 68719476736",
+                 parse_error(with_path("spool.max_bytes", "68719476736")).c_str());
+    const DaemonConfig c = parse_ok(with_path("spool.max_bytes", "4294967295"));
+    UNSIGNED_LONGS_EQUAL(4294967295u, c.spool.max_bytes);
+    tether::SpoolConfig spool;
+    spool.max_bytes = c.spool.max_bytes;
+    UNSIGNED_LONGS_EQUAL(4294967295u, spool.max_bytes);
+}
+
+TEST(TetherdConfig, TheLargestMessageAllowedFitsAnEmptyOutbox) {
+    const std::size_t sizes[] = {4096, 4097, 4100, 4103, 4104, 262144};
+    for (std::size_t size : sizes) {
+        const std::string room = std::to_string(tether::Outbox::max_message_size_for(size));
+        const std::string more = std::to_string(tether::Outbox::max_message_size_for(size) + 1);
+        const std::string outbox =
+            R"("outbox": {"size_bytes": )" + std::to_string(size) + R"(, "max_message_size": )";
+        // tetherd's outbox is heap memory, as here.
+        std::vector<std::uint8_t> storage(size);
+        tether::Outbox empty(storage.data(), storage.size(), tether::OverflowPolicy::kDropOldest,
+                             1);
+        UNSIGNED_LONGS_EQUAL(empty.max_message_size(), tether::Outbox::max_message_size_for(size));
+        parse_ok(with_member(outbox + room + "}"));
+        STRCMP_CONTAINS("outbox.max_message_size: must fit in an empty outbox",
+                        parse_error(with_member(outbox + more + "}")).c_str());
+    }
 }
 
 TEST(TetherdConfig, FieldsThatDependOnEachOtherAreChecked) {
@@ -325,15 +359,16 @@ TEST(TetherdConfig, FieldsThatDependOnEachOtherAreChecked) {
         parse_error(with_member(R"("heartbeat": {"interval_ms": 86400000, "pong_timeout_ms": 1})"))
             .c_str());
     STRCMP_EQUAL(
-        "outbox.max_message_size: must be at most outbox.size_bytes - 24 (4072), got 4073",
-        parse_error(with_member(R"("outbox": {"size_bytes": 4096, "max_message_size": 4073})"))
+        "outbox.max_message_size: must fit in an empty outbox of outbox.size_bytes (at most "
+        "4080), got 4081",
+        parse_error(with_member(R"("outbox": {"size_bytes": 4100, "max_message_size": 4081})"))
             .c_str());
     // The limits themselves are accepted.
     const DaemonConfig c = parse_ok(with_member(
-        R"("outbox": {"size_bytes": 4096, "max_message_size": 4072}, )"
+        R"("outbox": {"size_bytes": 4100, "max_message_size": 4080}, )"
         R"("heartbeat": {"interval_ms": 0, "pong_timeout_ms": 86400000, "max_missed_pongs": 2}, )"
         R"("backoff": {"initial_ms": 5000, "max_ms": 5000, "multiplier": 1.25})"));
-    UNSIGNED_LONGS_EQUAL(4072, c.outbox.max_message_size);
+    UNSIGNED_LONGS_EQUAL(4080, c.outbox.max_message_size);
     UNSIGNED_LONGS_EQUAL(0, c.heartbeat.interval_ms);
     UNSIGNED_LONGS_EQUAL(1250, c.backoff.multiplier_permille);
 }
@@ -565,10 +600,58 @@ TEST(TetherdConfig, LoadingAFileNamesTheFileInErrors) {
         dir.write_file("huge.json", std::string(kMinimal) + std::string(1024 * 1024, ' '));
     CHECK_FALSE(tether::daemon::load_config_file(huge.c_str(), &c, &error));
     STRCMP_EQUAL((huge + ": larger than 1 MiB").c_str(), error.c_str());
-    CHECK_FALSE(tether::daemon::load_config_file(dir.path().c_str(), &c, &error));
-    STRCMP_CONTAINS(": cannot read: ", error.c_str());
     const std::string good = dir.write_file("good.json", kMinimal);
     CHECK_TRUE(tether::daemon::load_config_file(good.c_str(), &c, nullptr));
+}
+
+namespace {
+
+// Interrupts a blocking open() or read() after two seconds, so a regression
+// that waits on a FIFO fails the test instead of hanging the suite.
+class BlockingCallGuard {
+  public:
+    BlockingCallGuard() {
+        struct sigaction action {};
+        action.sa_handler = [](int) {};
+        sigemptyset(&action.sa_mask);
+        action.sa_flags = 0;  // no SA_RESTART: the blocked call fails with EINTR
+        ::sigaction(SIGALRM, &action, &previous_);
+        ::alarm(2);
+    }
+    ~BlockingCallGuard() {
+        ::alarm(0);
+        ::sigaction(SIGALRM, &previous_, nullptr);
+    }
+    BlockingCallGuard(const BlockingCallGuard&) = delete;
+    BlockingCallGuard& operator=(const BlockingCallGuard&) = delete;
+
+  private:
+    struct sigaction previous_ {};
+};
+
+}  // namespace
+
+TEST(TetherdConfig, OnlyARegularFileIsReadAsTheConfig) {
+    tether::test::TempDir dir;
+    DaemonConfig c;
+    std::string error;
+    const std::string fifo = dir.file("fifo.json");
+    CHECK_EQUAL(0, ::mkfifo(fifo.c_str(), 0600));
+    {
+        BlockingCallGuard guard;  // no writer: a blocking open would wait forever
+        CHECK_FALSE(tether::daemon::load_config_file(fifo.c_str(), &c, &error));
+    }
+    STRCMP_EQUAL((fifo + ": not a regular file (a FIFO)").c_str(), error.c_str());
+    // Endless bytes: refused before any is read.
+    CHECK_FALSE(tether::daemon::load_config_file("/dev/zero", &c, &error));
+    STRCMP_EQUAL("/dev/zero: not a regular file (a character device)", error.c_str());
+    CHECK_FALSE(tether::daemon::load_config_file(dir.path().c_str(), &c, &error));
+    STRCMP_EQUAL((dir.path() + ": not a regular file (a directory)").c_str(), error.c_str());
+    // A symlink to a regular file is fine (/etc often holds them).
+    const std::string good = dir.write_file("good.json", kMinimal);
+    const std::string link = dir.file("link.json");
+    CHECK_EQUAL(0, ::symlink(good.c_str(), link.c_str()));
+    CHECK_TRUE(tether::daemon::load_config_file(link.c_str(), &c, &error));
 }
 
 TEST(TetherdConfig, StatusFileFollowsTheRunDirectoryUnlessSet) {

@@ -4,9 +4,15 @@
 
 #include <cjson/cJSON.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <type_traits>
 
 #include "tether/ascii.h"
 #include "tether/net/url.h"
@@ -14,20 +20,15 @@
 namespace tether::daemon {
 namespace {
 
-constexpr std::uint32_t kDayMs = 24u * 60u * 60u * 1000u;
+// The daemon's own periods (health sampling, metrics): at most a day. The
+// library's durations are bounded by the constants of the headers that own them.
+constexpr std::uint32_t kMaxPeriodMs = 24u * 60u * 60u * 1000u;
 constexpr std::size_t kMaxPathLength = 4095;
 constexpr std::size_t kMaxNameLength = 255;
 constexpr std::size_t kMaxInterfaces = 32;
 constexpr std::size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
 constexpr std::size_t kMaxLedName = 64;
-// Outbox entries carry a 16-byte header and are padded to 8 bytes: a message
-// of max_message_size must fit in an empty outbox.
-constexpr std::size_t kOutboxEntryReserve = 24;
 
-constexpr const char* kJitterNames[] = {"none", "full", "equal", "decorrelated"};
-constexpr JitterMode kJitterModes[] = {JitterMode::kNone, JitterMode::kFull, JitterMode::kEqual,
-                                       JitterMode::kDecorrelated};
-constexpr const char* kOverflowNames[] = {"drop_oldest", "reject_newest"};
 constexpr const char* kLogLevelNames[] = {"debug", "info", "warn", "error"};
 constexpr const char* kDownlinkNames[] = {"stdout", "command"};
 
@@ -35,6 +36,26 @@ template <std::size_t N>
 constexpr std::size_t count_of(const char* const (&)[N]) {
     return N;
 }
+
+// The names of a library enum whose values are 0..Count - 1, in order, as its
+// own to_string() spells them: the library owns the names, not this file.
+template <typename Enum, std::size_t Count>
+const char* const* enum_names() {
+    struct Names {
+        const char* text[Count];
+        Names() {
+            for (std::size_t i = 0; i < Count; ++i) {
+                text[i] = tether::to_string(static_cast<Enum>(i));
+            }
+        }
+    };
+    static const Names names;
+    return names.text;
+}
+
+// The spool's offsets are 32-bit: the option has the library's type.
+static_assert(std::is_same_v<decltype(SpoolOptions::max_bytes), decltype(SpoolConfig::max_bytes)>,
+              "spool.max_bytes must have SpoolConfig's type");
 
 // A value quoted for an error message: at most 64 bytes, control and
 // non-ASCII bytes escaped, so a hostile file cannot garble the log line.
@@ -538,8 +559,8 @@ void Parser::read_session(Section& root) {
 void Parser::read_heartbeat(Section& root) {
     Section s = section(root, "heartbeat");
     HeartbeatConfig& heartbeat = config_->heartbeat;
-    read_u32(s, "interval_ms", 0, kDayMs, &heartbeat.interval_ms);
-    read_u32(s, "pong_timeout_ms", 1, kDayMs, &heartbeat.pong_timeout_ms);
+    read_u32(s, "interval_ms", 0, kMaxHeartbeatDetectionMs, &heartbeat.interval_ms);
+    read_u32(s, "pong_timeout_ms", 1, kMaxHeartbeatDetectionMs, &heartbeat.pong_timeout_ms);
     read_u32(s, "max_missed_pongs", 1, 1000, &heartbeat.max_missed_pongs);
     if (!finish(s) || heartbeat.interval_ms == 0) {
         return;
@@ -563,11 +584,12 @@ void Parser::read_backoff(Section& root) {
     read_number(s, "multiplier", 1.0, 10.0, &multiplier);
     backoff.multiplier_permille = static_cast<std::uint32_t>(std::lround(multiplier * 1000.0));
     std::size_t jitter = 0;
-    if (read_enum(s, "jitter", kJitterNames, count_of(kJitterNames), &jitter)) {
-        backoff.jitter = kJitterModes[jitter];
+    if (read_enum(s, "jitter", enum_names<JitterMode, kJitterModeCount>(), kJitterModeCount,
+                  &jitter)) {
+        backoff.jitter = static_cast<JitterMode>(jitter);
     }
     read_u32(s, "max_attempts", 0, 0xFFFFFFFFu, &backoff.max_attempts);
-    read_u32(s, "healthy_after_ms", 0, kDayMs, &backoff.healthy_after_ms);
+    read_u32(s, "healthy_after_ms", 0, kMaxIntervalMs, &backoff.healthy_after_ms);
     if (finish(s) && backoff.max_delay_ms < backoff.initial_delay_ms) {
         fail("backoff.max_ms", "must be at least backoff.initial_ms (" +
                                    std::to_string(backoff.initial_delay_ms) + "), got " +
@@ -578,12 +600,12 @@ void Parser::read_backoff(Section& root) {
 void Parser::read_timeouts(Section& root) {
     Section s = section(root, "timeouts");
     TimeoutOptions& timeouts = config_->timeouts;
-    read_u32(s, "resolve_ms", 1, kDayMs, &timeouts.resolve_ms);
-    read_u32(s, "connect_ms", 1, kDayMs, &timeouts.connect_ms);
-    read_u32(s, "tls_ms", 1, kDayMs, &timeouts.tls_ms);
-    read_u32(s, "handshake_ms", 1, kDayMs, &timeouts.handshake_ms);
-    read_u32(s, "resume_ms", 1, kDayMs, &timeouts.resume_ms);
-    read_u32(s, "close_ms", 1, kDayMs, &timeouts.close_ms);
+    read_u32(s, "resolve_ms", 1, kMaxTimeoutMs, &timeouts.resolve_ms);
+    read_u32(s, "connect_ms", 1, kMaxTimeoutMs, &timeouts.connect_ms);
+    read_u32(s, "tls_ms", 1, kMaxTimeoutMs, &timeouts.tls_ms);
+    read_u32(s, "handshake_ms", 1, kMaxTimeoutMs, &timeouts.handshake_ms);
+    read_u32(s, "resume_ms", 1, kMaxTimeoutMs, &timeouts.resume_ms);
+    read_u32(s, "close_ms", 1, kMaxTimeoutMs, &timeouts.close_ms);
     finish(s);
 }
 
@@ -607,16 +629,17 @@ void Parser::read_outbox(Section& root) {
     OutboxOptions& outbox = config_->outbox;
     read_size(s, "size_bytes", 4096, 1u << 30, &outbox.size_bytes);
     std::size_t overflow = 0;
-    if (read_enum(s, "overflow", kOverflowNames, count_of(kOverflowNames), &overflow)) {
-        outbox.overflow =
-            overflow == 0 ? OverflowPolicy::kDropOldest : OverflowPolicy::kRejectNewest;
+    if (read_enum(s, "overflow", enum_names<OverflowPolicy, kOverflowPolicyCount>(),
+                  kOverflowPolicyCount, &overflow)) {
+        outbox.overflow = static_cast<OverflowPolicy>(overflow);
     }
     read_size(s, "max_message_size", 16, 16u << 20, &outbox.max_message_size);
-    if (finish(s) && outbox.max_message_size + kOutboxEntryReserve > outbox.size_bytes) {
+    // The outbox is heap memory, so aligned: ask it what its largest entry is.
+    const std::size_t room = Outbox::max_message_size_for(outbox.size_bytes);
+    if (finish(s) && outbox.max_message_size > room) {
         fail("outbox.max_message_size",
-             "must be at most outbox.size_bytes - 24 (" +
-                 std::to_string(outbox.size_bytes - kOutboxEntryReserve) + "), got " +
-                 std::to_string(outbox.max_message_size));
+             "must fit in an empty outbox of outbox.size_bytes (at most " + std::to_string(room) +
+                 "), got " + std::to_string(outbox.max_message_size));
     }
 }
 
@@ -624,7 +647,7 @@ void Parser::read_spool(Section& root) {
     Section s = section(root, "spool");
     SpoolOptions& spool = config_->spool;
     read_bool(s, "enabled", &spool.enabled);
-    read_u64(s, "max_bytes", 65536, std::uint64_t{1} << 36, &spool.max_bytes);
+    read_u32(s, "max_bytes", 65536, std::numeric_limits<std::uint32_t>::max(), &spool.max_bytes);
     read_u32(s, "fsync_interval_ms", 0, 3600000, &spool.fsync_interval_ms);
     finish(s);
 }
@@ -669,7 +692,7 @@ void Parser::read_inputs(Section& root) {
     read_string(s, "socket", true, Text::kPath, &inputs.socket);
     Section health = section(s, "health");
     read_bool(health, "enabled", &inputs.health.enabled);
-    read_u32(health, "period_ms", 1000, kDayMs, &inputs.health.period_ms);
+    read_u32(health, "period_ms", 1000, kMaxPeriodMs, &inputs.health.period_ms);
     read_string(health, "root", false, Text::kPath, &inputs.health.root);
     read_interfaces(health);
     finish(health);
@@ -721,7 +744,7 @@ void Parser::read_status(Section& root) {
 void Parser::read_metrics(Section& root) {
     Section s = section(root, "metrics");
     read_string(s, "file", true, Text::kPath, &config_->metrics.file);
-    read_u32(s, "interval_ms", 1000, kDayMs, &config_->metrics.interval_ms);
+    read_u32(s, "interval_ms", 1000, kMaxPeriodMs, &config_->metrics.interval_ms);
     finish(s);
 }
 
@@ -858,6 +881,73 @@ std::string dead_letter_dir(const DaemonConfig& config) {
 
 namespace {
 
+const char* file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) {
+        return "a directory";
+    }
+    if (S_ISFIFO(mode)) {
+        return "a FIFO";
+    }
+    if (S_ISCHR(mode)) {
+        return "a character device";
+    }
+    if (S_ISBLK(mode)) {
+        return "a block device";
+    }
+    if (S_ISSOCK(mode)) {
+        return "a socket";
+    }
+    return "not a plain file";
+}
+
+// Reads a whole regular file of at most kMaxConfigFileSize bytes. Opened
+// non-blocking, so a FIFO with no writer cannot stall start-up, and checked
+// with fstat before a byte is read, so a FIFO, a device (/dev/zero) or a
+// directory is refused by name. The read stops one byte past the limit,
+// which also catches a file that grows after fstat.
+bool read_config_text(const char* path, std::string* text, std::string* problem) {
+    const int fd = ::open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+    if (fd < 0) {
+        *problem = std::string("cannot read: ") + std::strerror(errno);
+        return false;
+    }
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) {
+        *problem = std::string("cannot read: ") + std::strerror(errno);
+        ::close(fd);
+        return false;
+    }
+    if (!S_ISREG(info.st_mode) || info.st_size > static_cast<off_t>(kMaxConfigFileSize)) {
+        *problem = S_ISREG(info.st_mode)
+                       ? std::string("larger than 1 MiB")
+                       : std::string("not a regular file (") + file_kind(info.st_mode) + ")";
+        ::close(fd);
+        return false;
+    }
+    char chunk[4096];
+    while (text->size() <= kMaxConfigFileSize) {
+        const ssize_t got = ::read(fd, chunk, sizeof chunk);
+        if (got < 0 && errno == EINTR) {
+            continue;
+        }
+        if (got < 0) {
+            *problem = std::string("cannot read: ") + std::strerror(errno);
+            ::close(fd);
+            return false;
+        }
+        if (got == 0) {
+            break;
+        }
+        text->append(chunk, static_cast<std::size_t>(got));
+    }
+    ::close(fd);
+    if (text->size() > kMaxConfigFileSize) {
+        *problem = "larger than 1 MiB";
+        return false;
+    }
+    return true;
+}
+
 bool parse_with(const char* json, std::size_t size, DaemonConfig* out, std::string* error,
                 std::vector<ConfigField>* record) {
     std::size_t start = 0;
@@ -898,27 +988,11 @@ bool parse_config(const char* json, std::size_t size, DaemonConfig* out, std::st
 
 bool load_config_file(const char* path, DaemonConfig* out, std::string* error) {
     const std::string prefix = std::string(path) + ": ";
-    std::FILE* file = std::fopen(path, "rb");
-    if (file == nullptr) {
-        return set_error(error, prefix + "cannot read: " + std::strerror(errno));
-    }
-    std::string text;
-    char chunk[4096];
-    std::size_t got = 0;
-    while ((got = std::fread(chunk, 1, sizeof chunk, file)) > 0 &&
-           text.size() <= kMaxConfigFileSize) {
-        text.append(chunk, got);
-    }
-    const bool read_error = std::ferror(file) != 0;
-    const int saved_errno = errno;
-    std::fclose(file);
-    if (read_error) {
-        return set_error(error, prefix + "cannot read: " + std::strerror(saved_errno));
-    }
-    if (text.size() > kMaxConfigFileSize) {
-        return set_error(error, prefix + "larger than 1 MiB");
-    }
     std::string problem;
+    std::string text;
+    if (!read_config_text(path, &text, &problem)) {
+        return set_error(error, prefix + problem);
+    }
     if (!parse_config(text.data(), text.size(), out, &problem)) {
         return set_error(error, prefix + problem);
     }
@@ -1127,7 +1201,7 @@ void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* setti
     client->confirm_downlink = true;
     link.outbox_bytes = config.outbox.size_bytes;
     link.spool = config.spool.enabled;
-    link.spool_config.max_bytes = static_cast<std::uint32_t>(config.spool.max_bytes);
+    link.spool_config.max_bytes = config.spool.max_bytes;
     link.spool_config.fsync_interval_ms = config.spool.fsync_interval_ms;
 
     port::TlsSettings* tls = &settings->tls;

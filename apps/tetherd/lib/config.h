@@ -93,8 +93,8 @@ struct OutboxOptions {
 
 struct SpoolOptions {
     bool enabled = false;
-    std::uint64_t max_bytes = 8u * 1024u * 1024u;
-    std::uint32_t fsync_interval_ms = 1000;  ///< 0: after every record
+    std::uint32_t max_bytes = 8u * 1024u * 1024u;  ///< SpoolConfig::max_bytes: 32-bit offsets
+    std::uint32_t fsync_interval_ms = 1000;        ///< 0: after every record
 };
 
 struct HealthOptions {
@@ -180,8 +180,13 @@ inline constexpr std::size_t kMaxConfigFileSize = 1024 * 1024;
 /// `error` may be null.
 bool parse_config(const char* json, std::size_t size, DaemonConfig* out, std::string* error);
 
-/// Reads `path` and parses it. On failure *error is "<path>: <problem>"
-/// (a parse_config() message, or "cannot read: <strerror>", or "larger than 1 MiB").
+/// Reads `path` and parses it. Only a regular file of at most
+/// kMaxConfigFileSize bytes is read: it is opened non-blocking and checked
+/// with fstat first, so a FIFO, a device or a directory fails at once instead
+/// of hanging or reading forever. On failure *error is "<path>: <problem>":
+/// a parse_config() message, "cannot read: <strerror>", "larger than 1 MiB",
+/// or "not a regular file (a FIFO)" (a directory, a character device, a
+/// block device, a socket).
 bool load_config_file(const char* path, DaemonConfig* out, std::string* error);
 
 /// One command-line override.
