@@ -146,6 +146,7 @@ class Daemon final : public DurableLinkListener, public port::FdWatcher, private
     TimeMs metrics_due_ = 0;
     int watched_downlink_fd_ = -1;
     bool status_failed_ = false;
+    std::uint32_t token_problem_generation_ = 0;
     bool metrics_failed_ = false;
 
     // What the status file and the metrics show.
@@ -229,6 +230,9 @@ bool Daemon::setup() {
     if (link_->open(&report) != Status::kOk) {
         log_.line(LogLevel::kError, "event=setup error=\"%s\"", link_->error());
         return false;
+    }
+    if (link_->note()[0] != '\0') {
+        log_.line(LogLevel::kWarn, "event=setup msg=\"%s\"", link_->note());
     }
     log_recovery(report);
     new_trace_id();
@@ -575,6 +579,13 @@ void Daemon::tick(TimeMs now) {
             loop_->watch(downlink_fd, false, true, this);
         }
         watched_downlink_fd_ = downlink_fd;
+    }
+    const char* problem = nullptr;
+    if (link_->credentials_problem(&token_problem_generation_, &problem)) {
+        const bool fixed = problem[0] == '\0';
+        log_.line(fixed ? LogLevel::kInfo : LogLevel::kError,
+                  "event=credentials token_file=%s problem=\"%s\"",
+                  config_.credentials.token_file.c_str(), fixed ? "none: a token again" : problem);
     }
     iteration_done_ = now;
     if (watchdog_->should_ping(now, iteration_done_)) {

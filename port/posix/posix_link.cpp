@@ -91,17 +91,19 @@ Status PosixLink::open(RecoveryReport* report) {
             fail(&status, Status::kIoError, "state directory: %s", problem);
             return status;
         }
+        std::snprintf(note_, sizeof note_, "%s", problem);  // a repair made, or ""
         char path[4096];
         std::snprintf(path, sizeof path, "%s/state", settings_.state_dir);
         if (state_file_.open(path) != Status::kOk) {
-            fail(&status, Status::kIoError, "cannot open %s: %s", path, std::strerror(errno));
+            fail(&status, Status::kIoError, "cannot open %s: %s", path, state_file_.open_error());
             return status;
         }
         state_storage = &state_file_;
         if (config.spool) {
             std::snprintf(path, sizeof path, "%s/spool", settings_.state_dir);
             if (spool_file_.open(path) != Status::kOk) {
-                fail(&status, Status::kIoError, "cannot open %s: %s", path, std::strerror(errno));
+                fail(&status, Status::kIoError, "cannot open %s: %s", path,
+                     spool_file_.open_error());
                 return status;
             }
             spool_storage = &spool_file_;
@@ -143,6 +145,15 @@ Status PosixLink::open(RecoveryReport* report) {
         return status;
     }
     return Status::kOk;
+}
+
+bool PosixLink::credentials_problem(std::uint32_t* generation, const char** problem) const {
+    if (!token_file_ || token_file_->problem_generation() == *generation) {
+        return false;
+    }
+    *generation = token_file_->problem_generation();
+    *problem = token_file_->problem();
+    return true;
 }
 
 void PosixLink::refresh_credentials() {

@@ -71,6 +71,9 @@ class PosixLink final : public Pollable {
     /// text). `report` may be null.
     Status open(RecoveryReport* report = nullptr);
     const char* error() const { return error_; }
+    /// After open(): a repair open() made that the caller should log (a state
+    /// directory whose mode was loosened), or "".
+    const char* note() const { return note_; }
 
     DurableLink& link() { return *link_; }
     const DurableLink& link() const { return *link_; }
@@ -81,6 +84,10 @@ class PosixLink final : public Pollable {
     }
     /// The link's entropy source (after open()), for ids of the caller's own.
     RandomSource& random() { return entropy_; }
+    /// The token file's problem (missing, empty, too long...) when it changed
+    /// since `*generation` (start at 0): true with *problem set ("" once it is
+    /// fixed) and *generation updated. For logging each change once.
+    bool credentials_problem(std::uint32_t* generation, const char** problem) const;
     /// The token command runs again in the background (SIGHUP, a rotated secret).
     void refresh_credentials();
 
@@ -116,6 +123,7 @@ class PosixLink final : public Pollable {
     char device_id_[256] = {};
     char session_text_[kUuidTextLength + 1] = {};
     char error_[512] = {};
+    char note_[256] = {};
 };
 
 }  // namespace tether::port
