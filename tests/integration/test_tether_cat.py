@@ -232,11 +232,11 @@ class Adversary(unittest.TestCase):
                 [CAT, "--echo", "--binary-output", "base64", "ws://127.0.0.1:%d/" % peer.port],
                 expect_port=False, name="tether-cat")
             try:
-                harness.wait_for(lambda: len(events(log, "frame")) >= 2, timeout=10,
+                harness.wait_for(lambda: len(adversary_events(log, "frame")) >= 2, timeout=10,
                                  message="no echo came back")
             finally:
                 process.stop()
-        frames = events(log, "frame")[:2]
+        frames = adversary_events(log, "frame")[:2]
         self.assertEqual([f["opcode"] for f in frames], [2, 2], frames)
         self.assertEqual(bytes.fromhex(frames[0]["payload_hex"]), b"\xff\xfe\x00\x80binary")
         self.assertEqual(frames[1]["length"], 65536)
