@@ -475,6 +475,9 @@ void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
 }
 
 void Daemon::update_status() {
+    if (!status_file_) {
+        return;  // a storage event while the link opens: the first update follows setup
+    }
     const DurableLink& link = link_->link();
     const Client& c = client();
     StatusSnapshot snapshot;

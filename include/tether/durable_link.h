@@ -154,6 +154,9 @@ struct DurableLinkCounters {
     std::uint64_t spool_recoveries = 0;   ///< times a degraded spool worked again
     std::uint64_t memory_only = 0;        ///< messages accepted while the spool was degraded
     std::uint64_t state_failures = 0;     ///< state record saves that failed
+    /// Messages of an earlier run found in a spool that could only be read
+    /// after new messages were numbered: reported, not sent.
+    std::uint64_t not_replayed = 0;
 };
 
 class DurableLink final : public Pollable, private DurableLinkListener {
@@ -231,6 +234,8 @@ class DurableLink final : public Pollable, private DurableLinkListener {
 
     static void restore_visit(void* context, std::uint64_t seq, const std::uint8_t* data,
                               std::size_t size);
+    static void count_late(void* context, std::uint64_t seq, const std::uint8_t* data,
+                           std::size_t size);
     void recover_spool(RecoveryReport* report);
     void spool_work(TimeMs now);
     void spool_failed(Status status, const char* action);
@@ -273,6 +278,8 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     bool spool_retry_armed_ = false;
     bool spool_recovered_ = false;
     std::uint64_t syncs_seen_ = 0;
+    SeqRange late_found_{0, 0};
+    std::uint64_t late_count_ = 0;
     TimeMs synced_at_ = 0;
     std::uint64_t restore_errors_ = 0;
     RecoveryReport* recovering_ = nullptr;

@@ -14,6 +14,49 @@
 
 namespace tether::port {
 
+void ReopeningFileStorage::set_path(const char* path) {
+    std::snprintf(path_, sizeof path_, "%s", path);
+    (void)ensure_open();
+}
+
+bool ReopeningFileStorage::ensure_open() {
+    if (file_.is_open()) {
+        return true;
+    }
+    if (path_[0] == '\0') {
+        open_errno_ = EBADF;
+        return false;
+    }
+    if (file_.open(path_) != Status::kOk) {
+        open_errno_ = errno;
+        return false;
+    }
+    open_errno_ = 0;
+    return true;
+}
+
+Status ReopeningFileStorage::read(std::uint32_t offset, std::uint8_t* out, std::size_t size,
+                                  std::size_t* read_size) {
+    if (!ensure_open()) {
+        *read_size = 0;
+        return Status::kIoError;
+    }
+    return file_.read(offset, out, size, read_size);
+}
+
+Status ReopeningFileStorage::write(std::uint32_t offset, const std::uint8_t* data,
+                                   std::size_t size) {
+    return ensure_open() ? file_.write(offset, data, size) : Status::kIoError;
+}
+
+Status ReopeningFileStorage::sync() {
+    return ensure_open() ? file_.sync() : Status::kIoError;
+}
+
+int ReopeningFileStorage::last_error() const {
+    return open_errno_ != 0 ? open_errno_ : file_.last_error();
+}
+
 PosixLink::PosixLink(const PosixLinkSettings& settings, DurableLinkListener* listener)
     : settings_(settings), listener_(listener) {}
 
@@ -92,21 +135,23 @@ Status PosixLink::open(RecoveryReport* report) {
             return status;
         }
         std::snprintf(note_, sizeof note_, "%s", problem);  // a repair made, or ""
+        // A file that cannot be opened now (a read-only or full file system)
+        // does not stop the link: it runs memory-only, says so through
+        // on_storage(), and opens the file when a later attempt succeeds.
         char path[4096];
         std::snprintf(path, sizeof path, "%s/state", settings_.state_dir);
-        if (state_file_.open(path) != Status::kOk) {
-            fail(&status, Status::kIoError, "cannot open %s: %s", path, state_file_.open_error());
-            return status;
-        }
+        state_file_.set_path(path);
         state_storage = &state_file_;
         if (config.spool) {
             std::snprintf(path, sizeof path, "%s/spool", settings_.state_dir);
-            if (spool_file_.open(path) != Status::kOk) {
-                fail(&status, Status::kIoError, "cannot open %s: %s", path,
-                     spool_file_.open_error());
-                return status;
-            }
+            spool_file_.set_path(path);
             spool_storage = &spool_file_;
+        }
+        if (!state_file_.is_open() || (config.spool && !spool_file_.is_open())) {
+            std::snprintf(
+                note_, sizeof note_, "%s/%s: %s; running without it until it opens",
+                settings_.state_dir, state_file_.is_open() ? "spool" : "state",
+                state_file_.is_open() ? spool_file_.open_error() : state_file_.open_error());
         }
     }
 

@@ -160,6 +160,18 @@ void DurableLink::restore_visit(void* context, std::uint64_t seq, const std::uin
     ++link->restore_errors_;
 }
 
+void DurableLink::count_late(void* context, std::uint64_t seq, const std::uint8_t* data,
+                             std::size_t size) {
+    (void)data;
+    (void)size;
+    auto* link = static_cast<DurableLink*>(context);
+    if (link->late_count_ == 0) {
+        link->late_found_.first = seq;
+    }
+    link->late_found_.last = seq;
+    ++link->late_count_;
+}
+
 void DurableLink::recover_spool(RecoveryReport* report) {
     spool_.emplace(*spool_storage_, buffers_.spool, sizes_.spool, config_.spool_config);
     report->spool_used = true;
@@ -295,10 +307,12 @@ void DurableLink::spool_failed(Status status, const char* action) {
 void DurableLink::try_spool_again(TimeMs now) {
     spool_retry_at_ = now + kSpoolRetryMs;
     if (!spool_recovered_) {
-        // Recovery failed at start: what the spool holds is not known, so
-        // nothing of it is replayed now (the outbox is authoritative); the
-        // spool only has to take new records again.
-        if (spool_->recover(nullptr, nullptr, nullptr) != Status::kOk) {
+        // Recovery failed at start, and new messages have been numbered since:
+        // what an earlier run left in the spool can no longer go back under
+        // its seqs ahead of them. It is counted and reported with its seqs.
+        late_found_ = SeqRange{0, 0};
+        late_count_ = 0;
+        if (spool_->recover(count_late, this, nullptr) != Status::kOk) {
             return;
         }
         spool_recovered_ = true;
@@ -324,8 +338,20 @@ void DurableLink::try_spool_again(TimeMs now) {
     dropped_seen_ = client().outbox().counters().dropped;
     ++counters_.spool_recoveries;
     if (listener_ != nullptr) {
-        listener_->on_storage(
-            StorageEvent{StorageEvent::What::kSpool, false, 0, "messages are spooled again"});
+        char action[160];
+        if (late_count_ > 0) {
+            counters_.not_replayed += late_count_;
+            std::snprintf(action, sizeof action,
+                          "messages are spooled again; %llu of an earlier run, seqs %llu..%llu, "
+                          "were found only now and are not sent",
+                          static_cast<unsigned long long>(late_count_),
+                          static_cast<unsigned long long>(late_found_.first),
+                          static_cast<unsigned long long>(late_found_.last));
+            late_count_ = 0;
+        } else {
+            std::snprintf(action, sizeof action, "messages are spooled again");
+        }
+        listener_->on_storage(StorageEvent{StorageEvent::What::kSpool, false, 0, action});
     }
 }
 

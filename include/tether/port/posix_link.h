@@ -56,6 +56,30 @@ struct PosixLinkSettings {
     const char* entropy_label = "tether";
 };
 
+/// A file Storage that opens its file when first needed and again after the
+/// open failed (a read-only or full file system at start): the durable link
+/// then runs memory-only, reports it once, and picks the file up when its
+/// retry finds it writable.
+class ReopeningFileStorage final : public Storage {
+  public:
+    /// `path` is copied. Tries to open at once; open_error() says why not.
+    void set_path(const char* path);
+    Status read(std::uint32_t offset, std::uint8_t* out, std::size_t size,
+                std::size_t* read_size) override;
+    Status write(std::uint32_t offset, const std::uint8_t* data, std::size_t size) override;
+    Status sync() override;
+    int last_error() const override;
+    bool is_open() const { return file_.is_open(); }
+    const char* open_error() const { return file_.open_error(); }
+
+  private:
+    bool ensure_open();
+
+    FileStorage file_;
+    char path_[4096] = {};
+    int open_errno_ = 0;
+};
+
 class PosixLink final : public Pollable {
   public:
     /// `settings` is copied; the strings it points to must outlive the link.
@@ -114,8 +138,8 @@ class PosixLink final : public Pollable {
     TlsContext tls_;
     std::unique_ptr<PosixTransport> transport_;
     PosixResolver resolver_;
-    FileStorage state_file_;
-    FileStorage spool_file_;
+    ReopeningFileStorage state_file_;
+    ReopeningFileStorage spool_file_;
     std::unique_ptr<TokenFileCredentials> token_file_;
     std::unique_ptr<TokenCommandCredentials> token_command_;
     std::unique_ptr<DurableLink> link_;
