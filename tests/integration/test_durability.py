@@ -477,7 +477,8 @@ class UnwritableSpool(DurabilityTestCase):
             self.skipTest("needs root: mounts a small tmpfs / a loop ext4 as the state directory")
 
     def mount(self, args, target):
-        os.makedirs(target, exist_ok=True)
+        if not os.path.exists(target):
+            os.makedirs(target)
         result = run_root(["mount"] + args + [target])
         if result.returncode != 0:
             self.skipTest("cannot mount %s: %s" % (" ".join(args), result.stderr.strip()))
@@ -517,11 +518,13 @@ class UnwritableSpool(DurabilityTestCase):
         rig.close()
         log = rig.log_text()
         self.assertTrue(alive, "tetherd exited:\n%s" % log[-3000:])
+        mentions = [line for line in log.splitlines()
+                    if problem.search(line) and "event=start" not in line]
         stored = len(set(rig.stored_names()) & set(produced))
-        self.assertTrue(arrived, "sending stopped: %d of %d stored, gaps %s" % (
-            stored, len(produced), rig.gaps()[:5]))
+        self.assertTrue(arrived, "sending stopped: %d of %d stored, gaps %s; the log names the "
+                        "problem %d times; status: %s" % (stored, len(produced), rig.gaps()[:5],
+                                                          len(mentions), status.strip()))
         self.assert_all_stored_no_gap(rig, produced)
-        mentions = [line for line in log.splitlines() if problem.search(line)]
         self.assertTrue(mentions, "the log never names the problem (%s)" % problem.pattern)
         self.assertLessEqual(len(mentions), 3, "logged %d times, e.g. %s" % (
             len(mentions), mentions[:3]))
@@ -529,7 +532,7 @@ class UnwritableSpool(DurabilityTestCase):
                         "problem:\n%s\n%s" % (status, "\n".join(metrics)))
 
     def test_a_full_disk_is_reported_and_sending_goes_on(self):
-        rig = self.rig("enospc")
+        rig = self.rig("full")
         self.mount(["-t", "tmpfs", "-o", "size=256k,mode=0700", "tmpfs"], rig.state_dir)
         self.stream_and_check(rig, NO_SPACE)
 
@@ -555,7 +558,7 @@ class UnwritableSpool(DurabilityTestCase):
     def test_a_file_system_turning_read_only_is_reported_and_sending_goes_on(self):
         # What an SD card does: ext4 with errors=remount-ro, an error half way
         # through the stream; from then on every write and fsync fails EROFS.
-        rig = self.rig("erofs")
+        rig = self.rig("ro-fs")
         knob = self.make_ext4(rig)
 
         def turn_read_only():
@@ -565,7 +568,7 @@ class UnwritableSpool(DurabilityTestCase):
 
     def test_a_read_only_spool_at_start_is_reported_and_sending_goes_on(self):
         # The state record is writable; the spool file is on a read-only mount.
-        rig = self.rig("rospool")
+        rig = self.rig("ro-spool")
         os.makedirs(rig.state_dir, mode=0o700)
         spool = os.path.join(rig.state_dir, "spool")
         open(spool, "wb").close()
