@@ -856,7 +856,8 @@ class SpoolBurst(DurabilityTestCase):
         return [line.decode() for line in lines]
 
     def run_burst(self, name, **overrides):
-        rig = Rig(name, spool={"enabled": True, "fsync_interval_ms": self.FSYNC_MS}, **overrides)
+        overrides.setdefault("spool", {"enabled": True, "fsync_interval_ms": self.FSYNC_MS})
+        rig = Rig(name, **overrides)
         rig.configure(inputs=dict(rig.config["inputs"], stdin=True))
         try:
             rig.server.start()
