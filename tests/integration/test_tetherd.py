@@ -193,5 +193,192 @@ class Notify(unittest.TestCase):
             process.stop()
 
 
+class Downlink:
+    """tether-server and tetherd with downlink.output "command": messages
+    pushed through the server's admin interface, the server's stats for what
+    it holds as acknowledged."""
+
+    def __init__(self, name, command, **downlink):
+        self.tmp = harness.TempDir("tetherd-%s-srv-" % name)
+        self.store = self.tmp.path("store")
+        os.makedirs(self.store)
+        tokens = self.tmp.path("tokens")
+        with open(tokens, "w") as f:
+            f.write("t-1\n")
+        self.server = rh.Server(OPTIONS.build_dir, self.store, tokens).start()
+        self.name = name
+        self.downlink = dict({"output": "command", "command": command,
+                              "command_timeout_ms": 5000, "retries": 1,
+                              "retry_delay_ms": 200}, **downlink)
+        self.setup = Setup(name, self.server.port, downlink=self.downlink)
+        self.dead_letter_dir = os.path.join(self.setup.state_dir, "dead-letter")
+        self.session = rh.session_id("tether", DEVICE)
+        self.process = None
+
+    def start(self):
+        self.process = self.setup.start()
+        harness.wait_for(lambda: any(e.get("state") == "online" for e in self.log()),
+                         timeout=10, message="tetherd never came online")
+        return self.process
+
+    def restart_with(self, command):
+        """The same state directory, another command."""
+        self.downlink["command"] = command
+        self.setup = Setup(self.name, self.server.port, downlink=self.downlink,
+                           state_dir=self.setup.state_dir)
+        return self.start()
+
+    def log(self):
+        return self.setup.log(self.process)
+
+    def push(self, payload):
+        """The seq the server gave it."""
+        reply = self.server.admin("POST", "/sessions/%s/push" % self.session, payload)
+        return json.loads(reply)["seq"]
+
+    def acked(self):
+        stats = self.server.session_stats(self.session)
+        return stats["downlink_acked"] if stats else 0
+
+    def dead_letter(self, seq):
+        return os.path.join(self.dead_letter_dir, "%020d.msg" % seq)
+
+    def metric(self, name):
+        path = os.path.join(self.setup.run_dir, "tether.prom")
+        try:
+            with open(path) as f:
+                for line in f:
+                    if line.startswith(name + " "):
+                        return int(float(line.split()[1]))
+        except FileNotFoundError:
+            pass
+        return None
+
+    def close(self):
+        if self.process is not None:
+            self.process.stop()
+        self.server.stop()
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+class DownlinkDeadLetter(unittest.TestCase):
+    """Issue 12 fault 7: a command that fails or does not exist must not cost
+    a message. Each one ends as a dead letter holding exactly its bytes, with
+    a log line, and the server hears it acknowledged only once the file is
+    there."""
+
+    MESSAGES = [b'{"cmd":"open valve"}', b"two\nlines", b"\x00\xffbinary\x01", b""]
+
+    def run_fault(self, name, command):
+        """The failed attempts' log entries."""
+        downlink = Downlink(name, command, command_timeout_ms=1000)
+        self.addCleanup(downlink.close)
+        downlink.start()
+        seqs = [downlink.push(m) for m in self.MESSAGES]
+        samples = []
+
+        def settled():
+            # The ack first, the files second: an ack the server had before
+            # this look must be backed by files that already exist.
+            acked = downlink.acked()
+            samples.append(acked)
+            for seq in seqs:
+                if seq <= acked:
+                    self.assertTrue(os.path.exists(downlink.dead_letter(seq)),
+                                    "seq %d acknowledged with no dead letter" % seq)
+            return acked >= seqs[-1]
+
+        harness.wait_for(settled, timeout=20, interval=0.01,
+                         message="the dead letters were never acknowledged")
+        # Two failed runs 200 ms apart come before the first dead letter.
+        self.assertLess(samples[0], seqs[0], samples)
+        for seq, message in zip(seqs, self.MESSAGES):
+            self.assertEqual(read(downlink.dead_letter(seq)), message)
+        self.assertEqual(sorted(os.listdir(downlink.dead_letter_dir)),
+                         ["%020d.msg" % seq for seq in seqs])
+        log = downlink.log()
+        dead = [e for e in log if e.get("event") == "downlink" and
+                e.get("what") == "dead_lettered"]
+        self.assertEqual([int(e["seq"]) for e in dead], seqs)
+        for entry, seq in zip(dead, seqs):
+            self.assertEqual(entry["path"], downlink.dead_letter(seq))
+            self.assertEqual(entry["failure"], "exited")
+            self.assertEqual(entry["attempts"], "2")
+        failed = [e for e in log if e.get("what") == "attempt_failed"]
+        self.assertEqual(sorted(int(e["seq"]) for e in failed), sorted(seqs * 2))
+        harness.wait_for(lambda: downlink.metric("tether_downlink_dead_lettered_total")
+                         == len(seqs), timeout=5, message="dead letters not counted")
+        self.assertEqual(downlink.metric("tether_downlink_delivered_total"), 0)
+        return failed
+
+    def test_a_failing_command_dead_letters_each_message_before_it_is_acknowledged(self):
+        script = harness.TempDir("tetherd-fail-cmd-").path("handle-downlink")
+        with open(script, "w") as f:
+            f.write("#!/bin/sh\nexit 1\n")
+        os.chmod(script, 0o755)
+        for entry in self.run_fault("dl-fail", script):
+            self.assertEqual(entry["status"], str(1 << 8))  # waitpid(): exit 1
+
+    def test_a_missing_command_dead_letters_each_message_before_it_is_acknowledged(self):
+        missing = harness.TempDir("tetherd-no-cmd-").path("no", "handle-downlink")
+        for entry in self.run_fault("dl-missing", missing):
+            self.assertEqual(entry["status"], str(127 << 8))  # the shell: not found
+
+
+class DownlinkCrash(unittest.TestCase):
+    """Issue 12 fault 7, a crash between receiving and handing over: the
+    server still holds the messages and sends them to the next run."""
+
+    def test_kill_9_before_the_command_finishes_loses_no_message(self):
+        tmp = harness.TempDir("tetherd-dl-crash-")
+        out = tmp.path("out")
+        pids = tmp.path("pids")
+        slow = "echo $$ >> '%s'; sleep 30; cat >> '%s'" % (pids, out)
+        downlink = Downlink("dl-crash", slow, command_timeout_ms=60000)
+        self.addCleanup(downlink.close)
+        process = downlink.start()
+        seqs = [downlink.push(b"first"), downlink.push(b"second")]
+        harness.wait_for(lambda: os.path.exists(pids) and read(pids).strip(), timeout=10,
+                         message="the command never started")
+        time.sleep(0.5)  # longer than ack_interval_ms: an early ack would have gone out
+        self.assertLess(downlink.acked(), seqs[0])
+        process.signal(9)
+        process.wait(5)
+        # The command has its own process group, which outlives the daemon.
+        group = int(read(pids).split()[0])
+        os.killpg(group, 9)
+        harness.wait_for(lambda: not os.path.exists("/proc/%d" % group), timeout=5)
+        self.assertFalse(os.path.exists(out))
+        self.assertLess(downlink.acked(), seqs[0])
+
+        downlink.restart_with("cat >> '%s'" % out)
+        harness.wait_for(lambda: downlink.acked() >= seqs[-1], timeout=15,
+                         message="the messages were never acknowledged after the restart")
+        self.assertEqual(read(out), b"first\nsecond\n")
+        self.assertFalse(os.path.exists(downlink.dead_letter_dir))
+
+
+class DownlinkInOrder(unittest.TestCase):
+    def test_a_working_command_gets_every_message_once_in_order(self):
+        out = harness.TempDir("tetherd-dl-order-").path("out")
+        downlink = Downlink("dl-order", "cat >> '%s'" % out)
+        self.addCleanup(downlink.close)
+        downlink.start()
+        pushed = [b"m-%d" % k for k in range(1, 41)]
+        seqs = [downlink.push(m) for m in pushed]
+        self.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))))
+        harness.wait_for(lambda: downlink.acked() >= seqs[-1], timeout=20,
+                         message="not every message was acknowledged")
+        # Acknowledged means handed over: the last command has exited.
+        self.assertEqual(read(out).splitlines(), pushed)
+        self.assertFalse(os.path.exists(downlink.dead_letter_dir))
+        self.assertEqual([e for e in downlink.log() if e.get("event") == "downlink"], [])
+        harness.wait_for(lambda: downlink.metric("tether_downlink_delivered_total")
+                         == len(pushed), timeout=5, message="deliveries not counted")
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]] + UNITTEST_ARGV, verbosity=2)

@@ -24,6 +24,7 @@
 
 #include "downlink_output.h"
 #include "support/temp_dir.h"
+#include "tether/port/poll_loop.h"
 #include "tether/status.h"
 
 // CppUTest last: its operator-new macro breaks standard headers.
@@ -713,21 +714,27 @@ TEST(TetherdDownlinkOutput, FeedsALargeMessageAcrossTicks) {
     UNSIGNED_LONGS_EQUAL(2u, output.counters().delivered);
 }
 
-TEST(TetherdDownlinkOutput, TheTransitionalInterfaceNumbersMessagesItself) {
+TEST(TetherdDownlinkOutput, WorksWithOnlyItsModeSetAndTheMonotonicClock) {
+    // The defaults (timeouts, retries, no dead-letter directory, no
+    // observer) and the loop's own clock rather than the fixture's `now`.
     Pipe pipe;
-    DownlinkOutput lines(pipe.write_end);
-    CHECK(lines.deliver("a", 1) == Status::kOk);
-    CHECK(lines.deliver("b", 1) == Status::kOk);
-    lines.tick();
+    DownlinkOutputConfig line_only;
+    line_only.fd = pipe.write_end;
+    DownlinkOutput lines(line_only, queue, sizeof queue);
+    CHECK(lines.deliver(1, "a", 1) == Status::kOk);
+    CHECK(lines.deliver(2, "b", 1) == Status::kOk);
+    lines.tick(tether::port::monotonic_now());
     UNSIGNED_LONGS_EQUAL(2u, lines.confirmed_through());
     STRCMP_EQUAL("a\nb\n", pipe.take().c_str());
 
     const std::string out = temp.file("out.txt");
     const std::string text = "cat >> '" + out + "'";
-    DownlinkOutput runs(text.c_str(), queue, sizeof queue);
-    CHECK(runs.deliver("c", 1) == Status::kOk);
+    DownlinkOutputConfig command_only;
+    command_only.command = text.c_str();
+    DownlinkOutput runs(command_only, queue, sizeof queue);
+    CHECK(runs.deliver(1, "c", 1) == Status::kOk);
     for (int i = 0; i < 5000 && runs.busy(); ++i) {
-        runs.tick();
+        runs.tick(tether::port::monotonic_now());
         ::poll(nullptr, 0, 2);
     }
     UNSIGNED_LONGS_EQUAL(1u, runs.confirmed_through());

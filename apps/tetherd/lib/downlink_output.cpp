@@ -13,11 +13,9 @@
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
-#include <new>
 #include <string>
 
 #include "atomic_write.h"
-#include "tether/port/poll_loop.h"
 
 extern char** environ;
 
@@ -44,19 +42,6 @@ BackoffConfig retry_backoff(const DownlinkOutputConfig& config) {
         initial > DownlinkOutput::kMaxRetryDelayMs ? initial : DownlinkOutput::kMaxRetryDelayMs;
     backoff.jitter = JitterMode::kNone;
     return backoff;
-}
-
-DownlinkOutputConfig line_config(int fd, int write_timeout_ms) {
-    DownlinkOutputConfig config;
-    config.fd = fd;
-    config.line_write_timeout_ms = write_timeout_ms;
-    return config;
-}
-
-DownlinkOutputConfig command_config(const char* command) {
-    DownlinkOutputConfig config;
-    config.command = command;
-    return config;
 }
 
 std::string parent_of(const std::string& path) {
@@ -130,18 +115,6 @@ DownlinkOutput::DownlinkOutput(const DownlinkOutputConfig& config, char* queue,
     config_.command_timeout_ms = config_.command_timeout_ms > 0 ? config_.command_timeout_ms : 1;
     config_.stall_retry_ms = config_.stall_retry_ms > 0 ? config_.stall_retry_ms : 1;
 }
-
-DownlinkOutput::DownlinkOutput(int fd, int write_timeout_ms)
-    : DownlinkOutput(line_config(fd, write_timeout_ms), nullptr, 0) {
-    owned_queue_.reset(new (std::nothrow) char[kTransitionalQueueBytes]);
-    if (owned_queue_) {
-        queue_ = owned_queue_.get();
-        queue_capacity_ = kTransitionalQueueBytes;
-    }
-}
-
-DownlinkOutput::DownlinkOutput(const char* command, char* queue, std::size_t queue_capacity)
-    : DownlinkOutput(command_config(command), queue, queue_capacity) {}
 
 DownlinkOutput::~DownlinkOutput() {
     if (child_ > 0) {
@@ -230,14 +203,6 @@ void DownlinkOutput::tick(TimeMs now) {
             return;
         }
     }
-}
-
-Status DownlinkOutput::deliver(const char* data, std::size_t size) {
-    return deliver(last_seq_ + 1, data, size);
-}
-
-void DownlinkOutput::tick() {
-    tick(port::monotonic_now());
 }
 
 std::size_t DownlinkOutput::front_size() const {

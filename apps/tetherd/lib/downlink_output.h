@@ -64,7 +64,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 
 #include "tether/backoff.h"
 #include "tether/status.h"
@@ -161,14 +160,6 @@ class DownlinkOutput {
     /// several of the largest messages.
     DownlinkOutput(const DownlinkOutputConfig& config, char* queue, std::size_t queue_capacity);
 
-    /// Transitional, for a daemon that passes neither seqs nor time yet: line
-    /// mode on `fd` with a queue of kTransitionalQueueBytes from the heap and
-    /// no dead-letter directory.
-    explicit DownlinkOutput(int fd, int write_timeout_ms = 1000);
-    /// Transitional: command mode with the default timeout and retries and no
-    /// dead-letter directory.
-    DownlinkOutput(const char* command, char* queue, std::size_t queue_capacity);
-
     /// Kills a command still running (and whatever it started) and reaps it.
     /// Messages not handed over are forgotten; none of them was confirmed.
     ~DownlinkOutput();
@@ -225,15 +216,9 @@ class DownlinkOutput {
     /// The last reaped command's waitpid() status, -1 before the first.
     int last_status() const { return last_status_; }
 
-    /// Transitional: deliver() with the seq after the last one taken.
-    Status deliver(const char* data, std::size_t size);
-    /// Transitional: tick() at the monotonic clock's time.
-    void tick();
-
     /// Queue bytes per message on top of its size.
     static constexpr std::size_t kEntryOverhead = 12;
     static constexpr std::uint32_t kMaxRetryDelayMs = 60000;
-    static constexpr std::size_t kTransitionalQueueBytes = 4 * 65536 + 4096;
 
   private:
     // Remembers which errnos were reported since the last success.
@@ -272,7 +257,6 @@ class DownlinkOutput {
 
     DownlinkOutputConfig config_;
     Backoff retry_backoff_;
-    std::unique_ptr<char[]> owned_queue_;
     char* queue_ = nullptr;
     std::size_t queue_capacity_ = 0;
     // Entries are [size: 4 bytes][seq: 8 bytes][message], native order,
