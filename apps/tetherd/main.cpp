@@ -274,6 +274,15 @@ bool Daemon::setup() {
     output.retry_delay_ms = config_.downlink.retry_delay_ms;
     dead_letter_dir_ = dead_letter_dir(config_);
     output.dead_letter_dir = dead_letter_dir_.c_str();
+    if (output.fd == STDOUT_FILENO) {
+        // The output waits for a slow reader at most line_write_timeout_ms;
+        // a blocking descriptor would stall the whole loop instead.
+        const int flags = ::fcntl(STDOUT_FILENO, F_GETFL, 0);
+        if (flags < 0 || ::fcntl(STDOUT_FILENO, F_SETFL, flags | O_NONBLOCK) != 0) {
+            log_.line(LogLevel::kError, "event=setup error=\"stdout: %s\"", std::strerror(errno));
+            return false;
+        }
+    }
     output.observer = this;
     downlink_queue_.resize(kDownlinkQueueMessages * max_message + 4096);
     downlink_ =

@@ -87,10 +87,11 @@ class ClientListener {
     /// tether.v1: the server has stored every uplink seq <= `seq`.
     virtual void on_uplink_acked(std::uint64_t seq) { (void)seq; }
     /// tether.v1 with ClientConfig::confirm_downlink: whether the application
-    /// can take a downlink message of `size` bytes now. While it cannot, the
-    /// client stops reading the socket (the server's sends back up over TCP);
-    /// a message that arrives anyway is not delivered, and the link is
-    /// re-established so that the server sends it again.
+    /// can take a downlink message of `size` bytes now. A message it cannot
+    /// take is not delivered (nor acknowledged), and neither is any after it;
+    /// the link stays up meanwhile, and once the application has room for a
+    /// largest message again the session is resumed once, so the server
+    /// sends them again.
     virtual bool downlink_can_accept(std::size_t size) {
         (void)size;
         return true;
@@ -217,6 +218,9 @@ class Client final : public Pollable, private net::WsHandler {
     /// message up to `seq` (the seqs passed to on_downlink_seq()); they are
     /// persisted and acknowledged from now on.
     void confirm_downlink(std::uint64_t seq);
+    /// tether.v1: the downlink seq the application has everything up to (what
+    /// is persisted and acknowledged).
+    std::uint64_t downlink_confirmed() const { return downlink_ack_target(); }
 
     /// Pollable: does all work possible at `now` without blocking.
     void service(TimeMs now) override;
@@ -269,7 +273,7 @@ class Client final : public Pollable, private net::WsHandler {
     void persist();
     void adopt_welcome();
     std::uint64_t downlink_ack_target() const;
-    bool downlink_paused() const;
+    bool downlink_replay_due() const;
 
     // WsHandler: callbacks run inside the stream, so they only record what
     // happened; service_open() feeds the machine once the stream has returned.

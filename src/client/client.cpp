@@ -136,6 +136,10 @@ void Client::apply_numbering_floor() {
 }
 
 void Client::stop(TimeMs now, std::uint16_t code) {
+    if (resume_mode() && downlink_ack_pending_ && machine_.state() == LinkState::kOnline) {
+        // What the application has must not come again after the restart.
+        send_downlink_ack(now);
+    }
     feed(Event::stop(code), now);
     flush(now);
 }
@@ -588,9 +592,6 @@ bool Client::service_open(TimeMs now) {
     frame_seen_ = false;
     pong_seen_ = false;
     close_seen_ = false;
-    if (downlink_paused()) {
-        return false;  // the application is full: leave the bytes to TCP
-    }
     const net::WsResult result = stream_.read_frames(*this);
     // The stream has returned: now the machine may act, and tear it down.
     if (resume_mode()) {
@@ -678,7 +679,6 @@ std::size_t Client::poll_requests(PollRequest* out, std::size_t max) const {
     } else if (state == LinkState::kTlsHandshake) {
         want_read = false;  // interest() reports what the handshake waits for
     } else {
-        want_read = !downlink_paused();
         want_write = stream_.queued_bytes() > 0 ||
                      (state == LinkState::kOnline && outbox_.unsent_count() > 0);
     }
@@ -706,7 +706,7 @@ bool Client::next_deadline(TimeMs* at) const {
 }
 
 bool Client::has_buffered_input() const {
-    return transport_open_ && connection_.pending() > 0 && !downlink_paused();
+    return transport_open_ && connection_.pending() > 0;
 }
 
 }  // namespace tether

@@ -68,9 +68,11 @@ std::uint64_t Client::downlink_ack_target() const {
     return config_.confirm_downlink ? last_confirmed_ : last_delivered_;
 }
 
-bool Client::downlink_paused() const {
-    return resume_mode() && config_.confirm_downlink && listener_ != nullptr &&
-           !listener_->downlink_can_accept(config_.ws.max_message_size);
+// Downlink messages were dropped while the application was full, and now it
+// has room: the server sends them again after a resume, so reconnect once.
+bool Client::downlink_replay_due() const {
+    return downlink_overrun_ && listener_ != nullptr &&
+           listener_->downlink_can_accept(config_.ws.max_message_size);
 }
 
 void Client::persist() {
@@ -205,8 +207,9 @@ void Client::on_downlink_data(std::uint64_t seq, const std::uint8_t* payload, st
     }
     if (config_.confirm_downlink && listener_ != nullptr &&
         (downlink_overrun_ || !listener_->downlink_can_accept(size))) {
-        // Not delivered and not counted as received: after the reconnect
-        // that follows this read, the server sends it again.
+        // Not delivered and not counted as received; the link stays up (pongs,
+        // acks and uplink go on), and once the application has room again one
+        // resume makes the server send it, and what followed it, again.
         downlink_overrun_ = true;
         ++counters_.downlink_overruns;
         return;
@@ -268,9 +271,9 @@ void Client::after_resume_read(TimeMs now) {
         fail(Failure{FailureKind::kProtocolError, net::v1::kCloseViolation}, now);
         return;
     }
-    if (downlink_overrun_) {
+    if (machine_.state() == LinkState::kOnline && downlink_replay_due()) {
         downlink_overrun_ = false;
-        std::snprintf(detail_, sizeof detail_, "downlink=application_full");
+        std::snprintf(detail_, sizeof detail_, "downlink=replay_after_application_full");
         fail(Failure{FailureKind::kConnectionLost}, now);
         return;
     }

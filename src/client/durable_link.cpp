@@ -221,6 +221,9 @@ Status DurableLink::shutdown() {
         // seq used, so a clean stop leaves no gap.
         state_.next_uplink_seq = client().outbox().next_seq();
         state_.reconnect_attempts = client().machine().attempts();
+        if (config_.client.reconnect.resume_protocol) {
+            state_.last_delivered_downlink_seq = client().downlink_confirmed();
+        }
         if (record_->save(state_) != Status::kOk) {
             on_persist(Status::kIoError);
             result = Status::kIoError;

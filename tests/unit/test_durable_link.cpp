@@ -67,6 +67,10 @@ struct Listener final : tether::DurableLinkListener {
             uplink_gaps.push_back({first, last});
         }
     }
+    bool downlink_can_accept(std::size_t) override { return room; }
+    void on_downlink_seq(std::uint64_t seq) override { downlink_seqs.push_back(seq); }
+    bool room = true;
+    std::vector<std::uint64_t> downlink_seqs;
     std::vector<tether::StorageEvent> storage;
     std::vector<std::size_t> refused;
     std::size_t refused_limit = 0;
@@ -139,6 +143,7 @@ struct Run {
         c.spool_config.max_bytes = 256 * 1024;
         c.spool_config.fsync_interval_ms = fsync_interval_ms;
         c.spool_config.min_compact_bytes = 64 * 1024;
+        c.client.confirm_downlink = true;
         return c;
     }
 
@@ -207,6 +212,12 @@ struct Run {
     DurableLink link;
     TimeMs now = 1000;
 };
+
+std::string data_frame(std::uint64_t seq, const std::string& payload) {
+    std::uint8_t header[tether::net::v1::kHeaderSize];
+    tether::net::v1::write_data_header(seq, header);
+    return server_frame(0x2, std::string(reinterpret_cast<char*>(header), sizeof header) + payload);
+}
 
 std::string numbered(int i) {
     return "m" + std::to_string(i);
@@ -468,4 +479,49 @@ TEST(DurableLink, EvictionsUnderAFloodAreReportedAsOneRange) {
     run.service();
     CHECK(!run.listener.uplink_gaps.empty());
     CHECK(run.listener.uplink_gaps.size() <= 2);
+}
+
+TEST(DurableLink, DownlinkIsAcknowledgedOnlyOnceTheApplicationConfirmsIt) {
+    tether::test::FakeStorage state, spool;
+    Run run(state, spool);
+    run.online(0);
+    run.connection.stream().push_input(data_frame(1, "cmd-1"));
+    run.service();
+    run.now += 1000;  // past the ack interval
+    run.service();
+    UNSIGNED_LONGS_EQUAL(0, run.link.client().downlink_confirmed());
+    for (const ClientFrame& frame : client_frames(run.output())) {
+        CHECK_FALSE(frame.opcode == 2 && frame.payload.size() == 10 && frame.payload[0] == 'A');
+    }
+    run.link.confirm_downlink(1);
+    run.service();  // starts the ack interval
+    run.now += 1000;
+    run.service();
+    UNSIGNED_LONGS_EQUAL(1, run.link.client().downlink_confirmed());
+    bool acked = false;
+    for (const ClientFrame& frame : client_frames(run.output())) {
+        acked = acked || (frame.opcode == 2 && frame.payload.size() == 10 &&
+                          frame.payload[0] == 'A' && seq_of(frame.payload) == 1);
+    }
+    CHECK_TRUE(acked);
+}
+
+TEST(DurableLink, AFullApplicationKeepsTheLinkUpAndResumesOnceItHasRoom) {
+    tether::test::FakeStorage state, spool;
+    Run run(state, spool);
+    run.online(0);
+    run.listener.room = false;
+    run.connection.stream().push_input(data_frame(1, "cmd-1"));
+    run.connection.stream().push_input(data_frame(2, "cmd-2"));
+    run.service();
+    CHECK_EQUAL(LinkState::kOnline, run.link.state());  // pongs and uplink go on
+    CHECK(run.listener.downlink_seqs.empty());
+    CHECK_EQUAL(Status::kOk, run.send("uplink meanwhile"));
+    run.service();
+    CHECK_EQUAL(1, run.data_sent().size());
+    run.listener.room = true;
+    run.service();
+    // One resume, so that the server sends 1 and 2 again.
+    CHECK_EQUAL(LinkState::kWaitingToRetry, run.link.state());
+    UNSIGNED_LONGS_EQUAL(2, run.link.client().counters().downlink_overruns);
 }
