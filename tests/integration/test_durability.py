@@ -161,6 +161,8 @@ class Rig:
         process.signal(signum)
         code = process.wait(15)
         process.stop()
+        if process.proc.stdin is not None:
+            process.close_stdin()
         self.logs.append(process.stderr())
         return code
 
@@ -205,6 +207,8 @@ class Rig:
     def close(self):
         if self.daemon is not None:
             self.daemon.stop()
+            if self.daemon.proc.stdin is not None:
+                self.daemon.close_stdin()
             self.logs.append(self.daemon.stderr())
             self.daemon = None
         self.server.stop()
