@@ -30,7 +30,8 @@
 // messages accepted meanwhile are written to it. Sending never waits for the
 // spool: a message goes out as soon as the link is up, and its spool record is
 // handed to the kernel by the same loop iteration that accepted it (so a
-// killed process loses nothing it had accepted), and synced within
+// killed process loses at most the input batch it was taking in when it died,
+// inside the gap the next run reports), and synced within
 // SpoolConfig::fsync_interval_ms (so a power cut loses at most that much, and
 // what it loses lies inside a gap the server is told about).
 //
