@@ -575,6 +575,14 @@ class AdversaryTests(unittest.TestCase):
         times = [a["t_ms"] for a in attempts]
         self.assertEqual(sorted(times), times)
 
+    def test_binary_for_echo_sends_non_utf8_then_one_at_the_limit(self):
+        peer, _ = self.start("binary_for_echo")
+        client, _ = self.upgraded(peer.port)
+        first = client.read_frame()
+        self.assertEqual((2, b"\xff\xfe\x00\x80binary"), (first["opcode"], first["payload"]))
+        second = client.read_frame()
+        self.assertEqual((2, 65536), (second["opcode"], len(second["payload"])))
+
     def test_every_scenario_is_covered(self):
         tested = {name[len("test_"):] for name in dir(self) if name.startswith("test_")}
         sys.path.insert(0, harness.SERVERS_DIR)
