@@ -534,6 +534,7 @@ TEST(Spool, CountsGapsInReplayedSeqs) {
 TEST(Spool, MakesNoHeapAllocations) {
     const SpoolConfig config = small_config(8192);
     storage.set_contents(Bytes(config.max_bytes, 0));  // the fake itself must not grow
+    storage.list_unsynced_writes(false);
     std::uint8_t buffer[kBufferSize];
     std::uint8_t data[40] = {};
     std::size_t allocations = 0;
