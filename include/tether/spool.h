@@ -71,6 +71,10 @@
 //  - Recovery stops at the first torn or corrupt record and never returns data
 //    that did not pass its CRC; records after a damaged one are given up, and
 //    recovery then compacts into a fresh generation so they cannot resurface.
+//  - What recovery reports is durable when it returns: it ends with a sync
+//    (unless it already made one), since a killed process leaves its unsynced
+//    writes in the kernel, where recovery reads them, and a power cut right
+//    after would otherwise take back messages the caller has already sent.
 //
 // No heap allocation. Not thread-safe: one poll loop owns it.
 #pragma once
@@ -143,7 +147,8 @@ class Spool {
     /// points into the buffer and is valid only during the call. `report` may
     /// be null. A store without an intact header slot is initialised empty
     /// (generation 1, region 0; synced). After damage, the replayed messages
-    /// are compacted into a new generation. Returns:
+    /// are compacted into a new generation. Either way the store is synced
+    /// before recover() returns kOk, so what it replayed stays. Returns:
     ///  - kOk: recovered; the spool accepts appends after the highest seq.
     ///  - kInvalidArgument: null or too small buffer (< kMinBufferSize), or a
     ///    max_bytes below 256 or different from the one the store was written

@@ -310,6 +310,7 @@ Status Spool::recover(Visitor visit, void* ctx, SpoolRecovery* report) {
     if (buffer_ == nullptr || buffer_size_ < kMinBufferSize || region_size_ == 0) {
         return Status::kInvalidArgument;
     }
+    const std::uint64_t syncs_before = counters_.syncs;
     generation_ = 1;
     active_region_ = 0;
     newest_slot_ = 1;
@@ -394,6 +395,13 @@ Status Spool::recover(Visitor visit, void* ctx, SpoolRecovery* report) {
     synced_once_ = false;
     recovered_ = true;
     if (out.damaged && compact_for(0) != Status::kOk) {
+        recovered_ = false;
+        return Status::kIoError;
+    }
+    // A killed process leaves its unsynced writes in the kernel, where the
+    // scan found them: make them durable before the caller sends what was
+    // replayed, or a power cut now would take back what recovery reported.
+    if (counters_.syncs == syncs_before && sync_storage() != Status::kOk) {
         recovered_ = false;
         return Status::kIoError;
     }

@@ -228,6 +228,34 @@ TEST(Spool, CrashLosesOnlyUnsyncedAppends) {
     CHECK_EQUAL(Status::kOk, reopened.append(31));
 }
 
+// Found by tether-crash-points: a killed process leaves its unsynced writes in
+// the kernel; recovery replayed them (and the client sends what is replayed as
+// durable) without syncing, so a power cut next took them back and their seqs
+// were handed out again to other messages.
+TEST(Spool, WhatRecoveryReplaysSurvivesAPowerCutAfterAKill) {
+    {
+        Opened opened(storage, small_config());
+        CHECK_EQUAL(Status::kOk, opened.recover());
+        for (std::uint64_t seq = 1; seq <= 10; ++seq) {
+            CHECK_EQUAL(Status::kOk, opened.append(seq));
+        }
+        CHECK_EQUAL(Status::kOk, opened.spool.flush(0));  // the first flush syncs
+        for (std::uint64_t seq = 11; seq <= 20; ++seq) {
+            CHECK_EQUAL(Status::kOk, opened.append(seq));
+        }
+        CHECK_EQUAL(Status::kOk, opened.spool.flush(10));  // written, not synced
+        CHECK(opened.spool.has_unsynced());
+    }  // killed: nothing more reaches the store
+    Opened restarted(storage, small_config());
+    CHECK_EQUAL(Status::kOk, restarted.recover());
+    check_replayed(restarted.replayed, 1, 20);
+    storage.crash();
+    Opened after_power_cut(storage, small_config());
+    CHECK_EQUAL(Status::kOk, after_power_cut.recover());
+    check_replayed(after_power_cut.replayed, 1, 20);
+    UNSIGNED_LONGS_EQUAL(20, after_power_cut.report.highest_seq);
+}
+
 TEST(Spool, TornLastRecordAtEveryOffsetKeepsEverythingBefore) {
     prepare(storage, small_config(), 8, 0);
     const Bytes before = storage.durable_contents();
@@ -685,7 +713,8 @@ TEST(Spool, FailedHeaderSyncIsCommittedBeforeAnythingElse) {
     for (int outcome = 0; outcome < 3; ++outcome) {
         FakeStorage copy;
         copy.set_contents(before);
-        FailingSync failing(copy, 1);  // compaction: region data, then the header slot
+        // Recovery's sync, then compaction's: region data, then the header slot.
+        FailingSync failing(copy, 2);
         {
             Opened opened(failing, small_config());
             CHECK_EQUAL(Status::kOk, opened.recover());
