@@ -21,6 +21,7 @@ struct Armed {
 
 Armed g_armed[kSyscallCount];
 bool g_stall_next_write = false;
+bool g_pretend_fsync = false;
 std::size_t g_transfer_limit = 0;
 
 Armed& armed(tether::test::Syscall call) {
@@ -32,6 +33,7 @@ void clear_all() {
         entry = Armed{};
     }
     g_stall_next_write = false;
+    g_pretend_fsync = false;
     g_transfer_limit = 0;
 }
 
@@ -106,7 +108,7 @@ int fsync(int fd) {
     if (should_fail(tether::test::Syscall::kFsync)) {
         return -1;
     }
-    return real(fd);
+    return g_pretend_fsync ? 0 : real(fd);
 }
 
 int fchmod(int fd, mode_t mode) noexcept {
@@ -140,6 +142,10 @@ void SyscallFaults::stall_next_write() {
 
 void SyscallFaults::limit_transfers(std::size_t max_bytes) {
     g_transfer_limit = max_bytes;
+}
+
+void SyscallFaults::pretend_fsync() {
+    g_pretend_fsync = true;
 }
 
 unsigned SyscallFaults::calls(Syscall call) const {

@@ -29,6 +29,10 @@ class SyscallFaults {
     /// Each pread and pwrite moves at most `max_bytes` (0: no limit).
     void limit_transfers(std::size_t max_bytes);
 
+    /// Every later fsync returns 0 without reaching the kernel (still counted):
+    /// for a test that models durability itself and only needs to see the calls.
+    void pretend_fsync();
+
     /// Calls of `call` made since construction, including failed ones.
     unsigned calls(Syscall call) const;
 };
