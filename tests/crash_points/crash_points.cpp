@@ -187,6 +187,9 @@ std::uint32_t seed_of(std::size_t point) {
 constexpr std::size_t kSpoolBuffer = 160;
 constexpr std::uint32_t kSpoolMaxBytes = 1408;  // two 640-byte regions
 constexpr int kSpoolSteps = 260;
+// Recovery into these after the workload's max_bytes: larger, smaller, and
+// too small for the live messages (one record per region).
+constexpr std::uint32_t kSpoolResizes[] = {2688, 1024, 320};
 
 SpoolConfig spool_config(std::uint32_t max_bytes) {
     SpoolConfig config;
@@ -222,11 +225,14 @@ void collect(void* ctx, std::uint64_t seq, const std::uint8_t* data, std::size_t
 // What a recovery may and must return at one crash point.
 struct SpoolExpect {
     std::vector<std::pair<std::uint64_t, unsigned>> runs{{1, 1}};  // (first seq, run)
-    std::vector<std::uint64_t> durable;  // sorted: must come back unless acknowledged
-    std::uint64_t highest_floor = 0;     // highest_seq must reach it
-    std::uint64_t ack_floor = 0;         // a watermark that was synced
-    std::uint64_t ack_ceiling = 0;       // no watermark above it was ever set
-    std::uint64_t seq_ceiling = 0;       // no seq above it was ever appended
+    std::vector<std::uint64_t> durable;        // sorted: must come back unless acknowledged
+    std::uint64_t highest_floor = 0;           // highest_seq must reach it
+    std::uint64_t ack_floor = 0;               // a watermark that was synced
+    std::uint64_t ack_ceiling = 0;             // no watermark above it was ever set
+    std::uint64_t seq_ceiling = 0;             // no seq above it was ever appended
+    std::uint32_t max_bytes = kSpoolMaxBytes;  // what recovery is configured with
+    std::uint32_t old_layout = 0;              // the max_bytes written with, if another
+    bool must_resize = false;                  // the store is still in old_layout
 
     unsigned run() const { return runs.back().second; }
     Bytes payload(std::uint64_t seq) const {
@@ -250,11 +256,53 @@ std::string seq_text(std::uint64_t seq) {
     return std::to_string(seq);
 }
 
+std::uint32_t region_of(std::uint32_t max_bytes) {
+    return (max_bytes - static_cast<std::uint32_t>(Spool::kHeaderBlockSize)) / 2;
+}
+
+// What a resize may and must report: the layouts, and when messages were left
+// out, only the oldest and only as many as the new region could not hold.
+std::string resize_problem(const SpoolExpect& expect, const SpoolRecovery& report,
+                           const Replay& replay) {
+    if (report.resized != (report.recorded_max_bytes != expect.max_bytes) ||
+        (report.resized && report.recorded_max_bytes != expect.old_layout) ||
+        (expect.must_resize && !report.resized && !report.fresh)) {
+        return "resized " + std::string(report.resized ? "yes" : "no") + " with recorded " +
+               std::to_string(report.recorded_max_bytes) + ", configured " +
+               std::to_string(expect.max_bytes);
+    }
+    if (report.dropped_last == 0) {
+        return report.dropped_first == 0 ? "" : "dropped_first without dropped_last";
+    }
+    if (!report.resized || report.dropped_first == 0 ||
+        report.dropped_first > report.dropped_last || report.acked_through != report.dropped_last ||
+        (!replay.seqs.empty() && replay.seqs.front() <= report.dropped_last)) {
+        return "dropped " + seq_text(report.dropped_first) + ".." + seq_text(report.dropped_last) +
+               " is not the oldest range below what was kept";
+    }
+    std::size_t kept = 0;
+    for (const Bytes& payload : replay.payloads) {
+        kept += Spool::kRecordOverhead + payload.size();
+    }
+    const std::size_t next = Spool::kRecordOverhead + expect.payload(report.dropped_last).size();
+    if (kept + next <= region_of(expect.max_bytes)) {
+        return "seq " + seq_text(report.dropped_last) + " was left out but would have fitted";
+    }
+    return "";
+}
+
 // Every invariant a recovery must keep; the first one broken, or "".
 std::string spool_problem(const SpoolExpect& expect, Status status, const SpoolRecovery& report,
                           const Replay& replay) {
     if (status != Status::kOk) {
         return std::string("recover() returned ") + to_string(status);
+    }
+    if (report.fresh && (!expect.durable.empty() || expect.highest_floor > 0)) {
+        return "a store with durable messages came back fresh";
+    }
+    const std::string resize = resize_problem(expect, report, replay);
+    if (!resize.empty()) {
+        return resize;
     }
     if (report.messages != replay.seqs.size()) {
         return "report.messages " + std::to_string(report.messages) + " but " +
@@ -320,8 +368,10 @@ class SpoolEnumeration {
                 const std::string& where);
 
     Findings findings_;
-    SpoolConfig config_ = spool_config(kSpoolMaxBytes);
+    SpoolConfig config_ = spool_config(kSpoolMaxBytes);  // the workload's
     std::size_t points_ = 0;
+    std::size_t migrations_dropping_ = 0;
+    std::size_t migrations_compacting_first_ = 0;
 };
 
 // One crash point: `store` as the power goes out, `expect` what was durable.
@@ -341,6 +391,37 @@ void SpoolEnumeration::enumerate(const FakeStorage& store, const SpoolExpect& ex
         // Killed: the kernel keeps every write, the medium has only the synced ones.
         verify(store, expect, depth - 1, where + ", process killed");
     }
+    if (depth < 2) {
+        return;
+    }
+    // Restarted with another max_bytes, after losing or keeping the unsynced
+    // writes; the migration's own writes are crash points too.
+    for (const bool keep : {false, true}) {
+        FakeStorage image = store;
+        Pattern pattern;
+        pattern.kept.assign(keep ? store.unsynced_writes().size() : 0, true);
+        image.crash(pattern);
+        for (const std::uint32_t max_bytes : kSpoolResizes) {
+            SpoolExpect resized = expect;
+            resized.max_bytes = max_bytes;
+            resized.old_layout = kSpoolMaxBytes;
+            resized.must_resize = true;
+            // A migration into too little room may set the watermark past
+            // every one set: what an uninterrupted one reports bounds it.
+            FakeStorage reference = image;
+            Bytes buffer(kSpoolBuffer);
+            Spool spool(reference, buffer.data(), buffer.size(), spool_config(max_bytes));
+            SpoolRecovery report;
+            if (spool.recover(nullptr, nullptr, &report) == Status::kOk) {
+                resized.ack_ceiling = std::max(resized.ack_ceiling, report.acked_through);
+                migrations_dropping_ += report.dropped_last != 0 ? 1u : 0u;
+                migrations_compacting_first_ += spool.counters().compactions >= 2 ? 1u : 0u;
+            }
+            verify(image, resized, depth - 1,
+                   where + (keep ? ", keep all" : ", lose all") + ", restarted with max_bytes " +
+                       std::to_string(max_bytes));
+        }
+    }
 }
 
 // Recovers `image` and checks it; then new appends, a sync, and a restart
@@ -351,9 +432,10 @@ void SpoolEnumeration::verify(const FakeStorage& image, const SpoolExpect& expec
     findings_.scenario();
     FakeStorage work = image;
     SpoolExpect live = expect;
+    live.must_resize = false;  // a crash during recovery may come after the migration
     std::vector<std::uint64_t> unsynced;
     std::uint64_t appended = 0;
-    std::string phase = "during recovery";
+    std::string phase = expect.must_resize ? "during migration" : "during recovery";
     bool watching = depth > 0;
     std::size_t inner = 0;
     const Spool* running = nullptr;  // once recovered: compaction may leave messages out
@@ -371,8 +453,9 @@ void SpoolEnumeration::verify(const FakeStorage& image, const SpoolExpect& expec
                       where + " / " + phase + " point " + std::to_string(inner++), phase);
         }
     });
+    const SpoolConfig config = spool_config(expect.max_bytes);
     Bytes buffer(kSpoolBuffer);
-    Spool spool(observed, buffer.data(), buffer.size(), config_);
+    Spool spool(observed, buffer.data(), buffer.size(), config);
     Replay replay;
     SpoolRecovery report;
     const Status status = spool.recover(collect, &replay, &report);
@@ -415,20 +498,26 @@ void SpoolEnumeration::verify(const FakeStorage& image, const SpoolExpect& expec
 
     // A restart without a crash finds exactly what the spool holds.
     Bytes buffer2(kSpoolBuffer);
-    Spool again(work, buffer2.data(), buffer2.size(), config_);
+    Spool again(work, buffer2.data(), buffer2.size(), config);
     Replay replay2;
     SpoolRecovery report2;
-    if (again.recover(collect, &replay2, &report2) != Status::kOk || report2.damaged) {
-        findings_.violation(where, "restart after recovery found damage or failed");
+    if (again.recover(collect, &replay2, &report2) != Status::kOk || report2.damaged ||
+        report2.resized) {
+        findings_.violation(where, "restart after recovery found damage, a resize, or failed");
         return;
     }
+    // Compaction into a small region may have left the oldest out.
     std::vector<std::uint64_t> wanted;
     for (const std::uint64_t seq : replay.seqs) {
         if (seq > report2.acked_through) {
             wanted.push_back(seq);
         }
     }
-    wanted.insert(wanted.end(), added.begin(), added.end());
+    for (const std::uint64_t seq : added) {
+        if (seq > report2.acked_through) {
+            wanted.push_back(seq);
+        }
+    }
     if (replay2.seqs != wanted || report2.highest_seq != added.back() ||
         report2.acked_through != spool.acked_through()) {
         findings_.violation(where, "restart after recovery did not find exactly what was there (" +
@@ -589,6 +678,9 @@ void SpoolEnumeration::run() {
     findings_.goal(explicit_compactions >= 2, "spool: two compact() calls");
     findings_.goal(restarts >= 1, "spool: a clean restart");
     findings_.goal(compactions >= 4, "spool: four compactions");
+    findings_.goal(migrations_dropping_ >= 10, "spool: migrations that leave messages out");
+    findings_.goal(migrations_compacting_first_ >= 10,
+                   "spool: migrations that compact in the old layout first");
 }
 
 // --- StateRecord --------------------------------------------------------------
