@@ -201,25 +201,21 @@ SpoolConfig spool_config(std::uint32_t max_bytes) {
 
 // The payload appended with `seq` by run `run` (every recovery starts a new
 // run, which may reuse seqs the previous one lost).
-Bytes spool_payload(std::uint64_t seq, unsigned run) {
-    const std::size_t size = run == 1 ? 6 + static_cast<std::size_t>(seq * 7u % 35u)
-                                      : 40 + static_cast<std::size_t>(seq % 11u);
-    Bytes bytes(size);
-    for (std::size_t i = 0; i < size; ++i) {
-        bytes[i] = static_cast<std::uint8_t>(seq * 31u + i * 7u + run * 101u + 1u);
-    }
-    return bytes;
+std::size_t spool_payload_size(std::uint64_t seq, unsigned run) {
+    return run == 1 ? 6 + static_cast<std::size_t>(seq * 7u % 35u)
+                    : 40 + static_cast<std::size_t>(seq % 11u);
 }
 
-struct Replay {
-    std::vector<std::uint64_t> seqs;
-    std::vector<Bytes> payloads;
-};
+std::uint8_t spool_payload_byte(std::uint64_t seq, unsigned run, std::size_t i) {
+    return static_cast<std::uint8_t>(seq * 31u + i * 7u + run * 101u + 1u);
+}
 
-void collect(void* ctx, std::uint64_t seq, const std::uint8_t* data, std::size_t size) {
-    auto* replay = static_cast<Replay*>(ctx);
-    replay->seqs.push_back(seq);
-    replay->payloads.emplace_back(data, data + size);
+Bytes spool_payload(std::uint64_t seq, unsigned run) {
+    Bytes bytes(spool_payload_size(seq, run));
+    for (std::size_t i = 0; i < bytes.size(); ++i) {
+        bytes[i] = spool_payload_byte(seq, run, i);
+    }
+    return bytes;
 }
 
 // What a recovery may and must return at one crash point.
@@ -235,14 +231,27 @@ struct SpoolExpect {
     bool must_resize = false;                  // the store is still in old_layout
 
     unsigned run() const { return runs.back().second; }
-    Bytes payload(std::uint64_t seq) const {
+    unsigned run_of(std::uint64_t seq) const {
         unsigned run = 1;
         for (const auto& entry : runs) {
             if (entry.first <= seq) {
                 run = entry.second;
             }
         }
-        return spool_payload(seq, run);
+        return run;
+    }
+    Bytes payload(std::uint64_t seq) const { return spool_payload(seq, run_of(seq)); }
+    bool is_payload(std::uint64_t seq, const std::uint8_t* data, std::size_t size) const {
+        const unsigned run = run_of(seq);
+        if (size != spool_payload_size(seq, run)) {
+            return false;
+        }
+        for (std::size_t i = 0; i < size; ++i) {
+            if (data[i] != spool_payload_byte(seq, run, i)) {
+                return false;
+            }
+        }
+        return true;
     }
     void make_durable(const std::vector<std::uint64_t>& seqs) {
         std::vector<std::uint64_t> merged;
@@ -251,6 +260,25 @@ struct SpoolExpect {
         durable.swap(merged);
     }
 };
+
+// What a recovery replayed; each payload is compared with the one appended
+// with its seq as it goes by.
+struct Replay {
+    explicit Replay(const SpoolExpect& wanted) : expect(&wanted) {}
+    const SpoolExpect* expect;
+    std::vector<std::uint64_t> seqs;
+    std::size_t bytes = 0;         // journal bytes the replayed records take
+    std::uint64_t mismatched = 0;  // the first seq with another payload, 0 if none
+};
+
+void collect(void* ctx, std::uint64_t seq, const std::uint8_t* data, std::size_t size) {
+    auto* replay = static_cast<Replay*>(ctx);
+    replay->seqs.push_back(seq);
+    replay->bytes += Spool::kRecordOverhead + size;
+    if (replay->mismatched == 0 && !replay->expect->is_payload(seq, data, size)) {
+        replay->mismatched = seq;
+    }
+}
 
 std::string seq_text(std::uint64_t seq) {
     return std::to_string(seq);
@@ -280,12 +308,8 @@ std::string resize_problem(const SpoolExpect& expect, const SpoolRecovery& repor
         return "dropped " + seq_text(report.dropped_first) + ".." + seq_text(report.dropped_last) +
                " is not the oldest range below what was kept";
     }
-    std::size_t kept = 0;
-    for (const Bytes& payload : replay.payloads) {
-        kept += Spool::kRecordOverhead + payload.size();
-    }
     const std::size_t next = Spool::kRecordOverhead + expect.payload(report.dropped_last).size();
-    if (kept + next <= region_of(expect.max_bytes)) {
+    if (replay.bytes + next <= region_of(expect.max_bytes)) {
         return "seq " + seq_text(report.dropped_last) + " was left out but would have fitted";
     }
     return "";
@@ -325,7 +349,7 @@ std::string spool_problem(const SpoolExpect& expect, Status status, const SpoolR
             return "seq " + seq_text(seq) + " was never appended (highest " +
                    seq_text(expect.seq_ceiling) + ")";
         }
-        if (replay.payloads[i] != expect.payload(seq)) {
+        if (replay.mismatched == seq) {
             return "seq " + seq_text(seq) + " came back with another payload";
         }
     }
@@ -364,8 +388,7 @@ class SpoolEnumeration {
   private:
     void enumerate(const FakeStorage& store, const SpoolExpect& expect, int depth, Breadth breadth,
                    const std::string& where, const std::string& phase);
-    void verify(const FakeStorage& image, const SpoolExpect& expect, int depth,
-                const std::string& where);
+    void verify(FakeStorage work, const SpoolExpect& expect, int depth, const std::string& where);
 
     Findings findings_;
     SpoolConfig config_ = spool_config(kSpoolMaxBytes);  // the workload's
@@ -385,7 +408,7 @@ void SpoolEnumeration::enumerate(const FakeStorage& store, const SpoolExpect& ex
     for (const Cut& cut : cuts_for(store.unsynced_writes(), breadth, seed_of(point))) {
         FakeStorage image = store;
         image.crash(cut.pattern);
-        verify(image, expect, cut.nest ? depth - 1 : 0, where + ", " + cut.name);
+        verify(std::move(image), expect, cut.nest ? depth - 1 : 0, where + ", " + cut.name);
     }
     if (!store.unsynced_writes().empty()) {
         // Killed: the kernel keeps every write, the medium has only the synced ones.
@@ -395,13 +418,16 @@ void SpoolEnumeration::enumerate(const FakeStorage& store, const SpoolExpect& ex
         return;
     }
     // Restarted with another max_bytes, after losing or keeping the unsynced
-    // writes; the migration's own writes are crash points too.
-    for (const bool keep : {false, true}) {
+    // writes; the migration's own writes are crash points too. Each point
+    // takes one of the six combinations in turn (bounding the run time).
+    {
+        const bool keep = point / 3 % 2 != 0;
+        const std::uint32_t max_bytes = kSpoolResizes[point % 3];
         FakeStorage image = store;
         Pattern pattern;
         pattern.kept.assign(keep ? store.unsynced_writes().size() : 0, true);
         image.crash(pattern);
-        for (const std::uint32_t max_bytes : kSpoolResizes) {
+        {
             SpoolExpect resized = expect;
             resized.max_bytes = max_bytes;
             resized.old_layout = kSpoolMaxBytes;
@@ -417,7 +443,7 @@ void SpoolEnumeration::enumerate(const FakeStorage& store, const SpoolExpect& ex
                 migrations_dropping_ += report.dropped_last != 0 ? 1u : 0u;
                 migrations_compacting_first_ += spool.counters().compactions >= 2 ? 1u : 0u;
             }
-            verify(image, resized, depth - 1,
+            verify(std::move(image), resized, depth - 1,
                    where + (keep ? ", keep all" : ", lose all") + ", restarted with max_bytes " +
                        std::to_string(max_bytes));
         }
@@ -427,10 +453,9 @@ void SpoolEnumeration::enumerate(const FakeStorage& store, const SpoolExpect& ex
 // Recovers `image` and checks it; then new appends, a sync, and a restart
 // without a crash, which must find exactly what was there. At depth > 0 every
 // write and sync from recovery on is a crash point too.
-void SpoolEnumeration::verify(const FakeStorage& image, const SpoolExpect& expect, int depth,
+void SpoolEnumeration::verify(FakeStorage work, const SpoolExpect& expect, int depth,
                               const std::string& where) {
     findings_.scenario();
-    FakeStorage work = image;
     SpoolExpect live = expect;
     live.must_resize = false;  // a crash during recovery may come after the migration
     std::vector<std::uint64_t> unsynced;
@@ -456,7 +481,7 @@ void SpoolEnumeration::verify(const FakeStorage& image, const SpoolExpect& expec
     const SpoolConfig config = spool_config(expect.max_bytes);
     Bytes buffer(kSpoolBuffer);
     Spool spool(observed, buffer.data(), buffer.size(), config);
-    Replay replay;
+    Replay replay(expect);
     SpoolRecovery report;
     const Status status = spool.recover(collect, &replay, &report);
     const std::string problem = spool_problem(expect, status, report, replay);
@@ -499,7 +524,7 @@ void SpoolEnumeration::verify(const FakeStorage& image, const SpoolExpect& expec
     // A restart without a crash finds exactly what the spool holds.
     Bytes buffer2(kSpoolBuffer);
     Spool again(work, buffer2.data(), buffer2.size(), config);
-    Replay replay2;
+    Replay replay2(live);
     SpoolRecovery report2;
     if (again.recover(collect, &replay2, &report2) != Status::kOk || report2.damaged ||
         report2.resized) {
@@ -528,12 +553,9 @@ void SpoolEnumeration::verify(const FakeStorage& image, const SpoolExpect& expec
                                        seq_text(report2.highest_seq) + ")");
         return;
     }
-    for (std::size_t i = 0; i < replay2.seqs.size(); ++i) {
-        if (replay2.payloads[i] != live.payload(replay2.seqs[i])) {
-            findings_.violation(where, "restart after recovery: seq " + seq_text(replay2.seqs[i]) +
-                                           " has another payload");
-            return;
-        }
+    if (replay2.mismatched != 0) {
+        findings_.violation(where, "restart after recovery: seq " + seq_text(replay2.mismatched) +
+                                       " has another payload");
     }
 }
 
@@ -567,7 +589,7 @@ void SpoolEnumeration::run() {
     Bytes buffer(kSpoolBuffer);
     const auto open = [&]() {
         spool = std::make_unique<Spool>(observed, buffer.data(), buffer.size(), config_);
-        Replay replay;
+        Replay replay(live);
         SpoolRecovery report;
         const Status status = spool->recover(collect, &replay, &report);
         const std::string problem = spool_problem(live, status, report, replay);
@@ -589,7 +611,7 @@ void SpoolEnumeration::run() {
     std::size_t append_compactions = 0;
     std::size_t explicit_compactions = 0;
     std::size_t restarts = 0;
-    std::size_t compactions = 0;
+    std::uint64_t compactions = 0;
     const auto attribute = [&](const std::string& kind, std::uint64_t compactions_before) {
         const bool compacted =
             kind != "restart" && spool->counters().compactions != compactions_before;
@@ -902,8 +924,11 @@ struct LogExpect {
 };
 
 Bytes read_whole(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    return Bytes(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
+    Bytes bytes(static_cast<std::size_t>(std::max<std::streamoff>(in.tellg(), 0)));
+    in.seekg(0);
+    in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    return bytes;
 }
 
 void write_whole(const std::string& path, const Bytes& bytes) {
