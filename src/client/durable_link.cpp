@@ -180,7 +180,10 @@ void DurableLink::recover_spool(RecoveryReport* report) {
     recovering_ = nullptr;
     if (status != Status::kOk) {
         report->spool_failed = true;
-        spool_failed(status, "running memory-only; the spool is tried again");
+        std::snprintf(recovery_problem_, sizeof recovery_problem_,
+                      "recovery: %s; running memory-only, the spool is tried again",
+                      spool_->error());
+        spool_failed(status, recovery_problem_);
         return;
     }
     spool_recovered_ = true;
