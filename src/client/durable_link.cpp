@@ -94,8 +94,9 @@ Status DurableLink::open(RecoveryReport* report) {
             if (listener_ != nullptr) {
                 listener_->on_storage(StorageEvent{StorageEvent::What::kStateRecord, true,
                                                    storage_error_,
-                                                   "starting from defaults; seqs that collide "
-                                                   "with the server's are renumbered"});
+                                                   "the state record could not be read or "
+                                                   "made durable; seqs that collide with the "
+                                                   "server's are renumbered"});
             }
         }
     }
