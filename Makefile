@@ -38,6 +38,7 @@ build-embedded: deps
 # output.
 test: deps format-check build-embedded coverage test-cross test-asan fuzz-smoke build
 	ctest --test-dir $(EMBEDDED_DIR) -L unit --output-on-failure -j $(JOBS)
+	$(HOST_DIR)/tests/crash_points/tether-crash-points
 	ctest --test-dir $(HOST_DIR) --output-on-failure -j $(JOBS)
 
 # tether side by side with libwebsockets, Python websockets, Node ws and a

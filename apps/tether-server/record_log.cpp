@@ -193,7 +193,8 @@ Status RecordLog::open(const std::string& path, std::size_t max_body, const Reco
         return Status::kIoError;
     }
     const std::uint64_t file_size = static_cast<std::uint64_t>(info.st_size);
-    if (valid_end < file_size) {
+    const bool cut = valid_end < file_size;
+    if (cut) {
         // The tail was never acknowledged as durable (or is damage): drop it
         // so the next append starts on a record boundary.
         if (::ftruncate(fd, static_cast<off_t>(valid_end)) != 0 || ::fsync(fd) != 0) {
@@ -209,7 +210,10 @@ Status RecordLog::open(const std::string& path, std::size_t max_body, const Reco
     max_body_ = max_body;
     end_ = valid_end;
     records_ = count;
-    dirty_ = false;
+    // What was found may be appends a killed process never synced (they sat
+    // in the page cache): the next sync() makes them durable, unless the cut
+    // above already did.
+    dirty_ = valid_end > 0 && !cut;
     broken_ = false;
     return Status::kOk;
 }

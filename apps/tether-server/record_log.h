@@ -52,6 +52,9 @@ class RecordLog {
     /// valid record to `visitor`. A damaged tail (or the first record the
     /// visitor rejects) and everything after it is truncated away and the
     /// truncation synced; *truncated_bytes (when not null) says how much.
+    /// The records found may be appends a killed process never synced: until
+    /// the truncation's fsync or the next sync() (which then fsyncs even with
+    /// nothing appended) a power cut can still take them back.
     /// kOk; kInvalidArgument when already open; kIoError when the file cannot
     /// be opened, read, truncated or synced.
     Status open(const std::string& path, std::size_t max_body, const RecordVisitor& visitor,
@@ -74,8 +77,9 @@ class RecordLog {
     Status flush();
 
     /// Writes the buffered records and fsyncs when something was appended
-    /// since the last sync. kOk, kIoError (the log then refuses appends: what
-    /// reached the disk is unknown).
+    /// since the last sync, or open() found records it did not sync. kOk,
+    /// kIoError (the log then refuses appends: what reached the disk is
+    /// unknown).
     Status sync();
 
     /// Writes the buffered records and closes the file (without syncing).

@@ -294,6 +294,7 @@ class DurableLink final : public Pollable, private DurableLinkListener {
 
     DurableLinkCounters counters_;
     char error_[160] = {};
+    char recovery_problem_[160] = {};
 };
 
 }  // namespace tether

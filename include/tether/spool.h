@@ -15,8 +15,9 @@
 //
 //   [ header block: 2 slots x 64 bytes ][ region 0 ][ region 1 ]
 //
-// Each region is region_size() = (max_bytes - 128) / 2 bytes. One of them
-// holds the active generation: an append-only journal of records.
+// Each region is region_size() = (max_bytes - 128) / 2 bytes; the header
+// slot records that size. One region holds the active generation: an
+// append-only journal of records.
 //
 //   header slot (64 bytes)            record (20-byte header + payload)
 //    0  4  magic "TSPL"                0  1  type: 'M' message, 'A' ack, 'D' drop
@@ -60,6 +61,16 @@
 // policy, keeps the newest. Size each region to hold the outbox's contents
 // (region_size() >= outbox capacity x 1.3 for 100-byte messages) to avoid it.
 //
+// Changing max_bytes. A store written with another max_bytes is recovered in
+// the layout its header slot records and then migrated: its live messages are
+// compacted into the configured layout's region after the active one, which
+// must not overlap the old active journal (when it would, one compaction in
+// the old layout first moves the journal), so a crash during the migration
+// recovers the old layout intact. If
+// the new regions are too small for them, the oldest are left out and
+// SpoolRecovery names their seqs. Storage cannot shrink a file: after a
+// shrink the bytes beyond the new max_bytes stay, unused.
+//
 // Crash guarantees.
 //  - A power cut loses at most the records appended since the last successful
 //    sync: with flush(now) called every loop iteration, at most
@@ -71,6 +82,10 @@
 //  - Recovery stops at the first torn or corrupt record and never returns data
 //    that did not pass its CRC; records after a damaged one are given up, and
 //    recovery then compacts into a fresh generation so they cannot resurface.
+//  - What recovery reports is durable when it returns: it ends with a sync
+//    (unless it already made one), since a killed process leaves its unsynced
+//    writes in the kernel, where recovery reads them, and a power cut right
+//    after would otherwise take back messages the caller has already sent.
 //
 // No heap allocation. Not thread-safe: one poll loop owns it.
 #pragma once
@@ -107,6 +122,18 @@ struct SpoolRecovery {
     bool damaged = false;             ///< stopped at a torn or corrupt record
     bool fresh = false;               ///< no intact header slot: a new (or wiped) spool
     std::uint32_t generation = 0;     ///< the active generation after recovery
+
+    /// The size the store was laid out for: header block plus two regions
+    /// (max_bytes rounded down to that); when fresh, the configured one.
+    std::uint32_t recorded_max_bytes = 0;
+    /// recorded_max_bytes is not the configured layout: the live messages
+    /// were moved into the configured one.
+    bool resized = false;
+    /// When resized into too little room, the oldest live messages were left
+    /// out: seqs dropped_first through dropped_last (both 0 when none). They
+    /// are not replayed, and acked_through covers them.
+    std::uint64_t dropped_first = 0;
+    std::uint64_t dropped_last = 0;
 };
 
 struct SpoolCounters {
@@ -130,9 +157,9 @@ class Spool {
     /// `buffer` (caller-owned, valid for the spool's life) batches appends and
     /// serves as scratch for recovery and compaction. The largest payload is
     /// buffer_size - 2 * kRecordOverhead (a record, and the zero terminator
-    /// written after the journal's end); recovery needs a buffer at least as
-    /// large as the writer's. Nothing is read or written until
-    /// recover().
+    /// written after the journal's end); recovery refuses a store holding a
+    /// record its buffer cannot (see recover()). Nothing is read or written
+    /// until recover().
     Spool(Storage& storage, std::uint8_t* buffer, std::size_t buffer_size,
           const SpoolConfig& config = SpoolConfig());
 
@@ -142,13 +169,31 @@ class Spool {
     /// above the highest ACK/DROP watermark, in journal (= seq) order. `data`
     /// points into the buffer and is valid only during the call. `report` may
     /// be null. A store without an intact header slot is initialised empty
-    /// (generation 1, region 0; synced). After damage, the replayed messages
-    /// are compacted into a new generation. Returns:
+    /// (generation 1, region 0; synced). After damage, the messages kept are
+    /// compacted into a new generation; a store laid out for another
+    /// max_bytes is migrated into the configured one (see "Changing
+    /// max_bytes"; report->resized, dropped_first, dropped_last). The visitor
+    /// then sees what the spool holds afterwards. Either way the store is
+    /// synced before recover() returns kOk, so what it replayed stays.
+    /// Returns:
     ///  - kOk: recovered; the spool accepts appends after the highest seq.
-    ///  - kInvalidArgument: null or too small buffer (< kMinBufferSize), or a
-    ///    max_bytes below 256 or different from the one the store was written
-    ///    with (its region size is recorded); nothing is written.
-    ///  - kIoError: a read, write or sync failed; call recover() again.
+    ///  - kInvalidArgument, nothing written, error() saying which: null buffer
+    ///    ("no buffer"), one below kMinBufferSize ("buffer smaller than
+    ///    Spool::kMinBufferSize"), max_bytes below 256 ("max_bytes below
+    ///    256"), or an intact record larger than the buffer, written with a
+    ///    larger one ("buffer smaller than the spool's largest record"):
+    ///    recover again with a larger buffer.
+    ///  - kIoError: a read, write or sync failed; call recover() again (a
+    ///    migration that failed is started over; the old layout is intact).
+    ///
+    /// Example:
+    ///
+    ///     SpoolRecovery report;
+    ///     if (spool.recover(push_into_outbox, &outbox, &report) != Status::kOk) {
+    ///         log("spool recovery failed: %s", spool.error());
+    ///     } else if (report.resized && report.dropped_last != 0) {
+    ///         log("spool shrunk: seqs %llu..%llu left out", ...);
+    ///     }
     Status recover(Visitor visit, void* ctx, SpoolRecovery* report);
 
     /// Buffers a MESSAGE record. `seq` must exceed every seq appended or acked
@@ -192,6 +237,16 @@ class Spool {
     /// can succeed. Either way a power cut recovers what was last synced.
     Status compact();
 
+    /// Why the most recent call that did not return kOk failed: a static
+    /// string for logs (see recover() for its kInvalidArgument reasons; the
+    /// others are "recover() has not succeeded", "seq not above every seq
+    /// appended or acknowledged", "null data with a nonzero size", "record
+    /// larger than the buffer or a region allows" and "a read, write or sync
+    /// of the store failed"). "" while nothing has failed.
+    const char* error() const { return error_; }
+
+    /// Bytes per region: of the configured max_bytes, and after recover() of
+    /// the layout in use (the configured one once a migration succeeded).
     std::uint32_t region_size() const { return region_size_; }
     std::uint32_t generation() const { return generation_; }
     /// Bytes of the active region in use, buffered records included.
@@ -211,18 +266,24 @@ class Spool {
     struct Record;
     enum class Scan : std::uint8_t;
 
+    Status fail(Status status, const char* why);
     Status buffer_record(std::uint8_t type, std::uint64_t seq, const std::uint8_t* data,
                          std::size_t size);
     Status watermark(std::uint8_t type, std::uint64_t seq);
     Status write_pending();
-    Status write_terminator(std::uint32_t base, std::uint32_t offset);
+    Status write_terminator(std::uint32_t base, std::uint32_t offset, std::uint32_t region_size);
     Status sync_storage();
     Status compact_for(std::size_t reserve);
-    Status write_header(std::uint32_t generation, std::uint8_t region, bool* slot_written);
+    Status compact_into(std::uint8_t new_region, std::uint32_t new_size, std::size_t reserve);
+    Status migrate(SpoolRecovery* out);
+    Status write_header(std::uint32_t generation, std::uint8_t region, std::uint32_t region_size,
+                        bool* slot_written);
     Status commit_header();
-    void adopt_generation(std::uint32_t generation, std::uint8_t region, std::uint32_t journal_end,
-                          std::uint64_t dropped);
+    void adopt_generation(std::uint32_t generation, std::uint8_t region, std::uint32_t region_size,
+                          std::uint32_t journal_end, std::uint64_t dropped);
     Status read_header(bool* found);
+    static bool plausible_header(const std::uint8_t* header, const Cursor& cursor);
+    Status check_large_record(Cursor* cursor, bool* intact);
     Status next_record(Cursor* cursor, Record* record, Scan* scan);
     Status advance_live_offset();
     std::uint32_t region_base(std::uint8_t region) const;
@@ -231,7 +292,9 @@ class Spool {
     std::uint8_t* buffer_;
     std::size_t buffer_size_;
     SpoolConfig config_;
-    std::uint32_t region_size_;
+    std::uint32_t configured_region_size_;  // 0 when max_bytes is too small
+    std::uint32_t region_size_;             // of the layout in use (the store's until migrated)
+    const char* error_ = "";
     bool recovered_ = false;
     std::uint32_t generation_ = 0;
     std::uint8_t active_region_ = 0;
@@ -246,6 +309,8 @@ class Spool {
     std::uint64_t acked_through_ = 0;
     std::uint32_t live_offset_ = 0;        // every record before it is dead
     std::uint64_t live_offset_acked_ = 0;  // acked_through_ when live_offset_ was advanced
+    std::uint64_t dropped_first_ = 0;      // seqs the last compaction left out, 0 if none
+    std::uint64_t dropped_last_ = 0;
     SpoolCounters counters_;
 };
 

@@ -57,10 +57,14 @@ class StateRecord {
     /// kNewestSlot when the record came from a slot and the other slot is
     /// intact or never written, kOlderSlot when the other slot is damaged, and
     /// kDefaults when no slot is intact. Both pointers must not be null.
-    /// Returns kOk whenever *state is usable, even from defaults (see *source);
-    /// kIoError only when the storage itself failed to read, in which case
-    /// *state holds defaults, *source is kDefaults, and the slot the next
-    /// save() writes is left as it was.
+    /// A record found is synced before load() returns, so a power cut after
+    /// it cannot bring back an older one (the slot may hold a save whose
+    /// process was killed before its sync). Returns kOk whenever *state is
+    /// usable, even from defaults (see *source); kIoError when the storage
+    /// failed to read, in which case *state holds defaults, *source is
+    /// kDefaults, and the slot the next save() writes is left as it was; and
+    /// kIoError when that sync failed, in which case *state, *source and the
+    /// slot choice are as loaded but a power cut may still undo the record.
     Status load(PersistentState* state, LoadSource* source);
 
     /// Writes `state` with generation() + 1 into the slot not holding the

@@ -94,8 +94,9 @@ Status DurableLink::open(RecoveryReport* report) {
             if (listener_ != nullptr) {
                 listener_->on_storage(StorageEvent{StorageEvent::What::kStateRecord, true,
                                                    storage_error_,
-                                                   "starting from defaults; seqs that collide "
-                                                   "with the server's are renumbered"});
+                                                   "the state record could not be read or "
+                                                   "made durable; seqs that collide with the "
+                                                   "server's are renumbered"});
             }
         }
     }
@@ -180,7 +181,10 @@ void DurableLink::recover_spool(RecoveryReport* report) {
     recovering_ = nullptr;
     if (status != Status::kOk) {
         report->spool_failed = true;
-        spool_failed(status, "running memory-only; the spool is tried again");
+        std::snprintf(recovery_problem_, sizeof recovery_problem_,
+                      "recovery: %s; running memory-only, the spool is tried again",
+                      spool_->error());
+        spool_failed(status, recovery_problem_);
         return;
     }
     spool_recovered_ = true;

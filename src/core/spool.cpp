@@ -52,6 +52,19 @@ constexpr std::size_t kSlotHighestSeqOffset = 24;
 constexpr std::size_t kSlotAckedOffset = 32;
 constexpr std::size_t kSlotCrcOffset = 60;
 constexpr std::uint32_t kMinMaxBytes = 256;
+constexpr std::uint32_t kMinRegionSize = (kMinMaxBytes - Spool::kHeaderBlockSize) / 2;
+constexpr std::uint32_t kMaxRegionSize = (0xFFFFFFFFu - Spool::kHeaderBlockSize) / 2;
+
+// What error() says about each refusal and failure.
+constexpr const char* kNoBuffer = "no buffer";
+constexpr const char* kSmallBuffer = "buffer smaller than Spool::kMinBufferSize";
+constexpr const char* kSmallStore = "max_bytes below 256";
+constexpr const char* kRecordBeyondBuffer = "buffer smaller than the spool's largest record";
+constexpr const char* kNotRecovered = "recover() has not succeeded";
+constexpr const char* kSeqNotIncreasing = "seq not above every seq appended or acknowledged";
+constexpr const char* kNullData = "null data with a nonzero size";
+constexpr const char* kRecordTooLarge = "record larger than the buffer or a region allows";
+constexpr const char* kStorageFailed = "a read, write or sync of the store failed";
 
 constexpr std::uint8_t kTypeMessage = 'M';
 constexpr std::uint8_t kTypeAck = 'A';
@@ -73,6 +86,10 @@ std::uint16_t tag_of(std::uint32_t generation) {
 // wraps from 0xFFFFFFFF to 1 (a store can carry any generation it was given).
 std::uint32_t next_generation(std::uint32_t generation) {
     return generation == 0xFFFFFFFFu ? 1u : generation + 1u;
+}
+
+std::uint32_t base_of(std::uint8_t region, std::uint32_t region_size) {
+    return static_cast<std::uint32_t>(Spool::kHeaderBlockSize) + region * region_size;
 }
 
 // True when generation `a` was written after `b`; the signed difference makes
@@ -116,7 +133,9 @@ bool decode_slot(const std::uint8_t* slot, std::size_t available, SlotContents* 
     out->region = slot[kSlotActiveRegionOffset];
     out->highest_seq = get_le(slot + kSlotHighestSeqOffset, 8);
     out->acked_through = get_le(slot + kSlotAckedOffset, 8);
-    return out->region <= 1 && out->generation != 0;
+    // A region size no max_bytes from kMinMaxBytes to 4 GiB gives is damage.
+    return out->region <= 1 && out->generation != 0 && out->region_size >= kMinRegionSize &&
+           out->region_size <= kMaxRegionSize;
 }
 
 }  // namespace
@@ -145,7 +164,9 @@ struct Spool::Record {
     std::uint8_t* header;  // in buffer_, valid until the next scan step
 };
 
-enum class Spool::Scan : std::uint8_t { kRecord, kEnd, kDamaged };
+// kTooLarge: an intact record (its CRC checked in pieces) that the buffer
+// cannot hold, so it cannot be replayed.
+enum class Spool::Scan : std::uint8_t { kRecord, kEnd, kDamaged, kTooLarge };
 
 Spool::Spool(Storage& storage, std::uint8_t* buffer, std::size_t buffer_size,
              const SpoolConfig& config)
@@ -153,12 +174,19 @@ Spool::Spool(Storage& storage, std::uint8_t* buffer, std::size_t buffer_size,
       buffer_(buffer),
       buffer_size_(buffer_size),
       config_(config),
-      region_size_(config.max_bytes >= kMinMaxBytes
-                       ? (config.max_bytes - static_cast<std::uint32_t>(kHeaderBlockSize)) / 2
-                       : 0) {}
+      configured_region_size_(
+          config.max_bytes >= kMinMaxBytes
+              ? (config.max_bytes - static_cast<std::uint32_t>(kHeaderBlockSize)) / 2
+              : 0),
+      region_size_(configured_region_size_) {}
 
 std::uint32_t Spool::region_base(std::uint8_t region) const {
-    return static_cast<std::uint32_t>(kHeaderBlockSize) + region * region_size_;
+    return base_of(region, region_size_);
+}
+
+Status Spool::fail(Status status, const char* why) {
+    error_ = why;
+    return status;
 }
 
 Status Spool::read_header(bool* found) {
@@ -184,9 +212,7 @@ Status Spool::read_header(bool* found) {
     if (!*found) {
         return Status::kOk;
     }
-    if (best.region_size != region_size_) {
-        return Status::kInvalidArgument;
-    }
+    region_size_ = best.region_size;  // the layout it was written with
     generation_ = best.generation;
     active_region_ = best.region;
     highest_seq_ = best.highest_seq;
@@ -195,13 +221,14 @@ Status Spool::read_header(bool* found) {
 }
 
 // Writes the slot not holding the newest generation, then syncs: the commit
-// point of a new generation.
-Status Spool::write_header(std::uint32_t generation, std::uint8_t region, bool* slot_written) {
+// point of a new generation (in a layout of `region_size`-byte regions).
+Status Spool::write_header(std::uint32_t generation, std::uint8_t region, std::uint32_t region_size,
+                           bool* slot_written) {
     std::uint8_t slot[kSlotSize] = {};
     std::memcpy(slot, kSlotMagic, 4);
     put_le(slot + 4, kFormatVersion, 2);
     put_le(slot + kSlotGenerationOffset, generation, 4);
-    put_le(slot + kSlotRegionSizeOffset, region_size_, 4);
+    put_le(slot + kSlotRegionSizeOffset, region_size, 4);
     slot[kSlotActiveRegionOffset] = region;
     put_le(slot + kSlotHighestSeqOffset, highest_seq_, 8);
     put_le(slot + kSlotAckedOffset, acked_through_, 8);
@@ -217,6 +244,48 @@ Status Spool::write_header(std::uint32_t generation, std::uint8_t region, bool* 
         return Status::kIoError;
     }
     newest_slot_ = target;
+    return Status::kOk;
+}
+
+// Every check of a record header but its CRC.
+bool Spool::plausible_header(const std::uint8_t* header, const Cursor& cursor) {
+    const std::uint8_t type = header[0];
+    const std::uint32_t length = get_le32(header + kRecordLengthOffset);
+    const std::uint64_t seq = get_le(header + kRecordSeqOffset, 8);
+    const bool known_type = type == kTypeMessage || type == kTypeAck || type == kTypeDrop;
+    return known_type && header[kRecordVersionOffset] == kFormatVersion &&
+           get_le(header + kRecordTagOffset, 2) == cursor.tag &&
+           (type == kTypeMessage || length == 0) && seq != 0 &&
+           (type != kTypeMessage || seq > cursor.previous_message_seq);
+}
+
+// The record at cursor->pos does not fit buffer_: checks its CRC a buffer at a
+// time. buffer_ is clobbered, so the cursor reloads afterwards.
+Status Spool::check_large_record(Cursor* cursor, bool* intact) {
+    std::uint8_t header[kRecordOverhead];
+    std::memcpy(header, buffer_ + (cursor->pos - cursor->chunk_start), kRecordOverhead);
+    cursor->loaded = false;
+    *intact = false;
+    if (!plausible_header(header, *cursor)) {
+        return Status::kOk;
+    }
+    std::uint32_t crc = crc32(header, kRecordCrcOffset);
+    std::uint32_t at = cursor->pos + static_cast<std::uint32_t>(kRecordOverhead);
+    std::size_t left = get_le32(header + kRecordLengthOffset);
+    while (left > 0) {
+        std::size_t got = 0;
+        const std::size_t want = left < buffer_size_ ? left : buffer_size_;
+        if (storage_.read(cursor->base + at, buffer_, want, &got) != Status::kOk) {
+            return Status::kIoError;
+        }
+        if (got < want) {
+            return Status::kOk;  // the store ends inside it
+        }
+        crc = crc32(buffer_, got, crc);
+        at += static_cast<std::uint32_t>(got);
+        left -= got;
+    }
+    *intact = crc == get_le32(header + kRecordCrcOffset);
     return Status::kOk;
 }
 
@@ -260,10 +329,22 @@ Status Spool::next_record(Cursor* cursor, Record* record, Scan* scan) {
             continue;
         }
         // The chunk starts at the record and still cannot hold it: the store or
-        // the region ends inside it, or its length is beyond any record.
+        // the region ends inside it, its length is beyond any record, or it is
+        // intact but larger than this buffer (written with a larger one).
         const std::size_t present = available < kRecordOverhead ? available : kRecordOverhead;
         if (all_zero(header, present)) {
             return Status::kOk;  // never written
+        }
+        if (available >= kRecordOverhead && cursor->pos + wanted <= cursor->limit &&
+            !cursor->compacting) {
+            bool intact = false;
+            if (check_large_record(cursor, &intact) != Status::kOk) {
+                return Status::kIoError;
+            }
+            if (intact) {
+                *scan = Scan::kTooLarge;
+                return Status::kOk;
+            }
         }
         *scan = Scan::kDamaged;
         cursor->truncated = available;
@@ -278,13 +359,9 @@ Status Spool::next_record(Cursor* cursor, Record* record, Scan* scan) {
     if (all_zero(header, kRecordOverhead)) {
         return Status::kOk;
     }
-    const bool known_type = type == kTypeMessage || type == kTypeAck || type == kTypeDrop;
-    const bool intact = known_type && header[kRecordVersionOffset] == kFormatVersion &&
-                        get_le(header + kRecordTagOffset, 2) == cursor->tag &&
-                        (type == kTypeMessage || length == 0) && seq != 0 &&
-                        get_le32(header + kRecordCrcOffset) ==
-                            record_crc(header, header + kRecordOverhead, length) &&
-                        (type != kTypeMessage || seq > cursor->previous_message_seq);
+    const bool intact =
+        plausible_header(header, *cursor) &&
+        get_le32(header + kRecordCrcOffset) == record_crc(header, header + kRecordOverhead, length);
     if (!intact) {
         *scan = Scan::kDamaged;
         cursor->truncated = span;
@@ -307,9 +384,17 @@ Status Spool::recover(Visitor visit, void* ctx, SpoolRecovery* report) {
     SpoolRecovery& out = report != nullptr ? *report : local;
     out = SpoolRecovery();
     recovered_ = false;
-    if (buffer_ == nullptr || buffer_size_ < kMinBufferSize || region_size_ == 0) {
-        return Status::kInvalidArgument;
+    if (buffer_ == nullptr) {
+        return fail(Status::kInvalidArgument, kNoBuffer);
     }
+    if (buffer_size_ < kMinBufferSize) {
+        return fail(Status::kInvalidArgument, kSmallBuffer);
+    }
+    if (configured_region_size_ == 0) {
+        return fail(Status::kInvalidArgument, kSmallStore);
+    }
+    const std::uint64_t syncs_before = counters_.syncs;
+    region_size_ = configured_region_size_;
     generation_ = 1;
     active_region_ = 0;
     newest_slot_ = 1;
@@ -320,18 +405,19 @@ Status Spool::recover(Visitor visit, void* ctx, SpoolRecovery* report) {
     unsynced_written_ = false;
     header_uncommitted_ = false;
     bool found = false;
-    const Status header_status = read_header(&found);
-    if (header_status != Status::kOk) {
-        return header_status;
+    if (read_header(&found) != Status::kOk) {
+        return fail(Status::kIoError, kStorageFailed);
     }
     if (!found) {
         out.fresh = true;
         bool slot_written = false;
-        if (write_terminator(region_base(active_region_), 0) != Status::kOk ||
-            write_header(generation_, active_region_, &slot_written) != Status::kOk) {
-            return Status::kIoError;
+        if (write_terminator(region_base(active_region_), 0, region_size_) != Status::kOk ||
+            write_header(generation_, active_region_, region_size_, &slot_written) != Status::kOk) {
+            return fail(Status::kIoError, kStorageFailed);
         }
     }
+    out.recorded_max_bytes = static_cast<std::uint32_t>(kHeaderBlockSize) + 2 * region_size_;
+    out.resized = region_size_ != configured_region_size_;
 
     // Pass 1: where the journal ends and which watermark applies.
     Cursor cursor;
@@ -342,7 +428,7 @@ Status Spool::recover(Visitor visit, void* ctx, SpoolRecovery* report) {
     Scan scan = Scan::kRecord;
     for (;;) {
         if (next_record(&cursor, &record, &scan) != Status::kOk) {
-            return Status::kIoError;
+            return fail(Status::kIoError, kStorageFailed);
         }
         if (scan != Scan::kRecord) {
             break;
@@ -353,21 +439,49 @@ Status Spool::recover(Visitor visit, void* ctx, SpoolRecovery* report) {
             acked_through_ = record.seq;
         }
     }
-    const std::uint32_t end = cursor.pos;
+    if (scan == Scan::kTooLarge) {
+        // Giving it up as damage would lose it for good; a larger buffer can
+        // replay it. Nothing has been written.
+        return fail(Status::kInvalidArgument, kRecordBeyondBuffer);
+    }
     if (scan == Scan::kDamaged) {
         out.damaged = true;
         out.truncated_bytes = cursor.truncated;
     }
+    written_end_ = cursor.pos;
+    live_offset_ = 0;
+    live_offset_acked_ = 0;
+    synced_once_ = false;
+    recovered_ = true;
 
-    // Pass 2: replay what no watermark covers.
+    // Into the configured layout, or past the damage into a fresh generation.
+    Status status = Status::kOk;
+    if (out.resized) {
+        status = migrate(&out);
+    } else if (out.damaged) {
+        status = compact_for(0);
+    }
+    // A killed process leaves its unsynced writes in the kernel, where the
+    // scan found them: make them durable before the caller sends what is
+    // replayed, or a power cut now would take back what recovery reported.
+    if (status == Status::kOk && counters_.syncs == syncs_before) {
+        status = sync_storage();
+    }
+    if (status != Status::kOk) {
+        recovered_ = false;
+        return fail(Status::kIoError, kStorageFailed);
+    }
+
+    // Pass 2: replay what no watermark covers, from the journal as it now is.
     Cursor replay;
-    replay.base = cursor.base;
-    replay.limit = end;
-    replay.tag = cursor.tag;
+    replay.base = region_base(active_region_);
+    replay.limit = written_end_;
+    replay.tag = tag_of(generation_);
     std::uint64_t previous = 0;
     for (;;) {
         if (next_record(&replay, &record, &scan) != Status::kOk) {
-            return Status::kIoError;
+            recovered_ = false;
+            return fail(Status::kIoError, kStorageFailed);
         }
         if (scan != Scan::kRecord) {
             break;
@@ -387,39 +501,49 @@ Status Spool::recover(Visitor visit, void* ctx, SpoolRecovery* report) {
             visit(ctx, record.seq, record.header + kRecordOverhead, record.span - kRecordOverhead);
         }
     }
-
-    written_end_ = end;
-    live_offset_ = 0;
-    live_offset_acked_ = 0;
-    synced_once_ = false;
-    recovered_ = true;
-    if (out.damaged && compact_for(0) != Status::kOk) {
-        recovered_ = false;
-        return Status::kIoError;
-    }
     out.highest_seq = highest_seq_;
     out.acked_through = acked_through_;
     out.generation = generation_;
     return Status::kOk;
 }
 
+// Moves the live messages from the layout the store was written with into the
+// configured one. Until the new header slot is synced, a crash recovers the
+// old active journal, so the new region must not overlap it (nor its
+// terminator). The region after the active one in the new layout clears it
+// unless the store grows while region 1 is active, or shrinks below the
+// journal while region 0 is; one compaction in the old layout then moves the
+// journal to the other region, which the new layout's other region clears.
+Status Spool::migrate(SpoolRecovery* out) {
+    const std::uint32_t journal = written_end_ + static_cast<std::uint32_t>(kRecordOverhead);
+    const std::uint32_t old_begin = region_base(active_region_);
+    const std::uint32_t old_end = old_begin + (journal < region_size_ ? journal : region_size_);
+    const auto target = static_cast<std::uint8_t>(1 - active_region_);
+    const std::uint32_t new_begin = base_of(target, configured_region_size_);
+    if (new_begin < old_end && old_begin < new_begin + configured_region_size_ &&
+        compact_for(0) != Status::kOk) {
+        return Status::kIoError;
+    }
+    const Status status =
+        compact_into(static_cast<std::uint8_t>(1 - active_region_), configured_region_size_, 0);
+    if (status == Status::kOk) {
+        out->dropped_first = dropped_first_;
+        out->dropped_last = dropped_last_;
+    }
+    return status;
+}
+
 Status Spool::buffer_record(std::uint8_t type, std::uint64_t seq, const std::uint8_t* data,
                             std::size_t size) {
     const std::size_t span = kRecordOverhead + size;
     if (span > buffer_size_ - kRecordOverhead || span > region_size_) {
-        return Status::kTooLarge;
+        return fail(Status::kTooLarge, kRecordTooLarge);
     }
-    if (written_end_ + pending_ + span > region_size_) {
-        const Status status = compact_for(span);
-        if (status != Status::kOk) {
-            return status;
-        }
+    if (written_end_ + pending_ + span > region_size_ && compact_for(span) != Status::kOk) {
+        return fail(Status::kIoError, kStorageFailed);
     }
-    if (pending_ + span > buffer_size_ - kRecordOverhead) {
-        const Status status = write_pending();
-        if (status != Status::kOk) {
-            return status;
-        }
+    if (pending_ + span > buffer_size_ - kRecordOverhead && write_pending() != Status::kOk) {
+        return fail(Status::kIoError, kStorageFailed);
     }
     std::uint8_t* header = buffer_ + pending_;
     header[0] = type;
@@ -436,11 +560,17 @@ Status Spool::buffer_record(std::uint8_t type, std::uint64_t seq, const std::uin
 }
 
 Status Spool::append(std::uint64_t seq, const std::uint8_t* data, std::size_t size) {
-    if (!recovered_ || seq <= highest_seq_ || (data == nullptr && size > 0)) {
-        return Status::kInvalidArgument;
+    if (!recovered_) {
+        return fail(Status::kInvalidArgument, kNotRecovered);
+    }
+    if (seq <= highest_seq_) {
+        return fail(Status::kInvalidArgument, kSeqNotIncreasing);
+    }
+    if (data == nullptr && size > 0) {
+        return fail(Status::kInvalidArgument, kNullData);
     }
     if (size > 0xFFFFFFFFu) {
-        return Status::kTooLarge;
+        return fail(Status::kTooLarge, kRecordTooLarge);
     }
     const Status status = buffer_record(kTypeMessage, seq, data, size);
     if (status == Status::kOk) {
@@ -452,7 +582,7 @@ Status Spool::append(std::uint64_t seq, const std::uint8_t* data, std::size_t si
 
 Status Spool::watermark(std::uint8_t type, std::uint64_t seq) {
     if (!recovered_) {
-        return Status::kInvalidArgument;
+        return fail(Status::kInvalidArgument, kNotRecovered);
     }
     if (seq > highest_seq_) {
         seq = highest_seq_;
@@ -494,11 +624,13 @@ Status Spool::write_pending() {
     return Status::kOk;
 }
 
-// Zeros where the next record will go, so a scan ends cleanly there instead
-// of running into the remains of an older generation.
-Status Spool::write_terminator(std::uint32_t base, std::uint32_t offset) {
+// Zeros where the next record will go in a region of `region_size` bytes, so
+// a scan ends cleanly there instead of running into the remains of an older
+// generation.
+Status Spool::write_terminator(std::uint32_t base, std::uint32_t offset,
+                               std::uint32_t region_size) {
     static constexpr std::uint8_t kZeros[kRecordOverhead] = {};
-    const std::size_t room = region_size_ - offset;
+    const std::size_t room = region_size - offset;
     const std::size_t size = room < kRecordOverhead ? room : kRecordOverhead;
     if (size == 0) {
         return Status::kOk;
@@ -521,18 +653,18 @@ Status Spool::sync_storage() {
 
 Status Spool::sync() {
     if (!recovered_) {
-        return Status::kInvalidArgument;
+        return fail(Status::kInvalidArgument, kNotRecovered);
     }
-    Status status = write_pending();
-    if (status == Status::kOk) {
-        status = commit_header();
+    if (write_pending() != Status::kOk || commit_header() != Status::kOk ||
+        sync_storage() != Status::kOk) {
+        return fail(Status::kIoError, kStorageFailed);
     }
-    return status != Status::kOk ? status : sync_storage();
+    return Status::kOk;
 }
 
 Status Spool::flush(TimeMs now) {
     if (!recovered_) {
-        return Status::kInvalidArgument;
+        return fail(Status::kInvalidArgument, kNotRecovered);
     }
     if (has_unsynced() &&
         (!synced_once_ || time_since(now, last_sync_) >= config_.fsync_interval_ms)) {
@@ -546,22 +678,16 @@ Status Spool::flush(TimeMs now) {
     // Between syncs, hand what is buffered to the kernel anyway: it then
     // survives the process being killed (not a power cut, which the sync
     // interval bounds).
-    if (pending_ > 0) {
-        const Status status = write_pending();
-        if (status != Status::kOk) {
-            return status;
-        }
+    if (pending_ > 0 && write_pending() != Status::kOk) {
+        return fail(Status::kIoError, kStorageFailed);
     }
-    if (live_offset_acked_ != acked_through_) {
-        const Status status = advance_live_offset();
-        if (status != Status::kOk) {
-            return status;
-        }
+    if (live_offset_acked_ != acked_through_ && advance_live_offset() != Status::kOk) {
+        return fail(Status::kIoError, kStorageFailed);
     }
     const std::uint32_t dead = live_offset_;
     const std::uint32_t live = written_end_ - live_offset_;
-    if (dead > live && dead >= config_.min_compact_bytes) {
-        return compact_for(0);
+    if (dead > live && dead >= config_.min_compact_bytes && compact_for(0) != Status::kOk) {
+        return fail(Status::kIoError, kStorageFailed);
     }
     return Status::kOk;
 }
@@ -592,15 +718,20 @@ Status Spool::advance_live_offset() {
 
 Status Spool::compact() {
     if (!recovered_) {
-        return Status::kInvalidArgument;
+        return fail(Status::kInvalidArgument, kNotRecovered);
     }
-    return compact_for(0);
+    return compact_for(0) == Status::kOk ? Status::kOk : fail(Status::kIoError, kStorageFailed);
 }
 
-// Copies the live messages into the other region as generation + 1, leaving
+Status Spool::compact_for(std::size_t reserve) {
+    return compact_into(static_cast<std::uint8_t>(1 - active_region_), region_size_, reserve);
+}
+
+// Copies the live messages into `new_region` of a layout of `new_size`-byte
+// regions (the current one, except when migrating) as generation + 1, leaving
 // out the oldest while they and `reserve` bytes would not fit; commits by
 // writing the header slot last. No state changes unless it succeeds.
-Status Spool::compact_for(std::size_t reserve) {
+Status Spool::compact_into(std::uint8_t new_region, std::uint32_t new_size, std::size_t reserve) {
     // The slot first: this compaction overwrites the region it may still name.
     if (commit_header() != Status::kOk || write_pending() != Status::kOk) {
         return Status::kIoError;
@@ -629,7 +760,6 @@ Status Spool::compact_for(std::size_t reserve) {
 
     // Pass 2: copy, resealing each record for the new generation.
     const std::uint32_t new_generation = next_generation(generation_);
-    const auto new_region = static_cast<std::uint8_t>(1 - active_region_);
     const std::uint16_t new_tag = tag_of(new_generation);
     Cursor copy;
     copy.base = cursor.base;
@@ -638,9 +768,10 @@ Status Spool::compact_for(std::size_t reserve) {
     copy.limit = cursor.pos;
     copy.tag = cursor.tag;
     copy.compacting = true;
-    copy.out_base = region_base(new_region);
+    copy.out_base = base_of(new_region, new_size);
     std::uint64_t new_acked = acked_through_;
     std::uint64_t dropped = 0;
+    std::uint64_t dropped_first = 0;
     for (;;) {
         if (next_record(&copy, &record, &scan) != Status::kOk) {
             return Status::kIoError;
@@ -651,8 +782,9 @@ Status Spool::compact_for(std::size_t reserve) {
         if (record.type != kTypeMessage || record.seq <= acked_through_) {
             continue;
         }
-        if (live + reserve > region_size_) {
+        if (live + reserve > new_size) {
             live -= record.span;
+            dropped_first = dropped == 0 ? record.seq : dropped_first;
             new_acked = record.seq;
             ++dropped;
             continue;
@@ -671,14 +803,16 @@ Status Spool::compact_for(std::size_t reserve) {
         counters_.bytes_written += copy.out_len;
         copy.out_pos += static_cast<std::uint32_t>(copy.out_len);
     }
-    if (write_terminator(copy.out_base, copy.out_pos) != Status::kOk ||
+    if (write_terminator(copy.out_base, copy.out_pos, new_size) != Status::kOk ||
         sync_storage() != Status::kOk) {
         return Status::kIoError;
     }
+    dropped_first_ = dropped_first;
+    dropped_last_ = dropped > 0 ? new_acked : 0;
     const std::uint64_t old_acked = acked_through_;
     acked_through_ = new_acked;
     bool slot_written = false;
-    if (write_header(new_generation, new_region, &slot_written) != Status::kOk) {
+    if (write_header(new_generation, new_region, new_size, &slot_written) != Status::kOk) {
         if (!slot_written) {
             acked_through_ = old_acked;  // nothing changed on the medium
             return Status::kIoError;
@@ -689,17 +823,19 @@ Status Spool::compact_for(std::size_t reserve) {
         // synced, and commit its slot again before any later sync or
         // compaction succeeds.
         header_uncommitted_ = true;
-        adopt_generation(new_generation, new_region, copy.out_pos, dropped);
+        adopt_generation(new_generation, new_region, new_size, copy.out_pos, dropped);
         return Status::kIoError;
     }
-    adopt_generation(new_generation, new_region, copy.out_pos, dropped);
+    adopt_generation(new_generation, new_region, new_size, copy.out_pos, dropped);
     return Status::kOk;
 }
 
 void Spool::adopt_generation(std::uint32_t generation, std::uint8_t region,
-                             std::uint32_t journal_end, std::uint64_t dropped) {
+                             std::uint32_t region_size, std::uint32_t journal_end,
+                             std::uint64_t dropped) {
     generation_ = generation;
     active_region_ = region;
+    region_size_ = region_size;
     written_end_ = journal_end;
     live_offset_ = 0;
     live_offset_acked_ = acked_through_;
@@ -714,7 +850,7 @@ Status Spool::commit_header() {
         return Status::kOk;
     }
     bool slot_written = false;
-    if (write_header(generation_, active_region_, &slot_written) != Status::kOk) {
+    if (write_header(generation_, active_region_, region_size_, &slot_written) != Status::kOk) {
         return Status::kIoError;
     }
     header_uncommitted_ = false;

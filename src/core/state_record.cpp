@@ -170,7 +170,10 @@ Status StateRecord::load(PersistentState* state, LoadSource* source) {
                                                            : LoadSource::kNewestSlot;
     generation_ = generations[chosen];
     newest_slot_ = chosen;
-    return Status::kOk;
+    // The slot may be a save that a killed process wrote but never synced:
+    // make it durable before the caller acts on it, or a power cut now would
+    // bring back an older record and the counters would go backwards.
+    return storage_.sync() == Status::kOk ? Status::kOk : Status::kIoError;
 }
 
 Status StateRecord::save(const PersistentState& state) {

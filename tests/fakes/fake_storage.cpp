@@ -1,6 +1,7 @@
 #include "fakes/fake_storage.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace tether::test {
 
@@ -38,6 +39,9 @@ Status FakeStorage::write(std::uint32_t offset, const std::uint8_t* data, std::s
         current_.resize(offset + landed, 0);
     }
     std::copy_n(data, landed, current_.begin() + static_cast<std::ptrdiff_t>(offset));
+    if (landed > 0 && list_unsynced_) {
+        unsynced_.push_back(Write{offset, std::vector<std::uint8_t>(data, data + landed)});
+    }
     return reported;
 }
 
@@ -47,6 +51,7 @@ Status FakeStorage::sync() {
         return Status::kIoError;
     }
     durable_ = current_;
+    unsynced_.clear();
     ++sync_count_;
     return Status::kOk;
 }
@@ -70,11 +75,36 @@ void FakeStorage::flip_bit(std::size_t offset, unsigned bit) {
 void FakeStorage::truncate(std::size_t length) {
     current_.resize(length, 0);
     durable_.resize(length, 0);
+    unsynced_.clear();
 }
 
 void FakeStorage::set_contents(const std::vector<std::uint8_t>& bytes) {
     current_ = bytes;
     durable_ = bytes;
+    unsynced_.clear();
+}
+
+void FakeStorage::crash(const CrashPattern& pattern) {
+    std::vector<std::uint8_t> medium = durable_;
+    for (std::size_t i = 0; i < unsynced_.size() && i < pattern.kept.size(); ++i) {
+        if (!pattern.kept[i]) {
+            continue;
+        }
+        const Write& write = unsynced_[i];
+        const std::size_t landed =
+            i == pattern.torn ? std::min(pattern.torn_bytes, write.data.size()) : write.data.size();
+        if (landed == 0) {
+            continue;
+        }
+        if (medium.size() < write.offset + landed) {
+            medium.resize(write.offset + landed, 0);
+        }
+        std::copy_n(write.data.begin(), landed,
+                    medium.begin() + static_cast<std::ptrdiff_t>(write.offset));
+    }
+    current_ = medium;
+    durable_ = std::move(medium);
+    unsynced_.clear();
 }
 
 }  // namespace tether::test

@@ -1,5 +1,15 @@
 // An in-memory Storage that can misbehave on cue: failed calls, writes torn
-// by a power cut, bit rot, truncation, and crashes that lose unsynced writes.
+// by a power cut, bit rot, truncation, and crashes that lose or tear any
+// write not yet synced.
+//
+// The crash model. The fake keeps the durable contents (what the medium held
+// at the last successful sync) and the list of writes made since, in order,
+// as they landed. A power cut keeps any subset of those writes and may tear
+// any kept one to a prefix: the medium then holds the durable contents with
+// the kept writes applied in their order. That covers a page cache that
+// writes pages back in any order and a device that stops in the middle of a
+// write; it does not model a sector that lands inside a write's span while an
+// earlier sector of it is lost (a torn write here is always a prefix).
 #pragma once
 
 #include <cstddef>
@@ -31,11 +41,39 @@ class FakeStorage final : public Storage {
     /// current and the durable contents: damage already on the medium.
     void flip_bit(std::size_t offset, unsigned bit);
 
-    /// Cuts (or zero-extends) the current and durable contents to `length`.
+    /// Cuts (or zero-extends) the current and durable contents to `length`
+    /// and forgets the unsynced writes: a crash() then leaves the durable
+    /// contents, cut the same way.
     void truncate(std::size_t length);
 
+    /// A write made since the last successful sync, as it landed.
+    struct Write {
+        std::uint32_t offset;
+        std::vector<std::uint8_t> data;
+    };
+    /// What a power cut leaves of the unsynced writes.
+    struct CrashPattern {
+        static constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+        std::vector<bool> kept;      ///< one per unsynced write; absent entries are lost
+        std::size_t torn = kNone;    ///< index of a kept write that lands only a prefix
+        std::size_t torn_bytes = 0;  ///< bytes of that prefix
+    };
+
+    /// The writes since the last successful sync (or set_contents()), in order.
+    const std::vector<Write>& unsynced_writes() const { return unsynced_; }
+
+    /// Listing the unsynced writes allocates; a test that counts allocations
+    /// turns it off, and a crash then loses every unsynced write.
+    void list_unsynced_writes(bool enabled) { list_unsynced_ = enabled; }
+
     /// Power loss: everything written since the last successful sync is gone.
-    void crash() { current_ = durable_; }
+    void crash() { crash(CrashPattern()); }
+
+    /// Power loss keeping the writes `pattern` names (see the file comment).
+    /// Afterwards the contents are what the medium holds: durable, nothing
+    /// unsynced. A kept write that lands beyond the end of the store grows it,
+    /// zero-filling what lost writes would have covered.
+    void crash(const CrashPattern& pattern);
 
     /// Replaces the contents outright, as if synced.
     void set_contents(const std::vector<std::uint8_t>& bytes);
@@ -50,6 +88,8 @@ class FakeStorage final : public Storage {
   private:
     std::vector<std::uint8_t> current_;
     std::vector<std::uint8_t> durable_;
+    std::vector<Write> unsynced_;
+    bool list_unsynced_ = true;
     bool fail_next_read_ = false;
     bool fail_next_write_ = false;
     bool fail_next_sync_ = false;

@@ -81,7 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         Spool spool(storage, buffer, sizeof buffer, config);
         const Status status = spool.recover(visit, &replay, &report);
         if (status != Status::kOk) {
-            return 0;  // e.g. a store written with another size
+            return 0;  // e.g. a record larger than the buffer, or a migration past 4 KiB
         }
         if (replay.messages != report.messages) {
             __builtin_trap();

@@ -21,6 +21,7 @@ struct Armed {
 
 Armed g_armed[kSyscallCount];
 bool g_stall_next_write = false;
+bool g_pretend_fsync = false;
 std::size_t g_transfer_limit = 0;
 bool g_pretend_euid = false;
 uid_t g_euid = 0;
@@ -34,6 +35,7 @@ void clear_all() {
         entry = Armed{};
     }
     g_stall_next_write = false;
+    g_pretend_fsync = false;
     g_transfer_limit = 0;
     g_pretend_euid = false;
 }
@@ -110,7 +112,7 @@ int fsync(int fd) {
     if (should_fail(tether::test::Syscall::kFsync)) {
         return -1;
     }
-    return real(fd);
+    return g_pretend_fsync ? 0 : real(fd);
 }
 
 int fchmod(int fd, mode_t mode) noexcept {
@@ -154,6 +156,10 @@ void SyscallFaults::limit_transfers(std::size_t max_bytes) {
 void SyscallFaults::pretend_euid(uid_t uid) {
     g_euid = uid;
     g_pretend_euid = true;
+}
+
+void SyscallFaults::pretend_fsync() {
+    g_pretend_fsync = true;
 }
 
 unsigned SyscallFaults::calls(Syscall call) const {

@@ -36,6 +36,10 @@ class SyscallFaults {
     /// without being root.
     void pretend_euid(uid_t uid);
 
+    /// Every later fsync returns 0 without reaching the kernel (still counted):
+    /// for a test that models durability itself and only needs to see the calls.
+    void pretend_fsync();
+
     /// Calls of `call` made since construction, including failed ones.
     unsigned calls(Syscall call) const;
 };

@@ -376,6 +376,27 @@ TEST(RecordLog, FailedFsyncBreaksTheLog) {
     CHECK_EQUAL(Status::kIoError, log.append(2, bytes("two"), 3));
 }
 
+// Found by tether-crash-points: after a killed process's appends (still in
+// the page cache) were found by open(), sync() saw nothing appended and did
+// not fsync, so a power cut could take back records the caller had synced.
+TEST(RecordLog, SyncAfterOpenMakesTheRecordsFoundDurable) {
+    {
+        RecordLog writer;
+        CHECK_EQUAL(Status::kOk, writer.open(path, 64, collect()));
+        CHECK_EQUAL(Status::kOk, writer.append(1, bytes("one"), 3));
+        writer.close();  // written, never synced
+    }
+    RecordLog log;
+    CHECK_EQUAL(Status::kOk, log.open(path, 64, collect()));
+    UNSIGNED_LONGS_EQUAL(1, seen.size());
+    CHECK_TRUE(log.dirty());
+    SyscallFaults faults;
+    CHECK_EQUAL(Status::kOk, log.sync());
+    UNSIGNED_LONGS_EQUAL(1, faults.calls(Syscall::kFsync));
+    CHECK_EQUAL(Status::kOk, log.sync());
+    UNSIGNED_LONGS_EQUAL(1, faults.calls(Syscall::kFsync));
+}
+
 TEST(RecordLog, InterruptedCallsAreRetried) {
     append_three();
     SyscallFaults faults;

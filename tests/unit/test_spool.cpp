@@ -228,6 +228,34 @@ TEST(Spool, CrashLosesOnlyUnsyncedAppends) {
     CHECK_EQUAL(Status::kOk, reopened.append(31));
 }
 
+// Found by tether-crash-points: a killed process leaves its unsynced writes in
+// the kernel; recovery replayed them (and the client sends what is replayed as
+// durable) without syncing, so a power cut next took them back and their seqs
+// were handed out again to other messages.
+TEST(Spool, WhatRecoveryReplaysSurvivesAPowerCutAfterAKill) {
+    {
+        Opened opened(storage, small_config());
+        CHECK_EQUAL(Status::kOk, opened.recover());
+        for (std::uint64_t seq = 1; seq <= 10; ++seq) {
+            CHECK_EQUAL(Status::kOk, opened.append(seq));
+        }
+        CHECK_EQUAL(Status::kOk, opened.spool.flush(0));  // the first flush syncs
+        for (std::uint64_t seq = 11; seq <= 20; ++seq) {
+            CHECK_EQUAL(Status::kOk, opened.append(seq));
+        }
+        CHECK_EQUAL(Status::kOk, opened.spool.flush(10));  // written, not synced
+        CHECK(opened.spool.has_unsynced());
+    }  // killed: nothing more reaches the store
+    Opened restarted(storage, small_config());
+    CHECK_EQUAL(Status::kOk, restarted.recover());
+    check_replayed(restarted.replayed, 1, 20);
+    storage.crash();
+    Opened after_power_cut(storage, small_config());
+    CHECK_EQUAL(Status::kOk, after_power_cut.recover());
+    check_replayed(after_power_cut.replayed, 1, 20);
+    UNSIGNED_LONGS_EQUAL(20, after_power_cut.report.highest_seq);
+}
+
 TEST(Spool, TornLastRecordAtEveryOffsetKeepsEverythingBefore) {
     prepare(storage, small_config(), 8, 0);
     const Bytes before = storage.durable_contents();
@@ -534,6 +562,7 @@ TEST(Spool, CountsGapsInReplayedSeqs) {
 TEST(Spool, MakesNoHeapAllocations) {
     const SpoolConfig config = small_config(8192);
     storage.set_contents(Bytes(config.max_bytes, 0));  // the fake itself must not grow
+    storage.list_unsynced_writes(false);
     std::uint8_t buffer[kBufferSize];
     std::uint8_t data[40] = {};
     std::size_t allocations = 0;
@@ -581,33 +610,219 @@ TEST(Spool, RejectsInvalidUse) {
     CHECK_EQUAL(Status::kOk, spool.append(3, data, 4));
 }
 
-TEST(Spool, RecoverRejectsBadConfiguration) {
+TEST(Spool, RecoverRejectsBadConfigurationAndSaysWhy) {
     std::uint8_t buffer[kBufferSize];
     Spool null_buffer(storage, nullptr, 0, small_config());
     CHECK_EQUAL(Status::kInvalidArgument, null_buffer.recover(nullptr, nullptr, nullptr));
+    STRCMP_EQUAL("no buffer", null_buffer.error());
     Spool small_buffer(storage, buffer, Spool::kMinBufferSize - 1, small_config());
     CHECK_EQUAL(Status::kInvalidArgument, small_buffer.recover(nullptr, nullptr, nullptr));
+    STRCMP_EQUAL("buffer smaller than Spool::kMinBufferSize", small_buffer.error());
     Spool tiny_store(storage, buffer, sizeof buffer, small_config(255));
     CHECK_EQUAL(Status::kInvalidArgument, tiny_store.recover(nullptr, nullptr, nullptr));
+    STRCMP_EQUAL("max_bytes below 256", tiny_store.error());
     UNSIGNED_LONGS_EQUAL(0, storage.write_count());
-    prepare(storage, small_config(), 3, 0);
-    Spool resized(storage, buffer, sizeof buffer, small_config(8192));
-    CHECK_EQUAL(Status::kInvalidArgument, resized.recover(nullptr, nullptr, nullptr));
 }
 
-TEST(Spool, RecordLargerThanTheReadersBufferStopsRecovery) {
+TEST(Spool, ErrorNamesWhatTheLastFailedCallGotWrong) {
+    Opened opened(storage, small_config());
+    STRCMP_EQUAL("", opened.spool.error());
+    CHECK_EQUAL(Status::kInvalidArgument, opened.append(1));
+    STRCMP_EQUAL("recover() has not succeeded", opened.spool.error());
+    CHECK_EQUAL(Status::kInvalidArgument, opened.spool.flush(0));
+    CHECK_EQUAL(Status::kOk, opened.recover());
+    CHECK_EQUAL(Status::kOk, opened.append(5));
+    CHECK_EQUAL(Status::kInvalidArgument, opened.append(5));
+    STRCMP_EQUAL("seq not above every seq appended or acknowledged", opened.spool.error());
+    CHECK_EQUAL(Status::kInvalidArgument, opened.spool.append(6, nullptr, 1));
+    STRCMP_EQUAL("null data with a nonzero size", opened.spool.error());
+    std::uint8_t big[kBufferSize] = {};
+    CHECK_EQUAL(Status::kTooLarge, opened.spool.append(6, big, sizeof big));
+    STRCMP_EQUAL("record larger than the buffer or a region allows", opened.spool.error());
+    storage.fail_next_sync();
+    CHECK_EQUAL(Status::kIoError, opened.spool.sync());
+    STRCMP_EQUAL("a read, write or sync of the store failed", opened.spool.error());
+    CHECK_EQUAL(Status::kOk, opened.spool.sync());
+}
+
+// Recovery with a buffer smaller than the writer's used to stop at the large
+// record as if it were damage and compact without it: a smaller buffer in the
+// configuration silently lost messages. It now refuses, writing nothing.
+TEST(Spool, RecordLargerThanTheReadersBufferIsRefusedNotDiscarded) {
+    Opened writer(storage, small_config(), 512);
+    CHECK_EQUAL(Status::kOk, writer.recover());
+    CHECK_EQUAL(Status::kOk, writer.append(1));
+    std::uint8_t big[300] = {};
+    CHECK_EQUAL(Status::kOk, writer.spool.append(2, big, sizeof big));
+    CHECK_EQUAL(Status::kOk, writer.append(3));
+    CHECK_EQUAL(Status::kOk, writer.spool.sync());
+    const Bytes before = storage.contents();
+    const std::size_t writes = storage.write_count();
+    Opened reader(storage, small_config(), 128);
+    CHECK_EQUAL(Status::kInvalidArgument, reader.recover());
+    STRCMP_EQUAL("buffer smaller than the spool's largest record", reader.spool.error());
+    UNSIGNED_LONGS_EQUAL(writes, storage.write_count());
+    CHECK(before == storage.contents());
+    CHECK_EQUAL(Status::kInvalidArgument, reader.append(4));
+    Opened larger(storage, small_config(), 512);
+    CHECK_EQUAL(Status::kOk, larger.recover());
+    UNSIGNED_LONGS_EQUAL(3, larger.replayed.seqs.size());
+    UNSIGNED_LONGS_EQUAL(300, larger.replayed.payloads[1].size());
+}
+
+TEST(Spool, DamagedRecordLargerThanTheBufferIsStillDamage) {
     Opened writer(storage, small_config(), 512);
     CHECK_EQUAL(Status::kOk, writer.recover());
     CHECK_EQUAL(Status::kOk, writer.append(1));
     std::uint8_t big[300] = {};
     CHECK_EQUAL(Status::kOk, writer.spool.append(2, big, sizeof big));
     CHECK_EQUAL(Status::kOk, writer.spool.sync());
-    const Bytes before = storage.durable_contents();
-    Opened reader(storage, small_config(), 128);
-    CHECK_EQUAL(Status::kOk, reader.recover());
-    check_replayed(reader.replayed, 1, 1);
-    CHECK(reader.report.damaged);
-    UNSIGNED_LONGS_EQUAL(128, reader.report.truncated_bytes);
+    const std::size_t second = Spool::kHeaderBlockSize + Spool::kRecordOverhead + size_for(1);
+    const Bytes before = storage.contents();
+    // A bit of its payload flipped; its length grown past the store's end
+    // (300 = 0x12C becomes 0x32C); the store ending inside it.
+    const std::pair<std::size_t, unsigned> damages[3] = {
+        {second + Spool::kRecordOverhead + 250, 0}, {second + 5, 1}, {0, 0}};
+    for (const auto& damage : damages) {
+        storage.set_contents(before);
+        if (damage.first == 0) {
+            storage.truncate(second + 200);
+        } else {
+            storage.flip_bit(damage.first, damage.second);
+        }
+        Opened reader(storage, small_config(), 128);
+        CHECK_EQUAL(Status::kOk, reader.recover());
+        check_replayed(reader.replayed, 1, 1);
+        CHECK(reader.report.damaged);
+        UNSIGNED_LONGS_EQUAL(128, reader.report.truncated_bytes);
+    }
+}
+
+namespace {
+
+// A store of messages 1..count acked through `acked`, written with max_bytes
+// `from`, its journal in region `region` (one compaction moves it to 1).
+void prepare_in_region(FakeStorage& storage, std::uint32_t from, std::uint64_t count,
+                       std::uint64_t acked, int region) {
+    prepare(storage, small_config(from), count, acked);
+    if (region == 1) {
+        Opened opened(storage, small_config(from));
+        CHECK_EQUAL(Status::kOk, opened.recover());
+        CHECK_EQUAL(Status::kOk, opened.spool.compact());
+    }
+}
+
+struct Resize {
+    std::uint32_t from;
+    std::uint32_t to;
+    int region;
+};
+
+// Growing with region 1 active and shrinking below the journal with region 0
+// active need a compaction in the old layout first; the others do not.
+constexpr Resize kResizes[] = {
+    {16384, 32768, 0}, {16384, 32768, 1}, {16384, 8192, 0},
+    {16384, 8192, 1},  {16384, 2048, 0},  {16384, 2048, 1},
+};
+
+}  // namespace
+
+// Issue 12: changing spool.max_bytes between runs failed recovery with
+// kInvalidArgument and no reason. The store is now recovered in the layout it
+// records and migrated into the configured one.
+TEST(Spool, ChangedMaxBytesRecoversInTheRecordedLayoutAndMigrates) {
+    for (const Resize& resize : kResizes) {
+        FakeStorage store;
+        prepare_in_region(store, resize.from, 40, 25, resize.region);
+        Opened opened(store, small_config(resize.to));
+        CHECK_EQUAL(Status::kOk, opened.recover());
+        CHECK(opened.report.resized);
+        UNSIGNED_LONGS_EQUAL(resize.from, opened.report.recorded_max_bytes);
+        UNSIGNED_LONGS_EQUAL((resize.to - Spool::kHeaderBlockSize) / 2, opened.spool.region_size());
+        check_replayed(opened.replayed, 26, 40);
+        UNSIGNED_LONGS_EQUAL(0, opened.report.dropped_first);
+        UNSIGNED_LONGS_EQUAL(0, opened.report.dropped_last);
+        UNSIGNED_LONGS_EQUAL(25, opened.report.acked_through);
+        UNSIGNED_LONGS_EQUAL(40, opened.report.highest_seq);
+        CHECK_EQUAL(Status::kOk, opened.append(41));
+        CHECK_EQUAL(Status::kOk, opened.spool.sync());
+        Opened again(store, small_config(resize.to));
+        CHECK_EQUAL(Status::kOk, again.recover());
+        CHECK_FALSE(again.report.resized);
+        UNSIGNED_LONGS_EQUAL(resize.to, again.report.recorded_max_bytes);
+        check_replayed(again.replayed, 26, 41);
+    }
+}
+
+TEST(Spool, MaxBytesRoundingToTheSameLayoutIsNoResize) {
+    prepare(storage, small_config(16384), 5, 0);
+    Opened opened(storage, small_config(16385));  // the same 8128-byte regions
+    CHECK_EQUAL(Status::kOk, opened.recover());
+    CHECK_FALSE(opened.report.resized);
+    UNSIGNED_LONGS_EQUAL(16384, opened.report.recorded_max_bytes);
+    UNSIGNED_LONGS_EQUAL(1, opened.report.generation);
+}
+
+TEST(Spool, ShrinkingBelowTheLiveMessagesKeepsTheNewestAndNamesTheRest) {
+    prepare(storage, small_config(16384), 100, 10);
+    Opened opened(storage, small_config(1024));  // 448-byte regions
+    CHECK_EQUAL(Status::kOk, opened.recover());
+    CHECK(opened.report.resized);
+    const std::uint64_t last = opened.report.dropped_last;
+    UNSIGNED_LONGS_EQUAL(11, opened.report.dropped_first);
+    CHECK(last > 11 && last < 100);
+    UNSIGNED_LONGS_EQUAL(last, opened.report.acked_through);
+    UNSIGNED_LONGS_EQUAL(last - 10, opened.spool.counters().dropped);
+    check_replayed(opened.replayed, last + 1, 100);
+    // Only as many left out as needed: one more would not have fitted.
+    std::size_t kept = 0;
+    for (std::uint64_t seq = last + 1; seq <= 100; ++seq) {
+        kept += Spool::kRecordOverhead + size_for(seq);
+    }
+    CHECK(kept <= opened.spool.region_size());
+    CHECK(kept + Spool::kRecordOverhead + size_for(last) > opened.spool.region_size());
+    Opened again(storage, small_config(1024));
+    CHECK_EQUAL(Status::kOk, again.recover());
+    CHECK_FALSE(again.report.resized);
+    UNSIGNED_LONGS_EQUAL(last, again.report.acked_through);
+    check_replayed(again.replayed, last + 1, 100);
+}
+
+TEST(Spool, MigrationSurvivesAPowerCutAtEveryWrite) {
+    for (const Resize& resize : kResizes) {
+        FakeStorage reference;
+        prepare_in_region(reference, resize.from, 60, 20, resize.region);
+        const Bytes before = reference.durable_contents();
+        std::size_t write_count = 0;
+        Replayed expected;
+        {
+            PowerCut never(reference, static_cast<std::size_t>(-1), 0);
+            Opened opened(never, small_config(resize.to));
+            CHECK_EQUAL(Status::kOk, opened.recover());
+            write_count = never.writes();
+            expected = opened.replayed;
+        }
+        CHECK(write_count >= 3);  // the copy, its terminator, the header slot
+        for (std::size_t index = 0; index < write_count; ++index) {
+            for (std::size_t landed = 0;; landed += 7) {
+                FakeStorage copy;
+                copy.set_contents(before);
+                PowerCut cut(copy, index, landed);
+                {
+                    Opened opened(cut, small_config(resize.to));
+                    CHECK_EQUAL(Status::kIoError, opened.recover());
+                }
+                copy.crash();
+                Opened reopened(copy, small_config(resize.to));
+                CHECK_EQUAL(Status::kOk, reopened.recover());
+                CHECK(expected.seqs == reopened.replayed.seqs);
+                CHECK(expected.payloads == reopened.replayed.payloads);
+                if (landed >= cut.torn_write_size()) {
+                    break;
+                }
+            }
+        }
+    }
 }
 
 TEST(Spool, FallsBackToTheOlderHeaderSlot) {
@@ -684,7 +899,8 @@ TEST(Spool, FailedHeaderSyncIsCommittedBeforeAnythingElse) {
     for (int outcome = 0; outcome < 3; ++outcome) {
         FakeStorage copy;
         copy.set_contents(before);
-        FailingSync failing(copy, 1);  // compaction: region data, then the header slot
+        // Recovery's sync, then compaction's: region data, then the header slot.
+        FailingSync failing(copy, 2);
         {
             Opened opened(failing, small_config());
             CHECK_EQUAL(Status::kOk, opened.recover());
