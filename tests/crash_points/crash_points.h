@@ -47,4 +47,9 @@ Tally state_record_points(std::size_t examples);
 /// `directory`.
 Tally record_log_points(const std::string& directory, std::size_t examples);
 
+/// tether::DurableLink end to end: a device run stopped at every write and
+/// sync of its state record and spool, then a kill or a power cut, and the
+/// recovery rule checked on the next run (durable_link_points.cpp).
+Tally durable_link_points(std::size_t examples);
+
 }  // namespace tether::test::crash

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
         tether::test::crash::spool_points(examples),
         tether::test::crash::state_record_points(examples),
         tether::test::crash::record_log_points(directory.path(), examples),
+        tether::test::crash::durable_link_points(examples),
     };
     std::size_t points = 0;
     std::size_t scenarios = 0;
