@@ -23,6 +23,7 @@
 #include "downlink_output.h"
 #include "health.h"
 #include "line_input.h"
+#include "link_report.h"
 #include "metrics.h"
 #include "sd_notify.h"
 #include "status_file.h"
@@ -149,17 +150,8 @@ class Daemon final : public DurableLinkListener, public port::FdWatcher, private
     std::uint32_t token_problem_generation_ = 0;
     bool metrics_failed_ = false;
 
-    // What the status file and the metrics show.
-    LinkState state_seen_ = LinkState::kIdle;
-    std::uint64_t state_since_ = 0;
-    std::string last_reason_, last_detail_;
-    std::uint64_t reconnects_ = 0;
-    std::map<std::string, std::uint64_t> attempts_by_outcome_;
-    bool offline_ = true;
-    TimeMs offline_since_ = 0;
-    std::uint64_t offline_ms_total_ = 0;
-    bool was_online_ = false;
-    std::uint64_t input_rejected_ = 0;
+    LinkHistory history_{port::monotonic_now()};  // what the status file and metrics show
+    bool refusing_full_ = false;
 
     bool stopping_ = false;
     TimeMs stop_started_ = 0;
@@ -322,29 +314,7 @@ void Daemon::on_state(const ClientEvent& event) {
         log_.line(LogLevel::kDebug, "event=attempt endpoint=%s attempt=%u trace_id=%.32s",
                   config_.endpoints[event.endpoint].c_str(), event.attempt, traceparent_ + 16);
     }
-    if (event.state == LinkState::kOnline) {
-        ++attempts_by_outcome_["success"];
-        if (was_online_) {
-            ++reconnects_;
-        }
-        was_online_ = true;
-        if (offline_) {
-            offline_ms_total_ += time_since(now, offline_since_);
-            offline_ = false;
-        }
-    } else if (!offline_) {
-        offline_ = true;
-        offline_since_ = now;
-    }
-    if (event.state == LinkState::kWaitingToRetry || event.state == LinkState::kGivenUp) {
-        if (event.reason[0] != '\0') {
-            ++attempts_by_outcome_[event.reason];
-        }
-    }
-    last_reason_ = event.reason;
-    last_detail_ = event.detail;
-    state_seen_ = event.state;
-    state_since_ = wall_ms();
+    history_.observe(event, now, wall_ms());
     const bool visible = event.state == LinkState::kOnline ||
                          event.state == LinkState::kWaitingToRetry ||
                          event.state == LinkState::kGivenUp || event.state == LinkState::kIdle;
@@ -434,9 +404,15 @@ void Daemon::accept_input(const char* data, std::size_t size) {
     if (stopping_) {
         return;
     }
-    if (link_->send(reinterpret_cast<const std::uint8_t*>(data), size) != Status::kOk) {
-        ++input_rejected_;
+    // Too large: counted and reported by the link (on_refused). Full under
+    // reject_newest: said once per stretch of refusals, counted in metrics.
+    const Status status = link_->send(reinterpret_cast<const std::uint8_t*>(data), size);
+    if (status == Status::kNoSpace && !refusing_full_) {
+        log_.line(LogLevel::kWarn,
+                  "event=input msg=\"the outbox is full (reject_newest): new messages are "
+                  "refused until it drains; counted in tether_messages_refused_total\"");
     }
+    refusing_full_ = status == Status::kNoSpace;
 }
 
 void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
@@ -488,28 +464,9 @@ void Daemon::update_status() {
         return;  // a storage event while the link opens: the first update follows setup
     }
     const DurableLink& link = link_->link();
-    const Client& c = client();
-    StatusSnapshot snapshot;
-    snapshot.state = state_seen_;
-    snapshot.since_ms = state_since_;
-    snapshot.endpoint = config_.endpoints[c.machine().endpoint()];
-    snapshot.attempt = c.machine().attempts();
-    snapshot.retry_in_ms =
-        state_seen_ == LinkState::kWaitingToRetry ? c.machine().retry_delay_ms() : 0;
-    snapshot.reason = last_reason_;
-    snapshot.detail = last_detail_;
-    snapshot.session = link_->session_id();
-    snapshot.version = link.persistent().session_version;
-    snapshot.queued = c.outbox().size();
-    snapshot.acked = c.counters().uplink_acked;
-    snapshot.dropped = c.outbox().counters().dropped_unsent;
-    snapshot.has_rtt = c.machine().heartbeat().has_rtt();
-    snapshot.rtt_ms = c.machine().heartbeat().last_rtt_ms();
-    snapshot.offline_ms_total = offline_ms_total_;
-    snapshot.spool = to_string(link.spool_health());
-    snapshot.storage_error = storage_error_;
-    snapshot.refused = link.counters().refused_too_large;
-    snapshot.memory_only = link.counters().memory_only;
+    const StatusSnapshot snapshot =
+        status_of(link, history_, config_.endpoints[link.client().machine().endpoint()],
+                  link_->session_id(), storage_error_);
     const bool failed = status_file_->update(snapshot) != Status::kOk;
     if (failed && !status_failed_) {
         log_.line(LogLevel::kError, "event=status error=\"cannot write %s: %s\"",
@@ -522,36 +479,12 @@ void Daemon::write_metrics() {
     if (config_.metrics.file.empty()) {
         return;
     }
-    const DurableLink& link = link_->link();
-    const Client& c = client();
-    MetricsSnapshot snapshot;
-    snapshot.state = state_seen_;
-    snapshot.reconnects = reconnects_;
-    snapshot.attempts_by_outcome = attempts_by_outcome_;
-    snapshot.messages_queued = c.outbox().size();
-    snapshot.messages_sent = c.counters().messages_sent;
-    snapshot.messages_acked = c.outbox().counters().acked;
-    snapshot.messages_dropped = c.outbox().counters().dropped_unsent;
-    snapshot.messages_evicted_unacked =
-        c.outbox().counters().dropped - c.outbox().counters().dropped_unsent;
-    snapshot.bytes_sent = c.stream().counters().bytes_written;
-    snapshot.bytes_received = c.stream().counters().bytes_read;
-    snapshot.outbox_used_bytes = c.outbox().bytes_used();
-    snapshot.outbox_capacity_bytes = c.outbox().capacity();
-    snapshot.has_rtt = c.machine().heartbeat().has_rtt();
-    snapshot.rtt_ms = c.machine().heartbeat().last_rtt_ms();
-    const TimeMs now = port::monotonic_now();
-    snapshot.offline_ms_total =
-        offline_ms_total_ + (offline_ ? time_since(now, offline_since_) : 0);
-    snapshot.backoff_attempt = c.machine().attempts();
-    snapshot.downlink_delivered = downlink_->counters().delivered;
-    snapshot.downlink_dead_lettered = downlink_->counters().dead_lettered;
-    snapshot.downlink_failures = downlink_->counters().failed + downlink_->counters().write_errors;
-    snapshot.downlink_duplicates = c.counters().downlink_duplicates;
-    snapshot.messages_refused = link.counters().refused_too_large;
-    snapshot.messages_memory_only = link.counters().memory_only;
-    snapshot.spool_degraded = link.spool_health() == SpoolHealth::kDegraded;
-    snapshot.storage_failures = link.counters().spool_failures + link.counters().state_failures;
+    DownlinkTotals downlink;
+    downlink.delivered = downlink_->counters().delivered;
+    downlink.dead_lettered = downlink_->counters().dead_lettered;
+    downlink.failures = downlink_->counters().failed + downlink_->counters().write_errors;
+    const MetricsSnapshot snapshot =
+        metrics_of(link_->link(), history_, port::monotonic_now(), downlink);
     const bool failed = daemon::write_metrics(config_.metrics.file, snapshot) != Status::kOk;
     if (failed && !metrics_failed_) {
         log_.line(LogLevel::kError, "event=metrics error=\"cannot write %s: %s\"",
@@ -677,7 +610,7 @@ int Daemon::run() {
     const TimeMs start = port::monotonic_now();
     health_due_ = start;
     metrics_due_ = start;
-    offline_since_ = start;
+    history_ = LinkHistory(start);
     link_->start(start);
     (void)notifier_.send("READY=1");
     for (;;) {

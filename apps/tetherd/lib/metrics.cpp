@@ -140,7 +140,9 @@ std::string render_metrics(const MetricsSnapshot& s) {
             "Messages evicted after being sent, before the server's ack (it may hold them).",
             s.messages_evicted_unacked);
     counter(out, "tether_messages_refused_total",
-            "Messages refused at intake as larger than the link can deliver.", s.messages_refused);
+            "Messages refused at intake: larger than the link can deliver, or the outbox full "
+            "under reject_newest.",
+            s.messages_refused);
     counter(out, "tether_messages_memory_only_total",
             "Messages accepted while the spool was degraded (kept in memory only).",
             s.messages_memory_only);

@@ -34,6 +34,13 @@
 
 namespace tether::daemon {
 
+/// The downlink output's hand-over counters, as the metrics show them.
+struct DownlinkTotals {
+    std::uint64_t delivered = 0;      ///< handed to the application
+    std::uint64_t dead_lettered = 0;  ///< written to the dead-letter directory
+    std::uint64_t failures = 0;       ///< failed attempts and writes
+};
+
 struct MetricsSnapshot {
     LinkState state = LinkState::kIdle;
     std::uint64_t reconnects = 0;
@@ -55,8 +62,8 @@ struct MetricsSnapshot {
     std::uint64_t downlink_delivered = 0;
     std::uint64_t downlink_duplicates = 0;
     std::uint64_t messages_evicted_unacked = 0;  ///< evicted after being sent, before the ack
-    std::uint64_t messages_refused = 0;          ///< larger than the link can deliver
-    std::uint64_t messages_memory_only = 0;      ///< accepted while the spool was degraded
+    std::uint64_t messages_refused = 0;  ///< too large to deliver, or outbox full (reject_newest)
+    std::uint64_t messages_memory_only = 0;  ///< accepted while the spool was degraded
     bool spool_degraded = false;
     std::uint64_t storage_failures = 0;
     std::uint64_t downlink_dead_lettered = 0;
