@@ -345,6 +345,7 @@ void Daemon::on_message(net::WsOpcode type, const std::uint8_t* data, std::size_
     const Status status =
         downlink_->deliver(downlink_seq_, reinterpret_cast<const char*>(data), size);
     if (status != Status::kOk) {
+        link_->link().refuse_downlink();  // not delivered: a resume fetches it again
         log_.line(LogLevel::kWarn,
                   "event=downlink msg=\"the output did not take the message; the server sends it "
                   "again\" seq=%llu status=%s",

@@ -99,6 +99,10 @@ class ClientListener {
     /// The state record could not be saved (`status` kIoError), or was saved
     /// again after failing (kOk). Called on each change, not on every save.
     virtual void on_persist(Status status) { (void)status; }
+    /// tether.v1: messages that never left this process were renumbered above
+    /// the server's last_uplink (see adopt_welcome); called before the
+    /// welcome's acknowledgement is reported, so a disk copy can follow.
+    virtual void on_renumbered() {}
 };
 
 struct ClientConfig {
@@ -163,6 +167,10 @@ struct ClientCounters {
 
 class Client final : public Pollable, private net::WsHandler {
   public:
+    /// The least time between dropping downlink messages the application
+    /// could not take and the resume that fetches them again.
+    static constexpr std::uint32_t kDownlinkReplayMs = 1000;
+
     /// Everything passed by reference must outlive the client. `state` (may
     /// be null, with `record`) holds the persisted counters: the attempt
     /// counter is restored from it and saved through `record` whenever it changes.
@@ -218,6 +226,12 @@ class Client final : public Pollable, private net::WsHandler {
     /// message up to `seq` (the seqs passed to on_downlink_seq()); they are
     /// persisted and acknowledged from now on.
     void confirm_downlink(std::uint64_t seq);
+    /// tether.v1 with confirm_downlink, from inside on_message() only: the
+    /// application could not take the message after all. It is not counted as
+    /// delivered, and it and what follows come again after one resume.
+    void refuse_downlink() { downlink_refused_ = true; }
+    /// Saves the persisted counters again now (a retry after a failed save).
+    void save_state() { persist(); }
     /// tether.v1: the downlink seq the application has everything up to (what
     /// is persisted and acknowledged).
     std::uint64_t downlink_confirmed() const { return downlink_ack_target(); }
@@ -273,7 +287,7 @@ class Client final : public Pollable, private net::WsHandler {
     void persist();
     void adopt_welcome();
     std::uint64_t downlink_ack_target() const;
-    bool downlink_replay_due() const;
+    bool downlink_replay_due(TimeMs now);
 
     // WsHandler: callbacks run inside the stream, so they only record what
     // happened; service_open() feeds the machine once the stream has returned.
@@ -344,6 +358,9 @@ class Client final : public Pollable, private net::WsHandler {
     std::uint64_t last_confirmed_ = 0;
     std::uint64_t last_message_seq_ = 0;  // newest downlink seq passed to on_message()
     bool downlink_overrun_ = false;
+    bool downlink_refused_ = false;
+    bool downlink_overrun_noted_ = false;
+    TimeMs downlink_overrun_at_ = 0;
     bool persist_failed_ = false;
     std::size_t max_payload_ = 0;
 

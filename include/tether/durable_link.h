@@ -204,6 +204,7 @@ class DurableLink final : public Pollable, private DurableLinkListener {
 
     /// Downlink hand-over (ClientConfig::confirm_downlink): see Client.
     void confirm_downlink(std::uint64_t seq);
+    void refuse_downlink() { own_client().refuse_downlink(); }
 
     // Pollable: the client's descriptors and deadlines, plus the spool's.
     std::size_t poll_requests(PollRequest* out, std::size_t max) const override;
@@ -232,6 +233,8 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     void on_uplink_acked(std::uint64_t seq) override;
     bool downlink_can_accept(std::size_t size) override;
     void on_persist(Status status) override;
+    void on_renumbered() override;
+    bool append_unspooled();
 
     static void restore_visit(void* context, std::uint64_t seq, const std::uint8_t* data,
                               std::size_t size);
@@ -278,6 +281,8 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     TimeMs spool_retry_at_ = 0;
     bool spool_retry_armed_ = false;
     bool spool_recovered_ = false;
+    bool state_retry_armed_ = false;
+    TimeMs state_retry_at_ = 0;
     std::uint64_t syncs_seen_ = 0;
     SeqRange late_found_{0, 0};
     std::uint64_t late_count_ = 0;

@@ -68,10 +68,19 @@ std::uint64_t Client::downlink_ack_target() const {
     return config_.confirm_downlink ? last_confirmed_ : last_delivered_;
 }
 
-// Downlink messages were dropped while the application was full, and now it
-// has room: the server sends them again after a resume, so reconnect once.
-bool Client::downlink_replay_due() const {
-    return downlink_overrun_ && listener_ != nullptr &&
+// Downlink messages were dropped while the application was full (or it gave
+// one back), and now it has room: the server sends them again after a
+// resume, so reconnect once, but not sooner than kDownlinkReplayMs after the
+// drop, so an application that keeps refusing is not a reconnect loop.
+bool Client::downlink_replay_due(TimeMs now) {
+    if (!downlink_overrun_) {
+        return false;
+    }
+    if (!downlink_overrun_noted_) {
+        downlink_overrun_noted_ = true;
+        downlink_overrun_at_ = now;
+    }
+    return time_since(now, downlink_overrun_at_) >= kDownlinkReplayMs && listener_ != nullptr &&
            listener_->downlink_can_accept(config_.ws.max_message_size);
 }
 
@@ -156,6 +165,9 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
                     violation_ = true;
                     return;
                 }
+                if (downlink_overrun_) {
+                    return;  // messages before it were not taken: the resume repeats it
+                }
                 if (control.gap.last > last_delivered_) {
                     last_delivered_ = control.gap.last;
                     if (!config_.confirm_downlink || last_confirmed_ >= last_message_seq_) {
@@ -217,13 +229,25 @@ void Client::on_downlink_data(std::uint64_t seq, const std::uint8_t* payload, st
     if (seq > last_delivered_ + 1 && listener_ != nullptr) {
         listener_->on_gap(true, last_delivered_ + 1, seq - 1);  // unannounced by the server
     }
+    const std::uint64_t delivered_before = last_delivered_;
+    const std::uint64_t message_before = last_message_seq_;
     last_delivered_ = seq;
     last_message_seq_ = seq;
     ++unacked_downlink_;
     downlink_ack_pending_ = !config_.confirm_downlink;
     if (listener_ != nullptr) {
+        downlink_refused_ = false;
         listener_->on_downlink_seq(seq);
         listener_->on_message(net::WsOpcode::kBinary, payload, size);
+        if (config_.confirm_downlink && downlink_refused_) {
+            // Taken back: as if it never arrived, and fetched again by a resume.
+            downlink_refused_ = false;
+            last_delivered_ = delivered_before;
+            last_message_seq_ = message_before;
+            --unacked_downlink_;
+            downlink_overrun_ = true;
+            ++counters_.downlink_overruns;
+        }
     }
 }
 
@@ -248,6 +272,9 @@ void Client::adopt_welcome() {
         if (collides) {
             counters_.renumbered += outbox_.renumber_after(maybe_held_through_, last + 1);
             skipped_ = SeqRange{0, 0};
+            if (listener_ != nullptr) {
+                listener_->on_renumbered();
+            }
         }
     }
     if (last >= outbox_.next_seq()) {
@@ -271,8 +298,9 @@ void Client::after_resume_read(TimeMs now) {
         fail(Failure{FailureKind::kProtocolError, net::v1::kCloseViolation}, now);
         return;
     }
-    if (machine_.state() == LinkState::kOnline && downlink_replay_due()) {
+    if (machine_.state() == LinkState::kOnline && downlink_replay_due(now)) {
         downlink_overrun_ = false;
+        downlink_overrun_noted_ = false;
         std::snprintf(detail_, sizeof detail_, "downlink=replay_after_application_full");
         fail(Failure{FailureKind::kConnectionLost}, now);
         return;

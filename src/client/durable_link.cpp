@@ -83,6 +83,12 @@ Status DurableLink::open(RecoveryReport* report) {
         std::snprintf(error_, sizeof error_, "a spool needs its storage and buffer");
         return Status::kInvalidArgument;
     }
+    if (config_.spool && !config_.client.reconnect.resume_protocol) {
+        // Without tether.v1 nothing acknowledges what the spool holds: every
+        // restart would send it all again.
+        std::snprintf(error_, sizeof error_, "a spool needs the tether.v1 resume protocol");
+        return Status::kInvalidArgument;
+    }
 
     // 1. The persisted counters, and with them the seq reservation.
     if (state_storage_ != nullptr) {
@@ -181,10 +187,14 @@ void DurableLink::recover_spool(RecoveryReport* report) {
     recovering_ = nullptr;
     if (status != Status::kOk) {
         report->spool_failed = true;
+        const bool retriable = status == Status::kIoError;
         std::snprintf(recovery_problem_, sizeof recovery_problem_,
-                      "recovery: %s; running memory-only, the spool is tried again",
+                      retriable ? "recovery: %s; running memory-only, the spool is tried again"
+                                : "recovery: %s; running memory-only for this run (the spool "
+                                  "file is left as it is)",
                       spool_->error());
         spool_failed(status, recovery_problem_);
+        spool_retry_armed_ = retriable;
         return;
     }
     spool_recovered_ = true;
@@ -324,15 +334,8 @@ void DurableLink::try_spool_again(TimeMs now) {
         }
         spool_recovered_ = true;
     }
-    const std::uint64_t highest = spool_->highest_seq();
-    OutboxEntry entry;
-    for (Outbox::Iterator it = client().outbox().unacked(); it.next(&entry);) {
-        if (entry.seq <= highest) {
-            continue;
-        }
-        if (spool_->append(entry.seq, entry.data, entry.size) != Status::kOk) {
-            return;
-        }
+    if (!append_unspooled()) {
+        return;
     }
     const std::uint64_t acked = client().counters().uplink_acked;
     if ((acked > 0 && spool_->ack(acked) != Status::kOk) || spool_->sync() != Status::kOk) {
@@ -362,6 +365,28 @@ void DurableLink::try_spool_again(TimeMs now) {
     }
 }
 
+// Appends, in order, every message the outbox holds above the spool's highest
+// seq: those accepted while the spool failed, or renumbered by a welcome.
+bool DurableLink::append_unspooled() {
+    const std::uint64_t highest = spool_->highest_seq();
+    OutboxEntry entry;
+    for (Outbox::Iterator it = client().outbox().unacked(); it.next(&entry);) {
+        if (entry.seq > highest &&
+            spool_->append(entry.seq, entry.data, entry.size) != Status::kOk) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// Renumbered messages are new seqs to the spool, which still holds them under
+// the old ones (which the welcome's acknowledgement is about to free).
+void DurableLink::on_renumbered() {
+    if (spool_ && spool_health_ == SpoolHealth::kOk && !append_unspooled()) {
+        spool_failed(Status::kIoError, "running memory-only; the spool is tried again");
+    }
+}
+
 void DurableLink::spool_work(TimeMs now) {
     if (!spool_) {
         return;
@@ -385,6 +410,10 @@ void DurableLink::spool_work(TimeMs now) {
 
 void DurableLink::service(TimeMs now) {
     last_now_ = now;
+    if (state_retry_armed_ && time_reached(now, state_retry_at_)) {
+        state_retry_at_ = now + kSpoolRetryMs;
+        own_client().save_state();  // on_persist(kOk) disarms it
+    }
     own_client().service(now);
     spool_work(now);
     report_drops(now, false);
@@ -407,6 +436,9 @@ bool DurableLink::next_deadline(TimeMs* at) const {
     }
     if (spool_retry_armed_ && spool_health_ == SpoolHealth::kDegraded) {
         consider(spool_retry_at_);
+    }
+    if (state_retry_armed_) {
+        consider(state_retry_at_);
     }
     if (pending_drop_count_ > 0) {
         consider(drop_report_due_);
@@ -486,6 +518,12 @@ void DurableLink::on_persist(Status status) {
     const bool failed = status != Status::kOk;
     if (failed) {
         ++counters_.state_failures;
+        if (!state_retry_armed_) {
+            state_retry_armed_ = true;
+            state_retry_at_ = last_now_ + kSpoolRetryMs;
+        }
+    } else {
+        state_retry_armed_ = false;
     }
     const int error = failed && state_storage_ != nullptr ? state_storage_->last_error() : 0;
     if (failed) {
@@ -494,8 +532,8 @@ void DurableLink::on_persist(Status status) {
     if (listener_ != nullptr) {
         listener_->on_storage(StorageEvent{
             StorageEvent::What::kStateRecord, failed, error,
-            failed ? "seq reservation and counters are not saved; a restart renumbers what "
-                     "collides with the server"
+            failed ? "seq reservation and counters are not saved (tried again every 5 s); a "
+                     "restart renumbers what collides with the server"
                    : "the state record is saved again"});
     }
 }

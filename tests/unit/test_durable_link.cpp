@@ -68,6 +68,13 @@ struct Listener final : tether::DurableLinkListener {
         }
     }
     bool downlink_can_accept(std::size_t) override { return room; }
+    void on_message(tether::net::WsOpcode, const std::uint8_t*, std::size_t) override {
+        if (refuse && link != nullptr) {
+            link->refuse_downlink();
+        }
+    }
+    tether::DurableLink* link = nullptr;
+    bool refuse = false;
     void on_downlink_seq(std::uint64_t seq) override { downlink_seqs.push_back(seq); }
     bool room = true;
     std::vector<std::uint64_t> downlink_seqs;
@@ -125,6 +132,7 @@ struct Run {
                                           memory.data() + sizes.outbox + sizes.rx,
                                           memory.data() + sizes.outbox + sizes.rx + sizes.tx},
                connection, resolver, random, &state_disk, &spool_disk, nullptr, &listener) {
+        listener.link = &link;
         CHECK_EQUAL(Status::kOk, link.open(&report));
     }
 
@@ -520,8 +528,85 @@ TEST(DurableLink, AFullApplicationKeepsTheLinkUpAndResumesOnceItHasRoom) {
     run.service();
     CHECK_EQUAL(1, run.data_sent().size());
     run.listener.room = true;
+    run.now += tether::Client::kDownlinkReplayMs;
     run.service();
     // One resume, so that the server sends 1 and 2 again.
     CHECK_EQUAL(LinkState::kWaitingToRetry, run.link.state());
     UNSIGNED_LONGS_EQUAL(2, run.link.client().counters().downlink_overruns);
+}
+
+TEST(DurableLink, MessagesRenumberedByAWelcomeStayOnDisk) {
+    tether::test::FakeStorage state, spool;
+    std::size_t after_five = 0;
+    {
+        Run first(state, spool);
+        first.online(0);
+        for (int i = 1; i <= 10; ++i) {
+            CHECK_EQUAL(Status::kOk, first.send(numbered(i)));
+            first.service();
+            if (i == 5) {
+                after_five = spool.contents().size();
+            }
+        }
+    }
+    // The state record is lost and the spool lags behind what the server got.
+    state.truncate(0);
+    spool.truncate(after_five);
+    {
+        Run second(state, spool);
+        for (int i = 1; i <= 3; ++i) {
+            CHECK_EQUAL(Status::kOk, second.send("n" + std::to_string(i)));
+        }
+        second.service();
+        second.online(10);  // the server holds 1..10
+        UNSIGNED_LONGS_EQUAL(3, second.link.client().counters().renumbered);
+        second.service();
+    }
+    Run third(state, spool);  // killed again before the server acknowledged them
+    std::vector<std::string> restored;
+    tether::OutboxEntry entry;
+    for (tether::Outbox::Iterator it = third.link.client().outbox().unacked(); it.next(&entry);) {
+        CHECK(entry.seq > 10);
+        restored.emplace_back(reinterpret_cast<const char*>(entry.data), entry.size);
+    }
+    CHECK_EQUAL(3, restored.size());
+    STRCMP_EQUAL("n1", restored[0].c_str());
+    STRCMP_EQUAL("n3", restored[2].c_str());
+}
+
+TEST(DurableLink, ADownlinkMessageTheApplicationRefusesIsFetchedAgain) {
+    tether::test::FakeStorage state, spool;
+    Run run(state, spool);
+    run.online(0);
+    run.listener.refuse = true;
+    run.connection.stream().push_input(data_frame(1, "cmd-1"));
+    run.service();
+    CHECK_EQUAL(LinkState::kOnline, run.link.state());
+    UNSIGNED_LONGS_EQUAL(1, run.link.client().counters().downlink_overruns);
+    run.link.confirm_downlink(1);  // nothing was taken: nothing to confirm
+    UNSIGNED_LONGS_EQUAL(0, run.link.client().downlink_confirmed());
+    run.listener.refuse = false;
+    run.service();
+    CHECK_EQUAL(LinkState::kOnline, run.link.state());  // not at once: no reconnect loop
+    run.now += tether::Client::kDownlinkReplayMs;
+    run.service();
+    CHECK_EQUAL(LinkState::kWaitingToRetry, run.link.state());  // one resume to fetch it again
+}
+
+TEST(DurableLink, ASpoolNeedsTheResumeProtocol) {
+    tether::test::FakeStorage state, spool;
+    tether::DurableLinkConfig config = Run::make_config(64 * 1024, 1000);
+    config.client.reconnect.resume_protocol = false;
+    const tether::DurableLinkSizes sizes = tether::DurableLinkSizes::for_config(config);
+    std::vector<std::uint8_t> memory(sizes.total());
+    tether::test::FakeConnection connection;
+    tether::test::FakeResolver resolver;
+    tether::test::CountingRandom random;
+    DurableLink link(config,
+                     tether::DurableLinkBuffers{memory.data(), memory.data() + sizes.outbox,
+                                                memory.data() + sizes.outbox + sizes.rx,
+                                                memory.data() + sizes.outbox + sizes.rx + sizes.tx},
+                     connection, resolver, random, &state, &spool, nullptr, nullptr);
+    CHECK_EQUAL(Status::kInvalidArgument, link.open(nullptr));
+    STRCMP_CONTAINS("tether.v1", link.error());
 }
