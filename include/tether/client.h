@@ -351,8 +351,7 @@ class Client final : public Pollable, private net::WsHandler {
     // No new message is numbered below this (the persisted reservation).
     std::uint64_t numbering_floor_ = 1;
     void apply_numbering_floor();
-    // Seqs skipped by continue_numbering_at(), reported as one gap.
-    SeqRange skipped_{0, 0};
+    // The gap reason for seqs below the numbering floor (continue_numbering_at).
     const char* skipped_reason_ = "unrecovered";
     // Downlink with confirm_downlink: the application's hand-over watermark.
     std::uint64_t last_confirmed_ = 0;

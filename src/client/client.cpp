@@ -131,7 +131,6 @@ void Client::apply_numbering_floor() {
     if (outbox_.next_seq() >= numbering_floor_) {
         return;
     }
-    skipped_ = SeqRange{outbox_.next_seq(), numbering_floor_ - 1};
     outbox_.skip_to(numbering_floor_);
 }
 

@@ -271,7 +271,6 @@ void Client::adopt_welcome() {
         }
         if (collides) {
             counters_.renumbered += outbox_.renumber_after(maybe_held_through_, last + 1);
-            skipped_ = SeqRange{0, 0};
             if (listener_ != nullptr) {
                 listener_->on_renumbered();
             }
@@ -345,8 +344,10 @@ bool Client::queue_gap(std::uint64_t first, std::uint64_t last) {
     net::v1::Gap gap;
     gap.first = first;
     gap.last = last;
-    const bool skipped = skipped_.last != 0 && first <= skipped_.last && last >= skipped_.first;
-    std::snprintf(gap.reason, sizeof gap.reason, "%s", skipped ? skipped_reason_ : "dropped");
+    // Below the numbering floor lie seqs an earlier run may have used: what
+    // recovery did not find. Above it, only outbox evictions make holes.
+    const bool unrecovered = first < numbering_floor_;
+    std::snprintf(gap.reason, sizeof gap.reason, "%s", unrecovered ? skipped_reason_ : "dropped");
     char json[256];
     std::size_t length = 0;
     if (net::v1::write_gap(gap, json, sizeof json, &length) != net::v1::V1Status::kOk ||
