@@ -442,13 +442,20 @@ void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
         return;
     }
     if (socket_input_ && fd == socket_input_->fd() && readable) {
+        // Each datagram reaches the spool's file before the next is taken
+        // from the socket: a kill loses at most the one in hand.
         socket_input_->drain(
-            [this](const char* data, std::size_t size) { accept_input(data, size); }, 1024);
+            [this](const char* data, std::size_t size) {
+                accept_input(data, size);
+                link_->link().commit();
+            },
+            1024);
         return;
     }
     if (stdin_input_ && fd == STDIN_FILENO && readable) {
         const LineInput::Read result = stdin_input_->read(
             [this](const char* data, std::size_t size) { accept_input(data, size); });
+        link_->link().commit();  // the lines of this read, before the next read
         if (result == LineInput::Read::kEof || result == LineInput::Read::kError) {
             loop_->unwatch(STDIN_FILENO);
         }

@@ -29,8 +29,8 @@
 // every kSpoolRetryMs the spool is tried again and, once it works, the
 // messages accepted meanwhile are written to it. Sending never waits for the
 // spool: a message goes out as soon as the link is up, and its spool record is
-// handed to the kernel by the same loop iteration that accepted it (so a
-// killed process loses at most the input batch it was taking in when it died,
+// handed to the kernel by commit() after each read of input, and by every
+// loop iteration anyway (so a killed process loses at most the read in hand,
 // inside the gap the next run reports), and synced within
 // SpoolConfig::fsync_interval_ms (so a power cut loses at most that much, and
 // what it loses lies inside a gap the server is told about).
@@ -201,6 +201,11 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     Status send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
                 net::WsOpcode type = net::WsOpcode::kContinuation);
     std::size_t max_payload() const;
+    /// Hands what send() accepted to the spool's file now (no sync; service()
+    /// does it too, once per loop iteration). For a caller that takes input
+    /// in batches: committing after each read means a kill loses at most the
+    /// read in hand, not the whole batch.
+    void commit();
 
     /// Downlink hand-over (ClientConfig::confirm_downlink): see Client.
     void confirm_downlink(std::uint64_t seq);

@@ -294,6 +294,10 @@ Status DurableLink::send(const std::uint8_t* data, std::size_t size, std::uint64
     return status;
 }
 
+void DurableLink::commit() {
+    spool_work(last_now_);
+}
+
 void DurableLink::confirm_downlink(std::uint64_t seq) {
     own_client().confirm_downlink(seq);
 }
