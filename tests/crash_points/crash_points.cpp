@@ -25,31 +25,6 @@ using Pattern = FakeStorage::CrashPattern;
 
 // --- Shared machinery ---------------------------------------------------------
 
-class Findings {
-  public:
-    explicit Findings(Tally* tally) : tally_(tally) {}
-
-    void point(const std::string& phase) {
-        ++tally_->points;
-        ++tally_->points_by_phase[phase];
-    }
-    void scenario() { ++tally_->scenarios; }
-    void violation(const std::string& where, const std::string& what) {
-        ++tally_->violations;
-        if (tally_->examples.size() < tally_->max_examples) {
-            tally_->examples.push_back(where + ": " + what);
-        }
-    }
-    void goal(bool reached, const std::string& what) {
-        if (!reached) {
-            tally_->unreached.push_back(what);
-        }
-    }
-
-  private:
-    Tally* tally_;
-};
-
 // A Storage that tells its owner about every write and sync that succeeded.
 class Observed final : public Storage {
   public:

@@ -34,6 +34,32 @@ struct Tally {
     std::vector<std::string> unreached;  ///< workload goals it failed to reach
 };
 
+/// Counts into a Tally as an enumeration goes.
+class Findings {
+  public:
+    explicit Findings(Tally* tally) : tally_(tally) {}
+
+    void point(const std::string& phase) {
+        ++tally_->points;
+        ++tally_->points_by_phase[phase];
+    }
+    void scenario() { ++tally_->scenarios; }
+    void violation(const std::string& where, const std::string& what) {
+        ++tally_->violations;
+        if (tally_->examples.size() < tally_->max_examples) {
+            tally_->examples.push_back(where + ": " + what);
+        }
+    }
+    void goal(bool reached, const std::string& what) {
+        if (!reached) {
+            tally_->unreached.push_back(what);
+        }
+    }
+
+  private:
+    Tally* tally_;
+};
+
 /// Each lists at most `examples` violations in Tally::examples.
 ///
 /// Spool append, ack, drop_through, flush and sync, automatic compaction and

@@ -23,6 +23,7 @@
 #include "fakes/fake_resolver.h"
 #include "fakes/fake_storage.h"
 #include "support/client_frames.h"
+#include "support/v1_frames.h"
 #include "tether/durable_link.h"
 #include "tether/net/tether_v1.h"
 #include "tether/net/ws_handshake.h"
@@ -82,37 +83,6 @@ class Disk final : public Storage {
     std::function<void()> on_freeze_;
 };
 
-std::string accept_for(const std::string& request) {
-    const std::string marker = "Sec-WebSocket-Key: ";
-    const std::size_t at = request.find(marker);
-    char accept[net::kWebSocketAcceptLength + 1] = {};
-    if (at != std::string::npos) {
-        (void)net::compute_accept(request.substr(at + marker.size(), 24).c_str(), accept);
-    }
-    return accept;
-}
-
-std::string welcome(std::uint64_t last_uplink) {
-    return server_frame(0x1,
-                        std::string("{\"type\":\"welcome\",\"session\":\"") + kSession +
-                            "\",\"resumed\":true,\"last_uplink\":" + std::to_string(last_uplink) +
-                            ",\"ack_every\":64,\"ack_interval_ms\":200}");
-}
-
-std::string ack_frame(std::uint64_t seq) {
-    std::uint8_t ack[net::v1::kHeaderSize];
-    net::v1::write_ack(seq, ack);
-    return server_frame(0x2, std::string(reinterpret_cast<char*>(ack), sizeof ack));
-}
-
-std::uint64_t seq_of(const std::string& payload) {
-    std::uint64_t seq = 0;
-    for (std::size_t i = 2; i < 10; ++i) {
-        seq = seq << 8 | static_cast<std::uint8_t>(payload[i]);
-    }
-    return seq;
-}
-
 DurableLinkConfig link_config() {
     DurableLinkConfig c;
     c.client.urls[0] = "ws://127.0.0.1:9000/v1";
@@ -148,12 +118,9 @@ struct Device {
             now += link.client().machine().retry_delay_ms();
         }
         link.service(now);
-        connection.stream().push_input(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Protocol: tether.v1\r\nSec-WebSocket-Accept: " +
-            accept_for(connection.stream().output_string()) + "\r\n\r\n");
+        connection.stream().push_input(v1_upgrade_response(connection.stream().output_string()));
         link.service(now);
-        connection.stream().push_input(welcome(last_uplink));
+        connection.stream().push_input(welcome_frame(kSession, last_uplink));
         link.service(now);
         link.service(now);
         return link.state() == LinkState::kOnline;
@@ -254,25 +221,6 @@ FirstRun run_first(FakeStorage& state_disk, FakeStorage& spool_disk, Budget& bud
     run.ops = budget.used;
     return run;
 }
-
-class Findings {
-  public:
-    explicit Findings(Tally* tally) : tally_(tally) {}
-    void point(const std::string& phase) {
-        ++tally_->points;
-        ++tally_->points_by_phase[phase];
-    }
-    void scenario() { ++tally_->scenarios; }
-    void violation(const std::string& where, const std::string& what) {
-        ++tally_->violations;
-        if (tally_->examples.size() < tally_->max_examples) {
-            tally_->examples.push_back(where + ": " + what);
-        }
-    }
-
-  private:
-    Tally* tally_;
-};
 
 std::string describe(std::size_t point, const char* cut) {
     char text[96];

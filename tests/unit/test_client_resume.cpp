@@ -14,6 +14,7 @@
 #include "fakes/fixed_masks.h"
 #include "support/client_frames.h"
 #include "support/tether_strings.h"
+#include "support/v1_frames.h"
 #include "tether/client.h"
 #include "tether/net/tether_v1.h"
 #include "tether/net/ws_handshake.h"
@@ -21,8 +22,12 @@
 using tether::Client;
 using tether::LinkState;
 using tether::TimeMs;
+using tether::test::accept_for;
+using tether::test::ack_frame;
 using tether::test::client_frames;
 using tether::test::ClientFrame;
+using tether::test::data_frame;
+using tether::test::seq_of;
 using tether::test::server_frame;
 
 namespace {
@@ -49,47 +54,14 @@ struct Recorder final : tether::ClientListener {
     tether::ClientEvent last{};
 };
 
-std::string accept_for(const std::string& request) {
-    const std::string marker = "Sec-WebSocket-Key: ";
-    const std::size_t at = request.find(marker);
-    CHECK(at != std::string::npos);
-    char accept[tether::net::kWebSocketAcceptLength + 1];
-    CHECK(tether::net::compute_accept(request.substr(at + marker.size(), 24).c_str(), accept) ==
-          tether::net::HandshakeStatus::kOk);
-    return accept;
-}
-
-std::string data_frame(std::uint64_t seq, const std::string& payload) {
-    std::uint8_t header[tether::net::v1::kHeaderSize];
-    tether::net::v1::write_data_header(seq, header);
-    return server_frame(0x2, std::string(reinterpret_cast<char*>(header), sizeof header) + payload);
-}
-
-std::string ack_frame(std::uint64_t seq) {
-    std::uint8_t ack[tether::net::v1::kHeaderSize];
-    tether::net::v1::write_ack(seq, ack);
-    return server_frame(0x2, std::string(reinterpret_cast<char*>(ack), sizeof ack));
-}
-
 std::string welcome(std::uint64_t last_uplink, bool resumed = true) {
-    return server_frame(0x1, std::string("{\"type\":\"welcome\",\"session\":\"") + kSession +
-                                 "\",\"resumed\":" + (resumed ? "true" : "false") +
-                                 ",\"last_uplink\":" + std::to_string(last_uplink) +
-                                 ",\"ack_every\":64,\"ack_interval_ms\":200}");
+    return tether::test::welcome_frame(kSession, last_uplink, resumed);
 }
 
 struct DataSeen {
     std::uint64_t seq;
     std::string payload;
 };
-
-std::uint64_t seq_of(const std::string& payload) {
-    std::uint64_t seq = 0;
-    for (std::size_t i = 2; i < 10; ++i) {
-        seq = seq << 8 | static_cast<std::uint8_t>(payload[i]);
-    }
-    return seq;
-}
 
 struct Rig {
     Rig(tether::test::FakeStorage& storage_,

@@ -16,6 +16,7 @@
 #include "fakes/fake_storage.h"
 #include "support/client_frames.h"
 #include "support/tether_strings.h"
+#include "support/v1_frames.h"
 #include "tether/durable_link.h"
 #include "tether/net/tether_v1.h"
 #include "tether/net/ws_handshake.h"
@@ -24,9 +25,11 @@ using tether::DurableLink;
 using tether::LinkState;
 using tether::Status;
 using tether::TimeMs;
+using tether::test::ack_frame;
 using tether::test::client_frames;
 using tether::test::ClientFrame;
-using tether::test::server_frame;
+using tether::test::data_frame;
+using tether::test::seq_of;
 
 namespace {
 
@@ -84,35 +87,8 @@ struct Listener final : tether::DurableLinkListener {
     std::vector<tether::SeqRange> uplink_gaps;
 };
 
-std::string accept_for(const std::string& request) {
-    const std::string marker = "Sec-WebSocket-Key: ";
-    const std::size_t at = request.find(marker);
-    CHECK(at != std::string::npos);
-    char accept[tether::net::kWebSocketAcceptLength + 1];
-    CHECK(tether::net::compute_accept(request.substr(at + marker.size(), 24).c_str(), accept) ==
-          tether::net::HandshakeStatus::kOk);
-    return accept;
-}
-
 std::string welcome(std::uint64_t last_uplink) {
-    return server_frame(0x1,
-                        std::string("{\"type\":\"welcome\",\"session\":\"") + kSession +
-                            "\",\"resumed\":true,\"last_uplink\":" + std::to_string(last_uplink) +
-                            ",\"ack_every\":64,\"ack_interval_ms\":200}");
-}
-
-std::string ack_frame(std::uint64_t seq) {
-    std::uint8_t ack[tether::net::v1::kHeaderSize];
-    tether::net::v1::write_ack(seq, ack);
-    return server_frame(0x2, std::string(reinterpret_cast<char*>(ack), sizeof ack));
-}
-
-std::uint64_t seq_of(const std::string& payload) {
-    std::uint64_t seq = 0;
-    for (std::size_t i = 2; i < 10; ++i) {
-        seq = seq << 8 | static_cast<std::uint8_t>(payload[i]);
-    }
-    return seq;
+    return tether::test::welcome_frame(kSession, last_uplink);
 }
 
 struct DataSeen {
@@ -169,10 +145,7 @@ struct Run {
         }
         service();
         CHECK_EQUAL(LinkState::kWsHandshake, link.state());
-        connection.stream().push_input(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            "Sec-WebSocket-Protocol: tether.v1\r\nSec-WebSocket-Accept: " +
-            accept_for(output()) + "\r\n\r\n");
+        connection.stream().push_input(tether::test::v1_upgrade_response(output()));
         service();
         CHECK_EQUAL(LinkState::kSessionResume, link.state());
         connection.stream().push_input(welcome(last_uplink));
@@ -220,12 +193,6 @@ struct Run {
     DurableLink link;
     TimeMs now = 1000;
 };
-
-std::string data_frame(std::uint64_t seq, const std::string& payload) {
-    std::uint8_t header[tether::net::v1::kHeaderSize];
-    tether::net::v1::write_data_header(seq, header);
-    return server_frame(0x2, std::string(reinterpret_cast<char*>(header), sizeof header) + payload);
-}
 
 std::string numbered(int i) {
     return "m" + std::to_string(i);

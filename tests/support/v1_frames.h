@@ -1,0 +1,27 @@
+// A scripted tether.v1 server's side of a test: the 101's accept value, the
+// welcome, DATA and ACK frames it sends, and the seq of a DATA the client sent.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace tether::test {
+
+/// Sec-WebSocket-Accept for the key in the client's upgrade `request`; ""
+/// when the request has no key.
+std::string accept_for(const std::string& request);
+
+/// The whole 101 response for the client's upgrade `request`, selecting tether.v1.
+std::string v1_upgrade_response(const std::string& request);
+
+/// A welcome for `session` naming `last_uplink`.
+std::string welcome_frame(const char* session, std::uint64_t last_uplink, bool resumed = true);
+
+/// A server DATA frame (downlink `seq`) and an ACK frame (uplink `seq`).
+std::string data_frame(std::uint64_t seq, const std::string& payload);
+std::string ack_frame(std::uint64_t seq);
+
+/// The seq in a binary DATA or ACK payload (bytes 2..9, big-endian).
+std::uint64_t seq_of(const std::string& payload);
+
+}  // namespace tether::test
