@@ -83,7 +83,7 @@ bool Server::start() {
     }
     if (!options_.tokens_file.empty()) {
         std::size_t bad_line = 0;
-        const Status loaded = tokens_.load_file(options_.tokens_file, &bad_line);
+        const Status loaded = port::load_token_file(&tokens_, options_.tokens_file, &bad_line);
         if (loaded != Status::kOk) {
             log("event=error what=tokens file=%s status=%s line=%zu", options_.tokens_file.c_str(),
                 to_string(loaded), bad_line);

@@ -23,7 +23,8 @@
 #include "tether/port/entropy.h"
 #include "tether/port/tls_server.h"
 #include "tether/time.h"
-#include "tokens.h"
+#include "tether/server/tokens.h"
+#include "token_file.h"
 
 namespace tether::server {
 

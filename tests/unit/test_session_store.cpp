@@ -24,7 +24,8 @@
 #include "support/syscall_faults.h"
 #include "support/temp_dir.h"
 #include "tether/crc32.h"
-#include "tokens.h"
+#include "tether/server/tokens.h"
+#include "token_file.h"
 
 // CppUTest last: its operator-new macro breaks standard headers.
 #include <CppUTest/TestHarness.h>
@@ -1242,13 +1243,15 @@ TEST(TokenStore, ExpireOneOrAllAtRuntime) {
 TEST(TokenStore, LoadsFiles) {
     TempDir temp;
     const std::string path = temp.write_file("tokens", "# demo\nt0k3n demo-user\n");
-    CHECK_EQUAL(Status::kOk, tokens.load_file(path));
+    CHECK_EQUAL(Status::kOk, tether::port::load_token_file(&tokens, path));
     CHECK_EQUAL(TokenCheck::kValid, tokens.check("t0k3n"));
-    CHECK_EQUAL(Status::kNotFound, tokens.load_file(temp.path() + "/missing"));
-    CHECK_EQUAL(Status::kIoError, tokens.load_file(temp.path()));  // a directory
+    CHECK_EQUAL(Status::kNotFound,
+                tether::port::load_token_file(&tokens, temp.path() + "/missing"));
+    CHECK_EQUAL(Status::kIoError,
+                tether::port::load_token_file(&tokens, temp.path()));  // a directory
     const std::string big = temp.write_file("big", std::string(4096 * 3 + 5, 'x') + "\n");
     std::size_t line = 0;
-    CHECK_EQUAL(Status::kCorrupt, tokens.load_file(big, &line));
+    CHECK_EQUAL(Status::kCorrupt, tether::port::load_token_file(&tokens, big, &line));
     UNSIGNED_LONGS_EQUAL(1, line);
     CHECK_EQUAL(TokenCheck::kValid, tokens.check("t0k3n"));
 }

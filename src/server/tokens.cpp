@@ -1,13 +1,7 @@
-#include "tokens.h"
-
-#include <cerrno>
-#include <cstdio>
+#include "tether/server/tokens.h"
 
 namespace tether::server {
 namespace {
-
-// Largest tokens file read: kMaxTokens lines of two maximal fields.
-constexpr std::size_t kMaxFileBytes = kMaxTokens * (2 * kMaxTokenLength + 2);
 
 bool is_blank(char c) {
     return c == ' ' || c == '\t' || c == '\r';
@@ -88,36 +82,6 @@ Status TokenStore::load_text(std::string_view text, std::size_t* bad_line) {
     }
     tokens_ = std::move(loaded);
     return Status::kOk;
-}
-
-Status TokenStore::load_file(const std::string& path, std::size_t* bad_line) {
-    std::FILE* file = std::fopen(path.c_str(), "rb");
-    if (file == nullptr) {
-        return errno == ENOENT ? Status::kNotFound : Status::kIoError;
-    }
-    std::string text;
-    char chunk[4096];
-    bool too_large = false;
-    for (;;) {
-        const std::size_t got = std::fread(chunk, 1, sizeof chunk, file);
-        text.append(chunk, got);
-        if (text.size() > kMaxFileBytes) {
-            too_large = true;
-            break;
-        }
-        if (got < sizeof chunk) {
-            break;
-        }
-    }
-    const bool read_error = std::ferror(file) != 0;
-    std::fclose(file);
-    if (read_error) {
-        return Status::kIoError;
-    }
-    if (too_large) {
-        return Status::kNoSpace;
-    }
-    return load_text(text, bad_line);
 }
 
 TokenCheck TokenStore::check(std::string_view token) const {

@@ -30,17 +30,16 @@ const char* to_string(TokenCheck check);
 
 inline constexpr std::size_t kMaxTokenLength = 512;
 inline constexpr std::size_t kMaxTokens = 100000;
+/// Largest tokens file read: kMaxTokens lines of two maximal fields.
+inline constexpr std::size_t kMaxTokenFileBytes = kMaxTokens * (2 * kMaxTokenLength + 2);
 
 class TokenStore {
   public:
-    /// Replaces every token (and every expiry) with the contents of the file at
-    /// `path`. kOk; kNotFound (no such file); kIoError (unreadable);
+    /// Replaces every token (and every expiry) with the tokens in `text` (the
+    /// file format above; port::load_token_file reads it from a file). kOk;
     /// kCorrupt (a malformed line: more than two fields, a field too long or
     /// with a control character; *bad_line, when not null, gets its 1-based
     /// number); kNoSpace (more than kMaxTokens). On error nothing changes.
-    Status load_file(const std::string& path, std::size_t* bad_line = nullptr);
-
-    /// As load_file, from text already in memory.
     Status load_text(std::string_view text, std::size_t* bad_line = nullptr);
 
     /// kValid, kUnknown or kExpired.
