@@ -15,11 +15,9 @@
 namespace tether::server {
 namespace {
 
-// Seqs travel in JSON (gaps, hello, welcome): keep them exact there.
-constexpr std::uint64_t kMaxSeq = (std::uint64_t{1} << 53) - 1;
-constexpr std::size_t kUuidLength = 36;
-constexpr std::size_t kMaxDevice = 128;
-constexpr std::size_t kMaxReason = 64;
+constexpr std::size_t kUuidLength = kSessionIdLength;
+constexpr std::size_t kMaxDevice = kMaxDeviceLength;
+constexpr std::size_t kMaxReason = kMaxGapReasonLength;
 // Meta record: key = format, body = version u32, next downlink u64, acked u64,
 // duplicates u64, device length u32, device.
 constexpr std::uint64_t kMetaFormat = 1;
@@ -40,23 +38,6 @@ constexpr const char* kGapsFile = "/gaps.log";
 constexpr const char* kDownlinkFile = "/downlink.log";
 constexpr const char* kMetaFile = "/meta";
 
-bool is_hex(char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
-}
-
-// Lowercase key for a session id; false when it is not a UUID.
-bool session_key(std::string_view text, char key[kUuidLength + 1]) {
-    if (!is_canonical_uuid(text)) {
-        return false;
-    }
-    for (std::size_t i = 0; i < kUuidLength; ++i) {
-        const char c = text[i];
-        key[i] = (c >= 'A' && c <= 'F') ? static_cast<char>(c - 'A' + 'a') : c;
-    }
-    key[kUuidLength] = '\0';
-    return true;
-}
-
 bool sync_filesystem(const std::string& directory) {
     const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) {
@@ -72,57 +53,6 @@ bool make_directory(const std::string& path) {
 }
 
 }  // namespace
-
-bool is_canonical_uuid(std::string_view text) {
-    if (text.size() != kUuidLength) {
-        return false;
-    }
-    for (std::size_t i = 0; i < kUuidLength; ++i) {
-        const bool dash_position = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash_position ? text[i] != '-' : !is_hex(text[i])) {
-            return false;
-        }
-    }
-    return true;
-}
-
-const char* to_string(UplinkResult result) {
-    switch (result) {
-        case UplinkResult::kStored:
-            return "stored";
-        case UplinkResult::kDuplicate:
-            return "duplicate";
-        case UplinkResult::kStoredAfterUnreportedGap:
-            return "stored_after_unreported_gap";
-        case UplinkResult::kUnknownSession:
-            return "unknown_session";
-        case UplinkResult::kInvalidArgument:
-            return "invalid_argument";
-        case UplinkResult::kTooLarge:
-            return "too_large";
-        case UplinkResult::kIoError:
-            return "io_error";
-    }
-    return "unknown";
-}
-
-const char* to_string(GapResult result) {
-    switch (result) {
-        case GapResult::kRecorded:
-            return "recorded";
-        case GapResult::kRecordedAfterUnreportedGap:
-            return "recorded_after_unreported_gap";
-        case GapResult::kIgnored:
-            return "ignored";
-        case GapResult::kUnknownSession:
-            return "unknown_session";
-        case GapResult::kInvalidArgument:
-            return "invalid_argument";
-        case GapResult::kIoError:
-            return "io_error";
-    }
-    return "unknown";
-}
 
 // One session: its open logs and the state derived from them.
 // Invariants: every uplink seq below next_expected is in uplink.log or inside

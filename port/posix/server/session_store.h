@@ -47,6 +47,7 @@
 #include <string_view>
 #include <vector>
 
+#include "tether/server/session_engine.h"
 #include "tether/status.h"
 
 namespace tether::server {
@@ -69,114 +70,12 @@ struct StoreOptions {
     std::size_t max_listed_gaps = 4096;
 };
 
-/// A range of uplink seqs the server will never receive.
-struct GapRecord {
-    std::uint64_t first = 0;
-    std::uint64_t last = 0;
-    std::string reason;  ///< "unreported", "not_in_outbox", or the client's reason (may be empty)
-};
-
-inline constexpr const char* kReasonUnreported = "unreported";
-inline constexpr const char* kReasonNotInOutbox = "not_in_outbox";
-inline constexpr const char* kReasonExpired = "expired";
-
-/// The hello fields the store needs (net::v1::Hello, already validated).
-struct HelloRequest {
-    std::string_view session;   ///< canonical UUID text, 36 chars
-    std::uint32_t version = 0;  ///< >= 1
-    std::string_view device;
-    std::uint64_t last_downlink = 0;
-    std::uint64_t oldest_uplink = 0;
-    std::uint64_t next_uplink = 0;
-};
-
-enum class HelloDecision : std::uint8_t {
-    /// Version equal to or higher than the highest seen: recorded. The caller
-    /// closes any OTHER live connection of this session with 4009, then sends
-    /// welcome, the downlink gap (if any) and the replay.
-    kAccepted,
-    /// Version lower than the highest seen: the caller closes THIS connection
-    /// with 4009. Nothing was recorded.
-    kSuperseded,
-};
-
-struct HelloResult {
-    HelloDecision decision = HelloDecision::kAccepted;
-    /// welcome.resumed: the session existed before this hello.
-    bool resumed = false;
-    /// welcome.last_uplink: next_expected - 1 after the hello's hole (if any)
-    /// was recorded as a "not_in_outbox" gap. Durable when hello returns.
-    std::uint64_t last_uplink = 0;
-    /// True when the hello revealed a hole that was recorded as a gap.
-    bool recorded_hole = false;
-    /// When true, send `downlink_gap` (reason "expired") before the replay:
-    /// last_downlink + 1 is no longer held.
-    bool has_downlink_gap = false;
-    GapRecord downlink_gap;
-    /// Replay starts with the first held message whose seq is greater than
-    /// this (see downlink_next()).
-    std::uint64_t replay_after = 0;
-};
-
-enum class [[nodiscard]] UplinkResult : std::uint8_t{
-    kStored,                    ///< seq == next_expected: appended; next_expected += 1
-    kDuplicate,                 ///< seq < next_expected: dropped and counted
-    kStoredAfterUnreportedGap,  ///< seq > next_expected: [next_expected, seq-1] recorded
-                                ///< as gap "unreported", then stored
-    kUnknownSession,            ///< no hello was accepted for this session
-    kInvalidArgument,           ///< seq 0, or seq above 2^53 - 1
-    kTooLarge,                  ///< payload above max_payload_size; nothing recorded
-    kIoError,  ///< a write failed (now or earlier): the store refuses changes until reopened
-};
-const char* to_string(UplinkResult result);
-
-enum class [[nodiscard]] GapResult : std::uint8_t{
-    kRecorded,  ///< first <= next_expected <= last + 1: [next_expected, last] recorded
-    /// first > next_expected: [next_expected, first - 1] recorded as "unreported",
-    /// then [first, last] with the given reason.
-    kRecordedAfterUnreportedGap,
-    kIgnored,          ///< last < next_expected: entirely below, nothing changes
-    kUnknownSession,   ///< no hello was accepted for this session
-    kInvalidArgument,  ///< first 0, last < first, last above 2^53 - 1, reason > 64 bytes
-    kIoError,  ///< a write failed (now or earlier): the store refuses changes until reopened
-};
-const char* to_string(GapResult result);
-
 /// What sync() made acknowledgeable: send ACK `last_uplink` on the session's
 /// live connection. Listed: every session that received uplink DATA or gap
 /// messages since the previous sync (duplicates too: their sender missed an ACK).
 struct AckUpdate {
     std::string session;
     std::uint64_t last_uplink = 0;
-};
-
-/// One held downlink message, for replay and live sending.
-struct DownlinkMessage {
-    std::uint64_t seq = 0;
-    std::vector<std::uint8_t> payload;
-};
-
-/// Ground truth of one session, for tests and the admin interface (every
-/// field maps to one JSON member of the same name).
-struct SessionStats {
-    std::string session;
-    std::string device;
-    std::uint32_t version = 0;               ///< highest version seen
-    std::uint64_t received = 0;              ///< distinct uplink messages stored
-    std::uint64_t duplicates = 0;            ///< uplink DATA dropped as duplicates
-    std::uint64_t highest_seq = 0;           ///< highest uplink seq stored (0: none)
-    std::uint64_t next_expected = 1;         ///< every uplink seq below is stored or a gap
-    std::uint64_t acknowledgeable = 0;       ///< next_expected - 1 as of the last sync
-    std::uint64_t gap_count = 0;             ///< uplink gaps recorded
-    std::uint64_t missing_seqs = 0;          ///< seqs covered by those gaps
-    std::uint64_t unreported_gaps = 0;       ///< gaps with reason "unreported"
-    std::vector<GapRecord> gaps;             ///< the first max_listed_gaps gaps, in seq order
-    std::uint64_t downlink_last_seq = 0;     ///< highest downlink seq assigned (0: none)
-    std::uint64_t downlink_acked = 0;        ///< highest downlink seq the client acked
-    std::uint64_t downlink_held = 0;         ///< messages in the replay buffer
-    std::uint64_t downlink_oldest_held = 0;  ///< 0 when none is held
-    std::uint64_t downlink_file_records =
-        0;  ///< records in downlink.log (held + not yet compacted)
 };
 
 /// Totals over every session.
@@ -278,10 +177,5 @@ class SessionStore {
     mutable char last_asked_[36] = {};
     std::vector<SessionFiles*> dirty_;  ///< sessions with changes since the last sync
 };
-
-/// True when `text` is a UUID in text form: 36 chars, 8-4-4-4-12 hex digits
-/// separated by '-'. Session ids become directory names; the store compares
-/// them case-insensitively and names directories and stats in lowercase.
-bool is_canonical_uuid(std::string_view text);
 
 }  // namespace tether::server
