@@ -124,10 +124,29 @@ void AdminConnection::finish() {
 }
 
 short AdminConnection::poll_events() const {
+    if (waiting_) {
+        return 0;
+    }
     return responded_ ? POLLOUT : POLLIN;
 }
 
+void AdminConnection::finish_push(Status status, std::uint64_t seq) {
+    waiting_ = false;
+    if (status == Status::kNotFound) {
+        respond(404, "application/json", json_error("unknown session"));
+    } else if (status == Status::kTooLarge) {
+        respond(413, "application/json", json_error("too large"));
+    } else if (status != Status::kOk) {
+        respond(500, "application/json", json_error(to_string(status)));
+    } else {
+        respond(200, "application/json", json_ok(",\"seq\":" + std::to_string(seq)));
+    }
+}
+
 void AdminConnection::service(TimeMs now) {
+    if (waiting_) {
+        return;
+    }
     if (responded_) {
         write_out();
         return;
@@ -277,16 +296,11 @@ void AdminConnection::handle(TimeMs now) {
     } else if (path.rfind("/sessions/", 0) == 0 && path.size() > 15 &&
                path.compare(path.size() - 5, 5, "/push") == 0) {
         const std::string session = path.substr(10, path.size() - 15);
-        std::uint64_t seq = 0;
-        const Status pushed = server_.push_downlink(session, body, &seq);
-        if (pushed == Status::kNotFound) {
-            respond(404, "application/json", json_error("unknown session"));
-        } else if (pushed == Status::kTooLarge) {
-            respond(413, "application/json", json_error("too large"));
-        } else if (pushed != Status::kOk) {
-            respond(500, "application/json", json_error(to_string(pushed)));
+        const Status pushed = server_.push_downlink(session, body, this);
+        if (pushed == Status::kOk) {
+            waiting_ = true;  // finish_push() answers
         } else {
-            respond(200, "application/json", json_ok(",\"seq\":" + std::to_string(seq)));
+            finish_push(pushed, 0);
         }
     } else if (path == "/quit") {
         server_.request_quit();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "tether/status.h"
 #include "tether/time.h"
 
 namespace tether::server {
@@ -22,6 +23,8 @@ class AdminConnection {
     short poll_events() const;
     void service(TimeMs now);
     bool done() const { return fd_ < 0; }
+    /// The engine's answer to this request's push.
+    void finish_push(Status status, std::uint64_t seq);
 
   private:
     void handle(TimeMs now);
@@ -35,6 +38,7 @@ class AdminConnection {
     std::string out_;
     std::size_t written_ = 0;
     bool responded_ = false;
+    bool waiting_ = false;  // for the engine's answer: nothing to read or write
 };
 
 /// The value of `name` in a query string ("a=1&b=x%20y"), percent-decoded

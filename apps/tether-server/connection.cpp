@@ -2,6 +2,7 @@
 // upgrade, then tether.v1 over the WebSocket stream (docs/PROTOCOL.md).
 #include <sys/socket.h>
 
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -42,9 +43,10 @@ short ClientConnection::poll_events(bool silenced) const {
         return 0;
     }
     const bool want_write = stream_ != nullptr && stream_->queued_bytes() != 0;
-    const bool want_read = !(silenced && (phase_ == Phase::kAwaitHello ||
-                                          phase_ == Phase::kOnline || phase_ == Phase::kClosing)) &&
-                           phase_ != Phase::kHttpReply;
+    const bool want_read =
+        !(silenced && (phase_ == Phase::kAwaitHello || phase_ == Phase::kHelloPending ||
+                       phase_ == Phase::kOnline || phase_ == Phase::kClosing)) &&
+        phase_ != Phase::kHttpReply;
     const PollInterest interest = transport_.interest(want_read, want_write);
     short events = 0;
     if (interest.read) {
@@ -202,6 +204,13 @@ void ClientConnection::finish_upgrade(TimeMs now) {
                    faults.reject_has_retry_after ? faults.reject_retry_after : 0);
         return;
     }
+    if (!server_.engine().ready()) {
+        // The store cannot answer a hello now (Redis unreachable): come back later.
+        server_.log("event=upgrade_rejected conn=%llu why=store_unavailable",
+                    static_cast<unsigned long long>(id_));
+        reply_http(503, 5);
+        return;
+    }
     if (!parser_->offers_subprotocol(v1::kSubprotocol)) {
         server_.log("event=upgrade_rejected conn=%llu why=no_subprotocol",
                     static_cast<unsigned long long>(id_));
@@ -219,6 +228,7 @@ void ClientConnection::finish_upgrade(TimeMs now) {
         return;
     }
     token_ = token;
+    user_ = server_.tokens().user(token);
     net::AcceptResponse accept;
     accept.key = parser_->key();
     accept.subprotocol = v1::kSubprotocol;
@@ -320,6 +330,10 @@ void ClientConnection::on_message(net::WsOpcode type, const std::uint8_t* data, 
         handle_hello(data, size);
         return;
     }
+    if (phase_ == Phase::kHelloPending) {
+        violation("message_before_welcome");
+        return;
+    }
     if (phase_ != Phase::kOnline) {
         return;
     }
@@ -345,8 +359,29 @@ void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) 
     request.last_downlink = hello.last_downlink;
     request.oldest_uplink = hello.oldest_uplink;
     request.next_uplink = hello.next_uplink;
-    HelloResult result;
-    const Status status = server_.store().hello(request, &result);
+    request.user = user_;
+    const Status asked = server_.engine().hello(request, id_);
+    if (asked == Status::kInvalidArgument) {
+        violation("bad_hello");
+        return;
+    }
+    if (asked != Status::kOk) {
+        server_.log("event=store_error conn=%llu op=hello status=%s",
+                    static_cast<unsigned long long>(id_), to_string(asked));
+        close_with(1011, "store", now_);
+        return;
+    }
+    // The engine answers from a later round of the loop (on_hello_answer).
+    phase_ = Phase::kHelloPending;
+    hello_asked_at_ = now_;
+    pending_session_ = hello.session;
+    version_ = hello.version;
+}
+
+void ClientConnection::on_hello_answer(Status status, const HelloResult& result) {
+    if (dead_ || stop_processing_ || phase_ != Phase::kHelloPending) {
+        return;
+    }
     if (status == Status::kInvalidArgument) {
         violation("bad_hello");
         return;
@@ -359,16 +394,22 @@ void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) 
     }
     if (result.decision == HelloDecision::kSuperseded) {
         server_.log("event=superseded conn=%llu session=%s version=%u",
-                    static_cast<unsigned long long>(id_), hello.session, hello.version);
+                    static_cast<unsigned long long>(id_), pending_session_.c_str(), version_);
         close_with(v1::kCloseSuperseded, "superseded", now_);
         return;
     }
-    session_ = hello.session;
+    if (result.decision == HelloDecision::kForbidden) {
+        server_.log("event=forbidden conn=%llu session=%s why=owner",
+                    static_cast<unsigned long long>(id_), pending_session_.c_str());
+        close_with(v1::kCloseForbidden, "forbidden", now_);
+        return;
+    }
+    session_ = pending_session_;
     server_.claim_session(session_, this, now_);
     phase_ = Phase::kOnline;
 
     v1::Welcome welcome;
-    std::memcpy(welcome.session, hello.session, sizeof welcome.session);
+    std::snprintf(welcome.session, sizeof welcome.session, "%s", session_.c_str());
     welcome.resumed = result.resumed;
     welcome.last_uplink = result.last_uplink;
     welcome.ack_every = server_.options().ack_every;
@@ -397,7 +438,7 @@ void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) 
     }
     downlink_dirty_ = true;
     server_.log("event=welcome conn=%llu session=%s version=%u resumed=%d last_uplink=%llu",
-                static_cast<unsigned long long>(id_), session_.c_str(), hello.version,
+                static_cast<unsigned long long>(id_), session_.c_str(), version_,
                 result.resumed ? 1 : 0, static_cast<unsigned long long>(result.last_uplink));
 }
 
@@ -408,12 +449,13 @@ void ClientConnection::handle_control(const std::uint8_t* data, std::size_t size
         violation("unexpected_control");
         return;
     }
-    const GapResult result = server_.store().uplink_gap(session_, control.gap.first,
-                                                        control.gap.last, control.gap.reason);
+    const GapResult result = server_.engine().uplink_gap(session_, control.gap.first,
+                                                         control.gap.last, control.gap.reason);
     switch (result) {
         case GapResult::kRecorded:
         case GapResult::kRecordedAfterUnreportedGap:
         case GapResult::kIgnored:
+        case GapResult::kQueued:
             server_.note_uplink(true);
             return;
         case GapResult::kInvalidArgument:
@@ -432,7 +474,7 @@ void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size)
         return;
     }
     if (message.kind == v1::Kind::kAck) {
-        const Status status = server_.store().downlink_acked(session_, message.seq);
+        const Status status = server_.engine().downlink_acked(session_, message.seq);
         if (status == Status::kInvalidArgument) {
             violation("ack_beyond_sent");
         } else if (status != Status::kOk) {
@@ -440,12 +482,15 @@ void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size)
         }
         return;
     }
-    const UplinkResult result =
-        server_.store().uplink_data(session_, message.seq, message.payload, message.payload_size);
+    UplinkMeta meta;
+    meta.received_unix_ms = server_.wall_clock_ms();
+    const UplinkResult result = server_.engine().uplink_data(session_, message.seq, message.payload,
+                                                             message.payload_size, meta);
     switch (result) {
         case UplinkResult::kStored:
         case UplinkResult::kStoredAfterUnreportedGap:
         case UplinkResult::kDuplicate:
+        case UplinkResult::kQueued:
             server_.note_uplink(false);
             return;
         case UplinkResult::kInvalidArgument:
@@ -483,7 +528,7 @@ void ClientConnection::pump(TimeMs now) {
         downlink_dirty_ = false;
         for (;;) {
             const DownlinkMessage* message =
-                server_.store().downlink_next(session_, downlink_sent_);
+                server_.engine().downlink_next(session_, downlink_sent_);
             if (message == nullptr) {
                 break;
             }
@@ -511,6 +556,17 @@ std::uint32_t ClientConnection::tick(TimeMs now, bool silenced) {
         const TimeMs deadline = opened_at_ + options.ping_timeout_ms;
         if (time_reached(now, deadline)) {
             drop();
+            return kMaxIntervalMs;
+        }
+        return time_until(now, deadline);
+    }
+    if (phase_ == Phase::kHelloPending) {
+        // The engine answers or fails every hello; this bounds a store that does neither.
+        const TimeMs deadline = hello_asked_at_ + options.ping_timeout_ms;
+        if (time_reached(now, deadline)) {
+            server_.log("event=store_error conn=%llu op=hello status=timeout",
+                        static_cast<unsigned long long>(id_));
+            close_with(1011, "store", now);
             return kMaxIntervalMs;
         }
         return time_until(now, deadline);

@@ -11,8 +11,10 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 #include "admin.h"
+#include "file_engine.h"
 #include "listener.h"
 #include "tether/net/tether_v1.h"
 #include "tether/port/poll_loop.h"
@@ -40,7 +42,17 @@ StoreOptions store_options_for(const Options& options) {
 
 }  // namespace
 
-Server::Server(const Options& options) : options_(options), store_(store_options_for(options)) {}
+Server::Server(const Options& options)
+    : options_(options), engine_(new FileEngine(options.data_dir, store_options_for(options))) {
+    engine_->set_events(this);
+}
+
+std::uint64_t Server::wall_clock_ms() const {
+    struct timespec now {};
+    ::clock_gettime(CLOCK_REALTIME, &now);
+    return static_cast<std::uint64_t>(now.tv_sec) * 1000u +
+           static_cast<std::uint64_t>(now.tv_nsec / 1000000);
+}
 
 Server::~Server() {
     clients_.clear();
@@ -75,7 +87,7 @@ bool Server::start() {
     }
     set_nonblocking(g_wake_pipe[0]);
     set_nonblocking(g_wake_pipe[1]);
-    const Status opened = store_.open(options_.data_dir);
+    const Status opened = engine_->open(port::monotonic_now());
     if (opened != Status::kOk) {
         log("event=error what=store dir=%s status=%s", options_.data_dir.c_str(),
             to_string(opened));
@@ -141,21 +153,66 @@ void Server::note_uplink(bool sync_now) {
 }
 
 void Server::sync_store(TimeMs now) {
-    (void)now;
-    std::vector<AckUpdate> acks;
-    const Status status = store_.sync(&acks);
     unsynced_ = 0;
     sync_now_ = false;
-    if (status != Status::kOk) {
-        log("event=store_error op=sync status=%s", to_string(status));
-        return;  // nothing may be acknowledged
+    engine_->flush(now);  // ACKs follow through on_acknowledgeable
+}
+
+ClientConnection* Server::live_connection(std::string_view session) {
+    const auto live = live_.find(session);
+    return live != live_.end() ? live->second : nullptr;
+}
+
+void Server::on_hello(std::uint64_t ticket, Status status, const HelloResult& result) {
+    const auto found = by_id_.find(ticket);
+    if (found != by_id_.end()) {
+        found->second->on_hello_answer(status, result);
     }
-    for (const AckUpdate& ack : acks) {
-        const auto live = live_.find(ack.session);
-        if (live != live_.end()) {
-            live->second->send_ack(ack.last_uplink);
-        }
+}
+
+void Server::on_acknowledgeable(std::string_view session, std::uint64_t last_uplink) {
+    if (ClientConnection* live = live_connection(session)) {
+        live->send_ack(last_uplink);
     }
+}
+
+void Server::on_downlink_ready(std::string_view session) {
+    if (ClientConnection* live = live_connection(session)) {
+        live->downlink_ready();
+    }
+}
+
+void Server::on_superseded(std::string_view session, std::uint32_t version) {
+    ClientConnection* live = live_connection(session);
+    if (live != nullptr && live->version() <= version) {
+        log("event=superseded conn=%llu session=%s version=%u by_version=%u",
+            static_cast<unsigned long long>(live->id()), live->session().c_str(), live->version(),
+            version);
+        live->close_with(net::v1::kCloseSuperseded, "superseded", port::monotonic_now());
+    }
+}
+
+void Server::on_session_failed(std::string_view session, Status status) {
+    if (ClientConnection* live = live_connection(session)) {
+        log("event=store_error conn=%llu session=%s status=%s",
+            static_cast<unsigned long long>(live->id()), live->session().c_str(),
+            to_string(status));
+        live->close_with(1011, "store", port::monotonic_now());
+    }
+}
+
+void Server::on_pushed(std::uint64_t ticket, Status status, std::uint64_t seq) {
+    const auto found = pushes_.find(ticket);
+    if (found == pushes_.end()) {
+        return;  // the admin connection went away; the message is stored all the same
+    }
+    AdminConnection* admin = found->second;
+    pushes_.erase(found);
+    admin->finish_push(status, seq);
+}
+
+void Server::on_store_error(const char* what, Status status, const char* detail) {
+    log("event=store_error op=%s status=%s detail=\"%s\"", what, to_string(status), detail);
 }
 
 void Server::claim_session(const std::string& session, ClientConnection* connection, TimeMs now) {
@@ -172,6 +229,7 @@ void Server::release_session(const std::string& session, ClientConnection* conne
     const auto existing = live_.find(session);
     if (existing != live_.end() && existing->second == connection) {
         live_.erase(existing);
+        engine_->release(session);
     }
 }
 
@@ -188,6 +246,7 @@ void Server::accept_clients(int listener, port::TlsServerContext* tls, TimeMs no
         }
         std::unique_ptr<ClientConnection> client(new ClientConnection(*this, next_id_++, tls, now));
         if (client->adopt(fd)) {
+            by_id_[client->id()] = client.get();
             clients_.push_back(std::move(client));
         }
     }
@@ -239,6 +298,13 @@ int Server::poll_timeout(TimeMs now) {
         const std::uint32_t left = time_until(now, faults_.silence_until);
         wait = left < wait ? left : wait;
     }
+    TimeMs engine_at = 0;
+    if (engine_->has_buffered_input()) {
+        wait = 0;
+    } else if (engine_->next_deadline(&engine_at)) {
+        const std::uint32_t left = time_until(now, engine_at);
+        wait = left < wait ? left : wait;
+    }
     if (stopping_) {
         wait = wait > 50 ? 50 : wait;
     }
@@ -248,6 +314,7 @@ int Server::poll_timeout(TimeMs now) {
 void Server::reap() {
     for (std::size_t i = 0; i < clients_.size();) {
         if (clients_[i]->dead()) {
+            by_id_.erase(clients_[i]->id());
             clients_[i] = std::move(clients_.back());
             clients_.pop_back();
         } else {
@@ -256,6 +323,9 @@ void Server::reap() {
     }
     for (std::size_t i = 0; i < admins_.size();) {
         if (admins_[i]->done()) {
+            for (auto push = pushes_.begin(); push != pushes_.end();) {
+                push = push->second == admins_[i].get() ? pushes_.erase(push) : std::next(push);
+            }
             admins_[i] = std::move(admins_.back());
             admins_.pop_back();
         } else {
@@ -279,8 +349,8 @@ int Server::run() {
         }
         if (stopping_ && (clients_.empty() || time_reached(now, stop_deadline_))) {
             clients_.clear();
-            std::vector<AckUpdate> ignored;
-            (void)store_.sync(&ignored);
+            by_id_.clear();
+            engine_->close();
             log("event=stopped");
             return kExitOk;
         }
@@ -300,6 +370,20 @@ int Server::run() {
         for (auto& client : clients_) {
             fds_.push_back(pollfd{client->fd(), client->poll_events(faults_.silenced), 0});
         }
+        const std::size_t first_engine = fds_.size();
+        PollRequest engine_fds[Pollable::kMaxPollRequests];
+        const std::size_t engine_count =
+            engine_->poll_requests(engine_fds, Pollable::kMaxPollRequests);
+        for (std::size_t i = 0; i < engine_count; ++i) {
+            short events = 0;
+            if (engine_fds[i].read) {
+                events = static_cast<short>(events | POLLIN);
+            }
+            if (engine_fds[i].write) {
+                events = static_cast<short>(events | POLLOUT);
+            }
+            fds_.push_back(pollfd{engine_fds[i].fd, events, 0});
+        }
         const int ready = ::poll(fds_.data(), fds_.size(), timeout);
         if (ready < 0 && errno != EINTR) {
             log("event=error what=poll");
@@ -312,8 +396,10 @@ int Server::run() {
             }
             quit_requested_ = true;
         }
-        // Clients first, in the order polled (accepting appends to clients_).
-        const std::size_t polled_clients = fds_.size() - first_client;
+        // The engine's answers first: they decide what the clients' next steps are.
+        engine_->service(now);
+        // Clients in the order polled (accepting appends to clients_).
+        const std::size_t polled_clients = first_engine - first_client;
         for (std::size_t i = 0; i < polled_clients && i < clients_.size(); ++i) {
             const short revents = fds_[first_client + i].revents;
             if (revents != 0 || (clients_[i]->has_buffered_input() && !faults_.silenced)) {
@@ -394,18 +480,14 @@ std::size_t Server::expire_tokens(const std::string& token, bool all, TimeMs now
 }
 
 Status Server::push_downlink(const std::string& session, const std::string& body,
-                             std::uint64_t* seq) {
-    const Status pushed = store_.push_downlink(
-        session, reinterpret_cast<const std::uint8_t*>(body.data()), body.size(), seq);
-    if (pushed != Status::kOk) {
-        return pushed;
+                             AdminConnection* admin) {
+    const std::uint64_t ticket = next_push_ticket_++;
+    const Status asked = engine_->push_downlink(
+        session, reinterpret_cast<const std::uint8_t*>(body.data()), body.size(), ticket);
+    if (asked == Status::kOk) {
+        pushes_[ticket] = admin;
     }
-    sync_store(port::monotonic_now());
-    const auto live = live_.find(session);
-    if (live != live_.end()) {
-        live->second->downlink_ready();
-    }
-    return Status::kOk;
+    return asked;
 }
 
 }  // namespace tether::server

@@ -17,13 +17,13 @@
 #include <vector>
 
 #include "options.h"
-#include "session_store.h"
 #include "tether/net/ws_server_handshake.h"
 #include "tether/net/ws_stream.h"
 #include "tether/port/entropy.h"
 #include "tether/port/tls_server.h"
-#include "tether/time.h"
+#include "tether/server/session_engine.h"
 #include "tether/server/tokens.h"
+#include "tether/time.h"
 #include "token_file.h"
 
 namespace tether::server {
@@ -39,7 +39,15 @@ class NoMasks final : public net::MaskSource {
 
 class ClientConnection final : public net::WsHandler {
   public:
-    enum class Phase : std::uint8_t { kTls, kUpgrade, kHttpReply, kAwaitHello, kOnline, kClosing };
+    enum class Phase : std::uint8_t {
+        kTls,
+        kUpgrade,
+        kHttpReply,
+        kAwaitHello,
+        kHelloPending,  ///< hello handed to the engine, waiting for its answer
+        kOnline,
+        kClosing,
+    };
 
     ClientConnection(Server& server, std::uint64_t id, port::TlsServerContext* tls, TimeMs now);
     ~ClientConnection() override;
@@ -52,6 +60,10 @@ class ClientConnection final : public net::WsHandler {
     const std::string& session() const { return session_; }
     const std::string& token() const { return token_; }
     bool online() const { return phase_ == Phase::kOnline; }
+    /// The version of the hello this connection sent (0 before).
+    std::uint32_t version() const { return version_; }
+    /// The engine's answer to this connection's hello.
+    void on_hello_answer(Status status, const HelloResult& result);
 
     /// What to poll for (read interest off while `silenced`).
     short poll_events(bool silenced) const;
@@ -107,6 +119,10 @@ class ClientConnection final : public net::WsHandler {
     bool dead_ = false;
     std::string session_;
     std::string token_;
+    std::string user_;             // the token's user: the owner of sessions it creates
+    std::string pending_session_;  // the hello's session while its answer is pending
+    std::uint32_t version_ = 0;
+    TimeMs hello_asked_at_ = 0;
     TimeMs now_ = 0;
     TimeMs opened_at_;
     TimeMs last_rx_;
@@ -130,7 +146,7 @@ struct Faults {
     std::uint32_t reject_retry_after = 0;
 };
 
-class Server {
+class Server final : private EngineEvents {
   public:
     explicit Server(const Options& options);
     ~Server();
@@ -145,7 +161,9 @@ class Server {
 
     // For connections.
     const Options& options() const { return options_; }
-    SessionStore& store() { return store_; }
+    SessionEngine& engine() { return *engine_; }
+    /// Wall-clock time in ms since the Unix epoch (the receive time backends see).
+    std::uint64_t wall_clock_ms() const;
     TokenStore& tokens() { return tokens_; }
     const Faults& faults() const { return faults_; }
     void note_uplink(bool sync_now);
@@ -163,10 +181,24 @@ class Server {
     void fault_reject(std::uint16_t status, bool has_retry_after, std::uint32_t retry_after,
                       std::uint32_t ms, TimeMs now);
     std::size_t expire_tokens(const std::string& token, bool all, TimeMs now);
-    Status push_downlink(const std::string& session, const std::string& body, std::uint64_t* seq);
+    /// Hands a downlink message to the engine; the answer reaches
+    /// admin->finish_push() from a later round of the loop. kOk (asked),
+    /// kTooLarge, kUnavailable.
+    Status push_downlink(const std::string& session, const std::string& body,
+                         AdminConnection* admin);
     void request_quit() { quit_requested_ = true; }
 
   private:
+    // EngineEvents
+    void on_hello(std::uint64_t ticket, Status status, const HelloResult& result) override;
+    void on_acknowledgeable(std::string_view session, std::uint64_t last_uplink) override;
+    void on_downlink_ready(std::string_view session) override;
+    void on_superseded(std::string_view session, std::uint32_t version) override;
+    void on_session_failed(std::string_view session, Status status) override;
+    void on_pushed(std::uint64_t ticket, Status status, std::uint64_t seq) override;
+    void on_store_error(const char* what, Status status, const char* detail) override;
+
+    ClientConnection* live_connection(std::string_view session);
     void accept_clients(int listener, port::TlsServerContext* tls, TimeMs now);
     void accept_admin();
     void sync_store(TimeMs now);
@@ -175,7 +207,7 @@ class Server {
     void reap();
 
     Options options_;
-    SessionStore store_;
+    std::unique_ptr<SessionEngine> engine_;
     TokenStore tokens_;
     port::Entropy entropy_;
     std::unique_ptr<port::TlsServerContext> tls_;
@@ -185,7 +217,10 @@ class Server {
     std::uint64_t next_id_ = 1;
     std::vector<std::unique_ptr<ClientConnection>> clients_;
     std::vector<std::unique_ptr<AdminConnection>> admins_;
-    std::map<std::string, ClientConnection*> live_;
+    std::map<std::string, ClientConnection*, std::less<>> live_;
+    std::map<std::uint64_t, ClientConnection*> by_id_;  // hello answers find their connection
+    std::map<std::uint64_t, AdminConnection*> pushes_;  // push answers find their admin request
+    std::uint64_t next_push_ticket_ = 1;
     std::vector<struct pollfd> fds_;
     Faults faults_;
     std::uint64_t unsynced_ = 0;

@@ -9,7 +9,7 @@ namespace tether::server {
 
 std::string Server::stats_json() const {
     cJSON* root = cJSON_CreateObject();
-    const StoreStats totals = store_.stats();
+    const EngineStats totals = engine_->stats();
     cJSON* store = cJSON_AddObjectToObject(root, "store");
     cJSON_AddNumberToObject(store, "sessions", static_cast<double>(totals.sessions));
     cJSON_AddNumberToObject(store, "received", static_cast<double>(totals.received));
@@ -18,14 +18,16 @@ std::string Server::stats_json() const {
     cJSON_AddNumberToObject(store, "missing_seqs", static_cast<double>(totals.missing_seqs));
     cJSON_AddNumberToObject(store, "downlink_pushed", static_cast<double>(totals.downlink_pushed));
     cJSON_AddBoolToObject(store, "failed", totals.failed);
+    cJSON_AddBoolToObject(store, "ready", totals.ready);
+    cJSON_AddNumberToObject(store, "errors", static_cast<double>(totals.store_errors));
     cJSON_AddNumberToObject(root, "connections", static_cast<double>(clients_.size()));
     cJSON_AddBoolToObject(root, "silenced", faults_.silenced);
     cJSON_AddBoolToObject(root, "rejecting", faults_.rejecting);
 
     cJSON* sessions = cJSON_AddArrayToObject(root, "sessions");
-    for (const std::string& id : store_.sessions()) {
+    for (const std::string& id : engine_->sessions()) {
         SessionStats stats;
-        if (!store_.session_stats(id, &stats)) {
+        if (!engine_->session_stats(id, &stats)) {
             continue;
         }
         cJSON* item = cJSON_CreateObject();

@@ -199,6 +199,13 @@ class EngineEvents {
     /// The answer to push_downlink(..., ticket): kOk with the assigned seq,
     /// kNotFound (unknown session), kTooLarge, or a store failure.
     virtual void on_pushed(std::uint64_t ticket, Status status, std::uint64_t seq) = 0;
+    /// A store operation failed (`what`: "sync", "connect", ...): for the log.
+    /// An engine reports an episode once, not every retry.
+    virtual void on_store_error(const char* what, Status status, const char* detail) {
+        (void)what;
+        (void)status;
+        (void)detail;
+    }
 };
 
 class SessionEngine : public Pollable {

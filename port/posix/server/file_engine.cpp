@@ -1,0 +1,178 @@
+#include "file_engine.h"
+
+#include <utility>
+
+namespace tether::server {
+
+FileEngine::FileEngine(std::string directory, StoreOptions options)
+    : directory_(std::move(directory)), store_(options) {}
+
+Status FileEngine::open(TimeMs now) {
+    (void)now;
+    const Status status = store_.open(directory_);
+    opened_ = status == Status::kOk;
+    return status;
+}
+
+void FileEngine::report_failure(const char* what, Status status) {
+    ++store_errors_;
+    if (!failure_reported_ && events_ != nullptr) {
+        failure_reported_ = true;
+        events_->on_store_error(what, status, directory_.c_str());
+    }
+}
+
+Status FileEngine::hello(const HelloRequest& request, std::uint64_t ticket) {
+    if (!opened_) {
+        return Status::kUnavailable;
+    }
+    Answer answer{Answer::Kind::kHello, ticket, Status::kOk, HelloResult{}, 0, std::string()};
+    answer.status = store_.hello(request, &answer.hello);
+    if (answer.status == Status::kInvalidArgument) {
+        return Status::kInvalidArgument;
+    }
+    if (answer.status == Status::kIoError) {
+        report_failure("hello", answer.status);
+    }
+    answers_.push_back(std::move(answer));
+    return Status::kOk;
+}
+
+UplinkResult FileEngine::uplink_data(std::string_view session, std::uint64_t seq,
+                                     const std::uint8_t* payload, std::size_t size,
+                                     const UplinkMeta& meta) {
+    // The record logs keep the payload only; a backend that needs receive and
+    // capture times uses the Redis engine (docs/PROTOCOL.md).
+    (void)meta;
+    const UplinkResult result = store_.uplink_data(session, seq, payload, size);
+    if (result == UplinkResult::kIoError) {
+        report_failure("uplink", Status::kIoError);
+    }
+    return result;
+}
+
+GapResult FileEngine::uplink_gap(std::string_view session, std::uint64_t first, std::uint64_t last,
+                                 std::string_view reason) {
+    const GapResult result = store_.uplink_gap(session, first, last, reason);
+    if (result == GapResult::kIoError) {
+        report_failure("gap", Status::kIoError);
+    }
+    return result;
+}
+
+void FileEngine::flush(TimeMs now) {
+    (void)now;
+    std::vector<AckUpdate> acks;
+    const Status status = store_.sync(&acks);
+    if (status != Status::kOk) {
+        report_failure("sync", status);
+        return;  // nothing may be acknowledged
+    }
+    if (events_ == nullptr) {
+        return;
+    }
+    for (const AckUpdate& ack : acks) {
+        events_->on_acknowledgeable(ack.session, ack.last_uplink);
+    }
+}
+
+Status FileEngine::downlink_acked(std::string_view session, std::uint64_t seq) {
+    const Status status = store_.downlink_acked(session, seq);
+    if (status == Status::kIoError) {
+        report_failure("downlink_ack", status);
+    }
+    return status;
+}
+
+Status FileEngine::push_downlink(std::string_view session, const std::uint8_t* payload,
+                                 std::size_t size, std::uint64_t ticket) {
+    if (!opened_) {
+        return Status::kUnavailable;
+    }
+    Answer answer{Answer::Kind::kPushed, ticket, Status::kOk,
+                  HelloResult{},         0,      std::string(session)};
+    answer.status = store_.push_downlink(session, payload, size, &answer.seq);
+    if (answer.status == Status::kTooLarge) {
+        return Status::kTooLarge;
+    }
+    if (answer.status == Status::kOk) {
+        // Durable before the answer says so, and before the device sees it.
+        std::vector<AckUpdate> acks;
+        answer.status = store_.sync(&acks);
+        if (answer.status == Status::kOk && events_ != nullptr) {
+            for (const AckUpdate& ack : acks) {
+                events_->on_acknowledgeable(ack.session, ack.last_uplink);
+            }
+        }
+    }
+    if (answer.status == Status::kIoError) {
+        report_failure("push", answer.status);
+    }
+    answers_.push_back(std::move(answer));
+    return Status::kOk;
+}
+
+const DownlinkMessage* FileEngine::downlink_next(std::string_view session,
+                                                 std::uint64_t after) const {
+    return store_.downlink_next(session, after);
+}
+
+bool FileEngine::session_stats(std::string_view session, SessionStats* out) const {
+    return store_.session_stats(session, out);
+}
+
+EngineStats FileEngine::stats() const {
+    const StoreStats totals = store_.stats();
+    EngineStats out;
+    out.sessions = totals.sessions;
+    out.received = totals.received;
+    out.duplicates = totals.duplicates;
+    out.gap_count = totals.gap_count;
+    out.missing_seqs = totals.missing_seqs;
+    out.downlink_pushed = totals.downlink_pushed;
+    out.failed = totals.failed;
+    out.ready = opened_;
+    out.store_errors = store_errors_;
+    return out;
+}
+
+void FileEngine::close() {
+    std::vector<AckUpdate> ignored;
+    if (opened_ && store_.sync(&ignored) != Status::kOk) {
+        report_failure("sync", Status::kIoError);
+    }
+}
+
+std::size_t FileEngine::poll_requests(PollRequest* out, std::size_t max) const {
+    (void)out;
+    (void)max;
+    return 0;
+}
+
+bool FileEngine::next_deadline(TimeMs* at) const {
+    (void)at;
+    return false;  // has_buffered_input() keeps the loop from blocking instead
+}
+
+void FileEngine::service(TimeMs now) {
+    (void)now;
+    // Answers queued while an answer is delivered wait for the next round.
+    std::size_t count = answers_.size();
+    while (count-- > 0 && !answers_.empty()) {
+        Answer answer = std::move(answers_.front());
+        answers_.pop_front();
+        if (events_ == nullptr) {
+            continue;
+        }
+        if (answer.kind == Answer::Kind::kHello) {
+            events_->on_hello(answer.ticket, answer.status, answer.hello);
+        } else {
+            events_->on_pushed(answer.ticket, answer.status, answer.seq);
+            if (answer.status == Status::kOk) {
+                events_->on_downlink_ready(answer.session);
+            }
+        }
+    }
+}
+
+}  // namespace tether::server
