@@ -31,6 +31,22 @@ const char* const kUsage =
     "  --max-connections N      connections at once, beyond: 503 (default 4096)\n"
     "  --max-message-size N     largest WebSocket message accepted, bytes (default 65536)\n"
     "  --replay-capacity N      downlink messages held per session for replay (default 1024)\n"
+    "\n"
+    "Store (docs/PROTOCOL.md, docs/DEPLOY.md):\n"
+    "  --store file|redis       record logs under --data-dir (default), or Redis 7, shared\n"
+    "                           by every instance on the same Redis\n"
+    "  --redis HOST:PORT        the Redis primary (numeric address)\n"
+    "  --redis-sentinel HOST:PORT  a Sentinel that knows the primary (repeatable; instead\n"
+    "                           of --redis); after a promotion the new primary is found\n"
+    "  --redis-master NAME      the primary's name in Sentinel (default tether)\n"
+    "  --redis-durability LEVEL reply: ACK uplink once the primary replied (add Redis's\n"
+    "                           appendfsync always to survive its power cut); replicas:N:\n"
+    "                           once WAIT saw N replicas take it (default reply)\n"
+    "  --redis-wait-timeout-ms T  how long one WAIT may take (default 1000)\n"
+    "  --redis-prefix P         key prefix (default tether)\n"
+    "  --redis-uplink-maxlen N  uplink entries kept per session stream; what retention\n"
+    "                           removes is counted in trimmed_through (default 1000000)\n"
+    "  --instance-id ID         this instance's name in Redis (default HOST-PID)\n"
     "  --help                   this text\n"
     "\n"
     "Admin interface (HTTP/1.1 on --admin, one request per connection):\n"
@@ -169,6 +185,55 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
                 return fail("bad --replay-capacity", value);
             }
             options->replay_capacity = static_cast<std::size_t>(number);
+        } else if (arg == "--store") {
+            if (std::strcmp(value, "file") == 0) {
+                options->store = Options::Store::kFile;
+            } else if (std::strcmp(value, "redis") == 0) {
+                options->store = Options::Store::kRedis;
+            } else {
+                return fail("bad --store (file or redis)", value);
+            }
+        } else if (arg == "--redis") {
+            if (!parse_listen_address(value, &options->redis)) {
+                return fail("bad --redis", value);
+            }
+        } else if (arg == "--redis-sentinel") {
+            ListenAddress sentinel;
+            if (!parse_listen_address(value, &sentinel)) {
+                return fail("bad --redis-sentinel", value);
+            }
+            options->sentinels.push_back(sentinel);
+        } else if (arg == "--redis-master") {
+            options->redis_master = value;
+        } else if (arg == "--redis-durability") {
+            if (std::strcmp(value, "reply") == 0) {
+                options->redis_replicas = 0;
+            } else if (std::strncmp(value, "replicas:", 9) == 0 &&
+                       parse_number(value + 9, 64, &number) && number >= 1) {
+                options->redis_replicas = static_cast<std::uint32_t>(number);
+            } else {
+                return fail("bad --redis-durability (reply or replicas:N)", value);
+            }
+        } else if (arg == "--redis-wait-timeout-ms") {
+            if (!number_option(1, 600000)) {
+                return fail("bad --redis-wait-timeout-ms", value);
+            }
+            options->redis_wait_timeout_ms = static_cast<std::uint32_t>(number);
+        } else if (arg == "--redis-prefix") {
+            if (*value == '\0' || std::strpbrk(value, "{} \t") != nullptr) {
+                return fail("bad --redis-prefix (no braces or blanks)", value);
+            }
+            options->redis_prefix = value;
+        } else if (arg == "--redis-uplink-maxlen") {
+            if (!number_option(1, 1000000000000ull)) {
+                return fail("bad --redis-uplink-maxlen", value);
+            }
+            options->redis_uplink_maxlen = number;
+        } else if (arg == "--instance-id") {
+            if (*value == '\0' || std::strpbrk(value, " \t") != nullptr) {
+                return fail("bad --instance-id", value);
+            }
+            options->instance_id = value;
         } else {
             return fail("unknown option", argv[i - 1]);
         }
@@ -181,6 +246,14 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
     }
     if (options->data_dir.empty()) {
         return fail("--data-dir is required", nullptr);
+    }
+    if (options->store == Options::Store::kRedis &&
+        options->redis.enabled == !options->sentinels.empty()) {
+        return fail("--store redis needs one of --redis and --redis-sentinel", nullptr);
+    }
+    if (options->store == Options::Store::kFile &&
+        (options->redis.enabled || !options->sentinels.empty())) {
+        return fail("--redis and --redis-sentinel need --store redis", nullptr);
     }
     const std::string& admin = options->admin.host;
     if (admin != "::1" && admin != "localhost" && admin.rfind("127.", 0) != 0) {

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tether::server {
 
@@ -31,6 +32,18 @@ struct Options {
     std::size_t max_connections = 4096;
     std::size_t max_message_size = 64 * 1024;
     std::size_t replay_capacity = 1024;
+
+    /// Where sessions live: the record logs under data_dir, or Redis.
+    enum class Store : std::uint8_t { kFile, kRedis } store = Store::kFile;
+    ListenAddress redis;                   ///< --redis: the primary, numeric HOST:PORT
+    std::vector<ListenAddress> sentinels;  ///< --redis-sentinel: find the primary here
+    std::string redis_master = "tether";   ///< --redis-master: Sentinel's name for it
+    /// --redis-durability: 0 = ACK after Redis replied; N = after WAIT saw N replicas.
+    std::uint32_t redis_replicas = 0;
+    std::uint32_t redis_wait_timeout_ms = 1000;
+    std::string redis_prefix = "tether";
+    std::uint64_t redis_uplink_maxlen = 1000000;
+    std::string instance_id;  ///< --instance-id (default: host name and pid)
 };
 
 /// Exit codes, documented in --help.
