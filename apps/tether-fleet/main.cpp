@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -121,7 +122,8 @@ struct Member final : tether::ClientListener {
 
 // One client with its own identity, buffers and OS resources.
 struct Slot {
-    Slot(std::size_t index, FleetState& fleet) : member(index, fleet) {}
+    Slot(std::size_t index, FleetState& fleet, std::size_t outbox_bytes)
+        : outbox(outbox_bytes), member(index, fleet) {}
 
     bool init(const tether::ClientConfig& base, tether::port::Entropy& entropy,
               tether::CredentialsProvider* credentials) {
@@ -151,7 +153,7 @@ struct Slot {
                          : member.received >= messages;
     }
 
-    std::vector<std::uint8_t> outbox = std::vector<std::uint8_t>(64 * 1024);
+    std::vector<std::uint8_t> outbox;
     std::vector<std::uint8_t> rx = std::vector<std::uint8_t>(16 * 1024);
     std::vector<std::uint8_t> tx = std::vector<std::uint8_t>(80 * 1024);
     tether::port::PosixTransport transport;
@@ -252,7 +254,9 @@ int main(int argc, char** argv) {
     tether::port::PollLoop loop(pointers.data(), options.clients, fds.data(), fds.size());
     const tether::TimeMs start = tether::port::monotonic_now();
     for (std::size_t i = 0; i < options.clients; ++i) {
-        slots.push_back(std::make_unique<Slot>(i, fleet));
+        // Room for every message up front (each under 64 bytes with its entry header).
+        const std::size_t outbox_bytes = std::max<std::size_t>(64 * 1024, options.messages * 64);
+        slots.push_back(std::make_unique<Slot>(i, fleet, outbox_bytes));
         Slot& slot = *slots.back();
         if (!slot.init(config, entropy, options.token != nullptr ? &token : nullptr)) {
             std::fprintf(stderr, "tether-fleet: %s\n", slot.client->config_error());
