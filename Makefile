@@ -16,7 +16,7 @@ cross_configure = cmake -S . -B $(1) -DCMAKE_TOOLCHAIN_FILE=$(CURDIR)/toolchains
 SOURCES = $(shell git ls-files --cached --others --exclude-standard \
                 '*.cpp' '*.h' 2>/dev/null)
 
-.PHONY: all deps build build-embedded test test-unit coverage format format-check clean demo bench \
+.PHONY: all deps build build-embedded test test-unit coverage format format-check clean demo demo-fleet bench \
 	deb footprint soak cross-deps cross-armhf cross-arm64 test-cross
 
 all: build
@@ -52,6 +52,12 @@ bench: deps build
 # ending with a tally read from the server's store (see tools/demo).
 demo: deps build
 	/usr/bin/python3 tools/demo
+
+# The fleet: two tether-server instances on one local Redis, tetherd with both
+# as endpoints, the serving instance killed; the tally is read from Redis
+# (see tools/demo-fleet).
+demo-fleet: deps build
+	/usr/bin/python3 tools/demo-fleet
 
 # Debian packages (tetherd, tether-server, libtether-dev) from build/host into
 # build/host/packages, and from build/armhf and build/arm64 too when the cross
