@@ -181,8 +181,19 @@ class Consumer:
         if not self._recovered:
             handled = self._read_pending(list(self._keys))
             self._recovered = True
-        reply = self.redis.xreadgroup(self.group, self.name, {k: ">" for k in self._keys},
-                                      count=self.count, block=self.block_ms)
+        try:
+            reply = self.redis.xreadgroup(self.group, self.name, {k: ">" for k in self._keys},
+                                          count=self.count, block=self.block_ms)
+        except redis.exceptions.ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            # A stream or its group was deleted under us (by hand: the server never
+            # deletes them). Create the groups again on the next step.
+            self.log("%s; creating the groups again" % error)
+            self._keys.clear()
+            self._next_rescan = 0.0
+            self._recovered = False
+            reply = None
         return handled + self._handle_reply(reply)
 
     def refresh_sessions(self):

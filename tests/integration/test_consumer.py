@@ -287,6 +287,19 @@ class Example(unittest.TestCase):
         self.assertEqual(result.returncode, 0, result)
         self.assertEqual([e["seq"] for e in parse_lines(result.stdout.decode())], [1, 2, 3])
 
+    def test_a_stream_deleted_by_hand_gets_its_group_again(self):
+        fill(self.r, S1, [1, 2])
+        recorder = Recorder()
+        consumer = recorder.consumer(self.r, start="$")
+        consumer.drain()
+        self.r.delete("tether:{%s}:up" % S1)
+        self.assertEqual(consumer.drain(), 0)  # NOGROUP: the groups are forgotten ...
+        self.assertEqual(consumer.drain(), 0)  # ... and created again ($: from now on)
+        self.assertTrue(self.r.xinfo_groups("tether:{%s}:up" % S1))
+        append(self.r, S1, [3, 4])
+        self.assertEqual(consumer.drain(), 2)
+        self.assertEqual(recorder.seqs(S1), [3, 4])
+
     # --- crashes --------------------------------------------------------------
 
     def test_killed_mid_batch_then_restarted_loses_nothing_and_repeats_nothing_acknowledged(self):
