@@ -1,11 +1,13 @@
 # Install rules, one component per Debian package (see TetherPackaging.cmake):
 #   tetherd   tetherd, tether-cat, the systemd unit, /etc/tether/tetherd.json
-#   server    tether-server (the reference server runs on another machine than
-#             the gateways, so it is a package of its own)
+#   server    tether-server, its systemd unit and /etc/tether/tether-server.env
+#             (the server runs on other machines than the gateways, so it is a
+#             package of its own)
 #   dev       the static libraries, the public headers, the CMake package
 #             (find_package(tether) -> tether::tether ...) and tether.pc
-# The state directory /var/lib/tether is not shipped: the unit's
-# StateDirectory=tether (mode 0700) creates it for the DynamicUser it runs as.
+# The state directories /var/lib/tether and /var/lib/tether-server are not
+# shipped: each unit's StateDirectory= (mode 0700) creates its own for the
+# DynamicUser it runs as.
 include(GNUInstallDirs)
 include(CMakePackageConfigHelpers)
 
@@ -25,7 +27,7 @@ set(TETHER_INSTALL_CMAKEDIR "${TETHER_INSTALL_LIBDIR}/cmake/tether")
 # is /usr (as make deb installs), else inside the prefix. Decided at install
 # time, because cpack installs with its own prefix (CPACK_SET_DESTDIR) whatever
 # the build was configured with.
-install(CODE [[
+set(TETHER_INSTALL_DIRS_CODE [[
     if(CMAKE_INSTALL_PREFIX STREQUAL "/usr" OR CMAKE_INSTALL_PREFIX STREQUAL "/usr/")
         set(TETHER_SYSTEMD_UNIT_DIR "/lib/systemd/system")
         set(TETHER_CONFIG_DIR "/etc/tether")
@@ -37,7 +39,11 @@ install(CODE [[
     # absolute; strip the variables' own leading slash.
     string(REGEX REPLACE "^/+" "" TETHER_SYSTEMD_UNIT_DIR "${TETHER_SYSTEMD_UNIT_DIR}")
     string(REGEX REPLACE "^/+" "" TETHER_CONFIG_DIR "${TETHER_CONFIG_DIR}")
-]] COMPONENT tetherd)
+]])
+# Each package is installed on its own (CPACK_DEB_COMPONENT_INSTALL), so each
+# component that ships a unit computes the directories itself.
+install(CODE "${TETHER_INSTALL_DIRS_CODE}" COMPONENT tetherd)
+install(CODE "${TETHER_INSTALL_DIRS_CODE}" COMPONENT server)
 
 # tetherd package.
 foreach(app tetherd tether-cat)
@@ -55,6 +61,10 @@ endif()
 # tether-server package.
 if(TARGET tether-server)
     install(TARGETS tether-server RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT server)
+    install(FILES ${PROJECT_SOURCE_DIR}/packaging/systemd/tether-server.service
+        DESTINATION "/\${TETHER_SYSTEMD_UNIT_DIR}" COMPONENT server)
+    install(FILES ${PROJECT_SOURCE_DIR}/packaging/tether-server.env
+        DESTINATION "/\${TETHER_CONFIG_DIR}" COMPONENT server)
 endif()
 
 # libtether-dev package.

@@ -1,7 +1,7 @@
 # Debian packages through CPack (make deb; see TetherInstall.cmake for what
 # each component holds):
 #   tetherd          the daemon, tether-cat, unit, /etc/tether/tetherd.json
-#   tether-server    the reference server
+#   tether-server    the server, its unit, /etc/tether/tether-server.env
 #   libtether-dev    static libraries, headers, CMake package, tether.pc
 # Runtime Depends are computed by dpkg-shlibdeps from the binaries (dpkg-dev);
 # the architecture follows the toolchain, so build/armhf and build/arm64 give
@@ -57,9 +57,17 @@ set(CPACK_DEBIAN_TETHERD_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_SERVER_PACKAGE_NAME "tether-server")
 set(CPACK_COMPONENT_SERVER_DESCRIPTION
-    "tether.v1 reference server
+    "tether.v1 telemetry server
  tether-server accepts tether.v1 links (ws:// and wss://) from tetherd and
- tether-cat and keeps the resume state of each session on disk.")
+ tether-cat and keeps the resume state of each session on disk, or in Redis
+ shared by many instances. Put the device tokens in
+ /etc/tether/tether-server.tokens and the admin token in
+ /etc/tether/tether-server.admin-token (both root-only), choose the store in
+ /etc/tether/tether-server.env, then: systemctl enable --now tether-server.")
+# /etc/tether/tether-server.env is a conffile: an upgrade keeps the local edits.
+file(WRITE "${PROJECT_BINARY_DIR}/packaging/server/conffiles" "/etc/tether/tether-server.env\n")
+set(CPACK_DEBIAN_SERVER_PACKAGE_CONTROL_EXTRA "${PROJECT_BINARY_DIR}/packaging/server/conffiles")
+set(CPACK_DEBIAN_SERVER_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME "libtether-dev")
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION "libdevel")
