@@ -1,4 +1,4 @@
-#include "redis_functions.h"
+#include "tether/server/redis_functions.h"
 
 namespace tether::server {
 namespace {
