@@ -1,0 +1,43 @@
+// The Redis function library `tether` (Lua), loaded by the Redis engine with
+// FUNCTION LOAD REPLACE on every (re)connect before any other command. Its
+// functions are the only writers of a session's keys (docs/PROTOCOL.md,
+// "tether-server's Redis store"). Each takes one key, `P:{S}:state`, and names
+// the session's other keys (`P:{S}:up`, `P:{S}:gaps`, `P:{S}:down`) and the
+// channels (`P:supersede`, `P:downlink`) from it, so one call touches one
+// hash slot. Times are arguments: a function never reads Redis's clock.
+//
+// Replies (RESP2; "state" is the session's state hash as HGETALL returns it):
+//
+//   tether_hello version device last_downlink oldest_uplink user instance
+//     -> {"accepted"|"superseded"|"forbidden", resumed, last_uplink,
+//         recorded_hole, has_downlink_gap, gap_first, gap_last, replay_after,
+//         state}
+//   tether_uplink version maxlen [seq received_ms captured_ms payload]...
+//     (captured_ms "" when the device sent no age)
+//     -> {"ok", last_uplink, stored, duplicates, gaps, missing, state}
+//      | {"superseded", version}
+//   tether_gap version first last reason
+//     -> {"recorded"|"recorded_after_unreported_gap"|"ignored", last_uplink,
+//         gaps, missing, state} | {"superseded", version}
+//   tether_ack_downlink version seq
+//     -> {"ok", downlink_acked, state} | {"invalid", downlink_last}
+//      | {"superseded", version}
+//   tether_push payload now_ms [capacity]
+//     -> the assigned seq (integer)
+//
+// An unknown session (no state hash) is the error "NOTFOUND tether: unknown
+// session"; a malformed call is an "ERR tether: ..." error.
+#pragma once
+
+#include <string_view>
+
+namespace tether::server {
+
+/// The library's source text, for FUNCTION LOAD REPLACE.
+std::string_view redis_function_library();
+
+inline constexpr std::string_view kRedisLibraryName = "tether";
+/// Replay capacity tether_push applies when its caller passes none.
+inline constexpr unsigned kRedisDefaultReplayCapacity = 1024;
+
+}  // namespace tether::server

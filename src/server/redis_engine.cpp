@@ -1,0 +1,1070 @@
+#include "tether/server/redis_engine.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <utility>
+
+#include "tether/server/redis_functions.h"
+
+namespace tether::server {
+namespace {
+
+// Replies are checked field by field: a reply of the wrong shape (a library
+// of another version, a proxy in the way) fails what it answers, never
+// crashes or guesses.
+bool parse_u64(std::string_view text, std::uint64_t* out) {
+    if (text.empty() || text.size() > 20) {
+        return false;
+    }
+    std::uint64_t value = 0;
+    for (const char c : text) {
+        if (c < '0' || c > '9') {
+            return false;
+        }
+        const auto digit = static_cast<std::uint64_t>(c - '0');
+        if (value > (UINT64_MAX - digit) / 10) {
+            return false;
+        }
+        value = value * 10 + digit;
+    }
+    *out = value;
+    return true;
+}
+
+std::string decimal(std::uint64_t value) {
+    char text[24];
+    std::snprintf(text, sizeof text, "%llu", static_cast<unsigned long long>(value));
+    return text;
+}
+
+bool integer_at(const RedisValue& reply, std::size_t index, std::uint64_t* out) {
+    if (index >= reply.elements.size()) {
+        return false;
+    }
+    const RedisValue& item = reply.elements[index];
+    if (item.type != RedisValue::Type::kInteger || item.integer < 0) {
+        return false;
+    }
+    *out = static_cast<std::uint64_t>(item.integer);
+    return true;
+}
+
+bool text_at(const RedisValue& reply, std::size_t index, std::string_view* out) {
+    if (index >= reply.elements.size()) {
+        return false;
+    }
+    const RedisValue& item = reply.elements[index];
+    if (item.type != RedisValue::Type::kString && item.type != RedisValue::Type::kStatus) {
+        return false;
+    }
+    *out = item.text;
+    return true;
+}
+
+// The state hash (HGETALL's flat field/value list) into the fields of
+// SessionStats it holds. Unknown fields are skipped (backends may add some).
+bool parse_state(const RedisValue& hash, SessionStats* out) {
+    if (hash.type != RedisValue::Type::kArray || hash.elements.size() % 2 != 0) {
+        return false;
+    }
+    struct Field {
+        const char* name;
+        std::uint64_t* value;
+    };
+    std::uint64_t version = 0;
+    const Field numbers[] = {
+        {"version", &version},
+        {"received", &out->received},
+        {"duplicates", &out->duplicates},
+        {"highest_seq", &out->highest_seq},
+        {"next_expected", &out->next_expected},
+        {"gap_count", &out->gap_count},
+        {"missing_seqs", &out->missing_seqs},
+        {"unreported_gaps", &out->unreported_gaps},
+        {"downlink_last", &out->downlink_last_seq},
+        {"downlink_acked", &out->downlink_acked},
+    };
+    for (std::size_t i = 0; i < hash.elements.size(); i += 2) {
+        const std::string& name = hash.elements[i].text;
+        const std::string& value = hash.elements[i + 1].text;
+        if (name == "device") {
+            out->device = value;
+            continue;
+        }
+        if (name == "owner") {
+            out->owner = value;
+            continue;
+        }
+        for (const Field& field : numbers) {
+            if (name == field.name && !parse_u64(value, field.value)) {
+                return false;
+            }
+        }
+    }
+    if (version > UINT32_MAX) {
+        return false;
+    }
+    out->version = static_cast<std::uint32_t>(version);
+    return true;
+}
+
+bool starts_with(std::string_view text, std::string_view prefix) {
+    return text.substr(0, prefix.size()) == prefix;
+}
+
+// XRANGE's reply: entries [id, [field, value, ...]] with ids "<seq>-0".
+bool parse_downlink(const RedisValue& reply, std::vector<DownlinkMessage>* out) {
+    if (reply.type != RedisValue::Type::kArray) {
+        return false;
+    }
+    for (const RedisValue& entry : reply.elements) {
+        if (entry.type != RedisValue::Type::kArray || entry.elements.size() != 2 ||
+            entry.elements[1].type != RedisValue::Type::kArray) {
+            return false;
+        }
+        const std::string& id = entry.elements[0].text;
+        const std::size_t dash = id.find('-');
+        DownlinkMessage message;
+        if (dash == std::string::npos ||
+            !parse_u64(std::string_view(id).substr(0, dash), &message.seq)) {
+            return false;
+        }
+        const std::vector<RedisValue>& fields = entry.elements[1].elements;
+        for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+            if (fields[i].text == "payload") {
+                const std::string& bytes = fields[i + 1].text;
+                message.payload.assign(bytes.begin(), bytes.end());
+            }
+        }
+        out->push_back(std::move(message));
+    }
+    return true;
+}
+
+std::string_view as_text(const std::uint8_t* bytes, std::size_t size) {
+    return size == 0 ? std::string_view()
+                     : std::string_view(reinterpret_cast<const char*>(bytes), size);
+}
+
+bool plain_name(std::string_view text) {
+    if (text.empty()) {
+        return false;
+    }
+    return std::none_of(text.begin(), text.end(), [](char c) {
+        return c == '{' || c == '}' || c == ' ' || static_cast<unsigned char>(c) < 0x21;
+    });
+}
+
+// One queued uplink DATA or gap, in arrival order.
+struct QueuedOp {
+    bool is_gap = false;
+    std::uint64_t seq = 0;  // DATA: seq; gap: first
+    std::uint64_t last = 0;
+    std::string bytes;  // DATA: payload; gap: reason
+    UplinkMeta meta;
+};
+
+}  // namespace
+
+struct RedisEngine::Served {
+    std::string id;
+    std::uint32_t version = 0;  // the version of the hello accepted here
+    bool welcomed = false;      // its hello's answer went out
+    std::deque<DownlinkMessage> held;
+    std::uint64_t fetched_through = 0;  // highest downlink seq fetched or known gone
+    bool fetch_in_flight = false;
+    bool fetch_again = false;
+    std::uint64_t acknowledgeable = 0;
+    std::uint64_t acked_sent = 0;  // highest downlink ack sent
+    SessionStats stats;
+    std::vector<QueuedOp> queued;
+};
+
+enum class PendingKind : std::uint8_t {
+    kLoad,
+    kHello,
+    kHelloRange,
+    kRegister,
+    kUplink,
+    kGap,
+    kAckDownlink,
+    kPush,
+    kFetch,
+    kWait,
+};
+
+struct RedisEngine::Pending {
+    PendingKind kind = PendingKind::kLoad;
+    std::uint64_t tag = 0;
+    std::string session;
+    std::uint64_t id = 0;        // hello id, push ticket
+    std::uint64_t write_no = 0;  // writes: its number; WAIT: the last write it covers
+};
+
+struct RedisEngine::HelloInFlight {
+    std::uint64_t ticket = 0;
+    std::string session;
+    std::uint32_t version = 0;
+    bool decided = false;        // tether_hello accepted it
+    bool refetch = false;        // a P:downlink message came before the Served existed
+    std::uint64_t write_no = 0;  // of its tether_hello
+    HelloResult result;
+    SessionStats stats;
+};
+
+struct RedisEngine::AwaitingWait {
+    std::uint64_t write_no = 0;
+    std::string session;
+    std::uint64_t last_uplink = 0;  // an uplink acknowledgement
+    std::uint64_t hello_id = 0;     // or a hello's answer (non-zero)
+};
+
+bool parse_redis_durability(std::string_view text, RedisEngineOptions* options) {
+    if (options == nullptr) {
+        return false;
+    }
+    if (text == "reply") {
+        options->durability = RedisDurability::kReply;
+        options->replicas = 0;
+        return true;
+    }
+    constexpr std::string_view kReplicas = "replicas:";
+    std::uint64_t count = 0;
+    if (!starts_with(text, kReplicas) || !parse_u64(text.substr(kReplicas.size()), &count) ||
+        count == 0 || count > 1000) {
+        return false;
+    }
+    options->durability = RedisDurability::kReplicas;
+    options->replicas = static_cast<std::uint32_t>(count);
+    return true;
+}
+
+RedisEngine::RedisEngine(RedisLink& link, RedisEngineOptions options)
+    : link_(link), options_(std::move(options)) {
+    link_.set_events(this);
+}
+
+RedisEngine::~RedisEngine() = default;
+
+void RedisEngine::set_events(EngineEvents* events) {
+    events_ = events;
+}
+
+Status RedisEngine::open(TimeMs now) {
+    const bool replicas_ok = options_.durability == RedisDurability::kReply ||
+                             (options_.replicas >= 1 && options_.wait_timeout_ms >= 1);
+    if (opened_ || events_ == nullptr || !plain_name(options_.prefix) ||
+        !plain_name(options_.instance) || !replicas_ok || options_.replay_capacity == 0 ||
+        options_.max_payload_size == 0 || options_.max_batch_messages == 0 ||
+        options_.max_batch_bytes == 0) {
+        return Status::kInvalidArgument;
+    }
+    opened_ = true;
+    now_ = now;
+    link_.subscribe({options_.prefix + ":downlink", options_.prefix + ":supersede"});
+    link_.start(now);
+    return Status::kOk;
+}
+
+bool RedisEngine::ready() const {
+    return opened_ && library_loaded_ && link_.connected();
+}
+
+std::string RedisEngine::key(std::string_view session, std::string_view suffix) const {
+    std::string name;
+    name.reserve(options_.prefix.size() + session.size() + suffix.size() + 4);
+    name.append(options_.prefix).append(":{").append(session).append("}:").append(suffix);
+    return name;
+}
+
+RedisEngine::Served* RedisEngine::find(std::string_view session) {
+    char id[kSessionIdLength + 1];
+    if (!session_key(session, id)) {
+        return nullptr;
+    }
+    const auto found = served_.find(std::string_view(id, kSessionIdLength));
+    return found == served_.end() ? nullptr : found->second.get();
+}
+
+const RedisEngine::Served* RedisEngine::find(std::string_view session) const {
+    return const_cast<RedisEngine*>(this)->find(session);
+}
+
+bool RedisEngine::send(const std::vector<std::string_view>& args, Pending pending) {
+    pending.tag = next_tag_++;
+    if (!link_.command(args.data(), args.size(), pending.tag)) {
+        return false;
+    }
+    switch (pending.kind) {
+        case PendingKind::kHello:
+        case PendingKind::kRegister:
+        case PendingKind::kUplink:
+        case PendingKind::kGap:
+        case PendingKind::kAckDownlink:
+        case PendingKind::kPush:
+            pending.write_no = ++writes_sent_;
+            break;
+        case PendingKind::kWait:
+            pending.write_no = writes_sent_;
+            break;
+        default:
+            break;
+    }
+    pending_.push_back(std::move(pending));
+    return true;
+}
+
+void RedisEngine::log_once(bool* flag, std::string_view line) {
+    if (flag != nullptr) {
+        if (*flag) {
+            return;
+        }
+        *flag = true;
+    }
+    if (options_.log) {
+        options_.log(line);
+    }
+}
+
+Status RedisEngine::hello(const HelloRequest& request, std::uint64_t ticket) {
+    char id[kSessionIdLength + 1];
+    if (!session_key(request.session, id) || request.version == 0 || request.device.empty() ||
+        request.device.size() > kMaxDeviceLength || request.last_downlink > kMaxSeq ||
+        request.oldest_uplink > kMaxSeq) {
+        return Status::kInvalidArgument;
+    }
+    if (!ready()) {
+        return Status::kUnavailable;
+    }
+    const std::string session(id, kSessionIdLength);
+    if (Served* existing = find(session)) {
+        send_batches(*existing);  // an older connection's DATA go before the hello
+    }
+    const std::string state = key(session, "state");
+    const std::string down = key(session, "down");
+    const std::string version = decimal(request.version);
+    const std::string last_downlink = decimal(request.last_downlink);
+    const std::string oldest_uplink = decimal(request.oldest_uplink);
+    const std::string capacity = decimal(options_.replay_capacity);
+    const std::uint64_t hello_id = next_hello_id_++;
+    Pending first{PendingKind::kHello, 0, session, hello_id, 0};
+    if (!send({"FCALL", "tether_hello", "1", state, version, request.device, last_downlink,
+               oldest_uplink, request.user, options_.instance},
+              first)) {
+        return Status::kUnavailable;
+    }
+    auto in_flight = std::make_unique<HelloInFlight>();
+    in_flight->ticket = ticket;
+    in_flight->session = session;
+    in_flight->version = request.version;
+    hellos_[hello_id] = std::move(in_flight);
+    // The replay buffer as the hello left it: Redis runs the two in order.
+    // (Should this one not go out, the link is down and on_disconnected
+    // answers the hello.)
+    (void)send({"XRANGE", down, "-", "+", "COUNT", capacity},
+               Pending{PendingKind::kHelloRange, 0, session, hello_id, 0});
+    if (options_.durability == RedisDurability::kReplicas) {
+        send_wait();
+    }
+    return Status::kOk;
+}
+
+UplinkResult RedisEngine::uplink_data(std::string_view session, std::uint64_t seq,
+                                      const std::uint8_t* payload, std::size_t size,
+                                      const UplinkMeta& meta) {
+    if (seq == 0 || seq > kMaxSeq || (payload == nullptr && size != 0)) {
+        return UplinkResult::kInvalidArgument;
+    }
+    Served* served = find(session);
+    if (served == nullptr) {
+        return UplinkResult::kUnknownSession;
+    }
+    if (size > options_.max_payload_size) {
+        return UplinkResult::kTooLarge;
+    }
+    if (!ready()) {
+        return UplinkResult::kIoError;
+    }
+    QueuedOp op;
+    op.seq = seq;
+    op.bytes.assign(as_text(payload, size));
+    op.meta = meta;
+    served->queued.push_back(std::move(op));
+    return UplinkResult::kQueued;
+}
+
+GapResult RedisEngine::uplink_gap(std::string_view session, std::uint64_t first, std::uint64_t last,
+                                  std::string_view reason) {
+    if (first == 0 || last < first || last > kMaxSeq || reason.size() > kMaxGapReasonLength) {
+        return GapResult::kInvalidArgument;
+    }
+    Served* served = find(session);
+    if (served == nullptr) {
+        return GapResult::kUnknownSession;
+    }
+    if (!ready()) {
+        return GapResult::kIoError;
+    }
+    QueuedOp op;
+    op.is_gap = true;
+    op.seq = first;
+    op.last = last;
+    op.bytes.assign(reason.data(), reason.size());
+    served->queued.push_back(std::move(op));
+    return GapResult::kQueued;
+}
+
+void RedisEngine::send_batches(Served& served) {
+    if (served.queued.empty()) {
+        return;
+    }
+    std::vector<QueuedOp> ops;
+    ops.swap(served.queued);
+    const std::string state = key(served.id, "state");
+    const std::string version = decimal(served.version);
+    const std::string maxlen = decimal(options_.uplink_maxlen);
+    std::size_t at = 0;
+    while (at < ops.size()) {
+        if (ops[at].is_gap) {
+            const QueuedOp& gap = ops[at++];
+            const std::string first = decimal(gap.seq);
+            const std::string last = decimal(gap.last);
+            if (!send({"FCALL", "tether_gap", "1", state, version, first, last, gap.bytes},
+                      Pending{PendingKind::kGap, 0, served.id, 0, 0})) {
+                return;  // the link is down: on_disconnected fails the session
+            }
+            continue;
+        }
+        // One batch: consecutive DATA up to the message and byte bounds (one
+        // DATA at least, whatever its size).
+        std::vector<std::string> numbers;
+        std::size_t end = at;
+        std::size_t bytes = 0;
+        while (end < ops.size() && !ops[end].is_gap && end - at < options_.max_batch_messages &&
+               (end == at || bytes + ops[end].bytes.size() <= options_.max_batch_bytes)) {
+            bytes += ops[end].bytes.size();
+            ++end;
+        }
+        numbers.reserve(3 * (end - at));
+        for (std::size_t i = at; i < end; ++i) {
+            const UplinkMeta& meta = ops[i].meta;
+            numbers.push_back(decimal(ops[i].seq));
+            numbers.push_back(decimal(meta.received_unix_ms));
+            const bool has_captured = meta.has_age && meta.received_unix_ms >= meta.age_ms;
+            numbers.push_back(has_captured ? decimal(meta.received_unix_ms - meta.age_ms) : "");
+        }
+        std::vector<std::string_view> args = {"FCALL", "tether_uplink", "1",
+                                              state,   version,         maxlen};
+        args.reserve(args.size() + 4 * (end - at));
+        for (std::size_t i = at; i < end; ++i) {
+            const std::size_t n = 3 * (i - at);
+            args.insert(args.end(), {numbers[n], numbers[n + 1], numbers[n + 2], ops[i].bytes});
+        }
+        if (!send(args, Pending{PendingKind::kUplink, 0, served.id, 0, 0})) {
+            return;
+        }
+        at = end;
+    }
+}
+
+void RedisEngine::send_wait() {
+    const std::string replicas = decimal(options_.replicas);
+    const std::string timeout = decimal(options_.wait_timeout_ms);
+    if (send({"WAIT", replicas, timeout}, Pending{PendingKind::kWait, 0, std::string(), 0, 0})) {
+        ++waits_in_flight_;
+        last_wait_covers_ = writes_sent_;
+    }
+}
+
+void RedisEngine::flush(TimeMs now) {
+    now_ = now;
+    if (!ready()) {
+        return;
+    }
+    for (auto& entry : served_) {
+        send_batches(*entry.second);
+    }
+    if (options_.durability != RedisDurability::kReplicas) {
+        return;
+    }
+    // One WAIT covers every write sent before it on this connection; after a
+    // shortfall the held acknowledgements ask again here.
+    if (writes_sent_ > last_wait_covers_ || (!awaiting_wait_.empty() && waits_in_flight_ == 0)) {
+        send_wait();
+    }
+}
+
+Status RedisEngine::downlink_acked(std::string_view session, std::uint64_t seq) {
+    Served* served = find(session);
+    if (served == nullptr) {
+        return Status::kNotFound;
+    }
+    std::uint64_t known = std::max(served->stats.downlink_last_seq, served->fetched_through);
+    if (!served->held.empty()) {
+        known = std::max(known, served->held.back().seq);
+    }
+    if (seq > known) {
+        return Status::kInvalidArgument;
+    }
+    if (!ready()) {
+        return Status::kIoError;
+    }
+    while (!served->held.empty() && served->held.front().seq <= seq) {
+        served->held.pop_front();
+    }
+    if (seq <= served->acked_sent || seq <= served->stats.downlink_acked) {
+        return Status::kOk;
+    }
+    const std::string state = key(served->id, "state");
+    const std::string version = decimal(served->version);
+    const std::string acked = decimal(seq);
+    if (!send({"FCALL", "tether_ack_downlink", "1", state, version, acked},
+              Pending{PendingKind::kAckDownlink, 0, served->id, 0, 0})) {
+        return Status::kIoError;
+    }
+    served->acked_sent = seq;
+    return Status::kOk;
+}
+
+Status RedisEngine::push_downlink(std::string_view session, const std::uint8_t* payload,
+                                  std::size_t size, std::uint64_t ticket) {
+    char id[kSessionIdLength + 1];
+    if (!session_key(session, id) || (payload == nullptr && size != 0)) {
+        return Status::kInvalidArgument;
+    }
+    if (size > options_.max_payload_size) {
+        return Status::kTooLarge;
+    }
+    if (!ready()) {
+        return Status::kUnavailable;
+    }
+    const std::string state = key(std::string_view(id, kSessionIdLength), "state");
+    const std::string queued = decimal(options_.unix_time_ms ? options_.unix_time_ms() : 0);
+    const std::string capacity = decimal(options_.replay_capacity);
+    if (!send({"FCALL", "tether_push", "1", state, as_text(payload, size), queued, capacity},
+              Pending{PendingKind::kPush, 0, std::string(), ticket, 0})) {
+        return Status::kUnavailable;
+    }
+    return Status::kOk;
+}
+
+const DownlinkMessage* RedisEngine::downlink_next(std::string_view session,
+                                                  std::uint64_t after) const {
+    const Served* served = find(session);
+    if (served == nullptr) {
+        return nullptr;
+    }
+    for (const DownlinkMessage& message : served->held) {
+        if (message.seq > after) {
+            return &message;
+        }
+    }
+    return nullptr;
+}
+
+void RedisEngine::release(std::string_view session) {
+    Served* served = find(session);
+    if (served == nullptr) {
+        return;
+    }
+    // What the connection sent before it went is still stored (never
+    // acknowledged to it: its device resends, Redis drops the duplicates).
+    if (ready()) {
+        send_batches(*served);
+    }
+    served_.erase(served->id);
+}
+
+bool RedisEngine::session_stats(std::string_view session, SessionStats* out) const {
+    const Served* served = find(session);
+    if (served == nullptr || out == nullptr) {
+        return false;
+    }
+    *out = served->stats;
+    out->session = served->id;
+    out->acknowledgeable = served->acknowledgeable;
+    out->gaps.clear();
+    out->downlink_held = served->held.size();
+    out->downlink_oldest_held = served->held.empty() ? 0 : served->held.front().seq;
+    out->downlink_file_records = 0;
+    return true;
+}
+
+EngineStats RedisEngine::stats() const {
+    EngineStats totals;
+    totals.sessions = served_.size();
+    totals.received = received_;
+    totals.duplicates = duplicates_;
+    totals.gap_count = gap_count_;
+    totals.missing_seqs = missing_seqs_;
+    totals.downlink_pushed = downlink_pushed_;
+    totals.failed = false;
+    totals.ready = ready();
+    totals.store_errors = store_errors_;
+    return totals;
+}
+
+std::vector<std::string> RedisEngine::sessions() const {
+    std::vector<std::string> ids;
+    ids.reserve(served_.size());
+    for (const auto& entry : served_) {
+        ids.push_back(entry.first);
+    }
+    return ids;
+}
+
+void RedisEngine::close() {
+    flush(now_);
+    link_.stop();
+}
+
+std::size_t RedisEngine::poll_requests(PollRequest* out, std::size_t max) const {
+    return link_.poll_requests(out, max);
+}
+
+bool RedisEngine::next_deadline(TimeMs* at) const {
+    return link_.next_deadline(at);
+}
+
+bool RedisEngine::has_buffered_input() const {
+    return link_.has_buffered_input();
+}
+
+void RedisEngine::service(TimeMs now) {
+    now_ = now;
+    link_.service(now);
+}
+
+void RedisEngine::on_connected() {
+    pending_.clear();
+    writes_sent_ = 0;
+    last_wait_covers_ = 0;
+    waits_in_flight_ = 0;
+    const std::string_view library = redis_function_library();
+    if (!send({"FUNCTION", "LOAD", "REPLACE", library}, Pending{})) {
+        ++store_errors_;
+    }
+}
+
+void RedisEngine::on_disconnected(std::string_view reason) {
+    library_loaded_ = false;
+    ++store_errors_;
+    std::string line = "event=redis_down reason=";
+    line.append(reason);
+    log_once(nullptr, line);
+    // Take everything out first: the events may call back into the engine.
+    std::deque<Pending> pending;
+    pending.swap(pending_);
+    std::map<std::uint64_t, std::unique_ptr<HelloInFlight>> hellos;
+    hellos.swap(hellos_);
+    std::map<std::string, std::unique_ptr<Served>, std::less<>> served;
+    served.swap(served_);
+    awaiting_wait_.clear();
+    waits_in_flight_ = 0;
+    for (const auto& entry : hellos) {
+        events_->on_hello(entry.second->ticket, Status::kUnavailable, HelloResult{});
+    }
+    for (const Pending& item : pending) {
+        if (item.kind == PendingKind::kPush) {
+            events_->on_pushed(item.id, Status::kUnavailable, 0);
+        }
+    }
+    for (const auto& entry : served) {
+        if (entry.second->welcomed) {
+            events_->on_session_failed(entry.first, Status::kUnavailable);
+        }
+    }
+}
+
+void RedisEngine::fail_session(const std::string& session, Status status) {
+    const auto found = served_.find(session);
+    if (found == served_.end()) {
+        return;
+    }
+    const bool welcomed = found->second->welcomed;
+    served_.erase(found);
+    if (welcomed) {
+        events_->on_session_failed(session, status);
+    }
+}
+
+void RedisEngine::on_reply(std::uint64_t tag, const RedisValue& reply) {
+    if (pending_.empty() || pending_.front().tag != tag) {
+        ++store_errors_;
+        log_once(nullptr, "event=redis_protocol_error why=unexpected_reply");
+        return;
+    }
+    Pending pending = std::move(pending_.front());
+    pending_.pop_front();
+    switch (pending.kind) {
+        case PendingKind::kLoad:
+            if (reply.is_text(kRedisLibraryName)) {
+                library_loaded_ = true;
+                load_error_logged_ = false;
+            } else {
+                ++store_errors_;
+                std::string line = "event=redis_function_load_failed error=";
+                line.append(reply.text);
+                log_once(&load_error_logged_, line);
+            }
+            break;
+        case PendingKind::kHello:
+            handle_hello(pending, reply);
+            break;
+        case PendingKind::kHelloRange:
+            handle_hello_range(pending, reply);
+            break;
+        case PendingKind::kRegister:
+            if (reply.is_error()) {
+                ++store_errors_;
+            }
+            break;
+        case PendingKind::kUplink:
+        case PendingKind::kGap:
+        case PendingKind::kAckDownlink:
+            handle_write(pending, reply);
+            break;
+        case PendingKind::kPush:
+            if (reply.type == RedisValue::Type::kInteger && reply.integer > 0) {
+                ++downlink_pushed_;
+                events_->on_pushed(pending.id, Status::kOk,
+                                   static_cast<std::uint64_t>(reply.integer));
+            } else {
+                ++store_errors_;
+                const bool unknown = reply.is_error() && starts_with(reply.text, "NOTFOUND");
+                events_->on_pushed(pending.id, unknown ? Status::kNotFound : Status::kIoError, 0);
+            }
+            break;
+        case PendingKind::kFetch:
+            handle_downlink_range(pending, reply);
+            break;
+        case PendingKind::kWait:
+            handle_wait(pending, reply);
+            break;
+    }
+}
+
+void RedisEngine::handle_hello(Pending& pending, const RedisValue& reply) {
+    const auto found = hellos_.find(pending.id);
+    if (found == hellos_.end()) {
+        return;
+    }
+    HelloInFlight& hello = *found->second;
+    std::string_view decision;
+    std::uint64_t fields[7] = {};
+    bool ok = reply.type == RedisValue::Type::kArray && reply.elements.size() == 9 &&
+              text_at(reply, 0, &decision);
+    for (std::size_t i = 0; ok && i < 7; ++i) {
+        ok = integer_at(reply, i + 1, &fields[i]);
+    }
+    if (ok && decision == "accepted") {
+        ok = parse_state(reply.elements[8], &hello.stats);
+    }
+    if (!ok || (decision != "accepted" && decision != "superseded" && decision != "forbidden")) {
+        ++store_errors_;
+        const std::uint64_t ticket = hello.ticket;
+        hellos_.erase(found);
+        std::string line = "event=redis_hello_failed error=";
+        line.append(reply.text);
+        log_once(nullptr, line);
+        events_->on_hello(ticket, Status::kIoError, HelloResult{});
+        return;
+    }
+    HelloResult& result = hello.result;
+    result.resumed = fields[0] != 0;
+    result.last_uplink = fields[1];
+    result.recorded_hole = fields[2] != 0;
+    result.has_downlink_gap = fields[3] != 0;
+    if (result.has_downlink_gap) {
+        result.downlink_gap = GapRecord{fields[4], fields[5], kReasonExpired};
+    }
+    result.replay_after = fields[6];
+    if (decision != "accepted") {
+        result.decision =
+            decision == "forbidden" ? HelloDecision::kForbidden : HelloDecision::kSuperseded;
+        const std::uint64_t ticket = hello.ticket;
+        const HelloResult answer = result;
+        hellos_.erase(found);
+        events_->on_hello(ticket, Status::kOk, answer);
+        return;
+    }
+    result.decision = HelloDecision::kAccepted;
+    hello.decided = true;
+    hello.write_no = pending.write_no;
+}
+
+void RedisEngine::handle_hello_range(Pending& pending, const RedisValue& reply) {
+    const auto found = hellos_.find(pending.id);
+    if (found == hellos_.end() || !found->second->decided) {
+        return;  // refused, or failed: already answered
+    }
+    HelloInFlight& hello = *found->second;
+    std::vector<DownlinkMessage> messages;
+    if (!parse_downlink(reply, &messages)) {
+        ++store_errors_;
+        const std::uint64_t ticket = hello.ticket;
+        hellos_.erase(found);
+        events_->on_hello(ticket, Status::kIoError, HelloResult{});
+        return;
+    }
+    auto served = std::make_unique<Served>();
+    served->id = hello.session;
+    served->version = hello.version;
+    served->stats = hello.stats;
+    served->acknowledgeable = hello.result.last_uplink;
+    served->fetched_through = hello.stats.downlink_last_seq;
+    for (DownlinkMessage& message : messages) {
+        served->fetched_through = std::max(served->fetched_through, message.seq);
+        served->held.push_back(std::move(message));
+    }
+    const bool refetch = hello.refetch;
+    Served& entry = *served;
+    served_[hello.session] = std::move(served);
+    const std::string sessions = options_.prefix + ":sessions";
+    (void)send({"SADD", sessions, entry.id}, Pending{PendingKind::kRegister, 0, entry.id, 0, 0});
+    if (refetch) {
+        fetch_downlink(entry);
+    }
+    if (options_.durability == RedisDurability::kReplicas) {
+        // Answered once a WAIT after the hello confirms it (one was sent
+        // right behind it).
+        AwaitingWait item;
+        item.write_no = hello.write_no;
+        item.session = entry.id;
+        item.hello_id = pending.id;
+        awaiting_wait_.push_back(std::move(item));
+        return;
+    }
+    entry.welcomed = true;
+    const std::uint64_t ticket = hello.ticket;
+    const HelloResult answer = hello.result;
+    hellos_.erase(found);
+    events_->on_hello(ticket, Status::kOk, answer);
+}
+
+void RedisEngine::handle_write(Pending& pending, const RedisValue& reply) {
+    std::string_view outcome;
+    if (reply.is_error() || reply.type != RedisValue::Type::kArray ||
+        !text_at(reply, 0, &outcome)) {
+        ++store_errors_;
+        std::string line = "event=redis_write_failed session=";
+        line.append(pending.session).append(" error=").append(reply.text);
+        log_once(nullptr, line);
+        const bool unknown = reply.is_error() && starts_with(reply.text, "NOTFOUND");
+        fail_session(pending.session, unknown ? Status::kNotFound : Status::kIoError);
+        return;
+    }
+    std::uint64_t value = 0;
+    if (outcome == "superseded" && integer_at(reply, 1, &value) && value <= UINT32_MAX) {
+        const auto version = static_cast<std::uint32_t>(value);
+        Served* served = find(pending.session);
+        if (served != nullptr && served->version < version) {
+            served_.erase(pending.session);
+        }
+        events_->on_superseded(pending.session, version);
+        return;
+    }
+    Served* served = find(pending.session);
+    if (pending.kind == PendingKind::kAckDownlink) {
+        if (outcome == "ok" && integer_at(reply, 1, &value) && served != nullptr &&
+            reply.elements.size() == 3) {
+            (void)parse_state(reply.elements[2], &served->stats);
+        } else if (outcome != "ok") {
+            ++store_errors_;
+            fail_session(pending.session, Status::kInvalidArgument);
+        }
+        return;
+    }
+    // tether_uplink: {ok, last_uplink, stored, duplicates, gaps, missing, state};
+    // tether_gap: {outcome, last_uplink, gaps, missing, state}.
+    const bool is_uplink = pending.kind == PendingKind::kUplink;
+    const std::size_t size = is_uplink ? 7 : 5;
+    std::uint64_t counts[5] = {};
+    bool ok = reply.elements.size() == size;
+    for (std::size_t i = 1; ok && i + 1 < size; ++i) {
+        ok = integer_at(reply, i, &counts[i - 1]);
+    }
+    if (!ok) {
+        ++store_errors_;
+        fail_session(pending.session, Status::kIoError);
+        return;
+    }
+    if (is_uplink) {
+        received_ += counts[1];
+        duplicates_ += counts[2];
+        gap_count_ += counts[3];
+        missing_seqs_ += counts[4];
+    } else {
+        gap_count_ += counts[1];
+        missing_seqs_ += counts[2];
+    }
+    if (served == nullptr) {
+        return;
+    }
+    (void)parse_state(reply.elements[size - 1], &served->stats);
+    AwaitingWait item;
+    item.write_no = pending.write_no;
+    item.session = pending.session;
+    item.last_uplink = counts[0];
+    if (options_.durability == RedisDurability::kReplicas) {
+        awaiting_wait_.push_back(std::move(item));
+        return;
+    }
+    release_acknowledgement(std::move(item));
+}
+
+void RedisEngine::release_acknowledgement(AwaitingWait item) {
+    if (item.hello_id != 0) {
+        const auto found = hellos_.find(item.hello_id);
+        if (found == hellos_.end()) {
+            return;
+        }
+        const std::uint64_t ticket = found->second->ticket;
+        const HelloResult answer = found->second->result;
+        hellos_.erase(found);
+        Served* served = find(item.session);
+        if (served == nullptr) {
+            // Superseded or failed meanwhile: the store answered, but this
+            // instance no longer serves it.
+            events_->on_hello(ticket, Status::kUnavailable, HelloResult{});
+            return;
+        }
+        served->welcomed = true;
+        events_->on_hello(ticket, Status::kOk, answer);
+        return;
+    }
+    Served* served = find(item.session);
+    if (served == nullptr) {
+        return;
+    }
+    served->acknowledgeable = std::max(served->acknowledgeable, item.last_uplink);
+    events_->on_acknowledgeable(served->id, served->acknowledgeable);
+}
+
+void RedisEngine::handle_wait(Pending& pending, const RedisValue& reply) {
+    if (waits_in_flight_ > 0) {
+        --waits_in_flight_;
+    }
+    if (reply.type != RedisValue::Type::kInteger || reply.integer < 0 ||
+        static_cast<std::uint64_t>(reply.integer) < options_.replicas) {
+        ++wait_shortfalls_;
+        ++store_errors_;
+        std::string line = "event=redis_wait_shortfall wanted=";
+        line.append(decimal(options_.replicas));
+        if (reply.type == RedisValue::Type::kInteger && reply.integer >= 0) {
+            line.append(" confirmed=").append(decimal(static_cast<std::uint64_t>(reply.integer)));
+        } else {
+            line.append(" error=").append(reply.text);
+        }
+        line.append(" (logged once until a WAIT confirms)");
+        log_once(&shortfall_logged_, line);
+        return;
+    }
+    shortfall_logged_ = false;
+    std::vector<AwaitingWait> ready_items;
+    std::vector<AwaitingWait> later;
+    for (AwaitingWait& item : awaiting_wait_) {
+        (item.write_no <= pending.write_no ? ready_items : later).push_back(std::move(item));
+    }
+    awaiting_wait_.swap(later);
+    for (AwaitingWait& item : ready_items) {
+        release_acknowledgement(std::move(item));
+    }
+}
+
+void RedisEngine::fetch_downlink(Served& served) {
+    if (served.fetch_in_flight) {
+        served.fetch_again = true;
+        return;
+    }
+    const std::string down = key(served.id, "down");
+    const std::string start = "(" + decimal(served.fetched_through) + "-0";
+    const std::string capacity = decimal(options_.replay_capacity);
+    if (send({"XRANGE", down, start, "+", "COUNT", capacity},
+             Pending{PendingKind::kFetch, 0, served.id, 0, 0})) {
+        served.fetch_in_flight = true;
+        served.fetch_again = false;
+    }
+}
+
+void RedisEngine::handle_downlink_range(Pending& pending, const RedisValue& reply) {
+    Served* served = find(pending.session);
+    if (served == nullptr) {
+        return;
+    }
+    served->fetch_in_flight = false;
+    std::vector<DownlinkMessage> messages;
+    if (!parse_downlink(reply, &messages)) {
+        ++store_errors_;
+        fail_session(pending.session, Status::kIoError);
+        return;
+    }
+    bool added = false;
+    for (DownlinkMessage& message : messages) {
+        if (message.seq <= served->fetched_through) {
+            continue;
+        }
+        served->fetched_through = message.seq;
+        served->stats.downlink_last_seq = std::max(served->stats.downlink_last_seq, message.seq);
+        served->held.push_back(std::move(message));
+        added = true;
+    }
+    while (served->held.size() > options_.replay_capacity) {
+        served->held.pop_front();
+    }
+    // A full page may not be all: ask for the rest.
+    if (served->fetch_again || messages.size() >= options_.replay_capacity) {
+        fetch_downlink(*served);
+    }
+    if (added && served->welcomed) {
+        events_->on_downlink_ready(served->id);
+    }
+}
+
+void RedisEngine::on_message(std::string_view channel, std::string_view payload) {
+    const std::string_view prefix = options_.prefix;
+    if (channel.size() <= prefix.size() || !starts_with(channel, prefix) ||
+        channel[prefix.size()] != ':') {
+        return;
+    }
+    const std::string_view name = channel.substr(prefix.size() + 1);
+    if (name == "downlink") {
+        if (Served* served = find(payload)) {
+            fetch_downlink(*served);
+            return;
+        }
+        for (auto& entry : hellos_) {
+            if (entry.second->session == payload) {
+                entry.second->refetch = true;
+            }
+        }
+        return;
+    }
+    if (name != "supersede") {
+        return;
+    }
+    // "S version instance"
+    const std::size_t first_space = payload.find(' ');
+    const std::size_t second_space = payload.find(' ', first_space + 1);
+    std::uint64_t version = 0;
+    if (first_space == std::string_view::npos || second_space == std::string_view::npos ||
+        !parse_u64(payload.substr(first_space + 1, second_space - first_space - 1), &version) ||
+        version > UINT32_MAX) {
+        return;
+    }
+    const std::string_view session = payload.substr(0, first_space);
+    if (payload.substr(second_space + 1) == options_.instance) {
+        return;  // this instance's own hello: the server already closed the older connection
+    }
+    Served* served = find(session);
+    if (served == nullptr || version < served->version) {
+        return;
+    }
+    const std::string id = served->id;
+    if (version > served->version) {
+        served_.erase(id);
+    }
+    events_->on_superseded(id, static_cast<std::uint32_t>(version));
+}
+
+}  // namespace tether::server

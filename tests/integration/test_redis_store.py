@@ -1,0 +1,393 @@
+#!/usr/bin/python3
+"""tether-server's Redis store against a real redis-server: the Lua function
+library, RedisEngine and HiredisLink (through tests/integration/redis/
+redis_engine_driver.cpp), the keys and streams read back with redis-py.
+
+Usage: /usr/bin/python3 test_redis_store.py --source-dir ROOT --build-dir DIR [TestClass]
+
+Every Redis here is started by redis_harness on 127.0.0.1 in a temporary
+directory (AOF on, appendfsync always), never the system's.
+"""
+
+import argparse
+import os
+import sys
+import unittest
+import uuid
+
+ARGS = argparse.ArgumentParser(add_help=False)
+ARGS.add_argument("--source-dir", required=True)
+ARGS.add_argument("--build-dir", required=True)
+OPTIONS, UNITTEST_ARGV = ARGS.parse_known_args()
+sys.path.insert(0, os.path.join(OPTIONS.source_dir, "tests", "integration"))
+
+import harness  # noqa: E402
+import redis_harness  # noqa: E402
+
+DRIVER = os.path.join(OPTIONS.build_dir, "tests", "integration", "tether-redis-driver")
+TIMEOUT = 10.0
+MAX_SEQ = (1 << 53) - 1
+
+
+def new_session():
+    return str(uuid.uuid4())
+
+
+class Driver:
+    """tether-redis-driver as a child: commands in, logfmt events out."""
+
+    def __init__(self, redis_args, *extra):
+        self.process = harness.Process([DRIVER] + list(redis_args) + list(extra),
+                                       name="tether-redis-driver", stdin=harness.PIPE)
+
+    def send(self, line):
+        if not self.process.write_stdin((line + "\n").encode()):
+            raise harness.HarnessError("the driver is gone: " + self.process.stderr())
+
+    def expect(self, pattern, timeout=TIMEOUT):
+        """The fields of the first line (not yet read) matching the regex `pattern`."""
+        line = self.process.wait_for_line(pattern, timeout).string
+        return harness.parse_logfmt(line)
+
+    def ready(self, timeout=TIMEOUT):
+        return self.expect(r"^event=ready", timeout)
+
+    def call(self, line, answer):
+        self.send(line)
+        return self.expect(answer)
+
+    def hello(self, ticket, session, version=1, device="pi", last_downlink=0, oldest_uplink=1,
+              user="alice"):
+        self.send("hello %d %s %d %s %d %d %s" % (
+            ticket, session, version, device, last_downlink, oldest_uplink, user))
+        return self.expect(r"^event=hello ticket=%d " % ticket)
+
+    def data(self, session, seq, payload, age=None):
+        line = "data %s %d %s" % (session, seq, payload.hex() or "-")
+        if age is not None:
+            line += " %d" % age
+        return self.call(line, r"^uplink ")["result"]
+
+    def flush_until_ack(self, session, last_uplink):
+        self.send("flush")
+        return self.expect(r"^event=ack session=%s last_uplink=%d$" % (session, last_uplink))
+
+    def stop(self):
+        self.process.close_stdin()
+        code = self.process.wait(5.0)
+        self.process.stop()
+        return code
+
+
+class RedisTest(unittest.TestCase):
+    prefix = "tether"
+
+    def setUp(self):
+        self.tmp = harness.TempDir("tether-redis-")
+        self.server = redis_harness.start_redis(self.tmp.path("primary"))
+        self.addCleanup(self.server.stop)
+        self.r = self.server.client()
+        self.addCleanup(self.r.close)
+        self.drivers = []
+
+    def driver(self, *extra, instance="i1"):
+        d = Driver(["--redis", "127.0.0.1:%d" % self.server.port], "--instance", instance,
+                   "--prefix", self.prefix, *extra)
+        self.drivers.append(d)
+        self.addCleanup(d.stop)
+        d.ready()
+        return d
+
+    def key(self, session, suffix):
+        return "%s:{%s}:%s" % (self.prefix, session, suffix)
+
+    def state(self, session):
+        return {k.decode(): v.decode() for k, v in self.r.hgetall(self.key(session, "state")).items()}
+
+    def stream(self, session, suffix):
+        """[(id, {field: value})] with ids and field names as str, values as bytes."""
+        return [(i.decode(), {k.decode(): v for k, v in fields.items()})
+                for i, fields in self.r.xrange(self.key(session, suffix))]
+
+    def fcall(self, name, session, *args):
+        return self.r.fcall(name, 1, self.key(session, "state"), *args)
+
+
+class Functions(RedisTest):
+    """The Lua library called directly, as a backend or a misbehaving instance would."""
+
+    def setUp(self):
+        super().setUp()
+        self.driver()  # loads the library with FUNCTION LOAD REPLACE
+        self.assertIn(b"tether_push", repr(self.r.function_list("tether")).encode())
+
+    def test_hello_records_the_hole_owner_and_instance(self):
+        s = new_session()
+        answer = self.fcall("tether_hello", s, 2, "pi", 0, 5, "alice", "iA")
+        self.assertEqual(answer[:8], [b"accepted", 0, 4, 1, 0, 0, 0, 0])
+        state = self.state(s)
+        self.assertEqual((state["owner"], state["version"], state["instance"], state["next_expected"]),
+                         ("alice", "2", "iA", "5"))
+        self.assertEqual(self.stream(s, "gaps"),
+                         [("1-0", {"first": b"1", "last": b"4", "reason": b"not_in_outbox"})])
+        # Another user: refused, nothing changes.
+        self.assertEqual(self.fcall("tether_hello", s, 3, "pi", 0, 9, "bob", "iB")[0], b"forbidden")
+        # An older version: superseded, nothing changes.
+        self.assertEqual(self.fcall("tether_hello", s, 1, "pi", 0, 9, "alice", "iB")[:3],
+                         [b"superseded", 1, 4])
+        self.assertEqual(self.state(s), state)
+
+    def test_the_version_fence_writes_nothing(self):
+        s = new_session()
+        self.fcall("tether_hello", s, 5, "pi", 0, 1, "alice", "iA")
+        before = self.state(s)
+        self.assertEqual(self.fcall("tether_uplink", s, 4, 0, 1, 100, "", b"x"), [b"superseded", 5])
+        self.assertEqual(self.fcall("tether_gap", s, 4, 1, 3, "dropped"), [b"superseded", 5])
+        self.assertEqual(self.fcall("tether_ack_downlink", s, 4, 0), [b"superseded", 5])
+        self.assertEqual(self.state(s), before)
+        self.assertEqual(self.r.exists(self.key(s, "up"), self.key(s, "gaps")), 0)
+        # The current version writes.
+        self.assertEqual(self.fcall("tether_uplink", s, 5, 0, 1, 100, "", b"x")[:3], [b"ok", 1, 1])
+
+    def test_uplink_fields_and_exact_large_seqs(self):
+        s = new_session()
+        self.fcall("tether_hello", s, 1, "pi", 0, MAX_SEQ - 1, "alice", "iA")
+        answer = self.fcall("tether_uplink", s, 1, 0, MAX_SEQ - 1, 1000, 900, b"\x00\xff",
+                            MAX_SEQ, 1001, "", b"")
+        self.assertEqual(answer[:6], [b"ok", MAX_SEQ, 2, 0, 0, 0])
+        up = self.stream(s, "up")
+        self.assertEqual([i for i, _ in up], ["%d-0" % (MAX_SEQ - 1), "%d-0" % MAX_SEQ])
+        self.assertEqual(up[0][1], {"seq": b"%d" % (MAX_SEQ - 1), "device": b"pi",
+                                    "session": s.encode(), "received_ms": b"1000",
+                                    "captured_ms": b"900", "payload": b"\x00\xff"})
+        self.assertNotIn("captured_ms", up[1][1])
+        self.assertEqual(self.state(s)["next_expected"], str(MAX_SEQ + 1))
+        with self.assertRaises(Exception):
+            self.fcall("tether_uplink", s, 1, 0, MAX_SEQ + 1, 1, "", b"")
+
+    def test_retention_is_counted_in_trimmed_through(self):
+        s = new_session()
+        self.fcall("tether_hello", s, 1, "pi", 0, 1, "alice", "iA")
+        args = []
+        for seq in range(1, 6):
+            args += [seq, 100, "", b"m%d" % seq]
+        self.fcall("tether_uplink", s, 1, 3, *args)
+        self.assertEqual([i for i, _ in self.stream(s, "up")], ["3-0", "4-0", "5-0"])
+        self.assertEqual(self.state(s)["trimmed_through"], "2")
+        self.fcall("tether_uplink", s, 1, 3, 7, 100, "", b"m7")  # 6 is an unreported gap
+        self.assertEqual([i for i, _ in self.stream(s, "up")], ["4-0", "5-0", "7-0"])
+        self.assertEqual(self.state(s)["trimmed_through"], "3")
+        self.assertEqual(self.state(s)["unreported_gaps"], "1")
+
+    def test_push_numbers_trims_to_capacity_and_publishes(self):
+        s = new_session()
+        with self.assertRaises(Exception) as refused:
+            self.fcall("tether_push", s, b"x", 1)
+        self.assertIn("NOTFOUND", str(refused.exception))
+        self.fcall("tether_hello", s, 1, "pi", 0, 1, "alice", "iA")
+        listener = self.r.pubsub()
+        listener.subscribe("%s:downlink" % self.prefix)
+        listener.get_message(timeout=1.0)  # the subscribe confirmation
+        seqs = [self.fcall("tether_push", s, b"m%d" % i, 5000 + i, 3) for i in range(1, 6)]
+        self.assertEqual(seqs, [1, 2, 3, 4, 5])
+        self.assertEqual([i for i, _ in self.stream(s, "down")], ["3-0", "4-0", "5-0"])
+        self.assertEqual(self.stream(s, "down")[0][1], {"payload": b"m3", "queued_ms": b"5003"})
+        message = listener.get_message(timeout=1.0)
+        self.assertEqual(message["data"], s.encode())
+        # A device that saw only 1 gets an "expired" gap for 2 at its next hello.
+        answer = self.fcall("tether_hello", s, 1, "pi", 1, 1, "alice", "iA")
+        self.assertEqual(answer[4:8], [1, 2, 2, 2])
+        self.assertEqual(self.fcall("tether_ack_downlink", s, 1, 4)[:2], [b"ok", 4])
+        self.assertEqual([i for i, _ in self.stream(s, "down")], ["5-0"])
+        self.assertEqual(self.fcall("tether_ack_downlink", s, 1, 9), [b"invalid", 5])
+        # The default capacity applies when a backend passes none.
+        self.assertEqual(self.fcall("tether_push", s, b"m6", 1), 6)
+
+
+class Engine(RedisTest):
+    """RedisEngine over HiredisLink, as tether-server runs it."""
+
+    def test_exactly_once_under_duplicates_and_out_of_order(self):
+        d = self.driver()
+        s = new_session()
+        hello = d.hello(1, s)
+        self.assertEqual((hello["status"], hello["decision"], hello["resumed"], hello["last_uplink"]),
+                         ("ok", "accepted", "0", "0"))
+        self.assertIn(s.encode(), self.r.smembers("%s:sessions" % self.prefix))
+        for seq in range(1, 6):
+            self.assertEqual(d.data(s, seq, b"p%d" % seq, age=50), "queued")
+        d.flush_until_ack(s, 5)
+        # A reconnect that resends 3..5, then 6; then 8 before 7.
+        for seq in (3, 4, 5, 6, 8, 7):
+            d.data(s, seq, b"p%d" % seq)
+        d.flush_until_ack(s, 8)
+        up = self.stream(s, "up")
+        self.assertEqual([i for i, _ in up], ["1-0", "2-0", "3-0", "4-0", "5-0", "6-0", "8-0"])
+        self.assertEqual([f["payload"] for _, f in up][:3], [b"p1", b"p2", b"p3"])
+        self.assertEqual(int(up[0][1]["received_ms"]) - int(up[0][1]["captured_ms"]), 50)
+        self.assertEqual(self.stream(s, "gaps"),
+                         [("7-0", {"first": b"7", "last": b"7", "reason": b"unreported"})])
+        state = self.state(s)
+        self.assertEqual((state["received"], state["duplicates"], state["next_expected"]),
+                         ("7", "4", "9"))
+        stats = d.call("stats %s" % s, r"^stats ")
+        self.assertEqual((stats["received"], stats["acknowledgeable"]), ("7", "8"))
+
+    def test_gaps_from_hello_and_gap_messages(self):
+        d = self.driver()
+        s = new_session()
+        hello = d.hello(1, s, oldest_uplink=11)
+        self.assertEqual((hello["last_uplink"], hello["recorded_hole"]), ("10", "1"))
+        self.assertEqual(d.call("gap %s 5 20 dropped" % s, r"^gap ")["result"], "queued")
+        d.flush_until_ack(s, 20)
+        self.assertEqual(d.call("gap %s 25 30 unrecovered" % s, r"^gap ")["result"], "queued")
+        d.flush_until_ack(s, 30)
+        d.call("gap %s 1 3 dropped" % s, r"^gap ")  # entirely below: ignored
+        d.flush_until_ack(s, 30)
+        self.assertEqual([(i, f["last"], f["reason"]) for i, f in self.stream(s, "gaps")],
+                         [("1-0", b"10", b"not_in_outbox"), ("11-0", b"20", b"dropped"),
+                          ("21-0", b"24", b"unreported"), ("25-0", b"30", b"unrecovered")])
+        self.assertEqual(self.state(s)["missing_seqs"], "30")
+
+    def test_owner_refusal(self):
+        d = self.driver()
+        s = new_session()
+        d.hello(1, s, user="alice")
+        self.assertEqual(d.hello(2, s, version=2, user="bob")["decision"], "forbidden")
+        self.assertEqual(self.state(s)["version"], "1")
+        self.assertEqual(d.hello(3, s, version=2, user="alice")["decision"], "accepted")
+
+    def test_supersede_across_instances_and_the_fence(self):
+        one = self.driver(instance="one")
+        two = self.driver(instance="two")
+        s = new_session()
+        one.hello(1, s, version=1)
+        one.data(s, 1, b"a")
+        one.flush_until_ack(s, 1)
+        self.assertEqual(two.hello(1, s, version=2, oldest_uplink=2)["decision"], "accepted")
+        one.expect(r"^event=superseded session=%s version=2$" % s)
+        self.assertEqual(one.data(s, 2, b"late"), "unknown_session")
+        # An instance that missed the message is stopped by the fence.
+        three = self.driver(instance="three")
+        t = new_session()
+        three.hello(1, t, version=1)
+        self.r.hset(self.key(t, "state"), "version", 7)  # accepted elsewhere, unannounced
+        three.data(t, 1, b"x")
+        three.send("flush")
+        three.expect(r"^event=superseded session=%s version=7$" % t)
+        self.assertEqual(self.r.exists(self.key(t, "up")), 0)
+
+    def test_push_notify_replay_and_ack(self):
+        d = self.driver("--capacity", "4")
+        s = new_session()
+        d.hello(1, s)
+        self.assertEqual(d.call("push 9 %s %s" % (s, b"cmd1".hex()), r"^push ")["status"], "ok")
+        self.assertEqual(d.expect(r"^event=pushed ticket=9")["seq"], "1")
+        d.expect(r"^event=downlink session=%s" % s)
+        # A backend's push reaches the serving instance too.
+        self.assertEqual(self.fcall("tether_push", s, b"cmd2", 123), 2)
+        d.expect(r"^event=downlink session=%s" % s)
+        self.assertEqual(d.call("next %s 0" % s, r"^next ")["payload"], b"cmd1".hex())
+        self.assertEqual(d.call("next %s 1" % s, r"^next ")["payload"], b"cmd2".hex())
+        self.assertEqual(d.call("ack %s 1" % s, r"^acked ")["status"], "ok")
+        harness.wait_for(lambda: self.state(s)["downlink_acked"] == "1", timeout=TIMEOUT)
+        self.assertEqual([i for i, _ in self.stream(s, "down")], ["2-0"])
+        self.assertEqual(d.call("ack %s 5" % s, r"^acked ")["status"], "invalid_argument")
+        unknown = new_session()
+        d.send("push 10 %s -" % unknown)
+        self.assertEqual(d.expect(r"^event=pushed ticket=10")["status"], "not_found")
+        # The replay a new hello gets, after a trim beyond the capacity.
+        for i in range(3, 9):
+            self.fcall("tether_push", s, b"cmd%d" % i, 1, 4)
+        hello = d.hello(2, s, last_downlink=1)
+        self.assertEqual((hello["has_downlink_gap"], hello["gap_first"], hello["gap_last"],
+                          hello["replay_after"]), ("1", "2", "4", "4"))
+        self.assertEqual(d.call("next %s 4" % s, r"^next ")["seq"], "5")
+
+    def test_replicas_durability_without_a_replica_acknowledges_nothing(self):
+        d = self.driver("--durability", "replicas:1")
+        s = new_session()
+        d.send("hello 1 %s 1 pi 0 1 alice" % s)
+        d.expect(r"^event=log line=event=redis_wait_shortfall wanted=1 confirmed=0")
+        d.send("ping")
+        d.process.wait_for_line(r"^pong$")
+        self.assertNotIn("event=hello", d.process.stdout())
+        # The hello's writes are in Redis all the same; only the answer waits.
+        self.assertEqual(self.state(s)["version"], "1")
+
+
+class Restart(RedisTest):
+    """Redis restarts under a running engine: sessions fail, the engine reconnects."""
+
+    def check_restart(self, how):
+        d = self.driver("--timeout-ms", "2000")
+        s = new_session()
+        d.hello(1, s)
+        for seq in (1, 2, 3):
+            d.data(s, seq, b"x%d" % seq)
+        d.flush_until_ack(s, 3)
+        how()
+        d.expect(r"^event=failed session=%s status=unavailable$" % s)
+        d.expect(r"^event=not_ready")
+        self.server.start()
+        d.ready(timeout=20.0)
+        hello = d.hello(2, s)
+        self.assertEqual((hello["decision"], hello["resumed"], hello["last_uplink"]),
+                         ("accepted", "1", "3"))
+        for seq in (2, 3, 4):
+            d.data(s, seq, b"x%d" % seq)
+        d.flush_until_ack(s, 4)
+        self.assertEqual([i for i, _ in self.stream(s, "up")], ["1-0", "2-0", "3-0", "4-0"])
+        self.assertEqual(self.state(s)["duplicates"], "2")
+
+    def test_clean_restart(self):
+        self.check_restart(self.server.stop)
+
+    def test_kill_nine_keeps_what_was_acknowledged(self):
+        self.check_restart(self.server.kill)
+
+
+class Sentinel(RedisTest):
+    """The primary found through Sentinel, and found again after a failover."""
+
+    def test_discovery_failover_and_wait(self):
+        replica = redis_harness.start_redis(self.tmp.path("replica"), replica_of=self.server.port)
+        self.addCleanup(replica.stop)
+        sentinel = redis_harness.start_sentinel(self.tmp.path("sentinel"), self.server.port,
+                                                "tether", quorum=1)
+        self.addCleanup(sentinel.stop)
+        d = Driver(["--sentinel", "127.0.0.1:1,127.0.0.1:%d" % sentinel.port, "--master", "tether"],
+                   "--instance", "i1", "--durability", "replicas:1", "--timeout-ms", "2000")
+        self.addCleanup(d.stop)
+        d.ready()
+        s = new_session()
+        self.assertEqual(d.hello(1, s)["decision"], "accepted")  # answered after WAIT 1
+        d.data(s, 1, b"a")
+        d.flush_until_ack(s, 1)
+        self.server.kill()
+        d.expect(r"^event=failed session=%s" % s)
+        d.ready(timeout=60.0)  # Sentinel promoted the replica; the link found it
+        self.assertEqual(replica.client().info("replication")["role"], "master")
+        # No replica is left: the hello is recorded but not answered.
+        d.send("hello 2 %s 2 pi 0 1 alice" % s)
+        d.expect(r"^event=log line=event=redis_wait_shortfall")
+        self.assertNotIn("event=hello ticket=2", d.process.stdout())
+        # The old primary comes back; Sentinel makes it a replica; the next
+        # flush's WAIT confirms and the answer goes out.
+        self.server.start()
+        harness.wait_for(lambda: replica.client().info("replication")["connected_slaves"] >= 1,
+                         timeout=30.0, interval=0.2)
+
+        def answered():
+            d.send("flush")
+            return "event=hello ticket=2 " in d.process.stdout()
+
+        harness.wait_for(answered, timeout=30.0, interval=0.5)
+        hello = d.expect(r"^event=hello ticket=2 ")
+        self.assertEqual((hello["decision"], hello["last_uplink"]), ("accepted", "1"))
+        d.data(s, 2, b"b")
+        d.flush_until_ack(s, 2)
+        self.assertEqual(replica.client().xlen(self.key(s, "up")), 2)
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0]] + UNITTEST_ARGV)
