@@ -104,7 +104,8 @@ def throughput(build_dir, root, settings):
         redis_server = None
         if store == "redis":
             redis_server = redis_harness.start_redis(os.path.join(root, "redis-" + store),
-                                                     appendonly=True)
+                                                     appendonly=True,
+                                                     extra_args=["--appendfsync", "everysec"])
         server = start_server(build_dir, root, "tp-" + store,
                               redis_server.port if redis_server else None)
         try:
@@ -113,10 +114,10 @@ def throughput(build_dir, root, settings):
                     ("%d devices" % settings["many"], settings["many"],
                      settings["many_messages"])):
                 server_cpu = cpu_seconds(server.process.pid)
-                redis_cpu = cpu_seconds(redis_server.pid) if redis_server else 0.0
+                redis_cpu = cpu_seconds(redis_server.process.pid) if redis_server else 0.0
                 run = fleet(build_dir, server, clients, messages).check()
                 server_cpu = cpu_seconds(server.process.pid) - server_cpu
-                redis_cpu = (cpu_seconds(redis_server.pid) - redis_cpu) if redis_server else 0.0
+                redis_cpu = (cpu_seconds(redis_server.process.pid) - redis_cpu) if redis_server else 0.0
                 count = clients * messages
                 results[(store, label)] = {
                     "messages": count, "wall_s": run.wall_s, "rate": count / run.wall_s,

@@ -12,9 +12,14 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <string>
 
 #include "admin.h"
 #include "file_engine.h"
+#if defined(TETHER_SERVER_REDIS)
+#include "hiredis_link.h"
+#include "tether/server/redis_engine.h"
+#endif
 #include "listener.h"
 #include "tether/net/tether_v1.h"
 #include "tether/port/poll_loop.h"
@@ -42,9 +47,78 @@ StoreOptions store_options_for(const Options& options) {
 
 }  // namespace
 
-Server::Server(const Options& options)
-    : options_(options), engine_(new FileEngine(options.data_dir, store_options_for(options))) {
+Server::Server(const Options& options) : options_(options) {}
+
+namespace {
+
+std::string default_instance_id() {
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) != 0 || host[0] == '\0') {
+        std::snprintf(host, sizeof host, "tether-server");
+    }
+    return std::string(host) + "-" + std::to_string(static_cast<long long>(::getpid()));
+}
+
+}  // namespace
+
+bool Server::make_engine() {
+    if (options_.store == Options::Store::kFile) {
+        engine_.reset(new FileEngine(options_.data_dir, store_options_for(options_)));
+        engine_->set_events(this);
+        return true;
+    }
+#if defined(TETHER_SERVER_REDIS)
+    HiredisLinkOptions link_options;
+    std::string error;
+    auto address = [&error](const ListenAddress& a, RedisAddress* out) {
+        const bool v6 = a.host.find(':') != std::string::npos;
+        const std::string text = (v6 ? "[" + a.host + "]" : a.host) + ":" + std::to_string(a.port);
+        return parse_redis_address(text, out, &error);
+    };
+    if (options_.sentinels.empty()) {
+        if (!address(options_.redis, &link_options.primary)) {
+            log("event=error what=redis reason=\"--redis: %s\"", error.c_str());
+            return false;
+        }
+    } else {
+        for (const ListenAddress& sentinel : options_.sentinels) {
+            RedisAddress parsed;
+            if (!address(sentinel, &parsed)) {
+                log("event=error what=redis reason=\"--redis-sentinel: %s\"", error.c_str());
+                return false;
+            }
+            link_options.sentinels.push_back(parsed);
+        }
+        link_options.master_name = options_.redis_master;
+    }
+    link_options.log = [this](std::string_view line) {
+        log("event=redis %.*s", static_cast<int>(line.size()), line.data());
+    };
+    RedisEngineOptions engine_options;
+    engine_options.prefix = options_.redis_prefix;
+    engine_options.instance =
+        options_.instance_id.empty() ? default_instance_id() : options_.instance_id;
+    engine_options.durability =
+        options_.redis_replicas == 0 ? RedisDurability::kReply : RedisDurability::kReplicas;
+    engine_options.replicas = options_.redis_replicas;
+    engine_options.wait_timeout_ms = options_.redis_wait_timeout_ms;
+    engine_options.replay_capacity = static_cast<std::uint32_t>(options_.replay_capacity);
+    engine_options.uplink_maxlen = options_.redis_uplink_maxlen;
+    engine_options.max_payload_size = options_.max_message_size;
+    engine_options.unix_time_ms = [this] { return wall_clock_ms(); };
+    engine_options.log = [this](std::string_view line) {
+        log("event=redis %.*s", static_cast<int>(line.size()), line.data());
+    };
+    auto* link = new HiredisLink(link_options);
+    redis_link_.reset(link);
+    engine_.reset(new RedisEngine(*link, engine_options));
     engine_->set_events(this);
+    log("event=store kind=redis instance=%s", engine_options.instance.c_str());
+    return true;
+#else
+    log("event=error what=store reason=\"this tether-server was built without hiredis\"");
+    return false;
+#endif
 }
 
 std::uint64_t Server::wall_clock_ms() const {
@@ -87,6 +161,9 @@ bool Server::start() {
     }
     set_nonblocking(g_wake_pipe[0]);
     set_nonblocking(g_wake_pipe[1]);
+    if (!make_engine()) {
+        return false;
+    }
     const Status opened = engine_->open(port::monotonic_now());
     if (opened != Status::kOk) {
         log("event=error what=store dir=%s status=%s", options_.data_dir.c_str(),

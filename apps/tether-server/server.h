@@ -199,6 +199,7 @@ class Server final : private EngineEvents {
     void on_store_error(const char* what, Status status, const char* detail) override;
 
     ClientConnection* live_connection(std::string_view session);
+    bool make_engine();
     void accept_clients(int listener, port::TlsServerContext* tls, TimeMs now);
     void accept_admin();
     void sync_store(TimeMs now);
@@ -207,6 +208,7 @@ class Server final : private EngineEvents {
     void reap();
 
     Options options_;
+    std::unique_ptr<Pollable> redis_link_;  // outlives engine_, which drives it
     std::unique_ptr<SessionEngine> engine_;
     TokenStore tokens_;
     port::Entropy entropy_;

@@ -61,6 +61,19 @@ bool text_at(const RedisValue& reply, std::size_t index, std::string_view* out) 
     return true;
 }
 
+// One numeric field of the state hash (HGETALL's flat field/value list).
+bool state_number(const RedisValue& hash, std::string_view name, std::uint64_t* out) {
+    if (hash.type != RedisValue::Type::kArray) {
+        return false;
+    }
+    for (std::size_t i = 0; i + 1 < hash.elements.size(); i += 2) {
+        if (hash.elements[i].text == name) {
+            return parse_u64(hash.elements[i + 1].text, out);
+        }
+    }
+    return false;
+}
+
 // The state hash (HGETALL's flat field/value list) into the fields of
 // SessionStats it holds. Unknown fields are skipped (backends may add some).
 bool parse_state(const RedisValue& hash, SessionStats* out) {
@@ -169,6 +182,7 @@ struct QueuedOp {
 struct RedisEngine::Served {
     std::string id;
     std::uint32_t version = 0;  // the version of the hello accepted here
+    std::uint64_t epoch = 0;    // its epoch: every write carries it (the fence)
     bool welcomed = false;      // its hello's answer went out
     std::deque<DownlinkMessage> held;
     std::uint64_t fetched_through = 0;  // highest downlink seq fetched or known gone
@@ -205,6 +219,7 @@ struct RedisEngine::HelloInFlight {
     std::uint64_t ticket = 0;
     std::string session;
     std::uint32_t version = 0;
+    std::uint64_t epoch = 0;     // the session's epoch its tether_hello took
     bool decided = false;        // tether_hello accepted it
     bool refetch = false;        // a P:downlink message came before the Served existed
     std::uint64_t write_no = 0;  // of its tether_hello
@@ -421,7 +436,7 @@ void RedisEngine::send_batches(Served& served) {
     std::vector<QueuedOp> ops;
     ops.swap(served.queued);
     const std::string state = key(served.id, "state");
-    const std::string version = decimal(served.version);
+    const std::string epoch = decimal(served.epoch);
     const std::string maxlen = decimal(options_.uplink_maxlen);
     std::size_t at = 0;
     while (at < ops.size()) {
@@ -429,8 +444,8 @@ void RedisEngine::send_batches(Served& served) {
             const QueuedOp& gap = ops[at++];
             const std::string first = decimal(gap.seq);
             const std::string last = decimal(gap.last);
-            if (!send({"FCALL", "tether_gap", "1", state, version, first, last, gap.bytes},
-                      Pending{PendingKind::kGap, 0, served.id, 0, 0})) {
+            if (!send({"FCALL", "tether_gap", "1", state, epoch, first, last, gap.bytes},
+                      Pending{PendingKind::kGap, 0, served.id, served.epoch, 0})) {
                 return;  // the link is down: on_disconnected fails the session
             }
             continue;
@@ -453,14 +468,13 @@ void RedisEngine::send_batches(Served& served) {
             const bool has_captured = meta.has_age && meta.received_unix_ms >= meta.age_ms;
             numbers.push_back(has_captured ? decimal(meta.received_unix_ms - meta.age_ms) : "");
         }
-        std::vector<std::string_view> args = {"FCALL", "tether_uplink", "1",
-                                              state,   version,         maxlen};
+        std::vector<std::string_view> args = {"FCALL", "tether_uplink", "1", state, epoch, maxlen};
         args.reserve(args.size() + 4 * (end - at));
         for (std::size_t i = at; i < end; ++i) {
             const std::size_t n = 3 * (i - at);
             args.insert(args.end(), {numbers[n], numbers[n + 1], numbers[n + 2], ops[i].bytes});
         }
-        if (!send(args, Pending{PendingKind::kUplink, 0, served.id, 0, 0})) {
+        if (!send(args, Pending{PendingKind::kUplink, 0, served.id, served.epoch, 0})) {
             return;
         }
         at = end;
@@ -516,10 +530,10 @@ Status RedisEngine::downlink_acked(std::string_view session, std::uint64_t seq) 
         return Status::kOk;
     }
     const std::string state = key(served->id, "state");
-    const std::string version = decimal(served->version);
+    const std::string epoch = decimal(served->epoch);
     const std::string acked = decimal(seq);
-    if (!send({"FCALL", "tether_ack_downlink", "1", state, version, acked},
-              Pending{PendingKind::kAckDownlink, 0, served->id, 0, 0})) {
+    if (!send({"FCALL", "tether_ack_downlink", "1", state, epoch, acked},
+              Pending{PendingKind::kAckDownlink, 0, served->id, served->epoch, 0})) {
         return Status::kIoError;
     }
     served->acked_sent = seq;
@@ -758,7 +772,8 @@ void RedisEngine::handle_hello(Pending& pending, const RedisValue& reply) {
         ok = integer_at(reply, i + 1, &fields[i]);
     }
     if (ok && decision == "accepted") {
-        ok = parse_state(reply.elements[8], &hello.stats);
+        ok = parse_state(reply.elements[8], &hello.stats) &&
+             state_number(reply.elements[8], "epoch", &hello.epoch) && hello.epoch != 0;
     }
     if (!ok || (decision != "accepted" && decision != "superseded" && decision != "forbidden")) {
         ++store_errors_;
@@ -810,6 +825,7 @@ void RedisEngine::handle_hello_range(Pending& pending, const RedisValue& reply) 
     auto served = std::make_unique<Served>();
     served->id = hello.session;
     served->version = hello.version;
+    served->epoch = hello.epoch;
     served->stats = hello.stats;
     served->acknowledgeable = hello.result.last_uplink;
     served->fetched_through = hello.stats.downlink_last_seq;
@@ -856,12 +872,13 @@ void RedisEngine::handle_write(Pending& pending, const RedisValue& reply) {
     }
     std::uint64_t value = 0;
     if (outcome == "superseded" && integer_at(reply, 1, &value) && value <= UINT32_MAX) {
-        const auto version = static_cast<std::uint32_t>(value);
+        // pending.id: the epoch the write carried. A reply for an older epoch
+        // than the one served here now concerns a connection already replaced.
         Served* served = find(pending.session);
-        if (served != nullptr && served->version < version) {
+        if (served != nullptr && served->epoch == pending.id) {
             served_.erase(pending.session);
+            events_->on_superseded(pending.session, static_cast<std::uint32_t>(value));
         }
-        events_->on_superseded(pending.session, version);
         return;
     }
     Served* served = find(pending.session);
@@ -1043,27 +1060,28 @@ void RedisEngine::on_message(std::string_view channel, std::string_view payload)
     if (name != "supersede") {
         return;
     }
-    // "S version instance"
+    // "S version instance epoch"
     const std::size_t first_space = payload.find(' ');
     const std::size_t second_space = payload.find(' ', first_space + 1);
+    const std::size_t third_space = payload.find(' ', second_space + 1);
     std::uint64_t version = 0;
+    std::uint64_t epoch = 0;
     if (first_space == std::string_view::npos || second_space == std::string_view::npos ||
+        third_space == std::string_view::npos ||
         !parse_u64(payload.substr(first_space + 1, second_space - first_space - 1), &version) ||
-        version > UINT32_MAX) {
+        version > UINT32_MAX || !parse_u64(payload.substr(third_space + 1), &epoch)) {
         return;
     }
     const std::string_view session = payload.substr(0, first_space);
-    if (payload.substr(second_space + 1) == options_.instance) {
+    if (payload.substr(second_space + 1, third_space - second_space - 1) == options_.instance) {
         return;  // this instance's own hello: the server already closed the older connection
     }
     Served* served = find(session);
-    if (served == nullptr || version < served->version) {
-        return;
+    if (served == nullptr || epoch <= served->epoch) {
+        return;  // not served here, or news older than the hello served here
     }
     const std::string id = served->id;
-    if (version > served->version) {
-        served_.erase(id);
-    }
+    served_.erase(id);
     events_->on_superseded(id, static_cast<std::uint32_t>(version));
 }
 

@@ -62,16 +62,18 @@ local function state_of(k)
   return redis.call('HGETALL', k.state)
 end
 
--- The version fence: the version the state holds when it is above the
--- caller's (the caller's connection is superseded), else nil.
-local function fence(k, version)
-  local current = redis.call('HGET', k.state, 'version')
-  if current == false then
+-- The fence: every accepted hello takes the next epoch, and a write carries
+-- the epoch of the hello its connection made. A write from any other epoch
+-- comes from a connection that was superseded (by a newer version, or by the
+-- same version reconnecting through another instance) and changes nothing;
+-- the answer is the version now current, else nil.
+local function fence(k, epoch)
+  local h = redis.call('HMGET', k.state, 'epoch', 'version')
+  if h[2] == false then
     raise('NOTFOUND tether: unknown session')
   end
-  current = num(current, 0)
-  if current > version then
-    return current
+  if num(h[1], 0) ~= epoch then
+    return num(h[2], 0)
   end
   return nil
 end
@@ -114,6 +116,7 @@ local function hello(keys, args)
                'downlink_acked', '0')
   end
   redis.call('HSET', k.state, 'version', dec(version), 'device', device, 'instance', instance)
+  local epoch = redis.call('HINCRBY', k.state, 'epoch', 1)
   if owner == '' then
     redis.call('HSET', k.state, 'owner', user)
   end
@@ -140,14 +143,15 @@ local function hello(keys, args)
   if last_down + 1 < oldest_held then
     has_gap, gap_first, gap_last, replay_after = 1, last_down + 1, oldest_held - 1, oldest_held - 1
   end
-  redis.call('PUBLISH', k.prefix .. ':supersede', k.session .. ' ' .. dec(version) .. ' ' .. instance)
+  redis.call('PUBLISH', k.prefix .. ':supersede',
+             k.session .. ' ' .. dec(version) .. ' ' .. instance .. ' ' .. dec(epoch))
   return {'accepted', resumed and 1 or 0, ne - 1, recorded, has_gap, gap_first, gap_last,
           replay_after, state_of(k)}
 end
 
 local function uplink(keys, args)
   local k = session_keys(keys)
-  local version = arg_number(args, 1, 'version', MAX_VERSION)
+  local epoch = arg_number(args, 1, 'epoch', MAX_SEQ)
   local maxlen = arg_number(args, 2, 'maxlen', MAX_SEQ)
   if (#args - 2) % 4 ~= 0 then
     raise('ERR tether: uplink takes groups of seq received_ms captured_ms payload')
@@ -157,7 +161,7 @@ local function uplink(keys, args)
       raise('ERR tether: bad seq')
     end
   end
-  local newer = fence(k, version)
+  local newer = fence(k, epoch)
   if newer then
     return {'superseded', newer}
   end
@@ -211,14 +215,14 @@ end
 
 local function gap(keys, args)
   local k = session_keys(keys)
-  local version = arg_number(args, 1, 'version', MAX_VERSION)
+  local epoch = arg_number(args, 1, 'epoch', MAX_SEQ)
   local first = arg_number(args, 2, 'first', MAX_SEQ)
   local last = arg_number(args, 3, 'last', MAX_SEQ)
   local reason = args[4] or ''
   if first < 1 or last < first or #reason > 64 then
     raise('ERR tether: bad gap')
   end
-  local newer = fence(k, version)
+  local newer = fence(k, epoch)
   if newer then
     return {'superseded', newer}
   end
@@ -241,9 +245,9 @@ end
 
 local function ack_downlink(keys, args)
   local k = session_keys(keys)
-  local version = arg_number(args, 1, 'version', MAX_VERSION)
+  local epoch = arg_number(args, 1, 'epoch', MAX_SEQ)
   local seq = arg_number(args, 2, 'seq', MAX_SEQ)
-  local newer = fence(k, version)
+  local newer = fence(k, epoch)
   if newer then
     return {'superseded', newer}
   end

@@ -65,7 +65,7 @@ class Fleet:
         self.test = test
         self.tmp = harness.TempDir("fleet-%s-" % name)
         self.redis = redis_harness.start_redis(self.tmp.path("redis"), appendonly=True,
-                                               extra=redis_args or [])
+                                               extra_args=redis_args or [])
         self.replica = None
         self.sentinel = None
         if replica:

@@ -137,17 +137,38 @@ class Functions(RedisTest):
                          [b"superseded", 1, 4])
         self.assertEqual(self.state(s), state)
 
-    def test_the_version_fence_writes_nothing(self):
+    def test_the_epoch_fence_writes_nothing(self):
         s = new_session()
-        self.fcall("tether_hello", s, 5, "pi", 0, 1, "alice", "iA")
+        self.fcall("tether_hello", s, 5, "pi", 0, 1, "alice", "iA")  # epoch 1
+        self.assertEqual(self.state(s)["epoch"], "1")
         before = self.state(s)
-        self.assertEqual(self.fcall("tether_uplink", s, 4, 0, 1, 100, "", b"x"), [b"superseded", 5])
-        self.assertEqual(self.fcall("tether_gap", s, 4, 1, 3, "dropped"), [b"superseded", 5])
-        self.assertEqual(self.fcall("tether_ack_downlink", s, 4, 0), [b"superseded", 5])
+        for stale in (0, 2):
+            self.assertEqual(self.fcall("tether_uplink", s, stale, 0, 1, 100, "", b"x"),
+                             [b"superseded", 5])
+            self.assertEqual(self.fcall("tether_gap", s, stale, 1, 3, "dropped"),
+                             [b"superseded", 5])
+            self.assertEqual(self.fcall("tether_ack_downlink", s, stale, 0), [b"superseded", 5])
         self.assertEqual(self.state(s), before)
         self.assertEqual(self.r.exists(self.key(s, "up"), self.key(s, "gaps")), 0)
-        # The current version writes.
-        self.assertEqual(self.fcall("tether_uplink", s, 5, 0, 1, 100, "", b"x")[:3], [b"ok", 1, 1])
+        # The current epoch writes.
+        self.assertEqual(self.fcall("tether_uplink", s, 1, 0, 1, 100, "", b"x")[:3], [b"ok", 1, 1])
+
+    def test_the_same_version_reconnecting_elsewhere_fences_the_older_connection(self):
+        # A device's connection on instance A is still sending when the same
+        # process (same version) resumes through instance B: B's hello takes
+        # epoch 2 and answers last_uplink 1; A's late batch (epoch 1) must not
+        # store seq 2, or the device would renumber its next message 2 and have
+        # it dropped as a duplicate.
+        s = new_session()
+        self.fcall("tether_hello", s, 3, "pi", 0, 1, "alice", "iA")
+        self.assertEqual(self.fcall("tether_uplink", s, 1, 0, 1, 100, "", b"a1")[:2], [b"ok", 1])
+        answer = self.fcall("tether_hello", s, 3, "pi", 0, 2, "alice", "iB")
+        self.assertEqual(answer[:3], [b"accepted", 1, 1])
+        self.assertEqual(self.fcall("tether_uplink", s, 1, 0, 2, 100, "", b"a2"),
+                         [b"superseded", 3])
+        self.assertEqual(self.fcall("tether_uplink", s, 2, 0, 2, 100, "", b"b2")[:2], [b"ok", 2])
+        self.assertEqual([f[b"payload"] for _, f in self.r.xrange(self.key(s, "up"))],
+                         [b"a1", b"b2"])
 
     def test_uplink_fields_and_exact_large_seqs(self):
         s = new_session()
@@ -197,9 +218,10 @@ class Functions(RedisTest):
         # A device that saw only 1 gets an "expired" gap for 2 at its next hello.
         answer = self.fcall("tether_hello", s, 1, "pi", 1, 1, "alice", "iA")
         self.assertEqual(answer[4:8], [1, 2, 2, 2])
-        self.assertEqual(self.fcall("tether_ack_downlink", s, 1, 4)[:2], [b"ok", 4])
+        # The second hello took epoch 2: the device's writes carry it.
+        self.assertEqual(self.fcall("tether_ack_downlink", s, 2, 4)[:2], [b"ok", 4])
         self.assertEqual([i for i, _ in self.stream(s, "down")], ["5-0"])
-        self.assertEqual(self.fcall("tether_ack_downlink", s, 1, 9), [b"invalid", 5])
+        self.assertEqual(self.fcall("tether_ack_downlink", s, 2, 9), [b"invalid", 5])
         # The default capacity applies when a backend passes none.
         self.assertEqual(self.fcall("tether_push", s, b"m6", 1), 6)
 
@@ -271,7 +293,8 @@ class Engine(RedisTest):
         three = self.driver(instance="three")
         t = new_session()
         three.hello(1, t, version=1)
-        self.r.hset(self.key(t, "state"), "version", 7)  # accepted elsewhere, unannounced
+        # Accepted elsewhere, unannounced: a later epoch and version.
+        self.r.hset(self.key(t, "state"), mapping={"version": 7, "epoch": 9})
         three.data(t, 1, b"x")
         three.send("flush")
         three.expect(r"^event=superseded session=%s version=7$" % t)

@@ -98,6 +98,7 @@ RedisValue default_state() {
     return state({{"device", "pi-17"},
                   {"owner", "alice"},
                   {"version", "3"},
+                  {"epoch", "3"},
                   {"next_expected", "118"},
                   {"received", "100"},
                   {"duplicates", "2"},
@@ -601,22 +602,25 @@ TEST(RedisEngine, ALostConnectionFailsEverythingPending) {
 
 TEST(RedisEngine, ASupersedeMessageFromAnotherInstanceSupersedesTheLocalConnection) {
     start();
-    serve();
-    link.publish("t:supersede", std::string(kSession) + " 4 i1");  // its own: ignored
-    link.publish("t:supersede", std::string(kSession) + " 2 i2");  // older: ignored
-    link.publish("t:supersede", std::string(kOther) + " 9 i2");    // not served here
+    serve();                                                         // epoch 3
+    link.publish("t:supersede", std::string(kSession) + " 4 i1 9");  // its own: ignored
+    link.publish("t:supersede", std::string(kSession) + " 2 i2 2");  // an older hello: ignored
+    link.publish("t:supersede", std::string(kSession) + " 3 i2 3");  // this very hello: ignored
+    link.publish("t:supersede", std::string(kOther) + " 9 i2 9");    // not served here
     link.publish("t:supersede", "garbage");
-    link.publish("t:supersede", std::string(kSession) + " x i2");
-    link.publish("other:supersede", std::string(kSession) + " 9 i2");
+    link.publish("t:supersede", std::string(kSession) + " x i2 9");
+    link.publish("t:supersede", std::string(kSession) + " 9 i2 x");
+    link.publish("t:supersede", std::string(kSession) + " 9 i2");  // no epoch
+    link.publish("other:supersede", std::string(kSession) + " 9 i2 9");
     link.publish("t", "x");
     link.publish("t:unknown", "x");
     CHECK(events.lines.empty());
-    link.publish("t:supersede", std::string(kSession) + " 3 i2");  // equal: reported, kept
     LONGS_EQUAL(1, engine->sessions().size());
-    link.publish("t:supersede", std::string(kSession) + " 4 i2");  // newer: forgotten
-    STRCMP_EQUAL(
-        (std::string("superseded ") + kSession + " 3\nsuperseded " + kSession + " 4\n").c_str(),
-        lines_of(events.take()).c_str());
+    // The same version through another instance (a device that reconnected
+    // there): a later epoch, so the connection here has lost the session.
+    link.publish("t:supersede", std::string(kSession) + " 3 i2 4");
+    STRCMP_EQUAL((std::string("superseded ") + kSession + " 3\n").c_str(),
+                 lines_of(events.take()).c_str());
     CHECK(engine->sessions().empty());
 }
 
@@ -631,6 +635,33 @@ TEST(RedisEngine, TheVersionFenceReportsSuperseded) {
     STRCMP_EQUAL((std::string("superseded ") + kSession + " 5\n").c_str(),
                  lines_of(events.take()).c_str());
     CHECK(engine->sessions().empty());
+}
+
+TEST(RedisEngine, AFenceAnswerForAnEarlierHelloLeavesTheNewerOneServed) {
+    start();
+    serve();  // epoch 3
+    const UplinkMeta meta;
+    CHECK_EQUAL(UplinkResult::kQueued, engine->uplink_data(kSession, 118, bytes("a"), 1, meta));
+    engine->flush(20);
+    (void)link.take();
+    // A new hello of the session here (epoch 4) before the write's answer came.
+    CHECK_EQUAL(Status::kOk, engine->hello(request(), 8));
+    (void)link.take();
+    link.reply(RedisValue::of_array({str("superseded"), num(3)}));  // the epoch-3 write
+    RedisValue state = default_state();
+    for (std::size_t i = 0; i + 1 < state.elements.size(); i += 2) {
+        if (state.elements[i].text == "epoch") {
+            state.elements[i + 1] = str("4");
+        }
+    }
+    link.reply(hello_reply("accepted", 1, 117, 0, 0, 0, 0, 40, state));
+    link.reply(RedisValue::of_array({}));
+    (void)link.take();
+    link.reply(num(0));
+    // The epoch-3 connection is told it lost the session; the new hello is served.
+    STRCMP_EQUAL((std::string("superseded ") + kSession + " 3\nhello 8 ok accepted\n").c_str(),
+                 lines_of(events.take()).c_str());
+    LONGS_EQUAL(1, engine->sessions().size());
 }
 
 TEST(RedisEngine, AWriteErrorFailsItsSession) {

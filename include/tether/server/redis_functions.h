@@ -6,20 +6,26 @@
 // channels (`P:supersede`, `P:downlink`) from it, so one call touches one
 // hash slot. Times are arguments: a function never reads Redis's clock.
 //
+// Every accepted hello takes the session's next `epoch` (in the state it
+// returns); every write carries it, and a write whose epoch is no longer the
+// session's changes nothing and answers "superseded" with the current version:
+// that is how a connection that lost its session, to a newer version or to
+// the same version reconnecting elsewhere, is kept from writing.
+//
 // Replies (RESP2; "state" is the session's state hash as HGETALL returns it):
 //
 //   tether_hello version device last_downlink oldest_uplink user instance
 //     -> {"accepted"|"superseded"|"forbidden", resumed, last_uplink,
 //         recorded_hole, has_downlink_gap, gap_first, gap_last, replay_after,
 //         state}
-//   tether_uplink version maxlen [seq received_ms captured_ms payload]...
+//   tether_uplink epoch maxlen [seq received_ms captured_ms payload]...
 //     (captured_ms "" when the device sent no age)
 //     -> {"ok", last_uplink, stored, duplicates, gaps, missing, state}
 //      | {"superseded", version}
-//   tether_gap version first last reason
+//   tether_gap epoch first last reason
 //     -> {"recorded"|"recorded_after_unreported_gap"|"ignored", last_uplink,
 //         gaps, missing, state} | {"superseded", version}
-//   tether_ack_downlink version seq
+//   tether_ack_downlink epoch seq
 //     -> {"ok", downlink_acked, state} | {"invalid", downlink_last}
 //      | {"superseded", version}
 //   tether_push payload now_ms [capacity]
