@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cstring>
+#include <ctime>
 #include <string>
 
 #include "server.h"
@@ -16,6 +17,17 @@ namespace v1 = net::v1;
 // The tether.v1 DATA header rides in front of a payload of up to the message
 // limit; the stream's buffers hold one message plus a frame header.
 constexpr std::size_t kFrameSlack = 64;
+
+// The wall clock in ms since the Unix epoch (0 if it cannot be read): what a
+// DATA's age is subtracted from to date it (PROTOCOL.md 3.6).
+std::uint64_t unix_now_ms() {
+    timespec now{};
+    if (::clock_gettime(CLOCK_REALTIME, &now) != 0 || now.tv_sec < 0) {
+        return 0;
+    }
+    return static_cast<std::uint64_t>(now.tv_sec) * 1000u +
+           static_cast<std::uint64_t>(now.tv_nsec) / 1000000u;
+}
 
 }  // namespace
 
@@ -366,6 +378,8 @@ void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) 
     session_ = hello.session;
     server_.claim_session(session_, this, now_);
     phase_ = Phase::kOnline;
+    // tether-server takes ages (PROTOCOL.md 3.6) from a client that offers them.
+    age_ = (hello.features & v1::kFeatureAge) != 0;
 
     v1::Welcome welcome;
     std::memcpy(welcome.session, hello.session, sizeof welcome.session);
@@ -373,6 +387,7 @@ void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) 
     welcome.last_uplink = result.last_uplink;
     welcome.ack_every = server_.options().ack_every;
     welcome.ack_interval_ms = server_.options().ack_interval_ms;
+    welcome.features = age_ ? v1::kFeatureAge : 0;
     char json[v1::kMaxControlSize];
     std::size_t length = 0;
     if (v1::write_welcome(welcome, json, sizeof json, &length) != v1::V1Status::kOk ||
@@ -427,7 +442,7 @@ void ClientConnection::handle_control(const std::uint8_t* data, std::size_t size
 
 void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size) {
     v1::BinaryMessage message;
-    if (v1::decode_binary(data, size, &message) != v1::V1Status::kOk) {
+    if (v1::decode_binary(data, size, &message, age_ ? v1::kFeatureAge : 0) != v1::V1Status::kOk) {
         violation("bad_binary");
         return;
     }
@@ -440,6 +455,21 @@ void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size)
         }
         return;
     }
+    UplinkMeta meta;
+    meta.has_age = message.has_age;
+    meta.age_ms = message.age_ms;
+    meta.received_unix_ms = unix_now_ms();
+    if (meta.has_age && !age_logged_) {
+        // Once per connection: the first aged DATA says how long the backlog waited.
+        age_logged_ = true;
+        server_.log("event=uplink_age conn=%llu session=%s seq=%llu age_ms=%u captured_ms=%llu",
+                    static_cast<unsigned long long>(id_), session_.c_str(),
+                    static_cast<unsigned long long>(message.seq), meta.age_ms,
+                    static_cast<unsigned long long>(meta.received_unix_ms > meta.age_ms
+                                                        ? meta.received_unix_ms - meta.age_ms
+                                                        : 0));
+    }
+    // The file store's uplink_data takes no UplinkMeta yet (SessionEngine's does).
     const UplinkResult result =
         server_.store().uplink_data(session_, message.seq, message.payload, message.payload_size);
     switch (result) {

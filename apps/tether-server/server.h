@@ -22,8 +22,8 @@
 #include "tether/net/ws_stream.h"
 #include "tether/port/entropy.h"
 #include "tether/port/tls_server.h"
-#include "tether/time.h"
 #include "tether/server/tokens.h"
+#include "tether/time.h"
 #include "token_file.h"
 
 namespace tether::server {
@@ -117,6 +117,8 @@ class ClientConnection final : public net::WsHandler {
     std::uint64_t downlink_sent_ = 0;
     bool downlink_dirty_ = false;
     bool stop_processing_ = false;
+    bool age_ = false;         // the hello offered "age" and the welcome accepted it
+    bool age_logged_ = false;  // the first aged DATA was logged
 };
 
 /// Fault switches set through the admin interface.
