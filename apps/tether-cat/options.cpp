@@ -374,9 +374,9 @@ Messages:
                              arrived for MS before closing (default 0: close at once)
   --max-message-size BYTES   largest WebSocket message either way (default 65536): a
                              bigger incoming one closes with 1009; an input line that
-                             could not be sent within it (with --tether-v1, its 10-byte
-                             header counts) is refused, reported, and makes the exit
-                             status 6
+                             could not be sent within it (with --tether-v1, its 14-byte
+                             header with the message's age counts) is refused,
+                             reported, and makes the exit status 6
   --outbox-size BYTES        memory for messages waiting to be sent (default 1048576)
   --overflow POLICY          read input as fast as it comes and, when the outbox is full,
                              drop_oldest or reject_newest (default: no overflow at all:

@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
         for (std::size_t m = 0; m < options.messages; ++m) {
             char text[64];
             const int length = std::snprintf(text, sizeof text, "client-%zu-message-%zu", i, m);
-            (void)slot.client->send(reinterpret_cast<const std::uint8_t*>(text),
+            (void)slot.client->send(start, reinterpret_cast<const std::uint8_t*>(text),
                                     static_cast<std::size_t>(length), &slot.member.last_seq);
         }
         loop.add(slot.client.get());

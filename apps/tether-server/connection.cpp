@@ -375,6 +375,7 @@ void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) 
     phase_ = Phase::kHelloPending;
     hello_asked_at_ = now_;
     pending_session_ = hello.session;
+    pending_age_ = (hello.features & v1::kFeatureAge) != 0;
     version_ = hello.version;
 }
 
@@ -407,6 +408,8 @@ void ClientConnection::on_hello_answer(Status status, const HelloResult& result)
     session_ = pending_session_;
     server_.claim_session(session_, this, now_);
     phase_ = Phase::kOnline;
+    // tether-server takes ages (PROTOCOL.md 3.6) from a client that offers them.
+    age_ = pending_age_;
 
     v1::Welcome welcome;
     std::snprintf(welcome.session, sizeof welcome.session, "%s", session_.c_str());
@@ -414,6 +417,7 @@ void ClientConnection::on_hello_answer(Status status, const HelloResult& result)
     welcome.last_uplink = result.last_uplink;
     welcome.ack_every = server_.options().ack_every;
     welcome.ack_interval_ms = server_.options().ack_interval_ms;
+    welcome.features = age_ ? v1::kFeatureAge : 0;
     char json[v1::kMaxControlSize];
     std::size_t length = 0;
     if (v1::write_welcome(welcome, json, sizeof json, &length) != v1::V1Status::kOk ||
@@ -469,7 +473,7 @@ void ClientConnection::handle_control(const std::uint8_t* data, std::size_t size
 
 void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size) {
     v1::BinaryMessage message;
-    if (v1::decode_binary(data, size, &message) != v1::V1Status::kOk) {
+    if (v1::decode_binary(data, size, &message, age_ ? v1::kFeatureAge : 0) != v1::V1Status::kOk) {
         violation("bad_binary");
         return;
     }
@@ -483,7 +487,19 @@ void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size)
         return;
     }
     UplinkMeta meta;
+    meta.has_age = message.has_age;
+    meta.age_ms = message.age_ms;
     meta.received_unix_ms = server_.wall_clock_ms();
+    if (meta.has_age && !age_logged_) {
+        // Once per connection: the first aged DATA says how long the backlog waited.
+        age_logged_ = true;
+        server_.log("event=uplink_age conn=%llu session=%s seq=%llu age_ms=%u captured_ms=%llu",
+                    static_cast<unsigned long long>(id_), session_.c_str(),
+                    static_cast<unsigned long long>(message.seq), meta.age_ms,
+                    static_cast<unsigned long long>(meta.received_unix_ms > meta.age_ms
+                                                        ? meta.received_unix_ms - meta.age_ms
+                                                        : 0));
+    }
     const UplinkResult result = server_.engine().uplink_data(session_, message.seq, message.payload,
                                                              message.payload_size, meta);
     switch (result) {

@@ -122,10 +122,14 @@ bool Server::make_engine() {
 }
 
 std::uint64_t Server::wall_clock_ms() const {
-    struct timespec now {};
-    ::clock_gettime(CLOCK_REALTIME, &now);
+    // 0 when the clock cannot be read: backends then see no receive time
+    // rather than a wrong one.
+    timespec now{};
+    if (::clock_gettime(CLOCK_REALTIME, &now) != 0 || now.tv_sec < 0) {
+        return 0;
+    }
     return static_cast<std::uint64_t>(now.tv_sec) * 1000u +
-           static_cast<std::uint64_t>(now.tv_nsec / 1000000);
+           static_cast<std::uint64_t>(now.tv_nsec) / 1000000u;
 }
 
 Server::~Server() {

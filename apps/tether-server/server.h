@@ -133,6 +133,9 @@ class ClientConnection final : public net::WsHandler {
     std::uint64_t downlink_sent_ = 0;
     bool downlink_dirty_ = false;
     bool stop_processing_ = false;
+    bool pending_age_ = false;  // the pending hello offered "age"
+    bool age_ = false;          // the hello offered "age" and the welcome accepted it
+    bool age_logged_ = false;   // the first aged DATA was logged
 };
 
 /// Fault switches set through the admin interface.

@@ -188,8 +188,8 @@ int main(int argc, char** argv) {
 
     unsigned long sent = 0;
     while (!watcher.failed && (sent < options.count || !client.idle())) {
-        while (sent < options.count &&
-               client.send(payload.data(), payload.size()) == tether::Status::kOk) {
+        while (sent < options.count && client.send(tether::port::monotonic_now(), payload.data(),
+                                                   payload.size()) == tether::Status::kOk) {
             ++sent;
         }
         loop.run_once(1000);

@@ -140,6 +140,13 @@ struct ClientConfig {
     /// application confirms it has it (confirm_downlink()), instead of as soon
     /// as on_message() returns.
     bool confirm_downlink = false;
+    /// tether.v1: offer the "age" extension (docs/PROTOCOL.md 3.6). Where the
+    /// server's welcome accepts it, each DATA carries the milliseconds since
+    /// send() took the message, measured when that DATA is written (a
+    /// retransmission carries the larger age), so the server can date it
+    /// without a clock on the device. Costs no outbox space, but the DATA
+    /// header is 14 bytes instead of 10, so max_payload() is 4 bytes smaller.
+    bool message_age = true;
 };
 
 /// Caller-owned memory for one client.
@@ -163,6 +170,7 @@ struct ClientCounters {
     std::uint64_t renumbered = 0;  ///< tether.v1: messages renumbered past seqs the server held
     std::uint64_t rejected_too_large = 0;  ///< send() refused: above max_payload()
     std::uint64_t downlink_overruns = 0;   ///< messages the application could not take
+    std::uint64_t sent_with_age = 0;       ///< tether.v1: DATA that carried its age
 };
 
 class Client final : public Pollable, private net::WsHandler {
@@ -193,17 +201,24 @@ class Client final : public Pollable, private net::WsHandler {
     void stop(TimeMs now, std::uint16_t code = 1000);
 
     /// Queues a message for the server under the overflow policy. kOk,
-    /// kNoSpace (reject_newest and full) or kTooLarge (above max_payload():
-    /// it could never be delivered, so it is not queued). *seq gets its
-    /// number. `type` (plain WebSocket mode only) overrides
-    /// ClientConfig::message_type for this message.
-    Status send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
-                net::WsOpcode type = net::WsOpcode::kContinuation);
+    /// kNoSpace (reject_newest and full), kTooLarge (above max_payload():
+    /// it could never be delivered, so it is not queued) or kInvalidArgument
+    /// (`data` null with a size, or a `type` that is no WebSocket opcode).
+    /// `now` is when the application handed the message over: with the age
+    /// extension (ClientConfig::message_age) each DATA says how long ago that
+    /// was, exact up to net::v1::kMaxAgeMs (24.8 days) and capped there,
+    /// provided service() runs at least once in that time (the link's timers
+    /// see to it while it is started). *seq gets its number. `type` (plain
+    /// WebSocket mode only) overrides ClientConfig::message_type for this
+    /// message.
+    Status send(TimeMs now, const std::uint8_t* data, std::size_t size,
+                std::uint64_t* seq = nullptr, net::WsOpcode type = net::WsOpcode::kContinuation);
 
     /// The largest message send() accepts: what fits the outbox, the
     /// transmit buffer and ws.max_message_size once framed (tether.v1 adds
-    /// its header), so that anything accepted can reach a peer that applies
-    /// the same limit. Valid after init().
+    /// its header: 14 bytes with message_age, which the server may or may
+    /// not accept later, else 10), so that anything accepted can reach a peer
+    /// that applies the same limit. Valid after init().
     std::size_t max_payload() const { return max_payload_; }
 
     /// Puts back a message recovered from disk, with its old seq, after
@@ -213,7 +228,9 @@ class Client final : public Pollable, private net::WsHandler {
     /// above max_payload(), or what Outbox::push_overwrite returns (the
     /// oldest restored messages are evicted, and reported as dropped, when
     /// the outbox is smaller than what was recovered). A restored seq keeps
-    /// its number forever: the server may already hold it.
+    /// its number forever: the server may already hold it. Its age is not
+    /// known (the monotonic clock restarted with the process), so it is sent
+    /// without one even where the age extension is in use.
     Status restore(std::uint64_t seq, const std::uint8_t* data, std::size_t size);
     /// New messages are never numbered below the reservation the state record
     /// held at construction (PersistentState::next_uplink_seq), nor below
@@ -280,7 +297,9 @@ class Client final : public Pollable, private net::WsHandler {
     void on_resume_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size);
     void on_downlink_data(std::uint64_t seq, const std::uint8_t* payload, std::size_t size);
     void after_resume_read(TimeMs now);
-    void drain_outbox_v1();
+    void drain_outbox_v1(TimeMs now);
+    void cap_ages(TimeMs now);
+    std::uint32_t age_of(const OutboxEntry& entry, TimeMs now) const;
     bool queue_gap(std::uint64_t first, std::uint64_t last);
     void send_downlink_ack(TimeMs now);
     void reserve_uplink_seqs();
@@ -333,6 +352,14 @@ class Client final : public Pollable, private net::WsHandler {
     static constexpr const char* kV1Protocols[1] = {"tether.v1"};
     bool welcome_seen_ = false;
     bool violation_ = false;
+    bool age_on_link_ = false;  // this connection's welcome accepted "age"
+    // Ages (PROTOCOL.md 3.6): messages up to restored_through_ came from disk
+    // and have none; those up to capped_through_ waited kMaxAgeMs or more,
+    // which the wrapping clock alone could no longer tell.
+    std::uint64_t restored_through_ = 0;
+    std::uint64_t capped_through_ = 0;
+    TimeMs next_age_check_ = 0;
+    bool age_check_armed_ = false;
     std::uint64_t welcome_last_uplink_ = 0;
     std::uint64_t last_sent_uplink_ = 0;  // newest uplink seq handed to the stream
     std::uint64_t last_delivered_ = 0;    // newest downlink seq delivered

@@ -46,7 +46,7 @@
 //   if (link.open(&report) != tether::Status::kOk) { ... link.error() ... }
 //   link.start(now);
 //   loop.add(&link);
-//   link.send(data, size);          // kOk, kTooLarge (never deliverable), kNoSpace
+//   link.send(now, data, size);     // kOk, kTooLarge (never deliverable), kNoSpace
 //   ... loop.run_once(...) ...
 //   link.stop(now, 1001); ... run the loop until link.state() is kIdle ...
 //   link.shutdown();                // sync the spool, persist the exact numbering
@@ -68,7 +68,8 @@ struct DurableLinkConfig {
     /// URLs, reconnect and heartbeat settings, the tether.v1 identity.
     /// client.ws.max_message_size is the largest WebSocket message on the
     /// wire (the server's limit); the largest payload send() takes is that
-    /// minus the tether.v1 header (DurableLink::max_payload()).
+    /// minus the tether.v1 DATA header, 14 bytes with client.message_age and
+    /// 10 without (DurableLink::max_payload()).
     ClientConfig client;
     /// The outbox: unsent and unacknowledged messages, in memory.
     std::size_t outbox_bytes = 256 * 1024;
@@ -195,11 +196,14 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     /// continues without a gap. Returns kOk or kIoError (reported as well).
     Status shutdown();
 
-    /// Accepts a message: kOk (queued, and written to the spool), kTooLarge
+    /// Accepts a message at `now` (the time its age is counted from, see
+    /// Client::send()): kOk (queued, and written to the spool), kTooLarge
     /// (above max_payload(): it could never be delivered, so it is refused),
     /// kNoSpace (reject_newest and the outbox is full). *seq gets its seq.
-    Status send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
-                net::WsOpcode type = net::WsOpcode::kContinuation);
+    /// Messages put back from the spool after a restart are sent without an
+    /// age: the monotonic clock they were counted on is gone.
+    Status send(TimeMs now, const std::uint8_t* data, std::size_t size,
+                std::uint64_t* seq = nullptr, net::WsOpcode type = net::WsOpcode::kContinuation);
     std::size_t max_payload() const;
     /// Hands what send() accepted to the spool's file now (no sync; service()
     /// does it too, once per loop iteration). For a caller that takes input

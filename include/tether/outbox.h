@@ -19,6 +19,9 @@
 //
 // No heap allocation, ever. Not thread-safe: one poll loop owns it.
 //
+// Each entry also keeps the time it was pushed (the caller's TimeMs, which
+// the outbox never interprets) and a 4-bit kind, inside the same header.
+//
 // Space: each entry takes kEntryOverhead (16) bytes plus its payload rounded
 // up to a multiple of 8 (a 100-byte message uses 120 bytes). Entries never
 // straddle the end of the storage; when the newest does not fit before the
@@ -29,7 +32,7 @@
 //   static std::uint8_t storage[64 * 1024];
 //   tether::Outbox outbox(storage, sizeof storage, tether::OverflowPolicy::kDropOldest, 1);
 //   std::uint64_t seq;
-//   if (outbox.push(data, size, &seq) != tether::Status::kOk) { ... }
+//   if (outbox.push(data, size, &seq, 0, now) != tether::Status::kOk) { ... }
 //   tether::OutboxEntry entry;
 //   for (auto it = outbox.unsent(); it.next(&entry);) { write(entry.data, entry.size); }
 #pragma once
@@ -38,6 +41,7 @@
 #include <cstdint>
 
 #include "tether/status.h"
+#include "tether/time.h"
 
 namespace tether {
 
@@ -61,6 +65,7 @@ struct OutboxEntry {
     const std::uint8_t* data;  ///< valid until the next call that modifies the outbox
     std::uint32_t size;
     std::uint8_t kind;  ///< what the caller pushed it with (e.g. the frame type); 0 by default
+    TimeMs pushed_at;   ///< what the caller pushed it with (its clock at the time); 0 by default
 };
 
 /// An inclusive range of sequence numbers that were dropped.
@@ -87,8 +92,11 @@ class Outbox {
     static constexpr std::size_t kAlignment = 8;
     /// Smaller storage holds nothing at all.
     static constexpr std::size_t kMinCapacity = 64;
-    /// The largest payload any outbox stores (an entry's size field is 32 bits).
-    static constexpr std::size_t kMaxPayload = 0xFFFFFFFFu;
+    /// The largest payload any outbox stores (256 MiB - 1: an entry's size
+    /// field is 28 bits, sharing its word with the kind).
+    static constexpr std::size_t kMaxPayload = 0x0FFFFFFFu;
+    /// The largest kind (4 bits: a WebSocket opcode fits).
+    static constexpr std::uint8_t kMaxKind = 0x0F;
 
     /// max_message_size() of an outbox over `capacity` bytes of storage that
     /// starts kAlignment-aligned (as heap memory does), known before it is
@@ -120,21 +128,24 @@ class Outbox {
     ///    except counters().rejected.
     ///  - kTooLarge: size > max_message_size(), so it can never fit; counted as
     ///    rejected, nothing is evicted.
-    ///  - kInvalidArgument: `data` is null while `size` > 0; nothing changed.
+    ///  - kInvalidArgument: `data` is null while `size` > 0, or `kind` is
+    ///    above kMaxKind; nothing changed.
     /// A zero-length message is allowed (`data` may then be null).
-    /// `kind` is stored with the entry and handed back in OutboxEntry::kind.
+    /// `kind` and `pushed_at` are stored with the entry and handed back in
+    /// OutboxEntry (the client keeps the frame type and the time it was
+    /// given the message there); neither costs any space.
     Status push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
-                std::uint8_t kind = 0);
+                std::uint8_t kind = 0, TimeMs pushed_at = 0);
     /// Appends, evicting the oldest entries (sent or unsent) until it fits, whatever
     /// the configured policy. Each evicted entry counts in counters().dropped and its
     /// seq is recorded in the dropped ranges (see take_dropped_range()). Returns kOk,
     /// kTooLarge or kInvalidArgument as push() does; never kNoSpace.
     Status push_overwrite(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
-                          std::uint8_t kind = 0);
+                          std::uint8_t kind = 0, TimeMs pushed_at = 0);
     /// Appends only if it fits without evicting anything. Returns kOk, kNoSpace
     /// (counted as rejected), kTooLarge or kInvalidArgument as push() does.
     Status try_push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
-                    std::uint8_t kind = 0);
+                    std::uint8_t kind = 0, TimeMs pushed_at = 0);
 
     /// Cumulative acknowledgement: frees every entry with seq <= `seq`, sent or
     /// not (the receiver has them; unsent ones leave the unsent region too).
@@ -221,13 +232,12 @@ class Outbox {
   private:
     // Layout and invariants are described in src/core/outbox.cpp.
     Status append(const std::uint8_t* data, std::size_t size, std::uint64_t* seq, bool may_evict,
-                  std::uint8_t kind);
+                  std::uint8_t kind, TimeMs pushed_at);
     std::uint64_t seq_at(std::size_t offset) const;
     bool find_space(std::size_t span, std::size_t* offset) const;
     void free_oldest();
     void record_drop(std::uint64_t seq);
     void clear_entries();
-    std::size_t skip_padding(std::size_t offset) const;
     std::size_t following(std::size_t offset) const;
     std::uint32_t payload_size_at(std::size_t offset) const;
 
@@ -238,6 +248,7 @@ class Outbox {
     std::uint64_t next_seq_;
     std::size_t head_ = 0;           // offset of the oldest entry's header
     std::size_t tail_ = 0;           // offset just past the newest entry, in [0, usable_)
+    std::size_t wrap_at_ = 0;        // where the wrap padding starts; usable_ when there is none
     std::size_t unsent_offset_ = 0;  // offset of the oldest unsent entry's header
     std::size_t entry_count_ = 0;
     std::size_t unsent_count_ = 0;

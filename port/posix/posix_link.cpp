@@ -10,6 +10,7 @@
 
 #include "tether/net/url.h"
 #include "tether/port/device_identity.h"
+#include "tether/port/poll_loop.h"
 #include "tether/port/private_dir.h"
 
 namespace tether::port {
@@ -72,6 +73,11 @@ bool PosixLink::fail(Status* status, Status code, const char* format, ...) {
     va_end(args);
     *status = code;
     return false;
+}
+
+Status PosixLink::send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
+                       net::WsOpcode type) {
+    return link_->send(monotonic_now(), data, size, seq, type);
 }
 
 Status PosixLink::open(RecoveryReport* report) {

@@ -93,7 +93,10 @@ Status Client::init() {
     }
     // Every limit a message meets on its way, so that what send() accepts can
     // always be framed, buffered and taken by a peer with the same limit.
-    const std::size_t framing = resume_mode() ? net::v1::kHeaderSize : 0;
+    // With the age extension offered, any DATA may need the longer header.
+    const std::size_t framing = !resume_mode()        ? 0
+                                : config_.message_age ? net::v1::kAgedDataHeaderSize
+                                                      : net::v1::kHeaderSize;
     std::size_t limit =
         config_.ws.max_message_size > framing ? config_.ws.max_message_size - framing : 0;
     const std::size_t tx_room = stream_.tx_capacity() > net::kMaxClientFrameHeader + framing
@@ -143,7 +146,7 @@ void Client::stop(TimeMs now, std::uint16_t code) {
     flush(now);
 }
 
-Status Client::send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
+Status Client::send(TimeMs now, const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
                     net::WsOpcode type) {
     if (size > max_payload_) {
         ++counters_.rejected_too_large;
@@ -151,7 +154,7 @@ Status Client::send(const std::uint8_t* data, std::size_t size, std::uint64_t* s
     }
     apply_numbering_floor();
     std::uint64_t assigned = 0;
-    const Status status = outbox_.push(data, size, &assigned, static_cast<std::uint8_t>(type));
+    const Status status = outbox_.push(data, size, &assigned, static_cast<std::uint8_t>(type), now);
     if (seq != nullptr) {
         *seq = assigned;
     }
@@ -175,6 +178,11 @@ Status Client::restore(std::uint64_t seq, const std::uint8_t* data, std::size_t 
     const Status status = outbox_.push_overwrite(data, size);
     if (status == Status::kOk && seq > maybe_held_through_) {
         maybe_held_through_ = seq;
+    }
+    if (status == Status::kOk) {
+        // Every later message gets a higher seq, and renumbering never
+        // touches one that may be at the server: the seq tells them apart.
+        restored_through_ = seq;
     }
     return status;
 }
@@ -468,6 +476,7 @@ void Client::handle_read_result(const net::WsResult& result, TimeMs now) {
 void Client::service(TimeMs now) {
     // Each round either moves the machine on or stops; a bound keeps one
     // call short even if a peer makes every step succeed at once.
+    cap_ages(now);
     for (int round = 0; round < 8; ++round) {
         const LinkState before = machine_.state();
         bool more = false;
@@ -581,7 +590,7 @@ bool Client::service_upgrade(TimeMs now) {
 bool Client::service_open(TimeMs now) {
     const LinkState phase = machine_.state();
     if (phase == LinkState::kOnline) {
-        resume_mode() ? drain_outbox_v1() : drain_outbox();
+        resume_mode() ? drain_outbox_v1(now) : drain_outbox();
     }
     flush(now);
     if (machine_.state() != phase) {
@@ -622,7 +631,7 @@ bool Client::service_open(TimeMs now) {
     }
     if (machine_.state() == LinkState::kOnline && outbox_.unsent_count() > 0 &&
         stream_.tx_space() > 0) {
-        resume_mode() ? drain_outbox_v1() : drain_outbox();
+        resume_mode() ? drain_outbox_v1(now) : drain_outbox();
         flush(now);
     }
     return machine_.state() != phase;

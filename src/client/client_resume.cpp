@@ -121,6 +121,7 @@ void Client::send_hello(TimeMs now) {
     hello.last_downlink = downlink_ack_target();
     hello.oldest_uplink = outbox_.oldest_seq();
     hello.next_uplink = outbox_.next_seq();
+    hello.features = config_.message_age ? net::v1::kFeatureAge : 0;
     char json[net::v1::kMaxControlSize];
     std::size_t length = 0;
     if (net::v1::write_hello(hello, json, sizeof json, &length) != net::v1::V1Status::kOk ||
@@ -132,6 +133,7 @@ void Client::send_hello(TimeMs now) {
     }
     welcome_seen_ = false;
     violation_ = false;
+    age_on_link_ = false;
     report_dropped();
     flush(now);
 }
@@ -156,6 +158,9 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
                 }
                 welcome_seen_ = true;
                 welcome_last_uplink_ = control.welcome.last_uplink;
+                // Only what this client offered: an unasked "age" is ignored.
+                age_on_link_ =
+                    config_.message_age && (control.welcome.features & net::v1::kFeatureAge) != 0;
                 if (control.welcome.resumed) {
                     ++counters_.resumed;
                 }
@@ -270,6 +275,16 @@ void Client::adopt_welcome() {
             }
         }
         if (collides) {
+            // Capped messages among those renumbered are the first of them;
+            // the mark follows them to their new seqs.
+            std::uint64_t capped_renumbered = 0;
+            for (Outbox::Iterator it = outbox_.unacked(); it.next(&entry);) {
+                capped_renumbered +=
+                    entry.seq > maybe_held_through_ && entry.seq <= capped_through_ ? 1 : 0;
+            }
+            if (capped_renumbered > 0) {
+                capped_through_ = last + capped_renumbered;
+            }
             counters_.renumbered += outbox_.renumber_after(maybe_held_through_, last + 1);
             if (listener_ != nullptr) {
                 listener_->on_renumbered();
@@ -359,7 +374,39 @@ bool Client::queue_gap(std::uint64_t first, std::uint64_t last) {
     return true;
 }
 
-void Client::drain_outbox_v1() {
+// Ages only grow along the outbox (seq order is send() order), so the
+// messages whose age reached the cap are always a prefix: capped_through_
+// marks its end. The first message after it is looked at every
+// kAgeCheckMs, far more often than its age could wrap (2^32 ms) unnoticed.
+void Client::cap_ages(TimeMs now) {
+    constexpr std::uint32_t kAgeCheckMs = 60 * 1000;
+    if (!resume_mode() || !config_.message_age || outbox_.empty() ||
+        (age_check_armed_ && !time_reached(now, next_age_check_))) {
+        return;
+    }
+    age_check_armed_ = true;
+    next_age_check_ = now + kAgeCheckMs;
+    OutboxEntry entry;
+    for (Outbox::Iterator it = outbox_.unacked(); it.next(&entry);) {
+        if (entry.seq <= restored_through_ || entry.seq <= capped_through_) {
+            continue;
+        }
+        if (time_since(now, entry.pushed_at) < net::v1::kMaxAgeMs) {
+            return;
+        }
+        capped_through_ = entry.seq;
+    }
+}
+
+std::uint32_t Client::age_of(const OutboxEntry& entry, TimeMs now) const {
+    if (entry.seq <= capped_through_) {
+        return net::v1::kMaxAgeMs;
+    }
+    const std::uint32_t age = time_since(now, entry.pushed_at);
+    return age < net::v1::kMaxAgeMs ? age : net::v1::kMaxAgeMs;
+}
+
+void Client::drain_outbox_v1(TimeMs now) {
     report_dropped();
     OutboxEntry entry;
     std::size_t queued = 0;
@@ -372,13 +419,24 @@ void Client::drain_outbox_v1() {
             }
             last_sent_uplink_ = entry.seq - 1;
         }
-        std::uint8_t header[net::v1::kHeaderSize];
-        net::v1::write_data_header(entry.seq, header);
-        if (!stream_.queue_message_parts(net::WsOpcode::kBinary, header, sizeof header, entry.data,
+        // The age is taken now, as this DATA is written: a retransmission
+        // says how long the message has waited by then. Restored messages
+        // have no known age and go without one.
+        const bool aged = age_on_link_ && entry.seq > restored_through_;
+        std::uint8_t header[net::v1::kAgedDataHeaderSize];
+        std::size_t header_size = net::v1::kHeaderSize;
+        if (aged) {
+            net::v1::write_aged_data_header(entry.seq, age_of(entry, now), header);
+            header_size = net::v1::kAgedDataHeaderSize;
+        } else {
+            net::v1::write_data_header(entry.seq, header);
+        }
+        if (!stream_.queue_message_parts(net::WsOpcode::kBinary, header, header_size, entry.data,
                                          entry.size)) {
             break;
         }
         last_sent_uplink_ = entry.seq;
+        counters_.sent_with_age += aged ? 1 : 0;
         ++queued;
     }
     if (queued > 0) {

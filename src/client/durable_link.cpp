@@ -250,10 +250,10 @@ std::size_t DurableLink::max_payload() const {
     return client().max_payload();
 }
 
-Status DurableLink::send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
+Status DurableLink::send(TimeMs now, const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
                          net::WsOpcode type) {
     std::uint64_t assigned = 0;
-    const Status status = own_client().send(data, size, &assigned, type);
+    const Status status = own_client().send(now, data, size, &assigned, type);
     if (seq != nullptr) {
         *seq = assigned;
     }

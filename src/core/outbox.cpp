@@ -9,10 +9,14 @@
 //
 // Entry. A 16-byte header followed by the payload, padded to a multiple of 8:
 //
-//   offset  0  u64  seq      (host byte order; the storage never leaves the process)
-//   offset  8  u32  size     payload length in bytes
-//   offset 12  u32  marker   kEntryMarker in the upper 24 bits, the entry's kind in the low 8
+//   offset  0  u64  seq        (host byte order; the storage never leaves the process)
+//   offset  8  u32  size|kind  payload length in the low 28 bits, the kind in the top 4
+//   offset 12  u32  pushed_at  the caller's time at push (TimeMs), never interpreted here
 //   offset 16  size bytes of payload, then 0..7 bytes of alignment padding
+//
+// The time costs no space: it sits where a padding marker used to be, and
+// wrap padding is remembered in wrap_at_ instead (below). Sharing the size
+// word caps a payload at 256 MiB - 1 (kMaxPayload) and a kind at 15.
 //
 // An entry's span is 16 + round_up(size, 8). Entries never straddle the end of
 // usable_, so a payload is one contiguous run of bytes a caller can hand to
@@ -35,13 +39,14 @@
 //
 // Wrap padding. When the newest entry does not fit between tail_ and usable_
 // but fits between 0 and head_, it goes to offset 0 and the bytes from tail_ to
-// usable_ become padding. If there are at least 16 of them, a header with
-// kPaddingMarker is written there; if fewer (8, as offsets are multiples of 8),
-// nothing is written and readers treat "less than a header left before
-// usable_" as padding too. skip_padding() applies both rules. Padding stays
-// counted in bytes_used() until head_ moves past it, which happens as soon as
-// the entry before it is freed: head_ and unsent_offset_ always point at a real
-// entry header while their region is non-empty.
+// usable_ become padding: wrap_at_ = tail_. There is never more than one run
+// of padding: no entry goes to offset 0 again until head_ has wrapped too, and
+// when head_ steps past the padding wrap_at_ goes back to usable_ (as it is
+// whenever the ring is not wrapped). Stepping from an entry that ends at
+// wrap_at_ (or at usable_) leads to offset 0. Padding stays counted in
+// bytes_used() until head_ moves past it, which happens as soon as the entry
+// before it is freed: head_ and unsent_offset_ always point at a real entry
+// header while their region is non-empty.
 //
 // Unsent cursor. Entries are in seq order: the first (entry_count_ -
 // unsent_count_) are sent and await an ack, the rest are unsent and start at
@@ -64,10 +69,13 @@ namespace tether {
 namespace {
 
 constexpr std::size_t kSeqField = 0;
-constexpr std::size_t kSizeField = 8;
-constexpr std::size_t kMarkerField = 12;
-constexpr std::uint32_t kEntryMarker = 0x4E544500u;    // "?TEN" little-endian; low byte: kind
-constexpr std::uint32_t kPaddingMarker = 0x44415054u;  // "TPAD" little-endian
+constexpr std::size_t kSizeKindField = 8;
+constexpr std::size_t kPushedAtField = 12;
+constexpr std::uint32_t kSizeMask = 0x0FFFFFFFu;
+constexpr unsigned kKindShift = 28;
+
+static_assert(Outbox::kMaxPayload == kSizeMask, "the size field holds every payload size");
+static_assert(Outbox::kMaxKind == (0xFFFFFFFFu >> kKindShift), "the kind fills the rest");
 
 static_assert(Outbox::kEntryOverhead == 16, "the header layout above is 16 bytes");
 static_assert(Outbox::kEntryOverhead % Outbox::kAlignment == 0,
@@ -143,6 +151,7 @@ Outbox::Outbox(std::uint8_t* storage, std::size_t capacity, OverflowPolicy polic
     const std::size_t skip = misalignment == 0 ? 0 : kAlignment - misalignment;
     base_ = storage + skip;
     usable_ = (capacity - skip) & ~(kAlignment - 1);
+    wrap_at_ = usable_;
 }
 
 std::size_t Outbox::max_message_size() const {
@@ -161,18 +170,18 @@ std::size_t Outbox::bytes_used() const {
 }
 
 Status Outbox::push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
-                    std::uint8_t kind) {
-    return append(data, size, seq, policy_ == OverflowPolicy::kDropOldest, kind);
+                    std::uint8_t kind, TimeMs pushed_at) {
+    return append(data, size, seq, policy_ == OverflowPolicy::kDropOldest, kind, pushed_at);
 }
 
 Status Outbox::push_overwrite(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
-                              std::uint8_t kind) {
-    return append(data, size, seq, true, kind);
+                              std::uint8_t kind, TimeMs pushed_at) {
+    return append(data, size, seq, true, kind, pushed_at);
 }
 
 Status Outbox::try_push(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
-                        std::uint8_t kind) {
-    return append(data, size, seq, false, kind);
+                        std::uint8_t kind, TimeMs pushed_at) {
+    return append(data, size, seq, false, kind, pushed_at);
 }
 
 std::uint64_t Outbox::seq_at(std::size_t offset) const {
@@ -198,8 +207,8 @@ bool Outbox::rebase(std::uint64_t seq) {
 }
 
 Status Outbox::append(const std::uint8_t* data, std::size_t size, std::uint64_t* seq,
-                      bool may_evict, std::uint8_t kind) {
-    if (data == nullptr && size > 0) {
+                      bool may_evict, std::uint8_t kind, TimeMs pushed_at) {
+    if ((data == nullptr && size > 0) || kind > kMaxKind) {
         return Status::kInvalidArgument;
     }
     if (usable_ == 0 || size > max_message_size()) {
@@ -223,15 +232,15 @@ Status Outbox::append(const std::uint8_t* data, std::size_t size, std::uint64_t*
         record_drop(evicted);
     }
 
-    if (offset != tail_ && usable_ - tail_ >= kEntryOverhead) {
-        write_u32(base_ + tail_ + kMarkerField, kPaddingMarker);
+    if (offset != tail_) {
+        wrap_at_ = tail_;  // the bytes from the old tail to the end are padding now
     }
     std::uint8_t* header = base_ + offset;
     const std::uint64_t assigned = next_seq_;
     const auto size32 = static_cast<std::uint32_t>(size);
     std::memcpy(header + kSeqField, &assigned, sizeof assigned);
-    write_u32(header + kSizeField, size32);
-    write_u32(header + kMarkerField, kEntryMarker | kind);
+    write_u32(header + kSizeKindField, size32 | static_cast<std::uint32_t>(kind) << kKindShift);
+    write_u32(header + kPushedAtField, pushed_at);
     if (size > 0) {
         std::memcpy(header + kEntryOverhead, data, size);
     }
@@ -277,6 +286,9 @@ void Outbox::free_oldest() {
         return;
     }
     head_ = following(head_);
+    if (head_ == 0) {
+        wrap_at_ = usable_;  // head_ is past the padding (if any): the ring is not wrapped
+    }
     --entry_count_;
     if (unsent_count_ > entry_count_) {
         // The freed entry was unsent: the unsent region now starts at the new oldest.
@@ -288,6 +300,7 @@ void Outbox::free_oldest() {
 void Outbox::clear_entries() {
     head_ = 0;
     tail_ = 0;
+    wrap_at_ = usable_;
     unsent_offset_ = 0;
     entry_count_ = 0;
     unsent_count_ = 0;
@@ -356,7 +369,7 @@ void Outbox::renumber(std::uint64_t first_seq) {
     for (std::size_t i = 0; i < entry_count_; ++i) {
         write_u64(base_ + offset + kSeqField, first_seq + i);
         // Step only towards an entry that exists: past the newest one lies
-        // storage never written, whose bytes skip_padding() would read.
+        // storage never written.
         if (i + 1 < entry_count_) {
             offset = following(offset);
         }
@@ -403,8 +416,10 @@ bool Outbox::Iterator::next(OutboxEntry* entry) {
     }
     const std::uint8_t* header = outbox_->base_ + offset_;
     entry->seq = read_u64(header + kSeqField);
-    entry->size = read_u32(header + kSizeField);
-    entry->kind = static_cast<std::uint8_t>(read_u32(header + kMarkerField) & 0xFFu);
+    const std::uint32_t size_kind = read_u32(header + kSizeKindField);
+    entry->size = size_kind & kSizeMask;
+    entry->kind = static_cast<std::uint8_t>(size_kind >> kKindShift);
+    entry->pushed_at = read_u32(header + kPushedAtField);
     entry->data = header + kEntryOverhead;
     --remaining_;
     // Only step (and read what lies beyond) while another entry is known to exist.
@@ -415,20 +430,14 @@ bool Outbox::Iterator::next(OutboxEntry* entry) {
 }
 
 std::uint32_t Outbox::payload_size_at(std::size_t offset) const {
-    return read_u32(base_ + offset + kSizeField);
+    return read_u32(base_ + offset + kSizeKindField) & kSizeMask;
 }
 
-// The header of the entry after the one at `offset`, which must exist.
+// The header of the entry after the one at `offset`, which must exist: right
+// after it, or at 0 when it ends where the padding (or the storage) does.
 std::size_t Outbox::following(std::size_t offset) const {
-    return skip_padding(offset + span_of(payload_size_at(offset)));
-}
-
-// `offset` is where an entry or wrap padding starts (or usable_ itself).
-std::size_t Outbox::skip_padding(std::size_t offset) const {
-    if (usable_ - offset < kEntryOverhead) {
-        return 0;
-    }
-    return read_u32(base_ + offset + kMarkerField) == kPaddingMarker ? 0 : offset;
+    const std::size_t next = offset + span_of(payload_size_at(offset));
+    return next >= wrap_at_ ? 0 : next;
 }
 
 }  // namespace tether

@@ -10,12 +10,16 @@ namespace tether::net::v1 {
 
 namespace {
 
-// Binary header layout (docs/PROTOCOL.md section 2):
-//   [0]    kind ('D' or 'A')
-//   [1]    flags (reserved, zero)
-//   [2..9] seq, big-endian
+// Binary header layout (docs/PROTOCOL.md sections 2 and 3.6):
+//   [0]      kind ('D' or 'A')
+//   [1]      flags: DATA may set kFlagAge where negotiated; every other bit,
+//            and every bit of an ACK, is reserved (zero)
+//   [2..9]   seq, big-endian
+//   [10..13] DATA with kFlagAge only: age in ms, big-endian like the seq
 constexpr std::size_t kFlagsOffset = 1;
 constexpr std::size_t kSeqOffset = 2;
+constexpr std::size_t kAgeOffset = kHeaderSize;
+static_assert(kAgedDataHeaderSize == kAgeOffset + 4, "the age follows the seq");
 
 void write_header(Kind kind, std::uint64_t seq, std::uint8_t* out) {
     out[0] = static_cast<std::uint8_t>(kind);
@@ -23,6 +27,14 @@ void write_header(Kind kind, std::uint64_t seq, std::uint8_t* out) {
     for (std::size_t i = 0; i < 8; ++i) {
         out[kSeqOffset + i] = static_cast<std::uint8_t>(seq >> (56 - 8 * i));
     }
+}
+
+std::uint32_t read_age(const std::uint8_t* header) {
+    std::uint32_t age = 0;
+    for (std::size_t i = 0; i < 4; ++i) {
+        age = (age << 8) | header[kAgeOffset + i];
+    }
+    return age;
 }
 
 std::uint64_t read_seq(const std::uint8_t* header) {
@@ -34,6 +46,9 @@ std::uint64_t read_seq(const std::uint8_t* header) {
 }
 
 // --- Shared field rules (parser and writers agree on them) -----------------
+
+constexpr const char* kFeatureAgeName = "age";
+constexpr std::uint32_t kKnownFeatures = kFeatureAge;
 
 bool is_uuid_text(const char* text, std::size_t length) {
     if (length != kSessionTextLength) {
@@ -187,6 +202,28 @@ class FieldReader {
         return V1Status::kOk;
     }
 
+    // The optional "features" array: strings only; known names set bits,
+    // unknown ones are left for later versions. Absent: none.
+    V1Status features(std::uint32_t* out) const {
+        *out = 0;
+        const cJSON* item = cJSON_GetObjectItemCaseSensitive(object_, "features");
+        if (item == nullptr) {
+            return V1Status::kOk;
+        }
+        if (!cJSON_IsArray(item)) {
+            return V1Status::kBadField;
+        }
+        for (const cJSON* name = item->child; name != nullptr; name = name->next) {
+            if (!cJSON_IsString(name) || name->valuestring == nullptr) {
+                return V1Status::kBadField;
+            }
+            if (std::strcmp(name->valuestring, kFeatureAgeName) == 0) {
+                *out |= kFeatureAge;
+            }
+        }
+        return V1Status::kOk;
+    }
+
     bool has(const char* name) const {
         return cJSON_GetObjectItemCaseSensitive(object_, name) != nullptr;
     }
@@ -229,6 +266,7 @@ V1Status parse_hello(const FieldReader& fields, Hello* hello) {
     checks << fields.seq("last_downlink", 0, &hello->last_downlink);
     checks << fields.seq("oldest_uplink", 0, &hello->oldest_uplink);
     checks << fields.seq("next_uplink", 0, &hello->next_uplink);
+    checks << fields.features(&hello->features);
     return checks.status();
 }
 
@@ -242,6 +280,7 @@ V1Status parse_welcome(const FieldReader& fields, Welcome* welcome) {
     checks << fields.seq("last_uplink", 0, &welcome->last_uplink);
     checks << fields.uint32("ack_every", 0, &welcome->ack_every);
     checks << fields.uint32("ack_interval_ms", 0, &welcome->ack_interval_ms);
+    checks << fields.features(&welcome->features);
     return checks.status();
 }
 
@@ -306,6 +345,18 @@ class JsonWriter {
 
     JsonWriter& boolean(bool value) { return raw(value ? "true" : "false"); }
 
+    // ,"features":[...] for the known bits set; nothing when none is.
+    JsonWriter& features(std::uint32_t bits) {
+        if (bits == 0) {
+            return *this;
+        }
+        raw(",\"features\":[");
+        if ((bits & kFeatureAge) != 0) {
+            quoted(kFeatureAgeName, std::strlen(kFeatureAgeName));
+        }
+        return raw("]");
+    }
+
     V1Status finish(std::size_t* length) const {
         if (overflow_) {
             return V1Status::kBufferTooSmall;
@@ -353,11 +404,22 @@ void write_data_header(std::uint64_t seq, std::uint8_t out[kHeaderSize]) {
     write_header(Kind::kData, seq, out);
 }
 
+void write_aged_data_header(std::uint64_t seq, std::uint32_t age_ms,
+                            std::uint8_t out[kAgedDataHeaderSize]) {
+    write_header(Kind::kData, seq, out);
+    out[kFlagsOffset] = kFlagAge;
+    const std::uint32_t age = age_ms < kMaxAgeMs ? age_ms : kMaxAgeMs;
+    for (std::size_t i = 0; i < 4; ++i) {
+        out[kAgeOffset + i] = static_cast<std::uint8_t>(age >> (24 - 8 * i));
+    }
+}
+
 void write_ack(std::uint64_t seq, std::uint8_t out[kHeaderSize]) {
     write_header(Kind::kAck, seq, out);
 }
 
-V1Status decode_binary(const std::uint8_t* data, std::size_t size, BinaryMessage* out) {
+V1Status decode_binary(const std::uint8_t* data, std::size_t size, BinaryMessage* out,
+                       std::uint32_t features) {
     if (size < kHeaderSize) {
         return V1Status::kTooShort;
     }
@@ -369,14 +431,26 @@ V1Status decode_binary(const std::uint8_t* data, std::size_t size, BinaryMessage
     if (kind == static_cast<std::uint8_t>(Kind::kAck) && size != kHeaderSize) {
         return V1Status::kTooShort;
     }
-    if (data[kFlagsOffset] != 0) {
+    // Only a DATA on a connection that negotiated "age" may set a flag.
+    const bool age_allowed =
+        kind == static_cast<std::uint8_t>(Kind::kData) && (features & kFeatureAge) != 0;
+    const std::uint8_t allowed = age_allowed ? kFlagAge : 0;
+    const std::uint8_t flags = data[kFlagsOffset];
+    if ((flags & ~allowed) != 0) {
         return V1Status::kBadFlags;
+    }
+    const bool has_age = (flags & kFlagAge) != 0;
+    const std::size_t header_size = has_age ? kAgedDataHeaderSize : kHeaderSize;
+    if (size < header_size) {
+        return V1Status::kTooShort;
     }
     out->kind = static_cast<Kind>(kind);
     out->seq = read_seq(data);
+    out->has_age = has_age;
+    out->age_ms = has_age ? read_age(data) : 0;
     if (out->kind == Kind::kData) {
-        out->payload = data + kHeaderSize;
-        out->payload_size = size - kHeaderSize;
+        out->payload = data + header_size;
+        out->payload_size = size - header_size;
     } else {
         out->payload = nullptr;
         out->payload_size = 0;
@@ -424,7 +498,7 @@ V1Status write_hello(const Hello& hello, char* out, std::size_t capacity, std::s
     if (!is_uuid_text(hello.session, session_length) || hello.version == 0 || device_length == 0 ||
         device_length > kMaxDeviceLength || !is_plain_text(hello.device, device_length) ||
         hello.last_downlink > kMaxJsonSeq || hello.oldest_uplink > kMaxJsonSeq ||
-        hello.next_uplink > kMaxJsonSeq) {
+        hello.next_uplink > kMaxJsonSeq || (hello.features & ~kKnownFeatures) != 0) {
         return V1Status::kInvalidArgument;
     }
     JsonWriter writer(out, capacity);
@@ -440,6 +514,7 @@ V1Status write_hello(const Hello& hello, char* out, std::size_t capacity, std::s
         .number(hello.oldest_uplink)
         .raw(",\"next_uplink\":")
         .number(hello.next_uplink)
+        .features(hello.features)
         .raw("}");
     return writer.finish(length);
 }
@@ -447,7 +522,8 @@ V1Status write_hello(const Hello& hello, char* out, std::size_t capacity, std::s
 V1Status write_welcome(const Welcome& welcome, char* out, std::size_t capacity,
                        std::size_t* length) {
     const std::size_t session_length = field_length(welcome.session, sizeof welcome.session);
-    if (!is_uuid_text(welcome.session, session_length) || welcome.last_uplink > kMaxJsonSeq) {
+    if (!is_uuid_text(welcome.session, session_length) || welcome.last_uplink > kMaxJsonSeq ||
+        (welcome.features & ~kKnownFeatures) != 0) {
         return V1Status::kInvalidArgument;
     }
     JsonWriter writer(out, capacity);
@@ -461,6 +537,7 @@ V1Status write_welcome(const Welcome& welcome, char* out, std::size_t capacity,
         .number(welcome.ack_every)
         .raw(",\"ack_interval_ms\":")
         .number(welcome.ack_interval_ms)
+        .features(welcome.features)
         .raw("}");
     return writer.finish(length);
 }

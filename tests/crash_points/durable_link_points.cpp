@@ -190,8 +190,8 @@ FirstRun run_first(FakeStorage& state_disk, FakeStorage& spool_disk, Budget& bud
     for (int i = 1; i <= kMessages; ++i) {
         const std::string payload = "m" + std::to_string(i) + std::string(40, 'x');
         std::uint64_t seq = 0;
-        if (device.link.send(reinterpret_cast<const std::uint8_t*>(payload.data()), payload.size(),
-                             &seq) == Status::kOk) {
+        if (device.link.send(device.now, reinterpret_cast<const std::uint8_t*>(payload.data()),
+                             payload.size(), &seq) == Status::kOk) {
             run.assigned[seq] = payload;
             highest = seq;
         }
@@ -272,8 +272,8 @@ void check_second_run(Findings& findings, const AtDeath& death, FakeStorage& sta
     }
     const std::string fresh = "after the restart";
     std::uint64_t fresh_seq = 0;
-    (void)device.link.send(reinterpret_cast<const std::uint8_t*>(fresh.data()), fresh.size(),
-                           &fresh_seq);
+    (void)device.link.send(device.now, reinterpret_cast<const std::uint8_t*>(fresh.data()),
+                           fresh.size(), &fresh_seq);
     if (!device.online(death.acked)) {
         findings.violation(where, "the second run did not get online");
         return;

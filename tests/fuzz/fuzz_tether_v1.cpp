@@ -13,6 +13,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         std::size_t length = 0;
         if (control.type == ControlType::kHello) {
             (void)write_hello(control.hello, out, sizeof out, &length);
+        } else if (control.type == ControlType::kWelcome) {
+            (void)write_welcome(control.welcome, out, sizeof out, &length);
         } else if (control.type == ControlType::kGap) {
             (void)write_gap(control.gap, out, sizeof out, &length);
         } else if (control.type == ControlType::kError) {
@@ -24,6 +26,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     BinaryMessage message{};
     (void)decode_binary(data, size, &message);
+    // As an uplink receiver that negotiated "age": the 14-byte header path.
+    if (decode_binary(data, size, &message, kFeatureAge) == V1Status::kOk &&
+        message.payload != nullptr && message.payload + message.payload_size != data + size) {
+        __builtin_trap();
+    }
     std::uint32_t seconds = 0;
     (void)parse_retry_after_reason(data, size, &seconds);
     return 0;

@@ -268,5 +268,53 @@ class DeviceFaults(ResumeTestCase):
             scenario.close()
 
 
+class MessageAge(ResumeTestCase):
+    """The age extension (PROTOCOL.md 3.6) between the real client and server:
+    a message that waited on the device while the server was gone is dated by
+    the server at least that far back, with no wall clock on the device."""
+
+    def test_a_message_that_waited_offline_carries_at_least_the_wait(self):
+        scenario = Scenario("age")
+        try:
+            scenario.wait_online()
+            self.assertTrue(scenario.device.process.write_stdin(b"online-1\n"))
+            harness.wait_for(lambda: len(rh.uplink(scenario.data_dir, scenario.session)) == 1,
+                             message="the first message was never stored")
+            time.sleep(0.5)  # its ACK (200 ms batching) reaches the device
+            scenario.server.kill()
+            wait_s = 1.5
+            handed_over_ms = int(time.time() * 1000)
+            self.assertTrue(scenario.device.process.write_stdin(b"waited-1\n"))
+            time.sleep(wait_s)
+            scenario.server.start()
+
+            def stored():
+                return [p for _, p in rh.uplink(scenario.data_dir, scenario.session)]
+            harness.wait_for(lambda: b"waited-1" in stored(), timeout=10,
+                             message="the message that waited was never stored")
+            self.assertEqual(scenario.device.finish(timeout=30), 0,
+                             scenario.device.process.stderr())
+            received_by_ms = int(time.time() * 1000)
+            self.assertEqual(stored(), [b"online-1", b"waited-1"])
+
+            lines = [harness.parse_logfmt(line)
+                     for line in scenario.server.process.stderr().splitlines()]
+            aged = [e for e in lines if e.get("event") == "uplink_age"]
+            self.assertEqual(len(aged), 1, lines)
+            self.assertEqual(int(aged[0]["seq"]), rh.uplink(scenario.data_dir,
+                                                            scenario.session)[1][0])
+            age_ms = int(aged[0]["age_ms"])
+            self.assertGreaterEqual(age_ms, int(wait_s * 1000))
+            self.assertLessEqual(age_ms, received_by_ms - handed_over_ms)
+            # received - age: when tether-cat was handed the line (the two
+            # processes share this host's clock; up to 500 ms for tether-cat to read it and
+            # the DATA to arrive, on a slow or emulated machine).
+            captured_ms = int(aged[0]["captured_ms"])
+            self.assertGreaterEqual(captured_ms, handed_over_ms - 5)
+            self.assertLessEqual(captured_ms, handed_over_ms + 500)
+        finally:
+            scenario.close()
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]] + UNITTEST_ARGV, verbosity=2)

@@ -14,6 +14,7 @@ import signal
 import ssl
 import struct
 import sys
+import time
 import unittest
 import uuid
 
@@ -49,6 +50,11 @@ def data(seq, payload=b""):
     return struct.pack(">BBQ", 0x44, 0, seq) + payload
 
 
+def aged_data(seq, age_ms, payload=b""):
+    """DATA with flag 0x01: the message's age follows the seq (PROTOCOL.md 3.6)."""
+    return struct.pack(">BBQI", 0x44, 0x01, seq, age_ms) + payload
+
+
 def ack(seq):
     return struct.pack(">BBQ", 0x41, 0, seq)
 
@@ -62,10 +68,14 @@ def decode(message):
     return (chr(kind), seq, message[10:])
 
 
-def hello(session, version=1, last_downlink=0, oldest_uplink=1, next_uplink=1, device="pi-17"):
-    return json.dumps({"type": "hello", "session": session, "version": version, "device": device,
-                       "last_downlink": last_downlink, "oldest_uplink": oldest_uplink,
-                       "next_uplink": next_uplink})
+def hello(session, version=1, last_downlink=0, oldest_uplink=1, next_uplink=1, device="pi-17",
+          features=None):
+    fields = {"type": "hello", "session": session, "version": version, "device": device,
+              "last_downlink": last_downlink, "oldest_uplink": oldest_uplink,
+              "next_uplink": next_uplink}
+    if features is not None:
+        fields["features"] = features
+    return json.dumps(fields)
 
 
 def new_session():
@@ -237,6 +247,48 @@ class Protocol(unittest.TestCase):
         self.assertEqual(stats["next_expected"], 10)
         self.assertEqual([(g["first"], g["last"], g["reason"]) for g in stats["gaps"]],
                          [(2, 5, "overflow"), (7, 8, "unreported")])
+
+    def test_age_is_taken_where_the_hello_offers_it(self):
+        session = new_session()
+
+        async def scenario():
+            ws, welcome = await open_session(self.server, session, features=["later", "age"])
+            self.assertEqual(welcome.get("features"), ["age"])
+            await ws.send(aged_data(1, 1500, b"sample"))
+            await ws.send(data(2, b"restored"))  # a message without a known age
+            await ws.send(aged_data(3, 0))
+            self.assertEqual(await until_ack(ws, 3), 3)
+            await ws.close()
+
+        before_ms = int(time.time() * 1000)
+        run(scenario())
+        self.assertEqual(self.server.session_stats(session)["received"], 3)
+        lines = [harness.parse_logfmt(line) for line in self.server.process.stderr().splitlines()]
+        aged = [e for e in lines if e.get("event") == "uplink_age" and e.get("session") == session]
+        self.assertEqual(len(aged), 1, aged)  # the first aged DATA of the connection
+        self.assertEqual(aged[0]["seq"], "1")
+        self.assertEqual(aged[0]["age_ms"], "1500")
+        self.assertGreaterEqual(int(aged[0]["captured_ms"]), before_ms - 1500 - 1000)
+        self.assertLessEqual(int(aged[0]["captured_ms"]), int(time.time() * 1000) - 1500)
+
+    def test_without_the_offer_there_is_no_age(self):
+        async def scenario():
+            ws, welcome = await open_session(self.server, new_session())
+            self.assertNotIn("features", welcome)
+            await ws.send(data(1, b"plain"))
+            self.assertEqual(await until_ack(ws, 1), 1)
+            await ws.send(aged_data(2, 10, b"aged"))
+            return await close_code(ws)
+
+        self.assertEqual(run(scenario())[0], 4002)
+
+    def test_an_aged_data_shorter_than_its_header_is_4002(self):
+        async def scenario():
+            ws, _ = await open_session(self.server, new_session(), features=["age"])
+            await ws.send(aged_data(1, 7)[:13])
+            return await close_code(ws)
+
+        self.assertEqual(run(scenario())[0], 4002)
 
     def test_anything_before_hello_is_4002(self):
         async def scenario():

@@ -24,11 +24,12 @@ std::string v1_upgrade_response(const std::string& request) {
            accept_for(request) + "\r\n\r\n";
 }
 
-std::string welcome_frame(const char* session, std::uint64_t last_uplink, bool resumed) {
+std::string welcome_frame(const char* session, std::uint64_t last_uplink, bool resumed, bool age) {
     return server_frame(0x1, std::string("{\"type\":\"welcome\",\"session\":\"") + session +
                                  "\",\"resumed\":" + (resumed ? "true" : "false") +
                                  ",\"last_uplink\":" + std::to_string(last_uplink) +
-                                 ",\"ack_every\":64,\"ack_interval_ms\":200}");
+                                 ",\"ack_every\":64,\"ack_interval_ms\":200" +
+                                 (age ? ",\"features\":[\"age\"]" : "") + "}");
 }
 
 std::string data_frame(std::uint64_t seq, const std::string& payload) {
@@ -49,6 +50,23 @@ std::uint64_t seq_of(const std::string& payload) {
         seq = seq << 8 | static_cast<std::uint8_t>(payload[i]);
     }
     return seq;
+}
+
+UplinkData uplink_data_of(const std::string& binary_payload) {
+    UplinkData out;
+    net::v1::BinaryMessage message{};
+    if (net::v1::decode_binary(reinterpret_cast<const std::uint8_t*>(binary_payload.data()),
+                               binary_payload.size(), &message,
+                               net::v1::kFeatureAge) != net::v1::V1Status::kOk ||
+        message.kind != net::v1::Kind::kData) {
+        return out;
+    }
+    out.valid = true;
+    out.seq = message.seq;
+    out.has_age = message.has_age;
+    out.age_ms = message.age_ms;
+    out.payload.assign(reinterpret_cast<const char*>(message.payload), message.payload_size);
+    return out;
 }
 
 }  // namespace tether::test

@@ -171,7 +171,7 @@ struct Rig {
 };
 
 tether::Status send_text(Client& client, const std::string& text) {
-    return client.send(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
+    return client.send(0, reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
 }
 
 }  // namespace
@@ -444,7 +444,7 @@ TEST(Client, NoHeapAllocationPerMessageOnceOpen) {
     tether::test::AllocationCounter counter;
     for (int round = 0; round < 100; ++round) {
         for (int i = 0; i < 100; ++i) {
-            CHECK(rig.client.send(payload, sizeof payload) == tether::Status::kOk);
+            CHECK(rig.client.send(rig.now, payload, sizeof payload) == tether::Status::kOk);
         }
         rig.service();
     }

@@ -66,11 +66,11 @@ struct DataSeen {
 struct Rig {
     Rig(tether::test::FakeStorage& storage_,
         tether::OverflowPolicy overflow = tether::OverflowPolicy::kDropOldest,
-        std::size_t outbox_size = 64 * 1024)
+        std::size_t outbox_size = 64 * 1024, bool message_age = true)
         : storage(storage_),
           record(storage),
           state(load(record)),
-          client(config(overflow),
+          client(config(overflow, message_age),
                  tether::ClientBuffers{outbox, outbox_size, rx, sizeof rx, tx, sizeof tx},
                  connection, resolver, random, masks, &recorder, nullptr, &record, &state) {
         CHECK_EQUAL(tether::Status::kOk, client.init());
@@ -83,8 +83,9 @@ struct Rig {
         return loaded;
     }
 
-    tether::ClientConfig config(tether::OverflowPolicy overflow) {
+    tether::ClientConfig config(tether::OverflowPolicy overflow, bool message_age) {
         tether::ClientConfig c;
+        c.message_age = message_age;
         c.urls[0] = "ws://127.0.0.1:9000/v1";
         c.url_count = 1;
         c.reconnect.resume_protocol = true;
@@ -123,6 +124,35 @@ struct Rig {
         service();
     }
 
+    // As resume(), with a welcome that accepts the "age" extension.
+    void resume_aged(std::uint64_t last_uplink) {
+        upgrade();
+        connection.stream().push_input(
+            tether::test::welcome_frame(kSession, last_uplink, true, true));
+        service();
+        CHECK_EQUAL(LinkState::kOnline, client.state());
+        service();
+    }
+    // Every DATA sent on the current connection, decoded as a server that
+    // accepted "age" would.
+    std::vector<tether::test::UplinkData> uplink_sent() {
+        std::vector<tether::test::UplinkData> out;
+        for (const ClientFrame& frame : client_frames(output())) {
+            if (frame.opcode == 2 && !frame.payload.empty() && frame.payload[0] == 'D') {
+                out.push_back(tether::test::uplink_data_of(frame.payload));
+                CHECK_TRUE(out.back().valid);
+            }
+        }
+        return out;
+    }
+    // The server goes away (1001); the client waits its backoff.
+    void lose_link() {
+        connection.stream().push_input(server_frame(0x8, std::string("\x03\xe9", 2)));
+        service();
+        CHECK_EQUAL(LinkState::kWaitingToRetry, client.state());
+        now += recorder.last.delay_ms;
+    }
+
     std::string hello_json() {
         const std::vector<ClientFrame> frames = client_frames(output());
         CHECK(!frames.empty());
@@ -157,7 +187,7 @@ struct Rig {
         return out;
     }
     tether::Status send(const std::string& text) {
-        return client.send(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
+        return client.send(now, reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
     }
 
     tether::test::FakeStorage& storage;
@@ -416,4 +446,194 @@ TEST(ClientResume, SupersededStopsReconnecting) {
     rig.service();
     CHECK_EQUAL(LinkState::kGivenUp, rig.client.state());
     STRCMP_EQUAL("close_superseded", rig.client.machine().give_up_reason());
+}
+
+// --- The "age" extension (docs/PROTOCOL.md 3.6) -------------------------------
+
+namespace {
+
+tether::net::v1::Hello parsed_hello(Rig& rig) {
+    tether::net::v1::Control control{};
+    const std::string hello = rig.hello_json();
+    CHECK(tether::net::v1::parse_control(reinterpret_cast<const std::uint8_t*>(hello.data()),
+                                         hello.size(), &control) == tether::net::v1::V1Status::kOk);
+    CHECK(control.type == tether::net::v1::ControlType::kHello);
+    return control.hello;
+}
+
+constexpr std::uint32_t kMaxAge = tether::net::v1::kMaxAgeMs;
+
+}  // namespace
+
+TEST(ClientResume, HelloOffersTheAgeExtensionUnlessItIsOff) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    rig.upgrade();
+    STRCMP_CONTAINS(",\"features\":[\"age\"]}", rig.hello_json().c_str());
+    UNSIGNED_LONGS_EQUAL(tether::net::v1::kFeatureAge, parsed_hello(rig).features);
+
+    tether::test::FakeStorage other;
+    Rig off(other, tether::OverflowPolicy::kDropOldest, 64 * 1024, false);
+    off.upgrade();
+    CHECK(off.hello_json().find("features") == std::string::npos);
+}
+
+TEST(ClientResume, WithoutAWelcomeThatNamesAgeDataIsPlain) {
+    // An older server ignores the hello's "features" and never echoes it.
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    CHECK_EQUAL(tether::Status::kOk, rig.send("a"));
+    rig.now += 300;
+    rig.resume(0);
+    CHECK_EQUAL(tether::Status::kOk, rig.send("b"));
+    rig.service();
+    const std::vector<tether::test::UplinkData> data = rig.uplink_sent();
+    CHECK_EQUAL(2, data.size());
+    for (const tether::test::UplinkData& one : data) {
+        CHECK_FALSE(one.has_age);
+    }
+    STRCMP_EQUAL("a", data[0].payload.c_str());
+    STRCMP_EQUAL("b", data[1].payload.c_str());
+    UNSIGNED_LONGS_EQUAL(0, rig.client.counters().sent_with_age);
+}
+
+TEST(ClientResume, TheAgeIsTakenWhenTheDataIsWrittenAndGrowsAcrossAReconnect) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    CHECK_EQUAL(tether::Status::kOk, rig.send("early"));  // at 1000, while offline
+    rig.now = 1250;
+    rig.resume_aged(0);
+    rig.now = 2250;
+    CHECK_EQUAL(tether::Status::kOk, rig.send("online"));  // written at once: age 0
+    rig.service();
+    std::vector<tether::test::UplinkData> data = rig.uplink_sent();
+    CHECK_EQUAL(2, data.size());
+    CHECK_TRUE(data[0].has_age);
+    UNSIGNED_LONGS_EQUAL(250, data[0].age_ms);
+    STRCMP_EQUAL("early", data[0].payload.c_str());
+    CHECK_TRUE(data[1].has_age);
+    UNSIGNED_LONGS_EQUAL(0, data[1].age_ms);
+
+    // Neither was acknowledged: after the reconnect both go again, older.
+    rig.now += 40;
+    rig.lose_link();
+    const TimeMs resent_at = rig.now;
+    rig.resume_aged(0);
+    data = rig.uplink_sent();
+    CHECK_EQUAL(2, data.size());
+    UNSIGNED_LONGS_EQUAL(1, data[0].seq);
+    UNSIGNED_LONGS_EQUAL(resent_at - 1000, data[0].age_ms);
+    UNSIGNED_LONGS_EQUAL(resent_at - 2250, data[1].age_ms);
+    CHECK(data[1].age_ms > 0);
+    UNSIGNED_LONGS_EQUAL(4, rig.client.counters().sent_with_age);
+}
+
+TEST(ClientResume, AnAgeOnlyTheServerNamesIsNeverSent) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage, tether::OverflowPolicy::kDropOldest, 64 * 1024, false);
+    CHECK_EQUAL(tether::Status::kOk, rig.send("a"));
+    rig.resume_aged(0);
+    const std::vector<tether::test::UplinkData> data = rig.uplink_sent();
+    CHECK_EQUAL(1, data.size());
+    CHECK_FALSE(data[0].has_age);
+}
+
+TEST(ClientResume, RestoredMessagesGoWithoutAnAge) {
+    // Their clock restarted with the process: no age is better than a wrong one.
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    CHECK_EQUAL(tether::Status::kOk,
+                rig.client.restore(1, reinterpret_cast<const std::uint8_t*>("r1"), 2));
+    CHECK_EQUAL(tether::Status::kOk,
+                rig.client.restore(2, reinterpret_cast<const std::uint8_t*>("r2"), 2));
+    CHECK_EQUAL(tether::Status::kOk, rig.send("new"));
+    rig.now += 500;
+    rig.resume_aged(0);
+    const std::vector<tether::test::UplinkData> data = rig.uplink_sent();
+    CHECK_EQUAL(3, data.size());
+    CHECK_FALSE(data[0].has_age);
+    STRCMP_EQUAL("r1", data[0].payload.c_str());
+    CHECK_FALSE(data[1].has_age);
+    CHECK_TRUE(data[2].has_age);
+    UNSIGNED_LONGS_EQUAL(3, data[2].seq);
+    UNSIGNED_LONGS_EQUAL(500, data[2].age_ms);
+}
+
+TEST(ClientResume, TheLargestPayloadFillsTheMessageLimitWithItsAge) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    // 4096 bytes on the wire: the 14-byte aged header and the payload.
+    UNSIGNED_LONGS_EQUAL(4096 - tether::net::v1::kAgedDataHeaderSize, rig.client.max_payload());
+    const std::string biggest(rig.client.max_payload(), 'x');
+    CHECK_EQUAL(tether::Status::kTooLarge, rig.send(biggest + "x"));
+    CHECK_EQUAL(tether::Status::kOk, rig.send(biggest));
+    rig.resume_aged(0);
+    std::size_t largest_frame = 0;
+    for (const ClientFrame& frame : client_frames(rig.output())) {
+        largest_frame = frame.payload.size() > largest_frame ? frame.payload.size() : largest_frame;
+    }
+    UNSIGNED_LONGS_EQUAL(4096, largest_frame);
+
+    tether::test::FakeStorage other;
+    Rig off(other, tether::OverflowPolicy::kDropOldest, 64 * 1024, false);
+    UNSIGNED_LONGS_EQUAL(4096 - tether::net::v1::kHeaderSize, off.client.max_payload());
+}
+
+TEST(ClientResume, AnAgeThatWouldWrapIsCappedAtTheMaximum) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    CHECK_EQUAL(tether::Status::kOk, rig.send("old"));  // at 1000
+    // The loop runs now and then while the link waits (here: not started).
+    rig.now += 0x40000000u;
+    rig.service();
+    rig.now += 0x40000000u;
+    rig.service();                 // 2^31 ms since the push: the wrapping clock can no longer tell
+    rig.now += 0x80000000u + 99u;  // 2^32 + 99 ms in all: the clock reads 99 ms later
+    CHECK_EQUAL(tether::Status::kOk, rig.send("fresh"));
+    rig.now += 1;
+    rig.resume_aged(0);
+    const std::vector<tether::test::UplinkData> data = rig.uplink_sent();
+    CHECK_EQUAL(2, data.size());
+    UNSIGNED_LONGS_EQUAL(kMaxAge, data[0].age_ms);
+    UNSIGNED_LONGS_EQUAL(1, data[1].age_ms);
+}
+
+TEST(ClientResume, ACappedAgeStaysCappedWhenItsMessageIsRenumbered) {
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    CHECK_EQUAL(tether::Status::kOk, rig.send("x"));
+    CHECK_EQUAL(tether::Status::kOk, rig.send("y"));
+    rig.now += 0x80000000u;
+    rig.service();
+    rig.now += 0x80000000u + 50u;
+    CHECK_EQUAL(tether::Status::kOk, rig.send("z"));
+    rig.upgrade();
+    rig.connection.stream().push_input(tether::test::welcome_frame(kSession, 5000, true, true));
+    rig.service();
+    rig.service();
+    CHECK_EQUAL(LinkState::kOnline, rig.client.state());
+    UNSIGNED_LONGS_EQUAL(3, rig.client.counters().renumbered);
+    const std::vector<tether::test::UplinkData> data = rig.uplink_sent();
+    CHECK_EQUAL(3, data.size());
+    UNSIGNED_LONGS_EQUAL(5001, data[0].seq);
+    UNSIGNED_LONGS_EQUAL(kMaxAge, data[0].age_ms);
+    UNSIGNED_LONGS_EQUAL(5002, data[1].seq);
+    UNSIGNED_LONGS_EQUAL(kMaxAge, data[1].age_ms);
+    UNSIGNED_LONGS_EQUAL(5003, data[2].seq);
+    UNSIGNED_LONGS_EQUAL(0, data[2].age_ms);
+}
+
+TEST(ClientResume, DownlinkDataWithAnAgeIsAViolation) {
+    // Downlink never carries an age, whatever the welcome said.
+    tether::test::FakeStorage storage;
+    Rig rig(storage);
+    rig.resume_aged(0);
+    std::uint8_t header[tether::net::v1::kAgedDataHeaderSize];
+    tether::net::v1::write_aged_data_header(1, 5, header);
+    rig.connection.stream().push_input(
+        server_frame(0x2, std::string(reinterpret_cast<char*>(header), sizeof header) + "cmd"));
+    rig.service();
+    CHECK_EQUAL(LinkState::kWaitingToRetry, rig.client.state());
+    STRCMP_EQUAL("protocol_error", rig.recorder.last.reason);
+    CHECK(rig.recorder.messages.empty());
 }

@@ -132,12 +132,12 @@ struct Run {
     }
 
     Status send(const std::string& text) {
-        return link.send(reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
+        return link.send(now, reinterpret_cast<const std::uint8_t*>(text.data()), text.size());
     }
     void service() { link.service(now); }
     std::string output() { return connection.stream().output_string(); }
 
-    void online(std::uint64_t last_uplink) {
+    void online(std::uint64_t last_uplink, bool age = false) {
         link.start(now);
         if (link.state() == LinkState::kWaitingToRetry) {
             // A restart keeps backing off: the attempt counter is persisted.
@@ -148,7 +148,9 @@ struct Run {
         connection.stream().push_input(tether::test::v1_upgrade_response(output()));
         service();
         CHECK_EQUAL(LinkState::kSessionResume, link.state());
-        connection.stream().push_input(welcome(last_uplink));
+        connection.stream().push_input(
+            age ? tether::test::welcome_frame(kSession, last_uplink, true, true)
+                : welcome(last_uplink));
         service();
         CHECK_EQUAL(LinkState::kOnline, link.state());
         service();
@@ -205,8 +207,8 @@ TEST_GROUP(DurableLink){};
 TEST(DurableLink, AMessageThatCouldNeverBeDeliveredIsRefusedAtIntakeOnce) {
     tether::test::FakeStorage state, spool;
     Run run(state, spool);
-    // tether.v1 adds a 10-byte header to the 4096-byte WebSocket limit.
-    UNSIGNED_LONGS_EQUAL(4096 - tether::net::v1::kHeaderSize, run.link.max_payload());
+    // tether.v1 adds a 14-byte header (with the age) to the 4096-byte WebSocket limit.
+    UNSIGNED_LONGS_EQUAL(4096 - tether::net::v1::kAgedDataHeaderSize, run.link.max_payload());
     const std::string biggest(run.link.max_payload(), 'x');
     const std::string one_more(run.link.max_payload() + 1, 'x');
     CHECK_EQUAL(Status::kTooLarge, run.send(one_more));
@@ -266,6 +268,38 @@ TEST(DurableLink, AKilledRunLosesNothingItAcceptedAndNeverReusesASeq) {
     const std::vector<std::string> gaps = second.gaps_sent();
     CHECK_EQUAL(1, gaps.size());
     CHECK(gaps[0].find("\"reason\":\"unrecovered\"") != std::string::npos);
+}
+
+TEST(DurableLink, MessagesPutBackFromTheSpoolGoWithoutAnAge) {
+    tether::test::FakeStorage state, spool;
+    {
+        Run first(state, spool);
+        for (int i = 1; i <= 3; ++i) {
+            CHECK_EQUAL(Status::kOk, first.send(numbered(i)));
+        }
+        first.service();
+        // kill -9 while offline: the three wait in the spool.
+    }
+    Run second(state, spool);
+    UNSIGNED_LONGS_EQUAL(3, second.report.restored);
+    CHECK_EQUAL(Status::kOk, second.send("new"));
+    second.now += 700;
+    second.online(0, true);
+    std::vector<tether::test::UplinkData> data;
+    for (const ClientFrame& frame : client_frames(second.output())) {
+        if (frame.opcode == 2 && !frame.payload.empty() && frame.payload[0] == 'D') {
+            data.push_back(tether::test::uplink_data_of(frame.payload));
+        }
+    }
+    CHECK_EQUAL(4, data.size());
+    for (std::size_t i = 0; i < 3; ++i) {
+        CHECK_TRUE(data[i].valid);
+        CHECK_FALSE(data[i].has_age);
+        STRCMP_EQUAL(numbered(static_cast<int>(i) + 1).c_str(), data[i].payload.c_str());
+    }
+    CHECK_TRUE(data[3].has_age);
+    STRCMP_EQUAL("new", data[3].payload.c_str());
+    CHECK(data[3].age_ms >= 700);
 }
 
 TEST(DurableLink, APowerCutLosesOnlyUnsyncedMessagesAndTheyLieInsideTheGap) {

@@ -510,14 +510,80 @@ TEST(Outbox, StorageBelowSixtyFourBytesRefusesEveryPush) {
     CHECK(smallest.push(payload, 48) == Status::kOk);
 }
 
-TEST(Outbox, MaxMessageSizeIsCappedByTheThirtyTwoBitSizeField) {
-    if (sizeof(std::size_t) <= 4) {
-        return;  // storage cannot exceed 4 GiB here
-    }
+TEST(Outbox, MaxMessageSizeIsCappedByTheTwentyEightBitSizeField) {
     // Only the size is consulted; nothing is stored, so the small buffer is never overrun.
-    const std::size_t claimed = std::size_t{0xFFFFFFFFu} + 4096u;
+    const std::size_t claimed = std::size_t{0x0FFFFFFFu} + 4096u;
     Outbox outbox(storage, claimed, OverflowPolicy::kDropOldest, 1);
-    UNSIGNED_LONGS_EQUAL(0xFFFFFFFFu, outbox.max_message_size());
+    UNSIGNED_LONGS_EQUAL(0x0FFFFFFFu, outbox.max_message_size());
+    UNSIGNED_LONGS_EQUAL(Outbox::kMaxPayload, outbox.max_message_size());
+    // A payload one byte past the field is refused before anything is read.
+    CHECK(outbox.push(storage, Outbox::kMaxPayload + 1) == Status::kTooLarge);
+    // Exactly at the field's limit nothing is capped.
+    const Outbox exact(storage, Outbox::kMaxPayload + Outbox::kEntryOverhead + 1,
+                       OverflowPolicy::kDropOldest, 1);
+    UNSIGNED_LONGS_EQUAL(Outbox::kMaxPayload, exact.max_message_size());
+}
+
+TEST(Outbox, EachEntryKeepsItsKindAndPushTimeAtNoCost) {
+    alignas(8) std::uint8_t memory[1024];
+    Outbox outbox(memory, sizeof memory, OverflowPolicy::kDropOldest, 1);
+    const std::uint8_t payload[] = {1, 2, 3};
+    const tether::TimeMs times[] = {0, 1, 0x7FFFFFFFu, 0x80000000u, 0xFFFFFFFFu};
+    std::uint8_t kind = 0;
+    for (const tether::TimeMs at : times) {
+        CHECK(outbox.push(payload, sizeof payload, nullptr, kind, at) == Status::kOk);
+        kind = static_cast<std::uint8_t>((kind + 7) & Outbox::kMaxKind);
+    }
+    // Each 3-byte message still takes 16 + 8 bytes.
+    UNSIGNED_LONGS_EQUAL(5 * 24, outbox.bytes_used());
+    OutboxEntry entry;
+    kind = 0;
+    auto it = outbox.unacked();
+    for (const tether::TimeMs at : times) {
+        CHECK_TRUE(it.next(&entry));
+        UNSIGNED_LONGS_EQUAL(at, entry.pushed_at);
+        UNSIGNED_LONGS_EQUAL(kind, entry.kind);
+        UNSIGNED_LONGS_EQUAL(sizeof payload, entry.size);
+        kind = static_cast<std::uint8_t>((kind + 7) & Outbox::kMaxKind);
+    }
+    CHECK_FALSE(it.next(&entry));
+}
+
+TEST(Outbox, AKindAboveFourBitsIsRefused) {
+    alignas(8) std::uint8_t memory[256];
+    Outbox outbox(memory, sizeof memory, OverflowPolicy::kDropOldest, 1);
+    const std::uint8_t payload[] = {9};
+    CHECK(outbox.push(payload, 1, nullptr, Outbox::kMaxKind + 1) == Status::kInvalidArgument);
+    CHECK(outbox.try_push(payload, 1, nullptr, 0xFF) == Status::kInvalidArgument);
+    CHECK(outbox.push_overwrite(payload, 1, nullptr, 0x80) == Status::kInvalidArgument);
+    CHECK_TRUE(outbox.empty());
+    UNSIGNED_LONGS_EQUAL(1, outbox.next_seq());
+    UNSIGNED_LONGS_EQUAL(0, outbox.counters().rejected);
+    CHECK(outbox.push(payload, 1, nullptr, Outbox::kMaxKind) == Status::kOk);
+}
+
+TEST(Outbox, NoPushTimeOrPayloadLooksLikeWrapPadding) {
+    // The wrap point is kept in the outbox, not in storage: whatever the
+    // payloads hold, the walk across it yields the same entries.
+    alignas(8) std::uint8_t memory[256];
+    for (const std::uint8_t fill : {std::uint8_t{0x00}, std::uint8_t{0xFF}, std::uint8_t{0x54}}) {
+        std::memset(memory, fill, sizeof memory);
+        Outbox outbox(memory, sizeof memory, OverflowPolicy::kDropOldest, 1);
+        std::vector<std::uint8_t> payload(80, fill);
+        for (int i = 0; i < 2; ++i) {
+            CHECK(outbox.push(payload.data(), payload.size(), nullptr, 0, 0x44415054u) ==
+                  Status::kOk);  // [0, 96), [96, 192)
+        }
+        UNSIGNED_LONGS_EQUAL(1, outbox.ack(1));
+        CHECK(outbox.push(payload.data(), payload.size()) == Status::kOk);  // to 0: 64 padding
+        STRCMP_EQUAL("2,3", seqs_of(outbox.unacked()).c_str());
+        UNSIGNED_LONGS_EQUAL(96 + 64 + 96, outbox.bytes_used());
+        UNSIGNED_LONGS_EQUAL(1, outbox.ack(2));
+        STRCMP_EQUAL("3", seqs_of(outbox.unacked()).c_str());
+        UNSIGNED_LONGS_EQUAL(96, outbox.bytes_used());
+        CHECK(outbox.push(payload.data(), payload.size()) == Status::kOk);  // [96, 192)
+        STRCMP_EQUAL("3,4", seqs_of(outbox.unacked()).c_str());
+    }
 }
 
 TEST(Outbox, MaxMessageSizeIsKnownBeforeTheOutboxIsBuilt) {
@@ -634,6 +700,8 @@ class Lcg {
 struct ModelEntry {
     std::uint64_t seq;
     std::vector<std::uint8_t> payload;
+    std::uint8_t kind;
+    tether::TimeMs pushed_at;
     bool sent;
     std::size_t offset;         // where its header sits in storage
     std::size_t span;           // header + payload rounded up to 8
@@ -650,7 +718,8 @@ class OutboxModel {
 
     std::size_t max_message_size() const { return usable_ - Outbox::kEntryOverhead; }
 
-    Status push(const std::vector<std::uint8_t>& payload, bool may_evict, std::uint64_t* seq) {
+    Status push(const std::vector<std::uint8_t>& payload, bool may_evict, std::uint64_t* seq,
+                std::uint8_t kind = 0, tether::TimeMs pushed_at = 0) {
         if (payload.size() > max_message_size()) {
             ++counters.rejected;
             return Status::kTooLarge;
@@ -671,7 +740,7 @@ class OutboxModel {
             newest.padding_after = usable_ - (newest.offset + newest.span);
             ++wraps;
         }
-        entries.push_back(ModelEntry{next_seq_, payload, false, offset, span, 0});
+        entries.push_back(ModelEntry{next_seq_, payload, kind, pushed_at, false, offset, span, 0});
         *seq = next_seq_++;
         ++counters.pushed;
         return Status::kOk;
@@ -784,6 +853,12 @@ std::string compare_walk(Outbox::Iterator it, const OutboxModel& model, bool uns
         if (entry.size != expected.payload.size()) {
             return "size " + std::to_string(entry.size) + where;
         }
+        if (entry.kind != expected.kind) {
+            return "kind " + std::to_string(entry.kind) + where;
+        }
+        if (entry.pushed_at != expected.pushed_at) {
+            return "pushed_at " + std::to_string(entry.pushed_at) + where;
+        }
         if (entry.data != storage + expected.offset + Outbox::kEntryOverhead) {
             return "data pointer" + where;
         }
@@ -872,19 +947,24 @@ std::string run_against_model(std::size_t capacity, OverflowPolicy policy, std::
                 byte = static_cast<std::uint8_t>(random.next());
             }
             const std::size_t variant = random.below(3);
+            // Kinds and times over their whole range, so the packed header
+            // keeps size, kind and time apart.
+            const auto kind = static_cast<std::uint8_t>(random.below(Outbox::kMaxKind + 1u));
+            const tether::TimeMs pushed_at =
+                random.below(8) == 0 ? 0xFFFFFFFFu : random.next() * 3u;
             std::uint64_t got_seq = 0;
             std::uint64_t want_seq = 0;
             Status got;
             Status want;
             if (variant == 0) {
-                got = outbox.push(payload.data(), size, &got_seq);
-                want = model.push(payload, drop_oldest, &want_seq);
+                got = outbox.push(payload.data(), size, &got_seq, kind, pushed_at);
+                want = model.push(payload, drop_oldest, &want_seq, kind, pushed_at);
             } else if (variant == 1) {
-                got = outbox.push_overwrite(payload.data(), size, &got_seq);
-                want = model.push(payload, true, &want_seq);
+                got = outbox.push_overwrite(payload.data(), size, &got_seq, kind, pushed_at);
+                want = model.push(payload, true, &want_seq, kind, pushed_at);
             } else {
-                got = outbox.try_push(payload.data(), size, &got_seq);
-                want = model.push(payload, false, &want_seq);
+                got = outbox.try_push(payload.data(), size, &got_seq, kind, pushed_at);
+                want = model.push(payload, false, &want_seq, kind, pushed_at);
             }
             if (got != want) {
                 return std::string("push status ") + tether::to_string(got) + " vs " +

@@ -330,6 +330,211 @@ TEST(TetherV1Binary, StatusNamesAreDistinct) {
 }
 
 // =============================================================================
+// The "age" extension (PROTOCOL.md 3.6): DATA flag 0x01 and a 4-byte age.
+
+namespace {
+
+Bytes aged_header(std::uint64_t seq, std::uint32_t age_ms) {
+    Bytes out(kAgedDataHeaderSize);
+    write_aged_data_header(seq, age_ms, out.data());
+    return out;
+}
+
+}  // namespace
+
+TEST_GROUP(TetherV1Age){};
+
+TEST(TetherV1Age, AgedDataHeaderIsExactBytes) {
+    const Bytes expected = {0x44, 0x01, 0x01, 0x02, 0x03, 0x04, 0x05,
+                            0x06, 0x07, 0x08, 0x0A, 0x0B, 0x0C, 0x0D};
+    CHECK(expected == aged_header(0x0102030405060708ull, 0x0A0B0C0Du));
+}
+
+TEST(TetherV1Age, AgeAboveTheCapIsWrittenAsTheCap) {
+    const Bytes capped = aged_header(1, kMaxAgeMs);
+    CHECK(capped == aged_header(1, kMaxAgeMs + 1));
+    CHECK(capped == aged_header(1, UINT32_MAX));
+    const Bytes expected = {0x44, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x7F, 0xFF, 0xFF, 0xFF};
+    CHECK(expected == capped);
+}
+
+TEST(TetherV1Age, DecodesAgeAndPayloadWhereNegotiated) {
+    Bytes wire = aged_header(42, 1500);
+    wire.push_back('h');
+    wire.push_back('i');
+    BinaryMessage message{};
+    CHECK_EQUAL(V1Status::kOk, decode_binary(wire.data(), wire.size(), &message, kFeatureAge));
+    CHECK(message.kind == Kind::kData);
+    CHECK(message.seq == 42);
+    CHECK(message.has_age);
+    UNSIGNED_LONGS_EQUAL(1500, message.age_ms);
+    POINTERS_EQUAL(wire.data() + kAgedDataHeaderSize, message.payload);
+    UNSIGNED_LONGS_EQUAL(2, message.payload_size);
+}
+
+TEST(TetherV1Age, AgedDataWithEmptyPayloadIsFourteenBytes) {
+    const Bytes wire = aged_header(7, 0);
+    UNSIGNED_LONGS_EQUAL(14, wire.size());
+    BinaryMessage message{};
+    CHECK_EQUAL(V1Status::kOk, decode_binary(wire.data(), wire.size(), &message, kFeatureAge));
+    CHECK(message.has_age);
+    UNSIGNED_LONGS_EQUAL(0, message.age_ms);
+    UNSIGNED_LONGS_EQUAL(0, message.payload_size);
+}
+
+TEST(TetherV1Age, AgedDataShorterThanFourteenBytesIsTooShort) {
+    const Bytes full = aged_header(1, 5);
+    for (std::size_t size = kHeaderSize; size < kAgedDataHeaderSize; ++size) {
+        BinaryMessage message{};
+        CHECK_EQUAL(V1Status::kTooShort, decode_binary(full.data(), size, &message, kFeatureAge));
+    }
+}
+
+TEST(TetherV1Age, PlainDataStillDecodesOnAnAgedConnection) {
+    Bytes wire = data_header(9);
+    wire.push_back('x');
+    BinaryMessage message{};
+    message.has_age = true;
+    message.age_ms = 77;
+    CHECK_EQUAL(V1Status::kOk, decode_binary(wire.data(), wire.size(), &message, kFeatureAge));
+    CHECK_FALSE(message.has_age);
+    UNSIGNED_LONGS_EQUAL(0, message.age_ms);
+    POINTERS_EQUAL(wire.data() + kHeaderSize, message.payload);
+    UNSIGNED_LONGS_EQUAL(1, message.payload_size);
+}
+
+TEST(TetherV1Age, TheAgeFlagIsRejectedWhereNotNegotiated) {
+    // A receiver that did not negotiate "age" (and every downlink receiver)
+    // rejects it like any reserved bit, whatever the length.
+    const Bytes wire = aged_header(1, 5);
+    BinaryMessage message{};
+    CHECK_EQUAL(V1Status::kBadFlags, decode_binary(wire.data(), wire.size(), &message));
+    CHECK_EQUAL(V1Status::kBadFlags, decode_binary(wire.data(), wire.size(), &message, 0));
+    CHECK_EQUAL(V1Status::kBadFlags, decode_binary(wire.data(), kHeaderSize, &message));
+}
+
+TEST(TetherV1Age, OtherFlagBitsStayReservedOnAnAgedConnection) {
+    for (int bit = 1; bit < 8; ++bit) {
+        for (Bytes wire : {aged_header(1, 5), data_header(1)}) {
+            wire[1] = static_cast<std::uint8_t>(wire[1] | (1u << bit));
+            BinaryMessage message{};
+            CHECK_EQUAL(V1Status::kBadFlags,
+                        decode_binary(wire.data(), wire.size(), &message, kFeatureAge));
+        }
+    }
+}
+
+TEST(TetherV1Age, AnAckNeverCarriesAFlag) {
+    Bytes wire = ack(3);
+    wire[1] = kFlagAge;
+    BinaryMessage message{};
+    CHECK_EQUAL(V1Status::kBadFlags,
+                decode_binary(wire.data(), wire.size(), &message, kFeatureAge));
+    // An ACK stays exactly 10 bytes: four more are not an age.
+    wire.resize(kAgedDataHeaderSize);
+    CHECK_EQUAL(V1Status::kTooShort,
+                decode_binary(wire.data(), wire.size(), &message, kFeatureAge));
+}
+
+TEST(TetherV1Age, RandomSeqsAndAgesRoundTrip) {
+    Random random(0xA6EA6Eull);
+    for (int i = 0; i < 2000; ++i) {
+        const std::uint64_t seq = random.next() >> random.below(64);
+        const auto age = static_cast<std::uint32_t>(random.next() >> (32 + random.below(32)));
+        const Bytes wire = aged_header(seq, age);
+        BinaryMessage message{};
+        CHECK_EQUAL(V1Status::kOk, decode_binary(wire.data(), wire.size(), &message, kFeatureAge));
+        CHECK(message.seq == seq && message.has_age);
+        UNSIGNED_LONGS_EQUAL(age < kMaxAgeMs ? age : kMaxAgeMs, message.age_ms);
+    }
+}
+
+TEST(TetherV1Age, AgedCodecNeverAllocates) {
+    std::uint8_t wire[kAgedDataHeaderSize + 4] = {};
+    tether::test::AllocationCounter counter;
+    write_aged_data_header(9, 1234, wire);
+    BinaryMessage message{};
+    CHECK_EQUAL(V1Status::kOk, decode_binary(wire, sizeof wire, &message, kFeatureAge));
+    UNSIGNED_LONGS_EQUAL(0, counter.count());
+}
+
+TEST(TetherV1Age, HelloAndWelcomeWriteFeaturesOnlyWhenAsked) {
+    Hello hello = example_hello();
+    const std::string plain = written(hello, write_hello);
+    CHECK(plain.find("features") == std::string::npos);
+    hello.features = kFeatureAge;
+    const std::string aged = written(hello, write_hello);
+    STRCMP_EQUAL((plain.substr(0, plain.size() - 1) + ",\"features\":[\"age\"]}").c_str(),
+                 aged.c_str());
+    Welcome welcome = example_welcome();
+    const std::string plain_welcome = written(welcome, write_welcome);
+    CHECK(plain_welcome.find("features") == std::string::npos);
+    welcome.features = kFeatureAge;
+    STRCMP_EQUAL(
+        (plain_welcome.substr(0, plain_welcome.size() - 1) + ",\"features\":[\"age\"]}").c_str(),
+        written(welcome, write_welcome).c_str());
+}
+
+TEST(TetherV1Age, FeaturesRoundTrip) {
+    Hello hello = example_hello();
+    hello.features = kFeatureAge;
+    Control control{};
+    CHECK_EQUAL(V1Status::kOk, parse(written(hello, write_hello), &control));
+    CHECK(control.type == ControlType::kHello);
+    UNSIGNED_LONGS_EQUAL(kFeatureAge, control.hello.features);
+    Welcome welcome = example_welcome();
+    welcome.features = kFeatureAge;
+    CHECK_EQUAL(V1Status::kOk, parse(written(welcome, write_welcome), &control));
+    CHECK(control.type == ControlType::kWelcome);
+    UNSIGNED_LONGS_EQUAL(kFeatureAge, control.welcome.features);
+}
+
+TEST(TetherV1Age, AbsentOrEmptyFeaturesAreNone) {
+    Control control{};
+    control.hello.features = 99;
+    CHECK_EQUAL(V1Status::kOk, parse(object_of(kHelloFields), &control));
+    UNSIGNED_LONGS_EQUAL(0, control.hello.features);
+    const Fields empty = {{"features", "[]"}};
+    Fields fields = kWelcomeFields;
+    fields.push_back(empty[0]);
+    control.welcome.features = 99;
+    CHECK_EQUAL(V1Status::kOk, parse(object_of(fields), &control));
+    UNSIGNED_LONGS_EQUAL(0, control.welcome.features);
+}
+
+TEST(TetherV1Age, UnknownFeatureNamesAreIgnored) {
+    Fields fields = kHelloFields;
+    fields.push_back({"features", "[\"zstd\",\"age\",\"AGE\",\"\"]"});
+    Control control{};
+    CHECK_EQUAL(V1Status::kOk, parse(object_of(fields), &control));
+    UNSIGNED_LONGS_EQUAL(kFeatureAge, control.hello.features);
+    fields.back().second = "[\"later\"]";
+    CHECK_EQUAL(V1Status::kOk, parse(object_of(fields), &control));
+    UNSIGNED_LONGS_EQUAL(0, control.hello.features);
+}
+
+TEST(TetherV1Age, FeaturesThatAreNotAnArrayOfStringsAreBadField) {
+    const char* const bad[] = {"\"age\"",     "1",   "true",           "null",
+                               "{\"age\":1}", "[1]", "[\"age\",null]", "[[\"age\"]]"};
+    for (const Fields& base : {kHelloFields, kWelcomeFields}) {
+        for (const char* value : bad) {
+            Fields fields = base;
+            fields.push_back({"features", value});
+            CHECK_EQUAL(V1Status::kBadField, parse_status(object_of(fields)));
+        }
+    }
+}
+
+TEST(TetherV1Age, WritersRejectUnknownFeatureBits) {
+    Hello hello = example_hello();
+    hello.features = 0x02;
+    CHECK_EQUAL(V1Status::kInvalidArgument, write_status(hello, write_hello));
+    Welcome welcome = example_welcome();
+    welcome.features = kFeatureAge | 0x80000000u;
+    CHECK_EQUAL(V1Status::kInvalidArgument, write_status(welcome, write_welcome));
+}
+
+// =============================================================================
 
 TEST_GROUP(TetherV1Control){};
 

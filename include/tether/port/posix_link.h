@@ -102,10 +102,10 @@ class PosixLink final : public Pollable {
     DurableLink& link() { return *link_; }
     const DurableLink& link() const { return *link_; }
     void start(TimeMs now) { link_->start(now); }
+    /// DurableLink::send() at monotonic_now(): the message's age (where the
+    /// server takes ages) counts from this call.
     Status send(const std::uint8_t* data, std::size_t size, std::uint64_t* seq = nullptr,
-                net::WsOpcode type = net::WsOpcode::kContinuation) {
-        return link_->send(data, size, seq, type);
-    }
+                net::WsOpcode type = net::WsOpcode::kContinuation);
     /// The link's entropy source (after open()), for ids of the caller's own.
     RandomSource& random() { return entropy_; }
     /// The token file's problem (missing, empty, too long...) when it changed
