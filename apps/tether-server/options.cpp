@@ -1,5 +1,6 @@
 #include "options.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -36,8 +37,9 @@ const char* const kUsage =
     "  --store file|redis       record logs under --data-dir (default), or Redis 7, shared\n"
     "                           by every instance on the same Redis\n"
     "  --redis HOST:PORT        the Redis primary (numeric address)\n"
-    "  --redis-sentinel HOST:PORT  a Sentinel that knows the primary (repeatable; instead\n"
-    "                           of --redis); after a promotion the new primary is found\n"
+    "  --redis-sentinel HOST:PORT[,HOST:PORT...]  Sentinels that know the primary\n"
+    "                           (repeatable; instead of --redis); after a promotion\n"
+    "                           the new primary is found through them\n"
     "  --redis-master NAME      the primary's name in Sentinel (default tether)\n"
     "  --redis-durability LEVEL reply: ACK uplink once the primary replied (add Redis's\n"
     "                           appendfsync always to survive its power cut); replicas:N:\n"
@@ -198,11 +200,18 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
                 return fail("bad --redis", value);
             }
         } else if (arg == "--redis-sentinel") {
-            ListenAddress sentinel;
-            if (!parse_listen_address(value, &sentinel)) {
-                return fail("bad --redis-sentinel", value);
+            // Repeatable, and each may be a comma-separated list.
+            const std::string list = value;
+            std::size_t start = 0;
+            while (start <= list.size()) {
+                const std::size_t comma = std::min(list.find(',', start), list.size());
+                ListenAddress sentinel;
+                if (!parse_listen_address(list.substr(start, comma - start).c_str(), &sentinel)) {
+                    return fail("bad --redis-sentinel", value);
+                }
+                options->sentinels.push_back(sentinel);
+                start = comma + 1;
             }
-            options->sentinels.push_back(sentinel);
         } else if (arg == "--redis-master") {
             options->redis_master = value;
         } else if (arg == "--redis-durability") {
