@@ -285,6 +285,13 @@ void ClientConnection::violation(const char* why) {
     close_with(v1::kCloseViolation, why, now_);
 }
 
+void ClientConnection::forbid(const char* session, const char* why) {
+    ++server_.counters().hellos_forbidden;
+    server_.log("event=forbidden conn=%llu session=%s why=%s", static_cast<unsigned long long>(id_),
+                session, why);
+    close_with(v1::kCloseForbidden, "forbidden", now_);
+}
+
 void ClientConnection::on_frame() {
     last_rx_ = now_;
     ping_outstanding_ = false;
@@ -338,8 +345,14 @@ void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) 
         return;
     }
     const v1::Hello& hello = control.hello;
+    if (!server_.tokens().allows_device(token_, hello.device)) {
+        forbid(hello.session, "device");
+        return;
+    }
+    const std::string user = server_.tokens().user(token_);
     HelloRequest request;
     request.session = hello.session;
+    request.user = user;
     request.version = hello.version;
     request.device = hello.device;
     request.last_downlink = hello.last_downlink;
@@ -355,6 +368,10 @@ void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) 
         server_.log("event=store_error conn=%llu op=hello status=%s",
                     static_cast<unsigned long long>(id_), to_string(status));
         close_with(1011, "store", now_);
+        return;
+    }
+    if (result.decision == HelloDecision::kForbidden) {
+        forbid(hello.session, "owner");
         return;
     }
     if (result.decision == HelloDecision::kSuperseded) {

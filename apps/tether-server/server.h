@@ -22,8 +22,8 @@
 #include "tether/net/ws_stream.h"
 #include "tether/port/entropy.h"
 #include "tether/port/tls_server.h"
-#include "tether/time.h"
 #include "tether/server/tokens.h"
+#include "tether/time.h"
 #include "token_file.h"
 
 namespace tether::server {
@@ -92,6 +92,7 @@ class ClientConnection final : public net::WsHandler {
     void handle_control(const std::uint8_t* data, std::size_t size);
     void handle_binary(const std::uint8_t* data, std::size_t size);
     void violation(const char* why);
+    void forbid(const char* session, const char* why);
     bool queue_json(const char* json, std::size_t size);
     void flush();
 
@@ -117,6 +118,14 @@ class ClientConnection final : public net::WsHandler {
     std::uint64_t downlink_sent_ = 0;
     bool downlink_dirty_ = false;
     bool stop_processing_ = false;
+};
+
+/// What the server refused or protected itself from, for GET /stats (each
+/// member is one JSON member of the same name). Every refusal is also logged.
+struct Counters {
+    std::uint64_t upgrades_unauthorized = 0;  ///< 401: token missing, unknown or expired
+    std::uint64_t upgrades_throttled = 0;     ///< 429: too many 401s from that address
+    std::uint64_t hellos_forbidden = 0;       ///< 4003: another user's session, or wrong device
 };
 
 /// Fault switches set through the admin interface.
@@ -148,6 +157,7 @@ class Server {
     SessionStore& store() { return store_; }
     TokenStore& tokens() { return tokens_; }
     const Faults& faults() const { return faults_; }
+    Counters& counters() { return counters_; }
     void note_uplink(bool sync_now);
     /// A hello was accepted for `session` on `connection`: other live
     /// connections of it are closed with 4009.
@@ -188,6 +198,7 @@ class Server {
     std::map<std::string, ClientConnection*> live_;
     std::vector<struct pollfd> fds_;
     Faults faults_;
+    Counters counters_;
     std::uint64_t unsynced_ = 0;
     bool sync_now_ = false;
     TimeMs first_unsynced_at_ = 0;

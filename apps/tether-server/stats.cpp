@@ -21,6 +21,12 @@ std::string Server::stats_json() const {
     cJSON_AddNumberToObject(root, "connections", static_cast<double>(clients_.size()));
     cJSON_AddBoolToObject(root, "silenced", faults_.silenced);
     cJSON_AddBoolToObject(root, "rejecting", faults_.rejecting);
+    cJSON_AddNumberToObject(root, "upgrades_unauthorized",
+                            static_cast<double>(counters_.upgrades_unauthorized));
+    cJSON_AddNumberToObject(root, "upgrades_throttled",
+                            static_cast<double>(counters_.upgrades_throttled));
+    cJSON_AddNumberToObject(root, "hellos_forbidden",
+                            static_cast<double>(counters_.hellos_forbidden));
 
     cJSON* sessions = cJSON_AddArrayToObject(root, "sessions");
     for (const std::string& id : store_.sessions()) {
@@ -31,6 +37,11 @@ std::string Server::stats_json() const {
         cJSON* item = cJSON_CreateObject();
         cJSON_AddStringToObject(item, "session", stats.session.c_str());
         cJSON_AddStringToObject(item, "device", stats.device.c_str());
+        if (stats.has_owner) {
+            cJSON_AddStringToObject(item, "owner", stats.owner.c_str());
+        } else {
+            cJSON_AddNullToObject(item, "owner");
+        }
         cJSON_AddNumberToObject(item, "version", stats.version);
         cJSON_AddNumberToObject(item, "received", static_cast<double>(stats.received));
         cJSON_AddNumberToObject(item, "highest_seq", static_cast<double>(stats.highest_seq));

@@ -72,15 +72,23 @@ def new_session():
     return str(uuid.uuid4())
 
 
+SESSION_NAMESPACE = uuid.UUID("7ada0a06-5620-4a46-80ff-248e31991504")
+
+
+def session_of(user, device):
+    """The session id a client derives: anyone can compute anyone's."""
+    return str(uuid.uuid5(SESSION_NAMESPACE, "%s\n%s" % (user, device)))
+
+
 class Server:
     """tether-server with a fresh data directory, tokens file and admin port."""
 
-    def __init__(self, tmp, extra=(), data_dir=None, tls=False):
+    def __init__(self, tmp, extra=(), data_dir=None, tls=False, tokens=None):
         self.tmp = tmp
         self.data_dir = data_dir or tmp.path("data")
         self.tokens = tmp.path("tokens")
         with open(self.tokens, "w", encoding="ascii") as f:
-            f.write("# test tokens\n%s alice\n%s bob\n" % (TOKEN, OTHER_TOKEN))
+            f.write(tokens or "# test tokens\n%s alice\n%s bob\n" % (TOKEN, OTHER_TOKEN))
         cmd = [SERVER, "--listen", "127.0.0.1:0", "--data-dir", self.data_dir,
                "--tokens", self.tokens, "--admin", "127.0.0.1:0"]
         if tls:
@@ -138,8 +146,8 @@ async def recv(ws):
     return decode(await asyncio.wait_for(ws.recv(), TIMEOUT))
 
 
-async def open_session(server, session, **hello_fields):
-    ws = await connect(server)
+async def open_session(server, session, token=TOKEN, **hello_fields):
+    ws = await connect(server, token=token)
     await ws.send(hello(session, **hello_fields))
     kind, welcome = await recv(ws)
     assert kind == "json" and welcome["type"] == "welcome", welcome
@@ -311,6 +319,108 @@ class Protocol(unittest.TestCase):
     def test_push_to_unknown_session_is_404(self):
         self.assertEqual(self.server.admin("POST", "/sessions/%s/push" % new_session(), b"x")[0],
                          404)
+
+
+class Ownership(unittest.TestCase):
+    """A token's user must own the session it claims (PROTOCOL.md section 5)."""
+
+    def setUp(self):
+        self.tmp = harness.TempDir("tether-server-")
+        self.server = Server(self.tmp, extra=["--ack-every", "1"],
+                             tokens="tokA alice\ntokB bob\ntokC carol pi-99\n")
+
+    def tearDown(self):
+        self.server.stop()
+
+    def log_lines(self, event):
+        return [line for line in self.server.process.stderr().splitlines()
+                if line.startswith("event=%s " % event)]
+
+    def test_another_users_hello_is_4003_and_changes_nothing(self):
+        session = session_of("alice", "pi-17")
+
+        async def scenario():
+            alice, _ = await open_session(self.server, session, token="tokA")
+            for seq in (1, 2, 3):
+                await alice.send(data(seq, b"alice %d" % seq))
+            await until_ack(alice, 3)
+            await alice.close()
+            status, _ = self.server.admin("POST", "/sessions/%s/push" % session, b"for alice only")
+            self.assertEqual(status, 200)
+            before = self.server.session_stats(session)
+
+            # bob knows alice's session id: a higher version, another device,
+            # a hole that would wipe her accounting.
+            bob = await connect(self.server, token="tokB")
+            await bob.send(hello(session, version=99, device="evil", oldest_uplink=1000000,
+                                 next_uplink=1000000))
+            received = []
+            code = None
+            try:
+                while True:
+                    received.append(await asyncio.wait_for(bob.recv(), 3))
+            except ConnectionClosed as closed:
+                code = closed.code
+            except asyncio.TimeoutError:
+                await bob.close()
+            after = self.server.session_stats(session)
+
+            alice, welcome = await open_session(self.server, session, token="tokA",
+                                                oldest_uplink=4, next_uplink=4)
+            downlink = await recv(alice)
+            await alice.close()
+            return code, received, before, after, welcome, downlink
+
+        code, received, before, after, welcome, downlink = run(scenario())
+        self.assertEqual(code, 4003)
+        self.assertEqual(received, [], "bob must get neither a welcome nor alice's downlink")
+        for field in ("received", "gap_count", "missing_seqs", "next_expected", "version",
+                      "device", "downlink_next", "downlink_held", "owner"):
+            self.assertEqual(after[field], before[field], field)
+        self.assertEqual(after["owner"], "alice")
+        self.assertEqual(welcome["last_uplink"], 3)
+        self.assertEqual(downlink, ("D", 1, b"for alice only"))
+        forbidden = self.log_lines("forbidden")
+        self.assertEqual(len(forbidden), 1, forbidden)
+        fields = harness.parse_logfmt(forbidden[0])
+        self.assertEqual((fields["session"], fields["why"]), (session, "owner"))
+        self.assertEqual(self.server.stats()["hellos_forbidden"], 1)
+
+    def test_a_token_bound_to_a_device_refuses_every_other_device(self):
+        async def scenario():
+            wrong = await connect(self.server, token="tokC")
+            await wrong.send(hello(session_of("carol", "pi-98"), device="pi-98"))
+            code = (await close_code(wrong))[0]
+            right, welcome = await open_session(self.server, session_of("carol", "pi-99"),
+                                                token="tokC", device="pi-99")
+            await right.close()
+            return code, welcome
+
+        code, welcome = run(scenario())
+        self.assertEqual(code, 4003)
+        self.assertEqual(welcome["type"], "welcome")
+        self.assertIsNone(self.server.session_stats(session_of("carol", "pi-98")))
+        self.assertEqual(harness.parse_logfmt(self.log_lines("forbidden")[0])["why"], "device")
+
+    def test_the_owner_survives_a_restart(self):
+        session = session_of("alice", "pi-17")
+
+        async def first():
+            alice, _ = await open_session(self.server, session, token="tokA")
+            await alice.close()
+
+        run(first())
+        self.server.stop()
+        os.unlink(os.path.join(self.server.data_dir, "sessions", session, "meta"))
+        self.server = Server(self.tmp, data_dir=self.server.data_dir,
+                             tokens="tokA alice\ntokB bob\n")
+
+        async def second():
+            bob = await connect(self.server, token="tokB")
+            await bob.send(hello(session, version=2))
+            return (await close_code(bob))[0]
+
+        self.assertEqual(run(second()), 4003)
 
 
 class Upgrade(unittest.TestCase):

@@ -131,9 +131,10 @@ std::string text(const std::vector<std::uint8_t>& data) {
 
 HelloRequest hello_request(std::uint32_t version, std::uint64_t last_downlink = 0,
                            std::uint64_t oldest_uplink = 1, std::uint64_t next_uplink = 1,
-                           const char* session = kSession) {
+                           const char* session = kSession, const char* user = "") {
     HelloRequest request;
     request.session = session;
+    request.user = user;
     request.version = version;
     request.device = "pi-17";
     request.last_downlink = last_downlink;
@@ -1154,6 +1155,123 @@ TEST(SessionStore, OpenRefusesBadOptionsTwiceOpenAndUnusableDirectories) {
     ::rmdir((root + "/sessions/lost+found").c_str());
 }
 
+TEST(SessionStore, AnotherUsersHelloIsForbiddenAndChangesNothing) {
+    HelloResult result;
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(1, 0, 1, 1, kSession, "alice"), &result));
+    CHECK(result.decision == HelloDecision::kAccepted);
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1));
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 2));
+    push("for alice");
+    sync();
+    const SessionStats before = stats_of(*store);
+    STRCMP_EQUAL("alice", before.owner.c_str());
+    CHECK_TRUE(before.has_owner);
+
+    // bob knows the session id (it is a UUID of public names): a higher
+    // version, a hole that would wipe the accounting, another device.
+    HelloRequest bob = hello_request(99, 0, 1000000, 1000000, kSession, "bob");
+    bob.device = "evil";
+    result.replay_after = 77;
+    CHECK_EQUAL(Status::kOk, store->hello(bob, &result));
+    CHECK(result.decision == HelloDecision::kForbidden);
+    CHECK_FALSE(result.resumed);
+    UNSIGNED_LONGS_EQUAL(0, result.last_uplink);
+    UNSIGNED_LONGS_EQUAL(0, result.replay_after);
+    const SessionStats after = stats_of(*store);
+    UNSIGNED_LONGS_EQUAL(before.version, after.version);
+    STRCMP_EQUAL(before.device.c_str(), after.device.c_str());
+    UNSIGNED_LONGS_EQUAL(before.received, after.received);
+    UNSIGNED_LONGS_EQUAL(before.gap_count, after.gap_count);
+    UNSIGNED_LONGS_EQUAL(before.next_expected, after.next_expected);
+    UNSIGNED_LONGS_EQUAL(before.downlink_last_seq, after.downlink_last_seq);
+    UNSIGNED_LONGS_EQUAL(before.downlink_held, after.downlink_held);
+
+    // The owner survives a restart (it is a file of its own, not the meta cache).
+    ::unlink(session_file(root, "meta").c_str());
+    reopen();
+    CHECK_EQUAL(Status::kOk, store->hello(bob, &result));
+    CHECK(result.decision == HelloDecision::kForbidden);
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(1, 0, 3, 3, kSession, "alice"), &result));
+    CHECK(result.decision == HelloDecision::kAccepted);
+    UNSIGNED_LONGS_EQUAL(2, result.last_uplink);
+    STRCMP_EQUAL("alice", stats_of(*store).owner.c_str());
+}
+
+TEST(SessionStore, TheOwnerIsOnDiskWhenTheFirstHelloReturns) {
+    HelloResult result;
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(1, 0, 1, 1, kSession, "alice"), &result));
+    std::vector<std::string> users;
+    CHECK_EQUAL(Status::kOk,
+                RecordLog::read(session_file(root, "owner"), 512,
+                                [&](std::uint64_t key, const std::uint8_t* body, std::size_t size) {
+                                    UNSIGNED_LONGS_EQUAL(1, key);
+                                    users.emplace_back(reinterpret_cast<const char*>(body), size);
+                                    return true;
+                                }));
+    UNSIGNED_LONGS_EQUAL(1, users.size());
+    STRCMP_EQUAL("alice", users[0].c_str());
+}
+
+TEST(SessionStore, TokensWithoutAUserOwnTheirSessionsAsTheEmptyUser) {
+    hello(1);  // user ""
+    CHECK_TRUE(stats_of(*store).has_owner);
+    STRCMP_EQUAL("", stats_of(*store).owner.c_str());
+    HelloResult result;
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(2, 0, 1, 1, kSession, "alice"), &result));
+    CHECK(result.decision == HelloDecision::kForbidden);
+    CHECK(hello(2).decision == HelloDecision::kAccepted);
+}
+
+TEST(SessionStore, ASessionWithoutAnOwnerIsClaimedByItsNextAcceptedHello) {
+    hello(3);
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1));
+    sync();
+    ::unlink(session_file(root, "owner").c_str());  // as a store from before owners
+    reopen();
+    CHECK_FALSE(stats_of(*store).has_owner);
+    HelloResult result;
+    // A superseded hello claims nothing.
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(2, 0, 1, 1, kSession, "bob"), &result));
+    CHECK(result.decision == HelloDecision::kSuperseded);
+    CHECK_FALSE(stats_of(*store).has_owner);
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(3, 0, 2, 2, kSession, "bob"), &result));
+    CHECK(result.decision == HelloDecision::kAccepted);
+    CHECK_TRUE(result.resumed);
+    UNSIGNED_LONGS_EQUAL(1, result.last_uplink);
+    STRCMP_EQUAL("bob", stats_of(*store).owner.c_str());
+    reopen();
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(4, 0, 2, 2, kSession, "alice"), &result));
+    CHECK(result.decision == HelloDecision::kForbidden);
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(4, 0, 2, 2, kSession, "bob"), &result));
+    CHECK(result.decision == HelloDecision::kAccepted);
+}
+
+TEST(SessionStore, ADamagedOwnerFileRefusesEveryHello) {
+    HelloResult result;
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(1, 0, 1, 1, kSession, "alice"), &result));
+    std::string owner = read_file(session_file(root, "owner"));
+    owner[owner.size() - 1] = static_cast<char>(owner[owner.size() - 1] ^ 0x01);
+    write_file(session_file(root, "owner"), owner);
+    reopen();
+    CHECK_FALSE(stats_of(*store).has_owner);
+    for (const char* user : {"alice", "bob", ""}) {
+        CHECK_EQUAL(Status::kOk, store->hello(hello_request(2, 0, 1, 1, kSession, user), &result));
+        CHECK(result.decision == HelloDecision::kForbidden);
+    }
+    UNSIGNED_LONGS_EQUAL(1, stats_of(*store).version);
+}
+
+TEST(SessionStore, UsersLongerThanTheTokenLimitAreRejected) {
+    const std::string long_user(513, 'u');
+    HelloResult result;
+    CHECK_EQUAL(Status::kInvalidArgument,
+                store->hello(hello_request(1, 0, 1, 1, kSession, long_user.c_str()), &result));
+    const std::string longest(512, 'u');
+    CHECK_EQUAL(Status::kOk,
+                store->hello(hello_request(1, 0, 1, 1, kSession, longest.c_str()), &result));
+    CHECK(result.decision == HelloDecision::kAccepted);
+}
+
 TEST(SessionStore, StatusNamesAreDistinct) {
     const UplinkResult uplink[] = {UplinkResult::kStored,
                                    UplinkResult::kDuplicate,
@@ -1204,10 +1322,30 @@ TEST(TokenStore, LoadsTokensUsersAndSkipsComments) {
     STRCMP_EQUAL("", tokens.user("nobody").c_str());
 }
 
+TEST(TokenStore, ATokenMayNameTheOneDeviceThatUsesIt) {
+    CHECK_EQUAL(Status::kOk, tokens.load_text("tA alice pi-17\n"
+                                              "tB\tbob\n"
+                                              "tC\n"));
+    STRCMP_EQUAL("alice", tokens.user("tA").c_str());
+    STRCMP_EQUAL("pi-17", tokens.device("tA").c_str());
+    STRCMP_EQUAL("", tokens.device("tB").c_str());
+    STRCMP_EQUAL("", tokens.device("nobody").c_str());
+    CHECK_TRUE(tokens.allows_device("tA", "pi-17"));
+    CHECK_FALSE(tokens.allows_device("tA", "pi-18"));
+    CHECK_FALSE(tokens.allows_device("tA", "PI-17"));
+    CHECK_FALSE(tokens.allows_device("tA", ""));
+    CHECK_TRUE(tokens.allows_device("tB", "anything"));
+    CHECK_TRUE(tokens.allows_device("tC", "anything"));
+    CHECK_FALSE(tokens.allows_device("nobody", "pi-17"));
+    // An expired token keeps its binding (its connections close 4001 anyway).
+    CHECK_TRUE(tokens.expire("tA"));
+    CHECK_FALSE(tokens.allows_device("tA", "pi-18"));
+}
+
 TEST(TokenStore, MalformedLinesAreRejectedWithTheirNumber) {
     CHECK_EQUAL(Status::kOk, tokens.load_text("keep\n"));
     std::size_t line = 0;
-    CHECK_EQUAL(Status::kCorrupt, tokens.load_text("a\nb c d\n", &line));
+    CHECK_EQUAL(Status::kCorrupt, tokens.load_text("a\nb c d e\n", &line));
     UNSIGNED_LONGS_EQUAL(2, line);
     CHECK_EQUAL(Status::kCorrupt, tokens.load_text("ok\n\nbad\x01token\n", &line));
     UNSIGNED_LONGS_EQUAL(3, line);

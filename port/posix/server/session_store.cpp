@@ -25,6 +25,9 @@ constexpr std::size_t kMaxReason = 64;
 constexpr std::uint64_t kMetaFormat = 1;
 constexpr std::size_t kMetaFixedBytes = 4 + 8 + 8 + 8 + 4;
 constexpr std::size_t kMaxMetaBody = kMetaFixedBytes + kMaxDevice;
+// Owner record: key = format, body = the user.
+constexpr std::uint64_t kOwnerFormat = 1;
+constexpr std::size_t kMaxUser = 512;
 // Gap record: key = first, body = last u64 + reason.
 constexpr std::size_t kMaxGapBody = 8 + kMaxReason;
 // downlink.log is rewritten once its dead records (acked or evicted) outnumber
@@ -39,6 +42,7 @@ constexpr std::size_t kUplinkWriteBuffer = 16 * 1024;
 constexpr const char* kGapsFile = "/gaps.log";
 constexpr const char* kDownlinkFile = "/downlink.log";
 constexpr const char* kMetaFile = "/meta";
+constexpr const char* kOwnerFile = "/owner";
 
 bool is_hex(char c) {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
@@ -138,6 +142,11 @@ class SessionFiles {
 
     std::uint32_t version = 0;
     std::string device;
+    // The owner file: absent (has_owner false: the next hello claims it),
+    // read (owner), or damaged (refuses every hello).
+    bool has_owner = false;
+    bool owner_damaged = false;
+    std::string owner;
 
     std::uint64_t next_expected = 1;
     std::uint64_t synced_next_expected = 1;
@@ -276,6 +285,24 @@ Status SessionStore::load_session(const std::string& id) {
         return Status::kIoError;
     }
 
+    // owner: written once; one valid record, or the file counts as damaged.
+    bool owner_record = false;
+    const Status owner_read =
+        RecordLog::read(s.directory + kOwnerFile, kMaxUser,
+                        [&](std::uint64_t key, const std::uint8_t* body, std::size_t size) {
+                            if (key != kOwnerFormat || owner_record) {
+                                return false;
+                            }
+                            s.owner.assign(reinterpret_cast<const char*>(body), size);
+                            owner_record = true;
+                            return true;
+                        });
+    if (owner_read == Status::kIoError) {
+        return Status::kIoError;
+    }
+    s.has_owner = owner_read == Status::kOk;
+    s.owner_damaged = s.has_owner && !owner_record;
+
     // gaps.log: gap ranges, valid ones only; reordered by first below.
     std::vector<GapRecord> gaps;
     Status opened = s.gaps.open(
@@ -393,7 +420,8 @@ Status SessionStore::load_session(const std::string& id) {
     return Status::kOk;
 }
 
-Status SessionStore::create_session(const std::string& id, SessionFiles** out) {
+Status SessionStore::create_session(const std::string& id, std::string_view user,
+                                    SessionFiles** out) {
     auto files = std::make_unique<SessionFiles>();
     files->id = id;
     files->directory = directory_ + "/sessions/" + id;
@@ -406,7 +434,8 @@ Status SessionStore::create_session(const std::string& id, SessionFiles** out) {
         files->gaps.open(files->directory + kGapsFile, kMaxGapBody, accept_none) != Status::kOk ||
         files->downlink.open(files->directory + kDownlinkFile, options_.max_payload_size,
                              accept_none) != Status::kOk ||
-        !write_meta(files.get()) || !sync_directory(directory_ + "/sessions")) {
+        !write_meta(files.get()) || !write_owner(files.get(), user) ||
+        !sync_directory(directory_ + "/sessions")) {
         return Status::kIoError;
     }
     files->uplink.set_write_buffer(kUplinkWriteBuffer);
@@ -428,6 +457,21 @@ bool SessionStore::write_meta(SessionFiles* files) {
         return false;
     }
     files->meta_dirty = false;
+    return true;
+}
+
+bool SessionStore::write_owner(SessionFiles* files, std::string_view user) {
+    // replace() fsyncs the file and the session directory before it returns:
+    // the owner is durable before any welcome names the session.
+    if (RecordLog::replace(
+            files->directory + kOwnerFile,
+            {RecordView{kOwnerFormat, reinterpret_cast<const std::uint8_t*>(user.data()),
+                        user.size()}}) != Status::kOk) {
+        return false;
+    }
+    files->owner.assign(user.data(), user.size());
+    files->has_owner = true;
+    files->owner_damaged = false;
     return true;
 }
 
@@ -454,7 +498,8 @@ Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
     char key[kUuidLength + 1];
     if (!open_ || result == nullptr || !session_key(request.session, key) || request.version == 0 ||
         request.device.empty() || request.device.size() > kMaxDevice ||
-        request.last_downlink > kMaxSeq || request.oldest_uplink > kMaxSeq) {
+        request.user.size() > kMaxUser || request.last_downlink > kMaxSeq ||
+        request.oldest_uplink > kMaxSeq) {
         return Status::kInvalidArgument;
     }
     if (failed_) {
@@ -467,16 +512,25 @@ Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
         if (sessions_.size() >= options_.max_sessions) {
             return Status::kNoSpace;
         }
-        if (create_session(key, &s) != Status::kOk) {
+        if (create_session(key, request.user, &s) != Status::kOk) {
             failed_ = true;
             return Status::kIoError;
         }
+    } else if (s->owner_damaged || (s->has_owner && s->owner != request.user)) {
+        *result = HelloResult{};
+        result->decision = HelloDecision::kForbidden;
+        return Status::kOk;
     }
     if (request.version < s->version) {
         result->decision = HelloDecision::kSuperseded;
         result->last_uplink = s->synced_next_expected - 1;
         result->replay_after = request.last_downlink;
         return Status::kOk;
+    }
+    if (!s->has_owner && !write_owner(s, request.user)) {
+        // A session from before owners were recorded: this hello claims it.
+        failed_ = true;
+        return Status::kIoError;
     }
     if (request.version != s->version || request.device != s->device) {
         s->version = request.version;
@@ -712,6 +766,8 @@ bool SessionStore::session_stats(std::string_view session, SessionStats* out) co
     *out = SessionStats{};
     out->session = s->id;
     out->device = s->device;
+    out->owner = s->owner;
+    out->has_owner = s->has_owner && !s->owner_damaged;
     out->version = s->version;
     out->received = s->received;
     out->duplicates = s->duplicates;

@@ -20,6 +20,15 @@
 //                   highest version, device id, next downlink seq, acked
 //                   downlink seq, duplicates dropped. A cache: when it is
 //                   missing or damaged, what the logs prove wins.
+//     owner         one record (key = format 1, body = the user, 0..512
+//                   bytes), written once (temp + fsync + rename + directory
+//                   fsync) when the session is created, before its first
+//                   welcome: the user of the token whose hello created it ("" for
+//                   a token without a user). Never a cache: a hello of another
+//                   user is refused (HelloDecision::kForbidden). A session
+//                   without the file (made before owners were recorded) is
+//                   claimed by its next accepted hello; a damaged file refuses
+//                   every hello until an operator removes it.
 //
 // A record log framing is: key u64, length u32, body, crc32 over
 // key+length+body. On open, a tail that is short or fails its CRC (a crash in
@@ -80,9 +89,11 @@ inline constexpr const char* kReasonUnreported = "unreported";
 inline constexpr const char* kReasonNotInOutbox = "not_in_outbox";
 inline constexpr const char* kReasonExpired = "expired";
 
-/// The hello fields the store needs (net::v1::Hello, already validated).
+/// The hello fields the store needs (net::v1::Hello, already validated), and
+/// who sent it.
 struct HelloRequest {
     std::string_view session;   ///< canonical UUID text, 36 chars
+    std::string_view user;      ///< the user of the connection's token ("" for none)
     std::uint32_t version = 0;  ///< >= 1
     std::string_view device;
     std::uint64_t last_downlink = 0;
@@ -98,6 +109,10 @@ enum class HelloDecision : std::uint8_t {
     /// Version lower than the highest seen: the caller closes THIS connection
     /// with 4009. Nothing was recorded.
     kSuperseded,
+    /// The session is owned by another user (or its owner file is damaged):
+    /// the caller closes THIS connection with 4003. Nothing was recorded, and
+    /// nothing of the session is in the result.
+    kForbidden,
 };
 
 struct HelloResult {
@@ -161,6 +176,8 @@ struct DownlinkMessage {
 struct SessionStats {
     std::string session;
     std::string device;
+    std::string owner;                       ///< the user owning it (see has_owner)
+    bool has_owner = false;                  ///< false: not recorded yet (an old session)
     std::uint32_t version = 0;               ///< highest version seen
     std::uint64_t received = 0;              ///< distinct uplink messages stored
     std::uint64_t duplicates = 0;            ///< uplink DATA dropped as duplicates
@@ -209,8 +226,11 @@ class SessionStore {
 
     /// Answers a hello (PROTOCOL.md 3.5, 4.2, 5). Creates the session when
     /// unknown. Everything it recorded is synced before it returns.
+    /// A session is owned by the user of the hello that created it; a hello
+    /// of any other user gets kForbidden and changes nothing.
     /// kOk (see result->decision), kInvalidArgument (session not a canonical
-    /// UUID, version 0, device empty or longer than 128 bytes),
+    /// UUID, version 0, device empty or longer than 128 bytes, user longer
+    /// than 512 bytes),
     /// kNoSpace (new session beyond max_sessions), kIoError.
     Status hello(const HelloRequest& request, HelloResult* result);
 
@@ -261,9 +281,10 @@ class SessionStore {
   private:
     SessionFiles* find(std::string_view session) const;
     Status load_session(const std::string& id);
-    Status create_session(const std::string& id, SessionFiles** out);
+    Status create_session(const std::string& id, std::string_view user, SessionFiles** out);
     bool sync_session(SessionFiles* files);
     bool write_meta(SessionFiles* files);
+    bool write_owner(SessionFiles* files, std::string_view user);
     bool append_gap(SessionFiles* files, std::uint64_t first, std::uint64_t last,
                     std::string_view reason);
     bool compact_downlink_if_needed(SessionFiles* files);
