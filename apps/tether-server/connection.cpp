@@ -27,7 +27,8 @@ ClientConnection::~ClientConnection() {
     drop();
 }
 
-bool ClientConnection::adopt(int fd) {
+bool ClientConnection::adopt(int fd, const net::IpAddress& peer) {
+    peer_ = peer;
     if (transport_.adopt(fd) != Status::kOk) {
         dead_ = true;
         return false;
@@ -202,6 +203,11 @@ void ClientConnection::finish_upgrade(TimeMs now) {
                    faults.reject_has_retry_after ? faults.reject_retry_after : 0);
         return;
     }
+    std::uint32_t retry_after_s = 0;
+    if (server_.upgrade_throttled(peer_, now, &retry_after_s)) {
+        reply_http(429, retry_after_s);  // the token is not looked at
+        return;
+    }
     if (!parser_->offers_subprotocol(v1::kSubprotocol)) {
         server_.log("event=upgrade_rejected conn=%llu why=no_subprotocol",
                     static_cast<unsigned long long>(id_));
@@ -215,6 +221,7 @@ void ClientConnection::finish_upgrade(TimeMs now) {
         server_.log("event=upgrade_rejected conn=%llu why=token_%s",
                     static_cast<unsigned long long>(id_),
                     token == nullptr ? "missing" : to_string(check));
+        server_.upgrade_unauthorized(peer_, now);
         reply_http(401, 0);
         return;
     }

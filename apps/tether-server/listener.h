@@ -5,6 +5,7 @@
 #include <string>
 
 #include "options.h"
+#include "tether/net/ip_address.h"
 
 namespace tether::server {
 
@@ -16,7 +17,8 @@ int open_listener(const ListenAddress& address, std::uint16_t* bound_port, std::
 
 /// Accepts one connection, non-blocking and close-on-exec. -1 when none is
 /// waiting (or accept failed for a reason that concerns only that peer).
-int accept_connection(int listener);
+/// *peer (when not null) gets the connection's source address.
+int accept_connection(int listener, net::IpAddress* peer = nullptr);
 
 /// Makes `fd` non-blocking and close-on-exec.
 void set_nonblocking(int fd);

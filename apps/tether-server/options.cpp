@@ -33,6 +33,14 @@ const char* const kUsage =
     "  --max-connections N      connections at once, beyond: 503 (default 4096)\n"
     "  --max-message-size N     largest WebSocket message accepted, bytes (default 65536)\n"
     "  --replay-capacity N      downlink messages held per session for replay (default 1024)\n"
+    "  --auth-max-failures N    after N upgrades answered 401 from one source address (IPv6:\n"
+    "                           its /64) within --auth-window-ms, answer its upgrades 429\n"
+    "                           with Retry-After for --auth-penalty-ms without looking at\n"
+    "                           the token (default 10; 0: never)\n"
+    "  --auth-window-ms T       (default 10000)\n"
+    "  --auth-penalty-ms T      (default 60000)\n"
+    "  --auth-max-addresses N   source addresses tracked; beyond, the one whose last failure\n"
+    "                           is oldest is forgotten (default 4096)\n"
     "  --help                   this text\n"
     "\n"
     "Admin interface (HTTP/1.1 on --admin, one request per connection):\n"
@@ -171,6 +179,26 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
                 return fail("bad --replay-capacity", value);
             }
             options->replay_capacity = static_cast<std::size_t>(number);
+        } else if (arg == "--auth-max-failures") {
+            if (!number_option(0, 1000000)) {
+                return fail("bad --auth-max-failures", value);
+            }
+            options->auth_throttle.max_failures = static_cast<std::uint32_t>(number);
+        } else if (arg == "--auth-window-ms") {
+            if (!number_option(1, 86400000)) {
+                return fail("bad --auth-window-ms", value);
+            }
+            options->auth_throttle.window_ms = static_cast<std::uint32_t>(number);
+        } else if (arg == "--auth-penalty-ms") {
+            if (!number_option(1, 86400000)) {
+                return fail("bad --auth-penalty-ms", value);
+            }
+            options->auth_throttle.penalty_ms = static_cast<std::uint32_t>(number);
+        } else if (arg == "--auth-max-addresses") {
+            if (!number_option(1, 1000000)) {
+                return fail("bad --auth-max-addresses", value);
+            }
+            options->auth_throttle.max_addresses = static_cast<std::size_t>(number);
         } else {
             return fail("unknown option", argv[i - 1]);
         }

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <string>
 
+#include "tether/server/auth_throttle.h"
+
 namespace tether::server {
 
 /// A HOST:PORT given on the command line; port 0 lets the kernel choose.
@@ -31,6 +33,7 @@ struct Options {
     std::size_t max_connections = 4096;
     std::size_t max_message_size = 64 * 1024;
     std::size_t replay_capacity = 1024;
+    AuthThrottleConfig auth_throttle;  ///< failed upgrades per source address
 };
 
 /// Exit codes, documented in --help.

@@ -40,7 +40,8 @@ StoreOptions store_options_for(const Options& options) {
 
 }  // namespace
 
-Server::Server(const Options& options) : options_(options), store_(store_options_for(options)) {}
+Server::Server(const Options& options)
+    : options_(options), store_(store_options_for(options)), throttle_(options.auth_throttle) {}
 
 Server::~Server() {
     clients_.clear();
@@ -140,6 +141,29 @@ void Server::note_uplink(bool sync_now) {
     sync_now_ = sync_now_ || sync_now;
 }
 
+bool Server::upgrade_throttled(const net::IpAddress& peer, TimeMs now,
+                               std::uint32_t* retry_after_s) {
+    const AuthThrottle::Verdict verdict = throttle_.check(AddressKey::of(peer), now);
+    if (!verdict.throttled) {
+        return false;
+    }
+    ++counters_.upgrades_throttled;
+    *retry_after_s = verdict.retry_after_s;
+    return true;
+}
+
+void Server::upgrade_unauthorized(const net::IpAddress& peer, TimeMs now) {
+    ++counters_.upgrades_unauthorized;
+    if (throttle_.record_failure(AddressKey::of(peer), now)) {
+        // Once per penalty: the 429s that follow are counted, not logged.
+        char text[net::kIpAddressTextCapacity];
+        net::format_ip_address(peer, text, sizeof text);
+        log("event=upgrade_throttled addr=%s failures=%u window_ms=%u penalty_ms=%u", text,
+            throttle_.config().max_failures, throttle_.config().window_ms,
+            throttle_.config().penalty_ms);
+    }
+}
+
 void Server::sync_store(TimeMs now) {
     (void)now;
     std::vector<AckUpdate> acks;
@@ -177,7 +201,8 @@ void Server::release_session(const std::string& session, ClientConnection* conne
 
 void Server::accept_clients(int listener, port::TlsServerContext* tls, TimeMs now) {
     for (int accepted = 0; accepted < 64; ++accepted) {
-        const int fd = accept_connection(listener);
+        net::IpAddress peer{};
+        const int fd = accept_connection(listener, &peer);
         if (fd < 0) {
             return;
         }
@@ -187,7 +212,7 @@ void Server::accept_clients(int listener, port::TlsServerContext* tls, TimeMs no
             continue;
         }
         std::unique_ptr<ClientConnection> client(new ClientConnection(*this, next_id_++, tls, now));
-        if (client->adopt(fd)) {
+        if (client->adopt(fd, peer)) {
             clients_.push_back(std::move(client));
         }
     }
@@ -284,6 +309,7 @@ int Server::run() {
             log("event=stopped");
             return kExitOk;
         }
+        throttle_.prune(now);
         const int timeout = poll_timeout(now);
         reap();
 

@@ -18,6 +18,7 @@
 
 #include "options.h"
 #include "session_store.h"
+#include "tether/net/ip_address.h"
 #include "tether/net/ws_server_handshake.h"
 #include "tether/net/ws_stream.h"
 #include "tether/port/entropy.h"
@@ -44,7 +45,9 @@ class ClientConnection final : public net::WsHandler {
     ClientConnection(Server& server, std::uint64_t id, port::TlsServerContext* tls, TimeMs now);
     ~ClientConnection() override;
 
-    bool adopt(int fd);
+    /// Takes the accepted socket `fd` from `peer` (the address the upgrade
+    /// throttle counts 401s against).
+    bool adopt(int fd, const net::IpAddress& peer);
     int fd() const { return transport_.fd(); }
     std::uint64_t id() const { return id_; }
     Phase phase() const { return phase_; }
@@ -108,6 +111,7 @@ class ClientConnection final : public net::WsHandler {
     bool dead_ = false;
     std::string session_;
     std::string token_;
+    net::IpAddress peer_{};
     TimeMs now_ = 0;
     TimeMs opened_at_;
     TimeMs last_rx_;
@@ -159,6 +163,11 @@ class Server {
     const Faults& faults() const { return faults_; }
     Counters& counters() { return counters_; }
     void note_uplink(bool sync_now);
+    /// Before an upgrade's token is looked at: true (and *retry_after_s set)
+    /// when `peer` is penalised for failed upgrades; counts the 429.
+    bool upgrade_throttled(const net::IpAddress& peer, TimeMs now, std::uint32_t* retry_after_s);
+    /// An upgrade from `peer` is answered 401: counted, and held against it.
+    void upgrade_unauthorized(const net::IpAddress& peer, TimeMs now);
     /// A hello was accepted for `session` on `connection`: other live
     /// connections of it are closed with 4009.
     void claim_session(const std::string& session, ClientConnection* connection, TimeMs now);
@@ -187,6 +196,7 @@ class Server {
     Options options_;
     SessionStore store_;
     TokenStore tokens_;
+    AuthThrottle throttle_;
     port::Entropy entropy_;
     std::unique_ptr<port::TlsServerContext> tls_;
     int listen_fd_ = -1;

@@ -11,6 +11,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import ssl
 import struct
 import sys
@@ -472,6 +473,67 @@ class Upgrade(unittest.TestCase):
     def test_bad_usage_exits_2(self):
         self.assertEqual(harness.run([SERVER, "--listen", "127.0.0.1:0"]).returncode, 2)
         self.assertEqual(harness.run([SERVER, "--bogus", "x"]).returncode, 2)
+
+
+def raw_upgrade(port, token):
+    """One upgrade over a plain socket (faster than a WebSocket client):
+    (status, headers as a lowercase dict)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(("GET /v1 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tether.v1\r\n"
+                      "Authorization: Bearer %s\r\n\r\n" % token).encode())
+        reply = b""
+        while b"\r\n\r\n" not in reply:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    lines = reply.split(b"\r\n\r\n")[0].decode("latin-1").split("\r\n")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(lines[0].split(" ")[1]), headers
+
+
+class BruteForce(unittest.TestCase):
+    """Failed upgrades are throttled per source address."""
+
+    def setUp(self):
+        self.tmp = harness.TempDir("tether-server-")
+        self.server = Server(self.tmp, extra=["--auth-penalty-ms", "1500"])
+
+    def tearDown(self):
+        self.server.stop()
+
+    def test_2000_wrong_tokens_get_10_401s_then_429s_until_the_penalty_ends(self):
+        statuses = {}
+        retry_after = set()
+        for guess in range(2000):
+            status, headers = raw_upgrade(self.server.port, "guess-%d" % guess)
+            statuses[status] = statuses.get(status, 0) + 1
+            if status == 429:
+                retry_after.add(headers.get("retry-after"))
+        self.assertEqual(statuses, {401: 10, 429: 1990})
+        self.assertTrue(retry_after <= {"1", "2"}, retry_after)
+        # While penalised even the right token is not looked at.
+        self.assertEqual(raw_upgrade(self.server.port, TOKEN)[0], 429)
+        harness.wait_for(lambda: raw_upgrade(self.server.port, TOKEN)[0] == 101, timeout=5,
+                         interval=0.1, message="the penalty never ended")
+        stats = self.server.stats()
+        self.assertEqual(stats["upgrades_unauthorized"], 10)
+        self.assertGreaterEqual(stats["upgrades_throttled"], 1991)
+        throttled = [line for line in self.server.process.stderr().splitlines()
+                     if line.startswith("event=upgrade_throttled ")]
+        self.assertEqual(len(throttled), 1, throttled)
+        self.assertEqual(harness.parse_logfmt(throttled[0])["addr"], "127.0.0.1")
+
+    def test_a_few_failures_are_not_throttled(self):
+        for guess in range(9):
+            self.assertEqual(raw_upgrade(self.server.port, "guess-%d" % guess)[0], 401)
+        self.assertEqual(raw_upgrade(self.server.port, TOKEN)[0], 101)
+        self.assertEqual(self.server.stats()["upgrades_throttled"], 0)
 
 
 class Faults(unittest.TestCase):
