@@ -292,6 +292,13 @@ void ClientConnection::violation(const char* why) {
     close_with(v1::kCloseViolation, why, now_);
 }
 
+void ClientConnection::store_failed(const char* op, const char* status) {
+    // Only this session failed: its next hello reads it afresh from disk.
+    server_.log("event=store_error conn=%llu op=%s session=%s status=%s",
+                static_cast<unsigned long long>(id_), op, session_.c_str(), status);
+    close_with(1011, "store", now_);
+}
+
 void ClientConnection::forbid(const char* session, const char* why) {
     ++server_.counters().hellos_forbidden;
     server_.log("event=forbidden conn=%llu session=%s why=%s", static_cast<unsigned long long>(id_),
@@ -444,7 +451,7 @@ void ClientConnection::handle_control(const std::uint8_t* data, std::size_t size
             violation("bad_gap");
             return;
         default:
-            close_with(1011, "store", now_);
+            store_failed("gap", to_string(result));
             return;
     }
 }
@@ -460,7 +467,7 @@ void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size)
         if (status == Status::kInvalidArgument) {
             violation("ack_beyond_sent");
         } else if (status != Status::kOk) {
-            close_with(1011, "store", now_);
+            store_failed("ack", to_string(status));
         }
         return;
     }
@@ -477,7 +484,7 @@ void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size)
             violation("bad_data");
             return;
         default:
-            close_with(1011, "store", now_);
+            store_failed("uplink", to_string(result));
             return;
     }
 }

@@ -33,6 +33,9 @@ const char* const kUsage =
     "  --max-connections N      connections at once, beyond: 503 (default 4096)\n"
     "  --max-message-size N     largest WebSocket message accepted, bytes (default 65536)\n"
     "  --replay-capacity N      downlink messages held per session for replay (default 1024)\n"
+    "  --max-open-sessions N    sessions whose files (3 descriptors each) stay open; the\n"
+    "                           least recently used idle one is closed beyond, and reopened\n"
+    "                           when next used (default 256)\n"
     "  --auth-max-failures N    after N upgrades answered 401 from one source address (IPv6:\n"
     "                           its /64) within --auth-window-ms, answer its upgrades 429\n"
     "                           with Retry-After for --auth-penalty-ms without looking at\n"
@@ -179,6 +182,11 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
                 return fail("bad --replay-capacity", value);
             }
             options->replay_capacity = static_cast<std::size_t>(number);
+        } else if (arg == "--max-open-sessions") {
+            if (!number_option(1, 1000000)) {
+                return fail("bad --max-open-sessions", value);
+            }
+            options->max_open_sessions = static_cast<std::size_t>(number);
         } else if (arg == "--auth-max-failures") {
             if (!number_option(0, 1000000)) {
                 return fail("bad --auth-max-failures", value);

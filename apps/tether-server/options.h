@@ -33,6 +33,7 @@ struct Options {
     std::size_t max_connections = 4096;
     std::size_t max_message_size = 64 * 1024;
     std::size_t replay_capacity = 1024;
+    std::size_t max_open_sessions = 256;
     AuthThrottleConfig auth_throttle;  ///< failed upgrades per source address
 };
 

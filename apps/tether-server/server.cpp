@@ -35,6 +35,7 @@ StoreOptions store_options_for(const Options& options) {
     StoreOptions store_options;
     store_options.replay_capacity = options.replay_capacity;
     store_options.max_payload_size = options.max_message_size;
+    store_options.max_open_sessions = options.max_open_sessions;
     return store_options;
 }
 
@@ -165,20 +166,28 @@ void Server::upgrade_unauthorized(const net::IpAddress& peer, TimeMs now) {
 }
 
 void Server::sync_store(TimeMs now) {
-    (void)now;
     std::vector<AckUpdate> acks;
-    const Status status = store_.sync(&acks);
+    std::vector<std::string> failed;
+    (void)store_.sync(&acks, &failed);  // kIoError exactly when `failed` lists sessions
     unsynced_ = 0;
     sync_now_ = false;
-    if (status != Status::kOk) {
-        log("event=store_error op=sync status=%s", to_string(status));
-        return;  // nothing may be acknowledged
+    for (const std::string& session : failed) {
+        // Nothing of it may be acknowledged; its next hello reads it afresh.
+        session_failed(session, "sync", now);
     }
     for (const AckUpdate& ack : acks) {
         const auto live = live_.find(ack.session);
         if (live != live_.end()) {
             live->second->send_ack(ack.last_uplink);
         }
+    }
+}
+
+void Server::session_failed(const std::string& session, const char* op, TimeMs now) {
+    log("event=store_error op=%s session=%s status=io_error", op, session.c_str());
+    const auto live = live_.find(session);
+    if (live != live_.end()) {
+        live->second->close_with(1011, "store", now);
     }
 }
 
@@ -190,12 +199,14 @@ void Server::claim_session(const std::string& session, ClientConnection* connect
         older->close_with(net::v1::kCloseSuperseded, "superseded", now);
     }
     live_[session] = connection;
+    store_.set_live(session, true);
 }
 
 void Server::release_session(const std::string& session, ClientConnection* connection) {
     const auto existing = live_.find(session);
     if (existing != live_.end() && existing->second == connection) {
         live_.erase(existing);
+        store_.set_live(session, false);
     }
 }
 
@@ -304,8 +315,7 @@ int Server::run() {
         }
         if (stopping_ && (clients_.empty() || time_reached(now, stop_deadline_))) {
             clients_.clear();
-            std::vector<AckUpdate> ignored;
-            (void)store_.sync(&ignored);
+            (void)store_.sync(nullptr);  // a failure is in the files; the next start reads them
             log("event=stopped");
             return kExitOk;
         }
@@ -423,6 +433,9 @@ Status Server::push_downlink(const std::string& session, const std::string& body
                              std::uint64_t* seq) {
     const Status pushed = store_.push_downlink(
         session, reinterpret_cast<const std::uint8_t*>(body.data()), body.size(), seq);
+    if (pushed == Status::kIoError) {
+        session_failed(session, "push", port::monotonic_now());
+    }
     if (pushed != Status::kOk) {
         return pushed;
     }

@@ -96,6 +96,7 @@ class ClientConnection final : public net::WsHandler {
     void handle_binary(const std::uint8_t* data, std::size_t size);
     void violation(const char* why);
     void forbid(const char* session, const char* why);
+    void store_failed(const char* op, const char* status);
     bool queue_json(const char* json, std::size_t size);
     void flush();
 
@@ -172,6 +173,9 @@ class Server {
     /// connections of it are closed with 4009.
     void claim_session(const std::string& session, ClientConnection* connection, TimeMs now);
     void release_session(const std::string& session, ClientConnection* connection);
+    /// The store failed `session` during `op`: logged, and its live
+    /// connection (if any) closed with 1011; the others carry on.
+    void session_failed(const std::string& session, const char* op, TimeMs now);
     void log(const char* format, ...);
 
     // For the admin interface.

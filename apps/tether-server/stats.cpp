@@ -18,6 +18,11 @@ std::string Server::stats_json() const {
     cJSON_AddNumberToObject(store, "missing_seqs", static_cast<double>(totals.missing_seqs));
     cJSON_AddNumberToObject(store, "downlink_pushed", static_cast<double>(totals.downlink_pushed));
     cJSON_AddBoolToObject(store, "failed", totals.failed);
+    cJSON_AddNumberToObject(store, "failed_sessions", static_cast<double>(totals.failed_sessions));
+    cJSON_AddNumberToObject(store, "session_failures",
+                            static_cast<double>(totals.session_failures));
+    cJSON_AddNumberToObject(store, "open_sessions", static_cast<double>(totals.open_sessions));
+    cJSON_AddNumberToObject(store, "reopens", static_cast<double>(totals.reopens));
     cJSON_AddNumberToObject(root, "connections", static_cast<double>(clients_.size()));
     cJSON_AddBoolToObject(root, "silenced", faults_.silenced);
     cJSON_AddBoolToObject(root, "rejecting", faults_.rejecting);
@@ -43,6 +48,7 @@ std::string Server::stats_json() const {
             cJSON_AddNullToObject(item, "owner");
         }
         cJSON_AddNumberToObject(item, "version", stats.version);
+        cJSON_AddBoolToObject(item, "failed", stats.failed);
         cJSON_AddNumberToObject(item, "received", static_cast<double>(stats.received));
         cJSON_AddNumberToObject(item, "highest_seq", static_cast<double>(stats.highest_seq));
         cJSON_AddNumberToObject(item, "next_expected", static_cast<double>(stats.next_expected));

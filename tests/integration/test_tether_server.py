@@ -84,7 +84,7 @@ def session_of(user, device):
 class Server:
     """tether-server with a fresh data directory, tokens file and admin port."""
 
-    def __init__(self, tmp, extra=(), data_dir=None, tls=False, tokens=None):
+    def __init__(self, tmp, extra=(), data_dir=None, tls=False, tokens=None, nofile=None):
         self.tmp = tmp
         self.data_dir = data_dir or tmp.path("data")
         self.tokens = tmp.path("tokens")
@@ -96,7 +96,9 @@ class Server:
             c = certs()
             cmd += ["--tls-listen", "127.0.0.1:0", "--cert", c.server_chain, "--key", c.server_key]
         cmd += list(extra)
-        self.process = harness.start_process(cmd, expect_port=False)
+        if nofile is not None:
+            cmd = with_descriptor_limit(nofile, cmd)
+        self.process = harness.start_process(cmd, expect_port=False, name="tether-server")
         match = self.process.wait_for_line(r"^listen=(\d+) tls=(\d+) admin=(\d+)\s*$")
         self.port, self.tls_port, self.admin_port = (int(g) for g in match.groups())
 
@@ -130,6 +132,15 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def with_descriptor_limit(nofile, cmd):
+    """`cmd` run with RLIMIT_NOFILE lowered to `nofile` (soft and hard): the
+    wrapper sets the limit and execs, so the pid is the server's."""
+    script = ("import os, resource, sys; "
+              "resource.setrlimit(resource.RLIMIT_NOFILE, (%d, %d)); "
+              "os.execv(sys.argv[1], sys.argv[1:])" % (nofile, nofile))
+    return [sys.executable, "-c", script] + list(cmd)
 
 
 def run(coroutine):
@@ -534,6 +545,54 @@ class BruteForce(unittest.TestCase):
             self.assertEqual(raw_upgrade(self.server.port, "guess-%d" % guess)[0], 401)
         self.assertEqual(raw_upgrade(self.server.port, TOKEN)[0], 101)
         self.assertEqual(self.server.stats()["upgrades_throttled"], 0)
+
+
+class Descriptors(unittest.TestCase):
+    """The store's descriptors are bounded, and running out of them fails one
+    session at a time, never every session."""
+
+    def setUp(self):
+        self.tmp = harness.TempDir("tether-server-")
+
+    def test_far_more_sessions_than_descriptors_and_a_healthy_session_keeps_working(self):
+        # 48 descriptors: the process's own, the listeners, a few sockets and
+        # the files of 4 sessions at a time; 150 sessions would need 450.
+        server = Server(self.tmp, extra=["--max-open-sessions", "4", "--ack-every", "1"],
+                        nofile=48)
+        healthy_session = new_session()
+        sessions = [new_session() for _ in range(150)]
+
+        async def scenario():
+            healthy, _ = await open_session(server, healthy_session)
+            for seq, session in enumerate(sessions, start=1):
+                ws, welcome = await open_session(server, session)
+                self.assertFalse(welcome["resumed"])
+                await ws.send(data(1, b"first"))
+                await until_ack(ws, 1)
+                await ws.close()
+                await healthy.send(data(seq, b"healthy %d" % seq))
+                self.assertEqual(await until_ack(healthy, seq), seq)
+            # Old sessions come back from closed files.
+            for session in sessions[:10]:
+                ws, welcome = await open_session(server, session, oldest_uplink=2,
+                                                 next_uplink=2)
+                self.assertEqual((welcome["resumed"], welcome["last_uplink"]), (True, 1))
+                await ws.send(data(2, b"second"))
+                await until_ack(ws, 2)
+                await ws.close()
+            await healthy.close()
+
+        try:
+            run(scenario())
+            stats = server.stats()
+            self.assertEqual(stats["store"]["sessions"], 151)
+            self.assertEqual(stats["store"]["received"], 150 + 150 + 10)
+            self.assertFalse(stats["store"]["failed"])
+            self.assertEqual(stats["store"]["session_failures"], 0)
+            self.assertLessEqual(stats["store"]["open_sessions"], 4)
+            self.assertEqual(server.session_stats(healthy_session)["received"], 150)
+        finally:
+            server.stop()
 
 
 class Faults(unittest.TestCase):

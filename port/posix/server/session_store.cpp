@@ -75,6 +75,18 @@ bool make_directory(const std::string& path) {
     return ::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST;
 }
 
+// Right after a failed call: the process (or the system) has no descriptor
+// left, which closing idle sessions can cure.
+bool out_of_descriptors() {
+    return errno == EMFILE || errno == ENFILE;
+}
+
+// A log the store closed is synced already (only clean sessions are
+// closed): nothing to do for it.
+bool sync_log(RecordLog& log) {
+    return (!log.is_open() && !log.dirty()) || log.sync() == Status::kOk;
+}
+
 }  // namespace
 
 bool is_canonical_uuid(std::string_view text) {
@@ -166,6 +178,48 @@ class SessionFiles {
     bool in_dirty_list = false;
     bool uplink_activity = false;
 
+    // Descriptors: the three logs are open while files_open (and the session
+    // is then in the store's open_lru_ at `lru`). A failed session refuses
+    // changes and is read afresh by its next hello (one that open() could
+    // not read at all is an empty placeholder until then).
+    bool files_open = false;
+    bool failed = false;
+    bool live = false;
+    std::list<SessionFiles*>::iterator lru;
+
+    // Nothing waits for a sync: the logs may be closed.
+    bool clean() const {
+        return !in_dirty_list && !meta_dirty && !uplink.dirty() && !gaps.dirty() &&
+               !downlink.dirty();
+    }
+
+    void close_logs() {
+        uplink.close();
+        gaps.close();
+        downlink.close();
+    }
+
+    void mark_logs_durable() {
+        uplink.mark_durable();
+        gaps.mark_durable();
+        downlink.mark_durable();
+    }
+
+    // Opens the closed logs again; on failure every log is closed again and
+    // *error_number holds the errno of the failed open.
+    Status reopen_logs(int* error_number) {
+        RecordLog* logs[] = {&uplink, &gaps, &downlink};
+        for (RecordLog* log : logs) {
+            const Status status = log->reopen();
+            if (status != Status::kOk) {
+                *error_number = errno;
+                close_logs();
+                return status;
+            }
+        }
+        return Status::kOk;
+    }
+
     void count_gap(std::uint64_t first, std::uint64_t last, std::string_view reason,
                    std::size_t max_listed) {
         ++gap_count;
@@ -185,8 +239,8 @@ SessionStore::~SessionStore() = default;
 
 SessionFiles* SessionStore::find(std::string_view session) const {
     // Every uplink message names its session: the last one found is
-    // remembered by the exact text asked for (sessions are never removed
-    // while the store is open, only all at once by clear()).
+    // remembered by the exact text asked for (forget() drops it when a
+    // session's object is replaced).
     if (last_found_ != nullptr && session == std::string_view(last_asked_, kUuidLength)) {
         return last_found_;
     }
@@ -208,6 +262,78 @@ void SessionStore::mark_dirty(SessionFiles* files) {
         files->in_dirty_list = true;
         dirty_.push_back(files);
     }
+}
+
+void SessionStore::forget(SessionFiles* files) {
+    if (files->in_dirty_list) {
+        dirty_.erase(std::find(dirty_.begin(), dirty_.end(), files));
+        files->in_dirty_list = false;
+    }
+    if (last_found_ == files) {
+        last_found_ = nullptr;
+    }
+}
+
+void SessionStore::close_files(SessionFiles* files) {
+    if (files->files_open) {
+        files->close_logs();
+        open_lru_.erase(files->lru);
+        files->files_open = false;
+    }
+}
+
+bool SessionStore::evict_one(const SessionFiles* keep) {
+    // Least recently used first; sessions without a live connection before
+    // those with one. Sessions waiting for a sync stay open.
+    for (const bool live_too : {false, true}) {
+        for (SessionFiles* files : open_lru_) {
+            if (files != keep && (live_too || !files->live) && files->clean()) {
+                close_files(files);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+void SessionStore::fail(SessionFiles* files) {
+    // What reached the disk is unknown: refuse changes until the next hello
+    // reads the files afresh. The descriptors go back at once.
+    if (!files->failed) {
+        files->failed = true;
+        ++failed_sessions_;
+        ++session_failures_;
+    }
+    close_files(files);
+}
+
+bool SessionStore::ensure_open(SessionFiles* files) {
+    if (files->failed) {
+        return false;
+    }
+    if (files->files_open) {
+        open_lru_.splice(open_lru_.end(), open_lru_, files->lru);
+        return true;
+    }
+    while (open_lru_.size() >= options_.max_open_sessions && evict_one(files)) {
+    }
+    int error_number = 0;
+    Status status = files->reopen_logs(&error_number);
+    if (status == Status::kIoError && (error_number == EMFILE || error_number == ENFILE)) {
+        // Out of descriptors (sockets use them too): close every session
+        // that can be closed and try once more.
+        while (evict_one(files)) {
+        }
+        status = files->reopen_logs(&error_number);
+    }
+    if (status != Status::kOk) {
+        fail(files);
+        return false;
+    }
+    files->files_open = true;
+    files->lru = open_lru_.insert(open_lru_.end(), files);
+    ++reopens_;
+    return true;
 }
 
 Status SessionStore::open(const std::string& directory) {
@@ -235,12 +361,24 @@ Status SessionStore::open(const std::string& directory) {
     std::sort(ids.begin(), ids.end());
     directory_ = directory;
     for (const std::string& id : ids) {
-        const Status loaded = load_session(id);
-        if (loaded != Status::kOk) {
-            sessions_.clear();
-            last_found_ = nullptr;
-            dirty_.clear();
-            return loaded;
+        // One session at a time holds descriptors: each is closed once read.
+        std::unique_ptr<SessionFiles> files;
+        if (load_session(id, &files) == Status::kOk) {
+            files->close_logs();
+        } else {
+            // Unreadable now (EIO, EMFILE, a tail that cannot be cut): a
+            // placeholder that refuses changes; its next hello tries again.
+            files = std::make_unique<SessionFiles>();
+            files->id = id;
+            files->directory = directory_ + "/sessions/" + id;
+            files->failed = true;
+            ++failed_sessions_;
+            ++session_failures_;
+        }
+        SessionFiles* loaded = files.get();
+        sessions_.emplace(id, std::move(files));
+        if (loaded->meta_dirty) {
+            mark_dirty(loaded);
         }
     }
     // What was loaded is what welcomes and ACKs will promise. A killed
@@ -250,13 +388,48 @@ Status SessionStore::open(const std::string& directory) {
         sessions_.clear();
         last_found_ = nullptr;
         dirty_.clear();
+        failed_sessions_ = 0;
+        session_failures_ = 0;
         return Status::kIoError;
+    }
+    for (auto& entry : sessions_) {
+        entry.second->mark_logs_durable();
     }
     open_ = true;
     return Status::kOk;
 }
 
-Status SessionStore::load_session(const std::string& id) {
+Status SessionStore::reload_session(SessionFiles** files) {
+    SessionFiles* old = *files;
+    const std::string id = old->id;
+    close_files(old);
+    forget(old);
+    while (open_lru_.size() >= options_.max_open_sessions && evict_one(nullptr)) {
+    }
+    std::unique_ptr<SessionFiles> fresh;
+    Status loaded = load_session(id, &fresh);
+    if (loaded != Status::kOk && out_of_descriptors()) {
+        while (evict_one(nullptr)) {
+        }
+        loaded = load_session(id, &fresh);
+    }
+    if (loaded != Status::kOk) {
+        return Status::kIoError;  // still failed; the next hello tries again
+    }
+    --failed_sessions_;
+    SessionFiles* s = fresh.get();
+    s->live = old->live;
+    sessions_.find(id)->second = std::move(fresh);  // `old` is gone from here on
+    s->files_open = true;
+    s->lru = open_lru_.insert(open_lru_.end(), s);
+    if (s->meta_dirty) {
+        mark_dirty(s);
+    }
+    *files = s;
+    return Status::kOk;
+}
+
+Status SessionStore::load_session(const std::string& id, std::unique_ptr<SessionFiles>* out) {
     auto files = std::make_unique<SessionFiles>();
     SessionFiles& s = *files;
     s.id = id;
@@ -412,36 +585,46 @@ Status SessionStore::load_session(const std::string& id) {
 
     s.meta_dirty = !have_meta || meta_next_downlink != s.next_downlink;
     s.synced_next_expected = s.next_expected;
-    SessionFiles* loaded = files.get();
-    sessions_.emplace(id, std::move(files));
-    if (loaded->meta_dirty) {
-        mark_dirty(loaded);
-    }
+    *out = std::move(files);
     return Status::kOk;
 }
 
 Status SessionStore::create_session(const std::string& id, std::string_view user,
                                     SessionFiles** out) {
-    auto files = std::make_unique<SessionFiles>();
-    files->id = id;
-    files->directory = directory_ + "/sessions/" + id;
-    const auto accept_none = [](std::uint64_t, const std::uint8_t*, std::size_t) { return false; };
-    // Logs left by an earlier failed creation hold nothing we promised: the
-    // session did not exist for any client, so they are emptied.
-    if (!make_directory(files->directory) ||
-        files->uplink.open(files->directory + kUplinkFile, options_.max_payload_size,
-                           accept_none) != Status::kOk ||
-        files->gaps.open(files->directory + kGapsFile, kMaxGapBody, accept_none) != Status::kOk ||
-        files->downlink.open(files->directory + kDownlinkFile, options_.max_payload_size,
-                             accept_none) != Status::kOk ||
-        !write_meta(files.get()) || !write_owner(files.get(), user) ||
-        !sync_directory(directory_ + "/sessions")) {
-        return Status::kIoError;
+    while (open_lru_.size() >= options_.max_open_sessions && evict_one(nullptr)) {
     }
-    files->uplink.set_write_buffer(kUplinkWriteBuffer);
-    *out = files.get();
-    sessions_.emplace(id, std::move(files));
-    return Status::kOk;
+    const auto accept_none = [](std::uint64_t, const std::uint8_t*, std::size_t) { return false; };
+    for (int attempt = 0;; ++attempt) {
+        auto files = std::make_unique<SessionFiles>();
+        files->id = id;
+        files->directory = directory_ + "/sessions/" + id;
+        // Logs left by an earlier failed creation hold nothing we promised: the
+        // session did not exist for any client, so they are emptied.
+        if (!make_directory(files->directory) ||
+            files->uplink.open(files->directory + kUplinkFile, options_.max_payload_size,
+                               accept_none) != Status::kOk ||
+            files->gaps.open(files->directory + kGapsFile, kMaxGapBody, accept_none) !=
+                Status::kOk ||
+            files->downlink.open(files->directory + kDownlinkFile, options_.max_payload_size,
+                                 accept_none) != Status::kOk ||
+            !write_meta(files.get()) || !write_owner(files.get(), user) ||
+            !sync_directory(directory_ + "/sessions")) {
+            if (attempt == 0 && out_of_descriptors()) {
+                // Close every session that can be closed and try once more.
+                while (evict_one(nullptr)) {
+                }
+                continue;
+            }
+            return Status::kIoError;
+        }
+        files->uplink.set_write_buffer(kUplinkWriteBuffer);
+        SessionFiles* created = files.get();
+        sessions_.emplace(id, std::move(files));
+        created->files_open = true;
+        created->lru = open_lru_.insert(open_lru_.end(), created);
+        *out = created;
+        return Status::kOk;
+    }
 }
 
 bool SessionStore::write_meta(SessionFiles* files) {
@@ -476,8 +659,8 @@ bool SessionStore::write_owner(SessionFiles* files, std::string_view user) {
 }
 
 bool SessionStore::sync_session(SessionFiles* files) {
-    return files->gaps.sync() == Status::kOk && files->uplink.sync() == Status::kOk &&
-           files->downlink.sync() == Status::kOk && (!files->meta_dirty || write_meta(files));
+    return sync_log(files->gaps) && sync_log(files->uplink) && sync_log(files->downlink) &&
+           (!files->meta_dirty || write_meta(files));
 }
 
 bool SessionStore::append_gap(SessionFiles* files, std::uint64_t first, std::uint64_t last,
@@ -502,18 +685,17 @@ Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
         request.oldest_uplink > kMaxSeq) {
         return Status::kInvalidArgument;
     }
-    if (failed_) {
-        return Status::kIoError;
-    }
     *result = HelloResult{};
     SessionFiles* s = find(key);
+    if (s != nullptr && s->failed && reload_session(&s) != Status::kOk) {
+        return Status::kIoError;
+    }
     result->resumed = s != nullptr;
     if (s == nullptr) {
         if (sessions_.size() >= options_.max_sessions) {
             return Status::kNoSpace;
         }
         if (create_session(key, request.user, &s) != Status::kOk) {
-            failed_ = true;
             return Status::kIoError;
         }
     } else if (s->owner_damaged || (s->has_owner && s->owner != request.user)) {
@@ -527,9 +709,12 @@ Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
         result->replay_after = request.last_downlink;
         return Status::kOk;
     }
+    if (!ensure_open(s)) {
+        return Status::kIoError;
+    }
     if (!s->has_owner && !write_owner(s, request.user)) {
         // A session from before owners were recorded: this hello claims it.
-        failed_ = true;
+        fail(s);
         return Status::kIoError;
     }
     if (request.version != s->version || request.device != s->device) {
@@ -539,7 +724,7 @@ Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
     }
     if (request.oldest_uplink > s->next_expected) {
         if (!append_gap(s, s->next_expected, request.oldest_uplink - 1, kReasonNotInOutbox)) {
-            failed_ = true;
+            fail(s);
             return Status::kIoError;
         }
         result->recorded_hole = true;
@@ -559,7 +744,7 @@ Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
         result->replay_after = oldest_held - 1;
     }
     if (!sync_session(s)) {
-        failed_ = true;
+        fail(s);
         return Status::kIoError;
     }
     s->synced_next_expected = s->next_expected;
@@ -579,7 +764,7 @@ UplinkResult SessionStore::uplink_data(std::string_view session, std::uint64_t s
     if (size > options_.max_payload_size) {
         return UplinkResult::kTooLarge;
     }
-    if (failed_) {
+    if (s->failed) {
         return UplinkResult::kIoError;
     }
     s->uplink_activity = true;
@@ -589,13 +774,16 @@ UplinkResult SessionStore::uplink_data(std::string_view session, std::uint64_t s
         s->meta_dirty = true;
         return UplinkResult::kDuplicate;
     }
+    if (!ensure_open(s)) {
+        return UplinkResult::kIoError;
+    }
     const bool after_gap = seq > s->next_expected;
     if (after_gap && !append_gap(s, s->next_expected, seq - 1, kReasonUnreported)) {
-        failed_ = true;
+        fail(s);
         return UplinkResult::kIoError;
     }
     if (s->uplink.append(seq, payload, size) != Status::kOk) {
-        failed_ = true;
+        fail(s);
         return UplinkResult::kIoError;
     }
     s->next_expected = seq + 1;
@@ -613,7 +801,7 @@ GapResult SessionStore::uplink_gap(std::string_view session, std::uint64_t first
     if (s == nullptr) {
         return GapResult::kUnknownSession;
     }
-    if (failed_) {
+    if (s->failed) {
         return GapResult::kIoError;
     }
     s->uplink_activity = true;
@@ -621,44 +809,63 @@ GapResult SessionStore::uplink_gap(std::string_view session, std::uint64_t first
     if (last < s->next_expected) {
         return GapResult::kIgnored;
     }
+    if (!ensure_open(s)) {
+        return GapResult::kIoError;
+    }
     const bool after_gap = first > s->next_expected;
     if (after_gap && !append_gap(s, s->next_expected, first - 1, kReasonUnreported)) {
-        failed_ = true;
+        fail(s);
         return GapResult::kIoError;
     }
     if (!append_gap(s, s->next_expected, last, reason)) {
-        failed_ = true;
+        fail(s);
         return GapResult::kIoError;
     }
     return after_gap ? GapResult::kRecordedAfterUnreportedGap : GapResult::kRecorded;
 }
 
-Status SessionStore::sync(std::vector<AckUpdate>* acks) {
+Status SessionStore::sync(std::vector<AckUpdate>* acks, std::vector<std::string>* failed) {
     if (acks != nullptr) {
         acks->clear();
+    }
+    if (failed != nullptr) {
+        failed->clear();
     }
     if (!open_) {
         return Status::kInvalidArgument;
     }
-    if (failed_) {
-        return Status::kIoError;
-    }
+    bool any_failed = false;
     for (SessionFiles* s : dirty_) {
-        if (!sync_session(s)) {
-            failed_ = true;
-            return Status::kIoError;
+        s->in_dirty_list = false;
+        if (s->failed) {
+            continue;  // its failure was reported by the call that met it
         }
-    }
-    for (SessionFiles* s : dirty_) {
+        if (!sync_session(s)) {
+            fail(s);
+            any_failed = true;
+            if (failed != nullptr) {
+                failed->push_back(s->id);
+            }
+            continue;
+        }
         s->synced_next_expected = s->next_expected;
         if (s->uplink_activity && acks != nullptr) {
             acks->push_back(AckUpdate{s->id, s->next_expected - 1});
         }
         s->uplink_activity = false;
-        s->in_dirty_list = false;
     }
     dirty_.clear();
-    return Status::kOk;
+    // Sessions that waited for this sync may give their descriptors back now.
+    while (open_lru_.size() > options_.max_open_sessions && evict_one(nullptr)) {
+    }
+    return any_failed ? Status::kIoError : Status::kOk;
+}
+
+void SessionStore::set_live(std::string_view session, bool live) {
+    SessionFiles* s = find(session);
+    if (s != nullptr) {
+        s->live = live;
+    }
 }
 
 Status SessionStore::push_downlink(std::string_view session, const std::uint8_t* payload,
@@ -673,11 +880,11 @@ Status SessionStore::push_downlink(std::string_view session, const std::uint8_t*
     if (size > options_.max_payload_size) {
         return Status::kTooLarge;
     }
-    if (failed_ || s->next_downlink > kMaxSeq) {
+    if (s->failed || s->next_downlink > kMaxSeq || !ensure_open(s)) {
         return Status::kIoError;
     }
     if (s->downlink.append(s->next_downlink, payload, size) != Status::kOk) {
-        failed_ = true;
+        fail(s);
         return Status::kIoError;
     }
     *seq = s->next_downlink;
@@ -689,7 +896,7 @@ Status SessionStore::push_downlink(std::string_view session, const std::uint8_t*
     }
     mark_dirty(s);
     if (!compact_downlink_if_needed(s)) {
-        failed_ = true;
+        fail(s);
         return Status::kIoError;
     }
     return Status::kOk;
@@ -739,11 +946,14 @@ Status SessionStore::downlink_acked(std::string_view session, std::uint64_t seq)
     if (seq >= s->next_downlink) {
         return Status::kInvalidArgument;
     }
-    if (failed_) {
+    if (s->failed) {
         return Status::kIoError;
     }
     if (seq <= s->acked) {
         return Status::kOk;
+    }
+    if (!ensure_open(s)) {
+        return Status::kIoError;
     }
     s->acked = seq;
     while (!s->held.empty() && s->held.front().seq <= seq) {
@@ -752,7 +962,7 @@ Status SessionStore::downlink_acked(std::string_view session, std::uint64_t seq)
     s->meta_dirty = true;
     mark_dirty(s);
     if (!compact_downlink_if_needed(s)) {
-        failed_ = true;
+        fail(s);
         return Status::kIoError;
     }
     return Status::kOk;
@@ -768,6 +978,8 @@ bool SessionStore::session_stats(std::string_view session, SessionStats* out) co
     out->device = s->device;
     out->owner = s->owner;
     out->has_owner = s->has_owner && !s->owner_damaged;
+    out->failed = s->failed;
+    out->files_open = s->files_open;
     out->version = s->version;
     out->received = s->received;
     out->duplicates = s->duplicates;
@@ -797,7 +1009,11 @@ StoreStats SessionStore::stats() const {
         totals.missing_seqs += s.missing_seqs;
         totals.downlink_pushed += s.next_downlink - 1;
     }
-    totals.failed = failed_;
+    totals.failed_sessions = failed_sessions_;
+    totals.failed = failed_sessions_ != 0;
+    totals.session_failures = session_failures_;
+    totals.open_sessions = open_lru_.size();
+    totals.reopens = reopens_;
     return totals;
 }
 
