@@ -63,7 +63,8 @@ int open_listener(const ListenAddress& address, std::uint16_t* bound_port, std::
     return fd;
 }
 
-int accept_connection(int listener, net::IpAddress* peer) {
+int accept_connection(int listener, net::IpAddress* peer, int* error) {
+    *error = 0;
     for (;;) {
         sockaddr_storage from{};
         socklen_t from_length = sizeof from;
@@ -82,6 +83,10 @@ int accept_connection(int listener, net::IpAddress* peer) {
                 }
             }
             return fd;
+        }
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            *error = errno;
+            return -1;
         }
         if (errno != EINTR) {
             return -1;

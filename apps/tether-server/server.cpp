@@ -27,9 +27,21 @@ constexpr char kBusyResponse[] =
     "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n"
     "Retry-After: 5\r\n\r\n";
 
-}  // namespace
-
-namespace {
+// The errnos accept_connection() reports, by name (for logfmt).
+const char* errno_name(int error) {
+    switch (error) {
+        case EMFILE:
+            return "EMFILE";
+        case ENFILE:
+            return "ENFILE";
+        case ENOBUFS:
+            return "ENOBUFS";
+        case ENOMEM:
+            return "ENOMEM";
+        default:
+            return "other";
+    }
+}
 
 StoreOptions store_options_for(const Options& options) {
     StoreOptions store_options;
@@ -210,13 +222,27 @@ void Server::release_session(const std::string& session, ClientConnection* conne
     }
 }
 
+void Server::accept_failed(int error, TimeMs now) {
+    ++counters_.accept_backoffs;
+    if (accept_backoff_.on_failure(now)) {
+        // Once per episode: the pauses that follow are counted, not logged.
+        log("event=accept_backoff errno=%s pause_ms=%u connections=%zu", errno_name(error),
+            accept_backoff_.last_pause_ms(), clients_.size());
+    }
+}
+
 void Server::accept_clients(int listener, port::TlsServerContext* tls, TimeMs now) {
     for (int accepted = 0; accepted < 64; ++accepted) {
         net::IpAddress peer{};
-        const int fd = accept_connection(listener, &peer);
+        int error = 0;
+        const int fd = accept_connection(listener, &peer, &error);
         if (fd < 0) {
+            if (error != 0) {
+                accept_failed(error, now);
+            }
             return;
         }
+        accept_backoff_.on_success();
         if (stopping_ || clients_.size() >= options_.max_connections) {
             (void)!::write(fd, kBusyResponse, sizeof kBusyResponse - 1);
             ::close(fd);
@@ -229,12 +255,17 @@ void Server::accept_clients(int listener, port::TlsServerContext* tls, TimeMs no
     }
 }
 
-void Server::accept_admin() {
+void Server::accept_admin(TimeMs now) {
     for (;;) {
-        const int fd = accept_connection(admin_fd_);
+        int error = 0;
+        const int fd = accept_connection(admin_fd_, nullptr, &error);
         if (fd < 0) {
+            if (error != 0) {
+                accept_failed(error, now);
+            }
             return;
         }
+        accept_backoff_.on_success();
         if (admins_.size() >= 16) {
             ::close(fd);
             continue;
@@ -277,6 +308,10 @@ int Server::poll_timeout(TimeMs now) {
     }
     if (stopping_) {
         wait = wait > 50 ? 50 : wait;
+    }
+    if (accept_backoff_.paused(now)) {
+        const std::uint32_t left = accept_backoff_.wait_ms(now);
+        wait = left < wait ? left : wait;
     }
     return static_cast<int>(wait);
 }
@@ -323,11 +358,14 @@ int Server::run() {
         const int timeout = poll_timeout(now);
         reap();
 
+        // Out of descriptors, a listener stays readable (the connection is
+        // still queued): while the pause lasts it is not polled at all.
+        const bool accepting = !accept_backoff_.paused(now);
         fds_.clear();
         fds_.push_back(pollfd{g_wake_pipe[0], POLLIN, 0});
-        fds_.push_back(pollfd{stopping_ ? -1 : listen_fd_, POLLIN, 0});
-        fds_.push_back(pollfd{stopping_ ? -1 : tls_listen_fd_, POLLIN, 0});
-        fds_.push_back(pollfd{admin_fd_, POLLIN, 0});
+        fds_.push_back(pollfd{stopping_ || !accepting ? -1 : listen_fd_, POLLIN, 0});
+        fds_.push_back(pollfd{stopping_ || !accepting ? -1 : tls_listen_fd_, POLLIN, 0});
+        fds_.push_back(pollfd{accepting ? admin_fd_ : -1, POLLIN, 0});
         const std::size_t first_admin = fds_.size();
         for (auto& admin : admins_) {
             fds_.push_back(pollfd{admin->fd(), admin->poll_events(), 0});
@@ -368,7 +406,7 @@ int Server::run() {
             }
         }
         if ((fds_[3].revents & POLLIN) != 0) {
-            accept_admin();
+            accept_admin(now);
         }
         if (unsynced_ != 0 && (sync_now_ || unsynced_ >= options_.ack_every ||
                                time_since(now, first_unsynced_at_) >= options_.ack_interval_ms)) {

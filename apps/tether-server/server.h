@@ -23,6 +23,8 @@
 #include "tether/net/ws_stream.h"
 #include "tether/port/entropy.h"
 #include "tether/port/tls_server.h"
+#include "tether/server/accept_backoff.h"
+#include "tether/server/auth_throttle.h"
 #include "tether/server/tokens.h"
 #include "tether/time.h"
 #include "token_file.h"
@@ -131,6 +133,7 @@ struct Counters {
     std::uint64_t upgrades_unauthorized = 0;  ///< 401: token missing, unknown or expired
     std::uint64_t upgrades_throttled = 0;     ///< 429: too many 401s from that address
     std::uint64_t hellos_forbidden = 0;       ///< 4003: another user's session, or wrong device
+    std::uint64_t accept_backoffs = 0;  ///< pauses of accepting (EMFILE, ENFILE, ENOBUFS, ENOMEM)
 };
 
 /// Fault switches set through the admin interface.
@@ -191,7 +194,9 @@ class Server {
 
   private:
     void accept_clients(int listener, port::TlsServerContext* tls, TimeMs now);
-    void accept_admin();
+    void accept_admin(TimeMs now);
+    /// accept() failed with `error` (process-wide): pause every listener.
+    void accept_failed(int error, TimeMs now);
     void sync_store(TimeMs now);
     void begin_shutdown(TimeMs now);
     int poll_timeout(TimeMs now);
@@ -201,6 +206,7 @@ class Server {
     SessionStore store_;
     TokenStore tokens_;
     AuthThrottle throttle_;
+    AcceptBackoff accept_backoff_;
     port::Entropy entropy_;
     std::unique_ptr<port::TlsServerContext> tls_;
     int listen_fd_ = -1;

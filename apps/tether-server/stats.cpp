@@ -32,6 +32,8 @@ std::string Server::stats_json() const {
                             static_cast<double>(counters_.upgrades_throttled));
     cJSON_AddNumberToObject(root, "hellos_forbidden",
                             static_cast<double>(counters_.hellos_forbidden));
+    cJSON_AddNumberToObject(root, "accept_backoffs",
+                            static_cast<double>(counters_.accept_backoffs));
 
     cJSON* sessions = cJSON_AddArrayToObject(root, "sessions");
     for (const std::string& id : store_.sessions()) {
