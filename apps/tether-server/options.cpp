@@ -26,6 +26,13 @@ const char* const kUsage =
     "                           a hello whose device is not the token's DEVICE. Without\n"
     "                           --tokens every upgrade is answered 401\n"
     "  --admin HOST:PORT        admin HTTP interface, loopback only (default 127.0.0.1:0)\n"
+    "  --admin-token-file FILE  the token every admin POST must carry (first line of FILE);\n"
+    "                           default: DIR/admin.token, created (mode 0600, 64 random hex\n"
+    "                           digits) when missing and kept across restarts\n"
+    "  --admin-timeout-ms T     an admin connection has T ms to send its request and take\n"
+    "                           the answer (default 5000)\n"
+    "  --admin-max-connections N  admin connections at once; beyond, the idle one open\n"
+    "                           longest is closed for the newcomer (default 16)\n"
     "  --ack-every N            sync and ACK uplink at least every N messages (default 64)\n"
     "  --ack-interval-ms T      ... or after T ms (default 200)\n"
     "  --ping-interval-ms T     ping a connection silent for T ms (default 30000)\n"
@@ -46,7 +53,9 @@ const char* const kUsage =
     "                           is oldest is forgotten (default 4096)\n"
     "  --help                   this text\n"
     "\n"
-    "Admin interface (HTTP/1.1 on --admin, one request per connection):\n"
+    "Admin interface (HTTP/1.1 on --admin, one request per connection). Every POST needs\n"
+    "'Authorization: Bearer TOKEN' (the admin token, see --admin-token-file), else 401;\n"
+    "GET /stats needs none (the interface listens on loopback only):\n"
     "  GET  /stats                      JSON: every session (received, highest_seq,\n"
     "                                   next_expected, duplicates, gaps, live connections,\n"
     "                                   downlink next/acked) and the connections\n"
@@ -55,7 +64,8 @@ const char* const kUsage =
     "  POST /faults/silence?ms=T        stop reading and answering pings for T ms\n"
     "  POST /faults/reject?status=S&retry_after=R&ms=T   answer upgrades with S for T ms\n"
     "  POST /tokens/expire?token=X      expire a token (or all=1); its connections close 4001\n"
-    "  POST /sessions/ID/push           body = one downlink message for session ID\n"
+    "  POST /sessions/ID/push           body = one downlink message for session ID (the\n"
+    "                                   authenticated endpoint a backend pushes downlink to)\n"
     "  POST /quit                       as SIGTERM\n"
     "\n"
     "SIGTERM/SIGINT: close every connection with 1001, sync the store, exit 0.\n"
@@ -147,6 +157,18 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
             options->data_dir = value;
         } else if (arg == "--tokens") {
             options->tokens_file = value;
+        } else if (arg == "--admin-token-file") {
+            options->admin_token_file = value;
+        } else if (arg == "--admin-timeout-ms") {
+            if (!number_option(10, 86400000)) {
+                return fail("bad --admin-timeout-ms", value);
+            }
+            options->admin_timeout_ms = static_cast<std::uint32_t>(number);
+        } else if (arg == "--admin-max-connections") {
+            if (!number_option(1, 4096)) {
+                return fail("bad --admin-max-connections", value);
+            }
+            options->admin_max_connections = static_cast<std::size_t>(number);
         } else if (arg == "--ack-every") {
             if (!number_option(1, 1000000)) {
                 return fail("bad --ack-every", value);

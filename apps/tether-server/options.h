@@ -25,6 +25,9 @@ struct Options {
     std::string client_ca_file;
     std::string data_dir;
     std::string tokens_file;
+    std::string admin_token_file;  ///< empty: <data_dir>/admin.token, created when missing
+    std::uint32_t admin_timeout_ms = 5000;
+    std::size_t admin_max_connections = 16;
     std::uint32_t ack_every = 64;
     std::uint32_t ack_interval_ms = 200;
     std::uint32_t ping_interval_ms = 30000;

@@ -13,9 +13,11 @@
 #include <cstring>
 
 #include "admin.h"
+#include "admin_token_file.h"
 #include "listener.h"
 #include "tether/net/tether_v1.h"
 #include "tether/port/poll_loop.h"
+#include "tether/server/admin_policy.h"
 
 namespace tether::server {
 namespace {
@@ -95,6 +97,9 @@ bool Server::start() {
             to_string(opened));
         return false;
     }
+    if (!load_admin_token()) {
+        return false;
+    }
     if (!options_.tokens_file.empty()) {
         std::size_t bad_line = 0;
         const Status loaded = port::load_token_file(&tokens_, options_.tokens_file, &bad_line);
@@ -109,7 +114,7 @@ bool Server::start() {
     std::uint16_t tls_port = 0;
     std::uint16_t admin_port = 0;
     if (options_.tls_listen.enabled) {
-        if (entropy_.init("tether-server") != Status::kOk) {
+        if (!entropy_.ready() && entropy_.init("tether-server") != Status::kOk) {
             log("event=error what=entropy");
             return false;
         }
@@ -144,6 +149,51 @@ bool Server::start() {
     std::printf("listen=%u tls=%u admin=%u\n", listen_port, tls_port, admin_port);
     std::fflush(stdout);
     return true;
+}
+
+bool Server::load_admin_token() {
+    if (!options_.admin_token_file.empty()) {
+        const Status read = port::read_admin_token_file(options_.admin_token_file, &admin_token_);
+        if (read != Status::kOk) {
+            log("event=error what=admin_token file=%s status=%s", options_.admin_token_file.c_str(),
+                to_string(read));
+            return false;
+        }
+        log("event=admin_token file=%s created=0", options_.admin_token_file.c_str());
+        return true;
+    }
+    // The server's own token, from its entropy source (never a weaker one).
+    if (!entropy_.ready() && entropy_.init("tether-server") != Status::kOk) {
+        log("event=error what=entropy");
+        return false;
+    }
+    const std::string path = options_.data_dir + "/admin.token";
+    bool created = false;
+    const Status loaded = port::load_or_create_admin_token(path, entropy_, &admin_token_, &created);
+    if (loaded != Status::kOk) {
+        log("event=error what=admin_token file=%s status=%s%s", path.c_str(), to_string(loaded),
+            loaded == Status::kInvalidArgument
+                ? " why=\"not a regular file of this user with mode 0600\""
+                : "");
+        return false;
+    }
+    log("event=admin_token file=%s created=%d", path.c_str(), created ? 1 : 0);
+    return true;
+}
+
+bool Server::admin_authorized(const std::string& header_block, const std::string& path) {
+    if (admin_request_authorized(header_block, admin_token_)) {
+        return true;
+    }
+    ++counters_.admin_unauthorized;
+    std::string lower = header_block;
+    for (char& c : lower) {
+        c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    const bool sent = lower.find("\r\nauthorization:") != std::string::npos;
+    log("event=admin_unauthorized path=%s why=%s", path.size() > 64 ? "long" : path.c_str(),
+        sent ? "wrong_token" : "no_token");
+    return false;
 }
 
 void Server::note_uplink(bool sync_now) {
@@ -266,11 +316,28 @@ void Server::accept_admin(TimeMs now) {
             return;
         }
         accept_backoff_.on_success();
-        if (admins_.size() >= 16) {
+        reap_admins();
+        if (admins_.size() < options_.admin_max_connections) {
+            admins_.emplace_back(new AdminConnection(*this, fd, now));
+            continue;
+        }
+        // Full: the idle connection open longest gives way, so connections
+        // that send nothing cannot lock the interface out.
+        std::vector<AdminSlot> slots;
+        slots.reserve(admins_.size());
+        for (const auto& admin : admins_) {
+            slots.push_back(AdminSlot{admin->opened_at(), admin->idle()});
+        }
+        const std::size_t victim = admin_victim(slots.data(), slots.size(), now);
+        if (victim == kNoAdminVictim) {
+            ++counters_.admin_refused;
+            log("event=admin_refused connections=%zu", admins_.size());
             ::close(fd);
             continue;
         }
-        admins_.emplace_back(new AdminConnection(*this, fd));
+        ++counters_.admin_evicted;
+        log("event=admin_evicted age_ms=%u", time_since(now, admins_[victim]->opened_at()));
+        admins_[victim].reset(new AdminConnection(*this, fd, now));
     }
 }
 
@@ -306,6 +373,15 @@ int Server::poll_timeout(TimeMs now) {
         const std::uint32_t left = time_until(now, faults_.silence_until);
         wait = left < wait ? left : wait;
     }
+    for (auto& admin : admins_) {
+        std::uint32_t left = 0;
+        if (!admin->done() && admin->expire(now, options_.admin_timeout_ms, &left)) {
+            ++counters_.admin_timeouts;
+            log("event=admin_timeout age_ms=%u", time_since(now, admin->opened_at()));
+        } else if (!admin->done()) {
+            wait = left < wait ? left : wait;
+        }
+    }
     if (stopping_) {
         wait = wait > 50 ? 50 : wait;
     }
@@ -325,6 +401,10 @@ void Server::reap() {
             ++i;
         }
     }
+    reap_admins();
+}
+
+void Server::reap_admins() {
     for (std::size_t i = 0; i < admins_.size();) {
         if (admins_[i]->done()) {
             admins_[i] = std::move(admins_.back());

@@ -134,6 +134,10 @@ struct Counters {
     std::uint64_t upgrades_throttled = 0;     ///< 429: too many 401s from that address
     std::uint64_t hellos_forbidden = 0;       ///< 4003: another user's session, or wrong device
     std::uint64_t accept_backoffs = 0;  ///< pauses of accepting (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+    std::uint64_t admin_unauthorized = 0;  ///< admin POSTs without the admin token: 401
+    std::uint64_t admin_timeouts = 0;      ///< admin connections closed by --admin-timeout-ms
+    std::uint64_t admin_evicted = 0;       ///< idle admin connections a newcomer replaced
+    std::uint64_t admin_refused = 0;       ///< newcomers closed: every admin connection busy
 };
 
 /// Fault switches set through the admin interface.
@@ -182,6 +186,9 @@ class Server {
     void log(const char* format, ...);
 
     // For the admin interface.
+    /// True when a POST's header block carries the admin token; otherwise
+    /// logged (event=admin_unauthorized) and counted.
+    bool admin_authorized(const std::string& header_block, const std::string& path);
     std::string stats_json() const;
     void fault_reset();
     void fault_close(std::uint16_t code, const std::string& reason, TimeMs now);
@@ -201,6 +208,8 @@ class Server {
     void begin_shutdown(TimeMs now);
     int poll_timeout(TimeMs now);
     void reap();
+    void reap_admins();
+    bool load_admin_token();
 
     Options options_;
     SessionStore store_;
@@ -209,6 +218,7 @@ class Server {
     AcceptBackoff accept_backoff_;
     port::Entropy entropy_;
     std::unique_ptr<port::TlsServerContext> tls_;
+    std::string admin_token_;
     int listen_fd_ = -1;
     int tls_listen_fd_ = -1;
     int admin_fd_ = -1;

@@ -34,6 +34,11 @@ std::string Server::stats_json() const {
                             static_cast<double>(counters_.hellos_forbidden));
     cJSON_AddNumberToObject(root, "accept_backoffs",
                             static_cast<double>(counters_.accept_backoffs));
+    cJSON_AddNumberToObject(root, "admin_unauthorized",
+                            static_cast<double>(counters_.admin_unauthorized));
+    cJSON_AddNumberToObject(root, "admin_timeouts", static_cast<double>(counters_.admin_timeouts));
+    cJSON_AddNumberToObject(root, "admin_evicted", static_cast<double>(counters_.admin_evicted));
+    cJSON_AddNumberToObject(root, "admin_refused", static_cast<double>(counters_.admin_refused));
 
     cJSON* sessions = cJSON_AddArrayToObject(root, "sessions");
     for (const std::string& id : store_.sessions()) {

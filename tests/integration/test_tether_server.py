@@ -106,9 +106,12 @@ class Server:
     def url(self, path="/v1"):
         return "ws://127.0.0.1:%d%s" % (self.port, path)
 
-    def admin(self, method, path, body=None):
+    def admin(self, method, path, body=None, headers=None):
+        """One admin request, with the admin token unless `headers` is given."""
         conn = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=TIMEOUT)
-        conn.request(method, path, body=body)
+        if headers is None:
+            headers = harness.admin_headers(self.data_dir)
+        conn.request(method, path, body=body, headers=headers)
         response = conn.getresponse()
         payload = response.read()
         conn.close()
@@ -478,7 +481,9 @@ class Upgrade(unittest.TestCase):
         result = harness.run([SERVER, "--help"])
         self.assertEqual(result.returncode, 0)
         for endpoint in ("/stats", "/faults/reset", "/faults/close", "/faults/silence",
-                         "/faults/reject", "/tokens/expire", "/sessions/ID/push", "/quit"):
+                         "/faults/reject", "/tokens/expire", "/sessions/ID/push", "/quit",
+                         "--admin-token-file", "--admin-timeout-ms", "--admin-max-connections",
+                         "--max-open-sessions", "--auth-max-failures", "--auth-penalty-ms"):
             self.assertIn(endpoint, result.stdout.decode() if isinstance(result.stdout, bytes)
                           else result.stdout)
 
@@ -647,6 +652,111 @@ class AcceptLoop(unittest.TestCase):
         lines = self.backoff_lines()
         self.assertEqual(len(lines), 1, lines)
         self.assertEqual(harness.parse_logfmt(lines[0])["errno"], "EMFILE")
+
+
+class Admin(unittest.TestCase):
+    """The admin interface: a token for every POST, bounded and timed connections."""
+
+    POSTS = ("/faults/reset", "/faults/close?code=1000", "/faults/silence?ms=1",
+             "/faults/reject?ms=1", "/tokens/expire?all=1", "/sessions/%s/push" % new_session(),
+             "/quit")
+
+    def setUp(self):
+        self.tmp = harness.TempDir("tether-server-")
+        self.server = Server(self.tmp, extra=["--admin-timeout-ms", "1000"])
+
+    def tearDown(self):
+        self.server.stop()
+
+    def raw_admin(self, method, path, headers):
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.admin_port, timeout=TIMEOUT)
+        conn.request(method, path, body=b"x" if method == "POST" else None, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        conn.close()
+        return response.status, response.getheader("WWW-Authenticate")
+
+    def test_every_post_needs_the_admin_token_and_stats_needs_none(self):
+        for path in self.POSTS:
+            for headers in ({}, {"Authorization": "Bearer not-the-admin-token"},
+                            {"Authorization": "Basic " + TOKEN}):
+                status, challenge = self.raw_admin("POST", path, headers)
+                self.assertEqual(status, 401, (path, headers))
+                self.assertTrue(challenge.startswith("Bearer"), challenge)
+        self.assertEqual(self.raw_admin("GET", "/stats", {})[0], 200)
+        # Nothing happened: the server runs, the tokens are valid.
+        async def scenario():
+            ws, _ = await open_session(self.server, new_session())
+            await ws.close()
+
+        run(scenario())
+        stats = self.server.stats()
+        self.assertEqual(stats["admin_unauthorized"], 3 * len(self.POSTS))
+        self.assertFalse(stats["silenced"])
+        refused = [line for line in self.server.process.stderr().splitlines()
+                   if line.startswith("event=admin_unauthorized ")]
+        self.assertEqual(len(refused), 3 * len(self.POSTS))
+        self.assertEqual(self.server.admin("POST", "/faults/silence?ms=1")[0], 200)
+
+    def test_the_generated_token_is_0600_random_kept_and_never_printed(self):
+        path = os.path.join(self.server.data_dir, "admin.token")
+        self.assertEqual(os.stat(path).st_mode & 0o777, 0o600)
+        with open(path) as f:
+            token = f.read().strip()
+        self.assertRegex(token, r"^[0-9a-f]{64}$")
+        self.assertNotIn(token, self.server.process.stdout() + self.server.process.stderr())
+        self.server.stop()
+        self.server = Server(self.tmp, data_dir=self.server.data_dir)
+        with open(path) as f:
+            self.assertEqual(f.read().strip(), token)
+        other = Server(self.tmp, data_dir=self.tmp.path("other"))
+        try:
+            with open(os.path.join(other.data_dir, "admin.token")) as f:
+                self.assertNotEqual(f.read().strip(), token)
+        finally:
+            other.stop()
+
+    def test_an_admin_token_file_given_by_the_operator(self):
+        token_file = self.tmp.path("ops-admin-token")
+        with open(token_file, "w") as f:
+            f.write("operator-chosen-admin-token\n")
+        self.server.stop()
+        self.server = Server(self.tmp, data_dir=self.tmp.path("data-ops"),
+                             extra=["--admin-token-file", token_file])
+        self.assertFalse(os.path.exists(os.path.join(self.server.data_dir, "admin.token")))
+        good = {"Authorization": "Bearer operator-chosen-admin-token"}
+        self.assertEqual(self.server.admin("POST", "/faults/silence?ms=1", headers=good)[0], 200)
+        self.assertEqual(self.raw_admin("POST", "/faults/silence?ms=1", {})[0], 401)
+        with open(token_file, "w") as f:
+            f.write("short\n")
+        result = harness.run([SERVER, "--listen", "127.0.0.1:0", "--data-dir",
+                              self.tmp.path("data-bad"), "--admin-token-file", token_file])
+        self.assertEqual(result.returncode, 1)
+
+    def test_idle_connections_cannot_lock_the_interface_out(self):
+        idle = [socket.create_connection(("127.0.0.1", self.server.admin_port), timeout=TIMEOUT)
+                for _ in range(40)]
+        try:
+            for sock in idle[:5]:
+                sock.sendall(b"GET /stats HTTP/1.1\r\n")  # a request that never ends
+            self.assertEqual(self.raw_admin("GET", "/stats", {})[0], 200)
+            stats = self.server.stats()
+            self.assertGreaterEqual(stats["admin_evicted"], 40 - 16)
+        finally:
+            for sock in idle:
+                sock.close()
+
+    def test_a_connection_that_never_finishes_its_request_is_closed(self):
+        with socket.create_connection(("127.0.0.1", self.server.admin_port),
+                                      timeout=TIMEOUT) as sock:
+            sock.sendall(b"POST /quit HTTP/1.1\r\n")
+            start = time.monotonic()
+            self.assertEqual(sock.recv(1024), b"")  # closed without an answer
+            elapsed = time.monotonic() - start
+        self.assertGreaterEqual(elapsed, 0.8)
+        self.assertLess(elapsed, 3.0)
+        self.assertEqual(self.server.stats()["admin_timeouts"], 1)
+        self.assertTrue(self.server.process.alive())
 
 
 class Faults(unittest.TestCase):
