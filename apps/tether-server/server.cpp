@@ -230,7 +230,10 @@ void Server::upgrade_unauthorized(const net::IpAddress& peer, TimeMs now) {
 void Server::sync_store(TimeMs now) {
     std::vector<AckUpdate> acks;
     std::vector<std::string> failed;
-    (void)store_.sync(&acks, &failed);  // kIoError exactly when `failed` lists sessions
+    // kIoError exactly when `failed` lists sessions; the acks are valid either way.
+    if (store_.sync(&acks, &failed) == Status::kInvalidArgument) {
+        log("event=store_error op=sync status=not_open");
+    }
     unsynced_ = 0;
     sync_now_ = false;
     for (const std::string& session : failed) {
@@ -430,7 +433,7 @@ int Server::run() {
         }
         if (stopping_ && (clients_.empty() || time_reached(now, stop_deadline_))) {
             clients_.clear();
-            (void)store_.sync(nullptr);  // a failure is in the files; the next start reads them
+            sync_store(now);  // a session that fails now is logged; the next start reads it
             log("event=stopped");
             return kExitOk;
         }

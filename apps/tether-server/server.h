@@ -128,7 +128,8 @@ class ClientConnection final : public net::WsHandler {
 };
 
 /// What the server refused or protected itself from, for GET /stats (each
-/// member is one JSON member of the same name). Every refusal is also logged.
+/// member is one JSON member of the same name). Each refusal is also logged
+/// once; a throttle penalty and an accept backoff once when they start.
 struct Counters {
     std::uint64_t upgrades_unauthorized = 0;  ///< 401: token missing, unknown or expired
     std::uint64_t upgrades_throttled = 0;     ///< 429: too many 401s from that address
