@@ -608,6 +608,38 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class DescriptorsUnderLoad(unittest.TestCase):
+    """Sessions that leave before their ACK all wait for the next sync at once:
+    out of descriptors, the oldest of them is made durable early and closed
+    for the newcomer, instead of the newcomer failing."""
+
+    def test_a_burst_of_sessions_gone_before_their_ack(self):
+        tmp = harness.TempDir("tether-server-")
+        server = Server(tmp, extra=["--max-open-sessions", "4"], nofile=48)
+        sessions = [new_session() for _ in range(200)]
+
+        async def scenario():
+            healthy, _ = await open_session(server, new_session())
+            for seq, session in enumerate(sessions, start=1):
+                ws, _ = await open_session(server, session)
+                await ws.send(data(1, b"gone before the ack"))
+                await ws.close()
+                await healthy.send(data(seq, b"healthy"))
+            last = await until_ack(healthy, len(sessions))
+            await healthy.close()
+            return last
+
+        try:
+            self.assertEqual(run(scenario()), len(sessions))
+            stats = server.stats()
+            self.assertEqual(stats["store"]["received"], 2 * len(sessions))
+            self.assertEqual(stats["store"]["session_failures"], 0)
+            self.assertFalse(any("event=store_error" in line
+                                 for line in server.process.stderr().splitlines()))
+        finally:
+            server.stop()
+
+
 class AcceptLoop(unittest.TestCase):
     """Out of descriptors, the server stops accepting for a while instead of
     spinning on a listener that stays readable."""

@@ -1309,46 +1309,91 @@ TEST(SessionStore, SessionsWithALiveConnectionStayOpenBeforeIdleOnes) {
     store->set_live("not-a-session", true);  // ignored
 }
 
-TEST(SessionStore, OutOfDescriptorsFailsOnlyTheSessionThatNeededOne) {
+TEST(SessionStore, OutOfDescriptorsWithNothingToCloseFailsOnlyTheSessionThatNeededThem) {
     const std::string healthy = numbered_session(1);
     const std::string starved = numbered_session(2);
     const std::string newcomer = numbered_session(3);
     hello(1, 0, 1, healthy.c_str());
     hello(1, 0, 1, starved.c_str());
-    options.max_open_sessions = 1;
-    reopen();  // every session closed
-    hello(1, 0, 1, healthy.c_str());
+    reopen();  // every session closed: none can give descriptors back
     {
         DescriptorHog hog(2);  // fewer than the three logs of a session
-        // `healthy` waits for a sync, so nothing can be closed to make room.
-        CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, healthy.c_str()));
         CHECK_EQUAL(UplinkResult::kIoError, send(*store, 1, starved.c_str()));
         HelloResult result;
         CHECK_EQUAL(Status::kIoError,
                     store->hello(hello_request(1, 0, 1, 1, newcomer.c_str()), &result));
-        std::vector<AckUpdate> acks;
         std::vector<std::string> failed;
-        CHECK_EQUAL(Status::kOk, store->sync(&acks, &failed));
-        UNSIGNED_LONGS_EQUAL(1, acks.size());
-        STRCMP_EQUAL(healthy.c_str(), acks[0].session.c_str());
+        CHECK_EQUAL(Status::kOk, store->sync(nullptr, &failed));  // reported by the calls
         CHECK_TRUE(failed.empty());
-        CHECK_EQUAL(UplinkResult::kStored, send(*store, 2, healthy.c_str()));
-        // Now `healthy` is clean once synced: a session that needs its
-        // descriptors gets them.
-        CHECK_EQUAL(Status::kOk, store->sync(&acks));
-        CHECK_EQUAL(Status::kOk,
-                    store->hello(hello_request(1, 0, 1, 1, newcomer.c_str()), &result));
-        CHECK_FALSE(result.resumed);
     }
     CHECK_TRUE(stats_of(*store, starved.c_str()).failed);
     CHECK_FALSE(stats_of(*store, healthy.c_str()).failed);
     UNSIGNED_LONGS_EQUAL(1, store->stats().failed_sessions);
+    UNSIGNED_LONGS_EQUAL(2, store->stats().sessions);  // the newcomer was not made
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, healthy.c_str()));
     const HelloResult again = hello(1, 0, 1, starved.c_str());
     CHECK_TRUE(again.resumed);
     CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, starved.c_str()));
     sync();
     UNSIGNED_LONGS_EQUAL(0, store->stats().failed_sessions);
+}
+
+TEST(SessionStore, OutOfDescriptorsASessionWaitingForASyncIsMadeDurableEarlyToMakeRoom) {
+    const std::string healthy = numbered_session(1);
+    const std::string starved = numbered_session(2);
+    hello(1, 0, 1, healthy.c_str());
+    hello(1, 0, 1, starved.c_str());
+    reopen();
+    hello(1, 0, 1, healthy.c_str());
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, healthy.c_str()));  // waits for a sync
+    {
+        DescriptorHog hog(2);
+        SyscallFaults faults;
+        CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, starved.c_str()));
+        CHECK(faults.calls(Syscall::kFsync) >= 1);  // healthy's log, before it was closed
+        CHECK_FALSE(stats_of(*store, healthy.c_str()).files_open);
+        std::vector<AckUpdate> acks;
+        std::vector<std::string> failed;
+        CHECK_EQUAL(Status::kOk, store->sync(&acks, &failed));
+        UNSIGNED_LONGS_EQUAL(2, acks.size());  // both durable
+        CHECK_TRUE(failed.empty());
+        // And back: healthy takes the descriptors of starved, clean now.
+        CHECK_EQUAL(UplinkResult::kStored, send(*store, 2, healthy.c_str()));
+        CHECK_FALSE(stats_of(*store, starved.c_str()).files_open);
+        sync();
+    }
+    UNSIGNED_LONGS_EQUAL(0, store->stats().failed_sessions);
+    reopen();
     UNSIGNED_LONGS_EQUAL(2, stats_of(*store, healthy.c_str()).received);
+    UNSIGNED_LONGS_EQUAL(1, stats_of(*store, starved.c_str()).received);
+}
+
+TEST(SessionStore, ASessionThatFailsWhileMakingRoomIsReportedBySync) {
+    const std::string healthy = numbered_session(1);
+    const std::string starved = numbered_session(2);
+    hello(1, 0, 1, healthy.c_str());
+    hello(1, 0, 1, starved.c_str());
+    reopen();
+    hello(1, 0, 1, healthy.c_str());
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, healthy.c_str()));
+    {
+        DescriptorHog hog(2);
+        SyscallFaults faults;
+        faults.fail(Syscall::kFsync, EIO);  // healthy's, made durable early
+        CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, starved.c_str()));
+        std::vector<AckUpdate> acks;
+        std::vector<std::string> failed;
+        CHECK_EQUAL(Status::kIoError, store->sync(&acks, &failed));
+        UNSIGNED_LONGS_EQUAL(1, failed.size());
+        STRCMP_EQUAL(healthy.c_str(), failed[0].c_str());
+        UNSIGNED_LONGS_EQUAL(1, acks.size());
+        STRCMP_EQUAL(starved.c_str(), acks[0].session.c_str());
+        CHECK_EQUAL(Status::kOk, store->sync(nullptr, &failed));  // reported once
+        CHECK_TRUE(failed.empty());
+    }
+    CHECK_TRUE(stats_of(*store, healthy.c_str()).failed);
+    CHECK_TRUE(hello(1, 0, 2, healthy.c_str()).resumed);  // read afresh
+    CHECK_FALSE(stats_of(*store, healthy.c_str()).failed);
 }
 
 TEST(SessionStore, ASessionUnreadableAtOpenFailsAloneAndIsReadByItsNextHello) {

@@ -77,6 +77,7 @@ bool make_directory(const std::string& path) {
 
 // Right after a failed call: the process (or the system) has no descriptor
 // left, which closing idle sessions can cure.
+constexpr int kDescriptorRounds = 4;  // sessions closed and the open retried, at most
 bool out_of_descriptors() {
     return errno == EMFILE || errno == ENFILE;
 }
@@ -187,10 +188,10 @@ class SessionFiles {
     bool live = false;
     std::list<SessionFiles*>::iterator lru;
 
-    // Nothing waits for a sync: the logs may be closed.
+    // Nothing waits for an fsync: the logs may be closed. (A session still
+    // in the dirty list may be clean: sync() reports its ACK all the same.)
     bool clean() const {
-        return !in_dirty_list && !meta_dirty && !uplink.dirty() && !gaps.dirty() &&
-               !downlink.dirty();
+        return !meta_dirty && !uplink.dirty() && !gaps.dirty() && !downlink.dirty();
     }
 
     void close_logs() {
@@ -307,6 +308,36 @@ void SessionStore::fail(SessionFiles* files) {
     close_files(files);
 }
 
+bool SessionStore::release_descriptors(const SessionFiles* keep) {
+    bool released = false;
+    while (evict_one(keep)) {
+        released = true;
+    }
+    if (released) {
+        return true;
+    }
+    // Every open session waits for an fsync: make the least recently used one
+    // durable now (earlier than it had to be, never later) and close it.
+    // The logs are synced before they are closed and the meta written after,
+    // when its temporary file can have a descriptor.
+    for (const bool live_too : {false, true}) {
+        for (SessionFiles* candidate : open_lru_) {
+            if (candidate == keep || (!live_too && candidate->live)) {
+                continue;
+            }
+            const bool synced = sync_log(candidate->gaps) && sync_log(candidate->uplink) &&
+                                sync_log(candidate->downlink);
+            close_files(candidate);
+            if (!synced || (candidate->meta_dirty && !write_meta(candidate))) {
+                fail(candidate);
+                failed_elsewhere_.push_back(candidate->id);
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
 bool SessionStore::ensure_open(SessionFiles* files) {
     if (files->failed) {
         return false;
@@ -319,11 +350,11 @@ bool SessionStore::ensure_open(SessionFiles* files) {
     }
     int error_number = 0;
     Status status = files->reopen_logs(&error_number);
-    if (status == Status::kIoError && (error_number == EMFILE || error_number == ENFILE)) {
-        // Out of descriptors (sockets use them too): close every session
-        // that can be closed and try once more.
-        while (evict_one(files)) {
-        }
+    for (int round = 0;
+         round < kDescriptorRounds && status == Status::kIoError &&
+         (error_number == EMFILE || error_number == ENFILE) && release_descriptors(files);
+         ++round) {
+        // Out of descriptors (sockets use them too): other sessions gave theirs back.
         status = files->reopen_logs(&error_number);
     }
     if (status != Status::kOk) {
@@ -408,9 +439,9 @@ Status SessionStore::reload_session(SessionFiles** files) {
     }
     std::unique_ptr<SessionFiles> fresh;
     Status loaded = load_session(id, &fresh);
-    if (loaded != Status::kOk && out_of_descriptors()) {
-        while (evict_one(nullptr)) {
-        }
+    for (int round = 0; round < kDescriptorRounds && loaded != Status::kOk &&
+                        out_of_descriptors() && release_descriptors(nullptr);
+         ++round) {
         loaded = load_session(id, &fresh);
     }
     if (loaded != Status::kOk) {
@@ -609,11 +640,9 @@ Status SessionStore::create_session(const std::string& id, std::string_view user
                                  accept_none) != Status::kOk ||
             !write_meta(files.get()) || !write_owner(files.get(), user) ||
             !sync_directory(directory_ + "/sessions")) {
-            if (attempt == 0 && out_of_descriptors()) {
-                // Close every session that can be closed and try once more.
-                while (evict_one(nullptr)) {
-                }
-                continue;
+            if (attempt < kDescriptorRounds && out_of_descriptors() &&
+                release_descriptors(nullptr)) {
+                continue;  // other sessions gave their descriptors back
             }
             return Status::kIoError;
         }
@@ -834,7 +863,11 @@ Status SessionStore::sync(std::vector<AckUpdate>* acks, std::vector<std::string>
     if (!open_) {
         return Status::kInvalidArgument;
     }
-    bool any_failed = false;
+    bool any_failed = !failed_elsewhere_.empty();
+    if (failed != nullptr) {
+        failed->swap(failed_elsewhere_);
+    }
+    failed_elsewhere_.clear();
     for (SessionFiles* s : dirty_) {
         s->in_dirty_list = false;
         if (s->failed) {

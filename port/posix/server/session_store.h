@@ -44,11 +44,14 @@
 //
 // Descriptors: a session's three logs are open only while it is in use. At
 // most max_open_sessions sessions keep them open; beyond that the store closes
-// the least recently used session that has nothing waiting for a sync (idle
+// the least recently used session that has nothing waiting for an fsync (idle
 // ones before those with a live connection, see set_live()) and reopens a
 // closed session's logs when it is next used. A session whose appends wait for
-// a sync is never closed, so the bound may be exceeded until the next sync().
-// After a restart every session starts closed.
+// an fsync is not closed for the bound, which may thus be exceeded until the
+// next sync(). When an open fails for want of descriptors (EMFILE, ENFILE),
+// every closable session is closed, or else the least recently used one is
+// made durable early and closed, and the open is retried. After a restart
+// every session starts closed.
 //
 // Failures are per session: after a failed open, write or fsync of one
 // session's files (EMFILE, ENOSPC, EIO, ...) that session refuses changes
@@ -274,7 +277,9 @@ class SessionStore {
     /// log, meta rewritten if changed). `acks` (when not null) is replaced by
     /// the sessions whose acknowledgeable seq moved, `failed` (when not null)
     /// by the sessions whose write (uplink records are written in batches, at
-    /// the latest here) or fsync failed now: nothing of those may be
+    /// the latest here) or fsync failed now, or failed while they were made
+    /// durable early to give their descriptors to another session (their
+    /// failure was reported by no other call): nothing of those may be
     /// acknowledged, they refuse changes until their next hello, and their
     /// live connections should be closed. kOk when no session failed now,
     /// kIoError when one did (the acks listed are valid either way),
@@ -321,6 +326,7 @@ class SessionStore {
     bool ensure_open(SessionFiles* files);
     void close_files(SessionFiles* files);
     bool evict_one(const SessionFiles* keep);
+    bool release_descriptors(const SessionFiles* keep);
     void fail(SessionFiles* files);
     void forget(SessionFiles* files);
     bool sync_session(SessionFiles* files);
@@ -339,6 +345,7 @@ class SessionStore {
     mutable char last_asked_[36] = {};
     std::vector<SessionFiles*> dirty_;   ///< sessions with changes since the last sync
     std::list<SessionFiles*> open_lru_;  ///< sessions with open logs, least recently used first
+    std::vector<std::string> failed_elsewhere_;  ///< failed making room for another: for sync()
     std::uint64_t failed_sessions_ = 0;
     std::uint64_t session_failures_ = 0;
     std::uint64_t reopens_ = 0;
