@@ -154,14 +154,16 @@ class Silence:
     """The fallback without nftables: tether-server's admin POST
     /faults/silence (it stops reading and answering pings)."""
 
-    def __init__(self, admin_port, ms):
+    def __init__(self, admin_port, data_dir, ms):
         self.admin_port = admin_port
+        self.data_dir = data_dir  # where the server keeps its admin token
         self.ms = ms
 
     def install(self):
         import http.client
         connection = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
-        connection.request("POST", "/faults/silence?ms=%d" % self.ms)
+        connection.request("POST", "/faults/silence?ms=%d" % self.ms,
+                           headers=harness.admin_headers(self.data_dir))
         if connection.getresponse().status >= 300:
             raise LinkError("POST /faults/silence failed")
         connection.close()
@@ -176,7 +178,8 @@ class Silence:
 def detection(build_dir, tmp, tokens, token_file, interval_ms, timeout_ms, repeats, rng):
     port = harness.free_port()
     admin_port = harness.free_port()
-    server = start_server(build_dir, tmp.path("data-a-%d" % interval_ms), tokens, port,
+    data_dir = tmp.path("data-a-%d" % interval_ms)
+    server = start_server(build_dir, data_dir, tokens, port,
                           ["--admin", "127.0.0.1:%d" % admin_port])
     use_nft = Blackhole.available()
     device_args = ["--ping-interval", str(interval_ms), "--pong-timeout", str(timeout_ms),
@@ -191,7 +194,7 @@ def detection(build_dir, tmp, tokens, token_file, interval_ms, timeout_ms, repea
             # A random phase against the ping cycle, so the figures cover the
             # spread between timeout and interval + timeout.
             time.sleep(0.3 + rng.uniform(0, interval_ms / 1000.0))
-            fault = Blackhole(port) if use_nft else Silence(admin_port,
+            fault = Blackhole(port) if use_nft else Silence(admin_port, data_dir,
                                                               interval_ms + timeout_ms + 3000)
             try:
                 before = time.monotonic()

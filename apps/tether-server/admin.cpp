@@ -76,6 +76,8 @@ const char* reason_of(int status) {
             return "Not Found";
         case 405:
             return "Method Not Allowed";
+        case 401:
+            return "Unauthorized";
         case 413:
             return "Content Too Large";
         default:
@@ -110,7 +112,18 @@ bool query_value(const std::string& query, const char* name, std::string* value)
     return false;
 }
 
-AdminConnection::AdminConnection(Server& server, int fd) : server_(server), fd_(fd) {}
+AdminConnection::AdminConnection(Server& server, int fd, TimeMs now)
+    : server_(server), fd_(fd), opened_at_(now) {}
+
+bool AdminConnection::expire(TimeMs now, std::uint32_t timeout_ms, std::uint32_t* wait_ms) {
+    const std::uint32_t age = time_since(now, opened_at_);
+    if (age < timeout_ms) {
+        *wait_ms = timeout_ms - age;
+        return false;
+    }
+    finish();
+    return true;
+}
 
 AdminConnection::~AdminConnection() {
     finish();
@@ -221,6 +234,11 @@ void AdminConnection::handle(TimeMs now) {
         respond(200, "application/json", server_.stats_json());
         return;
     }
+    if (method == "POST" && !server_.admin_authorized(in_.substr(0, header_end), path)) {
+        respond(401, "application/json", json_error("admin token required"),
+                "WWW-Authenticate: Bearer realm=\"tether-server admin\"\r\n");
+        return;
+    }
     if (method != "POST") {
         respond(path.rfind("/faults/", 0) == 0 || path == "/quit" ||
                         path.rfind("/tokens/", 0) == 0 || path.rfind("/sessions/", 0) == 0
@@ -310,12 +328,12 @@ void AdminConnection::handle(TimeMs now) {
     }
 }
 
-void AdminConnection::respond(int status, const std::string& content_type,
-                              const std::string& body) {
+void AdminConnection::respond(int status, const std::string& content_type, const std::string& body,
+                              const char* extra_headers) {
     out_ = "HTTP/1.1 " + std::to_string(status) + " " + reason_of(status) +
            "\r\nContent-Type: " + content_type +
-           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" +
-           body;
+           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n" + extra_headers +
+           "Connection: close\r\n\r\n" + body;
     responded_ = true;
     write_out();
 }

@@ -1,5 +1,7 @@
 // tether-server's admin interface: HTTP/1.1 on a loopback port, one request
-// per connection (documented in --help and docs/PROTOCOL.md).
+// per connection (documented in --help and docs/PROTOCOL.md). Every POST must
+// carry the admin token (tether/server/admin_policy.h); a connection has
+// --admin-timeout-ms to send its request and take the answer.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +16,7 @@ class Server;
 
 class AdminConnection {
   public:
-    AdminConnection(Server& server, int fd);
+    AdminConnection(Server& server, int fd, TimeMs now);
     ~AdminConnection();
     AdminConnection(const AdminConnection&) = delete;
     AdminConnection& operator=(const AdminConnection&) = delete;
@@ -25,15 +27,25 @@ class AdminConnection {
     bool done() const { return fd_ < 0; }
     /// The engine's answer to this request's push.
     void finish_push(Status status, std::uint64_t seq);
+    /// Its request is not complete yet (it may be evicted for a newcomer).
+    bool idle() const { return !responded_; }
+    TimeMs opened_at() const { return opened_at_; }
+    /// Closes it when `timeout_ms` have passed since it was accepted (true
+    /// then); otherwise says in *wait_ms how long it has left.
+    bool expire(TimeMs now, std::uint32_t timeout_ms, std::uint32_t* wait_ms);
+    /// Closes it at once (a newcomer took its place).
+    void close() { finish(); }
 
   private:
     void handle(TimeMs now);
-    void respond(int status, const std::string& content_type, const std::string& body);
+    void respond(int status, const std::string& content_type, const std::string& body,
+                 const char* extra_headers = "");
     void write_out();
     void finish();
 
     Server& server_;
     int fd_;
+    TimeMs opened_at_;
     std::string in_;
     std::string out_;
     std::size_t written_ = 0;

@@ -28,7 +28,8 @@ ClientConnection::~ClientConnection() {
     drop();
 }
 
-bool ClientConnection::adopt(int fd) {
+bool ClientConnection::adopt(int fd, const net::IpAddress& peer) {
+    peer_ = peer;
     if (transport_.adopt(fd) != Status::kOk) {
         dead_ = true;
         return false;
@@ -211,6 +212,11 @@ void ClientConnection::finish_upgrade(TimeMs now) {
         reply_http(503, 5);
         return;
     }
+    std::uint32_t retry_after_s = 0;
+    if (server_.upgrade_throttled(peer_, now, &retry_after_s)) {
+        reply_http(429, retry_after_s);  // the token is not looked at
+        return;
+    }
     if (!parser_->offers_subprotocol(v1::kSubprotocol)) {
         server_.log("event=upgrade_rejected conn=%llu why=no_subprotocol",
                     static_cast<unsigned long long>(id_));
@@ -224,6 +230,7 @@ void ClientConnection::finish_upgrade(TimeMs now) {
         server_.log("event=upgrade_rejected conn=%llu why=token_%s",
                     static_cast<unsigned long long>(id_),
                     token == nullptr ? "missing" : to_string(check));
+        server_.upgrade_unauthorized(peer_, now);
         reply_http(401, 0);
         return;
     }
@@ -295,6 +302,20 @@ void ClientConnection::violation(const char* why) {
     close_with(v1::kCloseViolation, why, now_);
 }
 
+void ClientConnection::store_failed(const char* op, const char* status) {
+    // Only this session failed: its next hello reads it afresh from disk.
+    server_.log("event=store_error conn=%llu op=%s session=%s status=%s",
+                static_cast<unsigned long long>(id_), op, session_.c_str(), status);
+    close_with(1011, "store", now_);
+}
+
+void ClientConnection::forbid(const char* session, const char* why) {
+    ++server_.counters().hellos_forbidden;
+    server_.log("event=forbidden conn=%llu session=%s why=%s", static_cast<unsigned long long>(id_),
+                session, why);
+    close_with(v1::kCloseForbidden, "forbidden", now_);
+}
+
 void ClientConnection::on_frame() {
     last_rx_ = now_;
     ping_outstanding_ = false;
@@ -352,6 +373,10 @@ void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) 
         return;
     }
     const v1::Hello& hello = control.hello;
+    if (!server_.tokens().allows_device(token_, hello.device)) {
+        forbid(hello.session, "device");
+        return;
+    }
     HelloRequest request;
     request.session = hello.session;
     request.version = hello.version;
@@ -393,16 +418,14 @@ void ClientConnection::on_hello_answer(Status status, const HelloResult& result)
         close_with(1011, "store", now_);
         return;
     }
+    if (result.decision == HelloDecision::kForbidden) {
+        forbid(pending_session_.c_str(), "owner");
+        return;
+    }
     if (result.decision == HelloDecision::kSuperseded) {
         server_.log("event=superseded conn=%llu session=%s version=%u",
                     static_cast<unsigned long long>(id_), pending_session_.c_str(), version_);
         close_with(v1::kCloseSuperseded, "superseded", now_);
-        return;
-    }
-    if (result.decision == HelloDecision::kForbidden) {
-        server_.log("event=forbidden conn=%llu session=%s why=owner",
-                    static_cast<unsigned long long>(id_), pending_session_.c_str());
-        close_with(v1::kCloseForbidden, "forbidden", now_);
         return;
     }
     session_ = pending_session_;
@@ -466,7 +489,7 @@ void ClientConnection::handle_control(const std::uint8_t* data, std::size_t size
             violation("bad_gap");
             return;
         default:
-            close_with(1011, "store", now_);
+            store_failed("gap", to_string(result));
             return;
     }
 }
@@ -482,7 +505,7 @@ void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size)
         if (status == Status::kInvalidArgument) {
             violation("ack_beyond_sent");
         } else if (status != Status::kOk) {
-            close_with(1011, "store", now_);
+            store_failed("ack", to_string(status));
         }
         return;
     }
@@ -514,7 +537,7 @@ void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size)
             violation("bad_data");
             return;
         default:
-            close_with(1011, "store", now_);
+            store_failed("uplink", to_string(result));
             return;
     }
 }

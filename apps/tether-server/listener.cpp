@@ -63,12 +63,30 @@ int open_listener(const ListenAddress& address, std::uint16_t* bound_port, std::
     return fd;
 }
 
-int accept_connection(int listener) {
+int accept_connection(int listener, net::IpAddress* peer, int* error) {
+    *error = 0;
     for (;;) {
-        const int fd = ::accept(listener, nullptr, nullptr);
+        sockaddr_storage from{};
+        socklen_t from_length = sizeof from;
+        const int fd = ::accept(listener, reinterpret_cast<sockaddr*>(&from), &from_length);
         if (fd >= 0) {
             set_nonblocking(fd);
+            if (peer != nullptr) {
+                *peer = net::IpAddress{};
+                if (from.ss_family == AF_INET6) {
+                    peer->family = net::kIpv6;
+                    std::memcpy(peer->bytes, &reinterpret_cast<sockaddr_in6*>(&from)->sin6_addr,
+                                16);
+                } else {
+                    peer->family = net::kIpv4;
+                    std::memcpy(peer->bytes, &reinterpret_cast<sockaddr_in*>(&from)->sin_addr, 4);
+                }
+            }
             return fd;
+        }
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+            *error = errno;
+            return -1;
         }
         if (errno != EINTR) {
             return -1;

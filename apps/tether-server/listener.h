@@ -5,6 +5,7 @@
 #include <string>
 
 #include "options.h"
+#include "tether/net/ip_address.h"
 
 namespace tether::server {
 
@@ -15,8 +16,11 @@ namespace tether::server {
 int open_listener(const ListenAddress& address, std::uint16_t* bound_port, std::string* error);
 
 /// Accepts one connection, non-blocking and close-on-exec. -1 when none is
-/// waiting (or accept failed for a reason that concerns only that peer).
-int accept_connection(int listener);
+/// waiting or accept failed for a reason that concerns only that peer
+/// (*error 0), or for want of a process-wide resource: *error is then its
+/// errno (EMFILE, ENFILE, ENOBUFS, ENOMEM), and the connection stays queued.
+/// *peer (when not null) gets the connection's source address.
+int accept_connection(int listener, net::IpAddress* peer, int* error);
 
 /// Makes `fd` non-blocking and close-on-exec.
 void set_nonblocking(int fd);

@@ -21,10 +21,19 @@ const char* const kUsage =
     "  --cert FILE, --key FILE  PEM certificate chain and key for --tls-listen\n"
     "  --client-ca FILE         require client certificates from these CAs (mutual TLS)\n"
     "  --data-dir DIR           the session store (created when missing)\n"
-    "  --tokens FILE            accepted bearer tokens, one per line ('TOKEN [USER]', '#' "
-    "comments);\n"
-    "                           without it every upgrade is answered 401\n"
+    "  --tokens FILE            accepted bearer tokens, one per line: 'TOKEN [USER [DEVICE]]'\n"
+    "                           ('#' comments). A session belongs to the user of the token\n"
+    "                           that created it: another user's hello is closed 4003, as is\n"
+    "                           a hello whose device is not the token's DEVICE. Without\n"
+    "                           --tokens every upgrade is answered 401\n"
     "  --admin HOST:PORT        admin HTTP interface, loopback only (default 127.0.0.1:0)\n"
+    "  --admin-token-file FILE  the token every admin POST must carry (first line of FILE);\n"
+    "                           default: DIR/admin.token, created (mode 0600, 64 random hex\n"
+    "                           digits) when missing and kept across restarts\n"
+    "  --admin-timeout-ms T     an admin connection has T ms to send its request and take\n"
+    "                           the answer (default 5000)\n"
+    "  --admin-max-connections N  admin connections at once; beyond, the idle one open\n"
+    "                           longest is closed for the newcomer (default 16)\n"
     "  --ack-every N            sync and ACK uplink at least every N messages (default 64)\n"
     "  --ack-interval-ms T      ... or after T ms (default 200)\n"
     "  --ping-interval-ms T     ping a connection silent for T ms (default 30000)\n"
@@ -49,9 +58,22 @@ const char* const kUsage =
     "  --redis-uplink-maxlen N  uplink entries kept per session stream; what retention\n"
     "                           removes is counted in trimmed_through (default 1000000)\n"
     "  --instance-id ID         this instance's name in Redis (default HOST-PID)\n"
+    "  --max-open-sessions N    sessions whose files (3 descriptors each) stay open; the\n"
+    "                           least recently used idle one is closed beyond, and reopened\n"
+    "                           when next used (default 256)\n"
+    "  --auth-max-failures N    after N upgrades answered 401 from one source address (IPv6:\n"
+    "                           its /64) within --auth-window-ms, answer its upgrades 429\n"
+    "                           with Retry-After for --auth-penalty-ms without looking at\n"
+    "                           the token (default 10; 0: never)\n"
+    "  --auth-window-ms T       (default 10000)\n"
+    "  --auth-penalty-ms T      (default 60000)\n"
+    "  --auth-max-addresses N   source addresses tracked; beyond, the one whose last failure\n"
+    "                           is oldest is forgotten (default 4096)\n"
     "  --help                   this text\n"
     "\n"
-    "Admin interface (HTTP/1.1 on --admin, one request per connection):\n"
+    "Admin interface (HTTP/1.1 on --admin, one request per connection). Every POST needs\n"
+    "'Authorization: Bearer TOKEN' (the admin token, see --admin-token-file), else 401;\n"
+    "GET /stats needs none (the interface listens on loopback only):\n"
     "  GET  /stats                      JSON: every session (received, highest_seq,\n"
     "                                   next_expected, duplicates, gaps, live connections,\n"
     "                                   downlink next/acked) and the connections\n"
@@ -60,7 +82,8 @@ const char* const kUsage =
     "  POST /faults/silence?ms=T        stop reading and answering pings for T ms\n"
     "  POST /faults/reject?status=S&retry_after=R&ms=T   answer upgrades with S for T ms\n"
     "  POST /tokens/expire?token=X      expire a token (or all=1); its connections close 4001\n"
-    "  POST /sessions/ID/push           body = one downlink message for session ID\n"
+    "  POST /sessions/ID/push           body = one downlink message for session ID (the\n"
+    "                                   authenticated endpoint a backend pushes downlink to)\n"
     "  POST /quit                       as SIGTERM\n"
     "\n"
     "SIGTERM/SIGINT: close every connection with 1001, sync the store, exit 0.\n"
@@ -152,6 +175,18 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
             options->data_dir = value;
         } else if (arg == "--tokens") {
             options->tokens_file = value;
+        } else if (arg == "--admin-token-file") {
+            options->admin_token_file = value;
+        } else if (arg == "--admin-timeout-ms") {
+            if (!number_option(10, 86400000)) {
+                return fail("bad --admin-timeout-ms", value);
+            }
+            options->admin_timeout_ms = static_cast<std::uint32_t>(number);
+        } else if (arg == "--admin-max-connections") {
+            if (!number_option(1, 4096)) {
+                return fail("bad --admin-max-connections", value);
+            }
+            options->admin_max_connections = static_cast<std::size_t>(number);
         } else if (arg == "--ack-every") {
             if (!number_option(1, 1000000)) {
                 return fail("bad --ack-every", value);
@@ -243,6 +278,31 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
                 return fail("bad --instance-id", value);
             }
             options->instance_id = value;
+        } else if (arg == "--max-open-sessions") {
+            if (!number_option(1, 1000000)) {
+                return fail("bad --max-open-sessions", value);
+            }
+            options->max_open_sessions = static_cast<std::size_t>(number);
+        } else if (arg == "--auth-max-failures") {
+            if (!number_option(0, 1000000)) {
+                return fail("bad --auth-max-failures", value);
+            }
+            options->auth_throttle.max_failures = static_cast<std::uint32_t>(number);
+        } else if (arg == "--auth-window-ms") {
+            if (!number_option(1, 86400000)) {
+                return fail("bad --auth-window-ms", value);
+            }
+            options->auth_throttle.window_ms = static_cast<std::uint32_t>(number);
+        } else if (arg == "--auth-penalty-ms") {
+            if (!number_option(1, 86400000)) {
+                return fail("bad --auth-penalty-ms", value);
+            }
+            options->auth_throttle.penalty_ms = static_cast<std::uint32_t>(number);
+        } else if (arg == "--auth-max-addresses") {
+            if (!number_option(1, 1000000)) {
+                return fail("bad --auth-max-addresses", value);
+            }
+            options->auth_throttle.max_addresses = static_cast<std::size_t>(number);
         } else {
             return fail("unknown option", argv[i - 1]);
         }

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "tether/server/auth_throttle.h"
+
 namespace tether::server {
 
 /// A HOST:PORT given on the command line; port 0 lets the kernel choose.
@@ -24,6 +26,9 @@ struct Options {
     std::string client_ca_file;
     std::string data_dir;
     std::string tokens_file;
+    std::string admin_token_file;  ///< empty: <data_dir>/admin.token, created when missing
+    std::uint32_t admin_timeout_ms = 5000;
+    std::size_t admin_max_connections = 16;
     std::uint32_t ack_every = 64;
     std::uint32_t ack_interval_ms = 200;
     std::uint32_t ping_interval_ms = 30000;
@@ -44,6 +49,8 @@ struct Options {
     std::string redis_prefix = "tether";
     std::uint64_t redis_uplink_maxlen = 1000000;
     std::string instance_id;  ///< --instance-id (default: host name and pid)
+    std::size_t max_open_sessions = 256;
+    AuthThrottleConfig auth_throttle;  ///< failed upgrades per source address
 };
 
 /// Exit codes, documented in --help.

@@ -20,9 +20,11 @@
 #include "hiredis_link.h"
 #include "tether/server/redis_engine.h"
 #endif
+#include "admin_token_file.h"
 #include "listener.h"
 #include "tether/net/tether_v1.h"
 #include "tether/port/poll_loop.h"
+#include "tether/server/admin_policy.h"
 
 namespace tether::server {
 namespace {
@@ -34,20 +36,33 @@ constexpr char kBusyResponse[] =
     "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n"
     "Retry-After: 5\r\n\r\n";
 
-}  // namespace
-
-namespace {
+// The errnos accept_connection() reports, by name (for logfmt).
+const char* errno_name(int error) {
+    switch (error) {
+        case EMFILE:
+            return "EMFILE";
+        case ENFILE:
+            return "ENFILE";
+        case ENOBUFS:
+            return "ENOBUFS";
+        case ENOMEM:
+            return "ENOMEM";
+        default:
+            return "other";
+    }
+}
 
 StoreOptions store_options_for(const Options& options) {
     StoreOptions store_options;
     store_options.replay_capacity = options.replay_capacity;
     store_options.max_payload_size = options.max_message_size;
+    store_options.max_open_sessions = options.max_open_sessions;
     return store_options;
 }
 
 }  // namespace
 
-Server::Server(const Options& options) : options_(options) {}
+Server::Server(const Options& options) : options_(options), throttle_(options.auth_throttle) {}
 
 namespace {
 
@@ -174,6 +189,9 @@ bool Server::start() {
             to_string(opened));
         return false;
     }
+    if (!load_admin_token()) {
+        return false;
+    }
     if (!options_.tokens_file.empty()) {
         std::size_t bad_line = 0;
         const Status loaded = port::load_token_file(&tokens_, options_.tokens_file, &bad_line);
@@ -188,7 +206,7 @@ bool Server::start() {
     std::uint16_t tls_port = 0;
     std::uint16_t admin_port = 0;
     if (options_.tls_listen.enabled) {
-        if (entropy_.init("tether-server") != Status::kOk) {
+        if (!entropy_.ready() && entropy_.init("tether-server") != Status::kOk) {
             log("event=error what=entropy");
             return false;
         }
@@ -225,12 +243,80 @@ bool Server::start() {
     return true;
 }
 
+bool Server::load_admin_token() {
+    if (!options_.admin_token_file.empty()) {
+        const Status read = port::read_admin_token_file(options_.admin_token_file, &admin_token_);
+        if (read != Status::kOk) {
+            log("event=error what=admin_token file=%s status=%s", options_.admin_token_file.c_str(),
+                to_string(read));
+            return false;
+        }
+        log("event=admin_token file=%s created=0", options_.admin_token_file.c_str());
+        return true;
+    }
+    // The server's own token, from its entropy source (never a weaker one).
+    if (!entropy_.ready() && entropy_.init("tether-server") != Status::kOk) {
+        log("event=error what=entropy");
+        return false;
+    }
+    const std::string path = options_.data_dir + "/admin.token";
+    bool created = false;
+    const Status loaded = port::load_or_create_admin_token(path, entropy_, &admin_token_, &created);
+    if (loaded != Status::kOk) {
+        log("event=error what=admin_token file=%s status=%s%s", path.c_str(), to_string(loaded),
+            loaded == Status::kInvalidArgument
+                ? " why=\"not a regular file of this user with mode 0600\""
+                : "");
+        return false;
+    }
+    log("event=admin_token file=%s created=%d", path.c_str(), created ? 1 : 0);
+    return true;
+}
+
+bool Server::admin_authorized(const std::string& header_block, const std::string& path) {
+    if (admin_request_authorized(header_block, admin_token_)) {
+        return true;
+    }
+    ++counters_.admin_unauthorized;
+    std::string lower = header_block;
+    for (char& c : lower) {
+        c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    }
+    const bool sent = lower.find("\r\nauthorization:") != std::string::npos;
+    log("event=admin_unauthorized path=%s why=%s", path.size() > 64 ? "long" : path.c_str(),
+        sent ? "wrong_token" : "no_token");
+    return false;
+}
+
 void Server::note_uplink(bool sync_now) {
     if (unsynced_ == 0) {
         first_unsynced_at_ = port::monotonic_now();
     }
     ++unsynced_;
     sync_now_ = sync_now_ || sync_now;
+}
+
+bool Server::upgrade_throttled(const net::IpAddress& peer, TimeMs now,
+                               std::uint32_t* retry_after_s) {
+    const AuthThrottle::Verdict verdict = throttle_.check(AddressKey::of(peer), now);
+    if (!verdict.throttled) {
+        return false;
+    }
+    ++counters_.upgrades_throttled;
+    *retry_after_s = verdict.retry_after_s;
+    return true;
+}
+
+void Server::upgrade_unauthorized(const net::IpAddress& peer, TimeMs now) {
+    ++counters_.upgrades_unauthorized;
+    if (throttle_.record_failure(AddressKey::of(peer), now)) {
+        // Once per penalty: the 429s that follow are counted, not logged.
+        char text[net::kIpAddressTextCapacity];
+        net::format_ip_address(peer, text, sizeof text);
+        log("event=upgrade_throttled addr=%s failures=%u window_ms=%u penalty_ms=%u", text,
+            throttle_.config().max_failures, throttle_.config().window_ms,
+            throttle_.config().penalty_ms);
+    }
 }
 
 void Server::sync_store(TimeMs now) {
@@ -304,6 +390,7 @@ void Server::claim_session(const std::string& session, ClientConnection* connect
         older->close_with(net::v1::kCloseSuperseded, "superseded", now);
     }
     live_[session] = connection;
+    engine_->claim(session);
 }
 
 void Server::release_session(const std::string& session, ClientConnection* connection) {
@@ -314,36 +401,73 @@ void Server::release_session(const std::string& session, ClientConnection* conne
     }
 }
 
+void Server::accept_failed(int error, TimeMs now) {
+    ++counters_.accept_backoffs;
+    if (accept_backoff_.on_failure(now)) {
+        // Once per episode: the pauses that follow are counted, not logged.
+        log("event=accept_backoff errno=%s pause_ms=%u connections=%zu", errno_name(error),
+            accept_backoff_.last_pause_ms(), clients_.size());
+    }
+}
+
 void Server::accept_clients(int listener, port::TlsServerContext* tls, TimeMs now) {
     for (int accepted = 0; accepted < 64; ++accepted) {
-        const int fd = accept_connection(listener);
+        net::IpAddress peer{};
+        int error = 0;
+        const int fd = accept_connection(listener, &peer, &error);
         if (fd < 0) {
+            if (error != 0) {
+                accept_failed(error, now);
+            }
             return;
         }
+        accept_backoff_.on_success();
         if (stopping_ || clients_.size() >= options_.max_connections) {
             (void)!::write(fd, kBusyResponse, sizeof kBusyResponse - 1);
             ::close(fd);
             continue;
         }
         std::unique_ptr<ClientConnection> client(new ClientConnection(*this, next_id_++, tls, now));
-        if (client->adopt(fd)) {
+        if (client->adopt(fd, peer)) {
             by_id_[client->id()] = client.get();
             clients_.push_back(std::move(client));
         }
     }
 }
 
-void Server::accept_admin() {
+void Server::accept_admin(TimeMs now) {
     for (;;) {
-        const int fd = accept_connection(admin_fd_);
+        int error = 0;
+        const int fd = accept_connection(admin_fd_, nullptr, &error);
         if (fd < 0) {
+            if (error != 0) {
+                accept_failed(error, now);
+            }
             return;
         }
-        if (admins_.size() >= 16) {
+        accept_backoff_.on_success();
+        reap_admins();
+        if (admins_.size() < options_.admin_max_connections) {
+            admins_.emplace_back(new AdminConnection(*this, fd, now));
+            continue;
+        }
+        // Full: the idle connection open longest gives way, so connections
+        // that send nothing cannot lock the interface out.
+        std::vector<AdminSlot> slots;
+        slots.reserve(admins_.size());
+        for (const auto& admin : admins_) {
+            slots.push_back(AdminSlot{admin->opened_at(), admin->idle()});
+        }
+        const std::size_t victim = admin_victim(slots.data(), slots.size(), now);
+        if (victim == kNoAdminVictim) {
+            ++counters_.admin_refused;
+            log("event=admin_refused connections=%zu", admins_.size());
             ::close(fd);
             continue;
         }
-        admins_.emplace_back(new AdminConnection(*this, fd));
+        ++counters_.admin_evicted;
+        log("event=admin_evicted age_ms=%u", time_since(now, admins_[victim]->opened_at()));
+        admins_[victim].reset(new AdminConnection(*this, fd, now));
     }
 }
 
@@ -386,8 +510,21 @@ int Server::poll_timeout(TimeMs now) {
         const std::uint32_t left = time_until(now, engine_at);
         wait = left < wait ? left : wait;
     }
+    for (auto& admin : admins_) {
+        std::uint32_t left = 0;
+        if (!admin->done() && admin->expire(now, options_.admin_timeout_ms, &left)) {
+            ++counters_.admin_timeouts;
+            log("event=admin_timeout age_ms=%u", time_since(now, admin->opened_at()));
+        } else if (!admin->done()) {
+            wait = left < wait ? left : wait;
+        }
+    }
     if (stopping_) {
         wait = wait > 50 ? 50 : wait;
+    }
+    if (accept_backoff_.paused(now)) {
+        const std::uint32_t left = accept_backoff_.wait_ms(now);
+        wait = left < wait ? left : wait;
     }
     return static_cast<int>(wait);
 }
@@ -402,6 +539,10 @@ void Server::reap() {
             ++i;
         }
     }
+    reap_admins();
+}
+
+void Server::reap_admins() {
     for (std::size_t i = 0; i < admins_.size();) {
         if (admins_[i]->done()) {
             for (auto push = pushes_.begin(); push != pushes_.end();) {
@@ -435,14 +576,18 @@ int Server::run() {
             log("event=stopped");
             return kExitOk;
         }
+        throttle_.prune(now);
         const int timeout = poll_timeout(now);
         reap();
 
+        // Out of descriptors, a listener stays readable (the connection is
+        // still queued): while the pause lasts it is not polled at all.
+        const bool accepting = !accept_backoff_.paused(now);
         fds_.clear();
         fds_.push_back(pollfd{g_wake_pipe[0], POLLIN, 0});
-        fds_.push_back(pollfd{stopping_ ? -1 : listen_fd_, POLLIN, 0});
-        fds_.push_back(pollfd{stopping_ ? -1 : tls_listen_fd_, POLLIN, 0});
-        fds_.push_back(pollfd{admin_fd_, POLLIN, 0});
+        fds_.push_back(pollfd{stopping_ || !accepting ? -1 : listen_fd_, POLLIN, 0});
+        fds_.push_back(pollfd{stopping_ || !accepting ? -1 : tls_listen_fd_, POLLIN, 0});
+        fds_.push_back(pollfd{accepting ? admin_fd_ : -1, POLLIN, 0});
         const std::size_t first_admin = fds_.size();
         for (auto& admin : admins_) {
             fds_.push_back(pollfd{admin->fd(), admin->poll_events(), 0});
@@ -499,7 +644,7 @@ int Server::run() {
             }
         }
         if ((fds_[3].revents & POLLIN) != 0) {
-            accept_admin();
+            accept_admin(now);
         }
         if (unsynced_ != 0 && (sync_now_ || unsynced_ >= options_.ack_every ||
                                time_since(now, first_unsynced_at_) >= options_.ack_interval_ms)) {

@@ -17,10 +17,13 @@
 #include <vector>
 
 #include "options.h"
+#include "tether/net/ip_address.h"
 #include "tether/net/ws_server_handshake.h"
 #include "tether/net/ws_stream.h"
 #include "tether/port/entropy.h"
 #include "tether/port/tls_server.h"
+#include "tether/server/accept_backoff.h"
+#include "tether/server/auth_throttle.h"
 #include "tether/server/session_engine.h"
 #include "tether/server/tokens.h"
 #include "tether/time.h"
@@ -52,7 +55,9 @@ class ClientConnection final : public net::WsHandler {
     ClientConnection(Server& server, std::uint64_t id, port::TlsServerContext* tls, TimeMs now);
     ~ClientConnection() override;
 
-    bool adopt(int fd);
+    /// Takes the accepted socket `fd` from `peer` (the address the upgrade
+    /// throttle counts 401s against).
+    bool adopt(int fd, const net::IpAddress& peer);
     int fd() const { return transport_.fd(); }
     std::uint64_t id() const { return id_; }
     Phase phase() const { return phase_; }
@@ -104,6 +109,8 @@ class ClientConnection final : public net::WsHandler {
     void handle_control(const std::uint8_t* data, std::size_t size);
     void handle_binary(const std::uint8_t* data, std::size_t size);
     void violation(const char* why);
+    void forbid(const char* session, const char* why);
+    void store_failed(const char* op, const char* status);
     bool queue_json(const char* json, std::size_t size);
     void flush();
 
@@ -123,6 +130,7 @@ class ClientConnection final : public net::WsHandler {
     std::string pending_session_;  // the hello's session while its answer is pending
     std::uint32_t version_ = 0;
     TimeMs hello_asked_at_ = 0;
+    net::IpAddress peer_{};
     TimeMs now_ = 0;
     TimeMs opened_at_;
     TimeMs last_rx_;
@@ -136,6 +144,20 @@ class ClientConnection final : public net::WsHandler {
     bool pending_age_ = false;  // the pending hello offered "age"
     bool age_ = false;          // the hello offered "age" and the welcome accepted it
     bool age_logged_ = false;   // the first aged DATA was logged
+};
+
+/// What the server refused or protected itself from, for GET /stats (each
+/// member is one JSON member of the same name). Each refusal is also logged
+/// once; a throttle penalty and an accept backoff once when they start.
+struct Counters {
+    std::uint64_t upgrades_unauthorized = 0;  ///< 401: token missing, unknown or expired
+    std::uint64_t upgrades_throttled = 0;     ///< 429: too many 401s from that address
+    std::uint64_t hellos_forbidden = 0;       ///< 4003: another user's session, or wrong device
+    std::uint64_t accept_backoffs = 0;  ///< pauses of accepting (EMFILE, ENFILE, ENOBUFS, ENOMEM)
+    std::uint64_t admin_unauthorized = 0;  ///< admin POSTs without the admin token: 401
+    std::uint64_t admin_timeouts = 0;      ///< admin connections closed by --admin-timeout-ms
+    std::uint64_t admin_evicted = 0;       ///< idle admin connections a newcomer replaced
+    std::uint64_t admin_refused = 0;       ///< newcomers closed: every admin connection busy
 };
 
 /// Fault switches set through the admin interface.
@@ -169,14 +191,26 @@ class Server final : private EngineEvents {
     std::uint64_t wall_clock_ms() const;
     TokenStore& tokens() { return tokens_; }
     const Faults& faults() const { return faults_; }
+    Counters& counters() { return counters_; }
     void note_uplink(bool sync_now);
+    /// Before an upgrade's token is looked at: true (and *retry_after_s set)
+    /// when `peer` is penalised for failed upgrades; counts the 429.
+    bool upgrade_throttled(const net::IpAddress& peer, TimeMs now, std::uint32_t* retry_after_s);
+    /// An upgrade from `peer` is answered 401: counted, and held against it.
+    void upgrade_unauthorized(const net::IpAddress& peer, TimeMs now);
     /// A hello was accepted for `session` on `connection`: other live
     /// connections of it are closed with 4009.
     void claim_session(const std::string& session, ClientConnection* connection, TimeMs now);
     void release_session(const std::string& session, ClientConnection* connection);
+    /// The store failed `session` during `op`: logged, and its live
+    /// connection (if any) closed with 1011; the others carry on.
+    void session_failed(const std::string& session, const char* op, TimeMs now);
     void log(const char* format, ...);
 
     // For the admin interface.
+    /// True when a POST's header block carries the admin token; otherwise
+    /// logged (event=admin_unauthorized) and counted.
+    bool admin_authorized(const std::string& header_block, const std::string& path);
     std::string stats_json() const;
     void fault_reset();
     void fault_close(std::uint16_t code, const std::string& reason, TimeMs now);
@@ -204,18 +238,25 @@ class Server final : private EngineEvents {
     ClientConnection* live_connection(std::string_view session);
     bool make_engine();
     void accept_clients(int listener, port::TlsServerContext* tls, TimeMs now);
-    void accept_admin();
+    void accept_admin(TimeMs now);
+    /// accept() failed with `error` (process-wide): pause every listener.
+    void accept_failed(int error, TimeMs now);
     void sync_store(TimeMs now);
     void begin_shutdown(TimeMs now);
     int poll_timeout(TimeMs now);
     void reap();
+    void reap_admins();
+    bool load_admin_token();
 
     Options options_;
     std::unique_ptr<Pollable> redis_link_;  // outlives engine_, which drives it
     std::unique_ptr<SessionEngine> engine_;
     TokenStore tokens_;
+    AuthThrottle throttle_;
+    AcceptBackoff accept_backoff_;
     port::Entropy entropy_;
     std::unique_ptr<port::TlsServerContext> tls_;
+    std::string admin_token_;
     int listen_fd_ = -1;
     int tls_listen_fd_ = -1;
     int admin_fd_ = -1;
@@ -228,6 +269,7 @@ class Server final : private EngineEvents {
     std::uint64_t next_push_ticket_ = 1;
     std::vector<struct pollfd> fds_;
     Faults faults_;
+    Counters counters_;
     std::uint64_t unsynced_ = 0;
     bool sync_now_ = false;
     TimeMs first_unsynced_at_ = 0;

@@ -20,9 +20,27 @@ std::string Server::stats_json() const {
     cJSON_AddBoolToObject(store, "failed", totals.failed);
     cJSON_AddBoolToObject(store, "ready", totals.ready);
     cJSON_AddNumberToObject(store, "errors", static_cast<double>(totals.store_errors));
+    cJSON_AddNumberToObject(store, "failed_sessions", static_cast<double>(totals.failed_sessions));
+    cJSON_AddNumberToObject(store, "session_failures",
+                            static_cast<double>(totals.session_failures));
+    cJSON_AddNumberToObject(store, "open_sessions", static_cast<double>(totals.open_sessions));
+    cJSON_AddNumberToObject(store, "reopens", static_cast<double>(totals.reopens));
     cJSON_AddNumberToObject(root, "connections", static_cast<double>(clients_.size()));
     cJSON_AddBoolToObject(root, "silenced", faults_.silenced);
     cJSON_AddBoolToObject(root, "rejecting", faults_.rejecting);
+    cJSON_AddNumberToObject(root, "upgrades_unauthorized",
+                            static_cast<double>(counters_.upgrades_unauthorized));
+    cJSON_AddNumberToObject(root, "upgrades_throttled",
+                            static_cast<double>(counters_.upgrades_throttled));
+    cJSON_AddNumberToObject(root, "hellos_forbidden",
+                            static_cast<double>(counters_.hellos_forbidden));
+    cJSON_AddNumberToObject(root, "accept_backoffs",
+                            static_cast<double>(counters_.accept_backoffs));
+    cJSON_AddNumberToObject(root, "admin_unauthorized",
+                            static_cast<double>(counters_.admin_unauthorized));
+    cJSON_AddNumberToObject(root, "admin_timeouts", static_cast<double>(counters_.admin_timeouts));
+    cJSON_AddNumberToObject(root, "admin_evicted", static_cast<double>(counters_.admin_evicted));
+    cJSON_AddNumberToObject(root, "admin_refused", static_cast<double>(counters_.admin_refused));
 
     cJSON* sessions = cJSON_AddArrayToObject(root, "sessions");
     for (const std::string& id : engine_->sessions()) {
@@ -33,7 +51,13 @@ std::string Server::stats_json() const {
         cJSON* item = cJSON_CreateObject();
         cJSON_AddStringToObject(item, "session", stats.session.c_str());
         cJSON_AddStringToObject(item, "device", stats.device.c_str());
+        if (stats.has_owner) {
+            cJSON_AddStringToObject(item, "owner", stats.owner.c_str());
+        } else {
+            cJSON_AddNullToObject(item, "owner");
+        }
         cJSON_AddNumberToObject(item, "version", stats.version);
+        cJSON_AddBoolToObject(item, "failed", stats.failed);
         cJSON_AddNumberToObject(item, "received", static_cast<double>(stats.received));
         cJSON_AddNumberToObject(item, "highest_seq", static_cast<double>(stats.highest_seq));
         cJSON_AddNumberToObject(item, "next_expected", static_cast<double>(stats.next_expected));

@@ -78,6 +78,11 @@ constexpr FailurePolicyRow kTable[] = {
      {A::kFailOver, kOpensBreaker, kNo, kNo, kHonoursRetryAfter, "close_try_again_later"}},
     {FailureKind::kPeerClosed, 4001, 4001,
      {A::kRefreshCredentialsThenRetry, kNo, kNo, kNo, kNo, "close_unauthorized"}},
+    // The token may not use this session (another user owns it) or this
+    // device: the same hello is refused again. A fresh token may be the fix;
+    // after that one try, only slowly (no fast loop against the refusal).
+    {FailureKind::kPeerClosed, 4003, 4003,
+     {A::kRefreshCredentialsThenRetry, kNo, kNo, kSlow, kNo, "close_forbidden"}},
     // A newer instance of this device took over the session: fighting it
     // would make the two evict each other forever.
     {FailureKind::kPeerClosed, 4009, 4009,

@@ -11,9 +11,9 @@ bool is_visible(char c) {
     return c > ' ' && c < 0x7f;
 }
 
-// Splits `line` into at most two fields. False on a malformed line.
-bool parse_line(std::string_view line, std::string_view* token, std::string_view* user) {
-    std::string_view fields[2];
+// Splits `line` into at most three fields (token, user, device). False on a
+// malformed line.
+bool parse_line(std::string_view line, std::string_view fields[3]) {
     std::size_t count = 0;
     std::size_t i = 0;
     while (i < line.size()) {
@@ -28,13 +28,11 @@ bool parse_line(std::string_view line, std::string_view* token, std::string_view
             }
             ++i;
         }
-        if (count == 2 || i - start > kMaxTokenLength) {
+        if (count == 3 || i - start > kMaxTokenLength) {
             return false;
         }
         fields[count++] = line.substr(start, i - start);
     }
-    *token = fields[0];
-    *user = fields[1];
     return true;
 }
 
@@ -67,15 +65,15 @@ Status TokenStore::load_text(std::string_view text, std::size_t* bad_line) {
         if (first == line.size() || line[first] == '#') {
             continue;
         }
-        std::string_view token;
-        std::string_view user;
-        if (!parse_line(line, &token, &user)) {
+        std::string_view fields[3];
+        if (!parse_line(line, fields)) {
             if (bad_line != nullptr) {
                 *bad_line = line_number;
             }
             return Status::kCorrupt;
         }
-        loaded[std::string(token)] = Entry{std::string(user), false};
+        loaded[std::string(fields[0])] =
+            Entry{std::string(fields[1]), std::string(fields[2]), false};
         if (loaded.size() > kMaxTokens) {
             return Status::kNoSpace;
         }
@@ -95,6 +93,17 @@ TokenCheck TokenStore::check(std::string_view token) const {
 std::string TokenStore::user(std::string_view token) const {
     const auto found = tokens_.find(token);
     return found == tokens_.end() ? std::string() : found->second.user;
+}
+
+std::string TokenStore::device(std::string_view token) const {
+    const auto found = tokens_.find(token);
+    return found == tokens_.end() ? std::string() : found->second.device;
+}
+
+bool TokenStore::allows_device(std::string_view token, std::string_view device) const {
+    const auto found = tokens_.find(token);
+    return found != tokens_.end() &&
+           (found->second.device.empty() || found->second.device == device);
 }
 
 bool TokenStore::expire(std::string_view token) {

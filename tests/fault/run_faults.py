@@ -185,6 +185,7 @@ class Server:
 
     def __init__(self, lab, build_dir, store, tokens):
         self.lab = lab
+        self.store = store
         self.cmd = lab.exec_prefix(lab.server_ns) + [
             os.path.join(build_dir, "apps", "tether-server"),
             "--listen", "%s:%d" % (netlab.SERVER_ADDRESS, SERVER_PORT),
@@ -209,7 +210,8 @@ class Server:
         with self.lock:
             connection = self.lab.in_namespace(self.lab.server_ns, request)
             try:
-                connection.request(method, path, body=body)
+                connection.request(method, path, body=body,
+                                   headers=harness.admin_headers(self.store))
                 response = connection.getresponse()
                 data = response.read()
             finally:

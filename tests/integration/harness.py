@@ -338,6 +338,14 @@ def start_adversary(scenario, log=None, retry_after=None, close_code=None, reset
 # --- small helpers -----------------------------------------------------------
 
 
+def admin_headers(data_dir):
+    """The header every admin POST of tether-server needs: its admin token,
+    which the server keeps in <data_dir>/admin.token (written before it prints
+    its port line) unless it was given --admin-token-file."""
+    with open(os.path.join(data_dir, "admin.token"), encoding="ascii") as f:
+        return {"Authorization": "Bearer " + f.readline().strip()}
+
+
 def free_port():
     """A port that was free a moment ago (bind 0, read it, release it).
 

@@ -51,7 +51,7 @@ class Server:
 
     def admin(self, method, path, body=b""):
         connection = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
-        connection.request(method, path, body=body)
+        connection.request(method, path, body=body, headers=harness.admin_headers(self.data_dir))
         response = connection.getresponse()
         data = response.read()
         connection.close()

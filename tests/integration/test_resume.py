@@ -34,14 +34,14 @@ class Scenario:
     """One server, one device, a token file for each, in a fresh directory."""
 
     def __init__(self, name, device="pi-1", device_extra=(), server_extra=(),
-                 token_command=False):
+                 token_command=False, tokens="token-old\ntoken-new\n"):
         self.token_command = token_command
         self.tmp = harness.TempDir("resume-%s-" % name)
         self.data_dir = self.tmp.path("store")
         os.makedirs(self.data_dir)
         self.tokens = self.tmp.path("tokens")
         with open(self.tokens, "w") as f:
-            f.write("token-old\ntoken-new\n")
+            f.write(tokens)
         self.token_file = self.tmp.path("device-token")
         self.write_token("token-old")
         self.server = rh.Server(BUILD, self.data_dir, self.tokens, server_extra).start()
@@ -238,6 +238,26 @@ class DeviceFaults(ResumeTestCase):
             self.assertEqual(seqs, sorted(set(seqs)))
             stored = [p.decode() for _, p in records]
             self.assertEqual([p for p in stored if p.startswith("second-")], second.produced)
+        finally:
+            scenario.close()
+
+    def test_a_device_its_token_is_not_for_backs_off_to_the_cap(self):
+        # token-old is pi-9's: every hello of pi-1 is closed with 4003.
+        scenario = Scenario("4003", tokens="token-old %s pi-9\ntoken-new\n" % USER)
+        try:
+            def forbidden():
+                return [e for e in scenario.device.log()
+                        if e.get("state") == "waiting_to_retry"
+                        and e.get("reason") == "close_forbidden"]
+
+            harness.wait_for(lambda: len(forbidden()) >= 4, timeout=15,
+                             message="no 4003 closes seen")
+            delays = [int(e["delay_ms"]) for e in forbidden()]
+            self.assertEqual(delays[0], 0)  # one fresh token, at once
+            self.assertTrue(all(d >= 800 for d in delays[1:]), delays)  # then the cap only
+            self.assertTrue(scenario.device.process.alive())  # slowly, but it keeps trying
+            self.assertIsNone(scenario.server.session_stats(scenario.session))
+            self.assertGreaterEqual(scenario.server.stats()["hellos_forbidden"], 4)
         finally:
             scenario.close()
 

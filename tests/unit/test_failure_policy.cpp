@@ -346,6 +346,12 @@ TEST(FailurePolicy, UnauthorizedCloseRefreshesCredentials) {
                    "close_unauthorized");
 }
 
+TEST(FailurePolicy, ForbiddenCloseRefreshesOnceThenRetriesSlowly) {
+    check_decision(decide(FailureKind::kPeerClosed, 4003),
+                   RecoveryAction::kRefreshCredentialsThenRetry, false, false, true, false,
+                   "close_forbidden");
+}
+
 TEST(FailurePolicy, SupersededSessionGivesUp) {
     check_decision(decide(FailureKind::kPeerClosed, 4009), RecoveryAction::kGiveUp, false, false,
                    false, false, "close_superseded");

@@ -127,7 +127,7 @@ TEST(FileEngine, IsNotReadyBeforeOpenAndRefusesHellos) {
     CHECK_FALSE(engine.next_deadline(&at));
 }
 
-TEST(FileEngine, AFailedSyncIsReportedOnceAndAcknowledgesNothing) {
+TEST(FileEngine, AFailedSyncFailsItsSessionAndAcknowledgesNothing) {
     RecordedEvents events;
     FileEngineUnderTest under_test(&events);
     tether::server::HelloRequest request;
@@ -144,6 +144,9 @@ TEST(FileEngine, AFailedSyncIsReportedOnceAndAcknowledgesNothing) {
     under_test.engine().flush(0);
     under_test.engine().flush(0);
     CHECK(events.acked.empty());
-    UNSIGNED_LONGS_EQUAL(1, events.store_errors);
+    // Failures are per session: that session's connection is closed, once.
+    LONGS_EQUAL(1, events.failed.size());
+    CHECK(Status::kIoError == events.failed[std::string(request.session)]);
     CHECK(under_test.engine().stats().store_errors >= 1);
+    CHECK(under_test.engine().stats().failed_sessions >= 1);
 }

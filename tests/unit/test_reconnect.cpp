@@ -542,6 +542,17 @@ TEST(ReconnectMachine, AnAuthCloseRightAfterOpenBacksOffLikeA401) {
     CHECK_EQUAL(1, resumed.refreshes);
 }
 
+TEST(ReconnectMachine, AForbiddenCloseRefreshesOnceThenWaitsTheCap) {
+    // 4003: the same hello is refused again, so after one fresh token the
+    // device waits the cap (32 s) every time instead of climbing from 2 s.
+    const Streak streak = fail_every_attempt(failure(FailureKind::kPeerClosed, 4003), false, true);
+    UNSIGNED_LONGS_EQUAL(0, streak.delays[0]);
+    for (std::size_t i = 1; i < 16; ++i) {
+        UNSIGNED_LONGS_EQUAL(32000, streak.delays[i]);
+    }
+    CHECK_EQUAL(1, streak.refreshes);
+}
+
 TEST(ReconnectMachine, EveryCloseRightAfterOpenClimbsTheBackoff) {
     // Each close-code row of the policy, met by every attempt the moment it
     // opens: the delay never falls back and reaches the cap.

@@ -2,6 +2,8 @@
 // Crashes are simulated by reopening the store from its files (a destructor
 // writes nothing) after cutting the last record at every byte offset.
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -131,9 +133,10 @@ std::string text(const std::vector<std::uint8_t>& data) {
 
 HelloRequest hello_request(std::uint32_t version, std::uint64_t last_downlink = 0,
                            std::uint64_t oldest_uplink = 1, std::uint64_t next_uplink = 1,
-                           const char* session = kSession) {
+                           const char* session = kSession, const char* user = "") {
     HelloRequest request;
     request.session = session;
+    request.user = user;
     request.version = version;
     request.device = "pi-17";
     request.last_downlink = last_downlink;
@@ -166,6 +169,63 @@ std::vector<std::uint64_t> replay(const SessionStore& store, std::uint64_t after
 std::string session_file(const std::string& root, const char* name) {
     return root + "/sessions/" + kSession + "/" + name;
 }
+
+// The canonical id of test session number `n`.
+std::string numbered_session(unsigned n) {
+    char id[40];
+    std::snprintf(id, sizeof id, "%08x-0000-5000-8000-000000000000", n);
+    return id;
+}
+
+// Descriptors this process holds now.
+unsigned open_descriptors() {
+    unsigned count = 0;
+    if (DIR* listing = ::opendir("/proc/self/fd")) {
+        while (const dirent* entry = ::readdir(listing)) {
+            count += entry->d_name[0] != '.' ? 1u : 0u;
+        }
+        ::closedir(listing);
+        --count;  // the listing's own
+    }
+    return count;
+}
+
+// Takes every free descriptor below a limit a little above those in use
+// (RLIMIT_NOFILE lowered for the test), then gives `spare` of them back: the
+// process has exactly `spare` descriptors left until it goes away.
+class DescriptorHog {
+  public:
+    explicit DescriptorHog(unsigned spare) {
+        CHECK_EQUAL(0, ::getrlimit(RLIMIT_NOFILE, &saved_));
+        rlimit lowered = saved_;
+        lowered.rlim_cur = open_descriptors() + 64;
+        CHECK_EQUAL(0, ::setrlimit(RLIMIT_NOFILE, &lowered));
+        for (;;) {
+            const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+            if (fd < 0) {
+                CHECK_EQUAL(EMFILE, errno);
+                break;
+            }
+            held_.push_back(fd);
+        }
+        for (unsigned i = 0; i < spare && !held_.empty(); ++i) {
+            ::close(held_.back());
+            held_.pop_back();
+        }
+    }
+    ~DescriptorHog() {
+        for (int fd : held_) {
+            ::close(fd);
+        }
+        ::setrlimit(RLIMIT_NOFILE, &saved_);
+    }
+    DescriptorHog(const DescriptorHog&) = delete;
+    DescriptorHog& operator=(const DescriptorHog&) = delete;
+
+  private:
+    rlimit saved_{};
+    std::vector<int> held_;
+};
 
 }  // namespace
 
@@ -285,6 +345,53 @@ TEST(RecordLog, ClosedOrDoublyOpenedLogRefuses) {
     CHECK_EQUAL(Status::kOk, log.open(path, 64, collect()));
     CHECK_EQUAL(Status::kInvalidArgument, log.open(path, 64, collect()));
     CHECK_EQUAL(Status::kIoError, RecordLog().open(temp.path() + "/no/such/dir", 64, collect()));
+}
+
+TEST(RecordLog, AClosedLogIsTakenUpAgainWithoutReadingIt) {
+    RecordLog log;
+    CHECK_EQUAL(Status::kInvalidArgument, log.reopen());  // never opened
+    CHECK_EQUAL(Status::kOk, log.open(path, 64, collect()));
+    log.set_write_buffer(1024);
+    CHECK_EQUAL(Status::kOk, log.append(1, bytes("one"), 3));
+    CHECK_EQUAL(Status::kInvalidArgument, log.reopen());  // open
+    log.close();                                          // writes the buffered record
+    CHECK_FALSE(log.is_open());
+    CHECK_TRUE(log.dirty());  // still to be synced, by whoever reopens it
+    SyscallFaults faults;
+    CHECK_EQUAL(Status::kOk, log.reopen());
+    UNSIGNED_LONGS_EQUAL(0, faults.calls(Syscall::kPread));
+    UNSIGNED_LONGS_EQUAL(1, log.records());
+    CHECK_EQUAL(Status::kOk, log.append(2, bytes("two"), 3));
+    CHECK_EQUAL(Status::kOk, log.sync());
+    CHECK_FALSE(log.dirty());
+    log.close();
+    CHECK_EQUAL(Status::kOk, RecordLog::read(path, 64, collect()));
+    UNSIGNED_LONGS_EQUAL(2, seen.size());
+    STRCMP_EQUAL("two", seen[1].second.c_str());
+}
+
+TEST(RecordLog, AReopenRefusesAFileThatChangedOrWentAway) {
+    RecordLog log;
+    CHECK_EQUAL(Status::kOk, log.open(path, 64, collect()));
+    CHECK_EQUAL(Status::kOk, log.append(1, bytes("one"), 3));
+    log.close();
+    write_file(path, read_file(path) + "x");
+    CHECK_EQUAL(Status::kCorrupt, log.reopen());
+    ::unlink(path.c_str());
+    CHECK_EQUAL(Status::kIoError, log.reopen());
+    CHECK_FALSE(log.is_open());
+}
+
+TEST(RecordLog, MarkDurableClearsDirty) {
+    RecordLog log;
+    CHECK_EQUAL(Status::kOk, log.open(path, 64, collect()));
+    CHECK_EQUAL(Status::kOk, log.append(1, bytes("one"), 3));
+    CHECK_TRUE(log.dirty());
+    log.mark_durable();
+    CHECK_FALSE(log.dirty());
+    SyscallFaults faults;
+    CHECK_EQUAL(Status::kOk, log.sync());
+    UNSIGNED_LONGS_EQUAL(0, faults.calls(Syscall::kFsync));
 }
 
 TEST(RecordLog, FailedAppendIsCutOffAndShortWritesComplete) {
@@ -1033,28 +1140,51 @@ TEST(SessionStore, RandomTrafficMatchesASimpleModelAcrossRestarts) {
     UNSIGNED_LONGS_EQUAL(*stored.rbegin(), stats.highest_seq);
 }
 
-TEST(SessionStore, FailedFsyncRefusesChangesUntilReopened) {
+TEST(SessionStore, AFailedFsyncFailsThatSessionOnlyUntilItsNextHello) {
     hello(1);
+    hello(1, 0, 1, kOtherSession);
     CHECK_EQUAL(UplinkResult::kStored, send(*store, 1));
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, kOtherSession));
     {
         SyscallFaults faults;
-        faults.fail(Syscall::kFsync, EIO);
+        faults.fail(Syscall::kFsync, EIO);  // the first session's uplink.log
         std::vector<AckUpdate> acks{AckUpdate{"stale", 1}};
-        CHECK_EQUAL(Status::kIoError, store->sync(&acks));
-        CHECK_TRUE(acks.empty());  // nothing may be acknowledged
+        std::vector<std::string> failed{"stale"};
+        CHECK_EQUAL(Status::kIoError, store->sync(&acks, &failed));
+        // Nothing of the failed session may be acknowledged; the other's may.
+        UNSIGNED_LONGS_EQUAL(1, acks.size());
+        STRCMP_EQUAL(kOtherSession, acks[0].session.c_str());
+        UNSIGNED_LONGS_EQUAL(1, acks[0].last_uplink);
+        UNSIGNED_LONGS_EQUAL(1, failed.size());
+        STRCMP_EQUAL(kSession, failed[0].c_str());
     }
     CHECK_TRUE(store->stats().failed);
-    CHECK_EQUAL(Status::kIoError, store->sync(nullptr));
+    UNSIGNED_LONGS_EQUAL(1, store->stats().failed_sessions);
+    CHECK_TRUE(stats_of(*store).failed);
+    CHECK_FALSE(stats_of(*store, kOtherSession).failed);
+    CHECK_EQUAL(Status::kOk, store->sync(nullptr));  // reported once, when it happened
     CHECK_EQUAL(UplinkResult::kIoError, send(*store, 2));
     CHECK_EQUAL(GapResult::kIoError, store->uplink_gap(kSession, 2, 3, ""));
     std::uint64_t seq = 0;
     CHECK_EQUAL(Status::kIoError, store->push_downlink(kSession, bytes("x"), 1, &seq));
-    HelloResult result;
-    CHECK_EQUAL(Status::kIoError, store->hello(hello_request(1), &result));
-    reopen();
+    // The other session carries on.
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 2, kOtherSession));
+    std::vector<AckUpdate> acks;
+    CHECK_EQUAL(Status::kOk, store->sync(&acks));
+    UNSIGNED_LONGS_EQUAL(1, acks.size());
+    UNSIGNED_LONGS_EQUAL(2, acks[0].last_uplink);
+    // Its next hello reads the failed session afresh, as a restart would.
+    const HelloResult again = hello(1, 0, 2);
+    CHECK_TRUE(again.resumed);
+    UNSIGNED_LONGS_EQUAL(1, again.last_uplink);  // it did reach the file
     CHECK_FALSE(store->stats().failed);
-    CHECK_EQUAL(UplinkResult::kDuplicate, send(*store, 1));  // it did reach the file
+    UNSIGNED_LONGS_EQUAL(1, store->stats().session_failures);
+    CHECK_EQUAL(UplinkResult::kDuplicate, send(*store, 1));
     CHECK_EQUAL(UplinkResult::kStored, send(*store, 2));
+    sync();
+    reopen();
+    UNSIGNED_LONGS_EQUAL(2, stats_of(*store).received);
+    UNSIGNED_LONGS_EQUAL(2, stats_of(*store, kOtherSession).received);
 }
 
 TEST(SessionStore, FailedWritesAreReportedAndNothingIsAcknowledged) {
@@ -1110,6 +1240,185 @@ TEST(SessionStore, FailedWritesAreReportedAndNothingIsAcknowledged) {
     UNSIGNED_LONGS_EQUAL(1, stats_of(*store).downlink_last_seq);
 }
 
+TEST(SessionStore, ManySessionsKeepAtMostTheBoundOfFilesOpen) {
+    options.max_open_sessions = 4;
+    reopen();
+    const unsigned before = open_descriptors();
+    for (unsigned n = 0; n < 60; ++n) {
+        const std::string id = numbered_session(n);
+        hello(1, 0, 1, id.c_str());
+        CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, id.c_str()));
+        CHECK_EQUAL(UplinkResult::kStored, send(*store, 2, id.c_str()));
+        std::uint64_t seq = 0;
+        CHECK_EQUAL(Status::kOk, store->push_downlink(id.c_str(), bytes("down"), 4, &seq));
+        sync();
+        CHECK(store->stats().open_sessions <= 4);
+        CHECK(open_descriptors() <= before + 3 * 4);
+    }
+    // Every session is whole, the closed ones reopened on demand.
+    for (unsigned n = 0; n < 60; n += 7) {
+        const std::string id = numbered_session(n);
+        const HelloResult result = hello(1, 0, 3, id.c_str());
+        CHECK_TRUE(result.resumed);
+        UNSIGNED_LONGS_EQUAL(2, result.last_uplink);
+        CHECK_EQUAL(Status::kOk, store->downlink_acked(id.c_str(), 1));
+        CHECK_EQUAL(UplinkResult::kStored, send(*store, 3, id.c_str()));
+        sync();
+    }
+    CHECK(store->stats().reopens > 0);
+    CHECK(open_descriptors() <= before + 3 * 4);
+    reopen();
+    UNSIGNED_LONGS_EQUAL(0, store->stats().open_sessions);  // a restart opens none
+    UNSIGNED_LONGS_EQUAL(60, store->stats().sessions);
+    UNSIGNED_LONGS_EQUAL(60 * 2 + 9, store->stats().received);
+    UNSIGNED_LONGS_EQUAL(0, stats_of(*store, numbered_session(7).c_str()).downlink_held);
+    UNSIGNED_LONGS_EQUAL(1, stats_of(*store, numbered_session(8).c_str()).downlink_held);
+}
+
+TEST(SessionStore, SessionsWaitingForASyncStayOpenUntilIt) {
+    options.max_open_sessions = 2;
+    reopen();
+    for (unsigned n = 0; n < 5; ++n) {
+        hello(1, 0, 1, numbered_session(n).c_str());
+    }
+    UNSIGNED_LONGS_EQUAL(2, store->stats().open_sessions);
+    for (unsigned n = 0; n < 5; ++n) {
+        CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, numbered_session(n).c_str()));
+    }
+    UNSIGNED_LONGS_EQUAL(5, store->stats().open_sessions);  // none may be closed unsynced
+    std::vector<AckUpdate> acks;
+    CHECK_EQUAL(Status::kOk, store->sync(&acks));
+    UNSIGNED_LONGS_EQUAL(5, acks.size());
+    UNSIGNED_LONGS_EQUAL(2, store->stats().open_sessions);
+}
+
+TEST(SessionStore, SessionsWithALiveConnectionStayOpenBeforeIdleOnes) {
+    options.max_open_sessions = 2;
+    reopen();
+    const std::string live = numbered_session(1);
+    const std::string idle = numbered_session(2);
+    hello(1, 0, 1, live.c_str());
+    store->set_live(live, true);
+    hello(1, 0, 1, idle.c_str());
+    hello(1, 0, 1, numbered_session(3).c_str());  // the least recently used is `live`
+    CHECK_TRUE(stats_of(*store, live.c_str()).files_open);
+    CHECK_FALSE(stats_of(*store, idle.c_str()).files_open);
+    store->set_live(live, false);
+    hello(1, 0, 1, numbered_session(4).c_str());
+    CHECK_FALSE(stats_of(*store, live.c_str()).files_open);
+    store->set_live("not-a-session", true);  // ignored
+}
+
+TEST(SessionStore, OutOfDescriptorsWithNothingToCloseFailsOnlyTheSessionThatNeededThem) {
+    const std::string healthy = numbered_session(1);
+    const std::string starved = numbered_session(2);
+    const std::string newcomer = numbered_session(3);
+    hello(1, 0, 1, healthy.c_str());
+    hello(1, 0, 1, starved.c_str());
+    reopen();  // every session closed: none can give descriptors back
+    {
+        DescriptorHog hog(2);  // fewer than the three logs of a session
+        CHECK_EQUAL(UplinkResult::kIoError, send(*store, 1, starved.c_str()));
+        HelloResult result;
+        CHECK_EQUAL(Status::kIoError,
+                    store->hello(hello_request(1, 0, 1, 1, newcomer.c_str()), &result));
+        std::vector<std::string> failed;
+        CHECK_EQUAL(Status::kOk, store->sync(nullptr, &failed));  // reported by the calls
+        CHECK_TRUE(failed.empty());
+    }
+    CHECK_TRUE(stats_of(*store, starved.c_str()).failed);
+    CHECK_FALSE(stats_of(*store, healthy.c_str()).failed);
+    UNSIGNED_LONGS_EQUAL(1, store->stats().failed_sessions);
+    UNSIGNED_LONGS_EQUAL(2, store->stats().sessions);  // the newcomer was not made
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, healthy.c_str()));
+    const HelloResult again = hello(1, 0, 1, starved.c_str());
+    CHECK_TRUE(again.resumed);
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, starved.c_str()));
+    sync();
+    UNSIGNED_LONGS_EQUAL(0, store->stats().failed_sessions);
+}
+
+TEST(SessionStore, OutOfDescriptorsASessionWaitingForASyncIsMadeDurableEarlyToMakeRoom) {
+    const std::string healthy = numbered_session(1);
+    const std::string starved = numbered_session(2);
+    hello(1, 0, 1, healthy.c_str());
+    hello(1, 0, 1, starved.c_str());
+    reopen();
+    hello(1, 0, 1, healthy.c_str());
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, healthy.c_str()));  // waits for a sync
+    {
+        DescriptorHog hog(2);
+        SyscallFaults faults;
+        CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, starved.c_str()));
+        CHECK(faults.calls(Syscall::kFsync) >= 1);  // healthy's log, before it was closed
+        CHECK_FALSE(stats_of(*store, healthy.c_str()).files_open);
+        std::vector<AckUpdate> acks;
+        std::vector<std::string> failed;
+        CHECK_EQUAL(Status::kOk, store->sync(&acks, &failed));
+        UNSIGNED_LONGS_EQUAL(2, acks.size());  // both durable
+        CHECK_TRUE(failed.empty());
+        // And back: healthy takes the descriptors of starved, clean now.
+        CHECK_EQUAL(UplinkResult::kStored, send(*store, 2, healthy.c_str()));
+        CHECK_FALSE(stats_of(*store, starved.c_str()).files_open);
+        sync();
+    }
+    UNSIGNED_LONGS_EQUAL(0, store->stats().failed_sessions);
+    reopen();
+    UNSIGNED_LONGS_EQUAL(2, stats_of(*store, healthy.c_str()).received);
+    UNSIGNED_LONGS_EQUAL(1, stats_of(*store, starved.c_str()).received);
+}
+
+TEST(SessionStore, ASessionThatFailsWhileMakingRoomIsReportedBySync) {
+    const std::string healthy = numbered_session(1);
+    const std::string starved = numbered_session(2);
+    hello(1, 0, 1, healthy.c_str());
+    hello(1, 0, 1, starved.c_str());
+    reopen();
+    hello(1, 0, 1, healthy.c_str());
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, healthy.c_str()));
+    {
+        DescriptorHog hog(2);
+        SyscallFaults faults;
+        faults.fail(Syscall::kFsync, EIO);  // healthy's, made durable early
+        CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, starved.c_str()));
+        std::vector<AckUpdate> acks;
+        std::vector<std::string> failed;
+        CHECK_EQUAL(Status::kIoError, store->sync(&acks, &failed));
+        UNSIGNED_LONGS_EQUAL(1, failed.size());
+        STRCMP_EQUAL(healthy.c_str(), failed[0].c_str());
+        UNSIGNED_LONGS_EQUAL(1, acks.size());
+        STRCMP_EQUAL(starved.c_str(), acks[0].session.c_str());
+        CHECK_EQUAL(Status::kOk, store->sync(nullptr, &failed));  // reported once
+        CHECK_TRUE(failed.empty());
+    }
+    CHECK_TRUE(stats_of(*store, healthy.c_str()).failed);
+    CHECK_TRUE(hello(1, 0, 2, healthy.c_str()).resumed);  // read afresh
+    CHECK_FALSE(stats_of(*store, healthy.c_str()).failed);
+}
+
+TEST(SessionStore, ASessionUnreadableAtOpenFailsAloneAndIsReadByItsNextHello) {
+    hello(1);
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1));
+    hello(1, 0, 1, kOtherSession);
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1, kOtherSession));
+    sync();
+    store.reset();
+    store = std::make_unique<SessionStore>(options);
+    {
+        SyscallFaults faults;
+        faults.fail(Syscall::kPread, EIO);  // the first session read (in id order)
+        CHECK_EQUAL(Status::kOk, store->open(root));
+    }
+    CHECK_TRUE(stats_of(*store).failed);
+    CHECK_FALSE(stats_of(*store, kOtherSession).failed);
+    CHECK_EQUAL(UplinkResult::kIoError, send(*store, 2));
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 2, kOtherSession));
+    const HelloResult result = hello(1, 0, 2);
+    CHECK_TRUE(result.resumed);
+    UNSIGNED_LONGS_EQUAL(1, result.last_uplink);
+    CHECK_FALSE(stats_of(*store).failed);
+}
+
 TEST(SessionStore, FailedCompactionIsReported) {
     options.replay_capacity = 1;
     reopen();
@@ -1152,6 +1461,123 @@ TEST(SessionStore, OpenRefusesBadOptionsTwiceOpenAndUnusableDirectories) {
     reopen();
     UNSIGNED_LONGS_EQUAL(1, store->stats().sessions);
     ::rmdir((root + "/sessions/lost+found").c_str());
+}
+
+TEST(SessionStore, AnotherUsersHelloIsForbiddenAndChangesNothing) {
+    HelloResult result;
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(1, 0, 1, 1, kSession, "alice"), &result));
+    CHECK(result.decision == HelloDecision::kAccepted);
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1));
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 2));
+    push("for alice");
+    sync();
+    const SessionStats before = stats_of(*store);
+    STRCMP_EQUAL("alice", before.owner.c_str());
+    CHECK_TRUE(before.has_owner);
+
+    // bob knows the session id (it is a UUID of public names): a higher
+    // version, a hole that would wipe the accounting, another device.
+    HelloRequest bob = hello_request(99, 0, 1000000, 1000000, kSession, "bob");
+    bob.device = "evil";
+    result.replay_after = 77;
+    CHECK_EQUAL(Status::kOk, store->hello(bob, &result));
+    CHECK(result.decision == HelloDecision::kForbidden);
+    CHECK_FALSE(result.resumed);
+    UNSIGNED_LONGS_EQUAL(0, result.last_uplink);
+    UNSIGNED_LONGS_EQUAL(0, result.replay_after);
+    const SessionStats after = stats_of(*store);
+    UNSIGNED_LONGS_EQUAL(before.version, after.version);
+    STRCMP_EQUAL(before.device.c_str(), after.device.c_str());
+    UNSIGNED_LONGS_EQUAL(before.received, after.received);
+    UNSIGNED_LONGS_EQUAL(before.gap_count, after.gap_count);
+    UNSIGNED_LONGS_EQUAL(before.next_expected, after.next_expected);
+    UNSIGNED_LONGS_EQUAL(before.downlink_last_seq, after.downlink_last_seq);
+    UNSIGNED_LONGS_EQUAL(before.downlink_held, after.downlink_held);
+
+    // The owner survives a restart (it is a file of its own, not the meta cache).
+    ::unlink(session_file(root, "meta").c_str());
+    reopen();
+    CHECK_EQUAL(Status::kOk, store->hello(bob, &result));
+    CHECK(result.decision == HelloDecision::kForbidden);
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(1, 0, 3, 3, kSession, "alice"), &result));
+    CHECK(result.decision == HelloDecision::kAccepted);
+    UNSIGNED_LONGS_EQUAL(2, result.last_uplink);
+    STRCMP_EQUAL("alice", stats_of(*store).owner.c_str());
+}
+
+TEST(SessionStore, TheOwnerIsOnDiskWhenTheFirstHelloReturns) {
+    HelloResult result;
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(1, 0, 1, 1, kSession, "alice"), &result));
+    std::vector<std::string> users;
+    CHECK_EQUAL(Status::kOk,
+                RecordLog::read(session_file(root, "owner"), 512,
+                                [&](std::uint64_t key, const std::uint8_t* body, std::size_t size) {
+                                    UNSIGNED_LONGS_EQUAL(1, key);
+                                    users.emplace_back(reinterpret_cast<const char*>(body), size);
+                                    return true;
+                                }));
+    UNSIGNED_LONGS_EQUAL(1, users.size());
+    STRCMP_EQUAL("alice", users[0].c_str());
+}
+
+TEST(SessionStore, TokensWithoutAUserOwnTheirSessionsAsTheEmptyUser) {
+    hello(1);  // user ""
+    CHECK_TRUE(stats_of(*store).has_owner);
+    STRCMP_EQUAL("", stats_of(*store).owner.c_str());
+    HelloResult result;
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(2, 0, 1, 1, kSession, "alice"), &result));
+    CHECK(result.decision == HelloDecision::kForbidden);
+    CHECK(hello(2).decision == HelloDecision::kAccepted);
+}
+
+TEST(SessionStore, ASessionWithoutAnOwnerIsClaimedByItsNextAcceptedHello) {
+    hello(3);
+    CHECK_EQUAL(UplinkResult::kStored, send(*store, 1));
+    sync();
+    ::unlink(session_file(root, "owner").c_str());  // as a store from before owners
+    reopen();
+    CHECK_FALSE(stats_of(*store).has_owner);
+    HelloResult result;
+    // A superseded hello claims nothing.
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(2, 0, 1, 1, kSession, "bob"), &result));
+    CHECK(result.decision == HelloDecision::kSuperseded);
+    CHECK_FALSE(stats_of(*store).has_owner);
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(3, 0, 2, 2, kSession, "bob"), &result));
+    CHECK(result.decision == HelloDecision::kAccepted);
+    CHECK_TRUE(result.resumed);
+    UNSIGNED_LONGS_EQUAL(1, result.last_uplink);
+    STRCMP_EQUAL("bob", stats_of(*store).owner.c_str());
+    reopen();
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(4, 0, 2, 2, kSession, "alice"), &result));
+    CHECK(result.decision == HelloDecision::kForbidden);
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(4, 0, 2, 2, kSession, "bob"), &result));
+    CHECK(result.decision == HelloDecision::kAccepted);
+}
+
+TEST(SessionStore, ADamagedOwnerFileRefusesEveryHello) {
+    HelloResult result;
+    CHECK_EQUAL(Status::kOk, store->hello(hello_request(1, 0, 1, 1, kSession, "alice"), &result));
+    std::string owner = read_file(session_file(root, "owner"));
+    owner[owner.size() - 1] = static_cast<char>(owner[owner.size() - 1] ^ 0x01);
+    write_file(session_file(root, "owner"), owner);
+    reopen();
+    CHECK_FALSE(stats_of(*store).has_owner);
+    for (const char* user : {"alice", "bob", ""}) {
+        CHECK_EQUAL(Status::kOk, store->hello(hello_request(2, 0, 1, 1, kSession, user), &result));
+        CHECK(result.decision == HelloDecision::kForbidden);
+    }
+    UNSIGNED_LONGS_EQUAL(1, stats_of(*store).version);
+}
+
+TEST(SessionStore, UsersLongerThanTheTokenLimitAreRejected) {
+    const std::string long_user(513, 'u');
+    HelloResult result;
+    CHECK_EQUAL(Status::kInvalidArgument,
+                store->hello(hello_request(1, 0, 1, 1, kSession, long_user.c_str()), &result));
+    const std::string longest(512, 'u');
+    CHECK_EQUAL(Status::kOk,
+                store->hello(hello_request(1, 0, 1, 1, kSession, longest.c_str()), &result));
+    CHECK(result.decision == HelloDecision::kAccepted);
 }
 
 TEST(SessionStore, StatusNamesAreDistinct) {
@@ -1204,10 +1630,30 @@ TEST(TokenStore, LoadsTokensUsersAndSkipsComments) {
     STRCMP_EQUAL("", tokens.user("nobody").c_str());
 }
 
+TEST(TokenStore, ATokenMayNameTheOneDeviceThatUsesIt) {
+    CHECK_EQUAL(Status::kOk, tokens.load_text("tA alice pi-17\n"
+                                              "tB\tbob\n"
+                                              "tC\n"));
+    STRCMP_EQUAL("alice", tokens.user("tA").c_str());
+    STRCMP_EQUAL("pi-17", tokens.device("tA").c_str());
+    STRCMP_EQUAL("", tokens.device("tB").c_str());
+    STRCMP_EQUAL("", tokens.device("nobody").c_str());
+    CHECK_TRUE(tokens.allows_device("tA", "pi-17"));
+    CHECK_FALSE(tokens.allows_device("tA", "pi-18"));
+    CHECK_FALSE(tokens.allows_device("tA", "PI-17"));
+    CHECK_FALSE(tokens.allows_device("tA", ""));
+    CHECK_TRUE(tokens.allows_device("tB", "anything"));
+    CHECK_TRUE(tokens.allows_device("tC", "anything"));
+    CHECK_FALSE(tokens.allows_device("nobody", "pi-17"));
+    // An expired token keeps its binding (its connections close 4001 anyway).
+    CHECK_TRUE(tokens.expire("tA"));
+    CHECK_FALSE(tokens.allows_device("tA", "pi-18"));
+}
+
 TEST(TokenStore, MalformedLinesAreRejectedWithTheirNumber) {
     CHECK_EQUAL(Status::kOk, tokens.load_text("keep\n"));
     std::size_t line = 0;
-    CHECK_EQUAL(Status::kCorrupt, tokens.load_text("a\nb c d\n", &line));
+    CHECK_EQUAL(Status::kCorrupt, tokens.load_text("a\nb c d e\n", &line));
     UNSIGNED_LONGS_EQUAL(2, line);
     CHECK_EQUAL(Status::kCorrupt, tokens.load_text("ok\n\nbad\x01token\n", &line));
     UNSIGNED_LONGS_EQUAL(3, line);

@@ -41,6 +41,7 @@ inline constexpr std::size_t kMaxControlSize = 1024;
 /// Close codes of docs/PROTOCOL.md section 6 that tether.v1 adds.
 inline constexpr std::uint16_t kCloseAuthFailed = 4001;
 inline constexpr std::uint16_t kCloseViolation = 4002;
+/// The token may not use this session (another user owns it) or this device.
 inline constexpr std::uint16_t kCloseForbidden = 4003;
 inline constexpr std::uint16_t kCloseSuperseded = 4009;
 

@@ -142,7 +142,10 @@ struct UplinkMeta {
 struct SessionStats {
     std::string session;
     std::string device;
-    std::string owner;                        ///< the user the session belongs to
+    std::string owner;                        ///< the user the session belongs to (see has_owner)
+    bool has_owner = false;                   ///< false: not recorded yet (an old session)
+    bool failed = false;                      ///< file engine: refuses changes until its next hello
+    bool files_open = false;                  ///< file engine: its logs hold descriptors now
     std::uint32_t version = 0;                ///< highest version seen
     std::uint64_t received = 0;               ///< distinct uplink messages stored
     std::uint64_t duplicates = 0;             ///< uplink DATA dropped as duplicates
@@ -172,6 +175,12 @@ struct EngineStats {
     bool failed = false;             ///< the store refuses changes (file engine: a write failed)
     bool ready = true;               ///< the store can take hellos now (Redis engine: connected)
     std::uint64_t store_errors = 0;  ///< failed store operations since start
+    // File engine: sessions that failed (each refuses changes until its next
+    // hello), how often one failed, logs open now, and reopens of closed logs.
+    std::uint64_t failed_sessions = 0;
+    std::uint64_t session_failures = 0;
+    std::uint64_t open_sessions = 0;
+    std::uint64_t reopens = 0;
 };
 
 /// What the engine tells the server. Called only from SessionEngine::service()
@@ -258,6 +267,10 @@ class SessionEngine : public Pollable {
     /// call.
     virtual const DownlinkMessage* downlink_next(std::string_view session,
                                                  std::uint64_t after) const = 0;
+
+    /// A connection of `session` went online here (the file engine keeps its
+    /// logs open while it is live).
+    virtual void claim(std::string_view session) { (void)session; }
 
     /// The last live connection of `session` on this instance is gone: the
     /// engine may forget what it cached for it.

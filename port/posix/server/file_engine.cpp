@@ -63,13 +63,19 @@ GapResult FileEngine::uplink_gap(std::string_view session, std::uint64_t first, 
 void FileEngine::flush(TimeMs now) {
     (void)now;
     std::vector<AckUpdate> acks;
-    const Status status = store_.sync(&acks);
-    if (status != Status::kOk) {
-        report_failure("sync", status);
-        return;  // nothing may be acknowledged
+    std::vector<std::string> failed;
+    // Failures are per session: the acks of the others are valid either way.
+    if (store_.sync(&acks, &failed) == Status::kInvalidArgument) {
+        report_failure("sync", Status::kInvalidArgument);
+        return;
     }
     if (events_ == nullptr) {
         return;
+    }
+    for (const std::string& session : failed) {
+        // Nothing of it may be acknowledged; its next hello reads it afresh.
+        ++store_errors_;
+        events_->on_session_failed(session, Status::kIoError);
     }
     for (const AckUpdate& ack : acks) {
         events_->on_acknowledgeable(ack.session, ack.last_uplink);
@@ -98,15 +104,26 @@ Status FileEngine::push_downlink(std::string_view session, const std::uint8_t* p
     if (answer.status == Status::kOk) {
         // Durable before the answer says so, and before the device sees it.
         std::vector<AckUpdate> acks;
-        answer.status = store_.sync(&acks);
-        if (answer.status == Status::kOk && events_ != nullptr) {
+        std::vector<std::string> failed;
+        (void)store_.sync(&acks, &failed);
+        for (const std::string& session_failed : failed) {
+            if (session_failed == answer.session) {
+                answer.status = Status::kIoError;
+            }
+            if (events_ != nullptr) {
+                events_->on_session_failed(session_failed, Status::kIoError);
+            }
+        }
+        if (events_ != nullptr) {
             for (const AckUpdate& ack : acks) {
                 events_->on_acknowledgeable(ack.session, ack.last_uplink);
             }
         }
+    } else if (answer.status == Status::kIoError && events_ != nullptr) {
+        events_->on_session_failed(answer.session, Status::kIoError);
     }
     if (answer.status == Status::kIoError) {
-        report_failure("push", answer.status);
+        ++store_errors_;
     }
     answers_.push_back(std::move(answer));
     return Status::kOk;
@@ -133,13 +150,26 @@ EngineStats FileEngine::stats() const {
     out.failed = totals.failed;
     out.ready = opened_;
     out.store_errors = store_errors_;
+    out.failed_sessions = totals.failed_sessions;
+    out.session_failures = totals.session_failures;
+    out.open_sessions = totals.open_sessions;
+    out.reopens = totals.reopens;
     return out;
 }
 
 void FileEngine::close() {
+    if (!opened_) {
+        return;
+    }
     std::vector<AckUpdate> ignored;
-    if (opened_ && store_.sync(&ignored) != Status::kOk) {
-        report_failure("sync", Status::kIoError);
+    std::vector<std::string> failed;
+    (void)store_.sync(&ignored, &failed);
+    for (const std::string& session : failed) {
+        // The next start reads it from its files; say which now.
+        ++store_errors_;
+        if (events_ != nullptr) {
+            events_->on_store_error("sync", Status::kIoError, session.c_str());
+        }
     }
 }
 

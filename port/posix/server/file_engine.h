@@ -33,7 +33,8 @@ class FileEngine final : public SessionEngine {
                          std::uint64_t ticket) override;
     const DownlinkMessage* downlink_next(std::string_view session,
                                          std::uint64_t after) const override;
-    void release(std::string_view session) override { (void)session; }
+    void claim(std::string_view session) override { store_.set_live(session, true); }
+    void release(std::string_view session) override { store_.set_live(session, false); }
     bool session_stats(std::string_view session, SessionStats* out) const override;
     EngineStats stats() const override;
     std::vector<std::string> sessions() const override { return store_.sessions(); }

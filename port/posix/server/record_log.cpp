@@ -300,6 +300,27 @@ void RecordLog::close() {
     }
 }
 
+Status RecordLog::reopen() {
+    if (fd_ >= 0 || path_.empty()) {
+        return Status::kInvalidArgument;
+    }
+    const int fd = open_retrying(path_.c_str(), O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0) {
+        return Status::kIoError;
+    }
+    struct stat info {};
+    if (::fstat(fd, &info) != 0) {
+        ::close(fd);
+        return Status::kIoError;
+    }
+    if (static_cast<std::uint64_t>(info.st_size) != end_) {
+        ::close(fd);
+        return Status::kCorrupt;
+    }
+    fd_ = fd;
+    return Status::kOk;
+}
+
 Status RecordLog::read(const std::string& path, std::size_t max_body,
                        const RecordVisitor& visitor) {
     const int fd = open_retrying(path.c_str(), O_RDONLY | O_CLOEXEC, 0);

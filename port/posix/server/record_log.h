@@ -83,7 +83,23 @@ class RecordLog {
     Status sync();
 
     /// Writes the buffered records and closes the file (without syncing).
+    /// The log remembers its path, size, record count and whether appends
+    /// wait for a sync, so reopen() can take it up again.
     void close();
+
+    /// Opens the file of a log closed by close() again, without reading it:
+    /// its size must still be what this log wrote. The store closes idle
+    /// logs to bound its descriptors and takes them up again on demand.
+    /// kOk; kInvalidArgument when open or never opened; kCorrupt when the
+    /// file changed size behind the log's back (nothing is trusted: the
+    /// caller reads the file afresh with open()); kIoError when the file
+    /// cannot be opened (EMFILE, ENFILE, a missing file, ...).
+    Status reopen();
+
+    /// Declares what was appended durable without an fsync of this log: for
+    /// a caller that made it durable another way (syncfs of its file system,
+    /// which succeeded after the appends). Clears dirty().
+    void mark_durable() { dirty_ = false; }
 
     bool is_open() const { return fd_ >= 0; }
     bool broken() const { return broken_; }

@@ -23,6 +23,9 @@ constexpr std::size_t kMaxReason = kMaxGapReasonLength;
 constexpr std::uint64_t kMetaFormat = 1;
 constexpr std::size_t kMetaFixedBytes = 4 + 8 + 8 + 8 + 4;
 constexpr std::size_t kMaxMetaBody = kMetaFixedBytes + kMaxDevice;
+// Owner record: key = format, body = the user.
+constexpr std::uint64_t kOwnerFormat = 1;
+constexpr std::size_t kMaxUser = 512;
 // Gap record: key = first, body = last u64 + reason.
 constexpr std::size_t kMaxGapBody = 8 + kMaxReason;
 // downlink.log is rewritten once its dead records (acked or evicted) outnumber
@@ -37,6 +40,7 @@ constexpr std::size_t kUplinkWriteBuffer = 16 * 1024;
 constexpr const char* kGapsFile = "/gaps.log";
 constexpr const char* kDownlinkFile = "/downlink.log";
 constexpr const char* kMetaFile = "/meta";
+constexpr const char* kOwnerFile = "/owner";
 
 bool sync_filesystem(const std::string& directory) {
     const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -50,6 +54,19 @@ bool sync_filesystem(const std::string& directory) {
 
 bool make_directory(const std::string& path) {
     return ::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST;
+}
+
+// Right after a failed call: the process (or the system) has no descriptor
+// left, which closing idle sessions can cure.
+constexpr int kDescriptorRounds = 4;  // sessions closed and the open retried, at most
+bool out_of_descriptors() {
+    return errno == EMFILE || errno == ENFILE;
+}
+
+// A log the store closed is synced already (only clean sessions are
+// closed): nothing to do for it.
+bool sync_log(RecordLog& log) {
+    return (!log.is_open() && !log.dirty()) || log.sync() == Status::kOk;
 }
 
 }  // namespace
@@ -68,6 +85,11 @@ class SessionFiles {
 
     std::uint32_t version = 0;
     std::string device;
+    // The owner file: absent (has_owner false: the next hello claims it),
+    // read (owner), or damaged (refuses every hello).
+    bool has_owner = false;
+    bool owner_damaged = false;
+    std::string owner;
 
     std::uint64_t next_expected = 1;
     std::uint64_t synced_next_expected = 1;
@@ -86,6 +108,48 @@ class SessionFiles {
     bool meta_dirty = false;
     bool in_dirty_list = false;
     bool uplink_activity = false;
+
+    // Descriptors: the three logs are open while files_open (and the session
+    // is then in the store's open_lru_ at `lru`). A failed session refuses
+    // changes and is read afresh by its next hello (one that open() could
+    // not read at all is an empty placeholder until then).
+    bool files_open = false;
+    bool failed = false;
+    bool live = false;
+    std::list<SessionFiles*>::iterator lru;
+
+    // Nothing waits for an fsync: the logs may be closed. (A session still
+    // in the dirty list may be clean: sync() reports its ACK all the same.)
+    bool clean() const {
+        return !meta_dirty && !uplink.dirty() && !gaps.dirty() && !downlink.dirty();
+    }
+
+    void close_logs() {
+        uplink.close();
+        gaps.close();
+        downlink.close();
+    }
+
+    void mark_logs_durable() {
+        uplink.mark_durable();
+        gaps.mark_durable();
+        downlink.mark_durable();
+    }
+
+    // Opens the closed logs again; on failure every log is closed again and
+    // *error_number holds the errno of the failed open.
+    Status reopen_logs(int* error_number) {
+        RecordLog* logs[] = {&uplink, &gaps, &downlink};
+        for (RecordLog* log : logs) {
+            const Status status = log->reopen();
+            if (status != Status::kOk) {
+                *error_number = errno;
+                close_logs();
+                return status;
+            }
+        }
+        return Status::kOk;
+    }
 
     void count_gap(std::uint64_t first, std::uint64_t last, std::string_view reason,
                    std::size_t max_listed) {
@@ -106,8 +170,8 @@ SessionStore::~SessionStore() = default;
 
 SessionFiles* SessionStore::find(std::string_view session) const {
     // Every uplink message names its session: the last one found is
-    // remembered by the exact text asked for (sessions are never removed
-    // while the store is open, only all at once by clear()).
+    // remembered by the exact text asked for (forget() drops it when a
+    // session's object is replaced).
     if (last_found_ != nullptr && session == std::string_view(last_asked_, kUuidLength)) {
         return last_found_;
     }
@@ -129,6 +193,108 @@ void SessionStore::mark_dirty(SessionFiles* files) {
         files->in_dirty_list = true;
         dirty_.push_back(files);
     }
+}
+
+void SessionStore::forget(SessionFiles* files) {
+    if (files->in_dirty_list) {
+        dirty_.erase(std::find(dirty_.begin(), dirty_.end(), files));
+        files->in_dirty_list = false;
+    }
+    if (last_found_ == files) {
+        last_found_ = nullptr;
+    }
+}
+
+void SessionStore::close_files(SessionFiles* files) {
+    if (files->files_open) {
+        files->close_logs();
+        open_lru_.erase(files->lru);
+        files->files_open = false;
+    }
+}
+
+bool SessionStore::evict_one(const SessionFiles* keep) {
+    // Least recently used first; sessions without a live connection before
+    // those with one. Sessions waiting for a sync stay open.
+    for (const bool live_too : {false, true}) {
+        for (SessionFiles* files : open_lru_) {
+            if (files != keep && (live_too || !files->live) && files->clean()) {
+                close_files(files);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
+void SessionStore::fail(SessionFiles* files) {
+    // What reached the disk is unknown: refuse changes until the next hello
+    // reads the files afresh. The descriptors go back at once.
+    if (!files->failed) {
+        files->failed = true;
+        ++failed_sessions_;
+        ++session_failures_;
+    }
+    close_files(files);
+}
+
+bool SessionStore::release_descriptors(const SessionFiles* keep) {
+    bool released = false;
+    while (evict_one(keep)) {
+        released = true;
+    }
+    if (released) {
+        return true;
+    }
+    // Every open session waits for an fsync: make the least recently used one
+    // durable now (earlier than it had to be, never later) and close it.
+    // The logs are synced before they are closed and the meta written after,
+    // when its temporary file can have a descriptor.
+    for (const bool live_too : {false, true}) {
+        for (SessionFiles* candidate : open_lru_) {
+            if (candidate == keep || (!live_too && candidate->live)) {
+                continue;
+            }
+            const bool synced = sync_log(candidate->gaps) && sync_log(candidate->uplink) &&
+                                sync_log(candidate->downlink);
+            close_files(candidate);
+            if (!synced || (candidate->meta_dirty && !write_meta(candidate))) {
+                fail(candidate);
+                failed_elsewhere_.push_back(candidate->id);
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+bool SessionStore::ensure_open(SessionFiles* files) {
+    if (files->failed) {
+        return false;
+    }
+    if (files->files_open) {
+        open_lru_.splice(open_lru_.end(), open_lru_, files->lru);
+        return true;
+    }
+    while (open_lru_.size() >= options_.max_open_sessions && evict_one(files)) {
+    }
+    int error_number = 0;
+    Status status = files->reopen_logs(&error_number);
+    for (int round = 0;
+         round < kDescriptorRounds && status == Status::kIoError &&
+         (error_number == EMFILE || error_number == ENFILE) && release_descriptors(files);
+         ++round) {
+        // Out of descriptors (sockets use them too): other sessions gave theirs back.
+        status = files->reopen_logs(&error_number);
+    }
+    if (status != Status::kOk) {
+        fail(files);
+        return false;
+    }
+    files->files_open = true;
+    files->lru = open_lru_.insert(open_lru_.end(), files);
+    ++reopens_;
+    return true;
 }
 
 Status SessionStore::open(const std::string& directory) {
@@ -156,12 +322,24 @@ Status SessionStore::open(const std::string& directory) {
     std::sort(ids.begin(), ids.end());
     directory_ = directory;
     for (const std::string& id : ids) {
-        const Status loaded = load_session(id);
-        if (loaded != Status::kOk) {
-            sessions_.clear();
-            last_found_ = nullptr;
-            dirty_.clear();
-            return loaded;
+        // One session at a time holds descriptors: each is closed once read.
+        std::unique_ptr<SessionFiles> files;
+        if (load_session(id, &files) == Status::kOk) {
+            files->close_logs();
+        } else {
+            // Unreadable now (EIO, EMFILE, a tail that cannot be cut): a
+            // placeholder that refuses changes; its next hello tries again.
+            files = std::make_unique<SessionFiles>();
+            files->id = id;
+            files->directory = directory_ + "/sessions/" + id;
+            files->failed = true;
+            ++failed_sessions_;
+            ++session_failures_;
+        }
+        SessionFiles* loaded = files.get();
+        sessions_.emplace(id, std::move(files));
+        if (loaded->meta_dirty) {
+            mark_dirty(loaded);
         }
     }
     // What was loaded is what welcomes and ACKs will promise. A killed
@@ -171,13 +349,48 @@ Status SessionStore::open(const std::string& directory) {
         sessions_.clear();
         last_found_ = nullptr;
         dirty_.clear();
+        failed_sessions_ = 0;
+        session_failures_ = 0;
         return Status::kIoError;
+    }
+    for (auto& entry : sessions_) {
+        entry.second->mark_logs_durable();
     }
     open_ = true;
     return Status::kOk;
 }
 
-Status SessionStore::load_session(const std::string& id) {
+Status SessionStore::reload_session(SessionFiles** files) {
+    SessionFiles* old = *files;
+    const std::string id = old->id;
+    close_files(old);
+    forget(old);
+    while (open_lru_.size() >= options_.max_open_sessions && evict_one(nullptr)) {
+    }
+    std::unique_ptr<SessionFiles> fresh;
+    Status loaded = load_session(id, &fresh);
+    for (int round = 0; round < kDescriptorRounds && loaded != Status::kOk &&
+                        out_of_descriptors() && release_descriptors(nullptr);
+         ++round) {
+        loaded = load_session(id, &fresh);
+    }
+    if (loaded != Status::kOk) {
+        return Status::kIoError;  // still failed; the next hello tries again
+    }
+    --failed_sessions_;
+    SessionFiles* s = fresh.get();
+    s->live = old->live;
+    sessions_.find(id)->second = std::move(fresh);  // `old` is gone from here on
+    s->files_open = true;
+    s->lru = open_lru_.insert(open_lru_.end(), s);
+    if (s->meta_dirty) {
+        mark_dirty(s);
+    }
+    *files = s;
+    return Status::kOk;
+}
+
+Status SessionStore::load_session(const std::string& id, std::unique_ptr<SessionFiles>* out) {
     auto files = std::make_unique<SessionFiles>();
     SessionFiles& s = *files;
     s.id = id;
@@ -205,6 +418,24 @@ Status SessionStore::load_session(const std::string& id) {
     if (meta_read == Status::kIoError) {
         return Status::kIoError;
     }
+
+    // owner: written once; one valid record, or the file counts as damaged.
+    bool owner_record = false;
+    const Status owner_read =
+        RecordLog::read(s.directory + kOwnerFile, kMaxUser,
+                        [&](std::uint64_t key, const std::uint8_t* body, std::size_t size) {
+                            if (key != kOwnerFormat || owner_record) {
+                                return false;
+                            }
+                            s.owner.assign(reinterpret_cast<const char*>(body), size);
+                            owner_record = true;
+                            return true;
+                        });
+    if (owner_read == Status::kIoError) {
+        return Status::kIoError;
+    }
+    s.has_owner = owner_read == Status::kOk;
+    s.owner_damaged = s.has_owner && !owner_record;
 
     // gaps.log: gap ranges, valid ones only; reordered by first below.
     std::vector<GapRecord> gaps;
@@ -315,34 +546,44 @@ Status SessionStore::load_session(const std::string& id) {
 
     s.meta_dirty = !have_meta || meta_next_downlink != s.next_downlink;
     s.synced_next_expected = s.next_expected;
-    SessionFiles* loaded = files.get();
-    sessions_.emplace(id, std::move(files));
-    if (loaded->meta_dirty) {
-        mark_dirty(loaded);
-    }
+    *out = std::move(files);
     return Status::kOk;
 }
 
-Status SessionStore::create_session(const std::string& id, SessionFiles** out) {
-    auto files = std::make_unique<SessionFiles>();
-    files->id = id;
-    files->directory = directory_ + "/sessions/" + id;
-    const auto accept_none = [](std::uint64_t, const std::uint8_t*, std::size_t) { return false; };
-    // Logs left by an earlier failed creation hold nothing we promised: the
-    // session did not exist for any client, so they are emptied.
-    if (!make_directory(files->directory) ||
-        files->uplink.open(files->directory + kUplinkFile, options_.max_payload_size,
-                           accept_none) != Status::kOk ||
-        files->gaps.open(files->directory + kGapsFile, kMaxGapBody, accept_none) != Status::kOk ||
-        files->downlink.open(files->directory + kDownlinkFile, options_.max_payload_size,
-                             accept_none) != Status::kOk ||
-        !write_meta(files.get()) || !sync_directory(directory_ + "/sessions")) {
-        return Status::kIoError;
+Status SessionStore::create_session(const std::string& id, std::string_view user,
+                                    SessionFiles** out) {
+    while (open_lru_.size() >= options_.max_open_sessions && evict_one(nullptr)) {
     }
-    files->uplink.set_write_buffer(kUplinkWriteBuffer);
-    *out = files.get();
-    sessions_.emplace(id, std::move(files));
-    return Status::kOk;
+    const auto accept_none = [](std::uint64_t, const std::uint8_t*, std::size_t) { return false; };
+    for (int attempt = 0;; ++attempt) {
+        auto files = std::make_unique<SessionFiles>();
+        files->id = id;
+        files->directory = directory_ + "/sessions/" + id;
+        // Logs left by an earlier failed creation hold nothing we promised: the
+        // session did not exist for any client, so they are emptied.
+        if (!make_directory(files->directory) ||
+            files->uplink.open(files->directory + kUplinkFile, options_.max_payload_size,
+                               accept_none) != Status::kOk ||
+            files->gaps.open(files->directory + kGapsFile, kMaxGapBody, accept_none) !=
+                Status::kOk ||
+            files->downlink.open(files->directory + kDownlinkFile, options_.max_payload_size,
+                                 accept_none) != Status::kOk ||
+            !write_meta(files.get()) || !write_owner(files.get(), user) ||
+            !sync_directory(directory_ + "/sessions")) {
+            if (attempt < kDescriptorRounds && out_of_descriptors() &&
+                release_descriptors(nullptr)) {
+                continue;  // other sessions gave their descriptors back
+            }
+            return Status::kIoError;
+        }
+        files->uplink.set_write_buffer(kUplinkWriteBuffer);
+        SessionFiles* created = files.get();
+        sessions_.emplace(id, std::move(files));
+        created->files_open = true;
+        created->lru = open_lru_.insert(open_lru_.end(), created);
+        *out = created;
+        return Status::kOk;
+    }
 }
 
 bool SessionStore::write_meta(SessionFiles* files) {
@@ -361,9 +602,24 @@ bool SessionStore::write_meta(SessionFiles* files) {
     return true;
 }
 
+bool SessionStore::write_owner(SessionFiles* files, std::string_view user) {
+    // replace() fsyncs the file and the session directory before it returns:
+    // the owner is durable before any welcome names the session.
+    if (RecordLog::replace(
+            files->directory + kOwnerFile,
+            {RecordView{kOwnerFormat, reinterpret_cast<const std::uint8_t*>(user.data()),
+                        user.size()}}) != Status::kOk) {
+        return false;
+    }
+    files->owner.assign(user.data(), user.size());
+    files->has_owner = true;
+    files->owner_damaged = false;
+    return true;
+}
+
 bool SessionStore::sync_session(SessionFiles* files) {
-    return files->gaps.sync() == Status::kOk && files->uplink.sync() == Status::kOk &&
-           files->downlink.sync() == Status::kOk && (!files->meta_dirty || write_meta(files));
+    return sync_log(files->gaps) && sync_log(files->uplink) && sync_log(files->downlink) &&
+           (!files->meta_dirty || write_meta(files));
 }
 
 bool SessionStore::append_gap(SessionFiles* files, std::uint64_t first, std::uint64_t last,
@@ -384,29 +640,41 @@ Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
     char key[kUuidLength + 1];
     if (!open_ || result == nullptr || !session_key(request.session, key) || request.version == 0 ||
         request.device.empty() || request.device.size() > kMaxDevice ||
-        request.last_downlink > kMaxSeq || request.oldest_uplink > kMaxSeq) {
+        request.user.size() > kMaxUser || request.last_downlink > kMaxSeq ||
+        request.oldest_uplink > kMaxSeq) {
         return Status::kInvalidArgument;
-    }
-    if (failed_) {
-        return Status::kIoError;
     }
     *result = HelloResult{};
     SessionFiles* s = find(key);
+    if (s != nullptr && s->failed && reload_session(&s) != Status::kOk) {
+        return Status::kIoError;
+    }
     result->resumed = s != nullptr;
     if (s == nullptr) {
         if (sessions_.size() >= options_.max_sessions) {
             return Status::kNoSpace;
         }
-        if (create_session(key, &s) != Status::kOk) {
-            failed_ = true;
+        if (create_session(key, request.user, &s) != Status::kOk) {
             return Status::kIoError;
         }
+    } else if (s->owner_damaged || (s->has_owner && s->owner != request.user)) {
+        *result = HelloResult{};
+        result->decision = HelloDecision::kForbidden;
+        return Status::kOk;
     }
     if (request.version < s->version) {
         result->decision = HelloDecision::kSuperseded;
         result->last_uplink = s->synced_next_expected - 1;
         result->replay_after = request.last_downlink;
         return Status::kOk;
+    }
+    if (!ensure_open(s)) {
+        return Status::kIoError;
+    }
+    if (!s->has_owner && !write_owner(s, request.user)) {
+        // A session from before owners were recorded: this hello claims it.
+        fail(s);
+        return Status::kIoError;
     }
     if (request.version != s->version || request.device != s->device) {
         s->version = request.version;
@@ -415,7 +683,7 @@ Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
     }
     if (request.oldest_uplink > s->next_expected) {
         if (!append_gap(s, s->next_expected, request.oldest_uplink - 1, kReasonNotInOutbox)) {
-            failed_ = true;
+            fail(s);
             return Status::kIoError;
         }
         result->recorded_hole = true;
@@ -435,7 +703,7 @@ Status SessionStore::hello(const HelloRequest& request, HelloResult* result) {
         result->replay_after = oldest_held - 1;
     }
     if (!sync_session(s)) {
-        failed_ = true;
+        fail(s);
         return Status::kIoError;
     }
     s->synced_next_expected = s->next_expected;
@@ -455,7 +723,7 @@ UplinkResult SessionStore::uplink_data(std::string_view session, std::uint64_t s
     if (size > options_.max_payload_size) {
         return UplinkResult::kTooLarge;
     }
-    if (failed_) {
+    if (s->failed) {
         return UplinkResult::kIoError;
     }
     s->uplink_activity = true;
@@ -465,13 +733,16 @@ UplinkResult SessionStore::uplink_data(std::string_view session, std::uint64_t s
         s->meta_dirty = true;
         return UplinkResult::kDuplicate;
     }
+    if (!ensure_open(s)) {
+        return UplinkResult::kIoError;
+    }
     const bool after_gap = seq > s->next_expected;
     if (after_gap && !append_gap(s, s->next_expected, seq - 1, kReasonUnreported)) {
-        failed_ = true;
+        fail(s);
         return UplinkResult::kIoError;
     }
     if (s->uplink.append(seq, payload, size) != Status::kOk) {
-        failed_ = true;
+        fail(s);
         return UplinkResult::kIoError;
     }
     s->next_expected = seq + 1;
@@ -489,7 +760,7 @@ GapResult SessionStore::uplink_gap(std::string_view session, std::uint64_t first
     if (s == nullptr) {
         return GapResult::kUnknownSession;
     }
-    if (failed_) {
+    if (s->failed) {
         return GapResult::kIoError;
     }
     s->uplink_activity = true;
@@ -497,44 +768,67 @@ GapResult SessionStore::uplink_gap(std::string_view session, std::uint64_t first
     if (last < s->next_expected) {
         return GapResult::kIgnored;
     }
+    if (!ensure_open(s)) {
+        return GapResult::kIoError;
+    }
     const bool after_gap = first > s->next_expected;
     if (after_gap && !append_gap(s, s->next_expected, first - 1, kReasonUnreported)) {
-        failed_ = true;
+        fail(s);
         return GapResult::kIoError;
     }
     if (!append_gap(s, s->next_expected, last, reason)) {
-        failed_ = true;
+        fail(s);
         return GapResult::kIoError;
     }
     return after_gap ? GapResult::kRecordedAfterUnreportedGap : GapResult::kRecorded;
 }
 
-Status SessionStore::sync(std::vector<AckUpdate>* acks) {
+Status SessionStore::sync(std::vector<AckUpdate>* acks, std::vector<std::string>* failed) {
     if (acks != nullptr) {
         acks->clear();
+    }
+    if (failed != nullptr) {
+        failed->clear();
     }
     if (!open_) {
         return Status::kInvalidArgument;
     }
-    if (failed_) {
-        return Status::kIoError;
+    bool any_failed = !failed_elsewhere_.empty();
+    if (failed != nullptr) {
+        failed->swap(failed_elsewhere_);
     }
+    failed_elsewhere_.clear();
     for (SessionFiles* s : dirty_) {
-        if (!sync_session(s)) {
-            failed_ = true;
-            return Status::kIoError;
+        s->in_dirty_list = false;
+        if (s->failed) {
+            continue;  // its failure was reported by the call that met it
         }
-    }
-    for (SessionFiles* s : dirty_) {
+        if (!sync_session(s)) {
+            fail(s);
+            any_failed = true;
+            if (failed != nullptr) {
+                failed->push_back(s->id);
+            }
+            continue;
+        }
         s->synced_next_expected = s->next_expected;
         if (s->uplink_activity && acks != nullptr) {
             acks->push_back(AckUpdate{s->id, s->next_expected - 1});
         }
         s->uplink_activity = false;
-        s->in_dirty_list = false;
     }
     dirty_.clear();
-    return Status::kOk;
+    // Sessions that waited for this sync may give their descriptors back now.
+    while (open_lru_.size() > options_.max_open_sessions && evict_one(nullptr)) {
+    }
+    return any_failed ? Status::kIoError : Status::kOk;
+}
+
+void SessionStore::set_live(std::string_view session, bool live) {
+    SessionFiles* s = find(session);
+    if (s != nullptr) {
+        s->live = live;
+    }
 }
 
 Status SessionStore::push_downlink(std::string_view session, const std::uint8_t* payload,
@@ -549,11 +843,11 @@ Status SessionStore::push_downlink(std::string_view session, const std::uint8_t*
     if (size > options_.max_payload_size) {
         return Status::kTooLarge;
     }
-    if (failed_ || s->next_downlink > kMaxSeq) {
+    if (s->failed || s->next_downlink > kMaxSeq || !ensure_open(s)) {
         return Status::kIoError;
     }
     if (s->downlink.append(s->next_downlink, payload, size) != Status::kOk) {
-        failed_ = true;
+        fail(s);
         return Status::kIoError;
     }
     *seq = s->next_downlink;
@@ -565,7 +859,7 @@ Status SessionStore::push_downlink(std::string_view session, const std::uint8_t*
     }
     mark_dirty(s);
     if (!compact_downlink_if_needed(s)) {
-        failed_ = true;
+        fail(s);
         return Status::kIoError;
     }
     return Status::kOk;
@@ -615,11 +909,14 @@ Status SessionStore::downlink_acked(std::string_view session, std::uint64_t seq)
     if (seq >= s->next_downlink) {
         return Status::kInvalidArgument;
     }
-    if (failed_) {
+    if (s->failed) {
         return Status::kIoError;
     }
     if (seq <= s->acked) {
         return Status::kOk;
+    }
+    if (!ensure_open(s)) {
+        return Status::kIoError;
     }
     s->acked = seq;
     while (!s->held.empty() && s->held.front().seq <= seq) {
@@ -628,7 +925,7 @@ Status SessionStore::downlink_acked(std::string_view session, std::uint64_t seq)
     s->meta_dirty = true;
     mark_dirty(s);
     if (!compact_downlink_if_needed(s)) {
-        failed_ = true;
+        fail(s);
         return Status::kIoError;
     }
     return Status::kOk;
@@ -642,6 +939,10 @@ bool SessionStore::session_stats(std::string_view session, SessionStats* out) co
     *out = SessionStats{};
     out->session = s->id;
     out->device = s->device;
+    out->owner = s->owner;
+    out->has_owner = s->has_owner && !s->owner_damaged;
+    out->failed = s->failed;
+    out->files_open = s->files_open;
     out->version = s->version;
     out->received = s->received;
     out->duplicates = s->duplicates;
@@ -671,7 +972,11 @@ StoreStats SessionStore::stats() const {
         totals.missing_seqs += s.missing_seqs;
         totals.downlink_pushed += s.next_downlink - 1;
     }
-    totals.failed = failed_;
+    totals.failed_sessions = failed_sessions_;
+    totals.failed = failed_sessions_ != 0;
+    totals.session_failures = session_failures_;
+    totals.open_sessions = open_lru_.size();
+    totals.reopens = reopens_;
     return totals;
 }
 

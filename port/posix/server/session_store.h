@@ -20,6 +20,15 @@
 //                   highest version, device id, next downlink seq, acked
 //                   downlink seq, duplicates dropped. A cache: when it is
 //                   missing or damaged, what the logs prove wins.
+//     owner         one record (key = format 1, body = the user, 0..512
+//                   bytes), written once (temp + fsync + rename + directory
+//                   fsync) when the session is created, before its first
+//                   welcome: the user of the token whose hello created it ("" for
+//                   a token without a user). Never a cache: a hello of another
+//                   user is refused (HelloDecision::kForbidden). A session
+//                   without the file (made before owners were recorded) is
+//                   claimed by its next accepted hello; a damaged file refuses
+//                   every hello until an operator removes it.
 //
 // A record log framing is: key u64, length u32, body, crc32 over
 // key+length+body. On open, a tail that is short or fails its CRC (a crash in
@@ -28,19 +37,34 @@
 // meta. A session directory whose uuid is not canonical is ignored.
 //
 // Durability: appends go to the files at once but are durable only after
-// sync(). The caller sends an uplink ACK only after sync() returned kOk, and
-// only up to the seq sync() reported for that session. hello() syncs the
-// session itself before it returns, so its answer may be sent at once.
+// sync(). The caller sends an uplink ACK only after sync() listed the session
+// in its acks, and only up to the seq it reported for that session. hello()
+// syncs the session itself before it returns, so its answer may be sent at
+// once.
 //
-// After a failed write or fsync the store refuses further changes (kIoError
-// from every mutating call) instead of guessing what reached the disk; the
-// server reopens it (a restart) to recover from what the disk holds.
+// Descriptors: a session's three logs are open only while it is in use. At
+// most max_open_sessions sessions keep them open; beyond that the store closes
+// the least recently used session that has nothing waiting for an fsync (idle
+// ones before those with a live connection, see set_live()) and reopens a
+// closed session's logs when it is next used. A session whose appends wait for
+// an fsync is not closed for the bound, which may thus be exceeded until the
+// next sync(). When an open fails for want of descriptors (EMFILE, ENFILE),
+// every closable session is closed, or else the least recently used one is
+// made durable early and closed, and the open is retried. After a restart
+// every session starts closed.
+//
+// Failures are per session: after a failed open, write or fsync of one
+// session's files (EMFILE, ENOSPC, EIO, ...) that session refuses changes
+// (kIoError from every mutating call on it) instead of guessing what reached
+// the disk, and its next hello() reads it afresh from its files, as a restart
+// would. Every other session carries on.
 //
 // Not thread-safe: one thread (the server loop) owns it.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <string>
@@ -68,11 +92,14 @@ struct StoreOptions {
     /// Gaps kept in memory per session for stats (the first ones recorded);
     /// gap_count and missing_seqs always count every gap.
     std::size_t max_listed_gaps = 4096;
+    /// Sessions whose logs (three descriptors each) stay open at once; >= 1.
+    std::size_t max_open_sessions = 256;
 };
 
 /// What sync() made acknowledgeable: send ACK `last_uplink` on the session's
 /// live connection. Listed: every session that received uplink DATA or gap
-/// messages since the previous sync (duplicates too: their sender missed an ACK).
+/// messages since the previous sync (duplicates too: their sender missed an
+/// ACK), and whose files synced.
 struct AckUpdate {
     std::string session;
     std::uint64_t last_uplink = 0;
@@ -85,8 +112,12 @@ struct StoreStats {
     std::uint64_t duplicates = 0;
     std::uint64_t gap_count = 0;
     std::uint64_t missing_seqs = 0;
-    std::uint64_t downlink_pushed = 0;  ///< sum of downlink_last_seq
-    bool failed = false;                ///< a write failed: the store refuses changes
+    std::uint64_t downlink_pushed = 0;   ///< sum of downlink_last_seq
+    bool failed = false;                 ///< failed_sessions != 0
+    std::uint64_t failed_sessions = 0;   ///< sessions refusing changes until their next hello
+    std::uint64_t session_failures = 0;  ///< sessions failed since open (each time)
+    std::uint64_t open_sessions = 0;     ///< sessions whose logs are open now
+    std::uint64_t reopens = 0;           ///< closed sessions' logs opened again
 };
 
 class SessionStore {
@@ -101,15 +132,22 @@ class SessionStore {
     /// the logs, reloads the replay buffer (at most replay_capacity newest
     /// messages above the acked seq). Returns kOk; kInvalidArgument when the
     /// store is already open or options are zero; kIoError when the directory
-    /// cannot be created or read, or a damaged tail cannot be truncated.
-    /// A damaged meta file is not an error (its values are rebuilt from logs,
-    /// version 0 until the next hello).
+    /// cannot be created or read, or what was loaded cannot be synced.
+    /// A session that cannot be loaded (a read error, a damaged tail that
+    /// cannot be truncated, no descriptor left) is not an error either: it
+    /// is listed as failed, and its next hello tries again. A damaged meta
+    /// file is not an error (its values are rebuilt from logs, version 0 until
+    /// the next hello). Every session starts with its logs closed.
     Status open(const std::string& directory);
 
     /// Answers a hello (PROTOCOL.md 3.5, 4.2, 5). Creates the session when
-    /// unknown. Everything it recorded is synced before it returns.
+    /// unknown; reads a failed session afresh from its files first.
+    /// Everything it recorded is synced before it returns.
+    /// A session is owned by the user of the hello that created it; a hello
+    /// of any other user gets kForbidden and changes nothing.
     /// kOk (see result->decision), kInvalidArgument (session not a canonical
-    /// UUID, version 0, device empty or longer than 128 bytes),
+    /// UUID, version 0, device empty or longer than 128 bytes, user longer
+    /// than 512 bytes),
     /// kNoSpace (new session beyond max_sessions), kIoError.
     Status hello(const HelloRequest& request, HelloResult* result);
 
@@ -123,11 +161,21 @@ class SessionStore {
                          std::string_view reason);
 
     /// Makes every append since the last sync durable (fsync of each changed
-    /// log, meta rewritten if changed). On kOk, `acks` (when not null) is
-    /// replaced by the sessions whose acknowledgeable seq moved. kIoError when
-    /// a write (uplink records are written in batches, at the latest here) or
-    /// an fsync failed: nothing may be acknowledged, the store refuses changes.
-    Status sync(std::vector<AckUpdate>* acks);
+    /// log, meta rewritten if changed). `acks` (when not null) is replaced by
+    /// the sessions whose acknowledgeable seq moved, `failed` (when not null)
+    /// by the sessions whose write (uplink records are written in batches, at
+    /// the latest here) or fsync failed now, or failed while they were made
+    /// durable early to give their descriptors to another session (their
+    /// failure was reported by no other call): nothing of those may be
+    /// acknowledged, they refuse changes until their next hello, and their
+    /// live connections should be closed. kOk when no session failed now,
+    /// kIoError when one did (the acks listed are valid either way),
+    /// kInvalidArgument when the store is not open.
+    Status sync(std::vector<AckUpdate>* acks, std::vector<std::string>* failed = nullptr);
+
+    /// Whether `session` has a live connection: such sessions keep their
+    /// files open in preference to idle ones. Unknown sessions are ignored.
+    void set_live(std::string_view session, bool live);
 
     /// Appends a downlink message to the session's replay buffer and assigns
     /// its seq (1, 2, ...), durable after the next sync(). Drops the oldest
@@ -159,10 +207,18 @@ class SessionStore {
 
   private:
     SessionFiles* find(std::string_view session) const;
-    Status load_session(const std::string& id);
-    Status create_session(const std::string& id, SessionFiles** out);
+    Status load_session(const std::string& id, std::unique_ptr<SessionFiles>* out);
+    Status reload_session(SessionFiles** files);
+    Status create_session(const std::string& id, std::string_view user, SessionFiles** out);
+    bool ensure_open(SessionFiles* files);
+    void close_files(SessionFiles* files);
+    bool evict_one(const SessionFiles* keep);
+    bool release_descriptors(const SessionFiles* keep);
+    void fail(SessionFiles* files);
+    void forget(SessionFiles* files);
     bool sync_session(SessionFiles* files);
     bool write_meta(SessionFiles* files);
+    bool write_owner(SessionFiles* files, std::string_view user);
     bool append_gap(SessionFiles* files, std::uint64_t first, std::uint64_t last,
                     std::string_view reason);
     bool compact_downlink_if_needed(SessionFiles* files);
@@ -171,11 +227,15 @@ class SessionStore {
     StoreOptions options_;
     std::string directory_;
     bool open_ = false;
-    bool failed_ = false;
     std::map<std::string, std::unique_ptr<SessionFiles>, std::less<>> sessions_;
     mutable SessionFiles* last_found_ = nullptr;  // find()'s one-entry cache
     mutable char last_asked_[36] = {};
-    std::vector<SessionFiles*> dirty_;  ///< sessions with changes since the last sync
+    std::vector<SessionFiles*> dirty_;   ///< sessions with changes since the last sync
+    std::list<SessionFiles*> open_lru_;  ///< sessions with open logs, least recently used first
+    std::vector<std::string> failed_elsewhere_;  ///< failed making room for another: for sync()
+    std::uint64_t failed_sessions_ = 0;
+    std::uint64_t session_failures_ = 0;
+    std::uint64_t reopens_ = 0;
 };
 
 }  // namespace tether::server
