@@ -246,7 +246,10 @@ int main(int argc, char** argv) {
                     request.oldest_uplink >> user;
                 request.session = session;
                 request.device = device;
-                request.user = user == "-" ? "" : user;
+                if (user == "-") {
+                    user.clear();  // "-": a token without a user
+                }
+                request.user = user;  // a view: `user` outlives the call
                 request.next_uplink = request.oldest_uplink;
                 const Status status = engine.hello(request, ticket);
                 if (status != Status::kOk) {
