@@ -265,8 +265,16 @@ int main(int argc, char** argv) {
         for (std::size_t m = 0; m < options.messages; ++m) {
             char text[64];
             const int length = std::snprintf(text, sizeof text, "client-%zu-message-%zu", i, m);
-            (void)slot.client->send(start, reinterpret_cast<const std::uint8_t*>(text),
-                                    static_cast<std::size_t>(length), &slot.member.last_seq);
+            const tether::Status sent =
+                slot.client->send(start, reinterpret_cast<const std::uint8_t*>(text),
+                                  static_cast<std::size_t>(length), &slot.member.last_seq);
+            if (sent != tether::Status::kOk) {
+                // A message not in the outbox would never be waited for: the
+                // run would report done with fewer messages than asked.
+                std::fprintf(stderr, "tether-fleet: client %zu message %zu not queued: %s\n", i, m,
+                             tether::to_string(sent));
+                return 2;
+            }
         }
         loop.add(slot.client.get());
         slot.client->start(start);

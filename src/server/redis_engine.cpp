@@ -730,7 +730,13 @@ void RedisEngine::on_reply(std::uint64_t tag, const RedisValue& reply) {
             break;
         case PendingKind::kRegister:
             if (reply.is_error()) {
+                // Consumers find sessions in P:sessions: one missing there would be
+                // read by nobody. Fail it, so the device's next hello registers it.
                 ++store_errors_;
+                std::string line = "event=redis_register_failed session=";
+                line.append(pending.session).append(" error=").append(reply.text);
+                log_once(nullptr, line);
+                fail_session(pending.session, Status::kIoError);
             }
             break;
         case PendingKind::kUplink:
@@ -837,6 +843,8 @@ void RedisEngine::handle_hello_range(Pending& pending, const RedisValue& reply) 
     Served& entry = *served;
     served_[hello.session] = std::move(served);
     const std::string sessions = options_.prefix + ":sessions";
+    // Not sent only when the link is down: on_disconnected then fails the
+    // session, and the device's next hello registers it again.
     (void)send({"SADD", sessions, entry.id}, Pending{PendingKind::kRegister, 0, entry.id, 0, 0});
     if (refetch) {
         fetch_downlink(entry);

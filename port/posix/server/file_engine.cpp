@@ -105,7 +105,11 @@ Status FileEngine::push_downlink(std::string_view session, const std::uint8_t* p
         // Durable before the answer says so, and before the device sees it.
         std::vector<AckUpdate> acks;
         std::vector<std::string> failed;
-        (void)store_.sync(&acks, &failed);
+        // kIoError exactly when `failed` names sessions; they are handled below.
+        if (store_.sync(&acks, &failed) == Status::kInvalidArgument) {
+            report_failure("push", Status::kInvalidArgument);
+            answer.status = Status::kIoError;
+        }
         for (const std::string& session_failed : failed) {
             if (session_failed == answer.session) {
                 answer.status = Status::kIoError;
@@ -163,7 +167,10 @@ void FileEngine::close() {
     }
     std::vector<AckUpdate> ignored;
     std::vector<std::string> failed;
-    (void)store_.sync(&ignored, &failed);
+    // kIoError exactly when `failed` names sessions, each reported below.
+    if (store_.sync(&ignored, &failed) == Status::kInvalidArgument) {
+        report_failure("sync", Status::kInvalidArgument);
+    }
     for (const std::string& session : failed) {
         // The next start reads it from its files; say which now.
         ++store_errors_;
