@@ -229,11 +229,18 @@ class Process:
         return self.proc.poll() is None
 
     def wait(self, timeout):
-        """Exit code, or None if still running after timeout seconds."""
+        """Exit code, or None if still running after timeout seconds.
+
+        Once the process has exited, its output is read to the end before this
+        returns: a test that reads stderr right after wait() sees the last line.
+        """
         try:
-            return self.proc.wait(timeout=timeout)
+            code = self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+        for reader in self._readers:
+            reader.join(timeout=5.0)
+        return code
 
     def signal(self, signum):
         if self.alive():
