@@ -15,6 +15,7 @@ enum class [[nodiscard]] Status{
     kCorrupt,          ///< Data failed its integrity check.
     kIoError,          ///< The storage or OS call failed.
     kUnavailable,      ///< A required resource (entropy, a file) cannot be had.
+    kConflict,         ///< A versioned change named a version that is no longer current.
 };
 
 /// A stable, human-readable name for logs ("ok", "no_space", ...).

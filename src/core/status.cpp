@@ -22,6 +22,8 @@ const char* to_string(Status status) {
             return "io_error";
         case Status::kUnavailable:
             return "unavailable";
+        case Status::kConflict:
+            return "conflict";
     }
     return "unknown";
 }

@@ -48,7 +48,8 @@ std::uint64_t read_seq(const std::uint8_t* header) {
 // --- Shared field rules (parser and writers agree on them) -----------------
 
 constexpr const char* kFeatureAgeName = "age";
-constexpr std::uint32_t kKnownFeatures = kFeatureAge;
+constexpr const char* kFeatureStateName = "state";
+constexpr std::uint32_t kKnownFeatures = kFeatureAge | kFeatureState;
 
 bool is_uuid_text(const char* text, std::size_t length) {
     if (length != kSessionTextLength) {
@@ -219,6 +220,8 @@ class FieldReader {
             }
             if (std::strcmp(name->valuestring, kFeatureAgeName) == 0) {
                 *out |= kFeatureAge;
+            } else if (std::strcmp(name->valuestring, kFeatureStateName) == 0) {
+                *out |= kFeatureState;
             }
         }
         return V1Status::kOk;
@@ -267,6 +270,10 @@ V1Status parse_hello(const FieldReader& fields, Hello* hello) {
     checks << fields.seq("oldest_uplink", 0, &hello->oldest_uplink);
     checks << fields.seq("next_uplink", 0, &hello->next_uplink);
     checks << fields.features(&hello->features);
+    hello->desired_version = 0;
+    if (fields.has("desired_version")) {
+        checks << fields.seq("desired_version", 0, &hello->desired_version);
+    }
     return checks.status();
 }
 
@@ -351,8 +358,13 @@ class JsonWriter {
             return *this;
         }
         raw(",\"features\":[");
+        const char* separator = "";
         if ((bits & kFeatureAge) != 0) {
-            quoted(kFeatureAgeName, std::strlen(kFeatureAgeName));
+            raw(separator).quoted(kFeatureAgeName, std::strlen(kFeatureAgeName));
+            separator = ",";
+        }
+        if ((bits & kFeatureState) != 0) {
+            raw(separator).quoted(kFeatureStateName, std::strlen(kFeatureStateName));
         }
         return raw("]");
     }
@@ -498,7 +510,8 @@ V1Status write_hello(const Hello& hello, char* out, std::size_t capacity, std::s
     if (!is_uuid_text(hello.session, session_length) || hello.version == 0 || device_length == 0 ||
         device_length > kMaxDeviceLength || !is_plain_text(hello.device, device_length) ||
         hello.last_downlink > kMaxJsonSeq || hello.oldest_uplink > kMaxJsonSeq ||
-        hello.next_uplink > kMaxJsonSeq || (hello.features & ~kKnownFeatures) != 0) {
+        hello.next_uplink > kMaxJsonSeq || (hello.features & ~kKnownFeatures) != 0 ||
+        hello.desired_version > kMaxJsonSeq) {
         return V1Status::kInvalidArgument;
     }
     JsonWriter writer(out, capacity);
@@ -514,8 +527,11 @@ V1Status write_hello(const Hello& hello, char* out, std::size_t capacity, std::s
         .number(hello.oldest_uplink)
         .raw(",\"next_uplink\":")
         .number(hello.next_uplink)
-        .features(hello.features)
-        .raw("}");
+        .features(hello.features);
+    if ((hello.features & kFeatureState) != 0) {
+        writer.raw(",\"desired_version\":").number(hello.desired_version);
+    }
+    writer.raw("}");
     return writer.finish(length);
 }
 

@@ -29,6 +29,8 @@ inline constexpr std::uint32_t kMaxAgeMs = 0x7FFFFFFFu;
 /// bits. A client lists what it can send; a server answers with the subset it
 /// accepts; only that subset is used on the connection.
 inline constexpr std::uint32_t kFeatureAge = 0x01;  ///< "age": uplink DATA may carry its age
+/// "state": desired and reported documents (section 9, net/state_messages.h)
+inline constexpr std::uint32_t kFeatureState = 0x02;
 /// Seqs in JSON must stay below 2^53 (exact in every JSON parser).
 inline constexpr std::uint64_t kMaxJsonSeq = (std::uint64_t{1} << 53) - 1;
 inline constexpr std::size_t kMaxDeviceLength = 128;
@@ -103,6 +105,9 @@ struct Hello {
     /// Optional: the extensions the client can use (kFeature* bits); written
     /// as "features" only when non-zero.
     std::uint32_t features = 0;
+    /// Optional (section 9.1): the desired version the client has applied;
+    /// written only with kFeatureState, read as 0 when absent.
+    std::uint64_t desired_version = 0;
 };
 
 struct Welcome {

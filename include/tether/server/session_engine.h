@@ -163,6 +163,63 @@ struct SessionStats {
     std::uint64_t downlink_file_records = 0;  ///< file engine: records in downlink.log
 };
 
+// --- Device state (docs/PROTOCOL.md section 9) -------------------------------
+
+/// Desired increments held per session; an older one is answered with a snapshot.
+inline constexpr std::size_t kDesiredHistory = 64;
+
+/// One desired message to send: an increment (its merge patch, from
+/// version - 1 to version) or a snapshot (the whole document at version).
+/// `document` is compact JSON (net/json_document.h).
+struct DesiredChange {
+    std::uint64_t version = 0;
+    bool snapshot = false;
+    std::string document;
+};
+
+/// A session's documents as stored (compact JSON; "{}" before the first change).
+struct StateDocuments {
+    std::uint64_t desired_version = 0;  ///< 0: no desired document yet
+    std::string desired = "{}";
+    std::uint64_t desired_applied = 0;  ///< the highest version the device said it applied
+    std::uint64_t reported_version = 0;
+    std::string reported = "{}";
+    std::string report_id;  ///< the id of the last report applied ("" before any)
+};
+
+/// A device's report (section 9.3), already parsed: `document` is compact.
+struct ReportRequest {
+    std::string_view session;
+    std::string_view id;  ///< 16 lowercase hex digits
+    std::uint64_t base = 0;
+    bool whole = false;  ///< true: replaces the document; false: a merge patch
+    std::string_view document;
+};
+
+enum class ReportOutcome : std::uint8_t {
+    kApplied,      ///< base matched: the document is now at `version`
+    kRepeated,     ///< the id of the last applied report: nothing changed, `version` is its result
+    kStale,        ///< base is not the current version: refused; `version`, `document` are current
+    kTooLarge,     ///< the result would exceed kMaxStateDocument: refused
+    kUnavailable,  ///< the store failed: refused, the device may resend
+};
+
+struct ReportResult {
+    ReportOutcome outcome = ReportOutcome::kApplied;
+    std::uint64_t version = 0;
+    std::string document;  ///< kStale: the current reported document
+};
+
+/// The desired messages a device that has applied `applied` must get, given
+/// the current version and document and the increments still held (sorted
+/// by version, each a patch from version - 1): section 9.2's rule, shared by
+/// every engine. Empty when there is nothing newer (or no document at all).
+/// Increments go when every one from applied + 1 is held and together they
+/// are smaller than the snapshot; otherwise the snapshot goes alone.
+std::vector<DesiredChange> desired_sync(std::uint64_t applied, std::uint64_t current_version,
+                                        const std::string& current_document,
+                                        const std::vector<DesiredChange>& increments);
+
 /// Totals over what this engine knows (the file engine: every session; the
 /// Redis engine: this instance's own traffic, the ground truth is in Redis).
 struct EngineStats {
@@ -214,6 +271,48 @@ class EngineEvents {
         (void)what;
         (void)status;
         (void)detail;
+    }
+
+    // --- Device state (section 9). Defaults do nothing, so a server without
+    // state support compiles against an engine that has it.
+
+    /// The desired document of `session` reached `version` (set here or on
+    /// another instance): its live connection asks desired_since().
+    virtual void on_desired_changed(std::string_view session, std::uint64_t version) {
+        (void)session;
+        (void)version;
+    }
+    /// The answer to desired_since(..., ticket): kOk with the messages to send
+    /// (possibly none), kNotFound, or a store failure.
+    virtual void on_desired_since(std::uint64_t ticket, Status status,
+                                  const std::vector<DesiredChange>& changes) {
+        (void)ticket;
+        (void)status;
+        (void)changes;
+    }
+    /// The answer to set_desired(..., ticket): kOk with the new version;
+    /// kNotFound; kInvalidArgument (the patch is not a valid object);
+    /// kTooLarge (the result would exceed kMaxStateDocument); kConflict (an
+    /// expected version was given and the document is at another: `version`
+    /// is the current one); or a store failure.
+    virtual void on_desired_set(std::uint64_t ticket, Status status, std::uint64_t version) {
+        (void)ticket;
+        (void)status;
+        (void)version;
+    }
+    /// The answer to report(..., ticket): kOk with the outcome, or a store
+    /// failure (then result.outcome is kUnavailable).
+    virtual void on_reported(std::uint64_t ticket, Status status, const ReportResult& result) {
+        (void)ticket;
+        (void)status;
+        (void)result;
+    }
+    /// The answer to read_state(..., ticket): kOk, kNotFound, or a store failure.
+    virtual void on_state_read(std::uint64_t ticket, Status status,
+                               const StateDocuments& documents) {
+        (void)ticket;
+        (void)status;
+        (void)documents;
     }
 };
 
@@ -275,6 +374,38 @@ class SessionEngine : public Pollable {
     /// The last live connection of `session` on this instance is gone: the
     /// engine may forget what it cached for it.
     virtual void release(std::string_view session) = 0;
+
+    // --- Device state (section 9). Every answer comes through EngineEvents,
+    // from a later service() or flush(), never from inside the call.
+
+    /// The desired messages for a device of `session` that has applied
+    /// `applied` (see desired_sync()): answered by on_desired_since(ticket).
+    /// kOk (asked), kUnavailable (not ready: no answer follows).
+    virtual Status desired_since(std::string_view session, std::uint64_t applied,
+                                 std::uint64_t ticket) = 0;
+
+    /// A backend's change: merges `patch` (any JSON object text, validated
+    /// here) into the desired document, as the next version, kept among the
+    /// last kDesiredHistory increments; with `has_expected`, only when the
+    /// document is at `expected` now. on_desired_changed follows for every
+    /// instance serving the session. Answered by on_desired_set(ticket).
+    /// kOk (asked), kUnavailable.
+    virtual Status set_desired(std::string_view session, std::string_view patch,
+                               bool has_expected, std::uint64_t expected,
+                               std::uint64_t ticket) = 0;
+
+    /// The device applied desired up to `version` (an "applied" message).
+    /// Recorded when higher than what was recorded; no answer. kOk,
+    /// kNotFound, kInvalidArgument (beyond the current version), kIoError.
+    virtual Status desired_applied(std::string_view session, std::uint64_t version) = 0;
+
+    /// A device's report: answered by on_reported(ticket). kOk (asked),
+    /// kUnavailable.
+    virtual Status report(const ReportRequest& request, std::uint64_t ticket) = 0;
+
+    /// Both documents of `session`: answered by on_state_read(ticket). kOk
+    /// (asked), kUnavailable.
+    virtual Status read_state(std::string_view session, std::uint64_t ticket) = 0;
 
     /// Ground truth as this engine knows it. False when the session is unknown
     /// here.
