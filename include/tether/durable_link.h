@@ -64,6 +64,14 @@
 
 namespace tether {
 
+/// The device-state extension (docs/PROTOCOL.md section 9): desired
+/// documents from the server, reported documents to it.
+struct DeviceStateConfig {
+    /// Offer "state" in the hello. Needs the device-state Storage (the
+    /// documents and versions persist there, crash-safe like the state record).
+    bool enabled = false;
+};
+
 struct DurableLinkConfig {
     /// URLs, reconnect and heartbeat settings, the tether.v1 identity.
     /// client.ws.max_message_size is the largest WebSocket message on the
@@ -76,6 +84,7 @@ struct DurableLinkConfig {
     /// Keep a crash-safe disk copy of the outbox (needs a spool Storage).
     bool spool = false;
     SpoolConfig spool_config;
+    DeviceStateConfig device_state;
 };
 
 /// The buffers one link needs, derived from its configuration.
@@ -120,9 +129,49 @@ struct RecoveryReport {
     SeqRange unrecovered{0, 0};     ///< seqs reported as a gap; {0, 0} when none
 };
 
+/// A desired change for the application (DurableLinkListener::on_desired).
+/// Pointers are valid during the call only.
+struct DesiredChange {
+    std::uint64_t version = 0;  ///< the desired version this change brings the device to
+    /// true: `document` replaces whatever the application had (a snapshot, or
+    /// several increments folded while the application was busy); false:
+    /// exactly one increment from the applied version, `patch` holds it.
+    bool snapshot = false;
+    const char* patch = nullptr;  ///< the increment's merge patch (compact JSON); null for a snapshot
+    std::size_t patch_size = 0;
+    const char* document = nullptr;  ///< the whole desired document at `version` (compact JSON)
+    std::size_t document_size = 0;
+};
+
+/// The server's answer to a report (DurableLinkListener::on_report_answer).
+struct ReportAnswer {
+    bool accepted = false;   ///< report_ok
+    std::uint64_t version = 0;  ///< accepted: the new reported version; refused: the current one
+    const char* reason = "";    ///< refused: "stale", "too_large", "invalid", "unavailable"
+    /// refused as stale: the current reported document on the server (else null).
+    const char* document = nullptr;
+    std::size_t document_size = 0;
+};
+
+/// The device-state extension as the link knows it, for status and metrics.
+struct DeviceStateView {
+    bool enabled = false;
+    bool negotiated = false;                ///< the current connection's welcome named "state"
+    std::uint64_t desired_applied = 0;      ///< persisted: the version the application applied
+    std::uint64_t desired_received = 0;     ///< highest version received (>= applied)
+    std::uint64_t reported_version = 0;     ///< the server's version of the reported document
+    bool report_pending = false;            ///< a report waits to be sent or answered
+    bool in_sync = false;                   ///< applied == received and no report pending
+    std::uint64_t reports_accepted = 0;
+    std::uint64_t reports_refused = 0;
+    std::uint64_t desired_snapshots = 0;    ///< snapshots received
+    std::uint64_t desired_increments = 0;   ///< increments received
+    std::uint64_t state_failures = 0;       ///< device-state saves that failed
+};
+
 /// A storage failure or its end, reported once per change.
 struct StorageEvent {
-    enum class What : std::uint8_t { kSpool, kStateRecord };
+    enum class What : std::uint8_t { kSpool, kStateRecord, kDeviceState };
     What what;
     bool failed;         ///< true: it started failing; false: it works again
     int error;           ///< Storage::last_error() (errno) when known, else 0
@@ -139,6 +188,15 @@ class DurableLinkListener : public ClientListener {
         (void)size;
         (void)limit;
     }
+    /// A desired change to apply (with DeviceStateConfig::enabled). The
+    /// application applies it and then calls DurableLink::desired_applied()
+    /// with its version, in this call or later; until then further changes
+    /// are folded, and the next call after it is a snapshot of the newest.
+    /// A change delivered but not confirmed before a crash is delivered again
+    /// after the restart (the confirmation is the commit point).
+    virtual void on_desired(const DesiredChange& change) { (void)change; }
+    /// The answer to the report in flight.
+    virtual void on_report_answer(const ReportAnswer& answer) { (void)answer; }
 };
 
 /// The spool's condition, for status and metrics.
@@ -210,6 +268,26 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     /// in batches: committing after each read means a kill loses at most the
     /// read in hand, not the whole batch.
     void commit();
+
+    /// Device state (DeviceStateConfig::enabled). The application has applied
+    /// the desired document at `version` (the one of its last on_desired):
+    /// persisted, then "applied" goes to the server. kOk, kInvalidArgument (not
+    /// the version delivered), kIoError (the save failed: reported through
+    /// on_storage, retried; the server is told once it is saved).
+    Status desired_applied(std::uint64_t version);
+    /// The desired document the application has applied (compact JSON, "{}"
+    /// before any), persisted across restarts.
+    const char* desired_document(std::size_t* size) const;
+    /// Reports the device's state: `json` is a JSON object, a merge patch
+    /// onto the reported document, or with `whole` the whole document. It is
+    /// merged into the link's local reported document at once (persisted) and
+    /// sent when no report is in flight; reports made meanwhile go together as
+    /// one. kOk, kInvalidArgument (not a valid object, or the feature is off),
+    /// kTooLarge (the document would exceed net::v1::kMaxStateDocument).
+    Status report(const char* json, std::size_t size, bool whole = false);
+    /// The device's reported document as the link holds it (compact JSON).
+    const char* reported_document(std::size_t* size) const;
+    DeviceStateView device_state() const;
 
     /// Downlink hand-over (ClientConfig::confirm_downlink): see Client.
     void confirm_downlink(std::uint64_t seq);
