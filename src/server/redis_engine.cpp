@@ -1223,11 +1223,15 @@ std::size_t RedisEngine::poll_requests(PollRequest* out, std::size_t max) const 
 }
 
 bool RedisEngine::next_deadline(TimeMs* at) const {
+    if (!deferred_.empty()) {
+        *at = now_;  // answers decided without Redis go out at the next service()
+        return true;
+    }
     return link_.next_deadline(at);
 }
 
 bool RedisEngine::has_buffered_input() const {
-    return link_.has_buffered_input();
+    return !deferred_.empty() || link_.has_buffered_input();
 }
 
 void RedisEngine::service(TimeMs now) {

@@ -1018,7 +1018,13 @@ TEST(RedisEngine, DesiredSinceAnswersUnknownSessionsAndFailures) {
     CHECK_EQUAL(Status::kOk, engine->desired_since("nope", 0, 5));
     CHECK(link.take().empty());
     CHECK(events.lines.empty());
+    CHECK(engine->has_buffered_input());  // the loop must not block before it goes out
+    tether::TimeMs at = 0;
+    CHECK(engine->next_deadline(&at));
+    LONGS_EQUAL(10, at);
     engine->service(20);
+    CHECK_FALSE(engine->has_buffered_input());
+    CHECK_FALSE(engine->next_deadline(&at));
     STRCMP_EQUAL("since 5 not_found\n", lines_of(events.take()).c_str());
 }
 

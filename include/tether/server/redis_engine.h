@@ -186,7 +186,8 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     /// Sends what is queued (as flush) and stops the link.
     void close() override;
 
-    // Pollable: the link's descriptors and deadline.
+    // Pollable: the link's descriptors and deadline; while answers decided
+    // without Redis wait for service(), a deadline of now and buffered input.
     std::size_t poll_requests(PollRequest* out, std::size_t max) const override;
     bool next_deadline(TimeMs* at) const override;
     bool has_buffered_input() const override;
