@@ -348,7 +348,10 @@ struct RedisEngine::StateOp {
     Status failure = Status::kOk;  // a decided answer (deferred, or since's failed read)
     bool deferred = false;
     bool range_missing = false;  // since: its XRANGE could not be sent
-    StateDocuments documents;    // as the last read brought them
+    StateDocuments documents;
+    // replicas:N: a write's answer, held until a WAIT confirms it.
+    std::uint64_t set_version = 0;
+    ReportResult report_result;  // as the last read brought them
 };
 
 struct RedisEngine::AwaitingWait {
@@ -356,6 +359,7 @@ struct RedisEngine::AwaitingWait {
     std::string session;
     std::uint64_t last_uplink = 0;  // an uplink acknowledgement
     std::uint64_t hello_id = 0;     // or a hello's answer (non-zero)
+    std::uint64_t state_op = 0;     // or a state write's answer (non-zero)
 };
 
 bool parse_redis_durability(std::string_view text, RedisEngineOptions* options) {
@@ -1023,6 +1027,10 @@ void RedisEngine::continue_set(std::uint64_t id, StateOp& op) {
     if (!send({"FCALL", "tether_desired_put", "1", state, base, merged, op.text, history},
               Pending{PendingKind::kDesiredPut, 0, op.session, id, 0})) {
         finish_state_op(id, Status::kUnavailable, 0);
+        return;
+    }
+    if (options_.durability == RedisDurability::kReplicas) {
+        send_wait();
     }
 }
 
@@ -1058,6 +1066,10 @@ void RedisEngine::continue_report(std::uint64_t id, StateOp& op) {
             if (!send({"FCALL", "tether_report", "1", state, epoch, base, op.report_id, document},
                       Pending{PendingKind::kReport, 0, op.session, id, 0})) {
                 finish_state_op(id, Status::kUnavailable, 0);
+                return;
+            }
+            if (options_.durability == RedisDurability::kReplicas) {
+                send_wait();
             }
             return;
         }
@@ -1110,6 +1122,11 @@ void RedisEngine::handle_desired_put(Pending& pending, const RedisValue& reply) 
         return;
     }
     if (outcome == "ok") {
+        if (options_.durability == RedisDurability::kReplicas) {
+            op.set_version = version;
+            hold_for_wait(pending);
+            return;
+        }
         finish_state_op(pending.id, Status::kOk, version);
         return;
     }
@@ -1170,9 +1187,25 @@ void RedisEngine::handle_report(Pending& pending, const RedisValue& reply) {
         state_store_error(pending.id, pending, reply);
         return;
     }
+    if (result.outcome == ReportOutcome::kApplied &&
+        options_.durability == RedisDurability::kReplicas) {
+        op.report_result = result;
+        hold_for_wait(pending);
+        return;
+    }
     const std::uint64_t ticket = op.ticket;
     state_ops_.erase(found);
     events_->on_reported(ticket, Status::kOk, result);
+}
+
+// replicas:N: a state write's answer goes once a WAIT confirms the write (one
+// was sent right behind it), like an uplink acknowledgement.
+void RedisEngine::hold_for_wait(const Pending& pending) {
+    AwaitingWait item;
+    item.write_no = pending.write_no;
+    item.session = pending.session;
+    item.state_op = pending.id;
+    awaiting_wait_.push_back(std::move(item));
 }
 
 bool RedisEngine::session_stats(std::string_view session, SessionStats* out) const {
@@ -1578,6 +1611,20 @@ void RedisEngine::handle_write(Pending& pending, const RedisValue& reply) {
 }
 
 void RedisEngine::release_acknowledgement(AwaitingWait item) {
+    if (item.state_op != 0) {
+        const auto found = state_ops_.find(item.state_op);
+        if (found == state_ops_.end()) {
+            return;
+        }
+        const std::unique_ptr<StateOp> op = std::move(found->second);
+        state_ops_.erase(found);
+        if (op->kind == StateKind::kSet) {
+            events_->on_desired_set(op->ticket, Status::kOk, op->set_version);
+        } else {
+            events_->on_reported(op->ticket, Status::kOk, op->report_result);
+        }
+        return;
+    }
     if (item.hello_id != 0) {
         const auto found = hellos_.find(item.hello_id);
         if (found == hellos_.end()) {

@@ -1393,3 +1393,47 @@ TEST(RedisEngine, StateOperationsInFlightAreBounded) {
     CHECK_EQUAL(Status::kUnavailable, engine->read_state(kOther, 10001));
     CHECK(events.lines.empty());
 }
+
+TEST(RedisEngine, WithReplicasStateAnswersWaitForWait) {
+    CHECK(tether::server::parse_redis_durability("replicas:1", &options));
+    start();
+    CHECK_EQUAL(Status::kOk, engine->hello(request(), 7));
+    link.reply(hello_reply("accepted", 1, 117, 0, 0, 0, 0, 40, default_state()));
+    link.reply(RedisValue::of_array({}));
+    link.reply(num(1));  // WAIT
+    link.reply(num(1));  // SADD
+    STRCMP_EQUAL("hello 7 ok accepted\n", lines_of(events.take()).c_str());
+    (void)link.take();
+
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, R"({"a":1})", false, 0, 1));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    std::vector<std::string> sent = link.take();
+    LONGS_EQUAL(3, sent.size());
+    STRCMP_EQUAL("WAIT 1 1000", sent[2].c_str());
+    link.reply(pair("ok", 1));
+    CHECK(events.lines.empty());
+    link.reply(num(0));  // no replica confirmed: held
+    CHECK(events.lines.empty());
+    engine->flush(20);  // asks again
+    sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    STRCMP_EQUAL("WAIT 1 1000", sent[0].c_str());
+    link.reply(num(1));
+    STRCMP_EQUAL("set 1 ok 1\n", lines_of(events.take()).c_str());
+
+    ReportRequest report;
+    report.session = kSession;
+    report.id = "00000000000000a1";
+    report.document = "{}";
+    CHECK_EQUAL(Status::kOk, engine->report(report, 2));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    link.reply(pair("ok", 1));
+    CHECK(events.lines.empty());
+    link.reply(num(1));
+    STRCMP_EQUAL("reported 2 ok applied 1\n", lines_of(events.take()).c_str());
+    // A refusal wrote nothing: answered at once.
+    CHECK_EQUAL(Status::kOk, engine->report(report, 3));
+    link.reply(
+        documents({str("3"), nil(), nil(), nil(), str("1"), str("{}"), str("00000000000000a1")}));
+    STRCMP_EQUAL("reported 3 ok repeated 1\n", lines_of(events.take()).c_str());
+}

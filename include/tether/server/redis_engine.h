@@ -35,10 +35,12 @@
 //     a P:desired message ("S version") for a session served here reports
 //     on_desired_changed, for a change made by any instance or backend.
 //   - with replicas:N, after the writes of a flush (and after a hello):
-//     WAIT N wait_timeout_ms. Acknowledgements (uplink ACKs, hello answers)
-//     wait for a WAIT that confirmed N replicas; on a shortfall nothing is
-//     acknowledged, the next flush sends WAIT again, and the shortfall is
-//     counted (wait_shortfalls()) and logged once per streak.
+//     WAIT N wait_timeout_ms. Acknowledgements (uplink ACKs, hello answers,
+//     the answers of set_desired() and of an applied report: a WAIT
+//     follows each of those writes) wait for a WAIT that confirmed N
+//     replicas; on a shortfall nothing is acknowledged, the next flush sends
+//     WAIT again, and the shortfall is counted (wait_shortfalls()) and
+//     logged once per streak.
 //
 // Per served session (a hello accepted here) it caches the hello's version
 // (every write carries it: Redis refuses a write from a superseded version,
@@ -235,6 +237,7 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     void handle_since_range(Pending& pending, const RedisValue& reply);
     void handle_desired_put(Pending& pending, const RedisValue& reply);
     void handle_report(Pending& pending, const RedisValue& reply);
+    void hold_for_wait(const Pending& pending);
 
     RedisLink& link_;
     RedisEngineOptions options_;
