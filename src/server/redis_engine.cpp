@@ -289,6 +289,9 @@ struct RedisEngine::Served {
     SessionStats stats;
     std::vector<QueuedOp> queued;
     std::uint64_t applied_sent = 0;  // highest desired_applied sent
+    // The highest desired version this instance knows of (the hello's state,
+    // reads, its own writes, P:desired): what the device can have been sent.
+    std::uint64_t desired_known = 0;
 };
 
 enum class PendingKind : std::uint8_t {
@@ -327,6 +330,7 @@ struct RedisEngine::HelloInFlight {
     bool decided = false;        // tether_hello accepted it
     bool refetch = false;        // a P:downlink message came before the Served existed
     std::uint64_t write_no = 0;  // of its tether_hello
+    std::uint64_t desired_version = 0;
     HelloResult result;
     SessionStats stats;
 };
@@ -688,7 +692,7 @@ Status RedisEngine::push_downlink(std::string_view session, const std::uint8_t* 
     const std::string queued = decimal(options_.unix_time_ms ? options_.unix_time_ms() : 0);
     const std::string capacity = decimal(options_.replay_capacity);
     if (!send({"FCALL", "tether_push", "1", state, as_text(payload, size), queued, capacity},
-              Pending{PendingKind::kPush, 0, std::string(), ticket, 0})) {
+              Pending{PendingKind::kPush, 0, std::string(id, kSessionIdLength), ticket, 0})) {
         return Status::kUnavailable;
     }
     return Status::kOk;
@@ -869,7 +873,9 @@ Status RedisEngine::desired_applied(std::string_view session, std::uint64_t vers
     if (served == nullptr) {
         return Status::kNotFound;
     }
-    if (version > kMaxSeq) {
+    // Beyond what this instance knows of is beyond what the device was sent
+    // through it (every version it learns of is in desired_known first).
+    if (version > kMaxSeq || version > served->desired_known) {
         return Status::kInvalidArgument;
     }
     if (!ready()) {
@@ -890,8 +896,7 @@ Status RedisEngine::desired_applied(std::string_view session, std::uint64_t vers
 }
 
 Status RedisEngine::report(const ReportRequest& request, std::uint64_t ticket) {
-    if (!is_report_id(request.id) || request.base >= kMaxSeq ||
-        request.document.size() > net::v1::kMaxStateDocument) {
+    if (!is_report_id(request.id) || request.base >= kMaxSeq) {
         return Status::kInvalidArgument;
     }
     std::uint64_t id = 0;
@@ -1048,7 +1053,12 @@ void RedisEngine::continue_report(std::uint64_t id, StateOp& op) {
         result.document = read.reported;
     } else {
         std::string merged;
-        const Status status = op.whole ? Status::kOk : merge(read.reported, op.text, &merged);
+        Status status = Status::kOk;
+        if (!op.whole) {
+            status = merge(read.reported, op.text, &merged);
+        } else if (op.text.size() > net::v1::kMaxStateDocument) {
+            status = Status::kTooLarge;
+        }
         if (status == Status::kTooLarge) {
             result.outcome = ReportOutcome::kTooLarge;
             result.version = read.reported_version;
@@ -1102,6 +1112,9 @@ void RedisEngine::handle_since_range(Pending& pending, const RedisValue& reply) 
                      increments.end());
     const std::vector<DesiredChange> changes =
         desired_sync(op.applied, read.desired_version, read.desired, increments);
+    if (Served* served = find(op.session)) {
+        served->desired_known = std::max(served->desired_known, read.desired_version);
+    }
     const std::uint64_t ticket = op.ticket;
     state_ops_.erase(found);
     events_->on_desired_since(ticket, Status::kOk, changes);
@@ -1122,6 +1135,9 @@ void RedisEngine::handle_desired_put(Pending& pending, const RedisValue& reply) 
         return;
     }
     if (outcome == "ok") {
+        // Announced here at once, not only by the P:desired message that
+        // follows on the other connection: a server that set it sees it.
+        desired_changed(op.session, version);
         if (options_.durability == RedisDurability::kReplicas) {
             op.set_version = version;
             hold_for_wait(pending);
@@ -1196,6 +1212,19 @@ void RedisEngine::handle_report(Pending& pending, const RedisValue& reply) {
     const std::uint64_t ticket = op.ticket;
     state_ops_.erase(found);
     events_->on_reported(ticket, Status::kOk, result);
+}
+
+// Reports on_desired_changed for a session served here, once per version it
+// did not know of yet (P:desired repeats what its own writes and reads told).
+void RedisEngine::desired_changed(std::string_view session, std::uint64_t version) {
+    Served* served = find(session);
+    if (served == nullptr || version <= served->desired_known) {
+        return;
+    }
+    served->desired_known = version;
+    if (served->welcomed) {
+        events_->on_desired_changed(served->id, version);
+    }
 }
 
 // replicas:N: a state write's answer goes once a WAIT confirms the write (one
@@ -1395,6 +1424,11 @@ void RedisEngine::on_reply(std::uint64_t tag, const RedisValue& reply) {
         case PendingKind::kPush:
             if (reply.type == RedisValue::Type::kInteger && reply.integer > 0) {
                 ++downlink_pushed_;
+                // Pushed through this instance to a session it serves: held
+                // at once, without waiting for the P:downlink message.
+                if (Served* served = find(pending.session)) {
+                    fetch_downlink(*served);
+                }
                 events_->on_pushed(pending.id, Status::kOk,
                                    static_cast<std::uint64_t>(reply.integer));
             } else {
@@ -1443,6 +1477,9 @@ void RedisEngine::handle_hello(Pending& pending, const RedisValue& reply) {
     if (ok && decision == "accepted") {
         ok = parse_state(reply.elements[8], &hello.stats) &&
              state_number(reply.elements[8], "epoch", &hello.epoch) && hello.epoch != 0;
+        if (!state_number(reply.elements[8], "desired_version", &hello.desired_version)) {
+            hello.desired_version = 0;  // no desired document yet
+        }
     }
     if (!ok || (decision != "accepted" && decision != "superseded" && decision != "forbidden")) {
         ++store_errors_;
@@ -1495,6 +1532,7 @@ void RedisEngine::handle_hello_range(Pending& pending, const RedisValue& reply) 
     served->id = hello.session;
     served->version = hello.version;
     served->epoch = hello.epoch;
+    served->desired_known = hello.desired_version;
     served->stats = hello.stats;
     served->acknowledgeable = hello.result.last_uplink;
     served->fetched_through = hello.stats.downlink_last_seq;
@@ -1759,10 +1797,7 @@ void RedisEngine::on_message(std::string_view channel, std::string_view payload)
         if (space == std::string_view::npos || !parse_u64(payload.substr(space + 1), &version)) {
             return;
         }
-        Served* served = find(payload.substr(0, space));
-        if (served != nullptr && served->welcomed) {
-            events_->on_desired_changed(served->id, version);
-        }
+        desired_changed(payload.substr(0, space), version);
         return;
     }
     if (name != "supersede") {

@@ -1244,16 +1244,20 @@ TEST(RedisEngine, ReportRefusalsAndFailures) {
     request.base = tether::server::kMaxSeq;
     CHECK_EQUAL(Status::kInvalidArgument, engine->report(request, 2));
     request.base = 0;
-    const std::string huge(8193, ' ');
-    request.document = huge;
-    CHECK_EQUAL(Status::kInvalidArgument, engine->report(request, 2));
     CHECK(link.take().empty());
-    // The merge's result too large.
+    // The merge's result too large; a whole document too large (after the
+    // checks of id and base, with the current version).
     const std::string half = R"({"b":")" + std::string(5000, 'y') + R"("})";
     request.document = half;
     CHECK_EQUAL(Status::kOk, engine->report(request, 3));
     link.reply(documents({str("3"), nil(), nil(), nil(), nil(),
                           str(R"({"a":")" + std::string(5000, 'x') + R"("})"), nil()}));
+    const std::string huge = R"({"b":")" + std::string(8200, 'y') + R"("})";
+    request.document = huge;
+    request.whole = true;
+    CHECK_EQUAL(Status::kOk, engine->report(request, 2));
+    link.reply(documents({str("3"), nil(), nil(), nil(), str("0"), nil(), nil()}));
+    request.whole = false;
     // Failures: the read, the write.
     request.document = "{}";
     CHECK_EQUAL(Status::kOk, engine->report(request, 4));
@@ -1262,7 +1266,8 @@ TEST(RedisEngine, ReportRefusalsAndFailures) {
     link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
     link.reply(RedisValue::of_error("ERR OOM"));
     STRCMP_EQUAL(
-        "reported 3 ok too_large 0\nreported 4 io_error unavailable 0\n"
+        "reported 3 ok too_large 0\nreported 2 ok too_large 0\n"
+        "reported 4 io_error unavailable 0\n"
         "reported 5 io_error unavailable 0\n",
         lines_of(events.take()).c_str());
     // The fence: a newer hello took the session elsewhere.
@@ -1282,6 +1287,12 @@ TEST(RedisEngine, DesiredAppliedGoesOutOnceAndIsCheckedByRedis) {
     serve();
     CHECK_EQUAL(Status::kInvalidArgument,
                 engine->desired_applied(kSession, tether::server::kMaxSeq + 1));
+    // Nothing known yet: no version can have been applied.
+    CHECK_EQUAL(Status::kInvalidArgument, engine->desired_applied(kSession, 1));
+    link.publish("t:desired", std::string(kSession) + " 5");
+    STRCMP_EQUAL((std::string("changed ") + kSession + " 5\n").c_str(),
+                 lines_of(events.take()).c_str());
+    CHECK_EQUAL(Status::kInvalidArgument, engine->desired_applied(kSession, 6));
     CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 3));
     std::vector<std::string> sent = link.take();
     LONGS_EQUAL(1, sent.size());
@@ -1291,22 +1302,28 @@ TEST(RedisEngine, DesiredAppliedGoesOutOnceAndIsCheckedByRedis) {
     CHECK(link.take().empty());
     link.reply(pair("ok", 3));
     CHECK(events.lines.empty());  // no answer
-    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 9));
+    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 5));
     (void)link.take();
-    link.reply(pair("invalid", 3));  // beyond desired_version: a protocol violation
+    link.reply(pair("invalid", 4));  // beyond desired_version (a store replaced meanwhile)
     STRCMP_EQUAL((std::string("failed ") + kSession + " invalid_argument\n").c_str(),
                  lines_of(events.take()).c_str());
     serve();
+    link.publish("t:desired", std::string(kSession) + " 5");
+    (void)events.take();
     CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 4));
     link.reply(pair("superseded", 6));
     STRCMP_EQUAL((std::string("superseded ") + kSession + " 6\n").c_str(),
                  lines_of(events.take()).c_str());
     serve();
+    link.publish("t:desired", std::string(kSession) + " 5");
+    (void)events.take();
     CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 4));
     link.reply(RedisValue::of_error("ERR OOM"));
     STRCMP_EQUAL((std::string("failed ") + kSession + " io_error\n").c_str(),
                  lines_of(events.take()).c_str());
     serve();
+    link.publish("t:desired", std::string(kSession) + " 5");
+    (void)events.take();
     link.stop();
     CHECK_EQUAL(Status::kIoError, engine->desired_applied(kSession, 4));
 }
@@ -1411,7 +1428,8 @@ TEST(RedisEngine, WithReplicasStateAnswersWaitForWait) {
     LONGS_EQUAL(3, sent.size());
     STRCMP_EQUAL("WAIT 1 1000", sent[2].c_str());
     link.reply(pair("ok", 1));
-    CHECK(events.lines.empty());
+    STRCMP_EQUAL((std::string("changed ") + kSession + " 1\n").c_str(),
+                 lines_of(events.take()).c_str());
     link.reply(num(0));  // no replica confirmed: held
     CHECK(events.lines.empty());
     engine->flush(20);  // asks again
@@ -1436,4 +1454,61 @@ TEST(RedisEngine, WithReplicasStateAnswersWaitForWait) {
     link.reply(
         documents({str("3"), nil(), nil(), nil(), str("1"), str("{}"), str("00000000000000a1")}));
     STRCMP_EQUAL("reported 3 ok repeated 1\n", lines_of(events.take()).c_str());
+}
+
+TEST(RedisEngine, EachDesiredVersionIsAnnouncedOnce) {
+    start();
+    serve();
+    // A change made here: announced with its answer; its P:desired message
+    // repeats it.
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, R"({"a":1})", false, 0, 9));
+    link.reply(documents({str("3"), str("4"), str("{}"), nil(), nil(), nil(), nil()}));
+    link.reply(pair("ok", 5));
+    link.publish("t:desired", std::string(kSession) + " 5");
+    link.publish("t:desired", std::string(kSession) + " 6");  // another writer's
+    STRCMP_EQUAL(
+        (std::string("changed ") + kSession + " 5\nset 9 ok 5\nchanged " + kSession + " 6\n")
+            .c_str(),
+        lines_of(events.take()).c_str());
+    // A read that saw version 8 told the device of it: 7 and 8 are old news.
+    CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 6, 10));
+    link.reply(documents({str("3"), str("8"), str(R"({"a":2,"name":"a long enough name"})"), nil(),
+                          nil(), nil(), nil()}));
+    link.reply(RedisValue::of_array({increment(7, R"({"a":2})"), increment(8, "{}")}));
+    link.publish("t:desired", std::string(kSession) + " 7");
+    link.publish("t:desired", std::string(kSession) + " 8");
+    STRCMP_EQUAL("since 10 ok 7:p:{\"a\":2} 8:p:{}\n", lines_of(events.take()).c_str());
+    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 8));
+}
+
+TEST(RedisEngine, TheHellosDesiredVersionIsKnown) {
+    start();
+    CHECK_EQUAL(Status::kOk, engine->hello(request(), 7));
+    RedisValue hash = default_state();
+    hash.elements.push_back(str("desired_version"));
+    hash.elements.push_back(str("12"));
+    link.reply(hello_reply("accepted", 1, 117, 0, 0, 0, 0, 40, hash));
+    link.reply(RedisValue::of_array({}));
+    (void)link.take();
+    (void)events.take();
+    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 12));
+    CHECK_EQUAL(Status::kInvalidArgument, engine->desired_applied(kSession, 13));
+    link.publish("t:desired", std::string(kSession) + " 12");  // published before the hello
+    CHECK(events.lines.empty());
+}
+
+TEST(RedisEngine, APushToASessionServedHereIsHeldAtOnce) {
+    start();
+    serve();
+    CHECK_EQUAL(Status::kOk, engine->push_downlink(kSession, bytes("x"), 1, 11));
+    (void)link.take();
+    link.reply(num(43));
+    const std::vector<std::string> sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    STRCMP_EQUAL(("XRANGE " + kDown + " (42-0 + COUNT 1024").c_str(), sent[0].c_str());
+    CHECK_FALSE(engine->idle());
+    link.reply(RedisValue::of_array({entry(43, "x")}));
+    CHECK(engine->idle());
+    STRCMP_EQUAL((std::string("pushed 11 ok 43\ndownlink ") + kSession + "\n").c_str(),
+                 lines_of(events.take()).c_str());
 }

@@ -16,7 +16,8 @@
 //     tether_gap, in the order they came, pipelined across sessions;
 //     on_acknowledgeable follows the replies (or the WAIT);
 //   - downlink_acked(): FCALL tether_ack_downlink at once;
-//   - push_downlink(): FCALL tether_push at once; on_pushed follows its reply;
+//   - push_downlink(): FCALL tether_push at once; on_pushed follows its reply
+//     (and, for a session served here, an XRANGE P:{S}:down at once);
 //   - a P:downlink message for a session served here: XRANGE P:{S}:down from
 //     the last held seq; on_downlink_ready follows when it brought new ones.
 //   - device state (docs/PROTOCOL.md section 9; documents merged here, in
@@ -33,7 +34,8 @@
 //         meanwhile is answered stale, never retried;
 //       read_state(): HMGET;
 //     a P:desired message ("S version") for a session served here reports
-//     on_desired_changed, for a change made by any instance or backend.
+//     on_desired_changed, for a change made by any instance or backend (a
+//     change made here is reported with its answer; each version once).
 //   - with replicas:N, after the writes of a flush (and after a hello):
 //     WAIT N wait_timeout_ms. Acknowledgements (uplink ACKs, hello answers,
 //     the answers of set_desired() and of an applied report: a WAIT
@@ -164,14 +166,14 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     Status set_desired(std::string_view session, std::string_view patch, bool has_expected,
                        std::uint64_t expected, std::uint64_t ticket) override;
     /// kOk (sent, or not higher than what was sent), kNotFound (not served
-    /// here), kInvalidArgument (above kMaxSeq), kIoError (not connected).
-    /// Redis checks the version against desired_version; one beyond it
-    /// fails the session (on_session_failed, kInvalidArgument).
+    /// here), kInvalidArgument (beyond the highest desired version this
+    /// instance knows of: the hello's, a read's, a change's), kIoError (not
+    /// connected). Redis checks again against desired_version; one beyond
+    /// it fails the session (on_session_failed, kInvalidArgument).
     Status desired_applied(std::string_view session, std::uint64_t version) override;
     /// kOk (asked; a session not served here is answered kNotFound),
     /// kInvalidArgument (an id that is not 16 lowercase hex digits, base at
-    /// or above kMaxSeq, a document above kMaxStateDocument), kUnavailable
-    /// (as desired_since).
+    /// or above kMaxSeq), kUnavailable (as desired_since).
     Status report(const ReportRequest& request, std::uint64_t ticket) override;
     /// kOk (asked; a session id that is not canonical is answered
     /// kNotFound), kUnavailable (as desired_since). Any session.
@@ -194,6 +196,10 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     bool next_deadline(TimeMs* at) const override;
     bool has_buffered_input() const override;
     void service(TimeMs now) override;
+
+    /// True when no command awaits its reply and no answer waits for
+    /// service() (pub/sub messages from other instances may still come).
+    bool idle() const { return pending_.empty() && deferred_.empty(); }
 
     /// WAITs that confirmed fewer than `replicas` replicas.
     std::uint64_t wait_shortfalls() const { return wait_shortfalls_; }
@@ -238,6 +244,7 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     void handle_desired_put(Pending& pending, const RedisValue& reply);
     void handle_report(Pending& pending, const RedisValue& reply);
     void hold_for_wait(const Pending& pending);
+    void desired_changed(std::string_view session, std::uint64_t version);
 
     RedisLink& link_;
     RedisEngineOptions options_;
