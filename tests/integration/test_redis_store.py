@@ -499,6 +499,22 @@ class Engine(RedisTest):
         self.assertEqual(self.state(s)["version"], "1")
 
 
+class Contract(RedisTest):
+    """The engine contract (tests/support/engine_contract.h), which the file
+    engine passes in the unit suite, against RedisEngine and this redis-server."""
+
+    def test_the_redis_engine_passes_the_engine_contract(self):
+        binary = os.path.join(OPTIONS.build_dir, "tests", "integration", "tether-redis-contract")
+        process = harness.Process([binary, "--redis", "127.0.0.1:%d" % self.server.port, "-v"],
+                                  name="tether-redis-contract")
+        try:
+            code = process.wait(90.0)
+        finally:
+            process.stop()
+        self.assertEqual(code, 0, process.stdout() + process.stderr())
+        self.assertIn("OK (", process.stdout())
+
+
 class Restart(RedisTest):
     """Redis restarts under a running engine: sessions fail, the engine reconnects."""
 
