@@ -501,18 +501,39 @@ class Engine(RedisTest):
 
 class Contract(RedisTest):
     """The engine contract (tests/support/engine_contract.h), which the file
-    engine passes in the unit suite, against RedisEngine and this redis-server."""
+    engine passes in the unit suite, against RedisEngine and this redis-server:
+    one tether-redis-contract process per case, so each failure is named."""
 
-    def test_the_redis_engine_passes_the_engine_contract(self):
-        binary = os.path.join(OPTIONS.build_dir, "tests", "integration", "tether-redis-contract")
-        process = harness.Process([binary, "--redis", "127.0.0.1:%d" % self.server.port, "-v"],
-                                  name="tether-redis-contract")
+    BINARY = os.path.join(OPTIONS.build_dir, "tests", "integration", "tether-redis-contract")
+    # Where the Redis engine answers otherwise, on purpose (each documented in
+    # include/tether/server/redis_engine.h):
+    DIFFERENT = {
+        # session_stats() lists no gaps: they are in P:{S}:gaps.
+        "a_hole_in_the_hello_is_recorded",
+    }
+
+    def run_case(self, name):
+        process = harness.Process([self.BINARY, "--redis", "127.0.0.1:%d" % self.server.port,
+                                   "--case", name], name="tether-redis-contract")
         try:
-            code = process.wait(90.0)
+            code = process.wait(60.0)
         finally:
             process.stop()
-        self.assertEqual(code, 0, process.stdout() + process.stderr())
-        self.assertIn("OK (", process.stdout())
+        return code, process.stdout() + process.stderr()
+
+    def test_the_redis_engine_passes_the_engine_contract(self):
+        listing = harness.Process([self.BINARY, "--list"], name="tether-redis-contract")
+        self.assertEqual(listing.wait(10.0), 0)
+        names = listing.stdout().split()
+        listing.stop()
+        self.assertGreater(len(names), 10)
+        for name in names:
+            code, output = self.run_case(name)
+            if name in self.DIFFERENT:
+                self.assertNotEqual(code, 0, "%s passes now: take it off DIFFERENT" % name)
+                continue
+            with self.subTest(case=name):
+                self.assertEqual(code, 0, output)
 
 
 class Restart(RedisTest):
