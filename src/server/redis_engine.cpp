@@ -264,6 +264,22 @@ Status merge(const std::string& document, std::string_view patch, std::string* o
     return Status::kOk;
 }
 
+// The compact form of `text` (json_document.h): kOk, kTooLarge, kInvalidArgument.
+Status compact(std::string_view text, std::string* out) {
+    out->resize(net::v1::kMaxStateDocument);
+    std::size_t length = 0;
+    const net::v1::V1Status status =
+        net::v1::compact_object(text.data(), text.size(), &(*out)[0], out->size(), &length);
+    if (status == net::v1::V1Status::kBufferTooSmall) {
+        return Status::kTooLarge;
+    }
+    if (status != net::v1::V1Status::kOk || length > out->size()) {
+        return Status::kInvalidArgument;
+    }
+    out->resize(length);
+    return Status::kOk;
+}
+
 // One queued uplink DATA or gap, in arrival order.
 struct QueuedOp {
     bool is_gap = false;
@@ -850,16 +866,11 @@ Status RedisEngine::set_desired(std::string_view session, std::string_view patch
         return Status::kOk;
     }
     // The increment as it is stored and sent: compact, like every document.
-    op->text.resize(net::v1::kMaxStateDocument);
-    std::size_t length = 0;
-    const net::v1::V1Status valid =
-        net::v1::compact_object(patch.data(), patch.size(), &op->text[0], op->text.size(), &length);
-    if (valid != net::v1::V1Status::kOk || length > op->text.size()) {
-        defer(id, valid == net::v1::V1Status::kBufferTooSmall ? Status::kTooLarge
-                                                              : Status::kInvalidArgument);
+    const Status valid = compact(patch, &op->text);
+    if (valid != Status::kOk) {
+        defer(id, valid);
         return Status::kOk;
     }
-    op->text.resize(length);
     op->reads = 1;
     if (!send_state_read(id, *op)) {
         state_ops_.erase(id);
@@ -896,9 +907,6 @@ Status RedisEngine::desired_applied(std::string_view session, std::uint64_t vers
 }
 
 Status RedisEngine::report(const ReportRequest& request, std::uint64_t ticket) {
-    if (!is_report_id(request.id) || request.base >= kMaxSeq) {
-        return Status::kInvalidArgument;
-    }
     std::uint64_t id = 0;
     StateOp* op = start_state_op(ticket, request.session, &id);
     if (op == nullptr) {
@@ -912,6 +920,10 @@ Status RedisEngine::report(const ReportRequest& request, std::uint64_t ticket) {
     const Served* served = find(request.session);
     if (served == nullptr) {
         defer(id, Status::kNotFound);  // only a connection served here reports
+        return Status::kOk;
+    }
+    if (!is_report_id(request.id) || request.base >= kMaxSeq) {
+        defer(id, Status::kInvalidArgument);
         return Status::kOk;
     }
     op->epoch = served->epoch;
@@ -1052,27 +1064,28 @@ void RedisEngine::continue_report(std::uint64_t id, StateOp& op) {
         result.version = read.reported_version;
         result.document = read.reported;
     } else {
-        std::string merged;
-        Status status = Status::kOk;
-        if (!op.whole) {
-            status = merge(read.reported, op.text, &merged);
-        } else if (op.text.size() > net::v1::kMaxStateDocument) {
-            status = Status::kTooLarge;
-        }
+        // The document as the device sent it (the server passes on what it
+        // could not parse, to be refused here): compact, or merged.
+        std::string made;
+        const Status status =
+            op.whole ? compact(op.text, &made) : merge(read.reported, op.text, &made);
         if (status == Status::kTooLarge) {
             result.outcome = ReportOutcome::kTooLarge;
             result.version = read.reported_version;
         } else if (status != Status::kOk) {
-            ++store_errors_;
-            log_once(nullptr, "event=redis_state_failed session=" + op.session +
-                                  " error=a reported document or patch is no JSON object");
-            finish_state_op(id, Status::kIoError, 0);
+            // Not one JSON object (or a duplicate key, too deep): refused
+            // "invalid" with the current version.
+            const std::uint64_t ticket = op.ticket;
+            result.outcome = ReportOutcome::kUnavailable;
+            result.version = read.reported_version;
+            state_ops_.erase(id);
+            events_->on_reported(ticket, Status::kInvalidArgument, result);
             return;
         } else {
             const std::string state = key(op.session, "state");
             const std::string epoch = decimal(op.epoch);
             const std::string base = decimal(op.base);
-            const std::string& document = op.whole ? op.text : merged;
+            const std::string& document = made;
             if (!send({"FCALL", "tether_report", "1", state, epoch, base, op.report_id, document},
                       Pending{PendingKind::kReport, 0, op.session, id, 0})) {
                 finish_state_op(id, Status::kUnavailable, 0);

@@ -1237,14 +1237,36 @@ TEST(RedisEngine, ReportRefusalsAndFailures) {
     STRCMP_EQUAL("reported 1 not_found unavailable 0\n", lines_of(events.take()).c_str());
     serve();
     request.id = "00000000000000A1";
-    CHECK_EQUAL(Status::kInvalidArgument, engine->report(request, 2));
+    CHECK_EQUAL(Status::kOk, engine->report(request, 20));
     request.id = "00a1";
-    CHECK_EQUAL(Status::kInvalidArgument, engine->report(request, 2));
+    CHECK_EQUAL(Status::kOk, engine->report(request, 21));
     request.id = "00000000000000a1";
     request.base = tether::server::kMaxSeq;
-    CHECK_EQUAL(Status::kInvalidArgument, engine->report(request, 2));
+    CHECK_EQUAL(Status::kOk, engine->report(request, 22));
     request.base = 0;
     CHECK(link.take().empty());
+    engine->service(30);
+    STRCMP_EQUAL(
+        "reported 20 invalid_argument unavailable 0\nreported 21 invalid_argument unavailable "
+        "0\nreported 22 invalid_argument unavailable 0\n",
+        lines_of(events.take()).c_str());
+    // Not one JSON object, as a patch or a whole document: refused with the
+    // current version, after the checks of id and base; nothing written.
+    request.base = 2;
+    request.document = "[1,2]";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 23));
+    link.reply(documents({str("3"), nil(), nil(), nil(), str("2"), str("{}"), nil()}));
+    request.whole = true;
+    request.document = R"({"a":1,"a":2})";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 24));
+    link.reply(documents({str("3"), nil(), nil(), nil(), str("2"), str("{}"), nil()}));
+    request.whole = false;
+    request.base = 0;
+    STRCMP_EQUAL(
+        "reported 23 invalid_argument unavailable 2\nreported 24 invalid_argument unavailable "
+        "2\n",
+        lines_of(events.take()).c_str());
+    LONGS_EQUAL(2, link.take().size());  // the reads only
     // The merge's result too large; a whole document too large (after the
     // checks of id and base, with the current version).
     const std::string half = R"({"b":")" + std::string(5000, 'y') + R"("})";

@@ -171,9 +171,11 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     /// connected). Redis checks again against desired_version; one beyond
     /// it fails the session (on_session_failed, kInvalidArgument).
     Status desired_applied(std::string_view session, std::uint64_t version) override;
-    /// kOk (asked; a session not served here is answered kNotFound),
-    /// kInvalidArgument (an id that is not 16 lowercase hex digits, base at
-    /// or above kMaxSeq), kUnavailable (as desired_since).
+    /// kOk (asked), kUnavailable (as desired_since). Answered kNotFound for
+    /// a session not served here, kInvalidArgument (outcome kUnavailable,
+    /// the current version) for an id that is not 16 lowercase hex digits,
+    /// a base at or above kMaxSeq, or a document or patch that is not one
+    /// JSON object (checked after the repeated id and the stale base).
     Status report(const ReportRequest& request, std::uint64_t ticket) override;
     /// kOk (asked; a session id that is not canonical is answered
     /// kNotFound), kUnavailable (as desired_since). Any session.
