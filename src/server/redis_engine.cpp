@@ -97,6 +97,9 @@ bool parse_state(const RedisValue& hash, SessionStats* out) {
         {"unreported_gaps", &out->unreported_gaps},
         {"downlink_last", &out->downlink_last_seq},
         {"downlink_acked", &out->downlink_acked},
+        {"desired_version", &out->desired_version},
+        {"desired_applied", &out->desired_applied},
+        {"reported_version", &out->reported_version},
     };
     for (std::size_t i = 0; i < hash.elements.size(); i += 2) {
         const std::string& name = hash.elements[i].text;
