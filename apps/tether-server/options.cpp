@@ -58,7 +58,7 @@ const char* const kUsage =
     "  --redis-uplink-maxlen N  uplink entries kept per session stream; what retention\n"
     "                           removes is counted in trimmed_through (default 1000000)\n"
     "  --instance-id ID         this instance's name in Redis (default HOST-PID)\n"
-    "  --max-open-sessions N    sessions whose files (3 descriptors each) stay open; the\n"
+    "  --max-open-sessions N    sessions whose files (4 descriptors each) stay open; the\n"
     "                           least recently used idle one is closed beyond, and reopened\n"
     "                           when next used (default 256)\n"
     "  --auth-max-failures N    after N upgrades answered 401 from one source address (IPv6:\n"
