@@ -137,7 +137,8 @@ struct DesiredChange {
     /// several increments folded while the application was busy); false:
     /// exactly one increment from the applied version, `patch` holds it.
     bool snapshot = false;
-    const char* patch = nullptr;  ///< the increment's merge patch (compact JSON); null for a snapshot
+    const char* patch =
+        nullptr;  ///< the increment's merge patch (compact JSON); null for a snapshot
     std::size_t patch_size = 0;
     const char* document = nullptr;  ///< the whole desired document at `version` (compact JSON)
     std::size_t document_size = 0;
@@ -145,7 +146,7 @@ struct DesiredChange {
 
 /// The server's answer to a report (DurableLinkListener::on_report_answer).
 struct ReportAnswer {
-    bool accepted = false;   ///< report_ok
+    bool accepted = false;      ///< report_ok
     std::uint64_t version = 0;  ///< accepted: the new reported version; refused: the current one
     const char* reason = "";    ///< refused: "stale", "too_large", "invalid", "unavailable"
     /// refused as stale: the current reported document on the server (else null).
@@ -156,17 +157,17 @@ struct ReportAnswer {
 /// The device-state extension as the link knows it, for status and metrics.
 struct DeviceStateView {
     bool enabled = false;
-    bool negotiated = false;                ///< the current connection's welcome named "state"
-    std::uint64_t desired_applied = 0;      ///< persisted: the version the application applied
-    std::uint64_t desired_received = 0;     ///< highest version received (>= applied)
-    std::uint64_t reported_version = 0;     ///< the server's version of the reported document
-    bool report_pending = false;            ///< a report waits to be sent or answered
-    bool in_sync = false;                   ///< applied == received and no report pending
+    bool negotiated = false;             ///< the current connection's welcome named "state"
+    std::uint64_t desired_applied = 0;   ///< persisted: the version the application applied
+    std::uint64_t desired_received = 0;  ///< highest version received (>= applied)
+    std::uint64_t reported_version = 0;  ///< the server's version of the reported document
+    bool report_pending = false;         ///< a report waits to be sent or answered
+    bool in_sync = false;                ///< applied == received and no report pending
     std::uint64_t reports_accepted = 0;
     std::uint64_t reports_refused = 0;
-    std::uint64_t desired_snapshots = 0;    ///< snapshots received
-    std::uint64_t desired_increments = 0;   ///< increments received
-    std::uint64_t state_failures = 0;       ///< device-state saves that failed
+    std::uint64_t desired_snapshots = 0;   ///< snapshots received
+    std::uint64_t desired_increments = 0;  ///< increments received
+    std::uint64_t state_failures = 0;      ///< device-state saves that failed
 };
 
 /// A storage failure or its end, reported once per change.
