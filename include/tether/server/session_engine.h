@@ -161,6 +161,9 @@ struct SessionStats {
     std::uint64_t downlink_held = 0;          ///< messages in the replay buffer
     std::uint64_t downlink_oldest_held = 0;   ///< 0 when none is held
     std::uint64_t downlink_file_records = 0;  ///< file engine: records in downlink.log
+    std::uint64_t desired_version = 0;        ///< device state: the desired document's version
+    std::uint64_t desired_applied = 0;        ///< ... the highest version the device applied
+    std::uint64_t reported_version = 0;       ///< ... the reported document's version
 };
 
 // --- Device state (docs/PROTOCOL.md section 9) -------------------------------

@@ -1093,6 +1093,9 @@ bool SessionStore::session_stats(std::string_view session, SessionStats* out) co
     out->downlink_held = s->held.size();
     out->downlink_oldest_held = s->held.empty() ? 0 : s->held.front().seq;
     out->downlink_file_records = s->downlink.records();
+    out->desired_version = s->documents.desired_version;
+    out->desired_applied = s->documents.desired_applied;
+    out->reported_version = s->documents.reported_version;
     return true;
 }
 
