@@ -19,6 +19,9 @@ namespace v1 = net::v1;
 // The tether.v1 DATA header rides in front of a payload of up to the message
 // limit; the stream's buffers hold one message plus a frame header.
 constexpr std::size_t kFrameSlack = 64;
+// State messages written but not yet in the transmit buffer: one desired
+// answer (at most kDesiredHistory increments) and a few report answers.
+constexpr std::size_t kMaxStatePending = kDesiredHistory + 16;
 
 const char* refusal_reason(Status status, ReportOutcome outcome) {
     if (status == Status::kInvalidArgument) {
@@ -565,20 +568,27 @@ void ClientConnection::ask_desired() {
 }
 
 void ClientConnection::desired_changed(std::uint64_t version) {
-    if (dead_ || phase_ != Phase::kOnline || !state_ || version <= desired_sent_) {
+    if (dead_ || phase_ != Phase::kOnline || !state_) {
         return;
     }
-    ask_desired();
+    if (desired_in_flight_) {
+        // The answer on its way may predate this change (or, for a device
+        // newer than the store, desired_sent_ is about to go down): ask again.
+        desired_again_ = true;
+        return;
+    }
+    if (version > desired_sent_) {
+        ask_desired();
+    }
 }
 
-void ClientConnection::queue_state_message(std::size_t length, const char* what) {
-    if (!queue_json(state_out_.get(), length)) {
-        flush();  // the transmit buffer holds downlink: make room and try once more
-        if (dead_ || !queue_json(state_out_.get(), length)) {
-            if (!dead_) {
-                close_with(1011, what, now_);
-            }
-        }
+void ClientConnection::queue_state_message(std::size_t length) {
+    // In order, ahead of downlink, as the transmit buffer takes them (pump()).
+    state_pending_.emplace_back(state_out_.get(), length);
+    if (state_pending_.size() > kMaxStatePending) {
+        // More than one answer's worth waits: the device sends reports
+        // without reading their answers (it may have one in flight).
+        violation("state_backlog");
     }
 }
 
@@ -602,7 +612,7 @@ void ClientConnection::on_desired_answer(Status status, const std::vector<Desire
             close_with(1011, "desired", now_);
             return;
         }
-        queue_state_message(length, "desired");
+        queue_state_message(length);
         if (dead_ || phase_ != Phase::kOnline) {
             return;
         }
@@ -700,7 +710,7 @@ void ClientConnection::on_report_answer(const std::string& id, Status status,
         close_with(1011, "report", now_);
         return;
     }
-    queue_state_message(length, "report");
+    queue_state_message(length);
 }
 
 void ClientConnection::handle_control(const std::uint8_t* data, std::size_t size) {
@@ -797,7 +807,14 @@ void ClientConnection::pump(TimeMs now) {
     if (dead_) {
         return;
     }
-    if (phase_ == Phase::kOnline && downlink_dirty_) {
+    while (phase_ == Phase::kOnline && !state_pending_.empty()) {
+        const std::string& message = state_pending_.front();
+        if (!queue_json(message.data(), message.size())) {
+            break;  // no room: continue once the buffer drains
+        }
+        state_pending_.pop_front();
+    }
+    if (phase_ == Phase::kOnline && downlink_dirty_ && state_pending_.empty()) {
         downlink_dirty_ = false;
         for (;;) {
             const DownlinkMessage* message =

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -120,7 +121,7 @@ class ClientConnection final : public net::WsHandler {
     /// A state message (true), or not one (false: the caller tries parse_control).
     bool handle_state(const std::uint8_t* data, std::size_t size);
     void ask_desired();
-    void queue_state_message(std::size_t length, const char* what);
+    void queue_state_message(std::size_t length);
     void violation(const char* why);
     void forbid(const char* session, const char* why);
     void store_failed(const char* op, const char* status);
@@ -169,6 +170,7 @@ class ClientConnection final : public net::WsHandler {
     bool refusal_logged_ = false;             // the first report_refused was logged
     std::unique_ptr<char[]> state_out_;       // kMaxStateMessage: messages written
     std::unique_ptr<char[]> state_document_;  // kMaxStateDocument: a parsed document
+    std::deque<std::string> state_pending_;   // written, waiting for room (pump())
 };
 
 /// What the server refused or protected itself from, for GET /stats (each
