@@ -95,13 +95,16 @@ class Device:
 
 
 class StateServerTestCase(unittest.TestCase):
+    SERVER_EXTRA = ()
+
     def setUp(self):
         self.tmp = harness.TempDir("state-server-")
         self.data_dir = self.tmp.path("data")
         tokens = self.tmp.path("tokens")
         with open(tokens, "w") as f:
             f.write(TOKEN + " alice\n")
-        self.server = rh.Server(OPTIONS.build_dir, self.data_dir, tokens).start()
+        self.server = rh.Server(OPTIONS.build_dir, self.data_dir, tokens,
+                                list(self.SERVER_EXTRA)).start()
         self.session = str(uuid.uuid4())
 
     def tearDown(self):
@@ -294,6 +297,52 @@ class Server(StateServerTestCase):
                     await device.next_json()
                 return closed.exception.rcvd.code
         self.assertEqual(self.run_async(applied_beyond()), 4002)
+
+        async def invalid():
+            async with Device(self.server.port, self.session, 4) as device:
+                await device.send({"type": "applied", "version": 0})
+                with self.assertRaises(ConnectionClosed) as closed:
+                    await device.next_json()
+                return closed.exception.rcvd.code
+        self.assertEqual(self.run_async(invalid()), 4002)
+
+
+class SmallLimit(StateServerTestCase):
+    """--max-message-size below a state message: state still fits, DATA keeps the limit."""
+
+    SERVER_EXTRA = ("--max-message-size", "1024")
+
+    def test_a_large_report_fits_and_large_data_is_refused(self):
+        self.create_session()
+
+        async def device_sends():
+            async with Device(self.server.port, self.session, 2) as device:
+                await device.send({"type": "report", "id": "00000000000000f6", "base": 0,
+                                   "state": {"blob": "b" * 8000}})
+                self.assertEqual((await device.next_json())["type"], "report_ok")
+                await device.ws.send(b"D\x00" + (1).to_bytes(8, "big") + b"x" * 2000)
+                with self.assertRaises(ConnectionClosed) as closed:
+                    await device.next_json()
+                return closed.exception.rcvd.code
+        self.assertEqual(self.run_async(device_sends()), 1009)
+        self.assertEqual(self.state()["reported"], {"blob": "b" * 8000})
+
+
+class NoState(StateServerTestCase):
+    """--no-state: the welcome leaves "state" out and state messages are violations."""
+
+    SERVER_EXTRA = ("--no-state",)
+
+    def test_state_is_not_negotiated(self):
+        async def device():
+            async with Device(self.server.port, self.session, 1) as device:
+                self.assertNotIn("state", device.welcome.get("features", []))
+                await device.send({"type": "report", "id": "00000000000000a1", "base": 0,
+                                   "patch": {"t": 1}})
+                with self.assertRaises(ConnectionClosed) as closed:
+                    await device.next_json()
+                return closed.exception.rcvd.code
+        self.assertEqual(self.run_async(device()), 4002)
 
 
 if __name__ == "__main__":
