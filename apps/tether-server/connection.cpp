@@ -3,6 +3,7 @@
 #include <cjson/cJSON.h>
 #include <sys/socket.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -59,6 +60,7 @@ bool salvage_report(const std::uint8_t* data, std::size_t size, std::string* id,
         v1::is_report_id(id_item->valuestring, std::strlen(id_item->valuestring)) &&
         cJSON_IsNumber(base_item) && base_item->valuedouble >= 0 &&
         base_item->valuedouble <= static_cast<double>(v1::kMaxJsonSeq) &&
+        std::floor(base_item->valuedouble) == base_item->valuedouble &&
         (patch == nullptr) != (state == nullptr)) {
         char* text = cJSON_PrintUnformatted(patch != nullptr ? patch : state);
         if (text != nullptr) {
