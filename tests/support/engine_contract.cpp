@@ -471,6 +471,29 @@ void a_long_outage_gets_one_snapshot(EngineUnderTest& t, RecordedEvents& events)
     UNSIGNED_LONGS_EQUAL(changes, newer.changes[0].version);
 }
 
+void the_window_holds_the_last_increments(EngineUnderTest& t, RecordedEvents& events) {
+    (void)accepted(t, events, request_for(kAlice, 1));
+    // A document large enough that 64 small increments are smaller than it.
+    desire(t, events, kAlice, "{\"name\":\"" + std::string(2000, 'n') + "\"}", 1);
+    const std::uint64_t last = server::kDesiredHistory + 6;
+    for (std::uint64_t v = 2; v <= last; ++v) {
+        desire(t, events, kAlice, "{\"step\":" + std::to_string(v) + "}", v);
+    }
+    const std::uint64_t oldest_held = last - server::kDesiredHistory + 1;
+    const RecordedEvents::DesiredSinceAnswer all =
+        desired_since(t, events, kAlice, oldest_held - 1);
+    LONGS_EQUAL(server::kDesiredHistory, all.changes.size());
+    UNSIGNED_LONGS_EQUAL(oldest_held, all.changes.empty() ? 0 : all.changes.front().version);
+    UNSIGNED_LONGS_EQUAL(last, all.changes.empty() ? 0 : all.changes.back().version);
+    CHECK_FALSE(all.changes.empty() || all.changes.back().snapshot);
+    // One more than is held: the snapshot.
+    const RecordedEvents::DesiredSinceAnswer older =
+        desired_since(t, events, kAlice, oldest_held - 2);
+    LONGS_EQUAL(1, older.changes.size());
+    CHECK(older.changes[0].snapshot);
+    UNSIGNED_LONGS_EQUAL(last, older.changes[0].version);
+}
+
 void an_expected_version_that_differs_is_a_conflict(EngineUnderTest& t, RecordedEvents& events) {
     (void)accepted(t, events, request_for(kAlice, 1));
     const RecordedEvents::DesiredSetAnswer first =
@@ -509,6 +532,10 @@ void state_of_an_unknown_session_is_not_found(EngineUnderTest& t, RecordedEvents
     CHECK(Status::kNotFound == desired_since(t, events, kBob, 0).status);
     CHECK(Status::kNotFound == read_state(t, events, kBob).status);
     CHECK(Status::kNotFound == t.engine().desired_applied(kBob, 0));
+    const RecordedEvents::ReportAnswer nobody =
+        report(t, events, kBob, kReportA, 0, false, "{\"t\":1}");
+    CHECK(Status::kOk != nobody.status);
+    CHECK(ReportOutcome::kUnavailable == nobody.result.outcome);
     CHECK(events.desired_changed.empty());
     SessionStats stats;
     CHECK_FALSE(t.engine().session_stats(kBob, &stats));  // asking created nothing
@@ -620,6 +647,7 @@ const ContractCase kCases[] = {
     {"desired_changes_are_numbered_and_announced", desired_changes_are_numbered_and_announced},
     {"a_short_gap_gets_the_increments", a_short_gap_gets_the_increments},
     {"a_long_outage_gets_one_snapshot", a_long_outage_gets_one_snapshot},
+    {"the_window_holds_the_last_increments", the_window_holds_the_last_increments},
     {"an_expected_version_that_differs_is_a_conflict",
      an_expected_version_that_differs_is_a_conflict},
     {"bad_or_too_large_desired_patches_change_nothing",
