@@ -656,9 +656,11 @@ bool ClientConnection::handle_state(const std::uint8_t* data, std::size_t size) 
     }
     if (message.type == v1::StateType::kApplied) {
         const Status status = server_.engine().desired_applied(session_, message.version);
-        if (status == Status::kInvalidArgument) {
+        if (status == Status::kOk) {
+            server_.note_uplink(false);  // durable with the next batched sync
+        } else if (status == Status::kInvalidArgument) {
             violation("applied_beyond_desired");
-        } else if (status != Status::kOk) {
+        } else {
             store_failed("applied", to_string(status));
         }
         return true;
