@@ -9,8 +9,10 @@ FileEngine::FileEngine(std::string directory, StoreOptions options)
 
 FileEngine::Answer FileEngine::answer_of(Answer::Kind kind, std::uint64_t ticket,
                                          std::string_view session) {
-    Answer answer{kind, ticket, Status::kOk,     HelloResult{}, 0, std::string(session),
-                  {},   {},     StateDocuments{}};
+    Answer answer;
+    answer.kind = kind;
+    answer.ticket = ticket;
+    answer.session.assign(session.data(), session.size());
     return answer;
 }
 

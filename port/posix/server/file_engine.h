@@ -66,12 +66,13 @@ class FileEngine final : public SessionEngine {
             kDesiredSet,
             kReported,
             kStateRead,
-        } kind;
-        std::uint64_t ticket;
-        Status status;
+        };
+        Kind kind = Kind::kHello;
+        std::uint64_t ticket = 0;
+        Status status = Status::kOk;
         HelloResult hello;
-        std::uint64_t seq;    // kPushed: the seq; kDesiredSet: the version
-        std::string session;  // kPushed: whose downlink is ready; state answers: whose
+        std::uint64_t seq = 0;  // kPushed: the seq; kDesiredSet: the version
+        std::string session;    // kPushed: whose downlink is ready; state answers: whose
         std::vector<DesiredChange> changes;  // kDesiredSince
         ReportResult report;                 // kReported
         StateDocuments documents;            // kStateRead
