@@ -12,7 +12,7 @@ FileEngine::Answer FileEngine::answer_of(Answer::Kind kind, std::uint64_t ticket
     Answer answer;
     answer.kind = kind;
     answer.ticket = ticket;
-    answer.session.assign(session.data(), session.size());
+    answer.session = std::string(session);
     return answer;
 }
 
