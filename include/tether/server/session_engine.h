@@ -217,8 +217,9 @@ struct ReportResult {
 /// the current version and document and the increments still held (sorted
 /// by version, each a patch from version - 1): section 9.2's rule, shared by
 /// every engine. Empty when there is nothing newer (or no document at all).
-/// Increments go when every one from applied + 1 is held and together they
-/// are smaller than the snapshot; otherwise the snapshot goes alone.
+/// Increments go when the device has applied some version (applied > 0),
+/// every one from applied + 1 is held, and together they are smaller than
+/// the snapshot; otherwise the snapshot goes alone.
 std::vector<DesiredChange> desired_sync(std::uint64_t applied, std::uint64_t current_version,
                                         const std::string& current_document,
                                         const std::vector<DesiredChange>& increments);
@@ -387,6 +388,9 @@ class SessionEngine : public Pollable {
     /// The desired messages for a device of `session` that has applied
     /// `applied` (see desired_sync()): answered by on_desired_since(ticket).
     /// kOk (asked), kUnavailable (not ready: no answer follows).
+    // TEMPORARY (state-server branch): default bodies until the Redis
+    // engine implements these five; the merge with state-redis makes them
+    // pure again.
     virtual Status desired_since(std::string_view session, std::uint64_t applied,
                                  std::uint64_t ticket) {
         (void)session;
