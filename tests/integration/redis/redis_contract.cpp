@@ -70,9 +70,7 @@ class RedisEngineUnderTest final : public EngineUnderTest {
     std::size_t replay_capacity() const override { return kReplayCapacity; }
     std::size_t max_payload() const override { return kMaxPayload; }
 
-    // EngineUnderTest::reopen() of the device-state contract (no `override`:
-    // the contract before it has no reopen()).
-    bool reopen() {
+    bool reopen() override {
         stop();
         start();
         return true;
