@@ -371,10 +371,10 @@ struct RedisEngine::StateOp {
     Status failure = Status::kOk;  // a decided answer (deferred, or since's failed read)
     bool deferred = false;
     bool range_missing = false;  // since: its XRANGE could not be sent
-    StateDocuments documents;
+    StateDocuments documents;    // as the last read brought them
     // replicas:N: a write's answer, held until a WAIT confirms it.
     std::uint64_t set_version = 0;
-    ReportResult report_result;  // as the last read brought them
+    ReportResult report_result;
 };
 
 struct RedisEngine::AwaitingWait {
