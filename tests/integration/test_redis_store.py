@@ -374,6 +374,10 @@ class Engine(RedisTest):
                          ("stale", "2", b'{"t":21}'))
         d.send("report 5 %s 00000000000000a3 2 whole %s" % (s, b'{"all":[]}'.hex()))
         self.assertEqual(d.expect(r"^event=reported ticket=5 ")["outcome"], "applied")
+        # Not one JSON object: refused with the current version, nothing changes.
+        d.send("report 9 %s 00000000000000a9 3 patch %s" % (s, b"[1]".hex()))
+        answer = d.expect(r"^event=reported ticket=9 ")
+        self.assertEqual((answer["status"], answer["version"]), ("invalid_argument", "3"))
         d.send("read 6 %s" % s)
         state = d.expect(r"^event=state ticket=6 ")
         self.assertEqual((state["status"], state["reported_version"], state["report_id"],
@@ -497,6 +501,12 @@ class Engine(RedisTest):
         self.assertNotIn("event=hello", d.process.stdout())
         # The hello's writes are in Redis all the same; only the answer waits.
         self.assertEqual(self.state(s)["version"], "1")
+        # So does a desired change's answer.
+        d.send("set 2 %s %s" % (s, b'{"a":1}'.hex()))
+        harness.wait_for(lambda: self.state(s).get("desired_version") == "1", timeout=TIMEOUT)
+        d.send("ping")
+        d.process.wait_for_line(r"^pong$")
+        self.assertNotIn("event=desired_set", d.process.stdout())
 
 
 class Contract(RedisTest):

@@ -1513,6 +1513,9 @@ TEST(RedisEngine, TheHellosDesiredVersionIsKnown) {
     link.reply(RedisValue::of_array({}));
     (void)link.take();
     (void)events.take();
+    SessionStats stats;
+    CHECK(engine->session_stats(kSession, &stats));
+    LONGS_EQUAL(12, stats.desired_version);
     CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 12));
     CHECK_EQUAL(Status::kInvalidArgument, engine->desired_applied(kSession, 13));
     link.publish("t:desired", std::string(kSession) + " 12");  // published before the hello
