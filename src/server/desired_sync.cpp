@@ -6,6 +6,25 @@
 #include "tether/server/session_engine.h"
 
 namespace tether::server {
+namespace {
+
+// The bytes one desired message takes on the wire: its JSON text
+// (net::v1::write_desired's) in a server-to-client WebSocket frame, whose
+// header is 2 bytes below 126 payload bytes and 4 up to 65535. Increments
+// and the snapshot are compared by these, not by their documents alone: ten
+// small patches each pay ~60 bytes of message around them.
+std::size_t wire_size(std::uint64_t version, bool snapshot, std::size_t document_size) {
+    std::size_t digits = 1;
+    for (std::uint64_t v = version; v >= 10; v /= 10) {
+        ++digits;
+    }
+    // {"type":"desired","version":,"snapshot":false,"patch":} is 55 bytes,
+    // the snapshot's ...true,"state":} 54.
+    const std::size_t text = (snapshot ? 54 : 55) + digits + document_size;
+    return text + (text < 126 ? 2 : text < 65536 ? 4 : 10);
+}
+
+}  // namespace
 
 std::vector<DesiredChange> desired_sync(std::uint64_t applied, std::uint64_t current_version,
                                         const std::string& current_document,
@@ -22,7 +41,7 @@ std::vector<DesiredChange> desired_sync(std::uint64_t applied, std::uint64_t cur
         return out;
     }
     // Increments only when every one of applied+1..current is held, in
-    // order, and together they are smaller than the snapshot.
+    // order, and together they take fewer bytes on the wire than the snapshot.
     std::size_t first = 0;
     while (first < increments.size() && increments[first].version <= applied) {
         ++first;
@@ -33,10 +52,11 @@ std::vector<DesiredChange> desired_sync(std::uint64_t applied, std::uint64_t cur
         if (increments[i].version != expect || increments[i].snapshot) {
             break;
         }
-        total += increments[i].document.size();
+        total += wire_size(increments[i].version, false, increments[i].document.size());
         ++expect;
     }
-    if (expect != current_version + 1 || total >= current_document.size()) {
+    if (expect != current_version + 1 ||
+        total >= wire_size(current_version, true, current_document.size())) {
         out.push_back(snapshot);
         return out;
     }

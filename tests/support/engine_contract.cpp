@@ -473,8 +473,9 @@ void a_long_outage_gets_one_snapshot(EngineUnderTest& t, RecordedEvents& events)
 
 void the_window_holds_the_last_increments(EngineUnderTest& t, RecordedEvents& events) {
     (void)accepted(t, events, request_for(kAlice, 1));
-    // A document large enough that 64 small increments are smaller than it.
-    desire(t, events, kAlice, "{\"name\":\"" + std::string(2000, 'n') + "\"}", 1);
+    // A document large enough that 64 small increments, each ~70 bytes as a
+    // message on the wire, are smaller than it.
+    desire(t, events, kAlice, "{\"name\":\"" + std::string(7000, 'n') + "\"}", 1);
     const std::uint64_t last = server::kDesiredHistory + 6;
     for (std::uint64_t v = 2; v <= last; ++v) {
         desire(t, events, kAlice, "{\"step\":" + std::to_string(v) + "}", v);

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "tether/net/state_messages.h"
 #include "tether/server/session_engine.h"
 
 // CppUTest last: its operator-new macro breaks standard headers.
@@ -22,6 +23,15 @@ std::vector<DesiredChange> increments(std::uint64_t first, std::uint64_t last,
         out.push_back(DesiredChange{v, false, "{\"" + std::string(patch - 6, 'k') + "\":1}"});
     }
     return out;
+}
+
+// What write_desired() puts in one server-to-client frame.
+std::size_t wire_bytes(std::uint64_t version, bool snapshot, const std::string& document) {
+    char text[tether::net::v1::kMaxStateMessage];
+    std::size_t length = 0;
+    CHECK(tether::net::v1::write_desired(version, snapshot, document.data(), document.size(), text,
+                                         sizeof text, &length) == tether::net::v1::V1Status::kOk);
+    return length + (length < 126 ? 2 : 4);
 }
 
 const std::string kBigDocument = "{\"k\":\"" + std::string(500, 'x') + "\"}";
@@ -63,15 +73,30 @@ TEST(DesiredSync, SnapshotWhenTheIncrementsAreNotSmaller) {
         desired_sync(1, 11, kBigDocument, increments(1, 11, 100));
     LONGS_EQUAL(1, out.size());
     CHECK(out[0].snapshot);
-    // Exactly as large is not smaller either.
-    const std::string same = "{\"a\":1234}";  // 10 bytes
-    const std::vector<DesiredChange> equal = desired_sync(
-        8, 10, same, {DesiredChange{9, false, "{\"b\":1}"}, DesiredChange{10, false, "{}"}});
-    LONGS_EQUAL(2, equal.size());  // 7 + 2 < 10
-    const std::vector<DesiredChange> tie = desired_sync(
-        8, 10, same, {DesiredChange{9, false, "{\"b\":12}"}, DesiredChange{10, false, "{}"}});
-    LONGS_EQUAL(1, tie.size());  // 8 + 2 == 10
+    // Compared as bytes on the wire: each message with its frame header.
+    // One increment one byte shorter than the snapshot's document is one
+    // byte longer as a message ("false,\"patch\"" against "true,\"state\""):
+    const std::string document = "{\"a\":\"" + std::string(30, 'x') + "\"}";
+    const std::string patch_of_equal_wire = "{\"a\":\"" + std::string(29, 'x') + "\"}";
+    CHECK_EQUAL(wire_bytes(10, true, document), wire_bytes(10, false, patch_of_equal_wire));
+    const std::vector<DesiredChange> tie =
+        desired_sync(9, 10, document, {DesiredChange{10, false, patch_of_equal_wire}});
+    LONGS_EQUAL(1, tie.size());  // as large is not smaller
     CHECK(tie[0].snapshot);
+    const std::string shorter = "{\"a\":\"" + std::string(28, 'x') + "\"}";
+    const std::vector<DesiredChange> smaller =
+        desired_sync(9, 10, document, {DesiredChange{10, false, shorter}});
+    LONGS_EQUAL(1, smaller.size());
+    CHECK_FALSE(smaller[0].snapshot);
+}
+
+TEST(DesiredSync, TenSmallPatchesLoseToASnapshotTheyUndercutByDocumentSize) {
+    // 10 patches of 90 bytes (900) against a 1,000-byte document: smaller as
+    // documents, larger as messages (10 x ~150 bytes on the wire).
+    const std::string document = "{\"k\":\"" + std::string(992, 'x') + "\"}";
+    const std::vector<DesiredChange> out = desired_sync(1, 11, document, increments(1, 11, 90));
+    LONGS_EQUAL(1, out.size());
+    CHECK(out[0].snapshot);
 }
 
 TEST(DesiredSync, SnapshotForADeviceThatAppliedNothing) {

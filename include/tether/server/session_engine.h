@@ -218,8 +218,9 @@ struct ReportResult {
 /// by version, each a patch from version - 1): section 9.2's rule, shared by
 /// every engine. Empty when there is nothing newer (or no document at all).
 /// Increments go when the device has applied some version (applied > 0),
-/// every one from applied + 1 is held, and together they are smaller than
-/// the snapshot; otherwise the snapshot goes alone.
+/// every one from applied + 1 is held, and together they take fewer bytes on
+/// the wire (each desired message in its WebSocket frame) than the snapshot;
+/// otherwise the snapshot goes alone.
 std::vector<DesiredChange> desired_sync(std::uint64_t applied, std::uint64_t current_version,
                                         const std::string& current_document,
                                         const std::vector<DesiredChange>& increments);
