@@ -303,7 +303,8 @@ class Engine(RedisTest):
         s = new_session()
         one.hello(1, s)
         # A backend's change through the other instance reaches the serving one.
-        big = '{"n":9007199254740991,"sensors":[],"rate":10}'
+        # (A label long enough that two increments are smaller than the snapshot.)
+        big = '{"n":9007199254740991,"sensors":[],"rate":10,"label":"%s"}' % ("l" * 300)
         two.send("set 1 %s %s" % (s, big.encode().hex()))
         self.assertEqual(two.expect(r"^event=desired_set ticket=1 ")["status"], "ok")
         one.expect(r"^event=desired_changed session=%s version=1$" % s)
@@ -313,7 +314,7 @@ class Engine(RedisTest):
         self.assertEqual(two.expect(r"^event=desired_set ticket=2 ")["version"], "2")
         one.expect(r"^event=desired_changed session=%s version=2$" % s)
         self.assertEqual(json.loads(self.state(s)["desired"]),
-                         {"n": 9007199254740991, "sensors": [], "on": True})
+                         {"n": 9007199254740991, "sensors": [], "label": "l" * 300, "on": True})
         self.assertIn('"sensors":[]', self.state(s)["desired"])
         # An expected version that is not current: conflict, nothing written.
         two.send("set 3 %s %s 1" % (s, b'{"x":1}'.hex()))

@@ -967,7 +967,9 @@ TEST(RedisEngine, DesiredSinceSendsTheHeldIncrements) {
     LONGS_EQUAL(2, sent.size());
     STRCMP_EQUAL(kStateRead.c_str(), sent[0].c_str());
     STRCMP_EQUAL(("XRANGE " + kDesired + " (2-0 + COUNT 64").c_str(), sent[1].c_str());
-    const std::string document = R"({"rate":10,"sensors":["t","h"],"threshold":3.5})";
+    // A document larger than the two increments as messages.
+    const std::string document = R"({"rate":10,"sensors":["t","h"],"threshold":3.5,"label":")" +
+                                 std::string(200, 'l') + R"("})";
     link.reply(documents({str("3"), str("4"), str(document), str("2"), nil(), nil(), nil()}));
     CHECK(events.lines.empty());  // answered with the increments
     // Version 5 was set between the two reads: not part of version 4.
@@ -1494,8 +1496,8 @@ TEST(RedisEngine, EachDesiredVersionIsAnnouncedOnce) {
         lines_of(events.take()).c_str());
     // A read that saw version 8 told the device of it: 7 and 8 are old news.
     CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 6, 10));
-    link.reply(documents({str("3"), str("8"), str(R"({"a":2,"name":"a long enough name"})"), nil(),
-                          nil(), nil(), nil()}));
+    const std::string document = R"({"a":2,"name":")" + std::string(200, 'n') + R"("})";
+    link.reply(documents({str("3"), str("8"), str(document), nil(), nil(), nil(), nil()}));
     link.reply(RedisValue::of_array({increment(7, R"({"a":2})"), increment(8, "{}")}));
     link.publish("t:desired", std::string(kSession) + " 7");
     link.publish("t:desired", std::string(kSession) + " 8");
