@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <utility>
 
+#include "tether/net/json_document.h"
 #include "tether/server/redis_functions.h"
 
 namespace tether::server {
@@ -96,6 +97,9 @@ bool parse_state(const RedisValue& hash, SessionStats* out) {
         {"unreported_gaps", &out->unreported_gaps},
         {"downlink_last", &out->downlink_last_seq},
         {"downlink_acked", &out->downlink_acked},
+        {"desired_version", &out->desired_version},
+        {"desired_applied", &out->desired_applied},
+        {"reported_version", &out->reported_version},
     };
     for (std::size_t i = 0; i < hash.elements.size(); i += 2) {
         const std::string& name = hash.elements[i].text;
@@ -168,6 +172,117 @@ bool plain_name(std::string_view text) {
     });
 }
 
+// The state hash fields every state operation reads (HMGET, in this order):
+// `version` tells an unknown session (no hello ever) from one without state.
+constexpr std::string_view kStateFields[] = {"version",         "desired_version",  "desired",
+                                             "desired_applied", "reported_version", "reported",
+                                             "report_id"};
+constexpr std::size_t kStateFieldCount = sizeof kStateFields / sizeof kStateFields[0];
+
+// HMGET's reply into documents; *exists false when the session has no state
+// hash. False for a reply of the wrong shape or a version that is no number.
+bool parse_documents(const RedisValue& reply, StateDocuments* out, bool* exists) {
+    if (reply.type != RedisValue::Type::kArray || reply.elements.size() != kStateFieldCount) {
+        return false;
+    }
+    const std::vector<RedisValue>& v = reply.elements;
+    for (const RedisValue& item : v) {
+        if (item.type != RedisValue::Type::kNil && item.type != RedisValue::Type::kString) {
+            return false;
+        }
+    }
+    *exists = v[0].type == RedisValue::Type::kString;
+    const auto number = [](const RedisValue& item, std::uint64_t* value) {
+        *value = 0;
+        return item.type == RedisValue::Type::kNil || parse_u64(item.text, value);
+    };
+    const auto document = [](const RedisValue& item, std::string* text) {
+        *text = item.type == RedisValue::Type::kNil ? std::string("{}") : item.text;
+    };
+    if (!number(v[1], &out->desired_version) || !number(v[3], &out->desired_applied) ||
+        !number(v[4], &out->reported_version)) {
+        return false;
+    }
+    document(v[2], &out->desired);
+    document(v[5], &out->reported);
+    out->report_id = v[6].type == RedisValue::Type::kNil ? std::string() : v[6].text;
+    return true;
+}
+
+// XRANGE P:{S}:desired's reply: entries [id, ["patch", text]] with ids
+// "<version>-0", as increments.
+bool parse_increments(const RedisValue& reply, std::vector<DesiredChange>* out) {
+    if (reply.type != RedisValue::Type::kArray) {
+        return false;
+    }
+    for (const RedisValue& entry : reply.elements) {
+        if (entry.type != RedisValue::Type::kArray || entry.elements.size() != 2 ||
+            entry.elements[1].type != RedisValue::Type::kArray) {
+            return false;
+        }
+        const std::string& id = entry.elements[0].text;
+        const std::size_t dash = id.find('-');
+        DesiredChange change;
+        if (dash == std::string::npos ||
+            !parse_u64(std::string_view(id).substr(0, dash), &change.version)) {
+            return false;
+        }
+        bool has_patch = false;
+        const std::vector<RedisValue>& fields = entry.elements[1].elements;
+        for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+            if (fields[i].text == "patch") {
+                change.document = fields[i + 1].text;
+                has_patch = true;
+            }
+        }
+        if (!has_patch) {
+            return false;
+        }
+        out->push_back(std::move(change));
+    }
+    return true;
+}
+
+bool is_report_id(std::string_view id) {
+    return id.size() == 16 && std::all_of(id.begin(), id.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+           });
+}
+
+// A merge in C++ (json_document.h): kOk, kTooLarge (the result exceeds
+// kMaxStateDocument), kInvalidArgument (either text is no valid object).
+Status merge(const std::string& document, std::string_view patch, std::string* out) {
+    out->resize(net::v1::kMaxStateDocument);
+    std::size_t length = 0;
+    const net::v1::V1Status status =
+        net::v1::apply_merge_patch(document.data(), document.size(), patch.data(), patch.size(),
+                                   &(*out)[0], out->size(), &length);
+    if (status == net::v1::V1Status::kBufferTooSmall) {
+        return Status::kTooLarge;
+    }
+    if (status != net::v1::V1Status::kOk || length > out->size()) {
+        return Status::kInvalidArgument;
+    }
+    out->resize(length);
+    return Status::kOk;
+}
+
+// The compact form of `text` (json_document.h): kOk, kTooLarge, kInvalidArgument.
+Status compact(std::string_view text, std::string* out) {
+    out->resize(net::v1::kMaxStateDocument);
+    std::size_t length = 0;
+    const net::v1::V1Status status =
+        net::v1::compact_object(text.data(), text.size(), &(*out)[0], out->size(), &length);
+    if (status == net::v1::V1Status::kBufferTooSmall) {
+        return Status::kTooLarge;
+    }
+    if (status != net::v1::V1Status::kOk || length > out->size()) {
+        return Status::kInvalidArgument;
+    }
+    out->resize(length);
+    return Status::kOk;
+}
+
 // One queued uplink DATA or gap, in arrival order.
 struct QueuedOp {
     bool is_gap = false;
@@ -192,6 +307,10 @@ struct RedisEngine::Served {
     std::uint64_t acked_sent = 0;  // highest downlink ack sent
     SessionStats stats;
     std::vector<QueuedOp> queued;
+    std::uint64_t applied_sent = 0;  // highest desired_applied sent
+    // The highest desired version this instance knows of (the hello's state,
+    // reads, its own writes, P:desired): what the device can have been sent.
+    std::uint64_t desired_known = 0;
 };
 
 enum class PendingKind : std::uint8_t {
@@ -205,7 +324,14 @@ enum class PendingKind : std::uint8_t {
     kPush,
     kFetch,
     kWait,
+    kStateRead,  // HMGET of the state fields, for any state operation
+    kSinceRange,
+    kDesiredPut,
+    kDesiredApplied,
+    kReport,
 };
+
+enum class StateKind : std::uint8_t { kSince, kSet, kReport, kRead };
 
 struct RedisEngine::Pending {
     PendingKind kind = PendingKind::kLoad;
@@ -223,8 +349,32 @@ struct RedisEngine::HelloInFlight {
     bool decided = false;        // tether_hello accepted it
     bool refetch = false;        // a P:downlink message came before the Served existed
     std::uint64_t write_no = 0;  // of its tether_hello
+    std::uint64_t desired_version = 0;
     HelloResult result;
     SessionStats stats;
+};
+
+// One state operation from its call to its answer (Pending::id names it).
+struct RedisEngine::StateOp {
+    StateKind kind = StateKind::kRead;
+    std::uint64_t ticket = 0;
+    std::string session;  // lowercase
+    std::string text;     // set: the compact patch; report: the document or patch
+    bool has_expected = false;
+    std::uint64_t expected = 0;
+    std::uint64_t applied = 0;  // since: the device's applied version
+    std::uint64_t base = 0;     // report
+    std::string report_id;
+    bool whole = false;
+    std::uint64_t epoch = 0;       // report: of the hello served here
+    unsigned reads = 0;            // set: reads sent (kRedisDesiredAttempts at most)
+    Status failure = Status::kOk;  // a decided answer (deferred, or since's failed read)
+    bool deferred = false;
+    bool range_missing = false;  // since: its XRANGE could not be sent
+    StateDocuments documents;    // as the last read brought them
+    // replicas:N: a write's answer, held until a WAIT confirms it.
+    std::uint64_t set_version = 0;
+    ReportResult report_result;
 };
 
 struct RedisEngine::AwaitingWait {
@@ -232,6 +382,7 @@ struct RedisEngine::AwaitingWait {
     std::string session;
     std::uint64_t last_uplink = 0;  // an uplink acknowledgement
     std::uint64_t hello_id = 0;     // or a hello's answer (non-zero)
+    std::uint64_t state_op = 0;     // or a state write's answer (non-zero)
 };
 
 bool parse_redis_durability(std::string_view text, RedisEngineOptions* options) {
@@ -276,7 +427,8 @@ Status RedisEngine::open(TimeMs now) {
     }
     opened_ = true;
     now_ = now;
-    link_.subscribe({options_.prefix + ":downlink", options_.prefix + ":supersede"});
+    link_.subscribe({options_.prefix + ":downlink", options_.prefix + ":supersede",
+                     options_.prefix + ":desired"});
     link_.start(now);
     return Status::kOk;
 }
@@ -317,6 +469,9 @@ bool RedisEngine::send(const std::vector<std::string_view>& args, Pending pendin
         case PendingKind::kGap:
         case PendingKind::kAckDownlink:
         case PendingKind::kPush:
+        case PendingKind::kDesiredPut:
+        case PendingKind::kDesiredApplied:
+        case PendingKind::kReport:
             pending.write_no = ++writes_sent_;
             break;
         case PendingKind::kWait:
@@ -556,7 +711,7 @@ Status RedisEngine::push_downlink(std::string_view session, const std::uint8_t* 
     const std::string queued = decimal(options_.unix_time_ms ? options_.unix_time_ms() : 0);
     const std::string capacity = decimal(options_.replay_capacity);
     if (!send({"FCALL", "tether_push", "1", state, as_text(payload, size), queued, capacity},
-              Pending{PendingKind::kPush, 0, std::string(), ticket, 0})) {
+              Pending{PendingKind::kPush, 0, std::string(id, kSessionIdLength), ticket, 0})) {
         return Status::kUnavailable;
     }
     return Status::kOk;
@@ -587,6 +742,515 @@ void RedisEngine::release(std::string_view session) {
         send_batches(*served);
     }
     served_.erase(served->id);
+}
+
+// --- Device state ------------------------------------------------------------
+//
+// Every state operation is a StateOp in state_ops_ from its call to its
+// answer; its commands carry its id. Answers decided without Redis (a bad
+// patch, a session id that is not canonical) wait in deferred_ for the next
+// service(), so no answer comes from inside the call that asked.
+
+RedisEngine::StateOp* RedisEngine::start_state_op(std::uint64_t ticket, std::string_view session,
+                                                  std::uint64_t* id) {
+    if (!ready() || state_ops_.size() >= kRedisMaxStateOperations) {
+        return nullptr;
+    }
+    auto op = std::make_unique<StateOp>();
+    op->ticket = ticket;
+    char lower[kSessionIdLength + 1];
+    if (session_key(session, lower)) {
+        op->session.assign(lower, kSessionIdLength);
+    }
+    *id = next_state_op_++;
+    StateOp* raw = op.get();
+    state_ops_[*id] = std::move(op);
+    return raw;
+}
+
+void RedisEngine::defer(std::uint64_t id, Status status) {
+    const auto found = state_ops_.find(id);
+    if (found == state_ops_.end()) {
+        return;
+    }
+    found->second->failure = status;
+    found->second->deferred = true;
+    deferred_.push_back(id);
+}
+
+void RedisEngine::answer_deferred() {
+    std::vector<std::uint64_t> ids;
+    ids.swap(deferred_);  // an event may ask again: that one waits for the next service()
+    for (const std::uint64_t id : ids) {
+        const auto found = state_ops_.find(id);
+        if (found != state_ops_.end()) {
+            finish_state_op(id, found->second->failure, 0);
+        }
+    }
+}
+
+// Answers a state operation without documents (a refusal or a failure) and
+// forgets it. `version`: set_desired's current version (kConflict).
+void RedisEngine::finish_state_op(std::uint64_t id, Status status, std::uint64_t version) {
+    const auto found = state_ops_.find(id);
+    if (found == state_ops_.end()) {
+        return;
+    }
+    const std::unique_ptr<StateOp> op = std::move(found->second);
+    state_ops_.erase(found);
+    switch (op->kind) {
+        case StateKind::kSince:
+            events_->on_desired_since(op->ticket, status, {});
+            break;
+        case StateKind::kSet:
+            events_->on_desired_set(op->ticket, status, version);
+            break;
+        case StateKind::kReport: {
+            ReportResult result;
+            result.outcome = ReportOutcome::kUnavailable;
+            events_->on_reported(op->ticket, status, result);
+            break;
+        }
+        case StateKind::kRead:
+            events_->on_state_read(op->ticket, status, StateDocuments{});
+            break;
+    }
+}
+
+bool RedisEngine::send_state_read(std::uint64_t id, const StateOp& op) {
+    const std::string state = key(op.session, "state");
+    std::vector<std::string_view> args = {"HMGET", state};
+    args.insert(args.end(), std::begin(kStateFields), std::end(kStateFields));
+    return send(args, Pending{PendingKind::kStateRead, 0, op.session, id, 0});
+}
+
+Status RedisEngine::desired_since(std::string_view session, std::uint64_t applied,
+                                  std::uint64_t ticket) {
+    std::uint64_t id = 0;
+    StateOp* op = start_state_op(ticket, session, &id);
+    if (op == nullptr) {
+        return Status::kUnavailable;
+    }
+    op->kind = StateKind::kSince;
+    op->applied = applied;
+    if (op->session.empty()) {
+        defer(id, Status::kNotFound);
+        return Status::kOk;
+    }
+    // The document first, then the increments above the applied version:
+    // a change between the two adds an increment above the version read,
+    // which handle_since_range leaves out.
+    const std::string desired = key(op->session, "desired");
+    const std::string after = "(" + decimal(applied) + "-0";
+    const std::string count = decimal(kDesiredHistory);
+    if (!send_state_read(id, *op)) {
+        state_ops_.erase(id);
+        return Status::kUnavailable;
+    }
+    if (!send({"XRANGE", desired, after, "+", "COUNT", count},
+              Pending{PendingKind::kSinceRange, 0, op->session, id, 0})) {
+        op->range_missing = true;  // answered kUnavailable with the read's reply
+    }
+    return Status::kOk;
+}
+
+Status RedisEngine::set_desired(std::string_view session, std::string_view patch, bool has_expected,
+                                std::uint64_t expected, std::uint64_t ticket) {
+    std::uint64_t id = 0;
+    StateOp* op = start_state_op(ticket, session, &id);
+    if (op == nullptr) {
+        return Status::kUnavailable;
+    }
+    op->kind = StateKind::kSet;
+    op->has_expected = has_expected;
+    op->expected = expected;
+    if (op->session.empty()) {
+        defer(id, Status::kNotFound);
+        return Status::kOk;
+    }
+    // The increment as it is stored and sent: compact, like every document.
+    const Status valid = compact(patch, &op->text);
+    if (valid != Status::kOk) {
+        defer(id, valid);
+        return Status::kOk;
+    }
+    op->reads = 1;
+    if (!send_state_read(id, *op)) {
+        state_ops_.erase(id);
+        return Status::kUnavailable;
+    }
+    return Status::kOk;
+}
+
+Status RedisEngine::desired_applied(std::string_view session, std::uint64_t version) {
+    Served* served = find(session);
+    if (served == nullptr) {
+        return Status::kNotFound;
+    }
+    // Beyond what this instance knows of is beyond what the device was sent
+    // through it (every version it learns of is in desired_known first).
+    if (version > kMaxSeq || version > served->desired_known) {
+        return Status::kInvalidArgument;
+    }
+    if (!ready()) {
+        return Status::kIoError;
+    }
+    if (version <= served->applied_sent) {
+        return Status::kOk;
+    }
+    const std::string state = key(served->id, "state");
+    const std::string epoch = decimal(served->epoch);
+    const std::string applied = decimal(version);
+    if (!send({"FCALL", "tether_desired_applied", "1", state, epoch, applied},
+              Pending{PendingKind::kDesiredApplied, 0, served->id, served->epoch, 0})) {
+        return Status::kIoError;
+    }
+    served->applied_sent = version;
+    return Status::kOk;
+}
+
+Status RedisEngine::report(const ReportRequest& request, std::uint64_t ticket) {
+    std::uint64_t id = 0;
+    StateOp* op = start_state_op(ticket, request.session, &id);
+    if (op == nullptr) {
+        return Status::kUnavailable;
+    }
+    op->kind = StateKind::kReport;
+    op->report_id.assign(request.id.data(), request.id.size());
+    op->base = request.base;
+    op->whole = request.whole;
+    op->text.assign(request.document.data(), request.document.size());
+    const Served* served = find(request.session);
+    if (served == nullptr) {
+        defer(id, Status::kNotFound);  // only a connection served here reports
+        return Status::kOk;
+    }
+    if (!is_report_id(request.id) || request.base >= kMaxSeq) {
+        defer(id, Status::kInvalidArgument);
+        return Status::kOk;
+    }
+    op->epoch = served->epoch;
+    if (!send_state_read(id, *op)) {
+        state_ops_.erase(id);
+        return Status::kUnavailable;
+    }
+    return Status::kOk;
+}
+
+Status RedisEngine::read_state(std::string_view session, std::uint64_t ticket) {
+    std::uint64_t id = 0;
+    StateOp* op = start_state_op(ticket, session, &id);
+    if (op == nullptr) {
+        return Status::kUnavailable;
+    }
+    op->kind = StateKind::kRead;
+    if (op->session.empty()) {
+        defer(id, Status::kNotFound);
+        return Status::kOk;
+    }
+    if (!send_state_read(id, *op)) {
+        state_ops_.erase(id);
+        return Status::kUnavailable;
+    }
+    return Status::kOk;
+}
+
+// An error reply or one of the wrong shape: counted, logged, answered.
+void RedisEngine::state_store_error(std::uint64_t id, const Pending& pending,
+                                    const RedisValue& reply) {
+    ++store_errors_;
+    std::string line = "event=redis_state_failed session=";
+    line.append(pending.session).append(" error=");
+    line.append(reply.is_error() ? reply.text : std::string("unexpected reply"));
+    log_once(nullptr, line);
+    const bool unknown = reply.is_error() && starts_with(reply.text, "NOTFOUND");
+    finish_state_op(id, unknown ? Status::kNotFound : Status::kIoError, 0);
+}
+
+void RedisEngine::handle_state_read(Pending& pending, const RedisValue& reply) {
+    const auto found = state_ops_.find(pending.id);
+    if (found == state_ops_.end()) {
+        return;
+    }
+    StateOp& op = *found->second;
+    if (op.range_missing) {
+        finish_state_op(pending.id, Status::kUnavailable, 0);
+        return;
+    }
+    bool exists = false;
+    if (reply.is_error() || !parse_documents(reply, &op.documents, &exists)) {
+        if (op.kind == StateKind::kSince) {
+            // Its XRANGE is on the way: the answer goes with it.
+            ++store_errors_;
+            std::string line = "event=redis_state_failed session=";
+            line.append(pending.session).append(" error=").append(reply.text);
+            log_once(nullptr, line);
+            op.failure = Status::kIoError;
+            return;
+        }
+        state_store_error(pending.id, pending, reply);
+        return;
+    }
+    if (!exists) {
+        if (op.kind == StateKind::kSince) {
+            op.failure = Status::kNotFound;
+            return;
+        }
+        finish_state_op(pending.id, Status::kNotFound, 0);
+        return;
+    }
+    switch (op.kind) {
+        case StateKind::kSince:
+            return;  // answered with its XRANGE
+        case StateKind::kRead: {
+            const std::uint64_t ticket = op.ticket;
+            const StateDocuments documents = std::move(op.documents);
+            state_ops_.erase(found);
+            events_->on_state_read(ticket, Status::kOk, documents);
+            return;
+        }
+        case StateKind::kSet:
+            continue_set(pending.id, op);
+            return;
+        case StateKind::kReport:
+            continue_report(pending.id, op);
+            return;
+    }
+}
+
+// set_desired after a read: the merge, then the compare-and-set on the
+// version read.
+void RedisEngine::continue_set(std::uint64_t id, StateOp& op) {
+    const StateDocuments& read = op.documents;
+    if (op.has_expected && op.expected != read.desired_version) {
+        finish_state_op(id, Status::kConflict, read.desired_version);
+        return;
+    }
+    if (read.desired_version >= kMaxSeq) {
+        finish_state_op(id, Status::kTooLarge, read.desired_version);  // versions exhausted
+        return;
+    }
+    std::string merged;
+    const Status status = merge(read.desired, op.text, &merged);
+    if (status != Status::kOk) {
+        if (status == Status::kInvalidArgument) {
+            ++store_errors_;  // the patch was checked: the stored document is bad
+            log_once(nullptr, "event=redis_state_failed session=" + op.session +
+                                  " error=the stored desired document is no JSON object");
+        }
+        finish_state_op(id, status == Status::kTooLarge ? status : Status::kIoError, 0);
+        return;
+    }
+    const std::string state = key(op.session, "state");
+    const std::string base = decimal(read.desired_version);
+    const std::string history = decimal(kDesiredHistory);
+    if (!send({"FCALL", "tether_desired_put", "1", state, base, merged, op.text, history},
+              Pending{PendingKind::kDesiredPut, 0, op.session, id, 0})) {
+        finish_state_op(id, Status::kUnavailable, 0);
+        return;
+    }
+    if (options_.durability == RedisDurability::kReplicas) {
+        send_wait();
+    }
+}
+
+// report after a read: a repeated id and a stale base are answered from
+// the read; otherwise the merge and the compare-and-set, fenced by epoch.
+void RedisEngine::continue_report(std::uint64_t id, StateOp& op) {
+    const StateDocuments& read = op.documents;
+    ReportResult result;
+    if (!read.report_id.empty() && read.report_id == op.report_id) {
+        result.outcome = ReportOutcome::kRepeated;
+        result.version = read.reported_version;
+    } else if (read.reported_version != op.base) {
+        result.outcome = ReportOutcome::kStale;
+        result.version = read.reported_version;
+        result.document = read.reported;
+    } else {
+        // The document as the device sent it (the server passes on what it
+        // could not parse, to be refused here): compact, or merged.
+        std::string made;
+        const Status status =
+            op.whole ? compact(op.text, &made) : merge(read.reported, op.text, &made);
+        if (status == Status::kTooLarge) {
+            result.outcome = ReportOutcome::kTooLarge;
+            result.version = read.reported_version;
+        } else if (status != Status::kOk) {
+            // Not one JSON object (or a duplicate key, too deep): refused
+            // "invalid" with the current version.
+            const std::uint64_t ticket = op.ticket;
+            result.outcome = ReportOutcome::kUnavailable;
+            result.version = read.reported_version;
+            state_ops_.erase(id);
+            events_->on_reported(ticket, Status::kInvalidArgument, result);
+            return;
+        } else {
+            const std::string state = key(op.session, "state");
+            const std::string epoch = decimal(op.epoch);
+            const std::string base = decimal(op.base);
+            const std::string& document = made;
+            if (!send({"FCALL", "tether_report", "1", state, epoch, base, op.report_id, document},
+                      Pending{PendingKind::kReport, 0, op.session, id, 0})) {
+                finish_state_op(id, Status::kUnavailable, 0);
+                return;
+            }
+            if (options_.durability == RedisDurability::kReplicas) {
+                send_wait();
+            }
+            return;
+        }
+    }
+    const std::uint64_t ticket = op.ticket;
+    state_ops_.erase(id);
+    events_->on_reported(ticket, Status::kOk, result);
+}
+
+void RedisEngine::handle_since_range(Pending& pending, const RedisValue& reply) {
+    const auto found = state_ops_.find(pending.id);
+    if (found == state_ops_.end()) {
+        return;
+    }
+    StateOp& op = *found->second;
+    if (op.failure != Status::kOk) {
+        finish_state_op(pending.id, op.failure, 0);
+        return;
+    }
+    std::vector<DesiredChange> increments;
+    if (reply.is_error() || !parse_increments(reply, &increments)) {
+        state_store_error(pending.id, pending, reply);
+        return;
+    }
+    const StateDocuments& read = op.documents;
+    increments.erase(std::remove_if(increments.begin(), increments.end(),
+                                    [&read](const DesiredChange& change) {
+                                        return change.version > read.desired_version;
+                                    }),
+                     increments.end());
+    const std::vector<DesiredChange> changes =
+        desired_sync(op.applied, read.desired_version, read.desired, increments);
+    if (Served* served = find(op.session)) {
+        served->desired_known = std::max(served->desired_known, read.desired_version);
+    }
+    const std::uint64_t ticket = op.ticket;
+    state_ops_.erase(found);
+    events_->on_desired_since(ticket, Status::kOk, changes);
+}
+
+void RedisEngine::handle_desired_put(Pending& pending, const RedisValue& reply) {
+    const auto found = state_ops_.find(pending.id);
+    if (found == state_ops_.end()) {
+        return;
+    }
+    StateOp& op = *found->second;
+    std::string_view outcome;
+    std::uint64_t version = 0;
+    if (reply.is_error() || reply.type != RedisValue::Type::kArray || reply.elements.size() != 2 ||
+        !text_at(reply, 0, &outcome) || !integer_at(reply, 1, &version) ||
+        (outcome != "ok" && outcome != "conflict")) {
+        state_store_error(pending.id, pending, reply);
+        return;
+    }
+    if (outcome == "ok") {
+        // Announced here at once, not only by the P:desired message that
+        // follows on the other connection: a server that set it sees it.
+        desired_changed(op.session, version);
+        if (options_.durability == RedisDurability::kReplicas) {
+            op.set_version = version;
+            hold_for_wait(pending);
+            return;
+        }
+        finish_state_op(pending.id, Status::kOk, version);
+        return;
+    }
+    // Another writer changed the document after the read.
+    if (op.has_expected) {
+        finish_state_op(pending.id, Status::kConflict, version);
+        return;
+    }
+    if (op.reads >= kRedisDesiredAttempts) {
+        ++store_errors_;
+        log_once(nullptr, "event=redis_desired_contended session=" + op.session +
+                              " reads=" + decimal(op.reads));
+        finish_state_op(pending.id, Status::kUnavailable, version);
+        return;
+    }
+    ++op.reads;
+    if (!send_state_read(pending.id, op)) {
+        finish_state_op(pending.id, Status::kUnavailable, 0);
+    }
+}
+
+void RedisEngine::handle_report(Pending& pending, const RedisValue& reply) {
+    const auto found = state_ops_.find(pending.id);
+    if (found == state_ops_.end()) {
+        return;
+    }
+    StateOp& op = *found->second;
+    std::string_view outcome;
+    std::uint64_t version = 0;
+    const bool shaped = !reply.is_error() && reply.type == RedisValue::Type::kArray &&
+                        text_at(reply, 0, &outcome) && integer_at(reply, 1, &version);
+    ReportResult result;
+    result.version = version;
+    std::string_view document;
+    if (shaped && outcome == "ok" && reply.elements.size() == 2) {
+        result.outcome = ReportOutcome::kApplied;
+    } else if (shaped && outcome == "repeated" && reply.elements.size() == 2) {
+        result.outcome = ReportOutcome::kRepeated;
+    } else if (shaped && outcome == "stale" && reply.elements.size() == 3 &&
+               text_at(reply, 2, &document)) {
+        // The base moved between the read and the write (another connection
+        // of the device): refused, never retried on the device's behalf.
+        result.outcome = ReportOutcome::kStale;
+        result.document.assign(document.data(), document.size());
+    } else if (shaped && outcome == "superseded" && reply.elements.size() == 2 &&
+               version <= UINT32_MAX) {
+        // The connection that reported lost its session: as handle_write.
+        const std::string session = op.session;
+        const std::uint64_t epoch = op.epoch;
+        finish_state_op(pending.id, Status::kUnavailable, 0);
+        Served* served = find(session);
+        if (served != nullptr && served->epoch == epoch) {
+            served_.erase(session);
+            events_->on_superseded(session, static_cast<std::uint32_t>(version));
+        }
+        return;
+    } else {
+        state_store_error(pending.id, pending, reply);
+        return;
+    }
+    if (result.outcome == ReportOutcome::kApplied &&
+        options_.durability == RedisDurability::kReplicas) {
+        op.report_result = result;
+        hold_for_wait(pending);
+        return;
+    }
+    const std::uint64_t ticket = op.ticket;
+    state_ops_.erase(found);
+    events_->on_reported(ticket, Status::kOk, result);
+}
+
+// Reports on_desired_changed for a session served here, once per version it
+// did not know of yet (P:desired repeats what its own writes and reads told).
+void RedisEngine::desired_changed(std::string_view session, std::uint64_t version) {
+    Served* served = find(session);
+    if (served == nullptr || version <= served->desired_known) {
+        return;
+    }
+    served->desired_known = version;
+    if (served->welcomed) {
+        events_->on_desired_changed(served->id, version);
+    }
+}
+
+// replicas:N: a state write's answer goes once a WAIT confirms the write (one
+// was sent right behind it), like an uplink acknowledgement.
+void RedisEngine::hold_for_wait(const Pending& pending) {
+    AwaitingWait item;
+    item.write_no = pending.write_no;
+    item.session = pending.session;
+    item.state_op = pending.id;
+    awaiting_wait_.push_back(std::move(item));
 }
 
 bool RedisEngine::session_stats(std::string_view session, SessionStats* out) const {
@@ -637,15 +1301,20 @@ std::size_t RedisEngine::poll_requests(PollRequest* out, std::size_t max) const 
 }
 
 bool RedisEngine::next_deadline(TimeMs* at) const {
+    if (!deferred_.empty()) {
+        *at = now_;  // answers decided without Redis go out at the next service()
+        return true;
+    }
     return link_.next_deadline(at);
 }
 
 bool RedisEngine::has_buffered_input() const {
-    return link_.has_buffered_input();
+    return !deferred_.empty() || link_.has_buffered_input();
 }
 
 void RedisEngine::service(TimeMs now) {
     now_ = now;
+    answer_deferred();
     link_.service(now);
 }
 
@@ -673,6 +1342,9 @@ void RedisEngine::on_disconnected(std::string_view reason) {
     hellos.swap(hellos_);
     std::map<std::string, std::unique_ptr<Served>, std::less<>> served;
     served.swap(served_);
+    std::map<std::uint64_t, std::unique_ptr<StateOp>> state_ops;
+    state_ops.swap(state_ops_);
+    deferred_.clear();
     awaiting_wait_.clear();
     waits_in_flight_ = 0;
     for (const auto& entry : hellos) {
@@ -681,6 +1353,27 @@ void RedisEngine::on_disconnected(std::string_view reason) {
     for (const Pending& item : pending) {
         if (item.kind == PendingKind::kPush) {
             events_->on_pushed(item.id, Status::kUnavailable, 0);
+        }
+    }
+    for (const auto& entry : state_ops) {
+        StateOp& op = *entry.second;
+        const Status status = op.deferred ? op.failure : Status::kUnavailable;
+        switch (op.kind) {
+            case StateKind::kSince:
+                events_->on_desired_since(op.ticket, status, {});
+                break;
+            case StateKind::kSet:
+                events_->on_desired_set(op.ticket, status, 0);
+                break;
+            case StateKind::kReport: {
+                ReportResult result;
+                result.outcome = ReportOutcome::kUnavailable;
+                events_->on_reported(op.ticket, status, result);
+                break;
+            }
+            case StateKind::kRead:
+                events_->on_state_read(op.ticket, status, StateDocuments{});
+                break;
         }
     }
     for (const auto& entry : served) {
@@ -747,6 +1440,11 @@ void RedisEngine::on_reply(std::uint64_t tag, const RedisValue& reply) {
         case PendingKind::kPush:
             if (reply.type == RedisValue::Type::kInteger && reply.integer > 0) {
                 ++downlink_pushed_;
+                // Pushed through this instance to a session it serves: held
+                // at once, without waiting for the P:downlink message.
+                if (Served* served = find(pending.session)) {
+                    fetch_downlink(*served);
+                }
                 events_->on_pushed(pending.id, Status::kOk,
                                    static_cast<std::uint64_t>(reply.integer));
             } else {
@@ -760,6 +1458,21 @@ void RedisEngine::on_reply(std::uint64_t tag, const RedisValue& reply) {
             break;
         case PendingKind::kWait:
             handle_wait(pending, reply);
+            break;
+        case PendingKind::kStateRead:
+            handle_state_read(pending, reply);
+            break;
+        case PendingKind::kSinceRange:
+            handle_since_range(pending, reply);
+            break;
+        case PendingKind::kDesiredPut:
+            handle_desired_put(pending, reply);
+            break;
+        case PendingKind::kDesiredApplied:
+            handle_write(pending, reply);
+            break;
+        case PendingKind::kReport:
+            handle_report(pending, reply);
             break;
     }
 }
@@ -780,6 +1493,9 @@ void RedisEngine::handle_hello(Pending& pending, const RedisValue& reply) {
     if (ok && decision == "accepted") {
         ok = parse_state(reply.elements[8], &hello.stats) &&
              state_number(reply.elements[8], "epoch", &hello.epoch) && hello.epoch != 0;
+        if (!state_number(reply.elements[8], "desired_version", &hello.desired_version)) {
+            hello.desired_version = 0;  // no desired document yet
+        }
     }
     if (!ok || (decision != "accepted" && decision != "superseded" && decision != "forbidden")) {
         ++store_errors_;
@@ -832,6 +1548,7 @@ void RedisEngine::handle_hello_range(Pending& pending, const RedisValue& reply) 
     served->id = hello.session;
     served->version = hello.version;
     served->epoch = hello.epoch;
+    served->desired_known = hello.desired_version;
     served->stats = hello.stats;
     served->acknowledgeable = hello.result.last_uplink;
     served->fetched_through = hello.stats.downlink_last_seq;
@@ -890,6 +1607,15 @@ void RedisEngine::handle_write(Pending& pending, const RedisValue& reply) {
         return;
     }
     Served* served = find(pending.session);
+    if (pending.kind == PendingKind::kDesiredApplied) {
+        // {ok, desired_applied} | {invalid, desired_version}: a device that
+        // says it applied a version that was never set broke the protocol.
+        if (outcome != "ok") {
+            ++store_errors_;
+            fail_session(pending.session, Status::kInvalidArgument);
+        }
+        return;
+    }
     if (pending.kind == PendingKind::kAckDownlink) {
         if (outcome == "ok" && integer_at(reply, 1, &value) && served != nullptr &&
             reply.elements.size() == 3) {
@@ -939,6 +1665,20 @@ void RedisEngine::handle_write(Pending& pending, const RedisValue& reply) {
 }
 
 void RedisEngine::release_acknowledgement(AwaitingWait item) {
+    if (item.state_op != 0) {
+        const auto found = state_ops_.find(item.state_op);
+        if (found == state_ops_.end()) {
+            return;
+        }
+        const std::unique_ptr<StateOp> op = std::move(found->second);
+        state_ops_.erase(found);
+        if (op->kind == StateKind::kSet) {
+            events_->on_desired_set(op->ticket, Status::kOk, op->set_version);
+        } else {
+            events_->on_reported(op->ticket, Status::kOk, op->report_result);
+        }
+        return;
+    }
     if (item.hello_id != 0) {
         const auto found = hellos_.find(item.hello_id);
         if (found == hellos_.end()) {
@@ -1063,6 +1803,17 @@ void RedisEngine::on_message(std::string_view channel, std::string_view payload)
                 entry.second->refetch = true;
             }
         }
+        return;
+    }
+    if (name == "desired") {
+        // "S version": the desired document of S changed (here, on another
+        // instance, or by a backend).
+        const std::size_t space = payload.find(' ');
+        std::uint64_t version = 0;
+        if (space == std::string_view::npos || !parse_u64(payload.substr(space + 1), &version)) {
+            return;
+        }
+        desired_changed(payload.substr(0, space), version);
         return;
     }
     if (name != "supersede") {

@@ -51,7 +51,7 @@ local function session_keys(keys)
   end
   local base = prefix .. ':{' .. session .. '}:'
   return {state = state, up = base .. 'up', gaps = base .. 'gaps', down = base .. 'down',
-          prefix = prefix, session = session}
+          desired = base .. 'desired', prefix = prefix, session = session}
 end
 
 local function id_seq(id)
@@ -293,11 +293,95 @@ local function push(keys, args)
   return seq
 end
 
+-- Device state (PROTOCOL.md section 9). The engine merges documents in C++
+-- (Lua's cjson turns [] into {} and rounds large numbers), so these functions
+-- never parse JSON: they compare versions and store the texts they are given,
+-- a compare-and-set on the version the caller read.
+local function desired_put(keys, args)
+  local k = session_keys(keys)
+  local base = arg_number(args, 1, 'base', MAX_SEQ - 1)
+  local document = args[2]
+  local patch = args[3]
+  local history = arg_number(args, 4, 'history', MAX_SEQ)
+  if document == nil or patch == nil or history < 1 then
+    raise('ERR tether: desired_put takes base document patch history')
+  end
+  local h = redis.call('HMGET', k.state, 'version', 'desired_version')
+  if h[1] == false then
+    raise('NOTFOUND tether: unknown session')
+  end
+  local current = num(h[2], 0)
+  if current ~= base then
+    return {'conflict', current}
+  end
+  local version = base + 1
+  local last = redis.call('XREVRANGE', k.desired, '+', '-', 'COUNT', 1)
+  if #last > 0 and id_seq(last[1][1]) >= version then
+    -- Increments at or above the new version belong to another history (the
+    -- hash was restored from an older copy): they are no increments of this one.
+    redis.call('DEL', k.desired)
+  end
+  redis.call('XADD', k.desired, 'MAXLEN', dec(history), dec(version) .. '-0', 'patch', patch)
+  redis.call('HSET', k.state, 'desired_version', dec(version), 'desired', document)
+  redis.call('PUBLISH', k.prefix .. ':desired', k.session .. ' ' .. dec(version))
+  return {'ok', version}
+end
+
+local function desired_applied(keys, args)
+  local k = session_keys(keys)
+  local epoch = arg_number(args, 1, 'epoch', MAX_SEQ)
+  local version = arg_number(args, 2, 'version', MAX_SEQ)
+  local newer = fence(k, epoch)
+  if newer then
+    return {'superseded', newer}
+  end
+  local h = redis.call('HMGET', k.state, 'desired_version', 'desired_applied')
+  local current = num(h[1], 0)
+  local applied = num(h[2], 0)
+  if version > current then
+    return {'invalid', current}
+  end
+  if version > applied then
+    applied = version
+    redis.call('HSET', k.state, 'desired_applied', dec(applied))
+  end
+  return {'ok', applied}
+end
+
+local function report(keys, args)
+  local k = session_keys(keys)
+  local epoch = arg_number(args, 1, 'epoch', MAX_SEQ)
+  local base = arg_number(args, 2, 'base', MAX_SEQ - 1)
+  local id = args[3]
+  local document = args[4]
+  if id == nil or #id ~= 16 or string.match(id, '^[0-9a-f]+$') == nil or document == nil then
+    raise('ERR tether: report takes epoch base id document')
+  end
+  local newer = fence(k, epoch)
+  if newer then
+    return {'superseded', newer}
+  end
+  local h = redis.call('HMGET', k.state, 'reported_version', 'reported', 'report_id')
+  local current = num(h[1], 0)
+  if h[3] == id then
+    return {'repeated', current}
+  end
+  if current ~= base then
+    return {'stale', current, h[2] or '{}'}
+  end
+  redis.call('HSET', k.state, 'reported_version', dec(base + 1), 'reported', document,
+             'report_id', id)
+  return {'ok', base + 1}
+end
+
 redis.register_function('tether_hello', hello)
 redis.register_function('tether_uplink', uplink)
 redis.register_function('tether_gap', gap)
 redis.register_function('tether_ack_downlink', ack_downlink)
 redis.register_function('tether_push', push)
+redis.register_function('tether_desired_put', desired_put)
+redis.register_function('tether_desired_applied', desired_applied)
+redis.register_function('tether_report', report)
 )lua";
 
 }  // namespace

@@ -16,6 +16,7 @@
 #include "support/tether_strings.h"
 
 using tether::Status;
+using tether::server::DesiredChange;
 using tether::server::DownlinkMessage;
 using tether::server::EngineEvents;
 using tether::server::EngineStats;
@@ -27,7 +28,11 @@ using tether::server::RedisDurability;
 using tether::server::RedisEngine;
 using tether::server::RedisEngineOptions;
 using tether::server::RedisValue;
+using tether::server::ReportOutcome;
+using tether::server::ReportRequest;
+using tether::server::ReportResult;
 using tether::server::SessionStats;
+using tether::server::StateDocuments;
 using tether::server::UplinkMeta;
 using tether::server::UplinkResult;
 using tether::test::FakeRedisLink;
@@ -39,6 +44,10 @@ constexpr const char* kOther = "11111111-2222-5333-8444-555555555555";
 const std::string kState = std::string("t:{") + kSession + "}:state";
 const std::string kDown = std::string("t:{") + kSession + "}:down";
 const std::string kOtherState = std::string("t:{") + kOther + "}:state";
+const std::string kDesired = std::string("t:{") + kSession + "}:desired";
+const std::string kStateRead =
+    "HMGET " + kState +
+    " version desired_version desired desired_applied reported_version reported report_id";
 
 // Every event, as one line, in order.
 class RecordingEvents final : public EngineEvents {
@@ -70,6 +79,40 @@ class RecordingEvents final : public EngineEvents {
     void on_pushed(std::uint64_t ticket, Status status, std::uint64_t seq) override {
         lines.push_back("pushed " + std::to_string(ticket) + " " + to_string(status) + " " +
                         std::to_string(seq));
+    }
+    void on_desired_changed(std::string_view session, std::uint64_t version) override {
+        lines.push_back("changed " + std::string(session) + " " + std::to_string(version));
+    }
+    void on_desired_since(std::uint64_t ticket, Status status,
+                          const std::vector<DesiredChange>& changes) override {
+        std::string line = "since " + std::to_string(ticket) + " " + to_string(status);
+        for (const DesiredChange& change : changes) {
+            line += " " + std::to_string(change.version) + (change.snapshot ? ":s:" : ":p:") +
+                    change.document;
+        }
+        lines.push_back(line);
+    }
+    void on_desired_set(std::uint64_t ticket, Status status, std::uint64_t version) override {
+        lines.push_back("set " + std::to_string(ticket) + " " + to_string(status) + " " +
+                        std::to_string(version));
+    }
+    void on_reported(std::uint64_t ticket, Status status, const ReportResult& result) override {
+        const char* outcomes[] = {"applied", "repeated", "stale", "too_large", "unavailable"};
+        std::string line = "reported " + std::to_string(ticket) + " " + to_string(status) + " " +
+                           outcomes[static_cast<int>(result.outcome)] + " " +
+                           std::to_string(result.version);
+        if (!result.document.empty()) {
+            line += " " + result.document;
+        }
+        lines.push_back(line);
+    }
+    void on_state_read(std::uint64_t ticket, Status status,
+                       const StateDocuments& documents) override {
+        lines.push_back("read " + std::to_string(ticket) + " " + to_string(status) + " " +
+                        std::to_string(documents.desired_version) + " " + documents.desired + " " +
+                        std::to_string(documents.desired_applied) + " " +
+                        std::to_string(documents.reported_version) + " " + documents.reported +
+                        " [" + documents.report_id + "]");
     }
     std::vector<std::string> take() {
         std::vector<std::string> out;
@@ -131,6 +174,25 @@ RedisValue uplink_ok(std::int64_t last_uplink, std::int64_t stored, std::int64_t
                      std::int64_t gaps, std::int64_t missing) {
     return RedisValue::of_array({str("ok"), num(last_uplink), num(stored), num(duplicates),
                                  num(gaps), num(missing), default_state()});
+}
+
+RedisValue nil() {
+    return RedisValue::nil();
+}
+
+// HMGET's reply for the state fields: version, desired_version, desired,
+// desired_applied, reported_version, reported, report_id (nil when absent).
+RedisValue documents(std::vector<RedisValue> fields) {
+    return RedisValue::of_array(std::move(fields));
+}
+
+RedisValue increment(std::uint64_t version, std::string_view patch) {
+    return RedisValue::of_array(
+        {str(std::to_string(version) + "-0"), RedisValue::of_array({str("patch"), str(patch)})});
+}
+
+RedisValue pair(const char* outcome, std::int64_t value) {
+    return RedisValue::of_array({str(outcome), num(value)});
 }
 
 std::string lines_of(const std::vector<std::string>& lines) {
@@ -206,9 +268,10 @@ TEST(RedisEngine, OpenSubscribesAndStartsTheLink) {
     engine->set_events(&events);
     CHECK_EQUAL(Status::kOk, engine->open(10));
     CHECK(link.started());
-    LONGS_EQUAL(2, link.channels().size());
+    LONGS_EQUAL(3, link.channels().size());
     STRCMP_EQUAL("t:downlink", link.channels()[0].c_str());
     STRCMP_EQUAL("t:supersede", link.channels()[1].c_str());
+    STRCMP_EQUAL("t:desired", link.channels()[2].c_str());
     CHECK_FALSE(engine->ready());
     CHECK_EQUAL(Status::kInvalidArgument, engine->open(10));
 }
@@ -276,7 +339,8 @@ TEST(RedisEngine, TheLibraryNamesEveryFunctionAndTheDefaultCapacity) {
     const std::string library(tether::server::redis_function_library());
     CHECK(library.rfind("#!lua name=tether\n", 0) == 0);
     for (const char* name :
-         {"tether_hello", "tether_uplink", "tether_gap", "tether_ack_downlink", "tether_push"}) {
+         {"tether_hello", "tether_uplink", "tether_gap", "tether_ack_downlink", "tether_push",
+          "tether_desired_put", "tether_desired_applied", "tether_report"}) {
         STRCMP_CONTAINS((std::string("register_function('") + name).c_str(), library.c_str());
     }
     STRCMP_CONTAINS(
@@ -892,4 +956,586 @@ TEST(RedisEngine, CloseSendsWhatIsQueuedAndStopsTheLink) {
     engine->close();
     LONGS_EQUAL(1, link.take().size());
     CHECK(link.stopped());
+}
+
+// --- Device state --------------------------------------------------------------
+
+TEST(RedisEngine, DesiredSinceSendsTheHeldIncrements) {
+    start();
+    CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 2, 5));
+    const std::vector<std::string> sent = link.take();
+    LONGS_EQUAL(2, sent.size());
+    STRCMP_EQUAL(kStateRead.c_str(), sent[0].c_str());
+    STRCMP_EQUAL(("XRANGE " + kDesired + " (2-0 + COUNT 64").c_str(), sent[1].c_str());
+    // A document larger than the two increments as messages.
+    const std::string document = R"({"rate":10,"sensors":["t","h"],"threshold":3.5,"label":")" +
+                                 std::string(200, 'l') + R"("})";
+    link.reply(documents({str("3"), str("4"), str(document), str("2"), nil(), nil(), nil()}));
+    CHECK(events.lines.empty());  // answered with the increments
+    // Version 5 was set between the two reads: not part of version 4.
+    link.reply(
+        RedisValue::of_array({increment(3, R"({"rate":10})"), increment(4, R"({"threshold":3.5})"),
+                              increment(5, R"({"rate":20})")}));
+    STRCMP_EQUAL("since 5 ok 3:p:{\"rate\":10} 4:p:{\"threshold\":3.5}\n",
+                 lines_of(events.take()).c_str());
+}
+
+TEST(RedisEngine, DesiredSinceSendsASnapshotWhenAnIncrementIsGone) {
+    start();
+    CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 1, 6));
+    const std::string document = R"({"rate":10,"threshold":3.5})";
+    link.reply(documents({str("3"), str("70"), str(document), nil(), nil(), nil(), nil()}));
+    link.reply(RedisValue::of_array({increment(7, R"({"rate":1})"), increment(8, "{}")}));
+    STRCMP_EQUAL(("since 6 ok 70:s:" + document + "\n").c_str(), lines_of(events.take()).c_str());
+    // Up to date, or no document at all: nothing to send.
+    CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 70, 7));
+    link.reply(documents({str("3"), str("70"), str(document), nil(), nil(), nil(), nil()}));
+    link.reply(RedisValue::of_array({}));
+    CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 0, 8));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    link.reply(RedisValue::of_array({}));
+    STRCMP_EQUAL("since 7 ok\nsince 8 ok\n", lines_of(events.take()).c_str());
+}
+
+TEST(RedisEngine, DesiredSinceAnswersUnknownSessionsAndFailures) {
+    start();
+    CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 0, 1));
+    link.reply(documents({nil(), nil(), nil(), nil(), nil(), nil(), nil()}));  // no hello ever
+    link.reply(RedisValue::of_array({}));
+    CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 0, 2));
+    link.reply(RedisValue::of_error("ERR wrong type"));
+    link.reply(RedisValue::of_array({}));
+    CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 0, 3));
+    link.reply(documents({str("3"), str("x"), nil(), nil(), nil(), nil(), nil()}));
+    link.reply(RedisValue::of_array({}));
+    CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 0, 4));
+    link.reply(documents({str("3"), str("1"), str("{}"), nil(), nil(), nil(), nil()}));
+    link.reply(RedisValue::of_array({str("not an entry")}));
+    STRCMP_EQUAL("since 1 not_found\nsince 2 io_error\nsince 3 io_error\nsince 4 io_error\n",
+                 lines_of(events.take()).c_str());
+    LONGS_EQUAL(3, engine->stats().store_errors);
+    // A session id that cannot exist: answered from the next service(), never
+    // from inside the call.
+    (void)link.take();
+    CHECK_EQUAL(Status::kOk, engine->desired_since("nope", 0, 5));
+    CHECK(link.take().empty());
+    CHECK(events.lines.empty());
+    CHECK(engine->has_buffered_input());  // the loop must not block before it goes out
+    tether::TimeMs at = 0;
+    CHECK(engine->next_deadline(&at));
+    LONGS_EQUAL(10, at);
+    engine->service(20);
+    CHECK_FALSE(engine->has_buffered_input());
+    CHECK_FALSE(engine->next_deadline(&at));
+    STRCMP_EQUAL("since 5 not_found\n", lines_of(events.take()).c_str());
+}
+
+TEST(RedisEngine, SetDesiredMergesHereAndWritesWithTheVersionRead) {
+    start();
+    CHECK_EQUAL(Status::kOk,
+                engine->set_desired(kSession, R"( { "b" : [1, 2], "a": null } )", false, 0, 9));
+    std::vector<std::string> sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    STRCMP_EQUAL(kStateRead.c_str(), sent[0].c_str());
+    link.reply(documents(
+        {str("3"), str("4"), str(R"({"a":1,"n":9007199254740991})"), nil(), nil(), nil(), nil()}));
+    sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    // The merge keeps arrays and large numbers exact (Lua's cjson would not).
+    STRCMP_EQUAL(("FCALL tether_desired_put 1 " + kState +
+                  R"( 4 {"n":9007199254740991,"b":[1,2]} {"b":[1,2],"a":null} 64)")
+                     .c_str(),
+                 sent[0].c_str());
+    CHECK(events.lines.empty());
+    link.reply(pair("ok", 5));
+    STRCMP_EQUAL("set 9 ok 5\n", lines_of(events.take()).c_str());
+}
+
+TEST(RedisEngine, SetDesiredReadsAgainWhenAnotherWriterCameFirst) {
+    start();
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, R"({"a":2})", false, 0, 9));
+    link.reply(documents({str("3"), str("4"), str(R"({"a":1})"), nil(), nil(), nil(), nil()}));
+    (void)link.take();
+    link.reply(pair("conflict", 5));
+    std::vector<std::string> sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    STRCMP_EQUAL(kStateRead.c_str(), sent[0].c_str());
+    link.reply(documents({str("3"), str("5"), str(R"({"c":3})"), nil(), nil(), nil(), nil()}));
+    sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    STRCMP_EQUAL(
+        ("FCALL tether_desired_put 1 " + kState + R"( 5 {"c":3,"a":2} {"a":2} 64)").c_str(),
+        sent[0].c_str());
+    link.reply(pair("ok", 6));
+    STRCMP_EQUAL("set 9 ok 6\n", lines_of(events.take()).c_str());
+
+    // A document that keeps changing: kRedisDesiredAttempts reads, then unavailable.
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, R"({"a":3})", false, 0, 10));
+    for (unsigned read = 1; read <= tether::server::kRedisDesiredAttempts; ++read) {
+        link.reply(documents(
+            {str("3"), str(std::to_string(10 + read)), str("{}"), nil(), nil(), nil(), nil()}));
+        link.reply(pair("conflict", 11 + read));
+        CHECK(read == tether::server::kRedisDesiredAttempts || events.lines.empty());
+    }
+    STRCMP_EQUAL("set 10 unavailable 19\n", lines_of(events.take()).c_str());
+    CHECK_EQUAL(0, link.unanswered());
+    STRCMP_CONTAINS("redis_desired_contended", logged.back().c_str());
+}
+
+TEST(RedisEngine, SetDesiredWithAnExpectedVersionConflictsInsteadOfRetrying) {
+    start();
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, R"({"a":2})", true, 3, 1));
+    link.reply(documents({str("3"), str("4"), str(R"({"a":1})"), nil(), nil(), nil(), nil()}));
+    CHECK(link.take().size() == 1);  // only the read: no write
+    STRCMP_EQUAL("set 1 conflict 4\n", lines_of(events.take()).c_str());
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, R"({"a":2})", true, 4, 2));
+    link.reply(documents({str("3"), str("4"), str(R"({"a":1})"), nil(), nil(), nil(), nil()}));
+    const std::vector<std::string> sent = link.take();
+    LONGS_EQUAL(2, sent.size());
+    STRCMP_EQUAL(("FCALL tether_desired_put 1 " + kState + R"( 4 {"a":2} {"a":2} 64)").c_str(),
+                 sent[1].c_str());
+    link.reply(pair("conflict", 5));  // another writer between the read and the write
+    STRCMP_EQUAL("set 2 conflict 5\n", lines_of(events.take()).c_str());
+    CHECK(link.take().empty());
+    // The first version of a new session: expected 0.
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, R"({"a":1})", true, 0, 3));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    STRCMP_EQUAL(("FCALL tether_desired_put 1 " + kState + R"( 0 {"a":1} {"a":1} 64)").c_str(),
+                 link.take()[1].c_str());
+    link.reply(pair("ok", 1));
+    STRCMP_EQUAL("set 3 ok 1\n", lines_of(events.take()).c_str());
+}
+
+TEST(RedisEngine, SetDesiredRefusesBadPatchesAndUnknownSessions) {
+    start();
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, "{not json", false, 0, 1));
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, "[1]", false, 0, 2));
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, R"({"a":1,"a":2})", false, 0, 3));
+    const std::string huge = R"({"a":")" + std::string(8200, 'x') + R"("})";
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, huge, false, 0, 4));
+    CHECK_EQUAL(Status::kOk, engine->set_desired("not-a-session", "{}", false, 0, 5));
+    CHECK(link.take().empty());
+    CHECK(events.lines.empty());  // nothing from inside the calls
+    engine->service(20);
+    STRCMP_EQUAL(
+        "set 1 invalid_argument 0\nset 2 invalid_argument 0\nset 3 invalid_argument 0\n"
+        "set 4 too_large 0\nset 5 not_found 0\n",
+        lines_of(events.take()).c_str());
+    // The merge's result too large.
+    const std::string half = R"({"b":")" + std::string(5000, 'y') + R"("})";
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, half, false, 0, 6));
+    link.reply(documents({str("3"), str("2"), str(R"({"a":")" + std::string(5000, 'x') + R"("})"),
+                          nil(), nil(), nil(), nil()}));
+    // No hello ever: no state hash.
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, "{}", false, 0, 7));
+    link.reply(documents({nil(), nil(), nil(), nil(), nil(), nil(), nil()}));
+    // The session went between the read and the write; then a failed write;
+    // then a stored document that is no object.
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, "{}", false, 0, 8));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    link.reply(RedisValue::of_error("NOTFOUND tether: unknown session"));
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, "{}", false, 0, 9));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    link.reply(RedisValue::of_error("ERR OOM command not allowed"));
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, "{}", false, 0, 10));
+    link.reply(documents({str("3"), str("1"), str("[]"), nil(), nil(), nil(), nil()}));
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, "{}", false, 0, 11));
+    link.reply(RedisValue::of_error("ERR wrong type"));
+    STRCMP_EQUAL(
+        "set 6 too_large 0\nset 7 not_found 0\nset 8 not_found 0\nset 9 io_error 0\n"
+        "set 10 io_error 0\nset 11 io_error 0\n",
+        lines_of(events.take()).c_str());
+    CHECK_EQUAL(0, link.unanswered());
+}
+
+TEST(RedisEngine, AReportIsMergedHereAndWrittenWithTheConnectionsEpoch) {
+    start();
+    serve();  // epoch 3
+    ReportRequest request;
+    request.session = kSession;
+    request.id = "00000000000000a1";
+    request.base = 2;
+    request.document = R"({"temp":21.5,"fan":null})";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 4));
+    std::vector<std::string> sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    STRCMP_EQUAL(kStateRead.c_str(), sent[0].c_str());
+    link.reply(documents({str("3"), nil(), nil(), nil(), str("2"), str(R"({"temp":20,"fan":1})"),
+                          str("00000000000000a0")}));
+    sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    STRCMP_EQUAL(
+        ("FCALL tether_report 1 " + kState + R"( 3 2 00000000000000a1 {"temp":21.5})").c_str(),
+        sent[0].c_str());
+    CHECK(events.lines.empty());
+    link.reply(pair("ok", 3));
+    STRCMP_EQUAL("reported 4 ok applied 3\n", lines_of(events.take()).c_str());
+    // A whole document replaces the reported one.
+    request.id = "00000000000000a2";
+    request.base = 3;
+    request.whole = true;
+    request.document = R"({"x":[]})";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 5));
+    link.reply(documents({str("3"), nil(), nil(), nil(), str("3"), str(R"({"temp":21.5})"),
+                          str("00000000000000a1")}));
+    STRCMP_EQUAL(("FCALL tether_report 1 " + kState + R"( 3 3 00000000000000a2 {"x":[]})").c_str(),
+                 link.take()[1].c_str());
+    link.reply(pair("ok", 4));
+    STRCMP_EQUAL("reported 5 ok applied 4\n", lines_of(events.take()).c_str());
+}
+
+TEST(RedisEngine, RepeatedAndStaleReportsAreAnsweredWithoutRetrying) {
+    start();
+    serve();
+    ReportRequest request;
+    request.session = kSession;
+    request.id = "00000000000000a1";
+    request.base = 2;
+    request.document = R"({"temp":22})";
+    // The last report applied, resent after a lost answer: its version, no write.
+    CHECK_EQUAL(Status::kOk, engine->report(request, 1));
+    link.reply(documents(
+        {str("3"), nil(), nil(), nil(), str("3"), str(R"({"temp":22})"), str("00000000000000a1")}));
+    // A base that is not current: the current document, no write.
+    request.id = "00000000000000a2";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 2));
+    link.reply(documents(
+        {str("3"), nil(), nil(), nil(), str("3"), str(R"({"temp":22})"), str("00000000000000a1")}));
+    LONGS_EQUAL(2, link.take().size());  // the two reads only
+    STRCMP_EQUAL("reported 1 ok repeated 3\nreported 2 ok stale 3 {\"temp\":22}\n",
+                 lines_of(events.take()).c_str());
+    // The base moved between the read and the write: stale, and not tried again.
+    CHECK_EQUAL(Status::kOk, engine->report(request, 3));
+    link.reply(documents({str("3"), nil(), nil(), nil(), str("2"), nil(), nil()}));
+    (void)link.take();
+    link.reply(RedisValue::of_array({str("stale"), num(3), str(R"({"other":1})")}));
+    CHECK(link.take().empty());
+    // And the same id applied meanwhile by another connection of the device.
+    CHECK_EQUAL(Status::kOk, engine->report(request, 4));
+    link.reply(documents({str("3"), nil(), nil(), nil(), str("2"), nil(), nil()}));
+    link.reply(pair("repeated", 3));
+    STRCMP_EQUAL("reported 3 ok stale 3 {\"other\":1}\nreported 4 ok repeated 3\n",
+                 lines_of(events.take()).c_str());
+    // Before any report: version 0, "{}".
+    (void)link.take();
+    request.base = 0;
+    CHECK_EQUAL(Status::kOk, engine->report(request, 5));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    STRCMP_EQUAL(
+        ("FCALL tether_report 1 " + kState + R"( 3 0 00000000000000a2 {"temp":22})").c_str(),
+        link.take()[1].c_str());
+}
+
+TEST(RedisEngine, ReportRefusalsAndFailures) {
+    start();
+    ReportRequest request;
+    request.session = kSession;
+    request.id = "00000000000000a1";
+    request.base = 0;
+    request.document = "{}";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 1));  // not served here
+    CHECK(link.take().empty());
+    engine->service(20);
+    STRCMP_EQUAL("reported 1 not_found unavailable 0\n", lines_of(events.take()).c_str());
+    serve();
+    request.id = "00000000000000A1";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 20));
+    request.id = "00a1";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 21));
+    request.id = "00000000000000a1";
+    request.base = tether::server::kMaxSeq;
+    CHECK_EQUAL(Status::kOk, engine->report(request, 22));
+    request.base = 0;
+    CHECK(link.take().empty());
+    engine->service(30);
+    STRCMP_EQUAL(
+        "reported 20 invalid_argument unavailable 0\nreported 21 invalid_argument unavailable "
+        "0\nreported 22 invalid_argument unavailable 0\n",
+        lines_of(events.take()).c_str());
+    // Not one JSON object, as a patch or a whole document: refused with the
+    // current version, after the checks of id and base; nothing written.
+    request.base = 2;
+    request.document = "[1,2]";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 23));
+    link.reply(documents({str("3"), nil(), nil(), nil(), str("2"), str("{}"), nil()}));
+    request.whole = true;
+    request.document = R"({"a":1,"a":2})";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 24));
+    link.reply(documents({str("3"), nil(), nil(), nil(), str("2"), str("{}"), nil()}));
+    request.whole = false;
+    request.base = 0;
+    STRCMP_EQUAL(
+        "reported 23 invalid_argument unavailable 2\nreported 24 invalid_argument unavailable "
+        "2\n",
+        lines_of(events.take()).c_str());
+    LONGS_EQUAL(2, link.take().size());  // the reads only
+    // The merge's result too large; a whole document too large (after the
+    // checks of id and base, with the current version).
+    const std::string half = R"({"b":")" + std::string(5000, 'y') + R"("})";
+    request.document = half;
+    CHECK_EQUAL(Status::kOk, engine->report(request, 3));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(),
+                          str(R"({"a":")" + std::string(5000, 'x') + R"("})"), nil()}));
+    const std::string huge = R"({"b":")" + std::string(8200, 'y') + R"("})";
+    request.document = huge;
+    request.whole = true;
+    CHECK_EQUAL(Status::kOk, engine->report(request, 2));
+    link.reply(documents({str("3"), nil(), nil(), nil(), str("0"), nil(), nil()}));
+    request.whole = false;
+    // Failures: the read, the write.
+    request.document = "{}";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 4));
+    link.reply(RedisValue::of_error("ERR OOM"));
+    CHECK_EQUAL(Status::kOk, engine->report(request, 5));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    link.reply(RedisValue::of_error("ERR OOM"));
+    STRCMP_EQUAL(
+        "reported 3 ok too_large 0\nreported 2 ok too_large 0\n"
+        "reported 4 io_error unavailable 0\n"
+        "reported 5 io_error unavailable 0\n",
+        lines_of(events.take()).c_str());
+    // The fence: a newer hello took the session elsewhere.
+    CHECK_EQUAL(Status::kOk, engine->report(request, 6));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    link.reply(pair("superseded", 5));
+    STRCMP_EQUAL(
+        (std::string("reported 6 unavailable unavailable 0\nsuperseded ") + kSession + " 5\n")
+            .c_str(),
+        lines_of(events.take()).c_str());
+    CHECK(engine->sessions().empty());
+}
+
+TEST(RedisEngine, DesiredAppliedGoesOutOnceAndIsCheckedByRedis) {
+    start();
+    CHECK_EQUAL(Status::kNotFound, engine->desired_applied(kSession, 3));
+    serve();
+    CHECK_EQUAL(Status::kInvalidArgument,
+                engine->desired_applied(kSession, tether::server::kMaxSeq + 1));
+    // Nothing known yet: no version can have been applied.
+    CHECK_EQUAL(Status::kInvalidArgument, engine->desired_applied(kSession, 1));
+    link.publish("t:desired", std::string(kSession) + " 5");
+    STRCMP_EQUAL((std::string("changed ") + kSession + " 5\n").c_str(),
+                 lines_of(events.take()).c_str());
+    CHECK_EQUAL(Status::kInvalidArgument, engine->desired_applied(kSession, 6));
+    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 3));
+    std::vector<std::string> sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    STRCMP_EQUAL(("FCALL tether_desired_applied 1 " + kState + " 3 3").c_str(), sent[0].c_str());
+    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 3));  // sent already
+    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 2));
+    CHECK(link.take().empty());
+    link.reply(pair("ok", 3));
+    CHECK(events.lines.empty());  // no answer
+    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 5));
+    (void)link.take();
+    link.reply(pair("invalid", 4));  // beyond desired_version (a store replaced meanwhile)
+    STRCMP_EQUAL((std::string("failed ") + kSession + " invalid_argument\n").c_str(),
+                 lines_of(events.take()).c_str());
+    serve();
+    link.publish("t:desired", std::string(kSession) + " 5");
+    (void)events.take();
+    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 4));
+    link.reply(pair("superseded", 6));
+    STRCMP_EQUAL((std::string("superseded ") + kSession + " 6\n").c_str(),
+                 lines_of(events.take()).c_str());
+    serve();
+    link.publish("t:desired", std::string(kSession) + " 5");
+    (void)events.take();
+    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 4));
+    link.reply(RedisValue::of_error("ERR OOM"));
+    STRCMP_EQUAL((std::string("failed ") + kSession + " io_error\n").c_str(),
+                 lines_of(events.take()).c_str());
+    serve();
+    link.publish("t:desired", std::string(kSession) + " 5");
+    (void)events.take();
+    link.stop();
+    CHECK_EQUAL(Status::kIoError, engine->desired_applied(kSession, 4));
+}
+
+TEST(RedisEngine, ReadStateAnswersBothDocuments) {
+    start();
+    CHECK_EQUAL(Status::kOk, engine->read_state(kSession, 3));
+    const std::vector<std::string> sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    STRCMP_EQUAL(kStateRead.c_str(), sent[0].c_str());
+    link.reply(documents({str("3"), str("4"), str(R"({"a":1})"), str("3"), str("7"),
+                          str(R"({"t":2})"), str("00000000000000a1")}));
+    CHECK_EQUAL(Status::kOk, engine->read_state(kSession, 4));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    CHECK_EQUAL(Status::kOk, engine->read_state(kSession, 5));
+    link.reply(documents({nil(), nil(), nil(), nil(), nil(), nil(), nil()}));
+    CHECK_EQUAL(Status::kOk, engine->read_state(kSession, 6));
+    link.reply(documents({str("3"), nil()}));  // the wrong shape
+    CHECK_EQUAL(Status::kOk, engine->read_state(kSession, 7));
+    link.reply(documents({str("3"), str("-1"), nil(), nil(), nil(), nil(), nil()}));
+    CHECK_EQUAL(Status::kOk, engine->read_state("nope", 8));
+    engine->service(20);
+    STRCMP_EQUAL(
+        "read 3 ok 4 {\"a\":1} 3 7 {\"t\":2} [00000000000000a1]\n"
+        "read 4 ok 0 {} 0 0 {} []\n"
+        "read 5 not_found 0 {} 0 0 {} []\n"
+        "read 6 io_error 0 {} 0 0 {} []\n"
+        "read 7 io_error 0 {} 0 0 {} []\n"
+        "read 8 not_found 0 {} 0 0 {} []\n",
+        lines_of(events.take()).c_str());
+}
+
+TEST(RedisEngine, ADesiredMessageNotifiesTheSessionServedHere) {
+    start();
+    link.publish("t:desired", std::string(kSession) + " 7");  // not served yet
+    serve();
+    link.publish("t:desired", std::string(kSession) + " 8");
+    link.publish("t:desired", std::string(kOther) + " 9");  // not served here
+    link.publish("t:desired", std::string(kSession) + " x");
+    link.publish("t:desired", std::string(kSession));
+    link.publish("other:desired", std::string(kSession) + " 10");
+    STRCMP_EQUAL((std::string("changed ") + kSession + " 8\n").c_str(),
+                 lines_of(events.take()).c_str());
+}
+
+TEST(RedisEngine, ALostConnectionAnswersEveryStateOperation) {
+    start();
+    serve();
+    CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 0, 1));
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, "{}", false, 0, 2));
+    ReportRequest request;
+    request.session = kSession;
+    request.id = "00000000000000a1";
+    request.document = "{}";
+    CHECK_EQUAL(Status::kOk, engine->report(request, 3));
+    CHECK_EQUAL(Status::kOk, engine->read_state(kSession, 4));
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, "[", false, 0, 5));  // decided
+    link.drop("gone");
+    STRCMP_EQUAL(("since 1 unavailable\nset 2 unavailable 0\nreported 3 unavailable unavailable "
+                  "0\nread 4 unavailable 0 {} 0 0 {} []\nset 5 invalid_argument 0\nfailed " +
+                  std::string(kSession) + " unavailable\n")
+                     .c_str(),
+                 lines_of(events.take()).c_str());
+    engine->service(20);
+    CHECK(events.lines.empty());  // each answered once
+    CHECK_EQUAL(Status::kUnavailable, engine->desired_since(kSession, 0, 6));
+    CHECK_EQUAL(Status::kUnavailable, engine->set_desired(kSession, "{}", false, 0, 6));
+    CHECK_EQUAL(Status::kUnavailable, engine->report(request, 6));
+    CHECK_EQUAL(Status::kUnavailable, engine->read_state(kSession, 6));
+}
+
+TEST(RedisEngine, StateOperationsInFlightAreBounded) {
+    start();
+    for (std::size_t i = 0; i < tether::server::kRedisMaxStateOperations; ++i) {
+        CHECK_EQUAL(Status::kOk, engine->read_state(kSession, i));
+    }
+    CHECK_EQUAL(Status::kUnavailable, engine->read_state(kSession, 9999));
+    CHECK_EQUAL(Status::kUnavailable, engine->set_desired("nope", "{}", false, 0, 9999));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    CHECK_EQUAL(Status::kOk, engine->read_state(kSession, 10000));
+    // A command the link cannot queue is refused at once.
+    link.refuse_commands(true);
+    (void)events.take();
+    CHECK_EQUAL(Status::kUnavailable, engine->read_state(kOther, 10001));
+    CHECK(events.lines.empty());
+}
+
+TEST(RedisEngine, WithReplicasStateAnswersWaitForWait) {
+    CHECK(tether::server::parse_redis_durability("replicas:1", &options));
+    start();
+    CHECK_EQUAL(Status::kOk, engine->hello(request(), 7));
+    link.reply(hello_reply("accepted", 1, 117, 0, 0, 0, 0, 40, default_state()));
+    link.reply(RedisValue::of_array({}));
+    link.reply(num(1));  // WAIT
+    link.reply(num(1));  // SADD
+    STRCMP_EQUAL("hello 7 ok accepted\n", lines_of(events.take()).c_str());
+    (void)link.take();
+
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, R"({"a":1})", false, 0, 1));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    std::vector<std::string> sent = link.take();
+    LONGS_EQUAL(3, sent.size());
+    STRCMP_EQUAL("WAIT 1 1000", sent[2].c_str());
+    link.reply(pair("ok", 1));
+    STRCMP_EQUAL((std::string("changed ") + kSession + " 1\n").c_str(),
+                 lines_of(events.take()).c_str());
+    link.reply(num(0));  // no replica confirmed: held
+    CHECK(events.lines.empty());
+    engine->flush(20);  // asks again
+    sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    STRCMP_EQUAL("WAIT 1 1000", sent[0].c_str());
+    link.reply(num(1));
+    STRCMP_EQUAL("set 1 ok 1\n", lines_of(events.take()).c_str());
+
+    ReportRequest report;
+    report.session = kSession;
+    report.id = "00000000000000a1";
+    report.document = "{}";
+    CHECK_EQUAL(Status::kOk, engine->report(report, 2));
+    link.reply(documents({str("3"), nil(), nil(), nil(), nil(), nil(), nil()}));
+    link.reply(pair("ok", 1));
+    CHECK(events.lines.empty());
+    link.reply(num(1));
+    STRCMP_EQUAL("reported 2 ok applied 1\n", lines_of(events.take()).c_str());
+    // A refusal wrote nothing: answered at once.
+    CHECK_EQUAL(Status::kOk, engine->report(report, 3));
+    link.reply(
+        documents({str("3"), nil(), nil(), nil(), str("1"), str("{}"), str("00000000000000a1")}));
+    STRCMP_EQUAL("reported 3 ok repeated 1\n", lines_of(events.take()).c_str());
+}
+
+TEST(RedisEngine, EachDesiredVersionIsAnnouncedOnce) {
+    start();
+    serve();
+    // A change made here: announced with its answer; its P:desired message
+    // repeats it.
+    CHECK_EQUAL(Status::kOk, engine->set_desired(kSession, R"({"a":1})", false, 0, 9));
+    link.reply(documents({str("3"), str("4"), str("{}"), nil(), nil(), nil(), nil()}));
+    link.reply(pair("ok", 5));
+    link.publish("t:desired", std::string(kSession) + " 5");
+    link.publish("t:desired", std::string(kSession) + " 6");  // another writer's
+    STRCMP_EQUAL(
+        (std::string("changed ") + kSession + " 5\nset 9 ok 5\nchanged " + kSession + " 6\n")
+            .c_str(),
+        lines_of(events.take()).c_str());
+    // A read that saw version 8 told the device of it: 7 and 8 are old news.
+    CHECK_EQUAL(Status::kOk, engine->desired_since(kSession, 6, 10));
+    const std::string document = R"({"a":2,"name":")" + std::string(200, 'n') + R"("})";
+    link.reply(documents({str("3"), str("8"), str(document), nil(), nil(), nil(), nil()}));
+    link.reply(RedisValue::of_array({increment(7, R"({"a":2})"), increment(8, "{}")}));
+    link.publish("t:desired", std::string(kSession) + " 7");
+    link.publish("t:desired", std::string(kSession) + " 8");
+    STRCMP_EQUAL("since 10 ok 7:p:{\"a\":2} 8:p:{}\n", lines_of(events.take()).c_str());
+    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 8));
+}
+
+TEST(RedisEngine, TheHellosDesiredVersionIsKnown) {
+    start();
+    CHECK_EQUAL(Status::kOk, engine->hello(request(), 7));
+    RedisValue hash = default_state();
+    hash.elements.push_back(str("desired_version"));
+    hash.elements.push_back(str("12"));
+    link.reply(hello_reply("accepted", 1, 117, 0, 0, 0, 0, 40, hash));
+    link.reply(RedisValue::of_array({}));
+    (void)link.take();
+    (void)events.take();
+    SessionStats stats;
+    CHECK(engine->session_stats(kSession, &stats));
+    LONGS_EQUAL(12, stats.desired_version);
+    CHECK_EQUAL(Status::kOk, engine->desired_applied(kSession, 12));
+    CHECK_EQUAL(Status::kInvalidArgument, engine->desired_applied(kSession, 13));
+    link.publish("t:desired", std::string(kSession) + " 12");  // published before the hello
+    CHECK(events.lines.empty());
+}
+
+TEST(RedisEngine, APushToASessionServedHereIsHeldAtOnce) {
+    start();
+    serve();
+    CHECK_EQUAL(Status::kOk, engine->push_downlink(kSession, bytes("x"), 1, 11));
+    (void)link.take();
+    link.reply(num(43));
+    const std::vector<std::string> sent = link.take();
+    LONGS_EQUAL(1, sent.size());
+    STRCMP_EQUAL(("XRANGE " + kDown + " (42-0 + COUNT 1024").c_str(), sent[0].c_str());
+    CHECK_FALSE(engine->idle());
+    link.reply(RedisValue::of_array({entry(43, "x")}));
+    CHECK(engine->idle());
+    STRCMP_EQUAL((std::string("pushed 11 ok 43\ndownlink ") + kSession + "\n").c_str(),
+                 lines_of(events.take()).c_str());
 }

@@ -16,14 +16,33 @@
 //     tether_gap, in the order they came, pipelined across sessions;
 //     on_acknowledgeable follows the replies (or the WAIT);
 //   - downlink_acked(): FCALL tether_ack_downlink at once;
-//   - push_downlink(): FCALL tether_push at once; on_pushed follows its reply;
+//   - push_downlink(): FCALL tether_push at once; on_pushed follows its reply
+//     (and, for a session served here, an XRANGE P:{S}:down at once);
 //   - a P:downlink message for a session served here: XRANGE P:{S}:down from
 //     the last held seq; on_downlink_ready follows when it brought new ones.
+//   - device state (docs/PROTOCOL.md section 9; documents merged here, in
+//     C++, the library only compares versions and stores texts):
+//       desired_since(): HMGET P:{S}:state and XRANGE P:{S}:desired from
+//         the applied version, pipelined; desired_sync() picks the messages;
+//       set_desired(): HMGET, the merge, then FCALL tether_desired_put with
+//         the version read (a compare-and-set); when another writer came
+//         first and no expected version was given, read and merge again, up
+//         to kRedisDesiredAttempts reads, then answer kUnavailable;
+//       desired_applied(): FCALL tether_desired_applied at once (no answer);
+//       report(): HMGET, then (the id new, the base current) the merge and
+//         FCALL tether_report with the connection's epoch; a base that moved
+//         meanwhile is answered stale, never retried;
+//       read_state(): HMGET;
+//     a P:desired message ("S version") for a session served here reports
+//     on_desired_changed, for a change made by any instance or backend (a
+//     change made here is reported with its answer; each version once).
 //   - with replicas:N, after the writes of a flush (and after a hello):
-//     WAIT N wait_timeout_ms. Acknowledgements (uplink ACKs, hello answers)
-//     wait for a WAIT that confirmed N replicas; on a shortfall nothing is
-//     acknowledged, the next flush sends WAIT again, and the shortfall is
-//     counted (wait_shortfalls()) and logged once per streak.
+//     WAIT N wait_timeout_ms. Acknowledgements (uplink ACKs, hello answers,
+//     the answers of set_desired() and of an applied report: a WAIT
+//     follows each of those writes) wait for a WAIT that confirmed N
+//     replicas; on a shortfall nothing is acknowledged, the next flush sends
+//     WAIT again, and the shortfall is counted (wait_shortfalls()) and
+//     logged once per streak.
 //
 // Per served session (a hello accepted here) it caches the hello's version
 // (every write carries it: Redis refuses a write from a superseded version,
@@ -35,7 +54,8 @@
 // A lost connection fails every served session (on_session_failed,
 // kUnavailable: the server closes them with 1011, the devices reconnect and
 // resend; Redis drops the duplicates), every pending hello (on_hello with
-// kUnavailable) and push (on_pushed with kUnavailable); ready() is false until
+// kUnavailable), push (on_pushed with kUnavailable) and state operation (its
+// answer with kUnavailable); ready() is false until
 // the link is back and the library is reloaded.
 //
 // Example (the server's loop owns both objects):
@@ -86,6 +106,13 @@ struct RedisEngineOptions {
     std::function<void(std::string_view line)> log;
 };
 
+/// State operations (desired_since, set_desired, report, read_state) in
+/// flight at once; beyond, they are refused with kUnavailable.
+inline constexpr std::size_t kRedisMaxStateOperations = 1024;
+/// Reads set_desired() makes before it gives up on a document that other
+/// writers keep changing (then on_desired_set answers kUnavailable).
+inline constexpr unsigned kRedisDesiredAttempts = 8;
+
 /// Parses "reply" or "replicas:N" (N 1..1000) into options->durability and
 /// options->replicas. False (options untouched) for anything else.
 bool parse_redis_durability(std::string_view text, RedisEngineOptions* options);
@@ -127,6 +154,33 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     const DownlinkMessage* downlink_next(std::string_view session,
                                          std::uint64_t after) const override;
     void release(std::string_view session) override;
+
+    /// kOk (asked; a session id that is not canonical is answered
+    /// kNotFound), kUnavailable (not ready, or kRedisMaxStateOperations in
+    /// flight). Any session, served here or not.
+    Status desired_since(std::string_view session, std::uint64_t applied,
+                         std::uint64_t ticket) override;
+    /// kOk (asked; a bad patch is answered kInvalidArgument or kTooLarge, a
+    /// session id that is not canonical kNotFound), kUnavailable (as
+    /// desired_since). Any session.
+    Status set_desired(std::string_view session, std::string_view patch, bool has_expected,
+                       std::uint64_t expected, std::uint64_t ticket) override;
+    /// kOk (sent, or not higher than what was sent), kNotFound (not served
+    /// here), kInvalidArgument (beyond the highest desired version this
+    /// instance knows of: the hello's, a read's, a change's), kIoError (not
+    /// connected). Redis checks again against desired_version; one beyond
+    /// it fails the session (on_session_failed, kInvalidArgument).
+    Status desired_applied(std::string_view session, std::uint64_t version) override;
+    /// kOk (asked), kUnavailable (as desired_since). Answered kNotFound for
+    /// a session not served here, kInvalidArgument (outcome kUnavailable,
+    /// the current version) for an id that is not 16 lowercase hex digits,
+    /// a base at or above kMaxSeq, or a document or patch that is not one
+    /// JSON object (checked after the repeated id and the stale base).
+    Status report(const ReportRequest& request, std::uint64_t ticket) override;
+    /// kOk (asked; a session id that is not canonical is answered
+    /// kNotFound), kUnavailable (as desired_since). Any session.
+    Status read_state(std::string_view session, std::uint64_t ticket) override;
+
     /// The served session as of its last answer from Redis (gaps not listed:
     /// they are in P:{S}:gaps).
     bool session_stats(std::string_view session, SessionStats* out) const override;
@@ -138,11 +192,16 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     /// Sends what is queued (as flush) and stops the link.
     void close() override;
 
-    // Pollable: the link's descriptors and deadline.
+    // Pollable: the link's descriptors and deadline; while answers decided
+    // without Redis wait for service(), a deadline of now and buffered input.
     std::size_t poll_requests(PollRequest* out, std::size_t max) const override;
     bool next_deadline(TimeMs* at) const override;
     bool has_buffered_input() const override;
     void service(TimeMs now) override;
+
+    /// True when no command awaits its reply and no answer waits for
+    /// service() (pub/sub messages from other instances may still come).
+    bool idle() const { return pending_.empty() && deferred_.empty(); }
 
     /// WAITs that confirmed fewer than `replicas` replicas.
     std::uint64_t wait_shortfalls() const { return wait_shortfalls_; }
@@ -151,6 +210,7 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     struct Served;
     struct Pending;
     struct AwaitingWait;
+    struct StateOp;
 
     void on_connected() override;
     void on_disconnected(std::string_view reason) override;
@@ -173,6 +233,21 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     void handle_downlink_range(Pending& pending, const RedisValue& reply);
     void handle_wait(Pending& pending, const RedisValue& reply);
 
+    StateOp* start_state_op(std::uint64_t ticket, std::string_view session, std::uint64_t* id);
+    void defer(std::uint64_t id, Status status);
+    void answer_deferred();
+    void finish_state_op(std::uint64_t id, Status status, std::uint64_t version);
+    bool send_state_read(std::uint64_t id, const StateOp& op);
+    void state_store_error(std::uint64_t id, const Pending& pending, const RedisValue& reply);
+    void handle_state_read(Pending& pending, const RedisValue& reply);
+    void continue_set(std::uint64_t id, StateOp& op);
+    void continue_report(std::uint64_t id, StateOp& op);
+    void handle_since_range(Pending& pending, const RedisValue& reply);
+    void handle_desired_put(Pending& pending, const RedisValue& reply);
+    void handle_report(Pending& pending, const RedisValue& reply);
+    void hold_for_wait(const Pending& pending);
+    void desired_changed(std::string_view session, std::uint64_t version);
+
     RedisLink& link_;
     RedisEngineOptions options_;
     EngineEvents* events_ = nullptr;
@@ -186,6 +261,10 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     struct HelloInFlight;
     std::map<std::uint64_t, std::unique_ptr<HelloInFlight>> hellos_;
     std::uint64_t next_hello_id_ = 1;
+    std::map<std::uint64_t, std::unique_ptr<StateOp>> state_ops_;
+    std::uint64_t next_state_op_ = 1;
+    /// State operations decided without Redis, answered at the next service().
+    std::vector<std::uint64_t> deferred_;
     std::vector<AwaitingWait> awaiting_wait_;  ///< replicas: acknowledgements held for WAIT
     std::uint64_t writes_sent_ = 0;            ///< write commands sent since connecting
     std::uint64_t last_wait_covers_ = 0;       ///< writes_sent_ when the last WAIT went out

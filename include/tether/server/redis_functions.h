@@ -2,8 +2,9 @@
 // FUNCTION LOAD REPLACE on every (re)connect before any other command. Its
 // functions are the only writers of a session's keys (docs/PROTOCOL.md,
 // "tether-server's Redis store"). Each takes one key, `P:{S}:state`, and names
-// the session's other keys (`P:{S}:up`, `P:{S}:gaps`, `P:{S}:down`) and the
-// channels (`P:supersede`, `P:downlink`) from it, so one call touches one
+// the session's other keys (`P:{S}:up`, `P:{S}:gaps`, `P:{S}:down`,
+// `P:{S}:desired`) and the channels (`P:supersede`, `P:downlink`,
+// `P:desired`) from it, so one call touches one
 // hash slot. Times are arguments: a function never reads Redis's clock.
 //
 // Every accepted hello takes the session's next `epoch` (in the state it
@@ -30,6 +31,25 @@
 //      | {"superseded", version}
 //   tether_push payload now_ms [capacity]
 //     -> the assigned seq (integer)
+//   tether_desired_put base document patch history
+//     (no epoch: a backend's write) sets desired_version base + 1 and
+//     desired `document`, appends `patch` to P:{S}:desired as entry
+//     <base + 1>-0 (MAXLEN history, exact) and publishes "S version" on
+//     P:desired, when desired_version is `base`
+//     -> {"ok", version} | {"conflict", desired_version}
+//   tether_desired_applied epoch version
+//     -> {"ok", desired_applied} | {"invalid", desired_version}
+//      | {"superseded", version}
+//   tether_report epoch base id document
+//     (id: 16 lowercase hex digits) sets reported_version base + 1,
+//     reported `document` and report_id `id`, when reported_version is `base`
+//     and `id` is not report_id
+//     -> {"ok", reported_version} | {"repeated", reported_version}
+//      | {"stale", reported_version, reported} | {"superseded", version}
+//
+// The state functions store the JSON texts they are given and never parse
+// them: the engine merges in C++ (Lua's cjson turns [] into {} and rounds
+// numbers above 2^53), reads first and writes with the version it read.
 //
 // An unknown session (no state hash) is the error "NOTFOUND tether: unknown
 // session"; a malformed call is an "ERR tether: ..." error.

@@ -386,16 +386,8 @@ class SessionEngine : public Pollable {
     /// The desired messages for a device of `session` that has applied
     /// `applied` (see desired_sync()): answered by on_desired_since(ticket).
     /// kOk (asked), kUnavailable (not ready: no answer follows).
-    // TEMPORARY (state-server branch): default bodies until the Redis
-    // engine implements these five; the merge with state-redis makes them
-    // pure again.
     virtual Status desired_since(std::string_view session, std::uint64_t applied,
-                                 std::uint64_t ticket) {
-        (void)session;
-        (void)applied;
-        (void)ticket;
-        return Status::kUnavailable;
-    }
+                                 std::uint64_t ticket) = 0;
 
     /// A backend's change: merges `patch` (any JSON object text, validated
     /// here) into the desired document, as the next version, kept among the
@@ -404,39 +396,20 @@ class SessionEngine : public Pollable {
     /// instance serving the session. Answered by on_desired_set(ticket).
     /// kOk (asked), kUnavailable.
     virtual Status set_desired(std::string_view session, std::string_view patch, bool has_expected,
-                               std::uint64_t expected, std::uint64_t ticket) {
-        (void)session;
-        (void)patch;
-        (void)has_expected;
-        (void)expected;
-        (void)ticket;
-        return Status::kUnavailable;
-    }
+                               std::uint64_t expected, std::uint64_t ticket) = 0;
 
     /// The device applied desired up to `version` (an "applied" message).
     /// Recorded when higher than what was recorded; no answer. kOk,
     /// kNotFound, kInvalidArgument (beyond the current version), kIoError.
-    virtual Status desired_applied(std::string_view session, std::uint64_t version) {
-        (void)session;
-        (void)version;
-        return Status::kUnavailable;
-    }
+    virtual Status desired_applied(std::string_view session, std::uint64_t version) = 0;
 
     /// A device's report: answered by on_reported(ticket). kOk (asked),
     /// kUnavailable.
-    virtual Status report(const ReportRequest& request, std::uint64_t ticket) {
-        (void)request;
-        (void)ticket;
-        return Status::kUnavailable;
-    }
+    virtual Status report(const ReportRequest& request, std::uint64_t ticket) = 0;
 
     /// Both documents of `session`: answered by on_state_read(ticket). kOk
     /// (asked), kUnavailable.
-    virtual Status read_state(std::string_view session, std::uint64_t ticket) {
-        (void)session;
-        (void)ticket;
-        return Status::kUnavailable;
-    }
+    virtual Status read_state(std::string_view session, std::uint64_t ticket) = 0;
 
     /// Ground truth as this engine knows it. False when the session is unknown
     /// here.

@@ -17,9 +17,18 @@
 //   next SESSION AFTER                -> "next seq=N payload=HEX" or "next seq=0"
 //   stats SESSION                     -> "stats found=1 received=... ..."
 //   release SESSION
+//   since TICKET SESSION APPLIED      -> "event=desired_since ..."
+//   set TICKET SESSION HEX [EXPECTED] -> "event=desired_set ..."
+//   applied SESSION VERSION           -> "applied status=..."
+//   report TICKET SESSION ID BASE whole|patch HEX -> "event=reported ..."
+//   read TICKET SESSION               -> "event=state ..."
 //   ping                              -> "pong" (every earlier line is done)
 // Events: "event=ready", "event=hello ...", "event=ack ...", "event=downlink",
-// "event=superseded", "event=failed", "event=pushed"; "event=log line=...".
+// "event=superseded", "event=failed", "event=pushed", "event=desired_changed",
+// "event=desired_since" (changes=VERSION:s|p:HEX,...), "event=desired_set",
+// "event=reported", "event=state"; "event=log line=...". JSON documents are
+// printed in hex (they may hold spaces). A state call the engine refuses at
+// once prints its event with that status.
 #include <poll.h>
 #include <time.h>
 #include <unistd.h>
@@ -62,6 +71,10 @@ std::string hex(const std::vector<std::uint8_t>& bytes) {
         text += digits[b & 15];
     }
     return text.empty() ? "-" : text;
+}
+
+std::string hex(std::string_view text) {
+    return hex(std::vector<std::uint8_t>(text.begin(), text.end()));
 }
 
 std::vector<std::uint8_t> unhex(const std::string& text) {
@@ -125,7 +138,47 @@ class Printer final : public EngineEvents {
         say("event=pushed ticket=" + std::to_string(ticket) +
             " status=" + tether::to_string(status) + " seq=" + std::to_string(seq));
     }
+    void on_desired_changed(std::string_view session, std::uint64_t version) override {
+        say("event=desired_changed session=" + std::string(session) +
+            " version=" + std::to_string(version));
+    }
+    void on_desired_since(std::uint64_t ticket, Status status,
+                          const std::vector<DesiredChange>& changes) override {
+        std::string list;
+        for (const DesiredChange& change : changes) {
+            list += (list.empty() ? "" : ",") + std::to_string(change.version) +
+                    (change.snapshot ? ":s:" : ":p:") + hex(change.document);
+        }
+        say("event=desired_since ticket=" + std::to_string(ticket) +
+            " status=" + tether::to_string(status) + " changes=" + (list.empty() ? "-" : list));
+    }
+    void on_desired_set(std::uint64_t ticket, Status status, std::uint64_t version) override {
+        say("event=desired_set ticket=" + std::to_string(ticket) +
+            " status=" + tether::to_string(status) + " version=" + std::to_string(version));
+    }
+    void on_reported(std::uint64_t ticket, Status status, const ReportResult& r) override {
+        static const char* const outcomes[] = {"applied", "repeated", "stale", "too_large",
+                                               "unavailable"};
+        say("event=reported ticket=" + std::to_string(ticket) + " status=" +
+            tether::to_string(status) + " outcome=" + outcomes[static_cast<int>(r.outcome)] +
+            " version=" + std::to_string(r.version) + " document=" + hex(r.document));
+    }
+    void on_state_read(std::uint64_t ticket, Status status, const StateDocuments& d) override {
+        say("event=state ticket=" + std::to_string(ticket) + " status=" +
+            tether::to_string(status) + " desired_version=" + std::to_string(d.desired_version) +
+            " desired=" + hex(d.desired) + " desired_applied=" + std::to_string(d.desired_applied) +
+            " reported_version=" + std::to_string(d.reported_version) + " reported=" +
+            hex(d.reported) + " report_id=" + (d.report_id.empty() ? "-" : d.report_id));
+    }
 };
+
+// A state call refused at once: its event, with the refusal.
+void refused(const char* event, std::uint64_t ticket, Status status) {
+    if (status != Status::kOk) {
+        say(std::string("event=") + event + " ticket=" + std::to_string(ticket) +
+            " status=" + tether::to_string(status));
+    }
+}
 
 int usage(const char* why) {
     std::fprintf(stderr, "tether-redis-driver: %s\n", why);
@@ -320,6 +373,43 @@ int main(int argc, char** argv) {
                 std::string session;
                 line >> session;
                 engine.release(session);
+            } else if (verb == "since") {
+                std::uint64_t ticket = 0, applied = 0;
+                std::string session;
+                line >> ticket >> session >> applied;
+                refused("desired_since", ticket, engine.desired_since(session, applied, ticket));
+            } else if (verb == "set") {
+                std::uint64_t ticket = 0, expected = 0;
+                std::string session, patch;
+                line >> ticket >> session >> patch;
+                const bool has_expected = static_cast<bool>(line >> expected);
+                const std::vector<std::uint8_t> bytes = unhex(patch);
+                const std::string text(bytes.begin(), bytes.end());
+                refused("desired_set", ticket,
+                        engine.set_desired(session, text, has_expected, expected, ticket));
+            } else if (verb == "applied") {
+                std::string session;
+                std::uint64_t version = 0;
+                line >> session >> version;
+                say(std::string("applied status=") +
+                    tether::to_string(engine.desired_applied(session, version)));
+            } else if (verb == "report") {
+                std::uint64_t ticket = 0;
+                std::string session, id, kind, document;
+                ReportRequest request;
+                line >> ticket >> session >> id >> request.base >> kind >> document;
+                const std::vector<std::uint8_t> bytes = unhex(document);
+                const std::string text(bytes.begin(), bytes.end());
+                request.session = session;
+                request.id = id;
+                request.whole = kind == "whole";
+                request.document = text;
+                refused("reported", ticket, engine.report(request, ticket));
+            } else if (verb == "read") {
+                std::uint64_t ticket = 0;
+                std::string session;
+                line >> ticket >> session;
+                refused("state", ticket, engine.read_state(session, ticket));
             } else if (verb == "ping") {
                 say("pong");
             } else if (!verb.empty()) {
