@@ -179,6 +179,10 @@ void AdminConnection::finish_desired(Status status, std::uint64_t version) {
         case Status::kTooLarge:
             respond(413, "application/json", json_error("too large"));
             return;
+        case Status::kUnavailable:
+            // The store is not reachable yet (or any more): try again shortly.
+            respond(503, "application/json", json_error("store unavailable"), "Retry-After: 1\r\n");
+            return;
         default:
             respond(500, "application/json", json_error(to_string(status)));
             return;
@@ -189,6 +193,10 @@ void AdminConnection::finish_state(Status status, const StateDocuments& document
     waiting_ = false;
     if (status == Status::kNotFound) {
         respond(404, "application/json", json_error("unknown session"));
+        return;
+    }
+    if (status == Status::kUnavailable) {
+        respond(503, "application/json", json_error("store unavailable"), "Retry-After: 1\r\n");
         return;
     }
     if (status != Status::kOk) {
