@@ -57,6 +57,7 @@
 #include <optional>
 
 #include "tether/client.h"
+#include "tether/device_state_record.h"
 #include "tether/pollable.h"
 #include "tether/spool.h"
 #include "tether/state_record.h"
@@ -67,8 +68,11 @@ namespace tether {
 /// The device-state extension (docs/PROTOCOL.md section 9): desired
 /// documents from the server, reported documents to it.
 struct DeviceStateConfig {
-    /// Offer "state" in the hello. Needs the device-state Storage (the
-    /// documents and versions persist there, crash-safe like the state record).
+    /// Offer "state" in the hello. Needs the device-state Storage
+    /// (DurableLink::set_device_state_storage(): the documents and versions
+    /// persist there, crash-safe like the state record), the tether.v1 resume
+    /// protocol, the DurableLinkBuffers::device_state bucket, and
+    /// client.ws.max_message_size >= net::v1::kMaxStateMessage (8,448).
     bool enabled = false;
 };
 
@@ -99,9 +103,12 @@ struct DurableLinkSizes {
     std::size_t rx = 0;
     std::size_t tx = 0;
     std::size_t spool = 0;  ///< 0 without a spool
+    /// The device-state documents and message scratch (about 90 KiB); 0
+    /// without DeviceStateConfig::enabled.
+    std::size_t device_state = 0;
 
     static DurableLinkSizes for_config(const DurableLinkConfig& config);
-    std::size_t total() const { return outbox + rx + tx + spool; }
+    std::size_t total() const { return outbox + rx + tx + spool + device_state; }
 };
 
 /// Caller-owned memory, at least DurableLinkSizes::for_config() of each.
@@ -109,7 +116,8 @@ struct DurableLinkBuffers {
     std::uint8_t* outbox;
     std::uint8_t* rx;
     std::uint8_t* tx;
-    std::uint8_t* spool;  ///< may be null without a spool
+    std::uint8_t* spool;                   ///< may be null without a spool
+    std::uint8_t* device_state = nullptr;  ///< may be null without device state
 };
 
 /// What open() found and did.
@@ -137,7 +145,8 @@ struct DesiredChange {
     /// several increments folded while the application was busy); false:
     /// exactly one increment from the applied version, `patch` holds it.
     bool snapshot = false;
-    const char* patch = nullptr;  ///< the increment's merge patch (compact JSON); null for a snapshot
+    const char* patch =
+        nullptr;  ///< the increment's merge patch (compact JSON); null for a snapshot
     std::size_t patch_size = 0;
     const char* document = nullptr;  ///< the whole desired document at `version` (compact JSON)
     std::size_t document_size = 0;
@@ -145,7 +154,7 @@ struct DesiredChange {
 
 /// The server's answer to a report (DurableLinkListener::on_report_answer).
 struct ReportAnswer {
-    bool accepted = false;   ///< report_ok
+    bool accepted = false;      ///< report_ok
     std::uint64_t version = 0;  ///< accepted: the new reported version; refused: the current one
     const char* reason = "";    ///< refused: "stale", "too_large", "invalid", "unavailable"
     /// refused as stale: the current reported document on the server (else null).
@@ -156,17 +165,17 @@ struct ReportAnswer {
 /// The device-state extension as the link knows it, for status and metrics.
 struct DeviceStateView {
     bool enabled = false;
-    bool negotiated = false;                ///< the current connection's welcome named "state"
-    std::uint64_t desired_applied = 0;      ///< persisted: the version the application applied
-    std::uint64_t desired_received = 0;     ///< highest version received (>= applied)
-    std::uint64_t reported_version = 0;     ///< the server's version of the reported document
-    bool report_pending = false;            ///< a report waits to be sent or answered
-    bool in_sync = false;                   ///< applied == received and no report pending
+    bool negotiated = false;             ///< the current connection's welcome named "state"
+    std::uint64_t desired_applied = 0;   ///< persisted: the version the application applied
+    std::uint64_t desired_received = 0;  ///< highest version received (>= applied)
+    std::uint64_t reported_version = 0;  ///< the server's version of the reported document
+    bool report_pending = false;         ///< a report waits to be sent or answered
+    bool in_sync = false;                ///< applied == received and no report pending
     std::uint64_t reports_accepted = 0;
     std::uint64_t reports_refused = 0;
-    std::uint64_t desired_snapshots = 0;    ///< snapshots received
-    std::uint64_t desired_increments = 0;   ///< increments received
-    std::uint64_t state_failures = 0;       ///< device-state saves that failed
+    std::uint64_t desired_snapshots = 0;   ///< snapshots received
+    std::uint64_t desired_increments = 0;  ///< increments received
+    std::uint64_t state_failures = 0;      ///< device-state saves that failed
 };
 
 /// A storage failure or its end, reported once per change.
@@ -236,6 +245,11 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     ~DurableLink() override;
     DurableLink(const DurableLink&) = delete;
     DurableLink& operator=(const DurableLink&) = delete;
+
+    /// The Storage of the device-state record (DeviceStateConfig::enabled;
+    /// its own store, e.g. the file <state-dir>/device-state). Call before
+    /// open(); it must outlive the link.
+    void set_device_state_storage(Storage* storage) { device_state_storage_ = storage; }
 
     /// Loads the state record, recovers the spool and applies the recovery
     /// rule (see the file comment); `report` (may be null) says what was
@@ -334,6 +348,27 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     void report_drops(TimeMs now, bool force);
     Client& own_client() { return *client_; }
 
+    // Device state (durable_link_state.cpp).
+  public:
+    /// Bytes of DurableLinkSizes::device_state.
+    static std::size_t device_state_bytes();
+
+  private:
+    static constexpr std::size_t kStateDocuments = 10;
+    bool on_state_message(const net::v1::StateMessage& message, const char* document,
+                          std::size_t document_size) override;
+    Status open_device_state();
+    void state_work(TimeMs now);
+    bool state_save();
+    void state_deliver();
+    void state_send(TimeMs now);
+    bool state_build_report();
+    bool on_desired_message(const net::v1::StateMessage& message, const char* document,
+                            std::size_t size);
+    bool on_report_answer_message(const net::v1::StateMessage& message, const char* document,
+                                  std::size_t size);
+    bool state_local_matches_acked() const;
+
     DurableLinkConfig config_;
     DurableLinkBuffers buffers_;
     DurableLinkSizes sizes_;
@@ -383,6 +418,37 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     TimeMs drop_report_due_ = 0;
     TimeMs last_now_ = 0;
     bool refused_reported_ = false;
+
+    // Device state. data_'s documents, and the buffers below, are carved
+    // from DurableLinkBuffers::device_state (see durable_link_state.cpp).
+    Storage* device_state_storage_ = nullptr;
+    std::optional<DeviceStateRecord> state_record_;
+    DeviceStateData data_;
+    StoredDocument received_;  // the newest desired document received
+    std::uint64_t received_version_ = 0;
+    StoredDocument delivered_;  // the document of the change the application holds
+    std::uint64_t delivered_version_ = 0;
+    bool awaiting_applied_ = false;  // on_desired() called, desired_applied() not yet
+    StoredDocument increment_;       // the increment from the applied version, when it is one
+    bool increment_valid_ = false;
+    StoredDocument pending_patch_;  // the single report made while one is in flight
+    bool pending_patch_valid_ = false;
+    bool local_in_step_ = false;  // local == what is acknowledged once the in-flight lands
+    char* merge_ = nullptr;       // scratch for merge results
+    char* message_ = nullptr;     // scratch for outgoing state messages (kMaxStateMessage)
+    char* parse_ = nullptr;       // the client parses state documents into this
+    bool state_dirty_ = false;    // data_ differs from what the record holds
+    bool state_failed_ = false;   // the last save failed (reported once)
+    TimeMs state_save_retry_at_ = 0;
+    bool applied_unsent_ = false;  // "applied" for data_.desired_version not queued yet
+    bool in_flight_sent_ = false;  // the report in flight went out on this connection
+    bool resend_armed_ = false;    // "unavailable": resend the in-flight at resend_at_
+    TimeMs resend_at_ = 0;
+    bool state_kick_ = false;  // work waits that no descriptor will wake service() for
+    bool answer_pending_ = false;
+    ReportAnswer answer_;
+    char answer_reason_[net::v1::kMaxReasonLength + 1] = {};
+    DeviceStateView state_view_;
 
     DurableLinkCounters counters_;
     char error_[160] = {};
