@@ -14,7 +14,8 @@ TEST_GROUP(Status){};
 TEST(Status, EveryCodeHasADistinctName) {
     const Status all[] = {Status::kOk,       Status::kInvalidArgument, Status::kNoSpace,
                           Status::kTooLarge, Status::kEmpty,           Status::kNotFound,
-                          Status::kCorrupt,  Status::kIoError,         Status::kUnavailable, Status::kConflict};
+                          Status::kCorrupt,  Status::kIoError,         Status::kUnavailable,
+                          Status::kConflict};
     for (Status a : all) {
         STRCMP_CONTAINS("", tether::to_string(a));
         CHECK(std::strcmp(tether::to_string(a), "unknown") != 0);

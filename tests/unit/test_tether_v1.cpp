@@ -527,7 +527,7 @@ TEST(TetherV1Age, FeaturesThatAreNotAnArrayOfStringsAreBadField) {
 
 TEST(TetherV1Age, WritersRejectUnknownFeatureBits) {
     Hello hello = example_hello();
-    hello.features = 0x02;
+    hello.features = 0x04;  // the first bit no feature uses
     CHECK_EQUAL(V1Status::kInvalidArgument, write_status(hello, write_hello));
     Welcome welcome = example_welcome();
     welcome.features = kFeatureAge | 0x80000000u;

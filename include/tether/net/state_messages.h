@@ -48,9 +48,9 @@ struct StateMessage {
     /// for a merge patch. report_refused: true when it carries the current
     /// document ("state").
     bool whole = false;
-    char id[kReportIdLength + 1] = {};            ///< report, report_ok, report_refused
-    char reason[kMaxReasonLength + 1] = {};       ///< report_refused
-    std::size_t document_size = 0;                ///< bytes of the document in the caller's buffer
+    char id[kReportIdLength + 1] = {};       ///< report, report_ok, report_refused
+    char reason[kMaxReasonLength + 1] = {};  ///< report_refused
+    std::size_t document_size = 0;           ///< bytes of the document in the caller's buffer
 };
 
 /// True when `text` is a report id: exactly kReportIdLength lowercase hex digits.
@@ -78,8 +78,7 @@ V1Status parse_state_message(const std::uint8_t* json, std::size_t size, StateMe
 V1Status write_desired(std::uint64_t version, bool snapshot, const char* document,
                        std::size_t document_size, char* out, std::size_t capacity,
                        std::size_t* length);
-V1Status write_applied(std::uint64_t version, char* out, std::size_t capacity,
-                       std::size_t* length);
+V1Status write_applied(std::uint64_t version, char* out, std::size_t capacity, std::size_t* length);
 V1Status write_report(const char* id, std::uint64_t base, bool whole, const char* document,
                       std::size_t document_size, char* out, std::size_t capacity,
                       std::size_t* length);

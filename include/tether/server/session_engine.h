@@ -390,9 +390,8 @@ class SessionEngine : public Pollable {
     /// document is at `expected` now. on_desired_changed follows for every
     /// instance serving the session. Answered by on_desired_set(ticket).
     /// kOk (asked), kUnavailable.
-    virtual Status set_desired(std::string_view session, std::string_view patch,
-                               bool has_expected, std::uint64_t expected,
-                               std::uint64_t ticket) = 0;
+    virtual Status set_desired(std::string_view session, std::string_view patch, bool has_expected,
+                               std::uint64_t expected, std::uint64_t ticket) = 0;
 
     /// The device applied desired up to `version` (an "applied" message).
     /// Recorded when higher than what was recorded; no answer. kOk,
