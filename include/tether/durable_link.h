@@ -202,9 +202,12 @@ class DurableLinkListener : public ClientListener {
     /// with its version, in this call or later; until then further changes
     /// are folded, and the next call after it is a snapshot of the newest.
     /// A change delivered but not confirmed before a crash is delivered again
-    /// after the restart (the confirmation is the commit point).
+    /// after the restart (the confirmation is the commit point). Called from
+    /// DurableLink::service(), never inside a read.
     virtual void on_desired(const DesiredChange& change) { (void)change; }
-    /// The answer to the report in flight.
+    /// The answer to the report in flight (called from DurableLink::service(),
+    /// never inside a read: any link call is allowed here). An answer to a
+    /// report that is not the one in flight is ignored.
     virtual void on_report_answer(const ReportAnswer& answer) { (void)answer; }
 };
 
@@ -296,8 +299,13 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     /// onto the reported document, or with `whole` the whole document. It is
     /// merged into the link's local reported document at once (persisted) and
     /// sent when no report is in flight; reports made meanwhile go together as
-    /// one. kOk, kInvalidArgument (not a valid object, or the feature is off),
-    /// kTooLarge (the document would exceed net::v1::kMaxStateDocument).
+    /// one (a single patch as that patch, several or a whole one as the whole
+    /// local document). After a refusal as stale nothing is resent on its own:
+    /// the next report() goes out based on the server's version. kOk,
+    /// kInvalidArgument (not a valid object, or the feature is off), kTooLarge
+    /// (the document would exceed net::v1::kMaxStateDocument), kIoError (taken,
+    /// but the save failed: reported through on_storage, retried every 5 s;
+    /// nothing is sent until it is saved).
     Status report(const char* json, std::size_t size, bool whole = false);
     /// The device's reported document as the link holds it (compact JSON).
     const char* reported_document(std::size_t* size) const;
