@@ -693,3 +693,120 @@ TEST(DurableLinkState, OffItCostsNoBufferAndRefusesItsCalls) {
     config.device_state.enabled = true;
     CHECK(tether::DurableLinkSizes::for_config(config).device_state > 0);
 }
+
+namespace {
+
+// A disk that dies after `budget` writes and syncs: that call and every later
+// one fails and changes nothing.
+class DyingStorage final : public tether::Storage {
+  public:
+    DyingStorage(tether::test::FakeStorage& inner, std::size_t budget)
+        : inner_(inner), left_(budget) {}
+    Status read(std::uint32_t offset, std::uint8_t* out, std::size_t size,
+                std::size_t* read_size) override {
+        return inner_.read(offset, out, size, read_size);
+    }
+    Status write(std::uint32_t offset, const std::uint8_t* data, std::size_t size) override {
+        return take() ? inner_.write(offset, data, size) : Status::kIoError;
+    }
+    Status sync() override { return take() ? inner_.sync() : Status::kIoError; }
+    std::size_t used = 0;
+
+  private:
+    bool take() {
+        ++used;
+        if (left_ == 0) {
+            return false;
+        }
+        --left_;
+        return true;
+    }
+    tether::test::FakeStorage& inner_;
+    std::size_t left_;
+};
+
+std::string numbered_document(std::uint64_t version) {
+    return "{\"n\":" + std::to_string(version) + "}";
+}
+
+struct Workload {
+    std::uint64_t applied_on_wire = 0;  // highest "applied" the first run sent
+    std::string last_report_id;         // the last report it sent, unanswered
+    std::uint64_t last_report_base = 0;
+    std::size_t disk_calls = 0;
+};
+
+// Desired 1..6 applied at once, and reports, one of them answered.
+Workload run_workload(tether::test::FakeStorage& state, tether::test::FakeStorage& device,
+                      std::size_t budget) {
+    DyingStorage disk(device, budget);
+    Run run(state, disk);
+    run.listener.apply_at_once = false;
+    run.open();
+    run.online();
+    for (std::uint64_t v = 1; v <= 6; ++v) {
+        run.push(v == 1 ? desired(v, true, numbered_document(v))
+                        : desired(v, false, numbered_document(v)));
+        (void)run.link.desired_applied(v);
+        run.service();
+        if (v == 2) {
+            (void)run.report("{\"fw\":\"1.0\"}");
+            run.service();
+        }
+        if (v == 4) {
+            const std::vector<Sent> reports = run.reports_sent();
+            if (!reports.empty()) {
+                run.push(report_ok(reports.back().message.id, reports.back().message.base + 1));
+            }
+            (void)run.report("{\"fw\":\"2.0\"}");
+            run.service();
+        }
+    }
+    Workload w;
+    for (std::uint64_t v : run.applied_sent()) {
+        w.applied_on_wire = v > w.applied_on_wire ? v : w.applied_on_wire;
+    }
+    const std::vector<Sent> reports = run.reports_sent();
+    if (!reports.empty()) {
+        w.last_report_id = reports.back().message.id;
+        w.last_report_base = reports.back().message.base;
+    }
+    w.disk_calls = disk.used;
+    return w;
+}
+
+}  // namespace
+
+// At every write and sync of the device-state disk the device dies (a kill,
+// or a power cut that loses what was not synced). The next run never names
+// a desired version below one the server was told was applied, holds exactly
+// the document of the version it names, and still has the last report it
+// sent (same id) unless that report was acknowledged.
+TEST(DurableLinkState, EveryCrashPointKeepsWhatTheServerWasTold) {
+    tether::test::FakeStorage probe_state, probe_device;
+    const std::size_t total = run_workload(probe_state, probe_device, 1000000).disk_calls;
+    CHECK(total > 10);
+    for (std::size_t budget = 0; budget <= total; ++budget) {
+        for (int power_cut = 0; power_cut < 2; ++power_cut) {
+            tether::test::FakeStorage state, device;
+            const Workload w = run_workload(state, device, budget);
+            if (power_cut == 1) {
+                device.crash();  // every unsynced write lost
+            }
+            Run run(state, device);
+            run.open();
+            const tether::DeviceStateView view = run.link.device_state();
+            CHECK(view.desired_applied >= w.applied_on_wire);
+            const std::string expected =
+                view.desired_applied == 0 ? "{}" : numbered_document(view.desired_applied);
+            STRCMP_EQUAL(expected.c_str(), run.desired_document().c_str());
+            run.online();
+            UNSIGNED_LONGS_EQUAL(view.desired_applied, run.hello().desired_version);
+            if (!w.last_report_id.empty() && view.reported_version <= w.last_report_base) {
+                const std::vector<Sent> reports = run.reports_sent();
+                CHECK_EQUAL(1, reports.size());
+                STRCMP_EQUAL(w.last_report_id.c_str(), reports[0].message.id);
+            }
+        }
+    }
+}
