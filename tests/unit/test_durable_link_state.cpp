@@ -15,6 +15,7 @@
 #include "fakes/fake_connection.h"
 #include "fakes/fake_resolver.h"
 #include "fakes/fake_storage.h"
+#include "fakes/fixed_masks.h"
 #include "support/client_frames.h"
 #include "support/tether_strings.h"
 #include "support/v1_frames.h"
@@ -139,8 +140,8 @@ struct Sent {
 // One run of a device over the same disks, which outlive it.
 struct Run {
     explicit Run(tether::Storage& state_disk, tether::Storage& device_disk,
-                 std::size_t max_message = 16 * 1024)
-        : config(make_config(max_message)),
+                 std::size_t max_message = 16 * 1024, bool enabled = true)
+        : config(make_config(max_message, enabled)),
           sizes(tether::DurableLinkSizes::for_config(config)),
           memory(sizes.total()),
           link(config, buffers(), connection, resolver, random, &state_disk, nullptr, nullptr,
@@ -159,7 +160,7 @@ struct Run {
         return b;
     }
 
-    static tether::DurableLinkConfig make_config(std::size_t max_message) {
+    static tether::DurableLinkConfig make_config(std::size_t max_message, bool enabled = true) {
         tether::DurableLinkConfig c;
         c.client.urls[0] = "ws://127.0.0.1:9000/v1";
         c.client.url_count = 1;
@@ -169,7 +170,7 @@ struct Run {
         c.client.device_id = "pi-17";
         c.client.ws.max_message_size = max_message;
         c.outbox_bytes = 64 * 1024;
-        c.device_state.enabled = true;
+        c.device_state.enabled = enabled;
         return c;
     }
 
@@ -809,4 +810,82 @@ TEST(DurableLinkState, EveryCrashPointKeepsWhatTheServerWasTold) {
             }
         }
     }
+}
+
+TEST(DurableLinkState, OffTheHelloOffersNothingAndTheCallsAreRefused) {
+    tether::test::FakeStorage state, device;
+    Run run(state, device, 16 * 1024, false);
+    run.open();
+    run.online();
+    CHECK((run.hello().features & tether::net::v1::kFeatureState) == 0);
+    UNSIGNED_LONGS_EQUAL(0, run.hello().desired_version);
+    CHECK_FALSE(run.link.device_state().enabled);
+    CHECK_EQUAL(Status::kInvalidArgument, run.report("{\"a\":1}"));
+    CHECK_EQUAL(Status::kInvalidArgument, run.link.desired_applied(1));
+    // A state message the client never offered is a violation.
+    run.push(desired(1, true, "{\"a\":1}"));
+    UNSIGNED_LONGS_EQUAL(tether::net::v1::kCloseViolation, run.close_code());
+}
+
+TEST(DurableLinkState, AServerSendingADeviceMessageIsAViolation) {
+    tether::test::FakeStorage state, device;
+    Run run(state, device);
+    run.open();
+    run.online();
+    char out[64];
+    std::size_t length = 0;
+    CHECK(tether::net::v1::write_applied(3, out, sizeof out, &length) ==
+          tether::net::v1::V1Status::kOk);
+    run.push(text_frame(out, length));
+    UNSIGNED_LONGS_EQUAL(tether::net::v1::kCloseViolation, run.close_code());
+}
+
+TEST(DurableLinkState, OrdinaryControlMessagesStillWorkWithStateOn) {
+    tether::test::FakeStorage state, device;
+    Run run(state, device);
+    run.open();
+    run.online();
+    const std::string gap = "{\"type\":\"gap\",\"first\":1,\"last\":3,\"reason\":\"x\"}";
+    run.push(text_frame(gap.data(), gap.size()));
+    UNSIGNED_LONGS_EQUAL(0, run.close_code());
+    CHECK_EQUAL(LinkState::kOnline, run.link.state());
+}
+
+TEST_GROUP(ClientDeviceState){};
+
+TEST(ClientDeviceState, InitRefusesMissingBuffersAndASmallMessageLimit) {
+    tether::ClientConfig config;
+    config.urls[0] = "ws://h/";
+    config.url_count = 1;
+    config.reconnect.resume_protocol = true;
+    config.session_id = kSession;
+    config.device_id = "pi";
+    config.device_state = true;
+    config.ws.max_message_size = 16 * 1024;
+    static std::uint8_t outbox[32 * 1024], rx[16 * 1024], tx[32 * 1024];
+    static char document[tether::net::v1::kMaxStateDocument];
+    tether::test::FakeConnection connection;
+    tether::test::FakeResolver resolver;
+    tether::test::CountingRandom random;
+    tether::test::FixedMasks masks;
+    {
+        tether::Client client(
+            config, tether::ClientBuffers{outbox, sizeof outbox, rx, sizeof rx, tx, sizeof tx},
+            connection, resolver, random, masks);
+        CHECK_EQUAL(Status::kInvalidArgument, client.init());
+        STRCMP_CONTAINS("state document buffer", client.config_error());
+    }
+    tether::ClientBuffers buffers{outbox, sizeof outbox, rx, 4096, tx, sizeof tx};
+    buffers.state_document = document;
+    buffers.state_document_size = sizeof document;
+    {
+        tether::Client client(config, buffers, connection, resolver, random, masks);
+        CHECK_EQUAL(Status::kInvalidArgument, client.init());  // the receive buffer is too small
+        STRCMP_CONTAINS("max message size", client.config_error());
+    }
+    buffers.rx_size = sizeof rx;
+    tether::Client client(config, buffers, connection, resolver, random, masks);
+    CHECK_EQUAL(Status::kOk, client.init());
+    CHECK_FALSE(client.state_negotiated());
+    CHECK_FALSE(client.queue_state_message(0, "{}", 2));
 }
