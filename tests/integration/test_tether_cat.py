@@ -69,12 +69,14 @@ class Usage(unittest.TestCase):
                        "--backoff-max", "--backoff-multiplier", "--jitter", "--max-retries",
                        "--handshake-timeout", "--max-message-size", "--ca-file", "--cert",
                        "--key", "--pin-sha256", "--insecure", "--header", "--subprotocol",
-                       "--echo", "Exit codes"):
+                       "--echo", "--desired-out", "--report-file", "Exit codes"):
             self.assertIn(option, text)
 
     def test_bad_usage_exits_2_with_a_message(self):
         for args in ([], ["--jitter", "sometimes", "ws://127.0.0.1:1/"], ["http://x/"],
-                     ["--no-such-option", "ws://127.0.0.1:1/"], ["--cert", "c.pem", "wss://h/"]):
+                     ["--no-such-option", "ws://127.0.0.1:1/"], ["--cert", "c.pem", "wss://h/"],
+                     ["--desired-out", "/tmp/d.json", "ws://127.0.0.1:1/"],
+                     ["--tether-v1", "--report-file", "/tmp/r.json", "ws://127.0.0.1:1/"]):
             result = cat(*args)
             self.assertEqual(result.returncode, EXIT_USAGE, args)
             self.assertIn(b"tether-cat:", result.stderr)
