@@ -77,8 +77,9 @@ class DeviceStateRecord {
     /// intact). *source says which slot (as StateRecord::load). A record found
     /// is synced before load() returns. Returns kOk whenever *data is usable
     /// (defaults included); kIoError when the storage failed to read (*data
-    /// holds defaults, *source is kDefaults) or the sync failed (*data as
-    /// loaded).
+    /// holds defaults, *source is kDefaults; the next save() reads the slot
+    /// headers again first, so it never writes over or below the newest
+    /// generation on disk) or the sync failed (*data as loaded).
     Status load(DeviceStateData* data, LoadSource* source);
 
     /// Writes `data` with generation() + 1 into the slot not holding the
@@ -94,10 +95,13 @@ class DeviceStateRecord {
     std::size_t max_document() const { return max_document_; }
 
   private:
+    Status probe_slots();
+
     Storage& storage_;
     std::size_t max_document_;
     std::uint32_t generation_ = 0;
     std::uint8_t newest_slot_ = 1;  // so the first save goes to slot 0
+    bool known_ = false;            // generation_ and newest_slot_ reflect the store
 };
 
 }  // namespace tether

@@ -149,6 +149,7 @@ Status DeviceStateRecord::load(DeviceStateData* data, LoadSource* source) {
         std::size_t read_size = 0;
         if (storage_.read(static_cast<std::uint32_t>(i * slot), headers[i], kHeaderSize,
                           &read_size) != Status::kOk) {
+            known_ = false;
             return Status::kIoError;
         }
         parsed[i] = parse_header(headers[i], read_size, max_document_);
@@ -179,6 +180,7 @@ Status DeviceStateRecord::load(DeviceStateData* data, LoadSource* source) {
             if (storage_.read(offset, reinterpret_cast<std::uint8_t*>(document->data),
                               header.lengths[d], &read_size) != Status::kOk) {
                 reset_fields(data);
+                known_ = false;
                 return Status::kIoError;
             }
             ok = read_size == header.lengths[d];
@@ -190,6 +192,7 @@ Status DeviceStateRecord::load(DeviceStateData* data, LoadSource* source) {
         std::size_t read_size = 0;
         if (ok && storage_.read(offset, stored_crc, kCrcSize, &read_size) != Status::kOk) {
             reset_fields(data);
+            known_ = false;
             return Status::kIoError;
         }
         if (!ok || read_size != kCrcSize || get_le32(stored_crc) != crc) {
@@ -213,6 +216,7 @@ Status DeviceStateRecord::load(DeviceStateData* data, LoadSource* source) {
                                                                      : LoadSource::kNewestSlot;
         generation_ = header.generation;
         newest_slot_ = static_cast<std::uint8_t>(index);
+        known_ = true;
         // As in StateRecord: the slot may hold a save a killed process never
         // synced; make it durable before anyone acts on it.
         return storage_.sync() == Status::kOk ? Status::kOk : Status::kIoError;
@@ -220,10 +224,45 @@ Status DeviceStateRecord::load(DeviceStateData* data, LoadSource* source) {
     reset_fields(data);
     generation_ = 0;
     newest_slot_ = 1;
+    known_ = true;
+    return Status::kOk;
+}
+
+// After a load that could not read the store, nothing is known about the
+// slots: before the first save, their headers are read again so that the
+// save neither lands on the slot with the newest generation nor writes a
+// generation below one already on disk (which a later load would take as
+// older than a stale record).
+Status DeviceStateRecord::probe_slots() {
+    const std::size_t slot = slot_size(max_document_);
+    bool any = false;
+    std::uint32_t newest = 0;
+    std::uint8_t newest_slot = 1;
+    for (std::size_t i = 0; i < 2; ++i) {
+        Header header = {};
+        std::size_t read_size = 0;
+        if (storage_.read(static_cast<std::uint32_t>(i * slot), header, kHeaderSize, &read_size) !=
+            Status::kOk) {
+            return Status::kIoError;
+        }
+        const SlotHeader parsed = parse_header(header, read_size, max_document_);
+        if (parsed.condition == SlotCondition::kIntact &&
+            (!any || is_newer(parsed.generation, newest))) {
+            any = true;
+            newest = parsed.generation;
+            newest_slot = static_cast<std::uint8_t>(i);
+        }
+    }
+    generation_ = newest;
+    newest_slot_ = newest_slot;
+    known_ = true;
     return Status::kOk;
 }
 
 Status DeviceStateRecord::save(const DeviceStateData& data) {
+    if (!known_ && probe_slots() != Status::kOk) {
+        return Status::kIoError;
+    }
     std::size_t used = kHeaderSize + kCrcSize;
     for (std::size_t d = 0; d < kDocumentCount; ++d) {
         const StoredDocument& document = document_of(data, d);
@@ -300,6 +339,7 @@ Status DeviceStateRecord::save(const DeviceStateData& data) {
     }
     generation_ = generation;
     newest_slot_ = target;
+    known_ = true;
     return Status::kOk;
 }
 

@@ -227,3 +227,24 @@ TEST(DeviceStateRecord, ALengthBeyondTheSlotIsDamageNotARead) {
     CHECK_EQUAL(Status::kOk, record.load(&loaded.data, &source));
     CHECK_EQUAL(LoadSource::kDefaults, source);
 }
+
+TEST(DeviceStateRecord, ASaveAfterAFailedLoadNeverLetsAnOlderSlotWinLater) {
+    tether::test::FakeStorage disk;
+    {
+        DeviceStateRecord record(disk, kMax);
+        CHECK_EQUAL(Status::kOk, record.save(sample(1).data));  // slot 0, generation 1
+        CHECK_EQUAL(Status::kOk, record.save(sample(2).data));  // slot 1, generation 2
+        CHECK_EQUAL(Status::kOk, record.save(sample(3).data));  // slot 0, generation 3
+    }
+    DeviceStateRecord record(disk, kMax);
+    Documents loaded;
+    LoadSource source = LoadSource::kNewestSlot;
+    disk.fail_next_read();
+    CHECK_EQUAL(Status::kIoError, record.load(&loaded.data, &source));
+    // The store reads again: the save goes over the older slot, above generation 3.
+    CHECK_EQUAL(Status::kOk, record.save(sample(9).data));
+    UNSIGNED_LONGS_EQUAL(4, record.generation());
+    DeviceStateRecord again(disk, kMax);
+    CHECK_EQUAL(Status::kOk, again.load(&loaded.data, &source));
+    UNSIGNED_LONGS_EQUAL(9, loaded.data.desired_version);
+}
