@@ -398,6 +398,7 @@ class Client final : public Pollable, private net::WsHandler {
     char* state_document_ = nullptr;
     std::size_t state_document_size_ = 0;
     bool on_state_text(const std::uint8_t* data, std::size_t size);
+    void on_control_text(const std::uint8_t* data, std::size_t size);
     // Ages (PROTOCOL.md 3.6): messages up to restored_through_ came from disk
     // and have none; those up to capped_through_ waited kMaxAgeMs or more,
     // which the wrapping clock alone could no longer tell.

@@ -96,6 +96,8 @@ class DeviceStateRecord {
 
   private:
     Status probe_slots();
+    Status read_documents(std::size_t index, const std::uint8_t* header_bytes,
+                          const std::size_t* lengths, DeviceStateData* data, bool* intact);
 
     Storage& storage_;
     std::size_t max_document_;

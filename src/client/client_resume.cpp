@@ -166,58 +166,8 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
         return;
     }
     if (type == net::WsOpcode::kText) {
-        if (state_on_link_ && on_state_text(data, size)) {
-            return;  // a state message (or a violation it found)
-        }
-        net::v1::Control control{};
-        if (net::v1::parse_control(data, size, &control) != net::v1::V1Status::kOk) {
-            violation_ = true;
-            return;
-        }
-        switch (control.type) {
-            case net::v1::ControlType::kWelcome:
-                if (welcome_seen_ || machine_.state() != LinkState::kSessionResume) {
-                    violation_ = true;
-                    return;
-                }
-                welcome_seen_ = true;
-                welcome_last_uplink_ = control.welcome.last_uplink;
-                // Only what this client offered: an unasked "age" is ignored.
-                age_on_link_ =
-                    config_.message_age && (control.welcome.features & net::v1::kFeatureAge) != 0;
-                state_on_link_ = config_.device_state &&
-                                 (control.welcome.features & net::v1::kFeatureState) != 0;
-                if (control.welcome.resumed) {
-                    ++counters_.resumed;
-                }
-                return;
-            case net::v1::ControlType::kGap:
-                if (!welcome_seen_) {
-                    violation_ = true;
-                    return;
-                }
-                if (downlink_overrun_) {
-                    return;  // messages before it were not taken: the resume repeats it
-                }
-                if (control.gap.last > last_delivered_) {
-                    last_delivered_ = control.gap.last;
-                    if (!config_.confirm_downlink || last_confirmed_ >= last_message_seq_) {
-                        // Nothing before the gap awaits the application.
-                        last_confirmed_ = last_delivered_;
-                        downlink_ack_pending_ = true;
-                    }
-                }
-                if (listener_ != nullptr) {
-                    listener_->on_gap(true, control.gap.first, control.gap.last);
-                }
-                return;
-            case net::v1::ControlType::kError:
-                std::snprintf(detail_, sizeof detail_, "server_error=%u %.60s",
-                              static_cast<unsigned>(control.error.code), control.error.message);
-                return;
-            case net::v1::ControlType::kHello:
-                violation_ = true;
-                return;
+        if (!(state_on_link_ && on_state_text(data, size))) {
+            on_control_text(data, size);
         }
         return;
     }
@@ -241,6 +191,60 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
         return;
     }
     on_downlink_data(message.seq, message.payload, message.payload_size);
+}
+
+// A control message (hello, welcome, gap, error) during the session.
+void Client::on_control_text(const std::uint8_t* data, std::size_t size) {
+    net::v1::Control control{};
+    if (net::v1::parse_control(data, size, &control) != net::v1::V1Status::kOk) {
+        violation_ = true;
+        return;
+    }
+    switch (control.type) {
+        case net::v1::ControlType::kWelcome:
+            if (welcome_seen_ || machine_.state() != LinkState::kSessionResume) {
+                violation_ = true;
+                return;
+            }
+            welcome_seen_ = true;
+            welcome_last_uplink_ = control.welcome.last_uplink;
+            // Only what this client offered: an unasked "age" is ignored.
+            age_on_link_ =
+                config_.message_age && (control.welcome.features & net::v1::kFeatureAge) != 0;
+            state_on_link_ =
+                config_.device_state && (control.welcome.features & net::v1::kFeatureState) != 0;
+            if (control.welcome.resumed) {
+                ++counters_.resumed;
+            }
+            return;
+        case net::v1::ControlType::kGap:
+            if (!welcome_seen_) {
+                violation_ = true;
+                return;
+            }
+            if (downlink_overrun_) {
+                return;  // messages before it were not taken: the resume repeats it
+            }
+            if (control.gap.last > last_delivered_) {
+                last_delivered_ = control.gap.last;
+                if (!config_.confirm_downlink || last_confirmed_ >= last_message_seq_) {
+                    // Nothing before the gap awaits the application.
+                    last_confirmed_ = last_delivered_;
+                    downlink_ack_pending_ = true;
+                }
+            }
+            if (listener_ != nullptr) {
+                listener_->on_gap(true, control.gap.first, control.gap.last);
+            }
+            return;
+        case net::v1::ControlType::kError:
+            std::snprintf(detail_, sizeof detail_, "server_error=%u %.60s",
+                          static_cast<unsigned>(control.error.code), control.error.message);
+            return;
+        case net::v1::ControlType::kHello:
+            violation_ = true;
+            return;
+    }
 }
 
 // A text message on a connection that negotiated "state": true when it was a

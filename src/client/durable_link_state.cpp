@@ -30,6 +30,7 @@
 //    differs from the applied one and the application holds none.
 #include <cstdio>
 #include <cstring>
+#include <initializer_list>
 
 #include "tether/durable_link.h"
 #include "tether/net/json_document.h"
@@ -407,14 +408,14 @@ void DurableLink::state_send(TimeMs now) {
     }
     std::size_t length = 0;
     if (applied_unsent_) {
-        if (net::v1::write_applied(data_.desired_version, message_, net::v1::kMaxStateMessage,
-                                   &length) != net::v1::V1Status::kOk) {
-            applied_unsent_ = false;  // version 0 is nothing to tell
-        } else if (!own_client().queue_state_message(now, message_, length)) {
+        // (A version 0 cannot be written, and is nothing to tell.)
+        const bool written =
+            net::v1::write_applied(data_.desired_version, message_, net::v1::kMaxStateMessage,
+                                   &length) == net::v1::V1Status::kOk;
+        if (written && !own_client().queue_state_message(now, message_, length)) {
             return;  // no room now: the next service() tries again
-        } else {
-            applied_unsent_ = false;
         }
+        applied_unsent_ = false;
     }
     if (!data_.in_flight && data_.report_wanted) {
         if (!state_build_report() || !state_save()) {

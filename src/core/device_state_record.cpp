@@ -137,11 +137,94 @@ void reset_fields(DeviceStateData* data) {
     }
 }
 
+void decode_fields(const std::uint8_t* h, DeviceStateData* data) {
+    const std::uint64_t flags = get_le(h + kFlagsOffset, 2);
+    data->desired_version = get_le(h + kDesiredVersionOffset, 8);
+    data->reported_version = get_le(h + kReportedVersionOffset, 8);
+    data->in_flight = (flags & kFlagInFlight) != 0;
+    data->in_flight_whole = (flags & kFlagWhole) != 0;
+    data->report_wanted = (flags & kFlagWanted) != 0;
+    data->in_flight_base = get_le(h + kBaseOffset, 8);
+    for (std::size_t i = 0; i < DeviceStateData::kReportIdLength; ++i) {
+        data->in_flight_id[i] = static_cast<char>(h[kIdOffset + i]);
+    }
+    data->in_flight_id[DeviceStateData::kReportIdLength] = '\0';
+}
+
+// The header of a save of `data`; false when `data` breaks the bounds.
+bool encode_header(const DeviceStateData& data, std::uint32_t generation, std::size_t max_document,
+                   Header out) {
+    std::size_t used = DeviceStateRecord::kHeaderSize + DeviceStateRecord::kCrcSize;
+    for (std::size_t d = 0; d < kDocumentCount; ++d) {
+        const StoredDocument& document = document_of(data, d);
+        if (document.size > max_document || (document.size > 0 && document.data == nullptr)) {
+            return false;
+        }
+        put_le(out + kLengthsOffset + 4 * d, document.size, 4);
+        used += document.size;
+    }
+    std::uint16_t flags = data.report_wanted ? kFlagWanted : 0;
+    if (data.in_flight) {
+        for (std::size_t i = 0; i < DeviceStateData::kReportIdLength; ++i) {
+            if (data.in_flight_id[i] == '\0') {
+                return false;
+            }
+            out[kIdOffset + i] = static_cast<std::uint8_t>(data.in_flight_id[i]);
+        }
+        flags = static_cast<std::uint16_t>(flags | kFlagInFlight |
+                                           (data.in_flight_whole ? kFlagWhole : 0));
+        put_le(out + kBaseOffset, data.in_flight_base, 8);
+    }
+    for (std::size_t i = 0; i < sizeof kMagic; ++i) {
+        out[i] = kMagic[i];
+    }
+    put_le(out + kVersionOffset, kFormatVersion, 2);
+    put_le(out + kFlagsOffset, flags, 2);
+    put_le(out + kGenerationOffset, generation, 4);
+    put_le(out + kUsedOffset, used, 4);
+    put_le(out + kDesiredVersionOffset, data.desired_version, 8);
+    put_le(out + kReportedVersionOffset, data.reported_version, 8);
+    return true;
+}
+
 }  // namespace
+
+// Reads a slot's documents into *data and checks its CRC: kOk and *intact,
+// or kIoError when the store failed.
+Status DeviceStateRecord::read_documents(std::size_t index, const std::uint8_t* header_bytes,
+                                         const std::size_t* lengths, DeviceStateData* data,
+                                         bool* intact) {
+    std::uint32_t crc = crc32(header_bytes, kHeaderSize);
+    std::uint32_t offset =
+        static_cast<std::uint32_t>(index * slot_size(max_document_) + kHeaderSize);
+    *intact = false;
+    for (std::size_t d = 0; d < kDocumentCount; ++d) {
+        StoredDocument* document = document_of(data, d);
+        std::size_t read_size = 0;
+        if (storage_.read(offset, reinterpret_cast<std::uint8_t*>(document->data), lengths[d],
+                          &read_size) != Status::kOk) {
+            return Status::kIoError;
+        }
+        document->size = read_size;
+        if (read_size != lengths[d]) {
+            return Status::kOk;  // the store ends inside the slot: torn
+        }
+        crc = crc32(reinterpret_cast<const std::uint8_t*>(document->data), read_size, crc);
+        offset += static_cast<std::uint32_t>(lengths[d]);
+    }
+    std::uint8_t stored_crc[kCrcSize] = {};
+    std::size_t read_size = 0;
+    if (storage_.read(offset, stored_crc, kCrcSize, &read_size) != Status::kOk) {
+        return Status::kIoError;
+    }
+    *intact = read_size == kCrcSize && get_le32(stored_crc) == crc;
+    return Status::kOk;
+}
 
 Status DeviceStateRecord::load(DeviceStateData* data, LoadSource* source) {
     reset_fields(data);
     *source = LoadSource::kDefaults;
+    known_ = false;
     const std::size_t slot = slot_size(max_document_);
     Header headers[2] = {};
     SlotHeader parsed[2];
@@ -149,72 +232,35 @@ Status DeviceStateRecord::load(DeviceStateData* data, LoadSource* source) {
         std::size_t read_size = 0;
         if (storage_.read(static_cast<std::uint32_t>(i * slot), headers[i], kHeaderSize,
                           &read_size) != Status::kOk) {
-            known_ = false;
             return Status::kIoError;
         }
         parsed[i] = parse_header(headers[i], read_size, max_document_);
     }
     // The newer intact-looking slot first; its documents decide (the CRC).
-    std::size_t order[2] = {0, 1};
-    if (parsed[0].condition == SlotCondition::kIntact &&
-        parsed[1].condition == SlotCondition::kIntact &&
-        is_newer(parsed[1].generation, parsed[0].generation)) {
-        order[0] = 1;
-        order[1] = 0;
-    } else if (parsed[0].condition != SlotCondition::kIntact) {
-        order[0] = 1;
-        order[1] = 0;
-    }
+    const bool both = parsed[0].condition == SlotCondition::kIntact &&
+                      parsed[1].condition == SlotCondition::kIntact;
+    const bool second_first = both ? is_newer(parsed[1].generation, parsed[0].generation)
+                                   : parsed[0].condition != SlotCondition::kIntact;
     for (std::size_t n = 0; n < 2; ++n) {
-        const std::size_t index = order[n];
-        SlotHeader& header = parsed[index];
-        if (header.condition != SlotCondition::kIntact) {
+        const std::size_t index = second_first ? 1 - n : n;
+        if (parsed[index].condition != SlotCondition::kIntact) {
             continue;
         }
-        std::uint32_t crc = crc32(headers[index], kHeaderSize);
-        std::uint32_t offset = static_cast<std::uint32_t>(index * slot + kHeaderSize);
-        bool ok = true;
-        for (std::size_t d = 0; d < kDocumentCount && ok; ++d) {
-            StoredDocument* document = document_of(data, d);
-            std::size_t read_size = 0;
-            if (storage_.read(offset, reinterpret_cast<std::uint8_t*>(document->data),
-                              header.lengths[d], &read_size) != Status::kOk) {
-                reset_fields(data);
-                known_ = false;
-                return Status::kIoError;
-            }
-            ok = read_size == header.lengths[d];
-            document->size = read_size;
-            crc = crc32(reinterpret_cast<const std::uint8_t*>(document->data), read_size, crc);
-            offset += static_cast<std::uint32_t>(header.lengths[d]);
-        }
-        std::uint8_t stored_crc[kCrcSize] = {};
-        std::size_t read_size = 0;
-        if (ok && storage_.read(offset, stored_crc, kCrcSize, &read_size) != Status::kOk) {
+        bool intact = false;
+        if (read_documents(index, headers[index], parsed[index].lengths, data, &intact) !=
+            Status::kOk) {
             reset_fields(data);
-            known_ = false;
             return Status::kIoError;
         }
-        if (!ok || read_size != kCrcSize || get_le32(stored_crc) != crc) {
-            header.condition = SlotCondition::kDamaged;
+        if (!intact) {
+            parsed[index].condition = SlotCondition::kDamaged;
             continue;
         }
-        const std::uint8_t* h = headers[index];
-        const std::uint64_t flags = get_le(h + kFlagsOffset, 2);
-        data->desired_version = get_le(h + kDesiredVersionOffset, 8);
-        data->reported_version = get_le(h + kReportedVersionOffset, 8);
-        data->in_flight = (flags & kFlagInFlight) != 0;
-        data->in_flight_whole = (flags & kFlagWhole) != 0;
-        data->report_wanted = (flags & kFlagWanted) != 0;
-        data->in_flight_base = get_le(h + kBaseOffset, 8);
-        for (std::size_t i = 0; i < DeviceStateData::kReportIdLength; ++i) {
-            data->in_flight_id[i] = static_cast<char>(h[kIdOffset + i]);
-        }
-        data->in_flight_id[DeviceStateData::kReportIdLength] = '\0';
+        decode_fields(headers[index], data);
         const std::size_t other = index == 0 ? 1 : 0;
         *source = parsed[other].condition == SlotCondition::kDamaged ? LoadSource::kOlderSlot
                                                                      : LoadSource::kNewestSlot;
-        generation_ = header.generation;
+        generation_ = parsed[index].generation;
         newest_slot_ = static_cast<std::uint8_t>(index);
         known_ = true;
         // As in StateRecord: the slot may hold a save a killed process never
@@ -260,56 +306,21 @@ Status DeviceStateRecord::probe_slots() {
 }
 
 Status DeviceStateRecord::save(const DeviceStateData& data) {
-    if (!known_ && probe_slots() != Status::kOk) {
-        return Status::kIoError;
-    }
-    std::size_t used = kHeaderSize + kCrcSize;
-    for (std::size_t d = 0; d < kDocumentCount; ++d) {
-        const StoredDocument& document = document_of(data, d);
-        if (document.size > max_document_ || (document.size > 0 && document.data == nullptr)) {
-            return Status::kInvalidArgument;
-        }
-        used += document.size;
-    }
-    std::uint16_t flags = 0;
-    if (data.in_flight) {
-        for (std::size_t i = 0; i < DeviceStateData::kReportIdLength; ++i) {
-            if (data.in_flight_id[i] == '\0') {
-                return Status::kInvalidArgument;
-            }
-        }
-        flags = static_cast<std::uint16_t>(flags | kFlagInFlight);
-        if (data.in_flight_whole) {
-            flags = static_cast<std::uint16_t>(flags | kFlagWhole);
-        }
-    }
-    if (data.report_wanted) {
-        flags = static_cast<std::uint16_t>(flags | kFlagWanted);
-    }
     std::uint32_t generation = generation_ + 1;
     if (generation == 0) {
         generation = 1;
     }
     Header header = {};
-    for (std::size_t i = 0; i < sizeof kMagic; ++i) {
-        header[i] = kMagic[i];
+    if (!encode_header(data, generation, max_document_, header)) {
+        return Status::kInvalidArgument;
     }
-    put_le(header + kVersionOffset, kFormatVersion, 2);
-    put_le(header + kFlagsOffset, flags, 2);
-    put_le(header + kGenerationOffset, generation, 4);
-    put_le(header + kUsedOffset, used, 4);
-    put_le(header + kDesiredVersionOffset, data.desired_version, 8);
-    put_le(header + kReportedVersionOffset, data.reported_version, 8);
-    if (data.in_flight) {
-        put_le(header + kBaseOffset, data.in_flight_base, 8);
-        for (std::size_t i = 0; i < DeviceStateData::kReportIdLength; ++i) {
-            header[kIdOffset + i] = static_cast<std::uint8_t>(data.in_flight_id[i]);
+    if (!known_) {
+        if (probe_slots() != Status::kOk) {
+            return Status::kIoError;
         }
+        generation = generation_ + 1 == 0 ? 1 : generation_ + 1;
+        put_le(header + kGenerationOffset, generation, 4);
     }
-    for (std::size_t d = 0; d < kDocumentCount; ++d) {
-        put_le(header + kLengthsOffset + 4 * d, document_of(data, d).size, 4);
-    }
-
     // The slot holding the newest record is never touched; only after the
     // sync does the written one become the newest.
     const std::uint8_t target = newest_slot_ == 0 ? 1 : 0;
@@ -321,14 +332,11 @@ Status DeviceStateRecord::save(const DeviceStateData& data) {
     offset += static_cast<std::uint32_t>(kHeaderSize);
     for (std::size_t d = 0; d < kDocumentCount; ++d) {
         const StoredDocument& document = document_of(data, d);
-        if (document.size == 0) {
-            continue;
-        }
         const auto* bytes = reinterpret_cast<const std::uint8_t*>(document.data);
-        if (storage_.write(offset, bytes, document.size) != Status::kOk) {
+        if (document.size > 0 && storage_.write(offset, bytes, document.size) != Status::kOk) {
             return Status::kIoError;
         }
-        crc = crc32(bytes, document.size, crc);
+        crc = document.size > 0 ? crc32(bytes, document.size, crc) : crc;
         offset += static_cast<std::uint32_t>(document.size);
     }
     std::uint8_t crc_bytes[kCrcSize];
