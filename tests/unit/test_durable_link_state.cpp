@@ -3,6 +3,8 @@
 // negotiation, desired increments, snapshots, duplicates and skips, folding
 // while the application is busy, the commit point, reports in flight across
 // reconnects and restarts, refusals, and storage failures.
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
@@ -17,11 +19,13 @@
 #include "fakes/fake_storage.h"
 #include "fakes/fixed_masks.h"
 #include "support/client_frames.h"
+#include "support/temp_dir.h"
 #include "support/tether_strings.h"
 #include "support/v1_frames.h"
 #include "tether/durable_link.h"
 #include "tether/net/state_messages.h"
 #include "tether/net/tether_v1.h"
+#include "tether/port/posix_link.h"
 
 using tether::DurableLink;
 using tether::LinkState;
@@ -888,4 +892,41 @@ TEST(ClientDeviceState, InitRefusesMissingBuffersAndASmallMessageLimit) {
     CHECK_EQUAL(Status::kOk, client.init());
     CHECK_FALSE(client.state_negotiated());
     CHECK_FALSE(client.queue_state_message(0, "{}", 2));
+}
+
+TEST_GROUP(PosixLinkDeviceState){};
+
+TEST(PosixLinkDeviceState, OpensItsRecordInTheStateDirectory) {
+    tether::test::TempDir dir;
+    const std::string state_dir = dir.file("state");
+    const std::string record = dir.file("state/device-state");
+    (void)dir.file("state/state");
+    tether::port::PosixLinkSettings settings;
+    settings.link.client.urls[0] = "ws://127.0.0.1:9/v1";
+    settings.link.client.url_count = 1;
+    settings.link.client.reconnect.resume_protocol = true;
+    settings.link.device_state.enabled = true;
+    settings.state_dir = state_dir.c_str();
+    settings.device_id = "pi-9";
+    tether::port::PosixLink link(settings, nullptr);
+    CHECK_EQUAL(Status::kOk, link.open());
+    CHECK_TRUE(link.link().device_state().enabled);
+    CHECK(link.sizes().device_state > 0);
+    struct stat info {};
+    CHECK_EQUAL(0, ::stat(record.c_str(), &info));
+    CHECK_EQUAL(Status::kOk, link.link().report("{\"fw\":\"1\"}", 10));
+    CHECK_EQUAL(0, ::stat(record.c_str(), &info));
+    CHECK(info.st_size > 0);
+}
+
+TEST(PosixLinkDeviceState, NeedsAStateDirectory) {
+    tether::port::PosixLinkSettings settings;
+    settings.link.client.urls[0] = "ws://127.0.0.1:9/v1";
+    settings.link.client.url_count = 1;
+    settings.link.client.reconnect.resume_protocol = true;
+    settings.link.device_state.enabled = true;
+    settings.device_id = "pi-9";
+    tether::port::PosixLink link(settings, nullptr);
+    CHECK_EQUAL(Status::kInvalidArgument, link.open());
+    STRCMP_CONTAINS("state directory", link.error());
 }
