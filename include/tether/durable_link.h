@@ -301,7 +301,9 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     /// sent when no report is in flight; reports made meanwhile go together as
     /// one (a single patch as that patch, several or a whole one as the whole
     /// local document). After a refusal as stale nothing is resent on its own:
-    /// the next report() goes out based on the server's version. kOk,
+    /// the next report() goes out based on the server's version. A report
+    /// that leaves the document as the server has it (or is about to have
+    /// it, with the report in flight) sends nothing. kOk,
     /// kInvalidArgument (not a valid object, or the feature is off), kTooLarge
     /// (the document would exceed net::v1::kMaxStateDocument), kIoError (taken,
     /// but the save failed: reported through on_storage, retried every 5 s;

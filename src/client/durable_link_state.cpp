@@ -219,10 +219,16 @@ Status DurableLink::report(const char* json, std::size_t size, bool whole) {
             return Status::kInvalidArgument;
         }
     }
+    // Nothing new: the server has (or is about to get) exactly this document.
+    const bool unchanged =
+        merged == data_.local.size && std::memcmp(merge_, data_.local.data, merged) == 0;
+    const bool in_step = data_.in_flight ? local_in_step_ : state_local_matches_acked();
+    if (unchanged && in_step && !data_.report_wanted) {
+        return Status::kOk;
+    }
     // A single patch onto a document the server will hold as it is goes as
     // that patch; anything else (several reports, a whole one, a local
     // document that drifted from the server's) goes as the whole document.
-    const bool in_step = data_.in_flight ? local_in_step_ : state_local_matches_acked();
     pending_patch_valid_ = !whole && !data_.report_wanted && in_step;
     if (pending_patch_valid_) {
         copy_document(&pending_patch_, message_, length);

@@ -611,6 +611,22 @@ TEST(DurableLinkState, AStaleRefusalAdoptsTheServersDocumentAndIsNotResentByItse
     STRCMP_EQUAL("{\"fw\":\"1.0\",\"temp\":3}", reports[0].document.c_str());
 }
 
+TEST(DurableLinkState, AReportThatChangesNothingSendsNothing) {
+    tether::test::FakeStorage state, device;
+    Run run(state, device);
+    run.open();
+    run.online();
+    CHECK_EQUAL(Status::kOk, run.report("{\"fw\":\"1.0\"}", true));
+    run.service();
+    CHECK_EQUAL(Status::kOk, run.report("{\"fw\":\"1.0\"}", true));  // in flight already
+    run.push(report_ok(run.reports_sent()[0].message.id, 1));
+    CHECK_EQUAL(Status::kOk, run.report("{\"fw\":\"1.0\"}", true));  // the server has it
+    CHECK_EQUAL(Status::kOk, run.report("{\"fw\":\"1.0\"}"));
+    run.service();
+    CHECK_EQUAL(1, run.reports_sent().size());
+    CHECK_TRUE(run.link.device_state().in_sync);
+}
+
 TEST(DurableLinkState, AnUnavailableStoreGetsTheSameReportAgainLater) {
     tether::test::FakeStorage state, device;
     Run run(state, device);
