@@ -35,6 +35,17 @@
 // SpoolConfig::fsync_interval_ms (so a power cut loses at most that much, and
 // what it loses lies inside a gap the server is told about).
 //
+// Device state (DeviceStateConfig, docs/PROTOCOL.md section 9): the link
+// keeps the desired document the application applied, the reported document
+// the server acknowledged, the device's own reported document and the report
+// in flight in a DeviceStateRecord on its own Storage
+// (set_device_state_storage()). The application gets one desired change at a
+// time (on_desired) and confirms it with desired_applied(), the commit point:
+// saved, then "applied" is sent and the next hello names that version. It
+// reports with report(); one report is in flight, resent with the same id and
+// base after every reconnect or restart until the server answers
+// (on_report_answer). Nothing of it is sent before it is saved.
+//
 // Memory: every buffer is the caller's, sized by DurableLinkSizes; nothing is
 // allocated per message. Not thread-safe: one poll loop drives it (it is a
 // Pollable).
@@ -42,6 +53,7 @@
 // Example (see examples/forever.cpp for the POSIX owner, port::PosixLink):
 //   tether::DurableLink link(config, buffers, connection, resolver, random,
 //                            &state_storage, &spool_storage, nullptr, &listener);
+//   link.set_device_state_storage(&device_state_storage);  // with device state
 //   tether::RecoveryReport report;
 //   if (link.open(&report) != tether::Status::kOk) { ... link.error() ... }
 //   link.start(now);
