@@ -425,7 +425,9 @@ Device state (tether.v1 "state", docs/PROTOCOL.md section 9; needs --tether-v1 a
                              counted; when another writer was first (stale), the
                              file is reported again once on the new version.
                              Before exiting after input ends, tether-cat waits for
-                             the answer to a report in flight.
+                             the answer to a report in flight on a connection that
+                             negotiated state (use --keep-open or --linger to give
+                             it time to connect first).
 
 Output:
   --quiet                    only errors on standard error
