@@ -1,5 +1,6 @@
 #include "tether/device_state_record.h"
 
+#include "generation.h"
 #include "little_endian.h"
 
 #include "tether/crc32.h"
@@ -54,10 +55,6 @@ static_assert(kLengthsOffset + 4 * kDocumentCount == DeviceStateRecord::kHeaderS
 static_assert(kIdOffset + DeviceStateData::kReportIdLength == kLengthsOffset, "id field size");
 
 using Header = std::uint8_t[DeviceStateRecord::kHeaderSize];
-
-bool is_newer(std::uint32_t a, std::uint32_t b) {
-    return static_cast<std::int32_t>(a - b) > 0;
-}
 
 enum class SlotCondition : std::uint8_t { kIntact, kEmpty, kDamaged };
 
@@ -239,7 +236,7 @@ Status DeviceStateRecord::load(DeviceStateData* data, LoadSource* source) {
     // The newer intact-looking slot first; its documents decide (the CRC).
     const bool both = parsed[0].condition == SlotCondition::kIntact &&
                       parsed[1].condition == SlotCondition::kIntact;
-    const bool second_first = both ? is_newer(parsed[1].generation, parsed[0].generation)
+    const bool second_first = both ? generation_is_newer(parsed[1].generation, parsed[0].generation)
                                    : parsed[0].condition != SlotCondition::kIntact;
     for (std::size_t n = 0; n < 2; ++n) {
         const std::size_t index = second_first ? 1 - n : n;
@@ -293,7 +290,7 @@ Status DeviceStateRecord::probe_slots() {
         }
         const SlotHeader parsed = parse_header(header, read_size, max_document_);
         if (parsed.condition == SlotCondition::kIntact &&
-            (!any || is_newer(parsed.generation, newest))) {
+            (!any || generation_is_newer(parsed.generation, newest))) {
             any = true;
             newest = parsed.generation;
             newest_slot = static_cast<std::uint8_t>(i);
@@ -306,10 +303,7 @@ Status DeviceStateRecord::probe_slots() {
 }
 
 Status DeviceStateRecord::save(const DeviceStateData& data) {
-    std::uint32_t generation = generation_ + 1;
-    if (generation == 0) {
-        generation = 1;
-    }
+    std::uint32_t generation = next_generation(generation_);
     Header header = {};
     if (!encode_header(data, generation, max_document_, header)) {
         return Status::kInvalidArgument;
@@ -318,7 +312,7 @@ Status DeviceStateRecord::save(const DeviceStateData& data) {
         if (probe_slots() != Status::kOk) {
             return Status::kIoError;
         }
-        generation = generation_ + 1 == 0 ? 1 : generation_ + 1;
+        generation = next_generation(generation_);
         put_le(header + kGenerationOffset, generation, 4);
     }
     // The slot holding the newest record is never touched; only after the
