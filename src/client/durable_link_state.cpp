@@ -351,6 +351,12 @@ bool DurableLink::on_report_answer_message(const net::v1::StateMessage& message,
         }
         data_.reported_version = message.version;
         data_.in_flight = false;
+        // The device's document still differs (a patch that did not bring the
+        // server to it): the whole document goes next. After a whole report
+        // they agree unless a report is wanted anyway, so this cannot loop.
+        if (!state_local_matches_acked()) {
+            data_.report_wanted = true;
+        }
         answer_.accepted = true;
         ++state_view_.reports_accepted;
     } else {
