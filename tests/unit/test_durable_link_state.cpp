@@ -611,6 +611,22 @@ TEST(DurableLinkState, AStaleRefusalAdoptsTheServersDocumentAndIsNotResentByItse
     STRCMP_EQUAL("{\"fw\":\"1.0\",\"temp\":3}", reports[0].document.c_str());
 }
 
+TEST(DurableLinkState, WithoutEntropyAReportWaitsForItsId) {
+    tether::test::FakeStorage state, device;
+    Run run(state, device);
+    run.open();
+    run.online();
+    run.random.failing = true;  // fails closed: no id, no report
+    CHECK_EQUAL(Status::kOk, run.report("{\"fw\":\"1.0\"}"));
+    run.service();
+    CHECK_EQUAL(0, run.reports_sent().size());
+    CHECK_TRUE(run.link.device_state().report_pending);
+    run.random.failing = false;
+    run.service();
+    CHECK_EQUAL(1, run.reports_sent().size());
+    CHECK_TRUE(tether::net::v1::is_report_id(run.reports_sent()[0].message.id, 16));
+}
+
 TEST(DurableLinkState, AReportThatChangesNothingSendsNothing) {
     tether::test::FakeStorage state, device;
     Run run(state, device);
