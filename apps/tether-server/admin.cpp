@@ -7,11 +7,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
 #include "server.h"
+#include "tether/net/json_document.h"
 #include "tether/net/tether_v1.h"
 
 namespace tether::server {
@@ -49,7 +51,7 @@ std::string percent_decode(const std::string& text) {
 }
 
 bool parse_uint(const std::string& text, std::uint64_t max, std::uint64_t* out) {
-    if (text.empty() || text.size() > 12) {
+    if (text.empty() || text.size() > 16) {
         return false;
     }
     std::uint64_t value = 0;
@@ -78,6 +80,8 @@ const char* reason_of(int status) {
             return "Method Not Allowed";
         case 401:
             return "Unauthorized";
+        case 409:
+            return "Conflict";
         case 413:
             return "Content Too Large";
         default:
@@ -156,6 +160,59 @@ void AdminConnection::finish_push(Status status, std::uint64_t seq) {
     }
 }
 
+void AdminConnection::finish_desired(Status status, std::uint64_t version) {
+    waiting_ = false;
+    const std::string at = ",\"version\":" + std::to_string(version);
+    switch (status) {
+        case Status::kOk:
+            respond(200, "application/json", json_ok(at));
+            return;
+        case Status::kNotFound:
+            respond(404, "application/json", json_error("unknown session"));
+            return;
+        case Status::kInvalidArgument:
+            respond(400, "application/json", json_error("not one JSON object"));
+            return;
+        case Status::kConflict:
+            respond(409, "application/json", "{\"ok\":false,\"error\":\"conflict\"" + at + "}\n");
+            return;
+        case Status::kTooLarge:
+            respond(413, "application/json", json_error("too large"));
+            return;
+        default:
+            respond(500, "application/json", json_error(to_string(status)));
+            return;
+    }
+}
+
+void AdminConnection::finish_state(Status status, const StateDocuments& documents) {
+    waiting_ = false;
+    if (status == Status::kNotFound) {
+        respond(404, "application/json", json_error("unknown session"));
+        return;
+    }
+    if (status != Status::kOk) {
+        respond(500, "application/json", json_error(to_string(status)));
+        return;
+    }
+    // The documents are compact JSON objects: embedded as they are.
+    char delta[net::v1::kMaxStateDocument];
+    std::size_t delta_size = 0;
+    if (net::v1::state_delta(documents.desired.data(), documents.desired.size(),
+                             documents.reported.data(), documents.reported.size(), delta,
+                             sizeof delta, &delta_size) != net::v1::V1Status::kOk) {
+        respond(500, "application/json", json_error("delta"));
+        return;
+    }
+    respond(200, "application/json",
+            json_ok(",\"desired_version\":" + std::to_string(documents.desired_version) +
+                    ",\"desired\":" + documents.desired +
+                    ",\"desired_applied\":" + std::to_string(documents.desired_applied) +
+                    ",\"reported_version\":" + std::to_string(documents.reported_version) +
+                    ",\"reported\":" + documents.reported +
+                    ",\"delta\":" + std::string(delta, delta_size)));
+}
+
 void AdminConnection::service(TimeMs now) {
     if (waiting_) {
         return;
@@ -169,7 +226,8 @@ void AdminConnection::service(TimeMs now) {
         const ssize_t got = ::recv(fd_, buffer, sizeof buffer, 0);
         if (got > 0) {
             in_.append(buffer, static_cast<std::size_t>(got));
-            if (in_.size() > kMaxHeader + server_.options().max_message_size) {
+            if (in_.size() > kMaxHeader + std::max(server_.options().max_message_size,
+                                                   2 * net::v1::kMaxStateDocument)) {
                 respond(413, "application/json", json_error("too large"));
                 return;
             }
@@ -232,6 +290,18 @@ void AdminConnection::handle(TimeMs now) {
             return;
         }
         respond(200, "application/json", server_.stats_json());
+        return;
+    }
+    const bool session_path = path.rfind("/sessions/", 0) == 0;
+    if (session_path && method == "GET" && path.size() == 10 + kSessionIdLength + 6 &&
+        path.compare(path.size() - 6, 6, "/state") == 0) {
+        // Read-only, like /stats: no token needed.
+        const Status asked = server_.read_state(path.substr(10, kSessionIdLength), this);
+        if (asked == Status::kOk) {
+            waiting_ = true;  // finish_state() answers
+        } else {
+            finish_state(asked, StateDocuments{});
+        }
         return;
     }
     if (method == "POST" && !server_.admin_authorized(in_.substr(0, header_end), path)) {
@@ -319,6 +389,21 @@ void AdminConnection::handle(TimeMs now) {
             waiting_ = true;  // finish_push() answers
         } else {
             finish_push(pushed, 0);
+        }
+    } else if (session_path && path.size() > 18 &&
+               path.compare(path.size() - 8, 8, "/desired") == 0) {
+        const std::string session = path.substr(10, path.size() - 18);
+        std::uint64_t expected = 0;
+        const bool has_expected = query_value(query, "expect", &value);
+        if (has_expected && !parse_uint(value, kMaxSeq, &expected)) {
+            respond(400, "application/json", json_error("expect=VERSION"));
+            return;
+        }
+        const Status asked = server_.set_desired(session, body, has_expected, expected, this);
+        if (asked == Status::kOk) {
+            waiting_ = true;  // finish_desired() answers
+        } else {
+            finish_desired(asked, 0);
         }
     } else if (path == "/quit") {
         server_.request_quit();

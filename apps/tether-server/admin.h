@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "tether/server/session_engine.h"
 #include "tether/status.h"
 #include "tether/time.h"
 
@@ -27,6 +28,10 @@ class AdminConnection {
     bool done() const { return fd_ < 0; }
     /// The engine's answer to this request's push.
     void finish_push(Status status, std::uint64_t seq);
+    /// The engine's answer to this request's desired change.
+    void finish_desired(Status status, std::uint64_t version);
+    /// The engine's answer to this request's state read.
+    void finish_state(Status status, const StateDocuments& documents);
     /// Its request is not complete yet (it may be evicted for a newcomer).
     bool idle() const { return !responded_; }
     TimeMs opened_at() const { return opened_at_; }

@@ -1,12 +1,15 @@
 // One client connection of tether-server: the TLS handshake, the HTTP
 // upgrade, then tether.v1 over the WebSocket stream (docs/PROTOCOL.md).
+#include <cjson/cJSON.h>
 #include <sys/socket.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "server.h"
+#include "tether/net/state_messages.h"
 #include "tether/net/tether_v1.h"
 
 namespace tether::server {
@@ -17,6 +20,61 @@ namespace v1 = net::v1;
 // The tether.v1 DATA header rides in front of a payload of up to the message
 // limit; the stream's buffers hold one message plus a frame header.
 constexpr std::size_t kFrameSlack = 64;
+// State messages written but not yet in the transmit buffer: one desired
+// answer (at most kDesiredHistory increments) and a few report answers.
+constexpr std::size_t kMaxStatePending = kDesiredHistory + 16;
+
+const char* refusal_reason(Status status, ReportOutcome outcome) {
+    if (status == Status::kInvalidArgument) {
+        return v1::kRefusedInvalid;
+    }
+    if (status != Status::kOk) {
+        return v1::kRefusedUnavailable;
+    }
+    switch (outcome) {
+        case ReportOutcome::kStale:
+            return v1::kRefusedStale;
+        case ReportOutcome::kTooLarge:
+            return v1::kRefusedTooLarge;
+        default:
+            return v1::kRefusedUnavailable;
+    }
+}
+
+// A report that parse_state_message refused for its document alone (not an
+// object, a duplicate key, too deep, too large) is answered, not closed
+// (PROTOCOL.md 9.3.4): its fields are read here and the document goes to the
+// engine as sent, which refuses it as invalid or too large. False when the
+// message is not such a report (the caller closes 4002).
+bool salvage_report(const std::uint8_t* data, std::size_t size, std::string* id,
+                    std::uint64_t* base, bool* whole, std::string* document) {
+    cJSON* root = cJSON_ParseWithLength(reinterpret_cast<const char*>(data), size);
+    bool ok = false;
+    const cJSON* type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    const cJSON* id_item = cJSON_GetObjectItemCaseSensitive(root, "id");
+    const cJSON* base_item = cJSON_GetObjectItemCaseSensitive(root, "base");
+    const cJSON* patch = cJSON_GetObjectItemCaseSensitive(root, "patch");
+    const cJSON* state = cJSON_GetObjectItemCaseSensitive(root, "state");
+    if (cJSON_IsString(type) && std::strcmp(type->valuestring, "report") == 0 &&
+        cJSON_IsString(id_item) &&
+        v1::is_report_id(id_item->valuestring, std::strlen(id_item->valuestring)) &&
+        cJSON_IsNumber(base_item) && base_item->valuedouble >= 0 &&
+        base_item->valuedouble <= static_cast<double>(v1::kMaxJsonSeq) &&
+        std::floor(base_item->valuedouble) == base_item->valuedouble &&
+        (patch == nullptr) != (state == nullptr)) {
+        char* text = cJSON_PrintUnformatted(patch != nullptr ? patch : state);
+        if (text != nullptr) {
+            *id = id_item->valuestring;
+            *base = static_cast<std::uint64_t>(base_item->valuedouble);
+            *whole = state != nullptr;
+            *document = text;
+            cJSON_free(text);
+            ok = true;
+        }
+    }
+    cJSON_Delete(root);
+    return ok;
+}
 
 }  // namespace
 
@@ -245,7 +303,13 @@ void ClientConnection::finish_upgrade(TimeMs now) {
         reply_http(400, 0);
         return;
     }
-    const std::size_t message_size = server_.options().max_message_size;
+    // A state message (up to kMaxStateMessage) must fit either way, even when
+    // --max-message-size is smaller; binary messages keep that limit
+    // (on_message checks it).
+    std::size_t message_size = server_.options().max_message_size;
+    if (server_.options().state && message_size < v1::kMaxStateMessage) {
+        message_size = v1::kMaxStateMessage;
+    }
     const std::size_t tx_size = message_size + kFrameSlack;
     rx_.reset(new std::uint8_t[message_size]);
     tx_.reset(new std::uint8_t[tx_size]);
@@ -359,7 +423,14 @@ void ClientConnection::on_message(net::WsOpcode type, const std::uint8_t* data, 
         return;
     }
     if (type == net::WsOpcode::kText) {
-        handle_control(data, size);
+        if (!state_ || !handle_state(data, size)) {
+            handle_control(data, size);
+        }
+    } else if (size > server_.options().max_message_size) {
+        // The buffers are larger for state messages; binary keeps the limit.
+        server_.log("event=violation conn=%llu why=message_too_big",
+                    static_cast<unsigned long long>(id_));
+        close_with(1009, "too_big", now_);
     } else {
         handle_binary(data, size);
     }
@@ -401,6 +472,8 @@ void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) 
     hello_asked_at_ = now_;
     pending_session_ = hello.session;
     pending_age_ = (hello.features & v1::kFeatureAge) != 0;
+    pending_state_ = (hello.features & v1::kFeatureState) != 0;
+    pending_desired_version_ = hello.desired_version;
     version_ = hello.version;
 }
 
@@ -433,6 +506,13 @@ void ClientConnection::on_hello_answer(Status status, const HelloResult& result)
     phase_ = Phase::kOnline;
     // tether-server takes ages (PROTOCOL.md 3.6) from a client that offers them.
     age_ = pending_age_;
+    // ... and keeps device state for one that offers it (section 9).
+    state_ = pending_state_ && server_.options().state;
+    if (state_ && state_out_ == nullptr) {
+        state_out_.reset(new char[v1::kMaxStateMessage]);
+        state_document_.reset(new char[v1::kMaxStateDocument]);
+    }
+    desired_sent_ = pending_desired_version_;
 
     v1::Welcome welcome;
     std::snprintf(welcome.session, sizeof welcome.session, "%s", session_.c_str());
@@ -440,7 +520,7 @@ void ClientConnection::on_hello_answer(Status status, const HelloResult& result)
     welcome.last_uplink = result.last_uplink;
     welcome.ack_every = server_.options().ack_every;
     welcome.ack_interval_ms = server_.options().ack_interval_ms;
-    welcome.features = age_ ? v1::kFeatureAge : 0;
+    welcome.features = (age_ ? v1::kFeatureAge : 0) | (state_ ? v1::kFeatureState : 0);
     char json[v1::kMaxControlSize];
     std::size_t length = 0;
     if (v1::write_welcome(welcome, json, sizeof json, &length) != v1::V1Status::kOk ||
@@ -467,6 +547,174 @@ void ClientConnection::on_hello_answer(Status status, const HelloResult& result)
     server_.log("event=welcome conn=%llu session=%s version=%u resumed=%d last_uplink=%llu",
                 static_cast<unsigned long long>(id_), session_.c_str(), version_,
                 result.resumed ? 1 : 0, static_cast<unsigned long long>(result.last_uplink));
+    if (state_) {
+        // What changed while the device was away: the increments or one snapshot.
+        ask_desired();
+    }
+}
+
+// --- Device state (docs/PROTOCOL.md 9) -------------------------------------------
+
+void ClientConnection::ask_desired() {
+    if (desired_in_flight_) {
+        desired_again_ = true;  // asked again once this answer is in
+        return;
+    }
+    desired_again_ = false;
+    const Status asked = server_.ask_desired_since(this, desired_sent_);
+    if (asked != Status::kOk) {
+        store_failed("desired", to_string(asked));
+        return;
+    }
+    desired_in_flight_ = true;
+}
+
+void ClientConnection::desired_changed(std::uint64_t version) {
+    if (dead_ || phase_ != Phase::kOnline || !state_) {
+        return;
+    }
+    if (desired_in_flight_) {
+        // The answer on its way may predate this change (or, for a device
+        // newer than the store, desired_sent_ is about to go down): ask again.
+        desired_again_ = true;
+        return;
+    }
+    if (version > desired_sent_) {
+        ask_desired();
+    }
+}
+
+void ClientConnection::queue_state_message(std::size_t length) {
+    // In order, ahead of downlink, as the transmit buffer takes them (pump()).
+    state_pending_.emplace_back(state_out_.get(), length);
+    if (state_pending_.size() > kMaxStatePending) {
+        // More than one answer's worth waits: the device sends reports
+        // without reading their answers (it may have one in flight).
+        violation("state_backlog");
+    }
+}
+
+void ClientConnection::on_desired_answer(Status status, const std::vector<DesiredChange>& changes) {
+    desired_in_flight_ = false;
+    if (dead_ || stop_processing_ || phase_ != Phase::kOnline) {
+        return;
+    }
+    if (status != Status::kOk) {
+        store_failed("desired", to_string(status));
+        return;
+    }
+    for (const DesiredChange& change : changes) {
+        if (change.version <= desired_sent_ && !change.snapshot) {
+            continue;  // sent already (an answer to an earlier question)
+        }
+        std::size_t length = 0;
+        if (v1::write_desired(change.version, change.snapshot, change.document.data(),
+                              change.document.size(), state_out_.get(), v1::kMaxStateMessage,
+                              &length) != v1::V1Status::kOk) {
+            close_with(1011, "desired", now_);
+            return;
+        }
+        queue_state_message(length);
+        if (dead_ || phase_ != Phase::kOnline) {
+            return;
+        }
+        desired_sent_ = change.version;
+        ++server_.counters().desired_sent;
+    }
+    if (desired_again_) {
+        ask_desired();
+    }
+}
+
+bool ClientConnection::handle_state(const std::uint8_t* data, std::size_t size) {
+    v1::StateMessage message;
+    const v1::V1Status parsed =
+        v1::parse_state_message(data, size, &message, state_document_.get(), v1::kMaxStateDocument);
+    if (parsed == v1::V1Status::kUnknownType) {
+        return false;  // hello, gap, ...: parse_control decides
+    }
+    ReportRequest request;
+    request.session = session_;
+    if (parsed == v1::V1Status::kBadField) {
+        std::string id;
+        std::string document;
+        if (!salvage_report(data, size, &id, &request.base, &request.whole, &document)) {
+            violation("bad_state");
+            return true;
+        }
+        request.id = id;
+        request.document = document;
+        const Status asked = server_.ask_report(this, request);
+        if (asked != Status::kOk) {
+            on_report_answer(id, asked, ReportResult{});
+        }
+        return true;
+    }
+    if (parsed != v1::V1Status::kOk) {
+        violation("bad_state");
+        return true;
+    }
+    if (message.type == v1::StateType::kApplied) {
+        const Status status = server_.engine().desired_applied(session_, message.version);
+        if (status == Status::kOk) {
+            server_.note_uplink(false);  // durable with the next batched sync
+        } else if (status == Status::kInvalidArgument) {
+            violation("applied_beyond_desired");
+        } else {
+            store_failed("applied", to_string(status));
+        }
+        return true;
+    }
+    if (message.type != v1::StateType::kReport) {
+        violation("unexpected_state");  // desired, report_ok, report_refused: server to client only
+        return true;
+    }
+    request.id = std::string_view(message.id, v1::kReportIdLength);
+    request.base = message.base;
+    request.whole = message.whole;
+    request.document = std::string_view(state_document_.get(), message.document_size);
+    const Status asked = server_.ask_report(this, request);
+    if (asked != Status::kOk) {
+        // Not asked: the device may resend the same report later.
+        on_report_answer(std::string(message.id, v1::kReportIdLength), asked, ReportResult{});
+    }
+    return true;
+}
+
+void ClientConnection::on_report_answer(const std::string& id, Status status,
+                                        const ReportResult& result) {
+    if (dead_ || stop_processing_ || phase_ != Phase::kOnline) {
+        return;
+    }
+    std::size_t length = 0;
+    v1::V1Status written = v1::V1Status::kOk;
+    const bool ok = status == Status::kOk && (result.outcome == ReportOutcome::kApplied ||
+                                              result.outcome == ReportOutcome::kRepeated);
+    if (ok) {
+        written = v1::write_report_ok(id.c_str(), result.version, state_out_.get(),
+                                      v1::kMaxStateMessage, &length);
+        ++server_.counters().reports_applied;
+    } else {
+        const char* reason = refusal_reason(status, result.outcome);
+        const bool stale = reason == v1::kRefusedStale;
+        written = v1::write_report_refused(
+            id.c_str(), reason, result.version, stale ? result.document.data() : nullptr,
+            stale ? result.document.size() : 0, state_out_.get(), v1::kMaxStateMessage, &length);
+        ++server_.counters().reports_refused;
+        if (!refusal_logged_) {
+            // Once per connection: a device that keeps sending stale reports
+            // is counted (reports_refused), not logged each time.
+            refusal_logged_ = true;
+            server_.log("event=report_refused conn=%llu session=%s reason=%s version=%llu",
+                        static_cast<unsigned long long>(id_), session_.c_str(), reason,
+                        static_cast<unsigned long long>(result.version));
+        }
+    }
+    if (written != v1::V1Status::kOk) {
+        close_with(1011, "report", now_);
+        return;
+    }
+    queue_state_message(length);
 }
 
 void ClientConnection::handle_control(const std::uint8_t* data, std::size_t size) {
@@ -563,7 +811,14 @@ void ClientConnection::pump(TimeMs now) {
     if (dead_) {
         return;
     }
-    if (phase_ == Phase::kOnline && downlink_dirty_) {
+    while (phase_ == Phase::kOnline && !state_pending_.empty()) {
+        const std::string& message = state_pending_.front();
+        if (!queue_json(message.data(), message.size())) {
+            break;  // no room: continue once the buffer drains
+        }
+        state_pending_.pop_front();
+    }
+    if (phase_ == Phase::kOnline && downlink_dirty_ && state_pending_.empty()) {
         downlink_dirty_ = false;
         for (;;) {
             const DownlinkMessage* message =

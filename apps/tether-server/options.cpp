@@ -41,6 +41,8 @@ const char* const kUsage =
     "  --max-connections N      connections at once, beyond: 503 (default 4096)\n"
     "  --max-message-size N     largest WebSocket message accepted, bytes (default 65536)\n"
     "  --replay-capacity N      downlink messages held per session for replay (default 1024)\n"
+    "  --no-state               do not offer device state (PROTOCOL.md section 9) to clients\n"
+    "                           whose hello lists \"state\" (default: offered)\n"
     "\n"
     "Store (docs/PROTOCOL.md, docs/DEPLOY.md):\n"
     "  --store file|redis       record logs under --data-dir (default), or Redis 7, shared\n"
@@ -58,7 +60,7 @@ const char* const kUsage =
     "  --redis-uplink-maxlen N  uplink entries kept per session stream; what retention\n"
     "                           removes is counted in trimmed_through (default 1000000)\n"
     "  --instance-id ID         this instance's name in Redis (default HOST-PID)\n"
-    "  --max-open-sessions N    sessions whose files (3 descriptors each) stay open; the\n"
+    "  --max-open-sessions N    sessions whose files (4 descriptors each) stay open; the\n"
     "                           least recently used idle one is closed beyond, and reopened\n"
     "                           when next used (default 256)\n"
     "  --auth-max-failures N    after N upgrades answered 401 from one source address (IPv6:\n"
@@ -84,6 +86,11 @@ const char* const kUsage =
     "  POST /tokens/expire?token=X      expire a token (or all=1); its connections close 4001\n"
     "  POST /sessions/ID/push           body = one downlink message for session ID (the\n"
     "                                   authenticated endpoint a backend pushes downlink to)\n"
+    "  POST /sessions/ID/desired[?expect=V]  body = a JSON merge patch of the desired\n"
+    "                                   document (only when it is at version V): 200\n"
+    "                                   {version}, 409 {version} when it is not at V\n"
+    "  GET  /sessions/ID/state          the desired and reported documents, their versions,\n"
+    "                                   desired_applied and the delta\n"
     "  POST /quit                       as SIGTERM\n"
     "\n"
     "SIGTERM/SIGINT: close every connection with 1001, sync the store, exit 0.\n"
@@ -144,6 +151,10 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
             std::fputs(kUsage, stdout);
             *exit_code = kExitOk;
             return false;
+        }
+        if (arg == "--no-state") {
+            options->state = false;
+            continue;
         }
         if (i + 1 >= argc) {
             return fail("unknown option or missing value", argv[i]);

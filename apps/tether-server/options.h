@@ -37,6 +37,9 @@ struct Options {
     std::size_t max_connections = 4096;
     std::size_t max_message_size = 64 * 1024;
     std::size_t replay_capacity = 1024;
+    /// Device state (PROTOCOL.md 9): answer "state" to hellos that offer it
+    /// (--no-state: never).
+    bool state = true;
 
     /// Where sessions live: the record logs under data_dir, or Redis.
     enum class Store : std::uint8_t { kFile, kRedis } store = Store::kFile;

@@ -378,6 +378,81 @@ void Server::on_pushed(std::uint64_t ticket, Status status, std::uint64_t seq) {
     admin->finish_push(status, seq);
 }
 
+AdminConnection* Server::take_admin(std::uint64_t ticket) {
+    const auto found = pushes_.find(ticket);
+    if (found == pushes_.end()) {
+        return nullptr;  // the admin connection went away
+    }
+    AdminConnection* admin = found->second;
+    pushes_.erase(found);
+    return admin;
+}
+
+void Server::on_desired_changed(std::string_view session, std::uint64_t version) {
+    if (ClientConnection* live = live_connection(session)) {
+        live->desired_changed(version);
+    }
+}
+
+void Server::on_desired_since(std::uint64_t ticket, Status status,
+                              const std::vector<DesiredChange>& changes) {
+    const auto found = state_tickets_.find(ticket);
+    if (found == state_tickets_.end()) {
+        return;
+    }
+    const auto connection = by_id_.find(found->second.connection);
+    state_tickets_.erase(found);
+    if (connection != by_id_.end()) {
+        connection->second->on_desired_answer(status, changes);
+    }
+}
+
+void Server::on_reported(std::uint64_t ticket, Status status, const ReportResult& result) {
+    const auto found = state_tickets_.find(ticket);
+    if (found == state_tickets_.end()) {
+        return;
+    }
+    const std::string id = found->second.report_id;
+    const auto connection = by_id_.find(found->second.connection);
+    state_tickets_.erase(found);
+    if (connection != by_id_.end()) {
+        connection->second->on_report_answer(id, status, result);
+    }
+}
+
+void Server::on_desired_set(std::uint64_t ticket, Status status, std::uint64_t version) {
+    if (status == Status::kOk) {
+        ++counters_.desired_set;
+    }
+    if (AdminConnection* admin = take_admin(ticket)) {
+        admin->finish_desired(status, version);
+    }
+}
+
+void Server::on_state_read(std::uint64_t ticket, Status status, const StateDocuments& documents) {
+    if (AdminConnection* admin = take_admin(ticket)) {
+        admin->finish_state(status, documents);
+    }
+}
+
+Status Server::ask_desired_since(ClientConnection* connection, std::uint64_t applied) {
+    const std::uint64_t ticket = next_state_ticket_++;
+    const Status asked = engine_->desired_since(connection->session(), applied, ticket);
+    if (asked == Status::kOk) {
+        state_tickets_[ticket] = StateTicket{connection->id(), std::string()};
+    }
+    return asked;
+}
+
+Status Server::ask_report(ClientConnection* connection, const ReportRequest& request) {
+    const std::uint64_t ticket = next_state_ticket_++;
+    const Status asked = engine_->report(request, ticket);
+    if (asked == Status::kOk) {
+        state_tickets_[ticket] = StateTicket{connection->id(), std::string(request.id)};
+    }
+    return asked;
+}
+
 void Server::on_store_error(const char* what, Status status, const char* detail) {
     log("event=store_error op=%s status=%s detail=\"%s\"", what, to_string(status), detail);
 }
@@ -532,6 +607,8 @@ int Server::poll_timeout(TimeMs now) {
 void Server::reap() {
     for (std::size_t i = 0; i < clients_.size();) {
         if (clients_[i]->dead()) {
+            // Answers still due to it find no connection (state_tickets_
+            // entries go when they arrive).
             by_id_.erase(clients_[i]->id());
             clients_[i] = std::move(clients_.back());
             clients_.pop_back();
@@ -703,6 +780,25 @@ std::size_t Server::expire_tokens(const std::string& token, bool all, TimeMs now
     }
     log("event=tokens_expired all=%d closed=%zu", all ? 1 : 0, closed);
     return closed + 1;
+}
+
+Status Server::set_desired(const std::string& session, const std::string& patch, bool has_expected,
+                           std::uint64_t expected, AdminConnection* admin) {
+    const std::uint64_t ticket = next_push_ticket_++;
+    const Status asked = engine_->set_desired(session, patch, has_expected, expected, ticket);
+    if (asked == Status::kOk) {
+        pushes_[ticket] = admin;
+    }
+    return asked;
+}
+
+Status Server::read_state(const std::string& session, AdminConnection* admin) {
+    const std::uint64_t ticket = next_push_ticket_++;
+    const Status asked = engine_->read_state(session, ticket);
+    if (asked == Status::kOk) {
+        pushes_[ticket] = admin;
+    }
+    return asked;
 }
 
 Status Server::push_downlink(const std::string& session, const std::string& body,

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -95,6 +96,15 @@ class ClientConnection final : public net::WsHandler {
 
     std::uint64_t downlink_sent() const { return downlink_sent_; }
 
+    // Device state (docs/PROTOCOL.md 9), on a connection whose welcome named "state".
+    bool state() const { return state_; }
+    /// The desired document of this session reached `version`: send what is new.
+    void desired_changed(std::uint64_t version);
+    /// The engine's answer to this connection's desired_since().
+    void on_desired_answer(Status status, const std::vector<DesiredChange>& changes);
+    /// The engine's answer to this connection's report with `id`.
+    void on_report_answer(const std::string& id, Status status, const ReportResult& result);
+
     // net::WsHandler
     void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) override;
     void on_pong(const std::uint8_t* payload, std::size_t size) override;
@@ -108,6 +118,10 @@ class ClientConnection final : public net::WsHandler {
     void handle_hello(const std::uint8_t* data, std::size_t size);
     void handle_control(const std::uint8_t* data, std::size_t size);
     void handle_binary(const std::uint8_t* data, std::size_t size);
+    /// A state message (true), or not one (false: the caller tries parse_control).
+    bool handle_state(const std::uint8_t* data, std::size_t size);
+    void ask_desired();
+    void queue_state_message(std::size_t length);
     void violation(const char* why);
     void forbid(const char* session, const char* why);
     void store_failed(const char* op, const char* status);
@@ -141,9 +155,22 @@ class ClientConnection final : public net::WsHandler {
     std::uint64_t downlink_sent_ = 0;
     bool downlink_dirty_ = false;
     bool stop_processing_ = false;
-    bool pending_age_ = false;  // the pending hello offered "age"
-    bool age_ = false;          // the hello offered "age" and the welcome accepted it
-    bool age_logged_ = false;   // the first aged DATA was logged
+    bool pending_age_ = false;    // the pending hello offered "age"
+    bool age_ = false;            // the hello offered "age" and the welcome accepted it
+    bool age_logged_ = false;     // the first aged DATA was logged
+    bool pending_state_ = false;  // the pending hello offered "state"
+    std::uint64_t pending_desired_version_ = 0;
+    bool state_ = false;  // the hello offered "state" and the welcome accepted it
+    // The desired version the device has or was sent (desired_since() asks
+    // from here); one desired_since() in flight, another asked after it when
+    // a change arrived meanwhile (or the transmit buffer was full).
+    std::uint64_t desired_sent_ = 0;
+    bool desired_in_flight_ = false;
+    bool desired_again_ = false;
+    bool refusal_logged_ = false;             // the first report_refused was logged
+    std::unique_ptr<char[]> state_out_;       // kMaxStateMessage: messages written
+    std::unique_ptr<char[]> state_document_;  // kMaxStateDocument: a parsed document
+    std::deque<std::string> state_pending_;   // written, waiting for room (pump())
 };
 
 /// What the server refused or protected itself from, for GET /stats (each
@@ -158,6 +185,10 @@ struct Counters {
     std::uint64_t admin_timeouts = 0;      ///< admin connections closed by --admin-timeout-ms
     std::uint64_t admin_evicted = 0;       ///< idle admin connections a newcomer replaced
     std::uint64_t admin_refused = 0;       ///< newcomers closed: every admin connection busy
+    std::uint64_t desired_sent = 0;        ///< desired messages sent (increments and snapshots)
+    std::uint64_t desired_set = 0;         ///< desired changes made through the admin interface
+    std::uint64_t reports_applied = 0;     ///< reports answered report_ok (repeats too)
+    std::uint64_t reports_refused = 0;     ///< reports answered report_refused (any reason)
 };
 
 /// Fault switches set through the admin interface.
@@ -224,6 +255,17 @@ class Server final : private EngineEvents {
     Status push_downlink(const std::string& session, const std::string& body,
                          AdminConnection* admin);
     void request_quit() { quit_requested_ = true; }
+    /// A backend's desired change (POST /sessions/ID/desired); the answer
+    /// reaches admin->finish_desired() later. kOk (asked), kUnavailable.
+    Status set_desired(const std::string& session, const std::string& patch, bool has_expected,
+                       std::uint64_t expected, AdminConnection* admin);
+    /// GET /sessions/ID/state; the answer reaches admin->finish_state() later.
+    Status read_state(const std::string& session, AdminConnection* admin);
+
+    // For connections (device state): each asks with a ticket from here, so
+    // the answer finds its connection (and a report's id) again.
+    Status ask_desired_since(ClientConnection* connection, std::uint64_t applied);
+    Status ask_report(ClientConnection* connection, const ReportRequest& request);
 
   private:
     // EngineEvents
@@ -234,6 +276,14 @@ class Server final : private EngineEvents {
     void on_session_failed(std::string_view session, Status status) override;
     void on_pushed(std::uint64_t ticket, Status status, std::uint64_t seq) override;
     void on_store_error(const char* what, Status status, const char* detail) override;
+    void on_desired_changed(std::string_view session, std::uint64_t version) override;
+    void on_desired_since(std::uint64_t ticket, Status status,
+                          const std::vector<DesiredChange>& changes) override;
+    void on_desired_set(std::uint64_t ticket, Status status, std::uint64_t version) override;
+    void on_reported(std::uint64_t ticket, Status status, const ReportResult& result) override;
+    void on_state_read(std::uint64_t ticket, Status status,
+                       const StateDocuments& documents) override;
+    AdminConnection* take_admin(std::uint64_t ticket);
 
     ClientConnection* live_connection(std::string_view session);
     bool make_engine();
@@ -265,8 +315,16 @@ class Server final : private EngineEvents {
     std::vector<std::unique_ptr<AdminConnection>> admins_;
     std::map<std::string, ClientConnection*, std::less<>> live_;
     std::map<std::uint64_t, ClientConnection*> by_id_;  // hello answers find their connection
-    std::map<std::uint64_t, AdminConnection*> pushes_;  // push answers find their admin request
+    // Admin requests waiting for the engine (push, desired, state), by ticket.
+    std::map<std::uint64_t, AdminConnection*> pushes_;
     std::uint64_t next_push_ticket_ = 1;
+    // Connections' state requests waiting for the engine: whose, and a report's id.
+    struct StateTicket {
+        std::uint64_t connection = 0;
+        std::string report_id;
+    };
+    std::map<std::uint64_t, StateTicket> state_tickets_;
+    std::uint64_t next_state_ticket_ = 1;
     std::vector<struct pollfd> fds_;
     Faults faults_;
     Counters counters_;

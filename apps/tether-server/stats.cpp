@@ -41,6 +41,12 @@ std::string Server::stats_json() const {
     cJSON_AddNumberToObject(root, "admin_timeouts", static_cast<double>(counters_.admin_timeouts));
     cJSON_AddNumberToObject(root, "admin_evicted", static_cast<double>(counters_.admin_evicted));
     cJSON_AddNumberToObject(root, "admin_refused", static_cast<double>(counters_.admin_refused));
+    cJSON_AddNumberToObject(root, "desired_sent", static_cast<double>(counters_.desired_sent));
+    cJSON_AddNumberToObject(root, "desired_set", static_cast<double>(counters_.desired_set));
+    cJSON_AddNumberToObject(root, "reports_applied",
+                            static_cast<double>(counters_.reports_applied));
+    cJSON_AddNumberToObject(root, "reports_refused",
+                            static_cast<double>(counters_.reports_refused));
 
     cJSON* sessions = cJSON_AddArrayToObject(root, "sessions");
     for (const std::string& id : engine_->sessions()) {
@@ -85,6 +91,12 @@ std::string Server::stats_json() const {
         cJSON_AddNumberToObject(
             item, "downlink_sent",
             live != live_.end() ? static_cast<double>(live->second->downlink_sent()) : 0.0);
+        cJSON_AddNumberToObject(item, "desired_version",
+                                static_cast<double>(stats.desired_version));
+        cJSON_AddNumberToObject(item, "desired_applied",
+                                static_cast<double>(stats.desired_applied));
+        cJSON_AddNumberToObject(item, "reported_version",
+                                static_cast<double>(stats.reported_version));
         cJSON_AddItemToArray(sessions, item);
     }
     char* text = cJSON_PrintUnformatted(root);

@@ -1,4 +1,4 @@
-// One list of protocol cases (docs/PROTOCOL.md sections 3-5) that every
+// One list of protocol cases (docs/PROTOCOL.md sections 3-5 and 9) that every
 // SessionEngine must pass through the seam alone: the file engine in the unit
 // suite, the Redis engine against a real redis-server in the integration
 // suite. Each case gets a fresh, empty engine.
@@ -36,6 +36,35 @@ class RecordedEvents final : public server::EngineEvents {
     void on_session_failed(std::string_view session, Status status) override;
     void on_pushed(std::uint64_t ticket, Status status, std::uint64_t seq) override;
     void on_store_error(const char* what, Status status, const char* detail) override;
+    void on_desired_changed(std::string_view session, std::uint64_t version) override;
+    void on_desired_since(std::uint64_t ticket, Status status,
+                          const std::vector<server::DesiredChange>& changes) override;
+    void on_desired_set(std::uint64_t ticket, Status status, std::uint64_t version) override;
+    void on_reported(std::uint64_t ticket, Status status,
+                     const server::ReportResult& result) override;
+    void on_state_read(std::uint64_t ticket, Status status,
+                       const server::StateDocuments& documents) override;
+
+    struct DesiredSinceAnswer {
+        std::uint64_t ticket;
+        Status status;
+        std::vector<server::DesiredChange> changes;
+    };
+    struct DesiredSetAnswer {
+        std::uint64_t ticket;
+        Status status;
+        std::uint64_t version;
+    };
+    struct ReportAnswer {
+        std::uint64_t ticket;
+        Status status;
+        server::ReportResult result;
+    };
+    struct StateAnswer {
+        std::uint64_t ticket;
+        Status status;
+        server::StateDocuments documents;
+    };
 
     std::vector<HelloAnswer> hellos;
     std::vector<PushAnswer> pushes;
@@ -44,6 +73,11 @@ class RecordedEvents final : public server::EngineEvents {
     std::map<std::string, std::uint32_t> superseded;
     std::map<std::string, Status> failed;
     std::size_t store_errors = 0;
+    std::map<std::string, std::uint64_t> desired_changed;  ///< highest version per session
+    std::vector<DesiredSinceAnswer> desired_since;
+    std::vector<DesiredSetAnswer> desired_set;
+    std::vector<ReportAnswer> reports;
+    std::vector<StateAnswer> states;
 };
 
 /// An engine to test, freshly opened on an empty store.
@@ -57,6 +91,10 @@ class EngineUnderTest {
     /// The engine's settings the cases rely on.
     virtual std::size_t replay_capacity() const = 0;
     virtual std::size_t max_payload() const = 0;
+    /// Closes the engine and opens a new one on the same store, as a restart
+    /// of the server would (events stay wired). False when the engine under
+    /// test cannot: the cases that need it then check nothing more.
+    virtual bool reopen() { return false; }
 };
 
 struct ContractCase {

@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <string>
 
 #include "file_engine.h"
+#include "record_log.h"
 #include "support/engine_contract.h"
 #include "support/syscall_faults.h"
 
@@ -54,7 +56,7 @@ StoreOptions small_store() {
 
 class FileEngineUnderTest final : public EngineUnderTest {
   public:
-    explicit FileEngineUnderTest(RecordedEvents* events) {
+    explicit FileEngineUnderTest(RecordedEvents* events) : events_(events) {
         char pattern[] = "/tmp/tether-file-engine-XXXXXX";
         const char* made = ::mkdtemp(pattern);
         CHECK(made != nullptr);
@@ -76,9 +78,17 @@ class FileEngineUnderTest final : public EngineUnderTest {
     }
     std::size_t replay_capacity() const override { return kReplayCapacity; }
     std::size_t max_payload() const override { return kMaxPayload; }
+    bool reopen() override {
+        engine_->close();
+        engine_.reset(new FileEngine(root_ + "/store", small_store()));
+        engine_->set_events(events_);
+        CHECK(Status::kOk == engine_->open(0));
+        return true;
+    }
     const std::string& root() const { return root_; }
 
   private:
+    RecordedEvents* events_;
     std::string root_;
     std::unique_ptr<FileEngine> engine_;
 };
@@ -149,4 +159,130 @@ TEST(FileEngine, AFailedSyncFailsItsSessionAndAcknowledgesNothing) {
     CHECK(Status::kIoError == events.failed[std::string(request.session)]);
     CHECK(under_test.engine().stats().store_errors >= 1);
     CHECK(under_test.engine().stats().failed_sessions >= 1);
+}
+
+namespace {
+
+constexpr const char* kStateSession = "0a6c5b8e-1111-4222-8333-444455556666";
+
+void hello_state_session(FileEngineUnderTest& under_test) {
+    tether::server::HelloRequest request;
+    request.session = kStateSession;
+    request.version = 1;
+    request.device = "pi-17";
+    CHECK(Status::kOk == under_test.engine().hello(request, 1));
+    under_test.settle();
+}
+
+Status set_desired(FileEngineUnderTest& under_test, RecordedEvents& events,
+                   const std::string& patch) {
+    static std::uint64_t ticket = 1000;
+    CHECK(Status::kOk == under_test.engine().set_desired(kStateSession, patch, false, 0, ++ticket));
+    under_test.settle();
+    CHECK(!events.desired_set.empty() && events.desired_set.back().ticket == ticket);
+    return events.desired_set.back().status;
+}
+
+std::uint64_t state_log_records(const FileEngineUnderTest& under_test) {
+    std::uint64_t records = 0;
+    CHECK(Status::kOk == tether::server::RecordLog::read(
+                             under_test.root() + "/store/sessions/" + kStateSession + "/state.log",
+                             1u << 20, [&records](std::uint64_t, const std::uint8_t*, std::size_t) {
+                                 ++records;
+                                 return true;
+                             }));
+    return records;
+}
+
+}  // namespace
+
+TEST(FileEngine, ADesiredChangeIsSyncedBeforeItIsAnswered) {
+    RecordedEvents events;
+    FileEngineUnderTest under_test(&events);
+    hello_state_session(under_test);
+    tether::test::SyscallFaults faults;
+    const unsigned before = faults.calls(tether::test::Syscall::kFsync);
+    CHECK(Status::kOk == set_desired(under_test, events, "{\"rate\":5}"));
+    CHECK(faults.calls(tether::test::Syscall::kFsync) > before);
+}
+
+TEST(FileEngine, TheStateLogIsRewrittenOnceItIsLong) {
+    RecordedEvents events;
+    FileEngineUnderTest under_test(&events);
+    hello_state_session(under_test);
+    // A large document, so that a few small increments are smaller than it.
+    CHECK(Status::kOk ==
+          set_desired(under_test, events, "{\"name\":\"" + std::string(300, 'n') + "\"}"));
+    for (int i = 2; i <= 500; ++i) {
+        CHECK(Status::kOk == set_desired(under_test, events, "{\"n\":" + std::to_string(i) + "}"));
+    }
+    // Never more than the rewrite bound (2 * 64 + 64), and what it holds is whole.
+    CHECK(state_log_records(under_test) <= 2 * tether::server::kDesiredHistory + 64);
+    CHECK(under_test.reopen());
+    hello_state_session(under_test);
+    CHECK(Status::kOk == under_test.engine().desired_since(kStateSession, 497, 7));
+    under_test.settle();
+    LONGS_EQUAL(1, events.desired_since.size());
+    LONGS_EQUAL(3, events.desired_since[0].changes.size());
+    STRCMP_EQUAL("{\"n\":500}", events.desired_since[0].changes[2].document.c_str());
+}
+
+TEST(FileEngine, ATornStateLogTailIsCutOffAtTheLastWholeRecord) {
+    RecordedEvents events;
+    FileEngineUnderTest under_test(&events);
+    hello_state_session(under_test);
+    CHECK(Status::kOk == set_desired(under_test, events, "{\"a\":1}"));
+    CHECK(Status::kOk == set_desired(under_test, events, "{\"b\":2}"));
+    under_test.engine().close();
+    const std::string path = under_test.root() + "/store/sessions/" + kStateSession + "/state.log";
+    FILE* file = std::fopen(path.c_str(), "ab");
+    CHECK(file != nullptr);
+    std::fputs("\x01\x00\x00\x00\x00\x00\x00\x00\x40\x00torn", file);
+    std::fclose(file);
+    CHECK(under_test.reopen());
+    CHECK(Status::kOk == under_test.engine().read_state(kStateSession, 9));
+    under_test.settle();
+    LONGS_EQUAL(1, events.states.size());
+    UNSIGNED_LONGS_EQUAL(2, events.states[0].documents.desired_version);
+    STRCMP_EQUAL("{\"a\":1,\"b\":2}", events.states[0].documents.desired.c_str());
+}
+
+TEST(FileEngine, AFailedStateWriteFailsOnlyThatSessionAndSaysSo) {
+    RecordedEvents events;
+    FileEngineUnderTest under_test(&events);
+    hello_state_session(under_test);
+    {
+        tether::test::SyscallFaults faults;
+        faults.fail(tether::test::Syscall::kPwrite, ENOSPC, 1);
+        CHECK(Status::kIoError == set_desired(under_test, events, "{\"a\":1}"));
+    }
+    CHECK(Status::kIoError == events.failed[kStateSession]);
+    CHECK(events.desired_changed.empty());
+    LONGS_EQUAL(1, events.store_errors);  // logged once
+    // The session refuses changes until its next hello reads it afresh.
+    CHECK(Status::kIoError == set_desired(under_test, events, "{\"a\":2}"));
+    LONGS_EQUAL(1, events.store_errors);
+    hello_state_session(under_test);
+    CHECK(Status::kOk == set_desired(under_test, events, "{\"a\":3}"));
+    UNSIGNED_LONGS_EQUAL(1, events.desired_set.back().version);
+}
+
+TEST(FileEngine, AFailedReportIsAnsweredUnavailable) {
+    RecordedEvents events;
+    FileEngineUnderTest under_test(&events);
+    hello_state_session(under_test);
+    tether::server::ReportRequest request;
+    request.session = kStateSession;
+    request.id = "0123456789abcdef";
+    request.document = "{\"t\":1}";
+    {
+        tether::test::SyscallFaults faults;
+        faults.fail(tether::test::Syscall::kFsync, EIO, 1);
+        CHECK(Status::kOk == under_test.engine().report(request, 5));
+        under_test.settle();
+    }
+    LONGS_EQUAL(1, events.reports.size());
+    CHECK(Status::kIoError == events.reports[0].status);
+    CHECK(tether::server::ReportOutcome::kUnavailable == events.reports[0].result.outcome);
+    CHECK(Status::kIoError == events.failed[kStateSession]);
 }

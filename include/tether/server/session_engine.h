@@ -161,6 +161,9 @@ struct SessionStats {
     std::uint64_t downlink_held = 0;          ///< messages in the replay buffer
     std::uint64_t downlink_oldest_held = 0;   ///< 0 when none is held
     std::uint64_t downlink_file_records = 0;  ///< file engine: records in downlink.log
+    std::uint64_t desired_version = 0;        ///< device state: the desired document's version
+    std::uint64_t desired_applied = 0;        ///< ... the highest version the device applied
+    std::uint64_t reported_version = 0;       ///< ... the reported document's version
 };
 
 // --- Device state (docs/PROTOCOL.md section 9) -------------------------------
@@ -214,8 +217,10 @@ struct ReportResult {
 /// the current version and document and the increments still held (sorted
 /// by version, each a patch from version - 1): section 9.2's rule, shared by
 /// every engine. Empty when there is nothing newer (or no document at all).
-/// Increments go when every one from applied + 1 is held and together they
-/// are smaller than the snapshot; otherwise the snapshot goes alone.
+/// Increments go when the device has applied some version (applied > 0),
+/// every one from applied + 1 is held, and together they take fewer bytes on
+/// the wire (each desired message in its WebSocket frame) than the snapshot;
+/// otherwise the snapshot goes alone.
 std::vector<DesiredChange> desired_sync(std::uint64_t applied, std::uint64_t current_version,
                                         const std::string& current_document,
                                         const std::vector<DesiredChange>& increments);
@@ -381,8 +386,16 @@ class SessionEngine : public Pollable {
     /// The desired messages for a device of `session` that has applied
     /// `applied` (see desired_sync()): answered by on_desired_since(ticket).
     /// kOk (asked), kUnavailable (not ready: no answer follows).
+    // TEMPORARY (state-server branch): default bodies until the Redis
+    // engine implements these five; the merge with state-redis makes them
+    // pure again.
     virtual Status desired_since(std::string_view session, std::uint64_t applied,
-                                 std::uint64_t ticket) = 0;
+                                 std::uint64_t ticket) {
+        (void)session;
+        (void)applied;
+        (void)ticket;
+        return Status::kUnavailable;
+    }
 
     /// A backend's change: merges `patch` (any JSON object text, validated
     /// here) into the desired document, as the next version, kept among the
@@ -391,20 +404,39 @@ class SessionEngine : public Pollable {
     /// instance serving the session. Answered by on_desired_set(ticket).
     /// kOk (asked), kUnavailable.
     virtual Status set_desired(std::string_view session, std::string_view patch, bool has_expected,
-                               std::uint64_t expected, std::uint64_t ticket) = 0;
+                               std::uint64_t expected, std::uint64_t ticket) {
+        (void)session;
+        (void)patch;
+        (void)has_expected;
+        (void)expected;
+        (void)ticket;
+        return Status::kUnavailable;
+    }
 
     /// The device applied desired up to `version` (an "applied" message).
     /// Recorded when higher than what was recorded; no answer. kOk,
     /// kNotFound, kInvalidArgument (beyond the current version), kIoError.
-    virtual Status desired_applied(std::string_view session, std::uint64_t version) = 0;
+    virtual Status desired_applied(std::string_view session, std::uint64_t version) {
+        (void)session;
+        (void)version;
+        return Status::kUnavailable;
+    }
 
     /// A device's report: answered by on_reported(ticket). kOk (asked),
     /// kUnavailable.
-    virtual Status report(const ReportRequest& request, std::uint64_t ticket) = 0;
+    virtual Status report(const ReportRequest& request, std::uint64_t ticket) {
+        (void)request;
+        (void)ticket;
+        return Status::kUnavailable;
+    }
 
     /// Both documents of `session`: answered by on_state_read(ticket). kOk
     /// (asked), kUnavailable.
-    virtual Status read_state(std::string_view session, std::uint64_t ticket) = 0;
+    virtual Status read_state(std::string_view session, std::uint64_t ticket) {
+        (void)session;
+        (void)ticket;
+        return Status::kUnavailable;
+    }
 
     /// Ground truth as this engine knows it. False when the session is unknown
     /// here.

@@ -7,6 +7,15 @@ namespace tether::server {
 FileEngine::FileEngine(std::string directory, StoreOptions options)
     : directory_(std::move(directory)), store_(options) {}
 
+FileEngine::Answer FileEngine::answer_of(Answer::Kind kind, std::uint64_t ticket,
+                                         std::string_view session) {
+    Answer answer;
+    answer.kind = kind;
+    answer.ticket = ticket;
+    answer.session = std::string(session);
+    return answer;
+}
+
 Status FileEngine::open(TimeMs now) {
     (void)now;
     const Status status = store_.open(directory_);
@@ -26,7 +35,7 @@ Status FileEngine::hello(const HelloRequest& request, std::uint64_t ticket) {
     if (!opened_) {
         return Status::kUnavailable;
     }
-    Answer answer{Answer::Kind::kHello, ticket, Status::kOk, HelloResult{}, 0, std::string()};
+    Answer answer = answer_of(Answer::Kind::kHello, ticket, std::string_view());
     answer.status = store_.hello(request, &answer.hello);
     if (answer.status == Status::kInvalidArgument) {
         return Status::kInvalidArgument;
@@ -95,8 +104,7 @@ Status FileEngine::push_downlink(std::string_view session, const std::uint8_t* p
     if (!opened_) {
         return Status::kUnavailable;
     }
-    Answer answer{Answer::Kind::kPushed, ticket, Status::kOk,
-                  HelloResult{},         0,      std::string(session)};
+    Answer answer = answer_of(Answer::Kind::kPushed, ticket, session);
     answer.status = store_.push_downlink(session, payload, size, &answer.seq);
     if (answer.status == Status::kTooLarge) {
         return Status::kTooLarge;
@@ -201,15 +209,101 @@ void FileEngine::service(TimeMs now) {
         if (events_ == nullptr) {
             continue;
         }
-        if (answer.kind == Answer::Kind::kHello) {
+        deliver(answer);
+    }
+}
+
+void FileEngine::deliver(Answer& answer) {
+    switch (answer.kind) {
+        case Answer::Kind::kHello:
             events_->on_hello(answer.ticket, answer.status, answer.hello);
-        } else {
+            return;
+        case Answer::Kind::kPushed:
             events_->on_pushed(answer.ticket, answer.status, answer.seq);
             if (answer.status == Status::kOk) {
                 events_->on_downlink_ready(answer.session);
             }
-        }
+            return;
+        case Answer::Kind::kDesiredSince:
+            events_->on_desired_since(answer.ticket, answer.status, answer.changes);
+            return;
+        case Answer::Kind::kDesiredSet:
+            if (answer.status == Status::kOk) {
+                // Durable already: the live connection sends the increment.
+                events_->on_desired_changed(answer.session, answer.seq);
+            } else if (answer.status == Status::kIoError) {
+                events_->on_session_failed(answer.session, Status::kIoError);
+            }
+            events_->on_desired_set(answer.ticket, answer.status, answer.seq);
+            return;
+        case Answer::Kind::kReported:
+            if (answer.status == Status::kIoError) {
+                events_->on_session_failed(answer.session, Status::kIoError);
+            }
+            events_->on_reported(answer.ticket, answer.status, answer.report);
+            return;
+        case Answer::Kind::kStateRead:
+            events_->on_state_read(answer.ticket, answer.status, answer.documents);
+            return;
     }
+}
+
+// --- Device state: decided at once, answered from the next service() ----------
+
+Status FileEngine::desired_since(std::string_view session, std::uint64_t applied,
+                                 std::uint64_t ticket) {
+    if (!opened_) {
+        return Status::kUnavailable;
+    }
+    Answer answer = answer_of(Answer::Kind::kDesiredSince, ticket, session);
+    answer.status = store_.desired_since(session, applied, &answer.changes);
+    answers_.push_back(std::move(answer));
+    return Status::kOk;
+}
+
+Status FileEngine::set_desired(std::string_view session, std::string_view patch, bool has_expected,
+                               std::uint64_t expected, std::uint64_t ticket) {
+    if (!opened_) {
+        return Status::kUnavailable;
+    }
+    Answer answer = answer_of(Answer::Kind::kDesiredSet, ticket, session);
+    answer.status = store_.set_desired(session, patch, has_expected, expected, &answer.seq);
+    if (answer.status == Status::kIoError) {
+        report_failure("desired", answer.status);
+    }
+    answers_.push_back(std::move(answer));
+    return Status::kOk;
+}
+
+Status FileEngine::desired_applied(std::string_view session, std::uint64_t version) {
+    const Status status = store_.desired_applied(session, version);
+    if (status == Status::kIoError) {
+        report_failure("applied", status);
+    }
+    return status;
+}
+
+Status FileEngine::report(const ReportRequest& request, std::uint64_t ticket) {
+    if (!opened_) {
+        return Status::kUnavailable;
+    }
+    Answer answer = answer_of(Answer::Kind::kReported, ticket, request.session);
+    answer.status = store_.report(request, &answer.report);
+    if (answer.status == Status::kIoError) {
+        report_failure("report", answer.status);
+    }
+    answers_.push_back(std::move(answer));
+    return Status::kOk;
+}
+
+Status FileEngine::read_state(std::string_view session, std::uint64_t ticket) {
+    if (!opened_) {
+        return Status::kUnavailable;
+    }
+    Answer answer = answer_of(Answer::Kind::kStateRead, ticket, session);
+    answer.status = store_.read_state(session, &answer.documents);
+    answers_.push_back(std::move(answer));
+    return Status::kOk;
 }
 
 }  // namespace tether::server

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <deque>
 #include <string>
+#include <vector>
 
 #include "session_store.h"
 #include "tether/server/session_engine.h"
@@ -33,6 +34,13 @@ class FileEngine final : public SessionEngine {
                          std::uint64_t ticket) override;
     const DownlinkMessage* downlink_next(std::string_view session,
                                          std::uint64_t after) const override;
+    Status desired_since(std::string_view session, std::uint64_t applied,
+                         std::uint64_t ticket) override;
+    Status set_desired(std::string_view session, std::string_view patch, bool has_expected,
+                       std::uint64_t expected, std::uint64_t ticket) override;
+    Status desired_applied(std::string_view session, std::uint64_t version) override;
+    Status report(const ReportRequest& request, std::uint64_t ticket) override;
+    Status read_state(std::string_view session, std::uint64_t ticket) override;
     void claim(std::string_view session) override { store_.set_live(session, true); }
     void release(std::string_view session) override { store_.set_live(session, false); }
     bool session_stats(std::string_view session, SessionStats* out) const override;
@@ -51,13 +59,27 @@ class FileEngine final : public SessionEngine {
 
   private:
     struct Answer {
-        enum class Kind : std::uint8_t { kHello, kPushed } kind;
-        std::uint64_t ticket;
-        Status status;
+        enum class Kind : std::uint8_t {
+            kHello,
+            kPushed,
+            kDesiredSince,
+            kDesiredSet,
+            kReported,
+            kStateRead,
+        };
+        Kind kind = Kind::kHello;
+        std::uint64_t ticket = 0;
+        Status status = Status::kOk;
         HelloResult hello;
-        std::uint64_t seq;
-        std::string session;  // kPushed: whose downlink is ready
+        std::uint64_t seq = 0;  // kPushed: the seq; kDesiredSet: the version
+        std::string session;    // kPushed: whose downlink is ready; state answers: whose
+        std::vector<DesiredChange> changes;  // kDesiredSince
+        ReportResult report;                 // kReported
+        StateDocuments documents;            // kStateRead
     };
+
+    static Answer answer_of(Answer::Kind kind, std::uint64_t ticket, std::string_view session);
+    void deliver(Answer& answer);
 
     void report_failure(const char* what, Status status);
 

@@ -11,6 +11,8 @@
 #include <deque>
 
 #include "record_log.h"
+#include "tether/net/json_document.h"
+#include "tether/net/state_messages.h"
 
 namespace tether::server {
 namespace {
@@ -41,6 +43,19 @@ constexpr const char* kGapsFile = "/gaps.log";
 constexpr const char* kDownlinkFile = "/downlink.log";
 constexpr const char* kMetaFile = "/meta";
 constexpr const char* kOwnerFile = "/owner";
+constexpr const char* kStateFile = "/state.log";
+
+// state.log records: key = kind, body as listed (every document compact JSON).
+constexpr std::uint64_t kStateDesired = 1;   // version u64, patch length u32, patch, document
+constexpr std::uint64_t kStateSnapshot = 2;  // version u64, document (compaction)
+constexpr std::uint64_t kStateHistory = 3;   // version u64, patch (compaction: a held increment)
+constexpr std::uint64_t kStateApplied = 4;   // version u64
+constexpr std::uint64_t kStateReported = 5;  // version u64, report id (16 bytes), document
+constexpr std::size_t kMaxStateBody = 8 + 4 + 2 * net::v1::kMaxStateDocument;
+// state.log is rewritten (snapshot, held increments, applied, reported) once
+// it holds this many records: at most this many plus one, each below
+// kMaxStateBody, are ever read back.
+constexpr std::uint64_t kStateCompactRecords = 2 * kDesiredHistory + 64;
 
 bool sync_filesystem(const std::string& directory) {
     const int fd = ::open(directory.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -82,6 +97,13 @@ class SessionFiles {
     RecordLog uplink;
     RecordLog gaps;
     RecordLog downlink;
+    RecordLog state;
+
+    // Device state (docs/PROTOCOL.md 9): the documents and the last
+    // kDesiredHistory desired increments, oldest first, ending at
+    // documents.desired_version (or empty).
+    StateDocuments documents;
+    std::deque<DesiredChange> history;
 
     std::uint32_t version = 0;
     std::string device;
@@ -109,7 +131,7 @@ class SessionFiles {
     bool in_dirty_list = false;
     bool uplink_activity = false;
 
-    // Descriptors: the three logs are open while files_open (and the session
+    // Descriptors: the four logs are open while files_open (and the session
     // is then in the store's open_lru_ at `lru`). A failed session refuses
     // changes and is read afresh by its next hello (one that open() could
     // not read at all is an empty placeholder until then).
@@ -121,25 +143,28 @@ class SessionFiles {
     // Nothing waits for an fsync: the logs may be closed. (A session still
     // in the dirty list may be clean: sync() reports its ACK all the same.)
     bool clean() const {
-        return !meta_dirty && !uplink.dirty() && !gaps.dirty() && !downlink.dirty();
+        return !meta_dirty && !uplink.dirty() && !gaps.dirty() && !downlink.dirty() &&
+               !state.dirty();
     }
 
     void close_logs() {
         uplink.close();
         gaps.close();
         downlink.close();
+        state.close();
     }
 
     void mark_logs_durable() {
         uplink.mark_durable();
         gaps.mark_durable();
         downlink.mark_durable();
+        state.mark_durable();
     }
 
     // Opens the closed logs again; on failure every log is closed again and
     // *error_number holds the errno of the failed open.
     Status reopen_logs(int* error_number) {
-        RecordLog* logs[] = {&uplink, &gaps, &downlink};
+        RecordLog* logs[] = {&uplink, &gaps, &downlink, &state};
         for (RecordLog* log : logs) {
             const Status status = log->reopen();
             if (status != Status::kOk) {
@@ -163,6 +188,105 @@ class SessionFiles {
         }
     }
 };
+
+namespace {
+
+std::string_view text_of(const std::uint8_t* body, std::size_t size) {
+    return std::string_view(reinterpret_cast<const char*>(body), size);
+}
+
+// A document read back from state.log: a compact object, bounded.
+bool plausible_document(std::string_view document) {
+    return document.size() >= 2 && document.size() <= net::v1::kMaxStateDocument &&
+           document.front() == '{' && document.back() == '}';
+}
+
+void remember_increment(SessionFiles* s, std::uint64_t version, std::string_view patch) {
+    s->history.push_back(DesiredChange{version, false, std::string(patch)});
+    while (s->history.size() > kDesiredHistory) {
+        s->history.pop_front();
+    }
+}
+
+// One state.log record applied to `s` while the log is read. False for a
+// record no writer produces (the log ends before it).
+bool replay_state(SessionFiles* s, std::uint64_t kind, const std::uint8_t* body, std::size_t size) {
+    if (size < 8) {
+        return false;
+    }
+    const std::uint64_t version = get_u64(body);
+    StateDocuments& d = s->documents;
+    switch (kind) {
+        case kStateDesired: {
+            if (size < 12 || version != d.desired_version + 1 || version > kMaxSeq) {
+                return false;
+            }
+            const std::size_t patch_size = get_u32(body + 8);
+            if (patch_size > size - 12) {
+                return false;
+            }
+            const std::string_view patch = text_of(body + 12, patch_size);
+            const std::string_view document =
+                text_of(body + 12 + patch_size, size - 12 - patch_size);
+            if (!plausible_document(patch) || !plausible_document(document)) {
+                return false;
+            }
+            d.desired_version = version;
+            d.desired.assign(document.data(), document.size());
+            remember_increment(s, version, patch);
+            return true;
+        }
+        case kStateSnapshot: {
+            const std::string_view document = text_of(body + 8, size - 8);
+            if (version == 0 || version > kMaxSeq || version < d.desired_version ||
+                !plausible_document(document)) {
+                return false;
+            }
+            d.desired_version = version;
+            d.desired.assign(document.data(), document.size());
+            return true;
+        }
+        case kStateHistory: {
+            const std::string_view patch = text_of(body + 8, size - 8);
+            if (version == 0 || version > d.desired_version || !plausible_document(patch) ||
+                (!s->history.empty() && version != s->history.back().version + 1)) {
+                return false;
+            }
+            remember_increment(s, version, patch);
+            return true;
+        }
+        case kStateApplied:
+            if (size != 8 || version > kMaxSeq) {
+                return false;
+            }
+            d.desired_applied = std::max(d.desired_applied, version);
+            return true;
+        case kStateReported: {
+            constexpr std::size_t kIdAt = 8;
+            constexpr std::size_t kDocumentAt = kIdAt + net::v1::kReportIdLength;
+            if (size < kDocumentAt || version == 0 || version > kMaxSeq) {
+                return false;
+            }
+            const std::string_view document = text_of(body + kDocumentAt, size - kDocumentAt);
+            if (!plausible_document(document)) {
+                return false;
+            }
+            d.reported_version = version;
+            d.reported.assign(document.data(), document.size());
+            d.report_id.assign(reinterpret_cast<const char*>(body + kIdAt),
+                               net::v1::kReportIdLength);
+            return true;
+        }
+        default:
+            return false;
+    }
+}
+
+void put_text(std::vector<std::uint8_t>* out, std::string_view text) {
+    out->insert(out->end(), text.begin(), text.end());
+}
+
+}  // namespace
 
 SessionStore::SessionStore(StoreOptions options) : options_(options) {}
 
@@ -256,7 +380,7 @@ bool SessionStore::release_descriptors(const SessionFiles* keep) {
                 continue;
             }
             const bool synced = sync_log(candidate->gaps) && sync_log(candidate->uplink) &&
-                                sync_log(candidate->downlink);
+                                sync_log(candidate->downlink) && sync_log(candidate->state);
             close_files(candidate);
             if (!synced || (candidate->meta_dirty && !write_meta(candidate))) {
                 fail(candidate);
@@ -541,6 +665,15 @@ Status SessionStore::load_session(const std::string& id, std::unique_ptr<Session
     if (opened != Status::kOk) {
         return opened;
     }
+    // state.log: replayed record by record; nothing in it needs JSON work.
+    opened = s.state.open(s.directory + kStateFile, kMaxStateBody,
+                          [&s](std::uint64_t kind, const std::uint8_t* body, std::size_t size) {
+                              return replay_state(&s, kind, body, size);
+                          });
+    if (opened != Status::kOk) {
+        return opened;
+    }
+
     s.next_downlink = std::max(meta_next_downlink, last_downlink + 1);
     s.acked = std::min(s.acked, s.next_downlink - 1);
 
@@ -568,6 +701,8 @@ Status SessionStore::create_session(const std::string& id, std::string_view user
                 Status::kOk ||
             files->downlink.open(files->directory + kDownlinkFile, options_.max_payload_size,
                                  accept_none) != Status::kOk ||
+            files->state.open(files->directory + kStateFile, kMaxStateBody, accept_none) !=
+                Status::kOk ||
             !write_meta(files.get()) || !write_owner(files.get(), user) ||
             !sync_directory(directory_ + "/sessions")) {
             if (attempt < kDescriptorRounds && out_of_descriptors() &&
@@ -619,7 +754,7 @@ bool SessionStore::write_owner(SessionFiles* files, std::string_view user) {
 
 bool SessionStore::sync_session(SessionFiles* files) {
     return sync_log(files->gaps) && sync_log(files->uplink) && sync_log(files->downlink) &&
-           (!files->meta_dirty || write_meta(files));
+           sync_log(files->state) && (!files->meta_dirty || write_meta(files));
 }
 
 bool SessionStore::append_gap(SessionFiles* files, std::uint64_t first, std::uint64_t last,
@@ -958,6 +1093,9 @@ bool SessionStore::session_stats(std::string_view session, SessionStats* out) co
     out->downlink_held = s->held.size();
     out->downlink_oldest_held = s->held.empty() ? 0 : s->held.front().seq;
     out->downlink_file_records = s->downlink.records();
+    out->desired_version = s->documents.desired_version;
+    out->desired_applied = s->documents.desired_applied;
+    out->reported_version = s->documents.reported_version;
     return true;
 }
 
@@ -992,6 +1130,268 @@ std::vector<std::string> SessionStore::sessions() const {
 std::uint64_t SessionStore::next_expected(std::string_view session) const {
     const SessionFiles* s = find(session);
     return s == nullptr ? 1 : s->next_expected;
+}
+
+// --- Device state -----------------------------------------------------------
+
+bool SessionStore::append_state(SessionFiles* files, std::uint64_t kind,
+                                const std::vector<std::uint8_t>& body, bool sync_now) {
+    if (files->state.append(kind, body.data(), body.size()) != Status::kOk ||
+        (sync_now && files->state.sync() != Status::kOk)) {
+        fail(files);
+        return false;
+    }
+    if (!sync_now) {
+        mark_dirty(files);  // durable at the next sync()
+    }
+    return true;
+}
+
+void SessionStore::compact_state(SessionFiles* files) {
+    if (files->state.records() < kStateCompactRecords) {
+        return;
+    }
+    if (!rewrite_state(files)) {
+        // The change that made the log this long is durable already (in the
+        // old file, or in the new one): its answer stands. What the log holds
+        // now is unknown, so the session fails and sync() reports it.
+        fail(files);
+        failed_elsewhere_.push_back(files->id);
+    }
+}
+
+bool SessionStore::rewrite_state(SessionFiles* files) {
+    // Everything the log says, in as few records as replay needs: the
+    // desired snapshot, then the increments still held, then the rest.
+    const StateDocuments& d = files->documents;
+    std::vector<std::vector<std::uint8_t>> bodies;
+    std::vector<RecordView> records;
+    std::vector<std::uint64_t> kinds;
+    if (d.desired_version != 0) {
+        std::vector<std::uint8_t> body;
+        put_u64(&body, d.desired_version);
+        put_text(&body, d.desired);
+        bodies.push_back(std::move(body));
+        kinds.push_back(kStateSnapshot);
+    }
+    for (const DesiredChange& change : files->history) {
+        std::vector<std::uint8_t> body;
+        put_u64(&body, change.version);
+        put_text(&body, change.document);
+        bodies.push_back(std::move(body));
+        kinds.push_back(kStateHistory);
+    }
+    if (d.desired_applied != 0) {
+        std::vector<std::uint8_t> body;
+        put_u64(&body, d.desired_applied);
+        bodies.push_back(std::move(body));
+        kinds.push_back(kStateApplied);
+    }
+    if (d.reported_version != 0) {
+        std::vector<std::uint8_t> body;
+        put_u64(&body, d.reported_version);
+        put_text(&body, d.report_id);
+        put_text(&body, d.reported);
+        bodies.push_back(std::move(body));
+        kinds.push_back(kStateReported);
+    }
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+        records.push_back(RecordView{kinds[i], bodies[i].data(), bodies[i].size()});
+    }
+    // Whatever waited for a sync is in the new file, which replace() syncs.
+    const std::string path = files->state.path();
+    if (RecordLog::replace(path, records) != Status::kOk) {
+        return false;
+    }
+    files->state.close();
+    return files->state.open(
+               path, kMaxStateBody,
+               [](std::uint64_t, const std::uint8_t*, std::size_t) { return true; }) == Status::kOk;
+}
+
+Status SessionStore::desired_since(std::string_view session, std::uint64_t applied,
+                                   std::vector<DesiredChange>* out) {
+    if (out == nullptr) {
+        return Status::kInvalidArgument;
+    }
+    out->clear();
+    const SessionFiles* s = find(session);
+    if (s == nullptr) {
+        return Status::kNotFound;
+    }
+    if (s->failed) {
+        return Status::kIoError;
+    }
+    const std::vector<DesiredChange> held(s->history.begin(), s->history.end());
+    *out = desired_sync(applied, s->documents.desired_version, s->documents.desired, held);
+    return Status::kOk;
+}
+
+Status SessionStore::set_desired(std::string_view session, std::string_view patch,
+                                 bool has_expected, std::uint64_t expected,
+                                 std::uint64_t* version) {
+    namespace v1 = net::v1;
+    if (version == nullptr) {
+        return Status::kInvalidArgument;
+    }
+    *version = 0;
+    SessionFiles* s = find(session);
+    if (s == nullptr) {
+        return Status::kNotFound;
+    }
+    if (s->failed) {
+        return Status::kIoError;
+    }
+    char compact[v1::kMaxStateDocument];
+    std::size_t compact_size = 0;
+    v1::V1Status parsed =
+        v1::compact_object(patch.data(), patch.size(), compact, sizeof compact, &compact_size);
+    if (parsed == v1::V1Status::kBufferTooSmall) {
+        return Status::kTooLarge;
+    }
+    if (parsed != v1::V1Status::kOk) {
+        return Status::kInvalidArgument;
+    }
+    StateDocuments& d = s->documents;
+    if (has_expected && expected != d.desired_version) {
+        *version = d.desired_version;
+        return Status::kConflict;
+    }
+    if (d.desired_version >= kMaxSeq) {
+        return Status::kInvalidArgument;
+    }
+    char merged[v1::kMaxStateDocument];
+    std::size_t merged_size = 0;
+    parsed = v1::apply_merge_patch(d.desired.data(), d.desired.size(), compact, compact_size,
+                                   merged, sizeof merged, &merged_size);
+    if (parsed == v1::V1Status::kBufferTooSmall) {
+        return Status::kTooLarge;
+    }
+    if (parsed != v1::V1Status::kOk) {
+        return Status::kInvalidArgument;
+    }
+    if (!ensure_open(s)) {
+        return Status::kIoError;
+    }
+    const std::uint64_t next = d.desired_version + 1;
+    std::vector<std::uint8_t> body;
+    put_u64(&body, next);
+    put_u32(&body, static_cast<std::uint32_t>(compact_size));
+    put_text(&body, std::string_view(compact, compact_size));
+    put_text(&body, std::string_view(merged, merged_size));
+    // Durable before anyone is told: the answer and the device's copy follow.
+    if (!append_state(s, kStateDesired, body, true)) {
+        return Status::kIoError;
+    }
+    d.desired_version = next;
+    d.desired.assign(merged, merged_size);
+    remember_increment(s, next, std::string_view(compact, compact_size));
+    compact_state(s);
+    *version = next;
+    return Status::kOk;
+}
+
+Status SessionStore::desired_applied(std::string_view session, std::uint64_t version) {
+    SessionFiles* s = find(session);
+    if (s == nullptr) {
+        return Status::kNotFound;
+    }
+    if (version > s->documents.desired_version) {
+        return Status::kInvalidArgument;
+    }
+    if (s->failed) {
+        return Status::kIoError;
+    }
+    if (version <= s->documents.desired_applied) {
+        return Status::kOk;
+    }
+    if (!ensure_open(s)) {
+        return Status::kIoError;
+    }
+    std::vector<std::uint8_t> body;
+    put_u64(&body, version);
+    // No answer waits for it: durable with the next sync(), like uplink.
+    if (!append_state(s, kStateApplied, body, false)) {
+        return Status::kIoError;
+    }
+    s->documents.desired_applied = version;
+    compact_state(s);
+    return Status::kOk;
+}
+
+Status SessionStore::report(const ReportRequest& request, ReportResult* result) {
+    namespace v1 = net::v1;
+    if (result == nullptr) {
+        return Status::kInvalidArgument;
+    }
+    *result = ReportResult{};
+    result->outcome = ReportOutcome::kUnavailable;
+    SessionFiles* s = find(request.session);
+    if (s == nullptr) {
+        return Status::kNotFound;
+    }
+    if (!v1::is_report_id(request.id.data(), request.id.size()) || request.base > kMaxSeq) {
+        return Status::kInvalidArgument;
+    }
+    if (s->failed) {
+        return Status::kIoError;
+    }
+    StateDocuments& d = s->documents;
+    result->version = d.reported_version;
+    if (d.reported_version != 0 && request.id == d.report_id) {
+        result->outcome = ReportOutcome::kRepeated;  // its answer was lost: the same again
+        return Status::kOk;
+    }
+    if (request.base != d.reported_version) {
+        result->outcome = ReportOutcome::kStale;
+        result->document = d.reported;
+        return Status::kOk;
+    }
+    char document[v1::kMaxStateDocument];
+    std::size_t document_size = 0;
+    const v1::V1Status made =
+        request.whole ? v1::compact_object(request.document.data(), request.document.size(),
+                                           document, sizeof document, &document_size)
+                      : v1::apply_merge_patch(d.reported.data(), d.reported.size(),
+                                              request.document.data(), request.document.size(),
+                                              document, sizeof document, &document_size);
+    if (made == v1::V1Status::kBufferTooSmall) {
+        result->outcome = ReportOutcome::kTooLarge;
+        return Status::kOk;
+    }
+    if (made != v1::V1Status::kOk) {
+        return Status::kInvalidArgument;
+    }
+    if (!ensure_open(s)) {
+        return Status::kIoError;
+    }
+    const std::uint64_t next = request.base + 1;
+    std::vector<std::uint8_t> body;
+    put_u64(&body, next);
+    put_text(&body, request.id);
+    put_text(&body, std::string_view(document, document_size));
+    if (!append_state(s, kStateReported, body, true)) {
+        return Status::kIoError;
+    }
+    d.reported_version = next;
+    d.reported.assign(document, document_size);
+    d.report_id.assign(request.id.data(), request.id.size());
+    compact_state(s);
+    result->outcome = ReportOutcome::kApplied;
+    result->version = next;
+    return Status::kOk;
+}
+
+Status SessionStore::read_state(std::string_view session, StateDocuments* out) const {
+    const SessionFiles* s = find(session);
+    if (s == nullptr || out == nullptr) {
+        return Status::kNotFound;
+    }
+    if (s->failed) {
+        return Status::kIoError;  // its next hello reads its files afresh
+    }
+    *out = s->documents;
+    return Status::kOk;
 }
 
 }  // namespace tether::server

@@ -29,6 +29,13 @@
 //                   without the file (made before owners were recorded) is
 //                   claimed by its next accepted hello; a damaged file refuses
 //                   every hello until an operator removes it.
+//     state.log     the device state (PROTOCOL.md 9), append-only: key = kind,
+//                   1 desired change (version, patch, resulting document),
+//                   4 desired applied (version), 5 report applied (version,
+//                   id, whole document). Set_desired and report sync it before
+//                   they return. Rewritten (temp + fsync + rename) as
+//                   2 desired snapshot, 3 held increments, 4 and 5 once it
+//                   holds 2 * kDesiredHistory + 64 records.
 //
 // A record log framing is: key u64, length u32, body, crc32 over
 // key+length+body. On open, a tail that is short or fails its CRC (a crash in
@@ -42,7 +49,7 @@
 // syncs the session itself before it returns, so its answer may be sent at
 // once.
 //
-// Descriptors: a session's three logs are open only while it is in use. At
+// Descriptors: a session's four logs are open only while it is in use. At
 // most max_open_sessions sessions keep them open; beyond that the store closes
 // the least recently used session that has nothing waiting for an fsync (idle
 // ones before those with a live connection, see set_live()) and reopens a
@@ -92,7 +99,7 @@ struct StoreOptions {
     /// Gaps kept in memory per session for stats (the first ones recorded);
     /// gap_count and missing_seqs always count every gap.
     std::size_t max_listed_gaps = 4096;
-    /// Sessions whose logs (three descriptors each) stay open at once; >= 1.
+    /// Sessions whose logs (four descriptors each) stay open at once; >= 1.
     std::size_t max_open_sessions = 256;
 };
 
@@ -197,6 +204,35 @@ class SessionStore {
     /// assigned seq), kIoError.
     Status downlink_acked(std::string_view session, std::uint64_t seq);
 
+    // --- Device state (docs/PROTOCOL.md 9), in state.log -------------------
+
+    /// The desired messages for a device of `session` that applied `applied`
+    /// (desired_sync() over what is held). kOk, kNotFound, kIoError (failed).
+    Status desired_since(std::string_view session, std::uint64_t applied,
+                         std::vector<DesiredChange>* out);
+
+    /// Merges `patch` into the desired document as the next version (*version),
+    /// synced before it returns. kOk; kNotFound; kInvalidArgument (not one
+    /// JSON object, a duplicate key, too deep); kTooLarge (the patch or the
+    /// result above kMaxStateDocument); kConflict (has_expected and the
+    /// document is at another version, set in *version); kIoError.
+    Status set_desired(std::string_view session, std::string_view patch, bool has_expected,
+                       std::uint64_t expected, std::uint64_t* version);
+
+    /// Records that the device applied desired up to `version` (kept when
+    /// higher; durable after the next sync()). kOk, kNotFound,
+    /// kInvalidArgument (above the desired version), kIoError.
+    Status desired_applied(std::string_view session, std::uint64_t version);
+
+    /// A device's report (section 9.3), synced before it returns when
+    /// applied. kOk with result->outcome kApplied, kRepeated, kStale or
+    /// kTooLarge; kNotFound; kInvalidArgument (an id that is not a report id,
+    /// a document that is not a valid object); kIoError (outcome kUnavailable).
+    Status report(const ReportRequest& request, ReportResult* result);
+
+    /// Both documents as stored. kOk, kNotFound, kIoError (a failed session).
+    Status read_state(std::string_view session, StateDocuments* out) const;
+
     /// Ground truth. False when the session is unknown.
     bool session_stats(std::string_view session, SessionStats* out) const;
     StoreStats stats() const;
@@ -222,6 +258,10 @@ class SessionStore {
     bool append_gap(SessionFiles* files, std::uint64_t first, std::uint64_t last,
                     std::string_view reason);
     bool compact_downlink_if_needed(SessionFiles* files);
+    bool append_state(SessionFiles* files, std::uint64_t kind,
+                      const std::vector<std::uint8_t>& body, bool sync_now);
+    void compact_state(SessionFiles* files);
+    bool rewrite_state(SessionFiles* files);
     void mark_dirty(SessionFiles* files);
 
     StoreOptions options_;
