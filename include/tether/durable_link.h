@@ -265,6 +265,8 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     /// its own store, e.g. the file <state-dir>/device-state). Call before
     /// open(); it must outlive the link.
     void set_device_state_storage(Storage* storage) { device_state_storage_ = storage; }
+    /// Bytes of DurableLinkSizes::device_state (the documents and one message).
+    static std::size_t device_state_bytes();
 
     /// Loads the state record, recovers the spool and applies the recovery
     /// rule (see the file comment); `report` (may be null) says what was
@@ -371,11 +373,6 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     Client& own_client() { return *client_; }
 
     // Device state (durable_link_state.cpp).
-  public:
-    /// Bytes of DurableLinkSizes::device_state.
-    static std::size_t device_state_bytes();
-
-  private:
     static constexpr std::size_t kStateDocuments = 10;
     bool on_state_message(const net::v1::StateMessage& message, const char* document,
                           std::size_t document_size) override;
