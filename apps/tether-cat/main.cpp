@@ -13,6 +13,8 @@
 #include <mbedtls/base64.h>
 
 #include "options.h"
+#include "state_files.h"
+#include "tether/net/json_document.h"
 #include "tether/port/poll_loop.h"
 #include "tether/port/posix_link.h"
 
@@ -41,7 +43,10 @@ double seconds_since(TimeMs start) {
 
 class Cat final : public DurableLinkListener, public port::FdWatcher {
   public:
-    Cat(const Options& options, TimeMs start) : options_(options), start_(start) {}
+    Cat(const Options& options, TimeMs start)
+        : options_(options),
+          start_(start),
+          report_file_(options.report_file != nullptr ? options.report_file : "") {}
 
     // Buffers sized once from the link's limits; nothing is allocated later.
     bool attach(port::PosixLink* link, port::PollLoop* loop) {
@@ -53,7 +58,55 @@ class Cat final : public DurableLinkListener, public port::FdWatcher {
         const std::size_t largest_in = options_.client.ws.max_message_size;
         encoded_size_ = 4 * ((largest_in + 2) / 3) + 1;
         encoded_ = static_cast<unsigned char*>(std::malloc(encoded_size_));
-        return line_ != nullptr && encoded_ != nullptr;
+        desired_ = static_cast<char*>(std::malloc(net::v1::kMaxStateDocument));
+        report_ = static_cast<char*>(std::malloc(kReportFileBytes));
+        return line_ != nullptr && encoded_ != nullptr && desired_ != nullptr && report_ != nullptr;
+    }
+
+    // --desired-out: the change is applied by writing the file; the link is
+    // told (and the server with it) only once the file is durable.
+    void on_desired(const DesiredChange& change) override {
+        if (options_.desired_out == nullptr) {
+            return;  // only reporting: the change stays unapplied
+        }
+        std::memcpy(desired_, change.document, change.document_size);
+        desired_size_ = change.document_size;
+        desired_version_ = change.version;
+        desired_pending_ = true;
+        apply_desired();
+    }
+
+    void on_report_answer(const ReportAnswer& answer) override {
+        if (answer.accepted) {
+            stale_retried_ = false;
+            if (refusals_ > 0) {
+                std::fprintf(stderr,
+                             "t=%.3f level=info event=report accepted=1 version=%llu "
+                             "refused_before=%llu\n",
+                             seconds_since(start_), static_cast<unsigned long long>(answer.version),
+                             static_cast<unsigned long long>(refusals_));
+                refusals_ = 0;
+            } else if (options_.verbose) {
+                std::fprintf(stderr, "t=%.3f level=info event=report accepted=1 version=%llu\n",
+                             seconds_since(start_),
+                             static_cast<unsigned long long>(answer.version));
+            }
+            return;
+        }
+        if (refusals_++ == 0) {
+            std::fprintf(stderr,
+                         "t=%.3f level=error event=report accepted=0 reason=%s version=%llu "
+                         "msg=\"the server refused the report (later refusals are counted)\"\n",
+                         seconds_since(start_), answer.reason,
+                         static_cast<unsigned long long>(answer.version));
+        }
+        // The file is this device's truth: after another writer was first,
+        // report it again once, on the version the server now has.
+        if (std::strcmp(answer.reason, "stale") == 0 && !stale_retried_ &&
+            options_.report_file != nullptr) {
+            stale_retried_ = true;
+            report_changed_ = true;  // read and reported at the next poll
+        }
     }
 
     void on_state(const ClientEvent& e) override {
@@ -124,7 +177,9 @@ class Cat final : public DurableLinkListener, public port::FdWatcher {
     void on_storage(const StorageEvent& event) override {
         std::fprintf(stderr, "t=%.3f level=%s event=storage what=%s error=\"%s\" msg=\"%s\"\n",
                      seconds_since(start_), event.failed ? "error" : "info",
-                     event.what == StorageEvent::What::kSpool ? "spool" : "state_record",
+                     event.what == StorageEvent::What::kSpool         ? "spool"
+                     : event.what == StorageEvent::What::kDeviceState ? "device_state"
+                                                                      : "state_record",
                      event.failed && event.error != 0 ? std::strerror(event.error) : "none",
                      event.action);
     }
@@ -186,6 +241,7 @@ class Cat final : public DurableLinkListener, public port::FdWatcher {
 
     // Called once per loop iteration: resume input, decide whether to leave.
     bool finished(int* exit_code, TimeMs now) {
+        poll_state_files(now);
         if (input_paused_ && has_room()) {
             input_paused_ = false;
             loop_->watch(STDIN_FILENO, true, false, this);
@@ -200,8 +256,10 @@ class Cat final : public DurableLinkListener, public port::FdWatcher {
             !stopping_ && options_.linger_ms != 0 &&
             time_since(now, last_message_at_ == 0 ? input_ended_at_ : last_message_at_) <
                 options_.linger_ms;
+        const DeviceStateView device = link_->link().device_state();
+        const bool report_unanswered = device.negotiated && device.report_pending;
         if ((input_done || stopping_) && !stop_sent_ && client_->idle() && !lingering &&
-            state != LinkState::kClosing) {
+            (stopping_ || !report_unanswered) && state != LinkState::kClosing) {
             stop_sent_ = true;
             link_->link().stop(now, stopping_ ? 1001 : 1000);
         }
@@ -223,6 +281,79 @@ class Cat final : public DurableLinkListener, public port::FdWatcher {
     }
 
   private:
+    static constexpr std::size_t kReportFileBytes = 64 * 1024;
+    static constexpr std::uint32_t kStatePollMs = 1000;
+
+    void apply_desired() {
+        if (!write_desired_file(options_.desired_out, desired_version_, desired_, desired_size_)) {
+            if (!desired_failed_) {
+                desired_failed_ = true;
+                std::fprintf(stderr,
+                             "t=%.3f level=error event=desired version=%llu file=%s error=\"%s\" "
+                             "msg=\"cannot write the desired document; tried again every "
+                             "second\"\n",
+                             seconds_since(start_),
+                             static_cast<unsigned long long>(desired_version_),
+                             options_.desired_out, std::strerror(errno));
+            }
+            return;
+        }
+        if (desired_failed_) {
+            desired_failed_ = false;
+            std::fprintf(stderr, "t=%.3f level=info event=desired file=%s msg=\"written again\"\n",
+                         seconds_since(start_), options_.desired_out);
+        }
+        desired_pending_ = false;
+        // kIoError: the link's own record failed; it says so (on_storage)
+        // and tells the server once it is saved.
+        (void)link_->link().desired_applied(desired_version_);
+        if (options_.verbose) {
+            std::fprintf(stderr, "t=%.3f level=info event=desired version=%llu file=%s\n",
+                         seconds_since(start_), static_cast<unsigned long long>(desired_version_),
+                         options_.desired_out);
+        }
+    }
+
+    void poll_state_files(TimeMs now) {
+        if (polled_ && time_since(now, polled_at_) < kStatePollMs) {
+            return;
+        }
+        polled_ = true;
+        polled_at_ = now;
+        if (desired_pending_) {
+            apply_desired();
+        }
+        if (options_.report_file == nullptr || (!report_changed_ && !report_file_.changed())) {
+            return;
+        }
+        report_changed_ = false;
+        const long size = report_file_.read(report_, kReportFileBytes);
+        const char* problem = nullptr;
+        if (size < 0) {
+            problem = std::strerror(errno);
+        } else {
+            // kIoError: accepted, and kept and retried by the link (on_storage says so).
+            const Status status =
+                link_->link().report(report_, static_cast<std::size_t>(size), true);
+            if (status == Status::kTooLarge) {
+                problem = "too large";
+            } else if (status == Status::kInvalidArgument) {
+                problem = "not one JSON object";
+            }
+        }
+        if (problem == nullptr) {
+            report_problem_ = false;
+        } else if (!report_problem_) {
+            report_problem_ = true;  // logged once until the file is good again
+            std::fprintf(stderr,
+                         "t=%.3f level=error event=report file=%s error=\"%s\" msg=\"not "
+                         "reported: the file must hold one JSON object of at most %zu bytes "
+                         "in compact form\"\n",
+                         seconds_since(start_), options_.report_file, problem,
+                         net::v1::kMaxStateDocument);
+        }
+    }
+
     bool has_room() const {
         if (options_.overflow_given) {
             return true;  // the overflow policy decides, not the reader
@@ -315,6 +446,20 @@ class Cat final : public DurableLinkListener, public port::FdWatcher {
     bool was_online_ = false;
     TimeMs input_ended_at_ = 0;
     TimeMs last_message_at_ = 0;
+    // Device state.
+    WatchedFile report_file_;
+    char* report_ = nullptr;   // the report file's contents
+    char* desired_ = nullptr;  // the desired document not yet written to --desired-out
+    std::size_t desired_size_ = 0;
+    std::uint64_t desired_version_ = 0;
+    bool desired_pending_ = false;
+    bool desired_failed_ = false;
+    bool report_changed_ = false;
+    bool report_problem_ = false;
+    bool stale_retried_ = false;
+    std::uint64_t refusals_ = 0;
+    bool polled_ = false;
+    TimeMs polled_at_ = 0;
 };
 
 int run(int argc, char** argv) {
@@ -348,6 +493,8 @@ int run(int argc, char** argv) {
     settings.token_file = options.token_file;
     settings.token_command = options.token_command;
     settings.entropy_label = "tether-cat";
+    settings.link.device_state.enabled =
+        options.desired_out != nullptr || options.report_file != nullptr;
     if (options.tether_v1) {
         settings.state_dir = options.state_dir;
         settings.device_id = options.device_id;

@@ -51,6 +51,8 @@ constexpr Spec kSpecs[] = {
     {"state-dir", true},
     {"device-id", true},
     {"user", true},
+    {"desired-out", true},
+    {"report-file", true},
     {"linger", true},
     {"keep-open", false},
 };
@@ -241,6 +243,10 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
         o->device_id = value;
     } else if (std::strcmp(name, "user") == 0) {
         o->user = value;
+    } else if (std::strcmp(name, "desired-out") == 0) {
+        o->desired_out = value;
+    } else if (std::strcmp(name, "report-file") == 0) {
+        o->report_file = value;
     } else if (std::strcmp(name, "token-command") == 0) {
         o->token_command = value;
     } else if (std::strcmp(name, "token-file") == 0) {
@@ -311,6 +317,11 @@ bool parse_options(int argc, char** argv, Options* o, char* error, std::size_t c
     }
     if (o->client.reconnect.backoff.max_delay_ms < o->client.reconnect.backoff.initial_delay_ms) {
         return fail(error, capacity, "--backoff-max must not be below --backoff-initial%s", "");
+    }
+    if ((o->desired_out != nullptr || o->report_file != nullptr) &&
+        (!o->tether_v1 || o->state_dir == nullptr)) {
+        return fail(error, capacity,
+                    "--desired-out and --report-file need --tether-v1 and --state-dir%s", "");
     }
     if (o->client.ws.max_message_size > o->outbox_bytes) {
         o->outbox_bytes = o->client.ws.max_message_size + 64;
@@ -396,6 +407,27 @@ Session resume (tether.v1, docs/PROTOCOL.md): nothing lost or delivered twice
   --device-id ID             this device's name and fingerprint (default: /etc/machine-id)
   --user NAME                the user the session belongs to (default tether); the session
                              id is the UUIDv5 of user and device fingerprint
+
+Device state (tether.v1 "state", docs/PROTOCOL.md section 9; needs --tether-v1 and
+--state-dir, which then also holds the file device-state). Either option offers it.
+  --desired-out FILE         each desired change from the server is applied by
+                             replacing FILE atomically (FILE.tmp, fsync, rename,
+                             fsync of the directory) with one line
+                             {"version":N,"desired":{...}}, the whole desired
+                             document; only then is version N confirmed to the
+                             server. A write that fails is logged and tried again
+                             every second. The version applied survives restarts.
+  --report-file FILE         FILE holds one JSON object: the device's whole reported
+                             state. It is reported at start and whenever FILE
+                             changes (looked at every second; replace it with
+                             mv for an atomic change). A refusal is logged
+                             (level=error event=report) once, later ones are
+                             counted; when another writer was first (stale), the
+                             file is reported again once on the new version.
+                             Before exiting after input ends, tether-cat waits for
+                             the answer to a report in flight on a connection that
+                             negotiated state (use --keep-open or --linger to give
+                             it time to connect first).
 
 Output:
   --quiet                    only errors on standard error

@@ -40,6 +40,9 @@ struct Options {
     const char* state_dir = nullptr;
     const char* device_id = nullptr;
     const char* user = "tether";
+    // Device state (tether.v1 "state"): either option turns it on.
+    const char* desired_out = nullptr;
+    const char* report_file = nullptr;
     std::size_t outbox_bytes = 1024 * 1024;
     std::uint32_t linger_ms = 0;
     bool once = false;

@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tether/net/state_messages.h"
 #include "tether/net/url.h"
 #include "tether/net/ws_handshake.h"
 #include "tether/net/ws_stream.h"
@@ -103,6 +104,20 @@ class ClientListener {
     /// the server's last_uplink (see adopt_welcome); called before the
     /// welcome's acknowledgement is reported, so a disk copy can follow.
     virtual void on_renumbered() {}
+    /// tether.v1 with ClientConfig::device_state, on a connection whose
+    /// welcome named "state": a device-state message from the server (its
+    /// document, when it has one, compact in `document`; valid during the
+    /// call only). Runs inside the stream's read, like on_message(): record
+    /// what it says, act later. Returns false when the message breaks the
+    /// protocol (an increment that skips a version, a type the server must
+    /// not send): the client closes with 4002. The default refuses every one.
+    virtual bool on_state_message(const net::v1::StateMessage& message, const char* document,
+                                  std::size_t document_size) {
+        (void)message;
+        (void)document;
+        (void)document_size;
+        return false;
+    }
 };
 
 struct ClientConfig {
@@ -147,6 +162,13 @@ struct ClientConfig {
     /// without a clock on the device. Costs no outbox space, but the DATA
     /// header is 14 bytes instead of 10, so max_payload() is 4 bytes smaller.
     bool message_age = true;
+    /// tether.v1: offer the "state" extension (docs/PROTOCOL.md section 9):
+    /// the hello lists it with the desired version set_desired_version()
+    /// gave; where the welcome accepts it, the server's state messages go to
+    /// ClientListener::on_state_message() and queue_state_message() sends the
+    /// device's. Needs ClientBuffers::state_document, and ws.max_message_size
+    /// (and the receive buffer) of at least net::v1::kMaxStateMessage.
+    bool device_state = false;
 };
 
 /// Caller-owned memory for one client.
@@ -157,6 +179,10 @@ struct ClientBuffers {
     std::size_t rx_size;
     std::uint8_t* tx;  ///< coalesced outgoing frames: >= largest message + 14
     std::size_t tx_size;
+    /// ClientConfig::device_state only: where a state message's document is
+    /// parsed into (>= net::v1::kMaxStateDocument bytes).
+    char* state_document = nullptr;
+    std::size_t state_document_size = 0;
 };
 
 struct ClientCounters {
@@ -252,6 +278,20 @@ class Client final : public Pollable, private net::WsHandler {
     /// tether.v1: the downlink seq the application has everything up to (what
     /// is persisted and acknowledged).
     std::uint64_t downlink_confirmed() const { return downlink_ack_target(); }
+
+    /// ClientConfig::device_state: the desired version the next hello names
+    /// (what the application has applied and the caller has persisted).
+    void set_desired_version(std::uint64_t version) { desired_version_ = version; }
+    std::uint64_t desired_version() const { return desired_version_; }
+    /// True while online on a connection whose welcome accepted "state".
+    bool state_negotiated() const {
+        return state_on_link_ && machine_.state() == LinkState::kOnline;
+    }
+    /// Queues one device-state message (compact JSON written with the
+    /// net/state_messages.h writers) as a text frame and flushes. False when
+    /// state is not negotiated on the current connection, or the transmit
+    /// buffer has no room for it now (try again on a later service()).
+    bool queue_state_message(TimeMs now, const char* json, std::size_t size);
 
     /// Pollable: does all work possible at `now` without blocking.
     void service(TimeMs now) override;
@@ -352,7 +392,13 @@ class Client final : public Pollable, private net::WsHandler {
     static constexpr const char* kV1Protocols[1] = {"tether.v1"};
     bool welcome_seen_ = false;
     bool violation_ = false;
-    bool age_on_link_ = false;  // this connection's welcome accepted "age"
+    bool age_on_link_ = false;    // this connection's welcome accepted "age"
+    bool state_on_link_ = false;  // this connection's welcome accepted "state"
+    std::uint64_t desired_version_ = 0;
+    char* state_document_ = nullptr;
+    std::size_t state_document_size_ = 0;
+    bool on_state_text(const std::uint8_t* data, std::size_t size);
+    void on_control_text(const std::uint8_t* data, std::size_t size);
     // Ages (PROTOCOL.md 3.6): messages up to restored_through_ came from disk
     // and have none; those up to capped_through_ waited kMaxAgeMs or more,
     // which the wrapping clock alone could no longer tell.

@@ -35,6 +35,17 @@
 // SpoolConfig::fsync_interval_ms (so a power cut loses at most that much, and
 // what it loses lies inside a gap the server is told about).
 //
+// Device state (DeviceStateConfig, docs/PROTOCOL.md section 9): the link
+// keeps the desired document the application applied, the reported document
+// the server acknowledged, the device's own reported document and the report
+// in flight in a DeviceStateRecord on its own Storage
+// (set_device_state_storage()). The application gets one desired change at a
+// time (on_desired) and confirms it with desired_applied(), the commit point:
+// saved, then "applied" is sent and the next hello names that version. It
+// reports with report(); one report is in flight, resent with the same id and
+// base after every reconnect or restart until the server answers
+// (on_report_answer). Nothing of it is sent before it is saved.
+//
 // Memory: every buffer is the caller's, sized by DurableLinkSizes; nothing is
 // allocated per message. Not thread-safe: one poll loop drives it (it is a
 // Pollable).
@@ -42,6 +53,7 @@
 // Example (see examples/forever.cpp for the POSIX owner, port::PosixLink):
 //   tether::DurableLink link(config, buffers, connection, resolver, random,
 //                            &state_storage, &spool_storage, nullptr, &listener);
+//   link.set_device_state_storage(&device_state_storage);  // with device state
 //   tether::RecoveryReport report;
 //   if (link.open(&report) != tether::Status::kOk) { ... link.error() ... }
 //   link.start(now);
@@ -57,6 +69,7 @@
 #include <optional>
 
 #include "tether/client.h"
+#include "tether/device_state_record.h"
 #include "tether/pollable.h"
 #include "tether/spool.h"
 #include "tether/state_record.h"
@@ -67,8 +80,11 @@ namespace tether {
 /// The device-state extension (docs/PROTOCOL.md section 9): desired
 /// documents from the server, reported documents to it.
 struct DeviceStateConfig {
-    /// Offer "state" in the hello. Needs the device-state Storage (the
-    /// documents and versions persist there, crash-safe like the state record).
+    /// Offer "state" in the hello. Needs the device-state Storage
+    /// (DurableLink::set_device_state_storage(): the documents and versions
+    /// persist there, crash-safe like the state record), the tether.v1 resume
+    /// protocol, the DurableLinkBuffers::device_state bucket, and
+    /// client.ws.max_message_size >= net::v1::kMaxStateMessage (8,448).
     bool enabled = false;
 };
 
@@ -99,9 +115,12 @@ struct DurableLinkSizes {
     std::size_t rx = 0;
     std::size_t tx = 0;
     std::size_t spool = 0;  ///< 0 without a spool
+    /// The device-state documents and message scratch (about 90 KiB); 0
+    /// without DeviceStateConfig::enabled.
+    std::size_t device_state = 0;
 
     static DurableLinkSizes for_config(const DurableLinkConfig& config);
-    std::size_t total() const { return outbox + rx + tx + spool; }
+    std::size_t total() const { return outbox + rx + tx + spool + device_state; }
 };
 
 /// Caller-owned memory, at least DurableLinkSizes::for_config() of each.
@@ -109,7 +128,8 @@ struct DurableLinkBuffers {
     std::uint8_t* outbox;
     std::uint8_t* rx;
     std::uint8_t* tx;
-    std::uint8_t* spool;  ///< may be null without a spool
+    std::uint8_t* spool;                   ///< may be null without a spool
+    std::uint8_t* device_state = nullptr;  ///< may be null without device state
 };
 
 /// What open() found and did.
@@ -194,9 +214,12 @@ class DurableLinkListener : public ClientListener {
     /// with its version, in this call or later; until then further changes
     /// are folded, and the next call after it is a snapshot of the newest.
     /// A change delivered but not confirmed before a crash is delivered again
-    /// after the restart (the confirmation is the commit point).
+    /// after the restart (the confirmation is the commit point). Called from
+    /// DurableLink::service(), never inside a read.
     virtual void on_desired(const DesiredChange& change) { (void)change; }
-    /// The answer to the report in flight.
+    /// The answer to the report in flight (called from DurableLink::service(),
+    /// never inside a read: any link call is allowed here). An answer to a
+    /// report that is not the one in flight is ignored.
     virtual void on_report_answer(const ReportAnswer& answer) { (void)answer; }
 };
 
@@ -237,6 +260,13 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     ~DurableLink() override;
     DurableLink(const DurableLink&) = delete;
     DurableLink& operator=(const DurableLink&) = delete;
+
+    /// The Storage of the device-state record (DeviceStateConfig::enabled;
+    /// its own store, e.g. the file <state-dir>/device-state). Call before
+    /// open(); it must outlive the link.
+    void set_device_state_storage(Storage* storage) { device_state_storage_ = storage; }
+    /// Bytes of DurableLinkSizes::device_state (the documents and one message).
+    static std::size_t device_state_bytes();
 
     /// Loads the state record, recovers the spool and applies the recovery
     /// rule (see the file comment); `report` (may be null) says what was
@@ -283,8 +313,15 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     /// onto the reported document, or with `whole` the whole document. It is
     /// merged into the link's local reported document at once (persisted) and
     /// sent when no report is in flight; reports made meanwhile go together as
-    /// one. kOk, kInvalidArgument (not a valid object, or the feature is off),
-    /// kTooLarge (the document would exceed net::v1::kMaxStateDocument).
+    /// one (a single patch as that patch, several or a whole one as the whole
+    /// local document). After a refusal as stale nothing is resent on its own:
+    /// the next report() goes out based on the server's version. A report
+    /// that leaves the document as the server has it (or is about to have
+    /// it, with the report in flight) sends nothing. kOk,
+    /// kInvalidArgument (not a valid object, or the feature is off), kTooLarge
+    /// (the document would exceed net::v1::kMaxStateDocument), kIoError (taken,
+    /// but the save failed: reported through on_storage, retried every 5 s;
+    /// nothing is sent until it is saved).
     Status report(const char* json, std::size_t size, bool whole = false);
     /// The device's reported document as the link holds it (compact JSON).
     const char* reported_document(std::size_t* size) const;
@@ -335,6 +372,22 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     void report_drops(TimeMs now, bool force);
     Client& own_client() { return *client_; }
 
+    // Device state (durable_link_state.cpp).
+    static constexpr std::size_t kStateDocuments = 10;
+    bool on_state_message(const net::v1::StateMessage& message, const char* document,
+                          std::size_t document_size) override;
+    Status open_device_state();
+    void state_work(TimeMs now);
+    bool state_save();
+    void state_deliver();
+    void state_send(TimeMs now);
+    bool state_build_report();
+    bool on_desired_message(const net::v1::StateMessage& message, const char* document,
+                            std::size_t size);
+    bool on_report_answer_message(const net::v1::StateMessage& message, const char* document,
+                                  std::size_t size);
+    bool state_local_matches_acked() const;
+
     DurableLinkConfig config_;
     DurableLinkBuffers buffers_;
     DurableLinkSizes sizes_;
@@ -384,6 +437,37 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     TimeMs drop_report_due_ = 0;
     TimeMs last_now_ = 0;
     bool refused_reported_ = false;
+
+    // Device state. data_'s documents, and the buffers below, are carved
+    // from DurableLinkBuffers::device_state (see durable_link_state.cpp).
+    Storage* device_state_storage_ = nullptr;
+    std::optional<DeviceStateRecord> state_record_;
+    DeviceStateData data_;
+    StoredDocument received_;  // the newest desired document received
+    std::uint64_t received_version_ = 0;
+    StoredDocument delivered_;  // the document of the change the application holds
+    std::uint64_t delivered_version_ = 0;
+    bool awaiting_applied_ = false;  // on_desired() called, desired_applied() not yet
+    StoredDocument increment_;       // the increment from the applied version, when it is one
+    bool increment_valid_ = false;
+    StoredDocument pending_patch_;  // the single report made while one is in flight
+    bool pending_patch_valid_ = false;
+    bool local_in_step_ = false;  // local == what is acknowledged once the in-flight lands
+    char* merge_ = nullptr;       // scratch for merge results
+    char* message_ = nullptr;     // scratch for outgoing state messages (kMaxStateMessage)
+    char* parse_ = nullptr;       // the client parses state documents into this
+    bool state_dirty_ = false;    // data_ differs from what the record holds
+    bool state_failed_ = false;   // the last save failed (reported once)
+    TimeMs state_save_retry_at_ = 0;
+    bool applied_unsent_ = false;  // "applied" for data_.desired_version not queued yet
+    bool in_flight_sent_ = false;  // the report in flight went out on this connection
+    bool resend_armed_ = false;    // "unavailable": resend the in-flight at resend_at_
+    TimeMs resend_at_ = 0;
+    bool state_kick_ = false;  // work waits that no descriptor will wake service() for
+    bool answer_pending_ = false;
+    ReportAnswer answer_;
+    char answer_reason_[net::v1::kMaxReasonLength + 1] = {};
+    DeviceStateView state_view_;
 
     DurableLinkCounters counters_;
     char error_[160] = {};

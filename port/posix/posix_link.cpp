@@ -92,6 +92,10 @@ Status PosixLink::open(RecoveryReport* report) {
         fail(&status, Status::kInvalidArgument, "a spool needs a state directory");
         return status;
     }
+    if (config.device_state.enabled && settings_.state_dir == nullptr) {
+        fail(&status, Status::kInvalidArgument, "device state needs a state directory");
+        return status;
+    }
     if (settings_.token_file != nullptr && settings_.token_command != nullptr) {
         fail(&status, Status::kInvalidArgument, "give a token file or a token command, not both");
         return status;
@@ -153,11 +157,25 @@ Status PosixLink::open(RecoveryReport* report) {
             spool_file_.set_path(path);
             spool_storage = &spool_file_;
         }
-        if (!state_file_.is_open() || (config.spool && !spool_file_.is_open())) {
-            std::snprintf(
-                note_, sizeof note_, "%s/%s: %s; running without it until it opens",
-                settings_.state_dir, state_file_.is_open() ? "spool" : "state",
-                state_file_.is_open() ? spool_file_.open_error() : state_file_.open_error());
+        if (config.device_state.enabled) {
+            std::snprintf(path, sizeof path, "%s/device-state", settings_.state_dir);
+            device_state_file_.set_path(path);
+        }
+        const ReopeningFileStorage* closed = nullptr;
+        const char* closed_name = "";
+        if (!state_file_.is_open()) {
+            closed = &state_file_;
+            closed_name = "state";
+        } else if (config.spool && !spool_file_.is_open()) {
+            closed = &spool_file_;
+            closed_name = "spool";
+        } else if (config.device_state.enabled && !device_state_file_.is_open()) {
+            closed = &device_state_file_;
+            closed_name = "device-state";
+        }
+        if (closed != nullptr) {
+            std::snprintf(note_, sizeof note_, "%s/%s: %s; running without it until it opens",
+                          settings_.state_dir, closed_name, closed->open_error());
         }
     }
 
@@ -188,9 +206,14 @@ Status PosixLink::open(RecoveryReport* report) {
     buffers.tx = at;
     at += sizes_.tx;
     buffers.spool = sizes_.spool > 0 ? at : nullptr;
+    at += sizes_.spool;
+    buffers.device_state = sizes_.device_state > 0 ? at : nullptr;
 
     link_ = std::make_unique<DurableLink>(config, buffers, *transport_, resolver_, entropy_,
                                           state_storage, spool_storage, credentials, listener_);
+    if (config.device_state.enabled) {
+        link_->set_device_state_storage(&device_state_file_);
+    }
     if (link_->open(report) != Status::kOk) {
         fail(&status, Status::kInvalidArgument, "%s", link_->error());
         return status;

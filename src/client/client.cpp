@@ -53,6 +53,8 @@ Client::Client(const ClientConfig& config, const ClientBuffers& buffers, Connect
               state != nullptr ? state->next_uplink_seq : 1),
       stream_(config.ws, buffers.rx, buffers.rx_size, buffers.tx, buffers.tx_size, masks),
       parser_("AAAAAAAAAAAAAAAAAAAAAAAAAAA=", nullptr, 0, false),
+      state_document_(buffers.state_document),
+      state_document_size_(buffers.state_document_size),
       numbering_floor_(outbox_.next_seq()) {}
 
 Client::~Client() {
@@ -288,6 +290,7 @@ void Client::perform_one(const Action& action, TimeMs now) {
             queued_unacked_ = false;
             welcome_seen_ = false;
             violation_ = false;
+            state_on_link_ = false;
             downlink_ack_armed_ = false;
             return;
         case ActionType::kRefreshCredentials:

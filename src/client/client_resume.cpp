@@ -42,6 +42,22 @@ Status Client::init_resume() {
                       "ack and reservation settings must be > 0");
         return Status::kInvalidArgument;
     }
+    if (config_.device_state) {
+        if (state_document_ == nullptr || state_document_size_ < net::v1::kMaxStateDocument) {
+            std::snprintf(config_error_, sizeof config_error_,
+                          "device state needs a state document buffer of %zu bytes",
+                          net::v1::kMaxStateDocument);
+            return Status::kInvalidArgument;
+        }
+        if (config_.ws.max_message_size < net::v1::kMaxStateMessage ||
+            stream_.rx_capacity() < net::v1::kMaxStateMessage) {
+            std::snprintf(config_error_, sizeof config_error_,
+                          "device state needs a max message size (and receive buffer) of at "
+                          "least %zu bytes, the largest state message",
+                          net::v1::kMaxStateMessage);
+            return Status::kInvalidArgument;
+        }
+    }
     config_.subprotocols = kV1Protocols;
     config_.subprotocol_count = 1;
     config_.require_subprotocol = true;
@@ -122,6 +138,10 @@ void Client::send_hello(TimeMs now) {
     hello.oldest_uplink = outbox_.oldest_seq();
     hello.next_uplink = outbox_.next_seq();
     hello.features = config_.message_age ? net::v1::kFeatureAge : 0;
+    if (config_.device_state) {
+        hello.features |= net::v1::kFeatureState;
+        hello.desired_version = desired_version_;
+    }
     char json[net::v1::kMaxControlSize];
     std::size_t length = 0;
     if (net::v1::write_hello(hello, json, sizeof json, &length) != net::v1::V1Status::kOk ||
@@ -134,6 +154,7 @@ void Client::send_hello(TimeMs now) {
     welcome_seen_ = false;
     violation_ = false;
     age_on_link_ = false;
+    state_on_link_ = false;
     report_dropped();
     flush(now);
 }
@@ -145,53 +166,8 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
         return;
     }
     if (type == net::WsOpcode::kText) {
-        net::v1::Control control{};
-        if (net::v1::parse_control(data, size, &control) != net::v1::V1Status::kOk) {
-            violation_ = true;
-            return;
-        }
-        switch (control.type) {
-            case net::v1::ControlType::kWelcome:
-                if (welcome_seen_ || machine_.state() != LinkState::kSessionResume) {
-                    violation_ = true;
-                    return;
-                }
-                welcome_seen_ = true;
-                welcome_last_uplink_ = control.welcome.last_uplink;
-                // Only what this client offered: an unasked "age" is ignored.
-                age_on_link_ =
-                    config_.message_age && (control.welcome.features & net::v1::kFeatureAge) != 0;
-                if (control.welcome.resumed) {
-                    ++counters_.resumed;
-                }
-                return;
-            case net::v1::ControlType::kGap:
-                if (!welcome_seen_) {
-                    violation_ = true;
-                    return;
-                }
-                if (downlink_overrun_) {
-                    return;  // messages before it were not taken: the resume repeats it
-                }
-                if (control.gap.last > last_delivered_) {
-                    last_delivered_ = control.gap.last;
-                    if (!config_.confirm_downlink || last_confirmed_ >= last_message_seq_) {
-                        // Nothing before the gap awaits the application.
-                        last_confirmed_ = last_delivered_;
-                        downlink_ack_pending_ = true;
-                    }
-                }
-                if (listener_ != nullptr) {
-                    listener_->on_gap(true, control.gap.first, control.gap.last);
-                }
-                return;
-            case net::v1::ControlType::kError:
-                std::snprintf(detail_, sizeof detail_, "server_error=%u %.60s",
-                              static_cast<unsigned>(control.error.code), control.error.message);
-                return;
-            case net::v1::ControlType::kHello:
-                violation_ = true;
-                return;
+        if (!(state_on_link_ && on_state_text(data, size))) {
+            on_control_text(data, size);
         }
         return;
     }
@@ -215,6 +191,92 @@ void Client::on_resume_message(net::WsOpcode type, const std::uint8_t* data, std
         return;
     }
     on_downlink_data(message.seq, message.payload, message.payload_size);
+}
+
+// A control message (hello, welcome, gap, error) during the session.
+void Client::on_control_text(const std::uint8_t* data, std::size_t size) {
+    net::v1::Control control{};
+    if (net::v1::parse_control(data, size, &control) != net::v1::V1Status::kOk) {
+        violation_ = true;
+        return;
+    }
+    switch (control.type) {
+        case net::v1::ControlType::kWelcome:
+            if (welcome_seen_ || machine_.state() != LinkState::kSessionResume) {
+                violation_ = true;
+                return;
+            }
+            welcome_seen_ = true;
+            welcome_last_uplink_ = control.welcome.last_uplink;
+            // Only what this client offered: an unasked "age" is ignored.
+            age_on_link_ =
+                config_.message_age && (control.welcome.features & net::v1::kFeatureAge) != 0;
+            state_on_link_ =
+                config_.device_state && (control.welcome.features & net::v1::kFeatureState) != 0;
+            if (control.welcome.resumed) {
+                ++counters_.resumed;
+            }
+            return;
+        case net::v1::ControlType::kGap:
+            if (!welcome_seen_) {
+                violation_ = true;
+                return;
+            }
+            if (downlink_overrun_) {
+                return;  // messages before it were not taken: the resume repeats it
+            }
+            if (control.gap.last > last_delivered_) {
+                last_delivered_ = control.gap.last;
+                if (!config_.confirm_downlink || last_confirmed_ >= last_message_seq_) {
+                    // Nothing before the gap awaits the application.
+                    last_confirmed_ = last_delivered_;
+                    downlink_ack_pending_ = true;
+                }
+            }
+            if (listener_ != nullptr) {
+                listener_->on_gap(true, control.gap.first, control.gap.last);
+            }
+            return;
+        case net::v1::ControlType::kError:
+            std::snprintf(detail_, sizeof detail_, "server_error=%u %.60s",
+                          static_cast<unsigned>(control.error.code), control.error.message);
+            return;
+        case net::v1::ControlType::kHello:
+            violation_ = true;
+            return;
+    }
+}
+
+// A text message on a connection that negotiated "state": true when it was a
+// state message (handled, or a violation recorded), false when its type is
+// none of them (the caller parses it as an ordinary control message).
+bool Client::on_state_text(const std::uint8_t* data, std::size_t size) {
+    net::v1::StateMessage message;
+    const net::v1::V1Status status =
+        net::v1::parse_state_message(data, size, &message, state_document_, state_document_size_);
+    if (status == net::v1::V1Status::kUnknownType) {
+        return false;
+    }
+    const bool has_document = message.type == net::v1::StateType::kDesired ||
+                              (message.type == net::v1::StateType::kReportRefused && message.whole);
+    if (status != net::v1::V1Status::kOk || listener_ == nullptr ||
+        !listener_->on_state_message(message, has_document ? state_document_ : nullptr,
+                                     has_document ? message.document_size : 0)) {
+        std::snprintf(detail_, sizeof detail_, "state=%s",
+                      status != net::v1::V1Status::kOk ? net::v1::to_string(status) : "refused");
+        violation_ = true;
+    }
+    return true;
+}
+
+bool Client::queue_state_message(TimeMs now, const char* json, std::size_t size) {
+    if (!state_negotiated() ||
+        !stream_.queue_message(net::WsOpcode::kText, reinterpret_cast<const std::uint8_t*>(json),
+                               size)) {
+        return false;
+    }
+    flush(now);
+    return true;
 }
 
 void Client::on_downlink_data(std::uint64_t seq, const std::uint8_t* payload, std::size_t size) {

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "tether/net/state_messages.h"
 #include "tether/net/tether_v1.h"
 
 namespace tether {
@@ -22,6 +23,12 @@ namespace {
 constexpr std::size_t kRxSlack = 16;  // a frame header's worth beyond one message
 
 }  // namespace
+
+// The device-state bucket: the documents (durable_link_state.cpp carves it)
+// and one outgoing state message.
+std::size_t DurableLink::device_state_bytes() {
+    return kStateDocuments * net::v1::kMaxStateDocument + net::v1::kMaxStateMessage;
+}
 
 const char* to_string(SpoolHealth health) {
     switch (health) {
@@ -45,6 +52,9 @@ DurableLinkSizes DurableLinkSizes::for_config(const DurableLinkConfig& config) {
         // One whole record (the largest payload), the zero terminator, and
         // room to batch appends.
         sizes.spool = message + 2 * Spool::kRecordOverhead + kSpoolBatchRoom;
+    }
+    if (config.device_state.enabled) {
+        sizes.device_state = DurableLink::device_state_bytes();
     }
     return sizes;
 }
@@ -109,15 +119,23 @@ Status DurableLink::open(RecoveryReport* report) {
     found.state = state_;
     const std::uint64_t reservation = state_.next_uplink_seq;
 
-    client_.emplace(config_.client,
-                    ClientBuffers{buffers_.outbox, sizes_.outbox, buffers_.rx, sizes_.rx,
-                                  buffers_.tx, sizes_.tx},
-                    connection_, resolver_, random_, masks_, static_cast<ClientListener*>(this),
-                    credentials_, record_ ? &*record_ : nullptr, record_ ? &state_ : nullptr);
+    // 1b. The device-state record: the desired version the hello names.
+    if (open_device_state() != Status::kOk) {
+        return Status::kInvalidArgument;
+    }
+    config_.client.device_state = config_.device_state.enabled;
+    ClientBuffers client_buffers{buffers_.outbox, sizes_.outbox, buffers_.rx,
+                                 sizes_.rx,       buffers_.tx,   sizes_.tx};
+    client_buffers.state_document = parse_;
+    client_buffers.state_document_size = parse_ != nullptr ? net::v1::kMaxStateDocument : 0;
+    client_.emplace(config_.client, client_buffers, connection_, resolver_, random_, masks_,
+                    static_cast<ClientListener*>(this), credentials_, record_ ? &*record_ : nullptr,
+                    record_ ? &state_ : nullptr);
     if (client_->init() != Status::kOk) {
         std::snprintf(error_, sizeof error_, "%s", client_->config_error());
         return Status::kInvalidArgument;
     }
+    client_->set_desired_version(data_.desired_version);
 
     // 2. What the spool kept, under its own seqs.
     std::uint64_t known_highest = reservation > 0 ? reservation - 1 : 0;
@@ -242,6 +260,9 @@ Status DurableLink::shutdown() {
             on_persist(Status::kIoError);
             result = Status::kIoError;
         }
+    }
+    if (state_record_ && state_dirty_ && !state_save()) {
+        result = Status::kIoError;
     }
     return result;
 }
@@ -419,6 +440,7 @@ void DurableLink::service(TimeMs now) {
         own_client().save_state();  // on_persist(kOk) disarms it
     }
     own_client().service(now);
+    state_work(now);
     spool_work(now);
     report_drops(now, false);
 }
@@ -447,6 +469,17 @@ bool DurableLink::next_deadline(TimeMs* at) const {
     if (pending_drop_count_ > 0) {
         consider(drop_report_due_);
     }
+    if (state_record_) {
+        if (state_kick_ || answer_pending_) {
+            consider(last_now_);  // work that service() does at once
+        }
+        if (state_dirty_ && state_failed_) {
+            consider(state_save_retry_at_);
+        }
+        if (resend_armed_) {
+            consider(resend_at_);
+        }
+    }
     return any;
 }
 
@@ -465,6 +498,11 @@ void DurableLink::report_drops(TimeMs now, bool force) {
 }
 
 void DurableLink::on_state(const ClientEvent& event) {
+    if (event.state == LinkState::kOnline && state_record_) {
+        // A new connection: the report in flight goes out again, same id and base.
+        in_flight_sent_ = false;
+        state_kick_ = true;
+    }
     if (listener_ != nullptr) {
         listener_->on_state(event);
     }

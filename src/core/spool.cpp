@@ -33,6 +33,7 @@
 // or bit rot.
 #include "tether/spool.h"
 
+#include "generation.h"
 #include "little_endian.h"
 
 #include <cstring>
@@ -82,20 +83,8 @@ std::uint16_t tag_of(std::uint32_t generation) {
     return static_cast<std::uint16_t>(generation & 0xFFFFu);
 }
 
-// The generation after `generation`. 0 marks a slot as invalid, so the count
-// wraps from 0xFFFFFFFF to 1 (a store can carry any generation it was given).
-std::uint32_t next_generation(std::uint32_t generation) {
-    return generation == 0xFFFFFFFFu ? 1u : generation + 1u;
-}
-
 std::uint32_t base_of(std::uint8_t region, std::uint32_t region_size) {
     return static_cast<std::uint32_t>(Spool::kHeaderBlockSize) + region * region_size;
-}
-
-// True when generation `a` was written after `b`; the signed difference makes
-// the wrap harmless.
-bool is_newer(std::uint32_t a, std::uint32_t b) {
-    return static_cast<std::int32_t>(a - b) > 0;
 }
 
 bool all_zero(const std::uint8_t* data, std::size_t size) {
@@ -203,7 +192,7 @@ Status Spool::read_header(bool* found) {
         if (!decode_slot(block + start, got > start ? got - start : 0, &contents)) {
             continue;
         }
-        if (!*found || is_newer(contents.generation, best.generation)) {
+        if (!*found || generation_is_newer(contents.generation, best.generation)) {
             best = contents;
             newest_slot_ = slot;
             *found = true;

@@ -1,5 +1,6 @@
 #include "tether/state_record.h"
 
+#include "generation.h"
 #include "little_endian.h"
 
 #include "tether/crc32.h"
@@ -103,13 +104,6 @@ SlotCondition decode(const Slot in, std::size_t read_size, PersistentState* stat
     return SlotCondition::kIntact;
 }
 
-// True when generation `a` was written after `b`. The signed difference keeps
-// this right across the wrap from 0xFFFFFFFF to 0 (two slots are never more
-// than a few saves apart).
-bool is_newer(std::uint32_t a, std::uint32_t b) {
-    return static_cast<std::int32_t>(a - b) > 0;
-}
-
 std::uint32_t slot_offset(std::size_t slot) {
     return static_cast<std::uint32_t>(slot * StateRecord::kSlotSize);
 }
@@ -161,7 +155,7 @@ Status StateRecord::load(PersistentState* state, LoadSource* source) {
         return Status::kOk;
     }
     std::uint8_t chosen = intact0 ? 0 : 1;
-    if (intact0 && intact1 && is_newer(generations[1], generations[0])) {
+    if (intact0 && intact1 && generation_is_newer(generations[1], generations[0])) {
         chosen = 1;
     }
     const std::uint8_t other = chosen == 0 ? 1 : 0;
@@ -178,10 +172,7 @@ Status StateRecord::load(PersistentState* state, LoadSource* source) {
 
 Status StateRecord::save(const PersistentState& state) {
     // 0 is skipped on wrap-around, so generation() == 0 keeps meaning "none yet".
-    std::uint32_t generation = generation_ + 1;
-    if (generation == 0) {
-        generation = 1;
-    }
+    const std::uint32_t generation = next_generation(generation_);
     const std::uint8_t target = newest_slot_ == 0 ? 1 : 0;
     Slot bytes;
     encode(state, generation, bytes);

@@ -9,6 +9,7 @@ Usage: /usr/bin/python3 test_tether_cat.py --source-dir ROOT --build-dir DIR [Te
 
 import argparse
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -69,12 +70,14 @@ class Usage(unittest.TestCase):
                        "--backoff-max", "--backoff-multiplier", "--jitter", "--max-retries",
                        "--handshake-timeout", "--max-message-size", "--ca-file", "--cert",
                        "--key", "--pin-sha256", "--insecure", "--header", "--subprotocol",
-                       "--echo", "Exit codes"):
+                       "--echo", "--desired-out", "--report-file", "Exit codes"):
             self.assertIn(option, text)
 
     def test_bad_usage_exits_2_with_a_message(self):
         for args in ([], ["--jitter", "sometimes", "ws://127.0.0.1:1/"], ["http://x/"],
-                     ["--no-such-option", "ws://127.0.0.1:1/"], ["--cert", "c.pem", "wss://h/"]):
+                     ["--no-such-option", "ws://127.0.0.1:1/"], ["--cert", "c.pem", "wss://h/"],
+                     ["--desired-out", "/tmp/d.json", "ws://127.0.0.1:1/"],
+                     ["--tether-v1", "--report-file", "/tmp/r.json", "ws://127.0.0.1:1/"]):
             result = cat(*args)
             self.assertEqual(result.returncode, EXIT_USAGE, args)
             self.assertIn(b"tether-cat:", result.stderr)
@@ -365,6 +368,80 @@ class Fleet(unittest.TestCase):
         summary = harness.parse_logfmt(result.stdout_lines()[-1])
         self.assertEqual(summary["online"], "300")
         self.assertEqual(summary["received"], "6000")
+
+
+class DeviceState(unittest.TestCase):
+    """--desired-out and --report-file against a scripted server that keeps state."""
+
+    SERVER = os.path.join(OPTIONS.source_dir, "tests", "integration", "servers", "state_server.py")
+
+    def server(self, *args):
+        return harness.start_process([sys.executable, self.SERVER] + list(args))
+
+    @staticmethod
+    def sent(server, kind):
+        time.sleep(0.2)  # the server prints each message before it answers; let its reader catch up
+        out = []
+        for line in server.stdout().splitlines():
+            if line.startswith("{"):
+                message = json.loads(line)["message"]
+                if message.get("type") == kind:
+                    out.append(message)
+        return out
+
+    def run_cat(self, server, tmp, stdin=b"", extra=()):
+        return cat("--tether-v1", "--state-dir", tmp.path("state"), "--device-id", "pi-state",
+                   "--desired-out", tmp.path("desired.json"), "--report-file",
+                   tmp.path("reported.json"), *extra, "ws://127.0.0.1:%d/v1" % server.port,
+                   stdin=stdin)
+
+    def test_desired_is_written_atomically_then_confirmed_and_the_file_is_reported(self):
+        tmp = harness.TempDir("tether-cat-state-")
+        with open(tmp.path("reported.json"), "w") as f:
+            f.write('{"fw": "1.0", "temp": 21}\n')
+        with self.server() as server:
+            result = self.run_cat(server, tmp, extra=("--linger", "1500"))
+            self.assertEqual(result.returncode, EXIT_OK, result.stderr[-2000:])
+            with open(tmp.path("desired.json")) as f:
+                self.assertEqual(json.loads(f.read()), {"version": 2, "desired": {"rate": 6}})
+            self.assertFalse(os.path.exists(tmp.path("desired.json.tmp")))
+            self.assertEqual([m["version"] for m in self.sent(server, "applied")], [1, 2])
+            reports = self.sent(server, "report")
+            self.assertEqual(len(reports), 1)
+            self.assertEqual(reports[0]["state"], {"fw": "1.0", "temp": 21})
+            self.assertEqual(reports[0]["base"], 0)
+            # A restart names the applied version: nothing is sent again.
+            result = self.run_cat(server, tmp, extra=("--linger", "1000"))
+            self.assertEqual(result.returncode, EXIT_OK, result.stderr[-2000:])
+            hellos = self.sent(server, "hello")
+            self.assertEqual(hellos[-1]["desired_version"], 2)
+            self.assertIn("state", hellos[-1]["features"])
+            self.assertEqual(len(self.sent(server, "applied")), 2)
+
+    def test_a_stale_refusal_is_logged_and_the_file_reported_again_on_the_new_version(self):
+        tmp = harness.TempDir("tether-cat-state-")
+        with open(tmp.path("reported.json"), "w") as f:
+            f.write('{"fw":"1.0"}')
+        with self.server("--stale-first") as server:
+            result = self.run_cat(server, tmp, extra=("--linger", "2500"))
+            self.assertEqual(result.returncode, EXIT_OK, result.stderr[-2000:])
+            reports = self.sent(server, "report")
+            self.assertEqual([r["base"] for r in reports], [0, 7])
+            self.assertEqual(reports[1]["state"], {"fw": "1.0"})
+            errors = [harness.parse_logfmt(l) for l in result.stderr_lines()]
+            refused = [e for e in errors if e.get("event") == "report" and e.get("accepted") == "0"]
+            self.assertEqual(len(refused), 1)
+            self.assertEqual(refused[0]["reason"], "stale")
+
+    def test_a_file_that_is_no_json_object_is_logged_and_not_reported(self):
+        tmp = harness.TempDir("tether-cat-state-")
+        with open(tmp.path("reported.json"), "w") as f:
+            f.write("[1, 2]")
+        with self.server() as server:
+            result = self.run_cat(server, tmp, extra=("--linger", "1200"))
+            self.assertEqual(result.returncode, EXIT_OK, result.stderr[-2000:])
+            self.assertEqual(self.sent(server, "report"), [])
+            self.assertIn(b"event=report", result.stderr)
 
 
 class Resources(unittest.TestCase):

@@ -45,6 +45,7 @@ int main() {
     print("buffer", "rx", sizes.rx);
     print("buffer", "tx", sizes.tx);
     print("buffer", "spool", sizes.spool);
+    print("buffer", "device_state", sizes.device_state);  // 0 unless device state is on
     print("buffer", "datagram_input", max_message);
     print("buffer", "downlink_queue", max_message * 4 + 4096);
 

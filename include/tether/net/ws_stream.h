@@ -204,6 +204,7 @@ class WsStream {
     std::size_t tx_space() const;
     /// The transmit buffer's size: the largest run of frames queued at once.
     std::size_t tx_capacity() const { return tx_capacity_; }
+    std::size_t rx_capacity() const { return rx_capacity_; }
 
     /// Reads and handles every frame available now; see the class comment.
     /// Returns kOk when the transport would block or the peer's close was

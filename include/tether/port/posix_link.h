@@ -43,7 +43,9 @@ struct PosixLinkSettings {
     DurableLinkConfig link;
     TlsSettings tls;
     /// Where the state record and the spool live (created 0700). Null: nothing
-    /// persists, and a spool cannot be used.
+    /// persists, and neither a spool nor device state can be used. With
+    /// link.device_state.enabled the device-state record is the file
+    /// <state_dir>/device-state.
     const char* state_dir = nullptr;
     /// The session id is derived from these two (tether.v1).
     const char* user = "tether";
@@ -140,6 +142,7 @@ class PosixLink final : public Pollable {
     PosixResolver resolver_;
     ReopeningFileStorage state_file_;
     ReopeningFileStorage spool_file_;
+    ReopeningFileStorage device_state_file_;
     std::unique_ptr<TokenFileCredentials> token_file_;
     std::unique_ptr<TokenCommandCredentials> token_command_;
     std::unique_ptr<DurableLink> link_;
