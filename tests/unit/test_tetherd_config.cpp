@@ -928,3 +928,27 @@ TEST(TetherdConfig, EnumNamesRoundTrip) {
     STRCMP_EQUAL("unknown",
                  tether::daemon::to_string(static_cast<tether::daemon::DownlinkMode>(9)));
 }
+
+TEST(TetherdConfig, DeviceStateNeedsExactlyOneWayToApply) {
+    STRCMP_EQUAL(
+        "state.desired_file: state.enabled needs state.desired_file or "
+        "state.desired_command",
+        parse_error(with_path("state.enabled", "true")).c_str());
+    STRCMP_EQUAL("state.desired_file: only used when state.enabled is true",
+                 parse_error(with_path("state.desired_file", R"("/run/desired.json")")).c_str());
+    STRCMP_EQUAL(
+        "state.report_command: only used when state.enabled is true",
+        parse_error(with_member(R"("state": {"report_command": "report-state"})")).c_str());
+    STRCMP_EQUAL("state.desired_file: give state.desired_file or state.desired_command, not both",
+                 parse_error(with_member(R"("state": {"enabled": true, "desired_file": "/x",)"
+                                         R"( "desired_command": "apply"})"))
+                     .c_str());
+    const DaemonConfig c = parse_ok(with_member(
+        R"("state": {"enabled": true, "desired_command": "apply", "report_interval_ms": 0})"));
+    CHECK(c.state.enabled);
+    STRCMP_EQUAL("apply", c.state.desired_command.c_str());
+    CHECK_EQUAL(0u, c.state.report_interval_ms);
+    tether::port::PosixLinkSettings settings;
+    tether::daemon::to_link_settings(c, &settings);
+    CHECK(settings.link.device_state.enabled);
+}
