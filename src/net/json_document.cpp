@@ -12,33 +12,7 @@
 namespace tether::net::v1 {
 namespace {
 
-bool is_json_whitespace(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-// Owns one parsed tree, so every return path frees it.
-class Tree {
-  public:
-    Tree() = default;
-    explicit Tree(cJSON* root) : root_(root) {}
-    ~Tree() { cJSON_Delete(root_); }
-    Tree(const Tree&) = delete;
-    Tree& operator=(const Tree&) = delete;
-
-    cJSON* get() const { return root_; }
-    cJSON* release() {
-        cJSON* root = root_;
-        root_ = nullptr;
-        return root;
-    }
-    void reset(cJSON* root) {
-        cJSON_Delete(root_);
-        root_ = root;
-    }
-
-  private:
-    cJSON* root_ = nullptr;
-};
+using json::Tree;
 
 // A key that appears twice in one object makes "the" value of that key
 // depend on the parser, so such a document is refused outright.
@@ -180,15 +154,9 @@ V1Status parse_object(const char* text, std::size_t size, bool empty_is_object, 
     if (text == nullptr || size == 0) {
         return V1Status::kNotJson;
     }
-    const char* end = nullptr;
-    Tree tree(cJSON_ParseWithLengthOpts(text, size, &end, 0));
+    Tree tree(json::parse_one(text, size));
     if (tree.get() == nullptr) {
         return V1Status::kNotJson;
-    }
-    for (const char* p = end; p < text + size; ++p) {
-        if (!is_json_whitespace(*p)) {
-            return V1Status::kNotJson;
-        }
     }
     if (!cJSON_IsObject(tree.get()) || !well_formed_at(tree.get(), 1)) {
         return V1Status::kBadField;

@@ -22,10 +22,6 @@ constexpr TypeName kTypes[] = {
     {"report_refused", StateType::kReportRefused},
 };
 
-bool is_json_whitespace(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
 bool is_plain_text(const char* text, std::size_t length) {
     for (std::size_t i = 0; i < length; ++i) {
         const char c = text[i];
@@ -36,87 +32,21 @@ bool is_plain_text(const char* text, std::size_t length) {
     return true;
 }
 
-class Tree {
-  public:
-    explicit Tree(cJSON* root) : root_(root) {}
-    ~Tree() { cJSON_Delete(root_); }
-    Tree(const Tree&) = delete;
-    Tree& operator=(const Tree&) = delete;
-    const cJSON* get() const { return root_; }
-
-  private:
-    cJSON* root_;
-};
-
 // Reads one member of the message object; every reader returns
 // kMissingField when it is absent and kBadField when it has the wrong type or
 // range, like the other control messages' parser.
-class Members {
+// The members of a state message: json::Fields plus the report id and the
+// document.
+class Members : public json::Fields {
   public:
-    explicit Members(const cJSON* object) : object_(object) {}
-
-    const cJSON* get(const char* name) const {
-        return cJSON_GetObjectItemCaseSensitive(object_, name);
-    }
-
-    V1Status number(const char* name, std::uint64_t min, std::uint64_t* out) const {
-        const cJSON* item = get(name);
-        if (item == nullptr) {
-            return V1Status::kMissingField;
-        }
-        if (!cJSON_IsNumber(item)) {
-            return V1Status::kBadField;
-        }
-        // Doubles are exact up to 2^53, the bound of every JSON seq.
-        const double value = item->valuedouble;
-        if (!(value >= static_cast<double>(min) && value <= static_cast<double>(kMaxJsonSeq))) {
-            return V1Status::kBadField;
-        }
-        const auto integral = static_cast<std::uint64_t>(value);
-        if (static_cast<double>(integral) != value) {
-            return V1Status::kBadField;
-        }
-        *out = integral;
-        return V1Status::kOk;
-    }
-
-    V1Status boolean(const char* name, bool* out) const {
-        const cJSON* item = get(name);
-        if (item == nullptr) {
-            return V1Status::kMissingField;
-        }
-        if (!cJSON_IsBool(item)) {
-            return V1Status::kBadField;
-        }
-        *out = cJSON_IsTrue(item) != 0;
-        return V1Status::kOk;
-    }
-
-    V1Status text(const char* name, std::size_t max_length, char* out, std::size_t* length) const {
-        const cJSON* item = get(name);
-        if (item == nullptr) {
-            return V1Status::kMissingField;
-        }
-        if (!cJSON_IsString(item) || item->valuestring == nullptr) {
-            return V1Status::kBadField;
-        }
-        const std::size_t size = std::strlen(item->valuestring);
-        if (size > max_length) {
-            return V1Status::kBadField;
-        }
-        std::memcpy(out, item->valuestring, size);
-        out[size] = '\0';
-        *length = size;
-        return V1Status::kOk;
-    }
+    using json::Fields::Fields;
 
     V1Status id(char* out) const {
-        std::size_t length = 0;
-        const V1Status status = text("id", kReportIdLength, out, &length);
+        const V1Status status = string("id", 0, kReportIdLength, out);
         if (status != V1Status::kOk) {
             return status;
         }
-        return is_report_id(out, length) ? V1Status::kOk : V1Status::kBadField;
+        return is_report_id(out, std::strlen(out)) ? V1Status::kOk : V1Status::kBadField;
     }
 
     // Exactly one of "state" and "patch"; *whole says which. The document is
@@ -147,24 +77,9 @@ class Members {
         }
         return status;
     }
-
-  private:
-    const cJSON* object_;
 };
 
-class Checks {
-  public:
-    Checks& operator<<(V1Status status) {
-        if (status_ == V1Status::kOk) {
-            status_ = status;
-        }
-        return *this;
-    }
-    V1Status status() const { return status_; }
-
-  private:
-    V1Status status_ = V1Status::kOk;
-};
+using json::Checks;
 
 // Bounded appends into a caller buffer; once something does not fit, every
 // later append is ignored and finish() says so.
@@ -239,16 +154,9 @@ V1Status parse_state_message(const std::uint8_t* json, std::size_t size, StateMe
     if (json == nullptr || size == 0 || size > kMaxStateMessage) {
         return V1Status::kNotJson;
     }
-    const char* text = reinterpret_cast<const char*>(json);
-    const char* end = nullptr;
-    Tree tree(cJSON_ParseWithLengthOpts(text, size, &end, 0));
+    const json::Tree tree(json::parse_one(reinterpret_cast<const char*>(json), size));
     if (tree.get() == nullptr || !cJSON_IsObject(tree.get())) {
         return V1Status::kNotJson;
-    }
-    for (const char* p = end; p < text + size; ++p) {
-        if (!is_json_whitespace(*p)) {
-            return V1Status::kNotJson;
-        }
     }
     const Members members(tree.get());
     const cJSON* type = members.get("type");
@@ -270,7 +178,7 @@ V1Status parse_state_message(const std::uint8_t* json, std::size_t size, StateMe
     Checks checks;
     switch (message.type) {
         case StateType::kDesired: {
-            checks << members.number("version", 1, &message.version);
+            checks << members.seq("version", 1, &message.version);
             bool snapshot = false;
             checks << members.boolean("snapshot", &snapshot);
             checks << members.document(&message.whole, document, capacity, &message.document_size);
@@ -280,22 +188,21 @@ V1Status parse_state_message(const std::uint8_t* json, std::size_t size, StateMe
             break;
         }
         case StateType::kApplied:
-            checks << members.number("version", 1, &message.version);
+            checks << members.seq("version", 1, &message.version);
             break;
         case StateType::kReport:
             checks << members.id(message.id);
-            checks << members.number("base", 0, &message.base);
+            checks << members.seq("base", 0, &message.base);
             checks << members.document(&message.whole, document, capacity, &message.document_size);
             break;
         case StateType::kReportOk:
             checks << members.id(message.id);
-            checks << members.number("version", 1, &message.version);
+            checks << members.seq("version", 1, &message.version);
             break;
         case StateType::kReportRefused: {
             checks << members.id(message.id);
-            std::size_t reason_length = 0;
-            checks << members.text("reason", kMaxReasonLength, message.reason, &reason_length);
-            checks << members.number("version", 0, &message.version);
+            checks << members.string("reason", 0, kMaxReasonLength, message.reason);
+            checks << members.seq("version", 0, &message.version);
             const cJSON* state = members.get("state");
             if (state != nullptr) {
                 message.whole = true;

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "json_tree.h"
 #include "tether/ascii.h"
 
 namespace tether::net::v1 {
@@ -93,121 +94,16 @@ bool is_error_code(std::uint32_t code) {
 
 // --- Parsing ----------------------------------------------------------------
 
-bool is_json_whitespace(char c) {
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-// Owns the parsed tree so every return path frees it.
-class JsonDocument {
+// The members of a control message, with the one field only they have.
+class FieldReader : public json::Fields {
   public:
-    JsonDocument(const char* text, std::size_t size) {
-        const char* end = nullptr;
-        root_ = cJSON_ParseWithLengthOpts(text, size, &end, 0);
-        if (root_ == nullptr) {
-            return;
-        }
-        // cJSON stops after the first value; anything but whitespace after it
-        // (including a NUL byte) means the input was not exactly one value.
-        const char* const limit = text + size;
-        for (const char* p = end; p < limit; ++p) {
-            if (!is_json_whitespace(*p)) {
-                cJSON_Delete(root_);
-                root_ = nullptr;
-                return;
-            }
-        }
-    }
-    ~JsonDocument() { cJSON_Delete(root_); }
-    JsonDocument(const JsonDocument&) = delete;
-    JsonDocument& operator=(const JsonDocument&) = delete;
-
-    const cJSON* root() const { return root_; }
-
-  private:
-    cJSON* root_ = nullptr;
-};
-
-// Every field lookup returns kMissingField when absent, kBadField when present
-// with the wrong JSON type or out of range.
-class FieldReader {
-  public:
-    explicit FieldReader(const cJSON* object) : object_(object) {}
-
-    V1Status unsigned_integer(const char* name, std::uint64_t min, std::uint64_t max,
-                              std::uint64_t* out) const {
-        const cJSON* item = cJSON_GetObjectItemCaseSensitive(object_, name);
-        if (item == nullptr) {
-            return V1Status::kMissingField;
-        }
-        if (!cJSON_IsNumber(item)) {
-            return V1Status::kBadField;
-        }
-        // cJSON keeps numbers as doubles. Every bound used here is at most
-        // 2^53 - 1, so the comparisons are exact and, once in range, the
-        // conversion back from uint64 tells whether there was a fraction.
-        const double value = item->valuedouble;
-        if (!(value >= static_cast<double>(min) && value <= static_cast<double>(max))) {
-            return V1Status::kBadField;
-        }
-        const auto integral = static_cast<std::uint64_t>(value);
-        if (static_cast<double>(integral) != value) {
-            return V1Status::kBadField;
-        }
-        *out = integral;
-        return V1Status::kOk;
-    }
-
-    V1Status seq(const char* name, std::uint64_t min, std::uint64_t* out) const {
-        return unsigned_integer(name, min, kMaxJsonSeq, out);
-    }
-
-    V1Status uint32(const char* name, std::uint32_t min, std::uint32_t* out) const {
-        std::uint64_t value = 0;
-        const V1Status status = unsigned_integer(name, min, UINT32_MAX, &value);
-        if (status == V1Status::kOk) {
-            *out = static_cast<std::uint32_t>(value);
-        }
-        return status;
-    }
-
-    V1Status boolean(const char* name, bool* out) const {
-        const cJSON* item = cJSON_GetObjectItemCaseSensitive(object_, name);
-        if (item == nullptr) {
-            return V1Status::kMissingField;
-        }
-        if (!cJSON_IsBool(item)) {
-            return V1Status::kBadField;
-        }
-        *out = cJSON_IsTrue(item) != 0;
-        return V1Status::kOk;
-    }
-
-    // Copies a string of min_length..max_length bytes (after unescaping) into
-    // `out`, which has room for max_length + 1. An embedded \u0000 ends the
-    // text where cJSON's C string ends.
-    V1Status string(const char* name, std::size_t min_length, std::size_t max_length,
-                    char* out) const {
-        const cJSON* item = cJSON_GetObjectItemCaseSensitive(object_, name);
-        if (item == nullptr) {
-            return V1Status::kMissingField;
-        }
-        if (!cJSON_IsString(item) || item->valuestring == nullptr) {
-            return V1Status::kBadField;
-        }
-        const std::size_t length = std::strlen(item->valuestring);
-        if (length < min_length || length > max_length) {
-            return V1Status::kBadField;
-        }
-        std::memcpy(out, item->valuestring, length);
-        out[length] = '\0';
-        return V1Status::kOk;
-    }
+    using json::Fields::Fields;
 
     // The optional "features" array: strings only; known names set bits,
     // unknown ones are left for later versions. Absent: none.
     V1Status features(std::uint32_t* out) const {
         *out = 0;
-        const cJSON* item = cJSON_GetObjectItemCaseSensitive(object_, "features");
+        const cJSON* item = get("features");
         if (item == nullptr) {
             return V1Status::kOk;
         }
@@ -226,29 +122,9 @@ class FieldReader {
         }
         return V1Status::kOk;
     }
-
-    bool has(const char* name) const {
-        return cJSON_GetObjectItemCaseSensitive(object_, name) != nullptr;
-    }
-
-  private:
-    const cJSON* object_;
 };
 
-// Runs each field check in order and keeps the first failure.
-class Checks {
-  public:
-    Checks& operator<<(V1Status status) {
-        if (status_ == V1Status::kOk) {
-            status_ = status;
-        }
-        return *this;
-    }
-    V1Status status() const { return status_; }
-
-  private:
-    V1Status status_ = V1Status::kOk;
-};
+using json::Checks;
 
 V1Status parse_hello(const FieldReader& fields, Hello* hello) {
     Checks checks;
@@ -474,8 +350,8 @@ V1Status parse_control(const std::uint8_t* json, std::size_t size, Control* out)
     if (size == 0 || size > kMaxControlSize) {
         return V1Status::kNotJson;
     }
-    const JsonDocument document(reinterpret_cast<const char*>(json), size);
-    const cJSON* root = document.root();
+    const json::Tree document(json::parse_one(reinterpret_cast<const char*>(json), size));
+    const cJSON* root = document.get();
     if (root == nullptr || !cJSON_IsObject(root)) {
         return V1Status::kNotJson;
     }
