@@ -32,7 +32,8 @@ const char* to_string(CommandEnd end) {
     return "unknown";
 }
 
-ShellCommand::ShellCommand(std::size_t output_limit) : output_limit_(output_limit) {}
+ShellCommand::ShellCommand(Output output, std::size_t output_limit)
+    : output_mode_(output), output_limit_(output == kCaptureOutput ? output_limit : 0) {}
 
 ShellCommand::~ShellCommand() {
     if (child_ > 0) {
@@ -43,7 +44,7 @@ ShellCommand::~ShellCommand() {
 }
 
 bool ShellCommand::start(const char* command, const char* input, std::size_t input_size,
-                         const std::vector<std::string>& environment, TimeMs now,
+                         bool add_newline, const std::vector<std::string>* environment, TimeMs now,
                          std::uint32_t timeout_ms) {
     if (child_ > 0) {
         errno = EBUSY;
@@ -55,31 +56,36 @@ bool ShellCommand::start(const char* command, const char* input, std::size_t inp
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) != 0) {
         return false;
     }
-    int out[2];
-    if (::pipe2(out, O_CLOEXEC) != 0) {
+    int out[2] = {-1, -1};
+    if (output_mode_ == kCaptureOutput && ::pipe2(out, O_CLOEXEC) != 0) {
         const int error = errno;
         ::close(in[0]);
         ::close(in[1]);
         errno = error;
         return false;
     }
-    std::vector<std::string> variables;
-    for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-        variables.emplace_back(*entry);
+    // The daemon's environment as it is, plus the command's own variables.
+    std::vector<char*> added;
+    char** envp = environ;
+    if (environment != nullptr && !environment->empty()) {
+        for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+            added.push_back(*entry);
+        }
+        for (const std::string& variable : *environment) {
+            added.push_back(const_cast<char*>(variable.c_str()));
+        }
+        added.push_back(nullptr);
+        envp = added.data();
     }
-    variables.insert(variables.end(), environment.begin(), environment.end());
-    std::vector<char*> envp;
-    for (std::string& variable : variables) {
-        envp.push_back(&variable[0]);
-    }
-    envp.push_back(nullptr);
 
     posix_spawn_file_actions_t actions;
     posix_spawnattr_t attributes;
     posix_spawn_file_actions_init(&actions);
     posix_spawnattr_init(&attributes);
     posix_spawn_file_actions_adddup2(&actions, in[1], STDIN_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    if (out[1] >= 0) {
+        posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
+    }
     // Its own process group, so a timeout can stop whatever the shell started.
     posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
     posix_spawnattr_setpgroup(&attributes, 0);
@@ -87,26 +93,34 @@ bool ShellCommand::start(const char* command, const char* input, std::size_t inp
     char flag[] = "-c";
     char* argv[] = {shell, flag, const_cast<char*>(command), nullptr};
     pid_t pid = -1;
-    const int failed = ::posix_spawn(&pid, shell, &actions, &attributes, argv, envp.data());
+    const int failed = ::posix_spawn(&pid, shell, &actions, &attributes, argv, envp);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attributes);
     ::close(in[1]);
-    ::close(out[1]);
+    if (out[1] >= 0) {
+        ::close(out[1]);
+    }
     if (failed != 0) {
         ::close(in[0]);
-        ::close(out[0]);
+        if (out[0] >= 0) {
+            ::close(out[0]);
+        }
         errno = failed;
         return false;
     }
-    const int flags = ::fcntl(out[0], F_GETFL);
-    if (flags >= 0) {
-        // Without O_NONBLOCK a read would wait for the command: only then.
-        (void)::fcntl(out[0], F_SETFL, flags | O_NONBLOCK);
+    if (out[0] >= 0) {
+        const int flags = ::fcntl(out[0], F_GETFL);
+        if (flags >= 0) {
+            // Without O_NONBLOCK a read would wait for the command: only then.
+            (void)::fcntl(out[0], F_SETFL, flags | O_NONBLOCK);
+        }
     }
     child_ = pid;
     stdin_fd_ = in[0];
     stdout_fd_ = out[0];
-    input_.assign(input, input_size);
+    input_ = input;
+    input_size_ = input_size;
+    add_newline_ = add_newline;
     written_ = 0;
     output_.clear();
     overflowed_ = false;
@@ -114,8 +128,22 @@ bool ShellCommand::start(const char* command, const char* input, std::size_t inp
     deadline_ = now + timeout_ms;
     end_ = CommandEnd::kRunning;
     status_ = -1;
-    feed();
     return true;
+}
+
+bool ShellCommand::deadline(TimeMs* at) const {
+    if (child_ <= 0 || killed_) {
+        return false;
+    }
+    *at = deadline_;
+    return true;
+}
+
+void ShellCommand::kill() {
+    if (child_ > 0 && !killed_) {
+        kill_group();
+        killed_ = true;
+    }
 }
 
 bool ShellCommand::tick(TimeMs now) {
@@ -124,9 +152,8 @@ bool ShellCommand::tick(TimeMs now) {
     }
     feed();
     collect();
-    if (!killed_ && now >= deadline_) {
-        kill_group();
-        killed_ = true;
+    if (!killed_ && time_reached(now, deadline_)) {
+        kill();
     }
     if (!reap()) {
         return false;
@@ -137,9 +164,12 @@ bool ShellCommand::tick(TimeMs now) {
 }
 
 void ShellCommand::feed() {
-    while (stdin_fd_ >= 0 && written_ < input_.size()) {
-        const ssize_t sent = ::send(stdin_fd_, input_.data() + written_, input_.size() - written_,
-                                    MSG_NOSIGNAL | MSG_DONTWAIT);
+    const std::size_t total = input_size_ + (add_newline_ ? 1 : 0);
+    while (stdin_fd_ >= 0 && written_ < total) {
+        // The input, then its newline.
+        const char* from = written_ < input_size_ ? input_ + written_ : "\n";
+        const std::size_t length = written_ < input_size_ ? input_size_ - written_ : 1;
+        const ssize_t sent = ::send(stdin_fd_, from, length, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (sent < 0 && errno == EINTR) {
             continue;
         }
@@ -159,6 +189,8 @@ void ShellCommand::feed() {
 
 void ShellCommand::collect() {
     char chunk[4096];
+    // Read to the end even past output_limit_: a command blocked on a full
+    // pipe would otherwise never exit.
     while (stdout_fd_ >= 0) {
         const ssize_t got = ::read(stdout_fd_, chunk, sizeof chunk);
         if (got < 0 && errno == EINTR) {

@@ -83,7 +83,10 @@ const char* to_string(StateEventKind kind) {
 }
 
 StateAgent::StateAgent(const StateAgentConfig& config, StateLink& link)
-    : config_(config), link_(link), apply_(kMaxOutput), report_(kMaxOutput) {}
+    : config_(config),
+      link_(link),
+      apply_(ShellCommand::kCaptureOutput, kMaxOutput),
+      report_(ShellCommand::kCaptureOutput, kMaxOutput) {}
 
 void StateAgent::on_desired(const DesiredChange& change) {
     has_pending_ = true;
@@ -190,9 +193,11 @@ void StateAgent::start_command(TimeMs now) {
     if (!pending_snapshot_) {
         environment.push_back("TETHER_DESIRED_PATCH=" + pending_patch_);
     }
-    const std::string input = pending_document_ + "\n";
-    if (!apply_.start(config_.desired_command, input.data(), input.size(), environment, now,
-                      config_.command_timeout_ms)) {
+    // Its own copy: a newer change may replace pending_document_ while it runs.
+    apply_input_ = pending_document_;
+    apply_environment_ = std::move(environment);
+    if (!apply_.start(config_.desired_command, apply_input_.data(), apply_input_.size(), true,
+                      &apply_environment_, now, config_.command_timeout_ms)) {
         failed(CommandEnd::kRunning, -1, errno, now);
     }
 }
@@ -259,7 +264,8 @@ void StateAgent::failed(CommandEnd end, int status, int error, TimeMs now) {
 void StateAgent::run_report(TimeMs now) {
     report_started_once_ = true;
     report_due_ = now + config_.report_interval_ms;
-    if (!report_.start(config_.report_command, "", 0, {}, now, config_.command_timeout_ms)) {
+    if (!report_.start(config_.report_command, "", 0, false, nullptr, now,
+                       config_.command_timeout_ms)) {
         ++counters_.report_failures;
         emit(StateEventKind::kReportFailed, CommandEnd::kRunning, -1, errno,
              "report_command could not be started");

@@ -34,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "shell_command.h"
 #include "tether/durable_link.h"
@@ -135,6 +136,8 @@ class StateAgent {
     StateAgentConfig config_;
     StateLink& link_;
     ShellCommand apply_;
+    std::string apply_input_;  // what the running desired command reads
+    std::vector<std::string> apply_environment_;
     ShellCommand report_;
 
     bool has_pending_ = false;
