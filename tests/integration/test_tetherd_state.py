@@ -8,7 +8,7 @@ at once.
 Each test class runs against one store: FileStore* with the file engine,
 RedisStore* with two tether-server instances on one redis-server.
 
-Usage: /usr/bin/python3 test_device_state.py --source-dir ROOT --build-dir DIR [TestClass]
+Usage: /usr/bin/python3 test_tetherd_state.py --source-dir ROOT --build-dir DIR [TestClass]
 """
 
 import argparse
