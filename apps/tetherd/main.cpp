@@ -89,7 +89,30 @@ const char* kUsage =
     "to standard output or a command, once, in order. Every option is a field of the JSON\n"
     "configuration file (docs/CONFIG.md); the common ones can be overridden here:\n\n";
 
-class Daemon final : public DurableLinkListener, public port::FdWatcher, private DownlinkObserver {
+// The agent's view of the durable link.
+class LinkForState final : public StateLink {
+  public:
+    explicit LinkForState(port::PosixLink& link) : link_(link) {}
+    Status desired_applied(std::uint64_t version) override {
+        return link_.link().desired_applied(version);
+    }
+    Status report(const char* json, std::size_t size, bool whole) override {
+        return link_.link().report(json, size, whole);
+    }
+    std::string reported_document() const override {
+        std::size_t size = 0;
+        const char* document = link_.link().reported_document(&size);
+        return document != nullptr ? std::string(document, size) : std::string("{}");
+    }
+
+  private:
+    port::PosixLink& link_;
+};
+
+class Daemon final : public DurableLinkListener,
+                     public port::FdWatcher,
+                     private DownlinkObserver,
+                     private StateObserver {
   public:
     Daemon(DaemonConfig& config, Log& log) : config_(config), log_(log) {}
 
@@ -107,6 +130,9 @@ class Daemon final : public DurableLinkListener, public port::FdWatcher, private
     void on_refused(std::size_t size, std::size_t limit) override;
     bool downlink_can_accept(std::size_t size) override;
     void on_downlink_event(const DownlinkEvent& event) override;
+    void on_desired(const DesiredChange& change) override;
+    void on_report_answer(const ReportAnswer& answer) override;
+    void on_state_event(const StateEvent& event) override;
     void on_ready(int fd, bool readable, bool writable, TimeMs now) override;
     void accept_input(const char* data, std::size_t size);
     void tick(TimeMs now);
@@ -136,6 +162,8 @@ class Daemon final : public DurableLinkListener, public port::FdWatcher, private
     std::string dead_letter_dir_;
     std::unique_ptr<DownlinkOutput> downlink_;
     std::uint64_t downlink_seq_ = 0;  // of the message on_message() is about to get
+    std::unique_ptr<LinkForState> state_link_;
+    std::unique_ptr<StateAgent> state_agent_;
 
     std::unique_ptr<StatusFile> status_file_;
     std::unique_ptr<StatusLed> led_;
@@ -280,6 +308,22 @@ bool Daemon::setup() {
     downlink_ =
         std::make_unique<DownlinkOutput>(output, downlink_queue_.data(), downlink_queue_.size());
 
+    if (config_.state.enabled) {
+        StateAgentConfig agent;
+        agent.desired_file =
+            config_.state.desired_file.empty() ? nullptr : config_.state.desired_file.c_str();
+        agent.desired_command =
+            config_.state.desired_command.empty() ? nullptr : config_.state.desired_command.c_str();
+        agent.report_command =
+            config_.state.report_command.empty() ? nullptr : config_.state.report_command.c_str();
+        agent.command_timeout_ms = config_.state.command_timeout_ms;
+        agent.retry_delay_ms = config_.state.retry_delay_ms;
+        agent.report_interval_ms = config_.state.report_interval_ms;
+        agent.observer = this;
+        state_link_ = std::make_unique<LinkForState>(*link_);
+        state_agent_ = std::make_unique<StateAgent>(agent, *state_link_);
+    }
+
     status_file_ = std::make_unique<StatusFile>(config_.status.file);
     if (!config_.status.led.empty()) {
         StatusLedConfig led_config;
@@ -369,6 +413,60 @@ void Daemon::on_downlink_event(const DownlinkEvent& event) {
               event.path != nullptr ? " path=" : "", event.path != nullptr ? event.path : "");
 }
 
+void Daemon::on_desired(const DesiredChange& change) {
+    log_.line(LogLevel::kInfo, "event=desired version=%llu kind=%s size=%zu",
+              static_cast<unsigned long long>(change.version),
+              change.snapshot ? "snapshot" : "increment", change.document_size);
+    if (state_agent_) {
+        state_agent_->on_desired(change);
+    }
+}
+
+void Daemon::on_report_answer(const ReportAnswer& answer) {
+    if (state_agent_) {
+        state_agent_->on_report_answer(answer);
+    }
+}
+
+void Daemon::on_state_event(const StateEvent& event) {
+    switch (event.kind) {
+        case StateEventKind::kApplied:
+            log_.line(LogLevel::kInfo, "event=desired what=applied version=%llu",
+                      static_cast<unsigned long long>(event.version));
+            break;
+        case StateEventKind::kApplyFailed:
+            log_.line(LogLevel::kError,
+                      "event=desired what=apply_failed version=%llu end=%s status=%d error=\"%s\" "
+                      "msg=\"retried with a doubling delay; later failures are counted in "
+                      "tether_state_apply_failures_total\"",
+                      static_cast<unsigned long long>(event.version), to_string(event.end),
+                      event.status, event.error != 0 ? std::strerror(event.error) : "none");
+            break;
+        case StateEventKind::kApplyRecovered:
+            log_.line(LogLevel::kInfo, "event=desired what=apply_recovered version=%llu",
+                      static_cast<unsigned long long>(event.version));
+            break;
+        case StateEventKind::kReportFailed:
+            log_.line(LogLevel::kError, "event=report what=failed end=%s status=%d msg=\"%s\"",
+                      to_string(event.end), event.status, event.reason);
+            break;
+        case StateEventKind::kReportRefused:
+            log_.line(LogLevel::kError,
+                      "event=report what=refused reason=%s server_version=%llu msg=\"%s\"",
+                      event.reason, static_cast<unsigned long long>(event.version),
+                      std::strcmp(event.reason, "stale") == 0
+                          ? "another instance or an older copy of this device reported "
+                            "meanwhile; reporting this device's whole state again on top of it"
+                          : "the server did not take the report");
+            break;
+        case StateEventKind::kReportAccepted:
+            log_.line(LogLevel::kDebug, "event=report what=accepted version=%llu",
+                      static_cast<unsigned long long>(event.version));
+            break;
+    }
+    update_status();
+}
+
 void Daemon::on_gap(bool downlink, std::uint64_t first, std::uint64_t last) {
     if (downlink) {
         downlink_->skip(first, last);  // never coming: nothing waits for them
@@ -380,7 +478,9 @@ void Daemon::on_gap(bool downlink, std::uint64_t first, std::uint64_t last) {
 }
 
 void Daemon::on_storage(const StorageEvent& event) {
-    const char* what = event.what == StorageEvent::What::kSpool ? "spool" : "state_record";
+    const char* what = event.what == StorageEvent::What::kSpool         ? "spool"
+                       : event.what == StorageEvent::What::kDeviceState ? "device_state"
+                                                                        : "state_record";
     if (event.failed) {
         storage_error_ = std::string(what) + ": " +
                          (event.error != 0 ? std::strerror(event.error) : "I/O error");
@@ -472,9 +572,10 @@ void Daemon::update_status() {
         return;  // a storage event while the link opens: the first update follows setup
     }
     const DurableLink& link = link_->link();
-    const StatusSnapshot snapshot =
+    StatusSnapshot snapshot =
         status_of(link, history_, config_.endpoints[link.client().machine().endpoint()],
                   link_->session_id(), storage_error_);
+    snapshot.device_state = device_state_of(link, state_agent_.get());
     const bool failed = status_file_->update(snapshot) != Status::kOk;
     if (failed && !status_failed_) {
         log_.line(LogLevel::kError, "event=status error=\"cannot write %s: %s\"",
@@ -491,8 +592,8 @@ void Daemon::write_metrics() {
     downlink.delivered = downlink_->counters().delivered;
     downlink.dead_lettered = downlink_->counters().dead_lettered;
     downlink.failures = downlink_->counters().failed + downlink_->counters().write_errors;
-    const MetricsSnapshot snapshot =
-        metrics_of(link_->link(), history_, port::monotonic_now(), downlink);
+    MetricsSnapshot snapshot = metrics_of(link_->link(), history_, port::monotonic_now(), downlink);
+    snapshot.device_state = device_state_of(link_->link(), state_agent_.get());
     const bool failed = daemon::write_metrics(config_.metrics.file, snapshot) != Status::kOk;
     if (failed && !metrics_failed_) {
         log_.line(LogLevel::kError, "event=metrics error=\"cannot write %s: %s\"",
@@ -523,6 +624,9 @@ void Daemon::tick(TimeMs now) {
     }
     downlink_->tick(now);
     link_->link().confirm_downlink(downlink_->confirmed_through());
+    if (state_agent_) {
+        state_agent_->tick(now);
+    }
     const int downlink_fd = downlink_->pending_fd();
     if (downlink_fd != watched_downlink_fd_) {
         if (watched_downlink_fd_ >= 0) {
@@ -589,6 +693,14 @@ std::uint32_t Daemon::wait_ms(TimeMs now) {
     }
     if (downlink_->busy()) {
         wait = wait < 20 ? wait : 20;
+    }
+    if (state_agent_) {
+        if (state_agent_->next_deadline(&at)) {
+            consider(at);
+        }
+        if (state_agent_->busy()) {
+            wait = wait < 20 ? wait : 20;
+        }
     }
     if (stopping_) {
         wait = wait < 50 ? wait : 50;

@@ -216,7 +216,7 @@ TEST(TetherdConfig, TheDocumentedFieldsAreExactlyTheParsersFields) {
     for (const tether::daemon::ConfigField& field : tether::daemon::config_fields()) {
         parsed.push_back(field.path + " : " + field.type);
     }
-    LONGS_EQUAL(60, parsed.size());
+    LONGS_EQUAL(67, parsed.size());
     STRCMP_EQUAL(tether::test::join_lines(parsed).c_str(),
                  tether::test::join_lines(documented).c_str());
 }
@@ -787,7 +787,8 @@ TEST(TetherdConfig, DescribeIsOneLineWithoutSecrets) {
         "endpoints=ws://localhost/ tls=ca:system credentials=none user=tether device=machine-id "
         "heartbeat=30000/10000ms/1 backoff=1000..32000ms,x2.000,full,attempts:0 "
         "outbox=262144,drop_oldest,max_message:65536 spool=off state_dir=/var/lib/tether "
-        "run_dir=/run/tether inputs=health downlink=stdout status=/run/tether/status.json "
+        "run_dir=/run/tether inputs=health downlink=stdout state=off "
+        "status=/run/tether/status.json "
         "metrics=off watchdog=off log=info",
         tether::daemon::describe(parse_ok(kMinimal)).c_str());
     const DaemonConfig c = parse_ok(
@@ -806,7 +807,8 @@ TEST(TetherdConfig, DescribeIsOneLineWithoutSecrets) {
         "credentials=token_command user=tether device=gw heartbeat=off "
         "backoff=1000..32000ms,x2.000,full,attempts:0 outbox=262144,drop_oldest,max_message:65536 "
         "spool=8388608 state_dir=/var/lib/tether run_dir=/run/tether "
-        "inputs=stdin,socket:/run/in.sock downlink=command status=/run/tether/status.json "
+        "inputs=stdin,socket:/run/in.sock downlink=command state=off "
+        "status=/run/tether/status.json "
         "led=led0 metrics=/m.prom watchdog=/dev/watchdog log=info",
         line.c_str());
     CHECK(line.find("SECRET") == std::string::npos);
@@ -927,4 +929,28 @@ TEST(TetherdConfig, EnumNamesRoundTrip) {
     STRCMP_EQUAL("command", tether::daemon::to_string(tether::daemon::DownlinkMode::kCommand));
     STRCMP_EQUAL("unknown",
                  tether::daemon::to_string(static_cast<tether::daemon::DownlinkMode>(9)));
+}
+
+TEST(TetherdConfig, DeviceStateNeedsExactlyOneWayToApply) {
+    STRCMP_EQUAL(
+        "state.desired_file: state.enabled needs state.desired_file or "
+        "state.desired_command",
+        parse_error(with_path("state.enabled", "true")).c_str());
+    STRCMP_EQUAL("state.desired_file: only used when state.enabled is true",
+                 parse_error(with_path("state.desired_file", R"("/run/desired.json")")).c_str());
+    STRCMP_EQUAL(
+        "state.report_command: only used when state.enabled is true",
+        parse_error(with_member(R"("state": {"report_command": "report-state"})")).c_str());
+    STRCMP_EQUAL("state.desired_file: give state.desired_file or state.desired_command, not both",
+                 parse_error(with_member(R"("state": {"enabled": true, "desired_file": "/x",)"
+                                         R"( "desired_command": "apply"})"))
+                     .c_str());
+    const DaemonConfig c = parse_ok(with_member(
+        R"("state": {"enabled": true, "desired_command": "apply", "report_interval_ms": 0})"));
+    CHECK(c.state.enabled);
+    STRCMP_EQUAL("apply", c.state.desired_command.c_str());
+    CHECK_EQUAL(0u, c.state.report_interval_ms);
+    tether::port::PosixLinkSettings settings;
+    tether::daemon::to_link_settings(c, &settings);
+    CHECK(settings.link.device_state.enabled);
 }

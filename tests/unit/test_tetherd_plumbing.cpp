@@ -457,6 +457,15 @@ tether::daemon::StatusSnapshot waiting_snapshot() {
     s.storage_error = "spool: No space left on device";
     s.refused = 2;
     s.memory_only = 70;
+    s.device_state.enabled = true;
+    s.device_state.negotiated = true;
+    s.device_state.desired_applied = 7;
+    s.device_state.desired_received = 8;
+    s.device_state.reported_version = 3;
+    s.device_state.report_pending = true;
+    s.device_state.apply_failing = true;
+    s.device_state.apply_failures = 2;
+    s.device_state.reports_refused = 1;
     return s;
 }
 
@@ -470,7 +479,10 @@ TEST(StatusFile, RendersEveryKeyInOrder) {
         "\"session\":\"0a6c2f4e-1b2c-5d3e-8f90-123456789abc\",\"version\":3,\"queued\":12,"
         "\"acked\":1200,\"dropped\":0,\"rtt_ms\":23,\"offline_ms_total\":61000,"
         "\"spool\":\"degraded\",\"storage_error\":\"spool: No space left on device\","
-        "\"refused\":2,\"memory_only\":70}\n",
+        "\"refused\":2,\"memory_only\":70,\"device_state\":{\"negotiated\":true,"
+        "\"desired_applied\":7,\"desired_received\":8,\"reported_version\":3,"
+        "\"report_pending\":true,\"in_sync\":false,\"apply_failing\":true,"
+        "\"apply_failures\":2,\"reports_refused\":1}}\n",
         tether::daemon::status_json(waiting_snapshot()).c_str());
 }
 
@@ -482,7 +494,7 @@ TEST(StatusFile, WritesNullForAMissingSessionAndRttAndEscapesStrings) {
         "\"attempt\":0,\"retry_in_ms\":0,\"reason\":\"\",\"detail\":\"\",\"session\":null,"
         "\"version\":0,\"queued\":0,\"acked\":0,\"dropped\":0,\"rtt_ms\":null,"
         "\"offline_ms_total\":0,\"spool\":\"off\",\"storage_error\":null,\"refused\":0,"
-        "\"memory_only\":0}\n",
+        "\"memory_only\":0,\"device_state\":null}\n",
         tether::daemon::status_json(s).c_str());
 }
 
@@ -902,7 +914,45 @@ const char* const kGoldenMetrics =
     "# HELP tether_downlink_failures_total Failed attempts to hand a downlink message to the "
     "application.\n"
     "# TYPE tether_downlink_failures_total counter\n"
-    "tether_downlink_failures_total 9\n";
+    "tether_downlink_failures_total 9\n"
+    "# HELP tether_state_desired_applied_version The desired state version the device has "
+    "applied (0: none).\n"
+    "# TYPE tether_state_desired_applied_version gauge\n"
+    "tether_state_desired_applied_version 41\n"
+    "# HELP tether_state_desired_received_version The newest desired state version received "
+    "from the server.\n"
+    "# TYPE tether_state_desired_received_version gauge\n"
+    "tether_state_desired_received_version 42\n"
+    "# HELP tether_state_reported_version The server's version of the device's reported "
+    "state.\n"
+    "# TYPE tether_state_reported_version gauge\n"
+    "tether_state_reported_version 5\n"
+    "# HELP tether_state_in_sync 1 when the newest desired state is applied and no report is "
+    "pending.\n"
+    "# TYPE tether_state_in_sync gauge\n"
+    "tether_state_in_sync 0\n"
+    "# HELP tether_state_apply_failures_total Failed attempts to apply a desired state change "
+    "(retried).\n"
+    "# TYPE tether_state_apply_failures_total counter\n"
+    "tether_state_apply_failures_total 2\n"
+    "# HELP tether_state_reports_accepted_total Reports the server accepted.\n"
+    "# TYPE tether_state_reports_accepted_total counter\n"
+    "tether_state_reports_accepted_total 5\n"
+    "# HELP tether_state_reports_refused_total Reports the server refused (stale base version, "
+    "too large, invalid).\n"
+    "# TYPE tether_state_reports_refused_total counter\n"
+    "tether_state_reports_refused_total 1\n"
+    "# HELP tether_state_report_failures_total Report commands that failed or printed no valid "
+    "JSON object.\n"
+    "# TYPE tether_state_report_failures_total counter\n"
+    "tether_state_report_failures_total 3\n"
+    "# HELP tether_state_desired_snapshots_total Desired state snapshots received (after a long "
+    "outage or a trimmed history).\n"
+    "# TYPE tether_state_desired_snapshots_total counter\n"
+    "tether_state_desired_snapshots_total 1\n"
+    "# HELP tether_state_desired_increments_total Desired state increments received.\n"
+    "# TYPE tether_state_desired_increments_total counter\n"
+    "tether_state_desired_increments_total 41\n";
 
 tether::daemon::MetricsSnapshot online_metrics() {
     tether::daemon::MetricsSnapshot s;
@@ -932,6 +982,16 @@ tether::daemon::MetricsSnapshot online_metrics() {
     s.backoff_attempt = 0;
     s.downlink_delivered = 40;
     s.downlink_duplicates = 2;
+    s.device_state.enabled = true;
+    s.device_state.desired_applied = 41;
+    s.device_state.desired_received = 42;
+    s.device_state.reported_version = 5;
+    s.device_state.apply_failures = 2;
+    s.device_state.reports_accepted = 5;
+    s.device_state.reports_refused = 1;
+    s.device_state.report_failures = 3;
+    s.device_state.desired_snapshots = 1;
+    s.device_state.desired_increments = 41;
     return s;
 }
 

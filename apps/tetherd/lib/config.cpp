@@ -292,6 +292,7 @@ class Parser {
     void read_spool(Section& root);
     void read_inputs(Section& root);
     void read_downlink(Section& root);
+    void read_state(Section& root);
     void read_status(Section& root);
     void read_metrics(Section& root);
     void read_watchdog(Section& root);
@@ -729,6 +730,37 @@ void Parser::read_downlink(Section& root) {
     }
 }
 
+void Parser::read_state(Section& root) {
+    constexpr std::uint32_t kHourMs = 60u * 60u * 1000u;
+    constexpr std::uint32_t kDayMs = 24u * kHourMs;
+    Section s = section(root, "state");
+    StateOptions& state = config_->state;
+    read_bool(s, "enabled", &state.enabled);
+    read_string(s, "desired_file", true, Text::kPath, &state.desired_file);
+    read_string(s, "desired_command", true, Text::kCommand, &state.desired_command);
+    read_u32(s, "command_timeout_ms", 100, kHourMs, &state.command_timeout_ms);
+    read_u32(s, "retry_delay_ms", 0, kHourMs, &state.retry_delay_ms);
+    read_string(s, "report_command", true, Text::kCommand, &state.report_command);
+    read_u32(s, "report_interval_ms", 0, kDayMs, &state.report_interval_ms);
+    if (!finish(s)) {
+        return;
+    }
+    const bool file = !state.desired_file.empty();
+    const bool command = !state.desired_command.empty();
+    if (!state.enabled && (file || command || !state.report_command.empty())) {
+        fail(file      ? "state.desired_file"
+             : command ? "state.desired_command"
+                       : "state.report_command",
+             "only used when state.enabled is true");
+    } else if (state.enabled && file == command) {
+        fail("state.desired_file",
+             file ? "give state.desired_file or state.desired_command, not both"
+                  : "state.enabled needs state.desired_file or state.desired_command");
+    } else if (file && state.desired_file.size() > kMaxPathLength - 4) {
+        fail("state.desired_file", "longer than 4092 bytes (no room for its .tmp name)");
+    }
+}
+
 void Parser::read_status(Section& root) {
     Section s = section(root, "status");
     StatusOptions& status = config_->status;
@@ -783,6 +815,7 @@ bool Parser::run(const cJSON* root) {
     read_string(top, "run_dir", false, Text::kPath, &config_->run_dir);
     read_inputs(top);
     read_downlink(top);
+    read_state(top);
     read_status(top);
     read_metrics(top);
     read_watchdog(top);
@@ -1161,6 +1194,14 @@ std::string describe(const DaemonConfig& config) {
     inputs += config.inputs.health.enabled ? ",health" : "";
     out += " inputs=" + (inputs.empty() ? std::string("none") : inputs.substr(1));
     out += std::string(" downlink=") + to_string(config.downlink.output);
+    if (config.state.enabled) {
+        out +=
+            " state=" + (config.state.desired_file.empty() ? std::string("command")
+                                                           : "file:" + config.state.desired_file);
+        out += config.state.report_command.empty() ? "" : ",report_command";
+    } else {
+        out += " state=off";
+    }
     out += " status=" + config.status.file;
     out += config.status.led.empty() ? "" : " led=" + config.status.led;
     out += " metrics=" + (config.metrics.file.empty() ? std::string("off") : config.metrics.file);
@@ -1203,6 +1244,7 @@ void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* setti
     link.spool = config.spool.enabled;
     link.spool_config.max_bytes = config.spool.max_bytes;
     link.spool_config.fsync_interval_ms = config.spool.fsync_interval_ms;
+    link.device_state.enabled = config.state.enabled;
 
     port::TlsSettings* tls = &settings->tls;
     tls->ca_file = config.tls.ca_file.empty() ? nullptr : config.tls.ca_file.c_str();

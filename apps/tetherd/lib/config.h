@@ -121,6 +121,23 @@ struct DownlinkOptions {
     std::string dead_letter_dir;
 };
 
+/// The device-state extension (docs/PROTOCOL.md section 9, docs/CONFIG.md
+/// "Device state"): how a desired change is applied and what is reported.
+struct StateOptions {
+    bool enabled = false;
+    /// Apply by writing {"version":N,"desired":{...}} atomically to this file.
+    std::string desired_file;
+    /// Or by running this command: the document on its standard input;
+    /// exit 0 applies it; a JSON object on its standard output is reported.
+    std::string desired_command;
+    std::uint32_t command_timeout_ms = 10000;
+    std::uint32_t retry_delay_ms = 1000;  ///< before a failed apply is tried again, doubling
+    /// Prints the device's state as a JSON object (a merge patch onto the
+    /// reported document), at start and every report_interval_ms.
+    std::string report_command;
+    std::uint32_t report_interval_ms = 60000;  ///< 0: at start only
+};
+
 struct StatusOptions {
     /// Always a path after parsing: run_dir + "/status.json" unless set.
     std::string file = "/run/tether/status.json";
@@ -154,6 +171,7 @@ struct DaemonConfig {
     std::string run_dir = "/run/tether";
     InputOptions inputs;
     DownlinkOptions downlink;
+    StateOptions state;
     StatusOptions status;
     MetricsOptions metrics;
     WatchdogOptions watchdog;

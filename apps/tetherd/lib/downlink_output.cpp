@@ -1,12 +1,9 @@
 #include "downlink_output.h"
 
 #include <poll.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,8 +14,6 @@
 
 #include "atomic_write.h"
 
-extern char** environ;
-
 // The front of the queue is the only message being worked on. Its progress
 // (attempts_, the wait before the next try, the running command, written_)
 // is reset by hand_over(), the one place a message leaves the queue, which
@@ -28,6 +23,23 @@ extern char** environ;
 
 namespace tether::daemon {
 namespace {
+
+DownlinkFailure failure_of(CommandEnd end) {
+    switch (end) {
+        case CommandEnd::kRunning:
+        case CommandEnd::kSucceeded:
+            return DownlinkFailure::kNone;  // even if it finished as the kill went out
+        case CommandEnd::kExited:
+            return DownlinkFailure::kExited;
+        case CommandEnd::kSignaled:
+            return DownlinkFailure::kSignaled;
+        case CommandEnd::kTimedOut:
+            return DownlinkFailure::kTimedOut;
+        case CommandEnd::kLost:
+            return DownlinkFailure::kLost;  // reaped elsewhere: not known to be handed over
+    }
+    return DownlinkFailure::kLost;
+}
 
 // One tick() hands over at most this many messages, so one call stays short.
 constexpr int kMaxStepsPerTick = 64;
@@ -116,12 +128,7 @@ DownlinkOutput::DownlinkOutput(const DownlinkOutputConfig& config, char* queue,
     config_.stall_retry_ms = config_.stall_retry_ms > 0 ? config_.stall_retry_ms : 1;
 }
 
-DownlinkOutput::~DownlinkOutput() {
-    if (child_ > 0) {
-        kill_child();
-        ::waitpid(child_, nullptr, 0);
-    }
-}
+DownlinkOutput::~DownlinkOutput() = default;  // the command's own destructor kills it
 
 bool DownlinkOutput::can_accept(std::size_t size) const {
     if (size > UINT32_MAX || size + kEntryOverhead > queue_capacity_) {
@@ -183,10 +190,7 @@ void DownlinkOutput::skip(std::uint64_t first, std::uint64_t last) {
 bool DownlinkOutput::next_deadline(TimeMs* at) const {
     bool any = false;
     TimeMs earliest = 0;
-    if (child_ > 0 && !killed_) {
-        earliest = deadline_;
-        any = true;
-    }
+    any = command_.deadline(&earliest);
     if (waiting_ && !wait_unset_) {
         earliest = any ? time_earliest(earliest, resume_at_) : resume_at_;
         any = true;
@@ -238,7 +242,6 @@ void DownlinkOutput::hand_over() {
     attempts_ = 0;
     waiting_ = false;
     wait_unset_ = false;
-    killed_ = false;
     written_ = 0;
 }
 
@@ -340,21 +343,14 @@ bool DownlinkOutput::write_line() {
 }
 
 bool DownlinkOutput::step_command(TimeMs now) {
-    if (child_ > 0) {
-        if (stdin_fd_ >= 0) {
-            feed();
+    if (command_.running()) {
+        // Feeds it, kills it at its deadline, reaps it (SIGKILL is not
+        // instant: a killed command is reaped on a later tick).
+        if (!command_.tick(now)) {
+            return false;
         }
-        DownlinkFailure failure = DownlinkFailure::kNone;
-        if (!reap(&failure)) {
-            if (killed_ || !time_reached(now, deadline_)) {
-                return false;
-            }
-            kill_child();
-            killed_ = true;
-            if (!reap(&failure)) {
-                return false;  // SIGKILL is not instant; reaped on a later tick
-            }
-        }
+        last_status_ = command_.status();
+        const DownlinkFailure failure = failure_of(command_.end());
         if (failure == DownlinkFailure::kNone) {
             ++counters_.delivered;
             hand_over();
@@ -369,12 +365,13 @@ bool DownlinkOutput::step_command(TimeMs now) {
         ++counters_.retries;
     }
     ++attempts_;
-    if (!start_front(now)) {
+    if (!command_.start(config_.command, front_data(), front_size(), true, nullptr, now,
+                        config_.command_timeout_ms)) {
         const int error = errno;
         ++counters_.spawn_failures;
         return after_failure(now, DownlinkFailure::kSpawnFailed, error);
     }
-    feed();
+    command_.feed();
     return false;
 }
 
@@ -429,112 +426,6 @@ bool DownlinkOutput::dead_letter(std::uint64_t seq, const char* data, std::size_
     }
     report(DownlinkEventKind::kDeadLettered, seq, why, 0, path.c_str());
     return true;
-}
-
-bool DownlinkOutput::start_front(TimeMs now) {
-    // A socket rather than a pipe: send(MSG_NOSIGNAL) reports a command that
-    // exits without reading its input as EPIPE instead of raising SIGPIPE.
-    int ends[2];
-    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ends) != 0) {
-        return false;
-    }
-    posix_spawn_file_actions_t actions;
-    posix_spawnattr_t attributes;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawnattr_init(&attributes);
-    posix_spawn_file_actions_adddup2(&actions, ends[1], STDIN_FILENO);
-    // Its own process group, so a timeout (and the destructor) can stop
-    // whatever the shell started.
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
-    posix_spawnattr_setpgroup(&attributes, 0);
-    char shell[] = "/bin/sh";
-    char flag[] = "-c";
-    char* argv[] = {shell, flag, const_cast<char*>(config_.command), nullptr};
-    pid_t pid = -1;
-    const int failed = ::posix_spawn(&pid, shell, &actions, &attributes, argv, environ);
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
-    ::close(ends[1]);
-    if (failed != 0) {
-        ::close(ends[0]);
-        errno = failed;
-        return false;
-    }
-    child_ = pid;
-    stdin_fd_ = ends[0];
-    written_ = 0;
-    killed_ = false;
-    deadline_ = now + config_.command_timeout_ms;
-    return true;
-}
-
-void DownlinkOutput::feed() {
-    const std::size_t size = front_size();
-    const char* message = front_data();
-    while (written_ <= size) {
-        // The message, then its newline.
-        const char* from = written_ < size ? message + written_ : "\n";
-        const std::size_t length = written_ < size ? size - written_ : 1;
-        const ssize_t sent = ::send(stdin_fd_, from, length, MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (sent < 0 && errno == EINTR) {
-            continue;
-        }
-        if (sent < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            return;
-        }
-        if (sent < 0) {
-            break;  // the command stopped reading; its exit status decides
-        }
-        written_ += static_cast<std::size_t>(sent);
-    }
-    ::close(stdin_fd_);
-    stdin_fd_ = -1;
-}
-
-// True once the command is gone, with *failure saying how it ended.
-bool DownlinkOutput::reap(DownlinkFailure* failure) {
-    int status = 0;
-    pid_t done = -1;
-    do {
-        done = ::waitpid(child_, &status, WNOHANG);
-    } while (done < 0 && errno == EINTR);
-    if (done == 0) {
-        return false;
-    }
-    child_ = -1;
-    if (stdin_fd_ >= 0) {
-        // It exited before reading all of its input.
-        ::close(stdin_fd_);
-        stdin_fd_ = -1;
-    }
-    if (done < 0) {
-        last_status_ = -1;
-        *failure = DownlinkFailure::kLost;  // reaped elsewhere: not known to be handed over
-        return true;
-    }
-    last_status_ = status;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        *failure = DownlinkFailure::kNone;  // even if it finished as the kill went out
-    } else if (killed_) {
-        *failure = DownlinkFailure::kTimedOut;
-    } else {
-        *failure = WIFEXITED(status) ? DownlinkFailure::kExited : DownlinkFailure::kSignaled;
-    }
-    return true;
-}
-
-void DownlinkOutput::kill_child() {
-    if (stdin_fd_ >= 0) {
-        ::close(stdin_fd_);
-        stdin_fd_ = -1;
-    }
-    // The group is gone (ESRCH) only if the child has not joined it yet: a
-    // posix_spawn without vfork semantics (qemu-user's emulation) can return
-    // before the child's setpgid. Kill the child itself then, or waiting for
-    // it lasts as long as the command.
-    if (::kill(-child_, SIGKILL) != 0) {
-        ::kill(child_, SIGKILL);
-    }
 }
 
 void DownlinkOutput::report(DownlinkEventKind kind, std::uint64_t seq, DownlinkFailure failure,

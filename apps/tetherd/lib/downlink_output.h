@@ -65,6 +65,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "shell_command.h"
 #include "tether/backoff.h"
 #include "tether/status.h"
 #include "tether/time.h"
@@ -203,13 +204,13 @@ class DownlinkOutput {
     void tick(TimeMs now);
 
     /// A command runs or messages wait to be handed over.
-    bool busy() const { return child_ > 0 || queue_count_ > 0; }
+    bool busy() const { return command_.running() || queue_count_ > 0; }
     /// When tick() next has something timed to do (a command's deadline, a
     /// retry); false when nothing is timed.
     bool next_deadline(TimeMs* at) const;
     /// The running command's input while bytes remain to be written to it
     /// (watch it for writing), else -1.
-    int pending_fd() const { return stdin_fd_; }
+    int pending_fd() const { return command_.pending_fd(); }
     /// Messages taken and not yet handed over.
     std::size_t queued() const { return queue_count_; }
     const DownlinkCounters& counters() const { return counters_; }
@@ -248,10 +249,6 @@ class DownlinkOutput {
     bool write_line();
     void wait_for(std::uint32_t delay_ms, TimeMs now, bool have_now);
     bool ready(TimeMs now);
-    bool start_front(TimeMs now);
-    void feed();
-    bool reap(DownlinkFailure* failure);
-    void kill_child();
     void report(DownlinkEventKind kind, std::uint64_t seq, DownlinkFailure failure, int error,
                 const char* path = nullptr);
 
@@ -272,11 +269,9 @@ class DownlinkOutput {
     bool wait_unset_ = false;  // ... which the next tick() sets to now + wait_ms_
     std::uint32_t wait_ms_ = 0;
     TimeMs resume_at_ = 0;
-    pid_t child_ = -1;
-    int stdin_fd_ = -1;
-    bool killed_ = false;
-    TimeMs deadline_ = 0;
-    // Bytes of the front message (plus its newline) written so far.
+    // The front message's command; its standard output is the daemon's.
+    ShellCommand command_{ShellCommand::kInheritOutput, 0};
+    // Line mode: bytes of the front message (plus its newline) written so far.
     std::size_t written_ = 0;
     ErrorsSeen write_errors_seen_;
     ErrorsSeen dead_letter_errors_seen_;

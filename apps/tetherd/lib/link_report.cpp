@@ -31,6 +31,29 @@ std::uint64_t LinkHistory::offline_ms_until(TimeMs now) const {
     return offline_ms_total_ + (offline_ ? time_since(now, offline_since_) : 0);
 }
 
+DeviceStateStatus device_state_of(const DurableLink& link, const StateAgent* agent) {
+    DeviceStateStatus s;
+    if (agent == nullptr) {
+        return s;
+    }
+    const DeviceStateView view = link.device_state();
+    s.enabled = view.enabled;
+    s.negotiated = view.negotiated;
+    s.desired_applied = view.desired_applied;
+    s.desired_received = view.desired_received;
+    s.reported_version = view.reported_version;
+    s.report_pending = view.report_pending;
+    s.in_sync = view.in_sync && !agent->failing() && agent->pending_version() == 0;
+    s.apply_failing = agent->failing();
+    s.apply_failures = agent->counters().apply_failures;
+    s.reports_accepted = view.reports_accepted;
+    s.reports_refused = view.reports_refused;
+    s.report_failures = agent->counters().report_failures;
+    s.desired_snapshots = view.desired_snapshots;
+    s.desired_increments = view.desired_increments;
+    return s;
+}
+
 StatusSnapshot status_of(const DurableLink& link, const LinkHistory& history,
                          const std::string& endpoint, const char* session,
                          const std::string& storage_error) {

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "metrics.h"
+#include "state_agent.h"
 #include "status_file.h"
 #include "tether/durable_link.h"
 
@@ -45,6 +46,10 @@ class LinkHistory {
     TimeMs offline_since_;
     std::uint64_t offline_ms_total_ = 0;
 };
+
+/// The device-state part of status and metrics: the link's view, and the
+/// agent's when there is one (null: state.enabled is off).
+DeviceStateStatus device_state_of(const DurableLink& link, const StateAgent* agent);
 
 /// What the status file shows, from the link and its history.
 StatusSnapshot status_of(const DurableLink& link, const LinkHistory& history,

@@ -156,6 +156,32 @@ std::string render_metrics(const MetricsSnapshot& s) {
             s.downlink_dead_lettered);
     counter(out, "tether_downlink_failures_total",
             "Failed attempts to hand a downlink message to the application.", s.downlink_failures);
+    const DeviceStateStatus& state = s.device_state;
+    gauge(out, "tether_state_desired_applied_version",
+          "The desired state version the device has applied (0: none).",
+          integer(state.desired_applied));
+    gauge(out, "tether_state_desired_received_version",
+          "The newest desired state version received from the server.",
+          integer(state.desired_received));
+    gauge(out, "tether_state_reported_version",
+          "The server's version of the device's reported state.", integer(state.reported_version));
+    gauge(out, "tether_state_in_sync",
+          "1 when the newest desired state is applied and no report is pending.",
+          std::string(state.in_sync ? "1" : "0"));
+    counter(out, "tether_state_apply_failures_total",
+            "Failed attempts to apply a desired state change (retried).", state.apply_failures);
+    counter(out, "tether_state_reports_accepted_total", "Reports the server accepted.",
+            state.reports_accepted);
+    counter(out, "tether_state_reports_refused_total",
+            "Reports the server refused (stale base version, too large, invalid).",
+            state.reports_refused);
+    counter(out, "tether_state_report_failures_total",
+            "Report commands that failed or printed no valid JSON object.", state.report_failures);
+    counter(out, "tether_state_desired_snapshots_total",
+            "Desired state snapshots received (after a long outage or a trimmed history).",
+            state.desired_snapshots);
+    counter(out, "tether_state_desired_increments_total", "Desired state increments received.",
+            state.desired_increments);
     return out;
 }
 

@@ -16,6 +16,12 @@
 //   tether_offline_seconds_total            counter
 //   tether_backoff_attempt                  gauge
 //   tether_downlink_delivered_total, tether_downlink_duplicates_total  counters
+//   ... (the spool, refusals and hand-over failures: see render_metrics)
+//   tether_state_desired_applied_version, _desired_received_version,
+//   _reported_version, tether_state_in_sync          gauges (device state)
+//   tether_state_apply_failures_total, _reports_accepted_total,
+//   _reports_refused_total, _report_failures_total,
+//   _desired_snapshots_total, _desired_increments_total  counters
 //
 // Example:
 //   tether::daemon::MetricsSnapshot snapshot;
@@ -29,6 +35,7 @@
 #include <map>
 #include <string>
 
+#include "status_file.h"
 #include "tether/reconnect.h"
 #include "tether/status.h"
 
@@ -68,6 +75,7 @@ struct MetricsSnapshot {
     std::uint64_t storage_failures = 0;
     std::uint64_t downlink_dead_lettered = 0;
     std::uint64_t downlink_failures = 0;
+    DeviceStateStatus device_state;  ///< all zero when not enabled
 };
 
 /// A label value escaped per the exposition format: backslash, double quote

@@ -59,6 +59,11 @@ void add_number(std::string& out, const char* key, std::uint64_t value) {
     append_number(out, value);
 }
 
+void add_bool(std::string& out, const char* key, bool value) {
+    append_key(out, key);
+    out += value ? "true" : "false";
+}
+
 std::string tenths_of_seconds(std::uint32_t ms) {
     const std::uint64_t tenths = (static_cast<std::uint64_t>(ms) + 50u) / 100u;
     char text[32];
@@ -119,6 +124,23 @@ std::string status_json(const StatusSnapshot& snapshot) {
     }
     add_number(out, "refused", snapshot.refused);
     add_number(out, "memory_only", snapshot.memory_only);
+    append_key(out, "device_state");
+    const DeviceStateStatus& state = snapshot.device_state;
+    if (!state.enabled) {
+        out += "null";
+    } else {
+        std::string inner = "{";
+        add_bool(inner, "negotiated", state.negotiated);
+        add_number(inner, "desired_applied", state.desired_applied);
+        add_number(inner, "desired_received", state.desired_received);
+        add_number(inner, "reported_version", state.reported_version);
+        add_bool(inner, "report_pending", state.report_pending);
+        add_bool(inner, "in_sync", state.in_sync);
+        add_bool(inner, "apply_failing", state.apply_failing);
+        add_number(inner, "apply_failures", state.apply_failures);
+        add_number(inner, "reports_refused", state.reports_refused);
+        out += inner + "}";
+    }
     out += "}\n";
     return out;
 }

@@ -7,11 +7,15 @@
 //    "endpoint":"wss://t.example.net/v1","attempt":4,"retry_in_ms":8200,
 //    "reason":"tcp_refused","detail":"connect=refused",
 //    "session":"0a6c...","version":3,"queued":12,"acked":1200,"dropped":0,
-//    "rtt_ms":23,"offline_ms_total":61000}
+//    "rtt_ms":23,"offline_ms_total":61000,"spool":"off","storage_error":null,
+//    "refused":0,"memory_only":0,
+//    "device_state":{"negotiated":true,"desired_applied":7,"desired_received":7,
+//                    "reported_version":3,"report_pending":false,"in_sync":true,
+//                    "apply_failing":false,"apply_failures":0,"reports_refused":0}}
 // state is to_string(LinkState); since_ms is the wall-clock time (Unix
 // milliseconds) the state was entered; retry_in_ms is 0 outside
 // waiting_to_retry; session is null without tether.v1 and rtt_ms is null
-// before the first pong.
+// before the first pong; device_state is null unless state.enabled.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +27,24 @@
 #include "tether/status.h"
 
 namespace tether::daemon {
+
+/// The device-state extension as status and metrics show it.
+struct DeviceStateStatus {
+    bool enabled = false;
+    bool negotiated = false;             ///< the current connection uses it
+    std::uint64_t desired_applied = 0;   ///< the version applied and confirmed
+    std::uint64_t desired_received = 0;  ///< the newest version received
+    std::uint64_t reported_version = 0;  ///< the server's version of the reported document
+    bool report_pending = false;         ///< a report waits to be sent or answered
+    bool in_sync = false;                ///< applied == received and nothing pending
+    bool apply_failing = false;          ///< the latest apply failed; retrying
+    std::uint64_t apply_failures = 0;
+    std::uint64_t reports_accepted = 0;
+    std::uint64_t reports_refused = 0;
+    std::uint64_t report_failures = 0;  ///< report commands that failed or printed no object
+    std::uint64_t desired_snapshots = 0;
+    std::uint64_t desired_increments = 0;
+};
 
 struct StatusSnapshot {
     LinkState state = LinkState::kIdle;
@@ -43,7 +65,8 @@ struct StatusSnapshot {
     std::string spool = "off";  ///< "off", "ok" or "degraded" (disk failing: memory only)
     std::string storage_error;  ///< why the spool or state record fails, or "" (written as null)
     std::uint64_t refused = 0;  ///< messages refused as larger than the link can deliver
-    std::uint64_t memory_only = 0;  ///< messages accepted while the spool was degraded
+    std::uint64_t memory_only = 0;   ///< messages accepted while the spool was degraded
+    DeviceStateStatus device_state;  ///< written as null when not enabled
 };
 
 /// The JSON text of `snapshot` (one line, with a trailing newline); strings
