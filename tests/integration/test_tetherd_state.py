@@ -242,7 +242,9 @@ class StateCases:
         with open(gateway.document) as f:
             self.assertEqual(json.load(f), expected)
         self.assertEqual(self.backend.state()["desired"], expected)
-        self.assertEqual(gateway.metric("tether_state_desired_snapshots_total"), 1)
+        harness.wait_for(lambda: gateway.metric("tether_state_desired_snapshots_total") == 1,
+                         timeout=5, message="the metrics never counted the snapshot: %r" %
+                         gateway.metric("tether_state_desired_snapshots_total"))
         harness.wait_for(lambda: gateway.status()["device_state"]["in_sync"], timeout=5,
                          message="the status never showed the device in sync")
         self.assertEqual(gateway.status()["device_state"]["desired_applied"], last)
