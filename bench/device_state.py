@@ -119,7 +119,8 @@ def run(build_dir, work_dir, docs_dir, smoke=False):
             received = asyncio.run(catch_up(server.port, session, applied, counter))
             wire = sum(frame_bytes(len(m.encode())) for m in received)
             kinds = [json.loads(m)["snapshot"] for m in received]
-            sent = "1 snapshot" if kinds == [True] else "%d increments" % len(kinds)
+            sent = ("1 snapshot" if kinds == [True] else
+                    "%d increment%s" % (len(kinds), "" if len(kinds) == 1 else "s"))
             correct = json.loads(received[-1])["version"] == version if received else False
             rows.append({"n": n, "sent": sent, "wire": wire, "increments": increments,
                          "snapshot": snapshot, "correct": correct})
