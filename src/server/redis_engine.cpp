@@ -129,8 +129,11 @@ bool starts_with(std::string_view text, std::string_view prefix) {
     return text.substr(0, prefix.size()) == prefix;
 }
 
-// XRANGE's reply: entries [id, [field, value, ...]] with ids "<seq>-0".
-bool parse_downlink(const RedisValue& reply, std::vector<DownlinkMessage>* out) {
+// XRANGE's reply: entries [id, [field, value, ...]] with ids "<n>-0". Calls
+// visit(n, fields) for each entry in order; false when the reply has another
+// shape or visit() refuses an entry.
+template <typename Visit>
+bool for_each_stream_entry(const RedisValue& reply, Visit visit) {
     if (reply.type != RedisValue::Type::kArray) {
         return false;
     }
@@ -141,21 +144,38 @@ bool parse_downlink(const RedisValue& reply, std::vector<DownlinkMessage>* out) 
         }
         const std::string& id = entry.elements[0].text;
         const std::size_t dash = id.find('-');
-        DownlinkMessage message;
+        std::uint64_t number = 0;
         if (dash == std::string::npos ||
-            !parse_u64(std::string_view(id).substr(0, dash), &message.seq)) {
+            !parse_u64(std::string_view(id).substr(0, dash), &number) ||
+            !visit(number, entry.elements[1].elements)) {
             return false;
         }
-        const std::vector<RedisValue>& fields = entry.elements[1].elements;
-        for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
-            if (fields[i].text == "payload") {
-                const std::string& bytes = fields[i + 1].text;
-                message.payload.assign(bytes.begin(), bytes.end());
-            }
-        }
-        out->push_back(std::move(message));
     }
     return true;
+}
+
+// The value of `name` among an entry's fields, or null.
+const std::string* stream_field(const std::vector<RedisValue>& fields, std::string_view name) {
+    for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
+        if (fields[i].text == name) {
+            return &fields[i + 1].text;
+        }
+    }
+    return nullptr;
+}
+
+// P:{S}:down's entries: ids "<seq>-0", the message in field "payload".
+bool parse_downlink(const RedisValue& reply, std::vector<DownlinkMessage>* out) {
+    return for_each_stream_entry(
+        reply, [out](std::uint64_t seq, const std::vector<RedisValue>& fields) {
+            DownlinkMessage message;
+            message.seq = seq;
+            if (const std::string* bytes = stream_field(fields, "payload")) {
+                message.payload.assign(bytes->begin(), bytes->end());
+            }
+            out->push_back(std::move(message));
+            return true;
+        });
 }
 
 std::string_view as_text(const std::uint8_t* bytes, std::size_t size) {
@@ -209,38 +229,18 @@ bool parse_documents(const RedisValue& reply, StateDocuments* out, bool* exists)
     return true;
 }
 
-// XRANGE P:{S}:desired's reply: entries [id, ["patch", text]] with ids
-// "<version>-0", as increments.
+// P:{S}:desired's entries: ids "<version>-0", the increment in field
+// "patch" (an entry without one is refused).
 bool parse_increments(const RedisValue& reply, std::vector<DesiredChange>* out) {
-    if (reply.type != RedisValue::Type::kArray) {
-        return false;
-    }
-    for (const RedisValue& entry : reply.elements) {
-        if (entry.type != RedisValue::Type::kArray || entry.elements.size() != 2 ||
-            entry.elements[1].type != RedisValue::Type::kArray) {
-            return false;
-        }
-        const std::string& id = entry.elements[0].text;
-        const std::size_t dash = id.find('-');
-        DesiredChange change;
-        if (dash == std::string::npos ||
-            !parse_u64(std::string_view(id).substr(0, dash), &change.version)) {
-            return false;
-        }
-        bool has_patch = false;
-        const std::vector<RedisValue>& fields = entry.elements[1].elements;
-        for (std::size_t i = 0; i + 1 < fields.size(); i += 2) {
-            if (fields[i].text == "patch") {
-                change.document = fields[i + 1].text;
-                has_patch = true;
+    return for_each_stream_entry(
+        reply, [out](std::uint64_t version, const std::vector<RedisValue>& fields) {
+            const std::string* patch = stream_field(fields, "patch");
+            if (patch == nullptr) {
+                return false;
             }
-        }
-        if (!has_patch) {
-            return false;
-        }
-        out->push_back(std::move(change));
-    }
-    return true;
+            out->push_back(DesiredChange{version, false, *patch});
+            return true;
+        });
 }
 
 bool is_report_id(std::string_view id) {
