@@ -43,50 +43,27 @@ bool well_formed_at(const cJSON* item, int depth) {
     return true;
 }
 
-// Bounded appends; once something does not fit every later append is
-// ignored and the printer reports kBufferTooSmall.
-class Output {
-  public:
-    Output(char* out, std::size_t capacity) : out_(out), capacity_(capacity) {}
-    void put(const char* data, std::size_t size) {
-        if (overflow_ || capacity_ - length_ < size) {
-            overflow_ = true;
-            return;
-        }
-        std::memcpy(out_ + length_, data, size);
-        length_ += size;
-    }
-    void put(char c) { put(&c, 1); }
-    void put(const char* text) { put(text, std::strlen(text)); }
-    bool overflow() const { return overflow_; }
-    std::size_t length() const { return length_; }
+using json::Writer;
 
-  private:
-    char* out_;
-    std::size_t capacity_;
-    std::size_t length_ = 0;
-    bool overflow_ = false;
-};
-
-void print_string(const char* text, Output* out) {
+void print_string(const char* text, Writer* out) {
     static const char kHex[] = "0123456789abcdef";
-    out->put('"');
+    out->character('"');
     for (const char* p = text; *p != '\0'; ++p) {
         const auto c = static_cast<unsigned char>(*p);
         if (c == '"' || c == '\\') {
             const char escaped[2] = {'\\', static_cast<char>(c)};
-            out->put(escaped, 2);
+            out->bytes(escaped, 2);
         } else if (c < 0x20) {
             const char escaped[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
-            out->put(escaped, 6);
+            out->bytes(escaped, 6);
         } else {
-            out->put(static_cast<char>(c));
+            out->character(static_cast<char>(c));
         }
     }
-    out->put('"');
+    out->character('"');
 }
 
-bool print_number(double value, Output* out) {
+bool print_number(double value, Writer* out) {
     if (!std::isfinite(value)) {
         return false;
     }
@@ -104,27 +81,27 @@ bool print_number(double value, Output* out) {
             }
         }
     }
-    out->put(text);
+    out->raw(text);
     return true;
 }
 
-bool print_item(const cJSON* item, Output* out) {
+bool print_item(const cJSON* item, Writer* out) {
     if (cJSON_IsObject(item) || cJSON_IsArray(item)) {
         const bool object = cJSON_IsObject(item);
-        out->put(object ? '{' : '[');
+        out->character(object ? '{' : '[');
         for (const cJSON* child = item->child; child != nullptr; child = child->next) {
             if (child != item->child) {
-                out->put(',');
+                out->character(',');
             }
             if (object) {
                 print_string(child->string, out);
-                out->put(':');
+                out->character(':');
             }
             if (!print_item(child, out)) {
                 return false;
             }
         }
-        out->put(object ? '}' : ']');
+        out->character(object ? '}' : ']');
         return true;
     }
     if (cJSON_IsString(item)) {
@@ -135,11 +112,11 @@ bool print_item(const cJSON* item, Output* out) {
         return print_number(item->valuedouble, out);
     }
     if (cJSON_IsTrue(item)) {
-        out->put("true");
+        out->raw("true");
     } else if (cJSON_IsFalse(item)) {
-        out->put("false");
+        out->raw("false");
     } else {
-        out->put("null");
+        out->raw("null");
     }
     return true;
 }
@@ -235,7 +212,7 @@ bool well_formed(const cJSON* item) {
 }
 
 V1Status print_compact(const cJSON* item, char* out, std::size_t capacity, std::size_t* length) {
-    Output output(out, capacity);
+    Writer output(out, capacity);
     if (!print_item(item, &output)) {
         return V1Status::kBadField;
     }

@@ -140,6 +140,59 @@ class Fields {
     const cJSON* object_;
 };
 
+/// Appends into a caller buffer and remembers whether anything did not fit,
+/// so a writer checks once, at the end.
+class Writer {
+  public:
+    Writer(char* out, std::size_t capacity) : out_(out), capacity_(capacity) {}
+
+    Writer& bytes(const char* data, std::size_t size) {
+        if (overflow_ || size > capacity_ - length_) {
+            overflow_ = true;
+            return *this;
+        }
+        if (size > 0) {
+            std::memcpy(out_ + length_, data, size);
+        }
+        length_ += size;
+        return *this;
+    }
+    Writer& raw(const char* text) { return bytes(text, std::strlen(text)); }
+    Writer& character(char c) { return bytes(&c, 1); }
+    /// A string the caller has checked needs no escaping.
+    Writer& quoted(const char* text, std::size_t size) {
+        return raw("\"").bytes(text, size).raw("\"");
+    }
+    Writer& number(std::uint64_t value) {
+        char digits[20];
+        std::size_t count = 0;
+        do {
+            digits[sizeof digits - 1 - count] = static_cast<char>('0' + value % 10);
+            value /= 10;
+            ++count;
+        } while (value != 0);
+        return bytes(digits + sizeof digits - count, count);
+    }
+    Writer& boolean(bool value) { return raw(value ? "true" : "false"); }
+
+    bool overflow() const { return overflow_; }
+    std::size_t length() const { return length_; }
+    /// kBufferTooSmall when anything did not fit, else kOk with *length set.
+    V1Status finish(std::size_t* length) const {
+        if (overflow_) {
+            return V1Status::kBufferTooSmall;
+        }
+        *length = length_;
+        return V1Status::kOk;
+    }
+
+  private:
+    char* out_;
+    std::size_t capacity_;
+    std::size_t length_ = 0;
+    bool overflow_ = false;
+};
+
 /// Runs each field check in order and keeps the first failure.
 class Checks {
   public:

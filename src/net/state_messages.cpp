@@ -81,49 +81,7 @@ class Members : public json::Fields {
 
 using json::Checks;
 
-// Bounded appends into a caller buffer; once something does not fit, every
-// later append is ignored and finish() says so.
-class Writer {
-  public:
-    Writer(char* out, std::size_t capacity) : out_(out), capacity_(capacity) {}
-
-    Writer& bytes(const char* data, std::size_t size) {
-        if (overflow_ || capacity_ - length_ < size) {
-            overflow_ = true;
-            return *this;
-        }
-        if (size > 0) {
-            std::memcpy(out_ + length_, data, size);
-        }
-        length_ += size;
-        return *this;
-    }
-    Writer& raw(const char* text) { return bytes(text, std::strlen(text)); }
-    Writer& quoted(const char* text) { return raw("\"").raw(text).raw("\""); }
-    Writer& number(std::uint64_t value) {
-        char digits[20];
-        std::size_t count = 0;
-        do {
-            digits[sizeof digits - 1 - count] = static_cast<char>('0' + value % 10);
-            value /= 10;
-            ++count;
-        } while (value != 0);
-        return bytes(digits + sizeof digits - count, count);
-    }
-    V1Status finish(std::size_t* length) const {
-        if (overflow_) {
-            return V1Status::kBufferTooSmall;
-        }
-        *length = length_;
-        return V1Status::kOk;
-    }
-
-  private:
-    char* out_;
-    std::size_t capacity_;
-    std::size_t length_ = 0;
-    bool overflow_ = false;
-};
+using json::Writer;
 
 bool valid_document_argument(const char* document, std::size_t size) {
     return document != nullptr && size >= 2 && size <= kMaxStateDocument && document[0] == '{' &&
@@ -253,7 +211,7 @@ V1Status write_report(const char* id, std::uint64_t base, bool whole, const char
     }
     Writer writer(out, capacity);
     writer.raw("{\"type\":\"report\",\"id\":")
-        .quoted(id)
+        .quoted(id, std::strlen(id))
         .raw(",\"base\":")
         .number(base)
         .raw(whole ? ",\"state\":" : ",\"patch\":")
@@ -269,7 +227,7 @@ V1Status write_report_ok(const char* id, std::uint64_t version, char* out, std::
     }
     Writer writer(out, capacity);
     writer.raw("{\"type\":\"report_ok\",\"id\":")
-        .quoted(id)
+        .quoted(id, std::strlen(id))
         .raw(",\"version\":")
         .number(version)
         .raw("}");
@@ -288,9 +246,9 @@ V1Status write_report_refused(const char* id, const char* reason, std::uint64_t 
     }
     Writer writer(out, capacity);
     writer.raw("{\"type\":\"report_refused\",\"id\":")
-        .quoted(id)
+        .quoted(id, std::strlen(id))
         .raw(",\"reason\":")
-        .quoted(reason)
+        .quoted(reason, reason_length)
         .raw(",\"version\":")
         .number(version);
     if (document != nullptr) {

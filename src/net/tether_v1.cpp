@@ -192,73 +192,24 @@ V1Status parse_error(const FieldReader& fields, Error* error) {
 
 // --- Writing ------------------------------------------------------------------
 
-// Appends into a caller buffer and remembers whether anything did not fit, so
-// a writer checks once at the end.
-class JsonWriter {
-  public:
-    JsonWriter(char* out, std::size_t capacity) : out_(out), capacity_(capacity) {}
+using json::Writer;
 
-    JsonWriter& raw(const char* text) { return bytes(text, std::strlen(text)); }
-
-    JsonWriter& bytes(const char* text, std::size_t length) {
-        if (length > capacity_ - length_) {
-            overflow_ = true;
-            return *this;
-        }
-        std::memcpy(out_ + length_, text, length);
-        length_ += length;
-        return *this;
+// ,"features":[...] for the known bits set; nothing when none is.
+void write_features(Writer& writer, std::uint32_t bits) {
+    if (bits == 0) {
+        return;
     }
-
-    // A string the caller has checked with is_plain_text (or a UUID).
-    JsonWriter& quoted(const char* text, std::size_t length) {
-        return raw("\"").bytes(text, length).raw("\"");
+    writer.raw(",\"features\":[");
+    const char* separator = "";
+    if ((bits & kFeatureAge) != 0) {
+        writer.raw(separator).quoted(kFeatureAgeName, std::strlen(kFeatureAgeName));
+        separator = ",";
     }
-
-    JsonWriter& number(std::uint64_t value) {
-        char digits[20];
-        std::size_t count = 0;
-        do {
-            digits[sizeof digits - 1 - count] = static_cast<char>('0' + value % 10);
-            value /= 10;
-            ++count;
-        } while (value != 0);
-        return bytes(digits + sizeof digits - count, count);
+    if ((bits & kFeatureState) != 0) {
+        writer.raw(separator).quoted(kFeatureStateName, std::strlen(kFeatureStateName));
     }
-
-    JsonWriter& boolean(bool value) { return raw(value ? "true" : "false"); }
-
-    // ,"features":[...] for the known bits set; nothing when none is.
-    JsonWriter& features(std::uint32_t bits) {
-        if (bits == 0) {
-            return *this;
-        }
-        raw(",\"features\":[");
-        const char* separator = "";
-        if ((bits & kFeatureAge) != 0) {
-            raw(separator).quoted(kFeatureAgeName, std::strlen(kFeatureAgeName));
-            separator = ",";
-        }
-        if ((bits & kFeatureState) != 0) {
-            raw(separator).quoted(kFeatureStateName, std::strlen(kFeatureStateName));
-        }
-        return raw("]");
-    }
-
-    V1Status finish(std::size_t* length) const {
-        if (overflow_) {
-            return V1Status::kBufferTooSmall;
-        }
-        *length = length_;
-        return V1Status::kOk;
-    }
-
-  private:
-    char* out_;
-    std::size_t capacity_;
-    std::size_t length_ = 0;
-    bool overflow_ = false;
-};
+    writer.raw("]");
+}
 
 }  // namespace
 
@@ -390,7 +341,7 @@ V1Status write_hello(const Hello& hello, char* out, std::size_t capacity, std::s
         hello.desired_version > kMaxJsonSeq) {
         return V1Status::kInvalidArgument;
     }
-    JsonWriter writer(out, capacity);
+    Writer writer(out, capacity);
     writer.raw("{\"type\":\"hello\",\"session\":")
         .quoted(hello.session, session_length)
         .raw(",\"version\":")
@@ -402,8 +353,8 @@ V1Status write_hello(const Hello& hello, char* out, std::size_t capacity, std::s
         .raw(",\"oldest_uplink\":")
         .number(hello.oldest_uplink)
         .raw(",\"next_uplink\":")
-        .number(hello.next_uplink)
-        .features(hello.features);
+        .number(hello.next_uplink);
+    write_features(writer, hello.features);
     if ((hello.features & kFeatureState) != 0) {
         writer.raw(",\"desired_version\":").number(hello.desired_version);
     }
@@ -418,7 +369,7 @@ V1Status write_welcome(const Welcome& welcome, char* out, std::size_t capacity,
         (welcome.features & ~kKnownFeatures) != 0) {
         return V1Status::kInvalidArgument;
     }
-    JsonWriter writer(out, capacity);
+    Writer writer(out, capacity);
     writer.raw("{\"type\":\"welcome\",\"session\":")
         .quoted(welcome.session, session_length)
         .raw(",\"resumed\":")
@@ -428,9 +379,9 @@ V1Status write_welcome(const Welcome& welcome, char* out, std::size_t capacity,
         .raw(",\"ack_every\":")
         .number(welcome.ack_every)
         .raw(",\"ack_interval_ms\":")
-        .number(welcome.ack_interval_ms)
-        .features(welcome.features)
-        .raw("}");
+        .number(welcome.ack_interval_ms);
+    write_features(writer, welcome.features);
+    writer.raw("}");
     return writer.finish(length);
 }
 
@@ -440,7 +391,7 @@ V1Status write_gap(const Gap& gap, char* out, std::size_t capacity, std::size_t*
         reason_length > kMaxReasonLength || !is_plain_text(gap.reason, reason_length)) {
         return V1Status::kInvalidArgument;
     }
-    JsonWriter writer(out, capacity);
+    Writer writer(out, capacity);
     writer.raw("{\"type\":\"gap\",\"first\":").number(gap.first).raw(",\"last\":").number(gap.last);
     // The reason is optional on the wire; an empty one is left out.
     if (reason_length > 0) {
@@ -456,7 +407,7 @@ V1Status write_error(const Error& error, char* out, std::size_t capacity, std::s
         !is_plain_text(error.message, message_length)) {
         return V1Status::kInvalidArgument;
     }
-    JsonWriter writer(out, capacity);
+    Writer writer(out, capacity);
     writer.raw("{\"type\":\"error\",\"code\":")
         .number(error.code)
         .raw(",\"message\":")
