@@ -533,9 +533,8 @@ Status RedisEngine::hello(const HelloRequest& request, std::uint64_t ticket) {
     // answers the hello.)
     (void)send({"XRANGE", down, "-", "+", "COUNT", capacity},
                Pending{PendingKind::kHelloRange, 0, session, hello_id, 0});
-    if (options_.durability == RedisDurability::kReplicas) {
-        send_wait();
-    }
+    // With replicas:N the WAIT goes behind the SADD that follows an accepted
+    // hello (handle_hello_range): one WAIT covers both.
     return Status::kOk;
 }
 
@@ -1422,15 +1421,7 @@ void RedisEngine::on_reply(std::uint64_t tag, const RedisValue& reply) {
             handle_hello_range(pending, reply);
             break;
         case PendingKind::kRegister:
-            if (reply.is_error()) {
-                // Consumers find sessions in P:sessions: one missing there would be
-                // read by nobody. Fail it, so the device's next hello registers it.
-                ++store_errors_;
-                std::string line = "event=redis_register_failed session=";
-                line.append(pending.session).append(" error=").append(reply.text);
-                log_once(nullptr, line);
-                fail_session(pending.session, Status::kIoError);
-            }
+            handle_register(pending, reply);
             break;
         case PendingKind::kUplink:
         case PendingKind::kGap:
@@ -1560,26 +1551,70 @@ void RedisEngine::handle_hello_range(Pending& pending, const RedisValue& reply) 
     Served& entry = *served;
     served_[hello.session] = std::move(served);
     const std::string sessions = options_.prefix + ":sessions";
-    // Not sent only when the link is down: on_disconnected then fails the
-    // session, and the device's next hello registers it again.
-    (void)send({"SADD", sessions, entry.id}, Pending{PendingKind::kRegister, 0, entry.id, 0, 0});
+    // Consumers discover sessions in P:sessions, so the welcome waits for
+    // this SADD (or the WAIT behind it): a session is listed before its
+    // device may send. Not sent only when the link is down: on_disconnected
+    // then answers the hello, and the device's next hello registers it.
+    const bool waits = options_.durability == RedisDurability::kReplicas;
+    (void)send({"SADD", sessions, entry.id},
+               Pending{PendingKind::kRegister, 0, entry.id, waits ? 0 : pending.id, 0});
     if (refetch) {
         fetch_downlink(entry);
     }
     if (options_.durability == RedisDurability::kReplicas) {
-        // Answered once a WAIT after the hello confirms it (one was sent
-        // right behind it).
+        // Answered once a WAIT confirms the hello and the SADD behind it
+        // (writes_sent_: the SADD's number, or the hello's when the link is
+        // down and nothing was sent).
         AwaitingWait item;
-        item.write_no = hello.write_no;
+        item.write_no = std::max(hello.write_no, writes_sent_);
         item.session = entry.id;
         item.hello_id = pending.id;
         awaiting_wait_.push_back(std::move(item));
+        send_wait();  // covers the hello and the SADD
         return;
     }
-    entry.welcomed = true;
-    const std::uint64_t ticket = hello.ticket;
-    const HelloResult answer = hello.result;
-    hellos_.erase(found);
+    // Answered when the SADD's reply arrives (handle_register).
+}
+
+void RedisEngine::handle_register(const Pending& pending, const RedisValue& reply) {
+    if (reply.is_error()) {
+        // Consumers find sessions in P:sessions: one missing there would be
+        // read by nobody. Fail it, so the device's next hello registers it.
+        ++store_errors_;
+        std::string line = "event=redis_register_failed session=";
+        line.append(pending.session).append(" error=").append(reply.text);
+        log_once(nullptr, line);
+    }
+    // pending.id: the hello this SADD answers (0 when a WAIT answers it).
+    std::uint64_t ticket = 0;
+    HelloResult answer;
+    bool answering = false;
+    if (pending.id != 0) {
+        const auto found = hellos_.find(pending.id);
+        if (found != hellos_.end()) {
+            ticket = found->second->ticket;
+            answer = found->second->result;
+            answering = true;
+            hellos_.erase(found);
+        }
+    }
+    Served* served = find(pending.session);
+    if (reply.is_error()) {
+        if (answering) {
+            events_->on_hello(ticket, Status::kIoError, HelloResult{});
+        }
+        fail_session(pending.session, Status::kIoError);
+        return;
+    }
+    if (!answering) {
+        return;
+    }
+    if (served == nullptr) {
+        // Superseded or failed meanwhile: this instance no longer serves it.
+        events_->on_hello(ticket, Status::kUnavailable, HelloResult{});
+        return;
+    }
+    served->welcomed = true;
     events_->on_hello(ticket, Status::kOk, answer);
 }
 

@@ -362,6 +362,13 @@ TEST(RedisEngine, AcceptedHelloIsAnsweredWithItsReplayHeld) {
     link.reply(hello_reply("accepted", 1, 120, 1, 1, 41, 41, 41, default_state()));
     CHECK(events.lines.empty());  // the replay is not held yet
     link.reply(RedisValue::of_array({entry(42, "update")}));
+    // Listed in P:sessions before the device is welcomed: consumers find it
+    // before its first message.
+    CHECK(events.lines.empty());
+    const std::vector<std::string> registered = link.take();
+    LONGS_EQUAL(1, registered.size());
+    STRCMP_EQUAL(("SADD t:sessions " + std::string(kSession)).c_str(), registered[0].c_str());
+    link.reply(num(1));
     STRCMP_EQUAL("hello 7 ok accepted\n", lines_of(events.take()).c_str());
     const HelloResult& result = events.last_hello;
     CHECK(result.resumed);
@@ -378,16 +385,20 @@ TEST(RedisEngine, AcceptedHelloIsAnsweredWithItsReplayHeld) {
     STRCMP_EQUAL("update", std::string(next->payload.begin(), next->payload.end()).c_str());
     CHECK(engine->downlink_next(kSession, 42) == nullptr);
     CHECK(engine->downlink_next(kOther, 0) == nullptr);
-    const std::vector<std::string> after = link.take();
-    LONGS_EQUAL(1, after.size());
-    STRCMP_EQUAL((std::string("SADD t:sessions ") + kSession).c_str(), after[0].c_str());
-    (void)events.take();  // the hello's answer
-    // A session missing from P:sessions would be read by no consumer: it fails,
-    // logged once, so that the device's next hello registers it.
+}
+
+TEST(RedisEngine, AHelloWhoseSessionCannotBeListedIsNotWelcomed) {
+    // A session missing from P:sessions would be read by no consumer: the
+    // hello fails (logged once) and the device's next hello registers it.
+    start();
+    CHECK_EQUAL(Status::kOk, engine->hello(request(), 7));
+    (void)link.take();
+    link.reply(hello_reply("accepted", 1, 117, 0, 0, 0, 0, 40, default_state()));
+    link.reply(RedisValue::of_array({}));
+    (void)link.take();  // SADD
     link.reply(RedisValue::of_error("ERR oom"));
     LONGS_EQUAL(1, engine->stats().store_errors);
-    STRCMP_EQUAL((std::string("failed ") + kSession + " io_error\n").c_str(),
-                 lines_of(events.take()).c_str());
+    STRCMP_EQUAL("hello 7 io_error\n", lines_of(events.take()).c_str());
     CHECK(engine->sessions().empty());
     CHECK(!logged.empty() && logged.back().rfind("event=redis_register_failed", 0) == 0);
 }
@@ -580,16 +591,17 @@ TEST(RedisEngine, ReplicasAcknowledgeOnlyAfterWaitConfirms) {
     start();
     CHECK_EQUAL(Status::kOk, engine->hello(request(), 7));
     std::vector<std::string> sent = link.take();
-    LONGS_EQUAL(3, sent.size());
-    STRCMP_EQUAL("WAIT 1 1000", sent[2].c_str());
+    LONGS_EQUAL(2, sent.size());  // the hello and its replay: no WAIT yet
     link.reply(hello_reply("accepted", 1, 117, 0, 0, 0, 0, 40, default_state()));
     link.reply(RedisValue::of_array({}));
     CHECK(events.lines.empty());
+    sent = link.take();
+    LONGS_EQUAL(2, sent.size());  // SADD, and one WAIT covering it and the hello
+    STRCMP_EQUAL("WAIT 1 1000", sent[1].c_str());
+    link.reply(num(1));  // SADD
+    CHECK(events.lines.empty());
     link.reply(num(1));  // the WAIT
     STRCMP_EQUAL("hello 7 ok accepted\n", lines_of(events.take()).c_str());
-    sent = link.take();
-    LONGS_EQUAL(1, sent.size());  // SADD
-    link.reply(num(1));
 
     const UplinkMeta meta;
     CHECK_EQUAL(UplinkResult::kQueued, engine->uplink_data(kSession, 118, bytes("a"), 1, meta));
@@ -611,10 +623,10 @@ TEST(RedisEngine, AWaitShortfallAcknowledgesNothingAndIsRetriedAtTheNextFlush) {
     CHECK_EQUAL(Status::kOk, engine->hello(request(), 7));
     link.reply(hello_reply("accepted", 1, 117, 0, 0, 0, 0, 40, default_state()));
     link.reply(RedisValue::of_array({}));
-    link.reply(num(2));
     (void)link.take();
     link.reply(num(1));  // SADD
-    (void)events.take();
+    link.reply(num(2));  // the WAIT behind it
+    STRCMP_EQUAL("hello 7 ok accepted\n", lines_of(events.take()).c_str());
 
     const UplinkMeta meta;
     CHECK_EQUAL(UplinkResult::kQueued, engine->uplink_data(kSession, 118, bytes("a"), 1, meta));
@@ -1441,8 +1453,8 @@ TEST(RedisEngine, WithReplicasStateAnswersWaitForWait) {
     CHECK_EQUAL(Status::kOk, engine->hello(request(), 7));
     link.reply(hello_reply("accepted", 1, 117, 0, 0, 0, 0, 40, default_state()));
     link.reply(RedisValue::of_array({}));
-    link.reply(num(1));  // WAIT
     link.reply(num(1));  // SADD
+    link.reply(num(1));  // the WAIT behind it
     STRCMP_EQUAL("hello 7 ok accepted\n", lines_of(events.take()).c_str());
     (void)link.take();
 

@@ -229,6 +229,7 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     void fail_session(const std::string& session, Status status);
     void handle_hello(Pending& pending, const RedisValue& reply);
     void handle_hello_range(Pending& pending, const RedisValue& reply);
+    void handle_register(const Pending& pending, const RedisValue& reply);
     void handle_write(Pending& pending, const RedisValue& reply);
     void handle_downlink_range(Pending& pending, const RedisValue& reply);
     void handle_wait(Pending& pending, const RedisValue& reply);
