@@ -530,11 +530,20 @@ void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
         if (!stopping_) {
             log_.line(LogLevel::kInfo, "event=stopping msg=\"flushing before exit\"");
             (void)notifier_.send("STOPPING=1");
+            if (socket_input_) {
+                // Datagrams the kernel already took from producers are
+                // taken in too; then the socket is closed and its path
+                // removed, so a producer sending later gets an error instead
+                // of a message that would vanish with this process.
+                loop_->unwatch(socket_input_->fd());
+                const std::size_t taken = socket_input_->drain(
+                    [this](const char* data, std::size_t size) { accept_input(data, size); });
+                link_->link().commit();
+                socket_input_.reset();
+                log_.line(LogLevel::kInfo, "event=input msg=\"socket closed\" drained=%zu", taken);
+            }
             stopping_ = true;
             stop_started_ = now;
-            if (socket_input_) {
-                loop_->unwatch(socket_input_->fd());
-            }
             if (stdin_input_) {
                 loop_->unwatch(STDIN_FILENO);
             }
