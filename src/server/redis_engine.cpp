@@ -1586,31 +1586,30 @@ void RedisEngine::handle_register(const Pending& pending, const RedisValue& repl
         log_once(nullptr, line);
     }
     // pending.id: the hello this SADD answers (0 when a WAIT answers it).
-    std::uint64_t ticket = 0;
-    HelloResult answer;
-    bool answering = false;
     if (pending.id != 0) {
-        const auto found = hellos_.find(pending.id);
-        if (found != hellos_.end()) {
-            ticket = found->second->ticket;
-            answer = found->second->result;
-            answering = true;
-            hellos_.erase(found);
-        }
+        welcome(pending.id, pending.session, reply.is_error() ? Status::kIoError : Status::kOk);
     }
-    Served* served = find(pending.session);
     if (reply.is_error()) {
-        if (answering) {
-            events_->on_hello(ticket, Status::kIoError, HelloResult{});
-        }
         fail_session(pending.session, Status::kIoError);
+    }
+}
+
+void RedisEngine::welcome(std::uint64_t hello_id, const std::string& session, Status status) {
+    const auto found = hellos_.find(hello_id);
+    if (found == hellos_.end()) {
         return;
     }
-    if (!answering) {
+    const std::uint64_t ticket = found->second->ticket;
+    const HelloResult answer = found->second->result;
+    hellos_.erase(found);
+    if (status != Status::kOk) {
+        events_->on_hello(ticket, status, HelloResult{});
         return;
     }
+    Served* served = find(session);
     if (served == nullptr) {
-        // Superseded or failed meanwhile: this instance no longer serves it.
+        // Superseded or failed meanwhile: the store answered, but this
+        // instance no longer serves it.
         events_->on_hello(ticket, Status::kUnavailable, HelloResult{});
         return;
     }
@@ -1715,22 +1714,7 @@ void RedisEngine::release_acknowledgement(AwaitingWait item) {
         return;
     }
     if (item.hello_id != 0) {
-        const auto found = hellos_.find(item.hello_id);
-        if (found == hellos_.end()) {
-            return;
-        }
-        const std::uint64_t ticket = found->second->ticket;
-        const HelloResult answer = found->second->result;
-        hellos_.erase(found);
-        Served* served = find(item.session);
-        if (served == nullptr) {
-            // Superseded or failed meanwhile: the store answered, but this
-            // instance no longer serves it.
-            events_->on_hello(ticket, Status::kUnavailable, HelloResult{});
-            return;
-        }
-        served->welcomed = true;
-        events_->on_hello(ticket, Status::kOk, answer);
+        welcome(item.hello_id, item.session, Status::kOk);
         return;
     }
     Served* served = find(item.session);

@@ -28,16 +28,40 @@ class Server:
         self.data_dir = data_dir
         self.tokens = tokens
         self.extra = list(extra)
-        self.port = harness.free_port()
-        self.admin_port = harness.free_port()
+        self.port, self.admin_port = self._two_ports()
         self.process = None
+        self.started = False
+
+    @staticmethod
+    def _two_ports():
+        # free_port() may hand out the port it just gave (bind 0, release,
+        # bind 0 again): the listener and the admin interface need two.
+        port = harness.free_port()
+        admin_port = harness.free_port()
+        while admin_port == port:
+            admin_port = harness.free_port()
+        return port, admin_port
 
     def start(self):
-        cmd = [self.binary, "--listen", "127.0.0.1:%d" % self.port,
-               "--admin", "127.0.0.1:%d" % self.admin_port,
-               "--data-dir", self.data_dir, "--tokens", self.tokens] + self.extra
-        self.process = harness.start_process(cmd, expect_port=False, name="tether-server")
-        self.process.wait_for_line(r"listen=\d+", timeout=10)
+        # Another process may take a port between free_port() and the bind:
+        # before the first start (nobody knows the ports yet) take new ones and
+        # try again. A restart keeps its ports, as clients know them.
+        for attempt in range(5):
+            cmd = [self.binary, "--listen", "127.0.0.1:%d" % self.port,
+                   "--admin", "127.0.0.1:%d" % self.admin_port,
+                   "--data-dir", self.data_dir, "--tokens", self.tokens] + self.extra
+            self.process = harness.start_process(cmd, expect_port=False, name="tether-server")
+            try:
+                self.process.wait_for_line(r"listen=\d+", timeout=10)
+            except harness.HarnessError:
+                if self.started or attempt == 4 or \
+                        "Address already in use" not in self.process.stderr():
+                    raise
+                self.process.stop()
+                self.port, self.admin_port = self._two_ports()
+                continue
+            self.started = True
+            return self
         return self
 
     def kill(self):

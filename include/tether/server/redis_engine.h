@@ -230,6 +230,9 @@ class RedisEngine final : public SessionEngine, private RedisLinkEvents {
     void handle_hello(Pending& pending, const RedisValue& reply);
     void handle_hello_range(Pending& pending, const RedisValue& reply);
     void handle_register(const Pending& pending, const RedisValue& reply);
+    /// Answers hello `hello_id` (still in flight) with `status`, or with its
+    /// result once the session is served here.
+    void welcome(std::uint64_t hello_id, const std::string& session, Status status);
     void handle_write(Pending& pending, const RedisValue& reply);
     void handle_downlink_range(Pending& pending, const RedisValue& reply);
     void handle_wait(Pending& pending, const RedisValue& reply);
