@@ -457,7 +457,11 @@ void DurableLink::state_work(TimeMs now) {
     }
     state_kick_ = false;
     if (state_dirty_ && (!state_failed_ || time_reached(now, state_save_retry_at_))) {
-        (void)state_save();  // a failure is reported (once) and retried
+        const bool saved = state_save();
+        // A failure is counted in state_failures, reported once through
+        // on_storage() and tried again at state_save_retry_at_; what must not
+        // go out unsaved checks state_dirty_ itself (state_send()).
+        static_cast<void>(saved);
     }
     if (answer_pending_) {
         answer_pending_ = false;

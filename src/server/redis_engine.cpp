@@ -529,10 +529,15 @@ Status RedisEngine::hello(const HelloRequest& request, std::uint64_t ticket) {
     in_flight->version = request.version;
     hellos_[hello_id] = std::move(in_flight);
     // The replay buffer as the hello left it: Redis runs the two in order.
-    // (Should this one not go out, the link is down and on_disconnected
-    // answers the hello.)
-    (void)send({"XRANGE", down, "-", "+", "COUNT", capacity},
-               Pending{PendingKind::kHelloRange, 0, session, hello_id, 0});
+    if (!send({"XRANGE", down, "-", "+", "COUNT", capacity},
+              Pending{PendingKind::kHelloRange, 0, session, hello_id, 0})) {
+        // Without its replay the hello cannot be answered: the caller says
+        // 503 and the device's next hello (a higher epoch) takes over from
+        // what this one's tether_hello may have recorded.
+        hellos_.erase(hello_id);
+        ++store_errors_;
+        return Status::kUnavailable;
+    }
     // With replicas:N the WAIT goes behind the SADD that follows an accepted
     // hello (handle_hello_range): one WAIT covers both.
     return Status::kOk;
@@ -1553,11 +1558,18 @@ void RedisEngine::handle_hello_range(Pending& pending, const RedisValue& reply) 
     const std::string sessions = options_.prefix + ":sessions";
     // Consumers discover sessions in P:sessions, so the welcome waits for
     // this SADD (or the WAIT behind it): a session is listed before its
-    // device may send. Not sent only when the link is down: on_disconnected
-    // then answers the hello, and the device's next hello registers it.
+    // device may send.
     const bool waits = options_.durability == RedisDurability::kReplicas;
-    (void)send({"SADD", sessions, entry.id},
-               Pending{PendingKind::kRegister, 0, entry.id, waits ? 0 : pending.id, 0});
+    if (!send({"SADD", sessions, entry.id},
+              Pending{PendingKind::kRegister, 0, entry.id, waits ? 0 : pending.id, 0})) {
+        // Not listed, so not welcomed: the hello is answered unavailable and
+        // the device's next hello registers the session.
+        ++store_errors_;
+        const std::string id = entry.id;
+        welcome(pending.id, id, Status::kUnavailable);
+        fail_session(id, Status::kUnavailable);
+        return;
+    }
     if (refetch) {
         fetch_downlink(entry);
     }

@@ -403,6 +403,20 @@ TEST(RedisEngine, AHelloWhoseSessionCannotBeListedIsNotWelcomed) {
     CHECK(!logged.empty() && logged.back().rfind("event=redis_register_failed", 0) == 0);
 }
 
+TEST(RedisEngine, AHelloWhoseSaddCannotBeSentIsAnsweredUnavailable) {
+    // The link takes no more commands (its queue is full) but stays up: no
+    // on_disconnected will come, so the hello is answered here.
+    start();
+    CHECK_EQUAL(Status::kOk, engine->hello(request(), 7));
+    (void)link.take();
+    link.reply(hello_reply("accepted", 1, 117, 0, 0, 0, 0, 40, default_state()));
+    link.refuse_commands(true);
+    link.reply(RedisValue::of_array({}));
+    STRCMP_EQUAL("hello 7 unavailable\n", lines_of(events.take()).c_str());
+    CHECK(engine->sessions().empty());
+    LONGS_EQUAL(1, engine->stats().store_errors);
+}
+
 TEST(RedisEngine, SupersededAndForbiddenHellosAreAnsweredAtOnce) {
     start();
     CHECK_EQUAL(Status::kOk, engine->hello(request(), 1));
