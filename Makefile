@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The Makefile only drives CMake; every flag lives on a CMake target.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build

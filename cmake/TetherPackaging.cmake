@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Debian packages through CPack (make deb; see TetherInstall.cmake for what
 # each component holds):
 #   tetherd          the daemon, tether-cat, unit, /etc/tether/tetherd.json

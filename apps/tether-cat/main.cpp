@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-cat: standard input to a WebSocket server and back, reconnecting
 // through every fault. See --help.
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tetherd: the device daemon. Telemetry from local producers and from the
 // device itself goes up one tether.v1 link that survives every fault;
 // downlink messages come back to the device once, in order. See --help,

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The Debian packages (make deb) as a user gets them.
 
 Runs cpack on the configured build into a scratch directory, unpacks every
