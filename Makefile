@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The Makefile only drives CMake; every flag lives on a CMake target.
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
@@ -35,10 +36,13 @@ build-embedded: deps
 # The embedded (no exceptions, no RTTI) unit suite, the coverage floor, the
 # ARM unit suites under qemu, the whole suite under ASan+UBSan and a short fuzz
 # run come first; the full host suite runs last so its ctest summary ends the
-# output.
+# output. The ARM builds are completed before it: integration.packages.armhf
+# and .arm64 package their programs (cpack would build them one file at a time).
 test: deps format-check build-embedded coverage test-cross test-asan fuzz-smoke build
 	ctest --test-dir $(EMBEDDED_DIR) -L unit --output-on-failure -j $(JOBS)
 	$(HOST_DIR)/tests/crash_points/tether-crash-points
+	cmake --build $(ARMHF_DIR) -j $(JOBS)
+	cmake --build $(ARM64_DIR) -j $(JOBS)
 	ctest --test-dir $(HOST_DIR) --output-on-failure -j $(JOBS)
 
 # tether side by side with libwebsockets, Python websockets, Node ws and a

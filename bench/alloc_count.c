@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* tether-bench-alloc-count: an LD_PRELOAD library that counts heap
  * allocations of whatever process it is loaded into (make bench compares the
  * senders' allocations per message with it).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared pieces of make bench: where things are, running a measured child,
 and the integration harness (tests/integration/harness.py) for peers.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """make bench, device state: the bytes a device receives on reconnect to catch
 up with its desired state, snapshot against increments (PROTOCOL.md 9.2).
 

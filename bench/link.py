@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """make bench, the link figures beyond throughput:
 
 (a) dead-link detection: a real blackhole (nftables drops the server port's

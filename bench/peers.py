@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The senders make bench compares tether with, and the sink they send to.
 
 Every sender runs the same workload against tether-bench-sink: connect to

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """make bench, tether-server as a fleet: the redis store against the file store.
 
 Side by side in one run, on this machine:

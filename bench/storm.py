@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The reconnect storm: 1,000 tether.v1 clients (tether-fleet, one poll loop in
 one process) against tether-server; the server is killed, kept down, and
 restarted on the same ports and data directory. For each jitter mode the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Checks of make bench's sink, senders and allocation counter.
 
 Usage: /usr/bin/python3 test_peers.py --build-dir DIR [TestClass]

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """make bench, tetherd end to end: what the spool costs.
 
 tetherd reads 100-byte messages from standard input or its UNIX datagram

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Throughput side by side: the same workload through every client.
 
 Each client connects to ws://127.0.0.1:PORT/, sends N text messages of 100

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The libraries libtether links: one search, shared with installed consumers.
 include(${CMAKE_CURRENT_LIST_DIR}/TetherFindDependencies.cmake)
 if(TETHER_DEPENDENCIES_MISSING)

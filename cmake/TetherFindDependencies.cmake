@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Finds mbedTLS, wslay and cJSON and wraps each in an imported target
 # (tether_dep_mbedcrypto, tether_dep_mbedx509, tether_dep_mbedtls,
 # tether_dep_wslay, tether_dep_cjson). Debian ships mbedTLS 2.28 and wslay

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Install rules, one component per Debian package (see TetherPackaging.cmake):
 #   tetherd   tetherd, tether-cat, the systemd unit, /etc/tether/tetherd.json
 #   server    tether-server, its systemd unit and /etc/tether/tether-server.env

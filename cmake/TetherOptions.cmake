@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Compile options shared by every tether target. Targets link tether::options
 # instead of the build setting global flags, so a consumer's flags stay untouched.
 # tether::options is exported with the libraries (find_package(tether)); only

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Debian packages through CPack (make deb; see TetherInstall.cmake for what
 # each component holds):
 #   tetherd          the daemon, tether-cat, unit, /etc/tether/tetherd.json
@@ -6,11 +7,17 @@
 # Runtime Depends are computed by dpkg-shlibdeps from the binaries (dpkg-dev);
 # the architecture follows the toolchain, so build/armhf and build/arm64 give
 # armhf and arm64 packages.
+# The packages' maintainer and home page: this is the one place (the control
+# files, the copyright files and the checks in tests/integration take them
+# from here; packaging/debian/changelog signs each entry with the maintainer).
+set(TETHER_PACKAGE_MAINTAINER "tether maintainers <maintainers@tether-project.org>")
+set(TETHER_PACKAGE_HOMEPAGE "https://tether-project.org")
+
 set(CPACK_GENERATOR "DEB")
 set(CPACK_PACKAGE_NAME "tether")
 set(CPACK_PACKAGE_VENDOR "tether")
 set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
-set(CPACK_PACKAGE_CONTACT "tether maintainers <tether@localhost>")
+set(CPACK_PACKAGE_CONTACT "${TETHER_PACKAGE_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "WebSocket telemetry link for embedded Linux gateways")
 set(CPACK_PACKAGE_DIRECTORY "${PROJECT_BINARY_DIR}/packages")
 
@@ -28,7 +35,9 @@ set(CPACK_DEBIAN_FILE_NAME "DEB-DEFAULT")
 set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://example.invalid/tether")
+set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "${TETHER_PACKAGE_HOMEPAGE}")
+# The source package the changelog (packaging/debian/changelog) is about.
+set(CPACK_DEBIAN_PACKAGE_SOURCE "tether")
 
 if(CMAKE_CROSSCOMPILING)
     if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(aarch64|arm64)$")
@@ -78,5 +87,8 @@ set(CPACK_COMPONENT_DEV_DESCRIPTION
  libtether: the tether.v1 WebSocket client link for embedded Linux (C++17,
  no exceptions or RTTI needed). Use find_package(tether) and link
  tether::tether, or pkg-config --cflags --libs tether.")
+
+# copyright, changelog.gz and README.md in /usr/share/doc/<package>.
+include(TetherPackageDocs)
 
 include(CPack)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Connect, send, reconnect forever, lose nothing: a device sending COUNT
 // readings, 100 a second, over tether.v1, through any outage or restart of the server or of
 // itself (the spool and the state record live in STATE_DIR). Exits once the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Cross build for aarch64-linux-gnu with Debian's cross compiler and the target's
 # libraries from Debian multiarch (dpkg --add-architecture; lib*-dev:<arch>).
 set(CMAKE_SYSTEM_NAME Linux)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-cat: standard input to a WebSocket server and back, reconnecting
 // through every fault. See --help.
 #include <fcntl.h>
@@ -26,7 +27,10 @@ int g_signal_pipe[2] = {-1, -1};
 extern "C" void on_signal(int) {
     const int saved = errno;
     const char byte = 1;
-    (void)::write(g_signal_pipe[1], &byte, 1);
+    // A full pipe (EAGAIN) already holds a wake-up; nothing else can fail
+    // here, and a signal handler may not log.
+    const ssize_t written = ::write(g_signal_pipe[1], &byte, 1);
+    (void)written;
     errno = saved;
 }
 

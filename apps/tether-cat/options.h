@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-cat's command line.
 #pragma once
 

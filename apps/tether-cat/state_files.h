@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-cat's device-state files (--desired-out, --report-file): the desired
 // document written atomically for a shell user to read, and a file whose
 // JSON object is the device's reported state.

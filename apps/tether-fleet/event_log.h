@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The --events file of tether-fleet: one line per client event,
 //
 //   MONOTONIC_MS CLIENT EVENT [key=value ...]

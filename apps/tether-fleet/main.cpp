@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-fleet: many clients on one poll loop in one thread, each sending
 // numbered messages to a server and counting what comes back. For load,
 // reconnect-storm and soak tests. Usage: tether-fleet --help (options.cpp).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-fleet's command line.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The admin interface. Requests are small and come from tests and
 // operators on the same host: a request is read whole (at most 8 KiB of
 // header plus the body its Content-Length announces, up to the message

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-server's admin interface: HTTP/1.1 on a loopback port, one request
 // per connection (documented in --help and docs/PROTOCOL.md). Every POST must
 // carry the admin token (tether/server/admin_policy.h); a connection has

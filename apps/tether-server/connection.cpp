@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One client connection of tether-server: the TLS handshake, the HTTP
 // upgrade, then tether.v1 over the WebSocket stream (docs/PROTOCOL.md).
 #include <cjson/cJSON.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Listening sockets for tether-server: non-blocking TCP on an IP literal.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-server: the reference server of tether.v1. See --help.
 #include <signal.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-server's command line.
 #pragma once
 

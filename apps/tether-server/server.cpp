@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-server's loop. One poll() over the wake pipe, the listeners, the
 // admin sockets and every client; then timers, the batched store sync and
 // the ACKs it allows, and the removal of dead connections.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-server's loop: listeners, connections, the store, the admin
 // interface and the fault switches, all on one thread around one poll().
 //

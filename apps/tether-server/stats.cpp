@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // GET /stats: the store's ground truth per session plus what is live, as JSON (cJSON).
 #include <cjson/cJSON.h>
 

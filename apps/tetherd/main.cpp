@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tetherd: the device daemon. Telemetry from local producers and from the
 // device itself goes up one tether.v1 link that survives every fault;
 // downlink messages come back to the device once, in order. See --help,
@@ -44,7 +45,10 @@ extern "C" void on_signal(int signal_number) {
     const int saved = errno;
     g_last_signal = signal_number;
     const char byte = static_cast<char>(signal_number);
-    (void)::write(g_signal_pipe[1], &byte, 1);
+    // A full pipe (EAGAIN) already holds a wake-up; nothing else can fail
+    // here, and a signal handler may not log.
+    const ssize_t written = ::write(g_signal_pipe[1], &byte, 1);
+    (void)written;
     errno = saved;
 }
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What tether-bench-link writes on stdout: one logfmt line per event, each
 // stamped t_us = CLOCK_MONOTONIC in microseconds (the clock behind
 // port::monotonic_now() and Python's time.monotonic() on Linux), so the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-bench-link: one tether.v1 client on libtether for the link figures
 // of make bench (bench/link.py).
 //

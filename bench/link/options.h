@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-bench-link's command line.
 #pragma once
 

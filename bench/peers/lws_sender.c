@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* tether-bench-lws: the libwebsockets client of make bench's throughput
  * comparison, written the way the lws examples write a client: one message
  * per LWS_CALLBACK_CLIENT_WRITEABLE, lws_write() from a buffer with LWS_PRE

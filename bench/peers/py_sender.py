@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The Python websockets sender of make bench's throughput comparison.
 
 Run by /usr/bin/python3 (Debian's python3-websockets). An asyncio client

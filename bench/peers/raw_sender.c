@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 /* tether-bench-raw: the practical upper bound of make bench's throughput
  * comparison. A blocking socket, its own upgrade, and every frame built and
  * masked once up front: sending is nothing but write() of a 64 KiB block of

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-bench-sink: the WebSocket server every sender of make bench talks to.
 //
 // It must never be the bottleneck, so it does as little per byte as a correct

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-bench-tether: the make bench workload through libtether. Connects,
 // sends --count text messages of --size bytes as fast as the library takes
 // them, closes with 1000, waits for the server's close reply and exits.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A telemetry consumer for tether-server's Redis store (docs/PROTOCOL.md,
 "tether-server's Redis store: what backends read and write").
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Locale-free character helpers shared by the parsers.
 #pragma once
 

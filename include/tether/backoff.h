@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Exponential backoff with jitter, free of clocks and randomness.
 //
 // The caller passes a uniformly distributed 32-bit random value into every

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One WebSocket client link: the reconnect state machine, the outbox and the
 // WebSocket stream, driven over a Connection and a NameResolver.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // CRC-32 (IEEE 802.3, reflected, polynomial 0xEDB88320), as used by zlib and
 // Ethernet: crc32("123456789") == 0xCBF43926.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The device-state record: what the device-state extension (docs/PROTOCOL.md
 // section 9) must keep across watchdog resets and power cuts.
 //

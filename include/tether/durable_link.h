@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A durable link: the one owner of everything that makes "nothing lost,
 // nothing duplicated" hold for a device's uplink and downlink.
 //

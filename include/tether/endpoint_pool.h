@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // An ordered list of endpoints with a circuit breaker each.
 //
 // Endpoints are tried in priority order, primary first. Each has a breaker:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What the client does after each way a connection can fail.
 //
 // One table (src/core/failure_policy.cpp) maps every failure to a recovery

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Liveness of an open connection: pings, pongs and the dead-link verdict.
 //
 // Any frame received counts as a sign of life, not only pongs: under heavy

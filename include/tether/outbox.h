@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The outbox: a ring buffer of unsent and unacknowledged uplink messages in
 // caller-owned memory.
 //

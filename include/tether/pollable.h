@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What a poll loop drives: anything that names the descriptors it waits on,
 // its next deadline, and does all its work without blocking in service().
 // tether::Client and tether::DurableLink are Pollables; port::PollLoop runs

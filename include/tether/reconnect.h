@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The reconnect state machine: the connection's life as a pure function.
 //
 //   Actions step(const Event& event, TimeMs now, std::uint32_t random);

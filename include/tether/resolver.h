@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Name resolution as the client sees it: started, polled, never waited on.
 #pragma once
 

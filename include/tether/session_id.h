@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Session identity: a name-based UUID (RFC 4122 version 5, SHA-1) of the
 // user id and the device fingerprint, so the same device always resumes the
 // same session and two devices never share one.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The spool: a crash-safe disk copy of the outbox, so telemetry accepted but
 // not yet acknowledged survives a reboot or a power cut.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The persistent state record: what must survive watchdog resets and power cuts.
 //
 // Two fixed-size slots, each with a write counter and a CRC-32. A save writes

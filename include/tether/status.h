@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Status codes of the core layer.
 #pragma once
 

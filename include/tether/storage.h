@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The byte store behind the persistent state record (and later the spool).
 //
 // Implemented by port/posix (a file written with pwrite and fsync) and by a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Monotonic milliseconds as the core sees them.
 //
 // The core never reads a clock: every function that needs the time takes

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The transport contract: a byte stream the WebSocket layer reads and writes
 // without knowing whether it is plain TCP or TLS, a real socket or a fake.
 //

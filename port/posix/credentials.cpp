@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/port/credentials.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/port/device_identity.h"
 
 #include <fcntl.h>

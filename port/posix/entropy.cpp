@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/port/entropy.h"
 
 #include <mbedtls/ctr_drbg.h>

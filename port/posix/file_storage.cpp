@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/port/file_storage.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/port/poll_loop.h"
 
 #include <time.h>

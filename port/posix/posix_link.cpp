@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/port/posix_link.h"
 
 #include <sys/stat.h>

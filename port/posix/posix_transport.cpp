@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/port/posix_transport.h"
 
 #include <netinet/in.h>

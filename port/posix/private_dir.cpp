@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/port/private_dir.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // How errno values of socket calls map onto TransportError.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tls_bio.h"
 
 #include <mbedtls/net_sockets.h>

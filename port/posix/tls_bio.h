@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The mbedTLS BIO over a non-blocking socket, shared by the client and the
 // server transports: "would block" becomes WANT_READ/WANT_WRITE, and a
 // socket error is remembered so the transport can report it as what it was

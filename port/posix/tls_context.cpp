@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <mbedtls/error.h>
 
 #include <cstdio>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Accepted connections, plain and TLS (mbedTLS 2.28 server side).
 //
 // The TLS state of a connection (ssl context plus a one-record write stage)

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The TLS half of PosixTransport: mbedTLS over the non-blocking socket that
 // posix_transport.cpp connects.
 #include <mbedtls/net_sockets.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The mbedTLS objects behind TlsContext and PosixTransport, shared by the
 // files of port/posix that implement them. Nothing outside port/ sees them.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/client.h"
 
 #include <cstdio>

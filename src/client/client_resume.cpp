@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The client side of tether.v1 (docs/PROTOCOL.md): hello and welcome,
 // uplink DATA with seqs and gap reports, ACKs both ways, downlink
 // de-duplication, and the persisted counters that make a restart resume.

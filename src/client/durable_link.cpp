@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The durable link: the recovery rule and the spool's place in the data flow
 // are described in include/tether/durable_link.h.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The device side of the device-state extension (docs/PROTOCOL.md section 9)
 // inside the durable link.
 //

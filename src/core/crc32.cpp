@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/crc32.h"
 
 namespace tether {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/device_state_record.h"
 
 #include "generation.h"

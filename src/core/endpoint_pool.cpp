@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/endpoint_pool.h"
 
 #include <cstdint>

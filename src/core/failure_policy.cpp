@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/failure_policy.h"
 
 namespace tether {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Write generations of the A/B-slot records (state record, device-state
 // record, spool header): one counter rule for all of them.
 #pragma once

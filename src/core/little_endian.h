@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Explicit little-endian encoding for what the core writes to storage, so a
 // file written on ARM reads the same on x86 (and no struct is memcpy'd).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Outbox layout and invariants.
 //
 // Storage. base_ is the caller's storage rounded up to 8-byte alignment and

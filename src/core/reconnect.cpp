@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/reconnect.h"
 
 namespace tether {

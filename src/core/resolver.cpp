@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/resolver.h"
 
 namespace tether {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/session_id.h"
 
 #include "tether/ascii.h"

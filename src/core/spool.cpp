@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Spool layout and invariants (the format itself is in include/tether/spool.h).
 //
 // Store offsets. The header block occupies [0, 128): slot s at s * 64. Region

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/net/dns_resolver.h"
 
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/net/hosts_file.h"
 
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/net/ip_address.h"
 
 #include "tether/ascii.h"

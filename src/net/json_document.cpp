@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/net/json_document.h"
 
 #include <cjson/cJSON.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Helpers on cJSON trees shared by the device-state codec's files
 // (json_document.cpp, state_messages.cpp); private to tether_net.
 #pragma once

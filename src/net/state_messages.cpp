@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/net/state_messages.h"
 
 #include <cjson/cJSON.h>

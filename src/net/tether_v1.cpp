@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/net/tether_v1.h"
 
 #include <cjson/cJSON.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/net/url.h"
 
 #include <cstring>

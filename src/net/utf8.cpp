@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/net/utf8.h"
 
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/net/ws_handshake.h"
 
 #include <mbedtls/base64.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The server's half of the opening handshake.
 //
 // feed() copies bytes into buffer_ one at a time, checking line endings as

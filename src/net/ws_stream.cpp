@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // WebSocket frames over a Transport, for either role: a client masks what it
 // sends and refuses masked input, a server the reverse. wslay's frame API
 // decodes (and unmasks) what arrives; frames sent are encoded here.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/server/accept_backoff.h"
 
 namespace tether::server {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/server/admin_policy.h"
 
 namespace tether::server {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/server/auth_throttle.h"
 
 #include <cstring>

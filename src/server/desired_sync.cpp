@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // desired_sync(): which desired messages a reconnecting device gets
 // (docs/PROTOCOL.md 9.2). Shared by every engine, so the file store and Redis
 // answer one hello the same way.

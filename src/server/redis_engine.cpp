@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/server/redis_engine.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/server/session_engine.h"
 
 namespace tether::server {

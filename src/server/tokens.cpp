@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "tether/server/tokens.h"
 
 namespace tether::server {

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "crash_points/crash_points.h"
 
 #include <unistd.h>

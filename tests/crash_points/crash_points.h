@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Crash-point enumeration for everything tether persists: the spool, the
 // state record and tether-server's record log.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The durable link end to end as a crash-point enumeration: a device run
 // (send, go online, get ACKs, flush and sync the spool, save the seq
 // reservation) stopped at every write and sync of either disk, the disks then

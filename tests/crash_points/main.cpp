@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-crash-points: runs the crash-point enumeration (crash_points.h) and
 // prints what it checked, one line per component and a total. Exits 1 on any
 // violation, or when a workload missed what it is meant to exercise.

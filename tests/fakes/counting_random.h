@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A RandomSource with predictable bytes (a counter), for exact tests; it can
 // be told to fail, to check that the client fails closed.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A scripted Connection for client tests: records every open(), scripts how
 // establishment goes, and forwards the byte stream to a FakeTransport that
 // tests fill with server bytes.

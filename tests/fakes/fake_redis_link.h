@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A scripted RedisLink: records every command (arguments and tag) and lets a
 // test deliver replies, pub/sub messages, connects and drops, as the real
 // link would from inside service(). Nothing is answered on its own, so a test

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A NameResolver that answers from a script: each start() takes the next
 // scripted outcome (default: done with 127.0.0.1).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // An in-memory Storage that can misbehave on cue: failed calls, writes torn
 // by a power cut, bit rot, truncation, and crashes that lose or tear any
 // write not yet synced.

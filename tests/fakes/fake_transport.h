@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A scripted Transport for tests: reads return queued input chunks (never
 // crossing a chunk boundary, so each chunk is one "segment"), then would-block,
 // or EOF / an error once scripted; writes are captured, optionally cut short

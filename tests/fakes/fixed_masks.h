@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A MaskSource with fixed, repeating mask keys, so that masked frames are
 // literal bytes in tests (RFC 6455 section 5.7 uses 0x37fa213d; a zero key
 // leaves payloads readable). It can be told to fail, to check that the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Two network namespaces joined by a veth pair, and the faults applied to the
 link between them (nftables loss and blackhole, link down, tbf, netem when the
 kernel has it).

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Fault injection on a real kernel network path.
 
 tether-server runs in one network namespace, tetherd in another, joined by a

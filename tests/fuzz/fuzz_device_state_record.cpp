@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // DeviceStateRecord::load over an in-memory store holding the input (two
 // slots of documents up to 64 bytes), then a save and a reload that must give
 // back what was saved. When the first byte is odd, each slot's CRC is repaired

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // net::parse_answer: the input is a DNS response to the query for
 // "example.com" with id 0x1234; the first byte picks A or AAAA and how many
 // addresses the caller has room for.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // net::lookup_hosts: the input is a hosts file searched for a few names.
 #include <cstddef>
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // net::parse_resolv_conf over the input, checking the documented ranges.
 #include <cstddef>
 #include <cstdint>

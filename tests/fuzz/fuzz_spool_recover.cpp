@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Spool::recover over an in-memory store holding the input (a 4 KiB spool:
 // header block and two regions), then an append, an ack and a flush on what
 // was recovered, and a second recovery that must find no damage. When the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // StateRecord::load over an in-memory store holding the input (two slots),
 // then a save and a reload that must give back what was saved. When the first
 // byte is odd, both slots' CRCs are repaired after it is dropped, so mutated

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Helpers shared by the libFuzzer targets: a chunking schedule drawn from the
 // input itself, so one corpus entry also explores how its bytes are split,
 // and an in-memory Storage over the input bytes.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether.v1 messages: the input as a control message (JSON text), as a binary
 // DATA/ACK message, and as a close reason carrying retry-after.
 #include <cstddef>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tetherd's config file parser (apps/tetherd/lib/config.h parse_config).
 #include <cstddef>
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // net::UpgradeRequestParser::feed (the server side of the handshake) over the
 // input in random chunkings, then every accessor of a parsed request.
 #include <cstddef>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // net::UpgradeResponseParser::feed over the input in random chunkings, with
 // the accept value of the RFC 6455 example key and two offered subprotocols.
 #include <cstddef>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // net::parse_ws_url over the input as a NUL-terminated string.
 #include <cstddef>
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // net::WsStream::read_frames as a client: the input is what a server sends.
 #include <cstddef>
 #include <cstdint>

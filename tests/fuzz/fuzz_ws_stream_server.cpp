@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // net::WsStream::read_frames as a server: the input is what a client sends.
 #include <cstddef>
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Drives net::WsStream::read_frames with the fuzz input as the peer's bytes,
 // for the fuzz_ws_stream_client and fuzz_ws_stream_server targets. The
 // transport is scripted here (not the CppUTest fakes): reads hand out the

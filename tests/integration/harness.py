@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Test harness for tether's integration tests: real peers on 127.0.0.1.
 
 Run with /usr/bin/python3 (Debian's python3-websockets lives there, not in a

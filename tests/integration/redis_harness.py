@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Redis peers for tether's integration tests: redis-server and redis-sentinel
 on 127.0.0.1, each in its own directory, never the system's Redis.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Helpers for the tether.v1 end-to-end tests: tether-server, its admin
 interface, its store on disk, and tether-cat as the device."""
 

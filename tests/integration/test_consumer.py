@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """examples/consumer/ (tether_consumer.py, push_downlink.py and the redis-cli
 commands of its README) against a real redis-server started here.
 

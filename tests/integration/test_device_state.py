@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Device state end to end (docs/PROTOCOL.md section 9): tether-cat as the
 device (--desired-out, --report-file), tether-server as the cloud, its admin
 interface as the backend, kills of either side in between.

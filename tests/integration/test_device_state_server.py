@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Device state (docs/PROTOCOL.md section 9) against the real tether-server with
 its file store: python3-websockets speaks tether.v1 by hand as the device, the
 admin interface plays the backend.

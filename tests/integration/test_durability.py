@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tetherd's promise, checked on the server's store: every message it accepted
 is stored exactly once, or its seq is covered by a gap the server recorded;
 never stored twice, never silently missing. One class per way it was broken:

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The examples in examples/ run against a real tether-server, through a
 server kill and restart, and deliver everything exactly once.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tether-server as a fleet: several instances on one Redis (with a replica and
 Sentinel where the test says so), tether-cat as the device with every instance
 as an endpoint, and real kills in the middle of the stream.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Self-tests of the integration-test peers, without tether.
 
 Proves that the echo server, the adversary scenarios, the test PKI and the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tether-server's Redis store against a real redis-server: the Lua function
 library, RedisEngine and HiredisLink (through tests/integration/redis/
 redis_engine_driver.cpp), the keys and streams read back with redis-py.

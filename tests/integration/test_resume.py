@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tether.v1 end to end: tether-cat as the device, tether-server as the cloud,
 faults in between, and the server's store as the ground truth.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tether-cat against real peers on 127.0.0.1.
 
 Interop with independent servers (python3-websockets, nginx terminating wss

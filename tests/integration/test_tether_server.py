@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tether-server driven by an independent client: python3-websockets speaking
 tether.v1 (docs/PROTOCOL.md) by hand, and the admin interface over HTTP.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """tetherd as a gateway runs it: real processes, kill -9, restarts.
 
 Usage: /usr/bin/python3 test_tetherd.py --source-dir ROOT --build-dir DIR [TestClass]

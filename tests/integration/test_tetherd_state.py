@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Device state (docs/PROTOCOL.md section 9) end to end: tetherd as the device,
 tether-server with its file store or its Redis store, desired changes made
 through the admin interface while the device is online, offline, killed, and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Fails when docs/ARCHITECTURE.md's layer diagram does not name a source file
 # of src/ or port/, or a program of apps/: a diagram nothing checks drifts.
 file(READ ${DOC} text)

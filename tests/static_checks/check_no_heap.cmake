@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Fails when the library references any allocator entry point.
 execute_process(COMMAND ${NM} --undefined-only --demangle ${LIBRARY}
     OUTPUT_VARIABLE symbols RESULT_VARIABLE result)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Runs `systemd-analyze verify` over each shipped systemd unit, with ExecStart
 # and ExecReload pointed at /bin/true (the daemons are not installed on the
 # build machine, and verify insists that the binary exists). Unknown keys and

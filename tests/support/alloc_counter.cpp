@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "support/alloc_counter.h"
 
 #include <atomic>

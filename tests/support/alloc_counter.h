@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Counts heap allocations made by anything in the process (our code, wslay,
 // mbedTLS, libstdc++) while a scope is alive. The test binary interposes
 // malloc and friends, so nothing can allocate behind the counter's back.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "support/client_frames.h"
 
 #include <CppUTest/TestHarness.h>

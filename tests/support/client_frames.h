@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Decodes what a client wrote to a fake transport: the HTTP request, then
 // masked frames (checked to be masked), for assertions on exact payloads.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "support/dns_builder.h"
 
 namespace tether::test {

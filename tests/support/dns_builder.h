@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Builds DNS messages byte by byte for the resolver tests, and decodes the
 // queries the resolver sends (as a fake nameserver would).
 #pragma once

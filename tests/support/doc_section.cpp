@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "support/doc_section.h"
 
 #include <fstream>

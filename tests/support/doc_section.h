@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reads a marked section of a document in docs/, so tests can keep tables in
 // the docs identical to the tables in code.
 #pragma once

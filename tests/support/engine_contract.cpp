@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "support/engine_contract.h"
 
 #include <cstring>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One list of protocol cases (docs/PROTOCOL.md sections 3-5 and 9) that every
 // SessionEngine must pass through the seam alone: the file engine in the unit
 // suite, the Redis engine against a real redis-server in the integration

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "support/openssl_server.h"
 
 #include <arpa/inet.h>

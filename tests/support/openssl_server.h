@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Test-only TLS peers: certificates made by the openssl command line in a
 // private temporary directory, and `openssl s_server` run on 127.0.0.1 as a
 // child process whose output the test can read. Needs the openssl binary

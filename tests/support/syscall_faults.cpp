@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "support/syscall_faults.h"
 
 #include <dlfcn.h>

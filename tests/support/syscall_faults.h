@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Faults injected into the POSIX calls behind FileStorage. The test binary
 // defines pread, pwrite, fsync, fchmod and geteuid itself (like malloc in
 // alloc_counter.cpp) and forwards to the C library unless a fault is armed,

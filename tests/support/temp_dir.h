@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A private directory under $TMPDIR (or /tmp) for tests that need real files;
 // removed, with every file the test made in it, when the object goes away.
 #pragma once

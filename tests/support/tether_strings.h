@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Lets CppUTest's CHECK_EQUAL print any tether enum by its to_string() name.
 #pragma once
 

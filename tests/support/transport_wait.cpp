@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "support/transport_wait.h"
 
 #include <poll.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Drives a non-blocking transport from a test with poll() and a deadline
 // instead of sleeps: the same way the client loop does.
 #pragma once

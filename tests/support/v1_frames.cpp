@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "support/v1_frames.h"
 
 #include "support/client_frames.h"

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A scripted tether.v1 server's side of a test: the 101's accept value, the
 // welcome, DATA and ACK frames it sends, and the seq of a DATA the client sent.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // AcceptBackoff: pauses of the accept loop after EMFILE, with time passed in.
 #include <cstdint>
 

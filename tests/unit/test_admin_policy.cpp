@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-server's admin rules: the token, its check, which connection gives way.
 #include <cstdint>
 #include <string>

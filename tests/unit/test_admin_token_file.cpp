@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-server's admin token file: created 0600 from the random source, read
 // back, and refused when it is not safely the server's own.
 #include <sys/stat.h>

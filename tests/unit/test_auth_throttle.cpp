@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // AuthThrottle: failed upgrades per source address, with time passed in.
 #include <cstdint>
 #include <cstdio>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <CppUTest/TestHarness.h>
 
 #include <cstdint>

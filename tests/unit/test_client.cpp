@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The client glue over fakes: resolution, connect, upgrade, frames, the
 // outbox and the failure paths, with the reconnect machine deciding.
 #include <cstdint>

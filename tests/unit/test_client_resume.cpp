@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The client speaking tether.v1 to a scripted server: hello, welcome,
 // retransmission, acknowledgements both ways, gaps, duplicates, restarts.
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // desired_sync(): the desired messages a reconnecting device gets
 // (docs/PROTOCOL.md 9.2), a pure function of what the store holds.
 #include <cstdint>

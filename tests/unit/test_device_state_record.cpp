@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The device-state record: round trips, the A/B slots with torn writes and
 // bit rot, and the bounds it checks.
 #include <cstdint>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The standard headers come first: CppUTest's leak detector redefines `new`.
 #include <cstring>
 #include <map>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // DownlinkOutput with real /bin/sh commands, pipes and files. Time is the
 // `now` the test passes to tick(); only the commands themselves run in real
 // time, and the tests wait for them with bounded polling loops.

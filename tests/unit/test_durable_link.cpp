@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The durable link against a scripted tether.v1 server and fake disks: the
 // recovery rule after kills, power cuts and damaged spools, storage failures,
 // the intake limit, and drop reports.

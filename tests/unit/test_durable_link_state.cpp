@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The device-state extension (docs/PROTOCOL.md section 9) in the durable link
 // and its client, against a scripted tether.v1 server and fake disks:
 // negotiation, desired increments, snapshots, duplicates and skips, folding

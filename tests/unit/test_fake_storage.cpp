@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The storage fake's crash model (tests/fakes/fake_storage.h): a power cut
 // keeps any subset of the writes not yet synced, in order, with one torn.
 #include <cstdint>

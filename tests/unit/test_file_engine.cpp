@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // FileEngine: the SessionEngine over the record-log store. The shared
 // contract (tests/support/engine_contract.cpp) runs through the seam; the
 // tests here cover what only the file engine does.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // TLS against `openssl s_server` on 127.0.0.1 with certificates made by the
 // openssl command line (support/openssl_server.h).
 #include <cstdlib>

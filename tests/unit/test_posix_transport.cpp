@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Plain TCP over 127.0.0.1 and ::1 against sockets the test itself listens on.
 #include <dirent.h>
 #include <netinet/in.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The transition table three ways: as code (transition_table()), as docs
 // (docs/ARCHITECTURE.md) and as behaviour (a long random walk). The docs must
 // show the code table verbatim; the machine must never take a transition the

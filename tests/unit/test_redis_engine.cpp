@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // RedisEngine against a scripted RedisLink: the exact commands it sends and
 // what it decides from each reply (the Lua functions themselves run against a
 // real redis-server in tests/integration/test_redis_store.py).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include <cstring>
 
 // After the standard headers: CppUTest's leak detector redefines `new`.

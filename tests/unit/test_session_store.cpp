@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // SessionStore, RecordLog and TokenStore: the durable state of tether-server.
 // Crashes are simulated by reopening the store from its files (a destructor
 // writes nothing) after cutting the last record at every byte offset.

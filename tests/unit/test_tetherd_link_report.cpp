@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tetherd's link history: reconnects, attempts by outcome, time offline.
 #include "link_report.h"
 

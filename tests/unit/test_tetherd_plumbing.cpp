@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tetherd's plumbing: sd_notify against a fake notify socket, the watchdogs,
 // the status file, the log line, the status LED on a fake sysfs tree and the
 // Prometheus textfile.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // StateAgent with real /bin/sh commands and real files, and a fake link.
 // Time is the `now` the test passes to tick(); the commands themselves run in
 // real time, and the tests wait for them with bounded polling loops.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-sizes: the memory tetherd reserves at startup, for make footprint.
 // Prints "name bytes" lines: the buffers sized from the configuration
 // defaults exactly as tetherd's setup sizes them (apps/tetherd/main.cpp), and

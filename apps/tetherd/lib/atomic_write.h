@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Replacing a small file so that readers see either the old contents or the
 // new, never a torn mix: the status file, the metrics textfile, dead letters.
 //

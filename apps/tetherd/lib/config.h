@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tetherd's configuration: one JSON file (docs/CONFIG.md), a few
 // command-line overrides, and the mapping onto the library's ClientConfig.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "datagram_input.h"
 
 #include <sys/socket.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A UNIX datagram socket any local process can write messages to:
 //   echo '{"t":1}' | socat - UNIX-SENDTO:/run/tether/input.sock
 // Each datagram is one message. Datagrams larger than the buffer are dropped

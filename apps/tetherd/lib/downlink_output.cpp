@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "downlink_output.h"
 
 #include <poll.h>

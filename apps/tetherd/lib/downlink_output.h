@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Hands each downlink message to the device, and says which messages the
 // device has: the daemon acknowledges a downlink seq to the server only once
 // confirmed_through() has reached it, so a failing handler or a crash never

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "health.h"
 
 #include <fcntl.h>

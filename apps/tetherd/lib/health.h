@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The device's own health, tetherd's built-in telemetry: CPU temperatures,
 // load averages, memory, uptime and the link state of network interfaces,
 // read from /sys and /proc below a configurable root (tests point it at a

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Splits what arrives on a descriptor (standard input, a pipe) into lines,
 // one message per line. Lines end with "\n" or "\r\n" (the ending is not part
 // of the message); a line longer than the buffer is dropped whole and

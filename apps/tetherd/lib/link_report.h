@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // What tetherd's status file and metrics say about the link: the history the
 // daemon observes (state changes, reconnects, time offline, attempts by
 // outcome) and the snapshots built from it and from the durable link.

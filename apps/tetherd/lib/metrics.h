@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The daemon's counters for Prometheus, in the text exposition format
 // (version 0.0.4), written atomically to a file that node_exporter's textfile
 // collector reads (--collector.textfile.directory; the name must end in .prom).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Talking to systemd without libsystemd: the readiness protocol
 // (sd_notify(3)), the service watchdog, and a hardware watchdog device.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "shell_command.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // One run of a configured command through `/bin/sh -c`, driven without
 // waiting: its standard input is fed from a buffer, its standard output is
 // kept (bounded), it runs in its own process group and is killed with the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tetherd's side of the device-state extension (docs/PROTOCOL.md section 9,
 // docs/CONFIG.md "Device state"): applies each desired change the link hands
 // over, confirms it once applied, and reports the device's state.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The daemon's status for people and scripts: one JSON object in the run
 // directory (/run/tether/status.json), replaced atomically whenever it
 // changes, and the one-line description of a state change for the log.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "status_led.h"
 
 #include <fcntl.h>

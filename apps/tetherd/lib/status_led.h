@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The link state on an LED, through the kernel's LED class in sysfs
 // (/sys/class/leds/NAME/{trigger,brightness,max_brightness,delay_on,delay_off}).
 //

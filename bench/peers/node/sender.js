@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Node ws sender of make bench's throughput comparison.
 //
 //   node sender.js --host H --port P --count N [--size 100]

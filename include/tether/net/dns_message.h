@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // DNS messages (RFC 1035) for a stub resolver: build an A or AAAA query,
 // check and parse the answer. Bytes in, bytes out; no sockets, no heap.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A non-blocking stub resolver: a state machine with no I/O of its own.
 //
 // getaddrinfo() blocks the calling thread, and getaddrinfo_a() exists only

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Name lookup in the text of /etc/hosts (hosts(5)).
 //
 // The resolver does not read files: the caller looks the name up here first

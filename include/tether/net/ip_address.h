@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // IPv4 and IPv6 addresses as plain values, with their text forms.
 //
 // Parsing and formatting are implemented here rather than with inet_pton and

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // JSON documents of the device-state extension (docs/PROTOCOL.md section 9):
 // validation, RFC 7396 merge patches and the desired-reported delta.
 //

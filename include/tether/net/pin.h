@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The text form of a public-key pin (the SHA-256 of a certificate's
 // SubjectPublicKeyInfo), as people copy it from openssl.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The resolver configuration: /etc/resolv.conf as resolv.conf(5) describes it.
 //
 // The caller reads the file (port/posix) and passes its bytes in; parsing

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The device-state messages of tether.v1 (docs/PROTOCOL.md section 9):
 // desired, applied, report, report_ok, report_refused.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The tether.v1 messages (docs/PROTOCOL.md): binary DATA and ACK with a fixed
 // 10-byte header (14 for a DATA that carries its age, section 3.6), and JSON
 // control messages (hello, welcome, gap, error).

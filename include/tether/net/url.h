@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // ws:// and wss:// URLs, parsed into fixed buffers.
 #pragma once
 

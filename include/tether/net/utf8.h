@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // UTF-8 validation for WebSocket text messages (RFC 6455 section 8.1, RFC 3629).
 //
 // A text message may arrive in several frames and each frame in several

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The client side of the WebSocket opening handshake (RFC 6455 section 4),
 // without sockets: it builds the HTTP upgrade request into a caller buffer and
 // checks the server's response as bytes arrive, in whatever chunks the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The server side of the WebSocket opening handshake (RFC 6455 section 4.2),
 // without sockets: an incremental parser of the client's upgrade request and
 // builders for the answers (101, or an HTTP error that ends the connection).

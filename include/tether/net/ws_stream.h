@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // WebSocket frames over a Transport, for a client or (WsStreamConfig::server)
 // a server (RFC 6455), through wslay's frame API.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Bearer-token credentials providers for tether::Client.
 //
 // Tokens never appear in logs; buffers that held them are wiped after use.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Where the device fingerprint comes from on a POSIX system.
 #pragma once
 

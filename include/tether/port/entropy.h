@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The random source of a device: the mbedTLS CTR-DRBG seeded from the
 // operating system (getrandom, through mbedTLS's platform entropy).
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A Storage backed by one file, for the persistent state record and the spool.
 //
 // The file lives in a directory the daemon owns (port/private_dir.h), but

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The one poll() loop that drives every client and any other descriptor an
 // application watches (standard input, a signal pipe, a local socket).
 //

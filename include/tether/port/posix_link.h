@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The POSIX owner of one durable link: everything a program on Linux needs
 // to keep a tether link alive, built from one settings struct.
 //

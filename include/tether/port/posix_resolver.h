@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The NameResolver of POSIX gateways: /etc/hosts, then DNS over UDP, with
 // the stub resolver of tether/net/dns_resolver.h and non-blocking sockets.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The real transports: non-blocking TCP (IPv4 and IPv6), and mbedTLS over it.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A directory only the effective user can use: where the state record, the
 // spool and other private files live.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The server side of the transports: an accepted socket, plain or with an
 // mbedTLS 2.28 server handshake, behind the same Transport contract the
 // client's WebSocket layer uses.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // AcceptBackoff: how long tether-server stops accepting connections after
 // accept() failed for want of a process-wide resource (EMFILE, ENFILE,
 // ENOBUFS, ENOMEM).

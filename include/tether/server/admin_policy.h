@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-server's admin interface rules that need no socket (docs/PROTOCOL.md,
 // "tether-server admin interface"): the token every POST must carry, and which
 // connection gives way when too many are open.

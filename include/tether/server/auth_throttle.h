@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // AuthThrottle: how tether-server answers a source address that keeps
 // failing authentication (docs/PROTOCOL.md section 1).
 //

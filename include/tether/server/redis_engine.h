@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether::server::RedisEngine: a SessionEngine whose sessions live in Redis 7
 // (docs/PROTOCOL.md, "tether-server's Redis store"), shared by any number of
 // tether-server instances. It owns no socket: it sends commands through a

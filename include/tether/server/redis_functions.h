@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // The Redis function library `tether` (Lua), loaded by the Redis engine with
 // FUNCTION LOAD REPLACE on every (re)connect before any other command. Its
 // functions are the only writers of a session's keys (docs/PROTOCOL.md,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether::server::RedisLink: what the Redis engine needs from a Redis client,
 // without any client library's types. port/posix/server/hiredis_link.h
 // implements it over hiredis's asynchronous API; tests/fakes/fake_redis_link.h

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether::server::SessionEngine: the seam between tether-server's network side
 // (listeners, connections, the admin interface) and the place a session's
 // durable state lives. Two engines implement it:

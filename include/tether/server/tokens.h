@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // TokenStore: the bearer tokens tether-server accepts (PROTOCOL.md section 1:
 // 401 for a missing, unknown or expired token; close 4001 when a live
 // connection's token expires).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "admin_token_file.h"
 
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-server's admin token on disk (format and rules:
 // tether/server/admin_policy.h; what the server does with it: docs/PROTOCOL.md).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether::server::FileEngine: the SessionEngine over a SessionStore (record
 // logs under a data directory): the embedded default, one tether-server
 // process, nothing else to run. Every decision is taken at once; answers are

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "hiredis_link.h"
 
 #include <arpa/inet.h>

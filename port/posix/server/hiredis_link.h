@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether::server::HiredisLink: the RedisLink of tether-server, over hiredis's
 // asynchronous API (0.14 and later) driven from the server's own poll loop.
 // It never blocks: connects are non-blocking, every descriptor goes to the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "record_log.h"
 
 #include <fcntl.h>

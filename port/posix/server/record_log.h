@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // RecordLog: an append-only file of CRC-protected records, the storage unit of
 // the tether-server session store.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether::server::SessionStore: the durable per-session state of the
 // tether.v1 reference server (docs/PROTOCOL.md sections 3-5). It takes
 // already-decoded protocol values (net::v1::Hello fields, DATA seqs, gap

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 #include "token_file.h"
 
 #include <cerrno>

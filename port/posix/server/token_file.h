@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // Reads tether-server's tokens file (format: tether/server/tokens.h).
 #pragma once
 

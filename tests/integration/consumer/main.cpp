@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // A program built against an installed libtether-dev: an outbox (tether_core),
 // a tether.v1 control parse (tether_net, cJSON), and a durable link opened by
 // its POSIX owner (tether_client, tether_port_posix, mbedTLS): tether::tether

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-redis-contract: the engine contract (tests/support/engine_contract.h)
 // run against RedisEngine over HiredisLink and a real redis-server, the same
 // cases the file engine passes in the unit suite. Started by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: MIT
 // tether-redis-driver: RedisEngine over HiredisLink in one poll() loop,
 // steered line by line on stdin, reporting every engine event on stdout, so
 // tests/integration/test_redis_store.py can run the real engine against a real

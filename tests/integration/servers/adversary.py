@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A scripted, misbehaving WebSocket server for tether's integration tests.
 
 Raw asyncio TCP (no WebSocket library), so every byte it sends is chosen here.

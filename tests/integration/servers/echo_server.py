@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A correct WebSocket echo server (python3-websockets, asyncio API).
 
 Listens on 127.0.0.1 (port 0 by default), prints `port=N` as its first stdout

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A scripted tether.v1 server that keeps device state (docs/PROTOCOL.md section 9).
 
 Plain sockets and the standard library only; one connection at a time, on

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Generates the TLS material for tether's integration tests into DIR.
 # Usage: make_certs.sh DIR
 #
