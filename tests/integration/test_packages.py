@@ -9,6 +9,7 @@ twice: with find_package(tether) and with pkg-config. Both must link and run.
 
 import argparse
 import glob
+import json
 import os
 import re
 import shutil
@@ -77,6 +78,7 @@ class Packages(unittest.TestCase):
             "/lib/systemd/system/tetherd.service",
             "/usr/bin/tether-cat",
             "/usr/bin/tetherd",
+            "/usr/share/tether/prometheus/tetherd-rules.yml",
         ])
         for binary in ("usr/bin/tetherd", "usr/bin/tether-cat"):
             self.assertTrue(os.access(self.path(binary), os.X_OK), binary)
@@ -96,6 +98,8 @@ class Packages(unittest.TestCase):
             "/etc/tether/tether-server.env",
             "/lib/systemd/system/tether-server.service",
             "/usr/bin/tether-server",
+            "/usr/share/tether/grafana/tether.json",
+            "/usr/share/tether/prometheus/tether-server-rules.yml",
         ])
         self.assertTrue(os.access(self.path("usr/bin/tether-server"), os.X_OK))
         conffiles = run(["dpkg-deb", "--info", self.debs["tether-server"], "conffiles"])
@@ -122,6 +126,17 @@ class Packages(unittest.TestCase):
         self.assertIn("--store file --data-dir /var/lib/tether-server",
                       assigned["TETHER_SERVER_STORE"])
         self.assertRegex(env_text, r"\n#TETHER_SERVER_STORE=\"--store redis --redis-sentinel ")
+
+    def test_alert_rules_and_dashboard_are_usable_as_installed(self):
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool missing: tools/install-deps integration")
+        rules = [self.path("usr/share/tether/prometheus/%s-rules.yml" % name)
+                 for name in ("tetherd", "tether-server")]
+        result = subprocess.run([promtool, "check", "rules"] + rules, capture_output=True,
+                                text=True, check=False)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with open(self.path("usr/share/tether/grafana/tether.json"), encoding="utf-8") as f:
+            self.assertIsInstance(json.load(f)["schemaVersion"], int)
 
     def test_lintian_finds_no_new_errors(self):
         if shutil.which("lintian") is None:
