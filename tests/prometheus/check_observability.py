@@ -105,8 +105,29 @@ def check_names(root):
     return problems
 
 
+def documented_alerts(root):
+    """{alert: (for, severity)} from docs/METRICS.md's alert table."""
+    with open(os.path.join(root, "docs", "METRICS.md"), encoding="utf-8") as f:
+        doc = f.read()
+    body = doc.split("<!-- alerts:begin -->")[1].split("<!-- alerts:end -->")[0]
+    return {name: (duration, severity) for name, duration, severity in
+            re.findall(r"^\| `(\w+)` \|.*\| (\w+) \| (\w+) \|$", body, re.M)}
+
+
+def shipped_alerts(root):
+    out = {}
+    for path in rule_files(root):
+        with open(path, encoding="utf-8") as f:
+            for group in yaml.safe_load(f)["groups"]:
+                for rule in group["rules"]:
+                    if "alert" in rule:
+                        out[rule["alert"]] = (rule.get("for", "0m"), rule["labels"]["severity"])
+    return out
+
+
 def check_coverage(root):
-    """Every alert is evaluated at least once with exp_alerts and once without."""
+    """Every alert is evaluated at least once with exp_alerts and once without,
+    and docs/METRICS.md's alert table matches the rules."""
     firing, quiet = set(), set()
     for path in glob.glob(os.path.join(root, RULE_TESTS)):
         with open(path, encoding="utf-8") as f:
@@ -118,6 +139,11 @@ def check_coverage(root):
     names = [name for _, name, _ in alerts(root)]
     if not names:
         problems.append("no alert rules found under " + RULES)
+    shipped, docs = shipped_alerts(root), documented_alerts(root)
+    for name in sorted(set(shipped) | set(docs)):
+        if shipped.get(name) != docs.get(name):
+            problems.append("docs/METRICS.md alert table says %s for %s, the rules %s"
+                            % (docs.get(name), name, shipped.get(name)))
     for name in names:
         if name not in firing:
             problems.append("%s: no test in %s where it fires" % (name, RULE_TESTS))
