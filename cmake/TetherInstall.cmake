@@ -1,7 +1,10 @@
 # SPDX-License-Identifier: MIT
 # Install rules, one component per Debian package (see TetherPackaging.cmake):
-#   tetherd   tetherd, tether-cat, the systemd unit, /etc/tether/tetherd.json
-#   server    tether-server, its systemd unit and /etc/tether/tether-server.env
+#   tetherd   tetherd, tether-cat, the systemd unit, /etc/tether/tetherd.json,
+#             /usr/share/tether/prometheus/tetherd-rules.yml
+#   server    tether-server, its systemd unit and /etc/tether/tether-server.env,
+#             /usr/share/tether/prometheus/tether-server-rules.yml and
+#             /usr/share/tether/grafana/tether.json
 #             (the server runs on other machines than the gateways, so it is a
 #             package of its own)
 #   dev       the static libraries, the public headers, the CMake package
@@ -58,6 +61,9 @@ if(TARGET tetherd)
     install(FILES ${PROJECT_SOURCE_DIR}/packaging/tetherd.example.json
         DESTINATION "/\${TETHER_CONFIG_DIR}" RENAME tetherd.json COMPONENT tetherd)
 endif()
+# Prometheus alert rules for tetherd's metrics (docs/METRICS.md).
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/prometheus/tetherd-rules.yml
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/tether/prometheus COMPONENT tetherd)
 
 # tether-server package.
 if(TARGET tether-server)
@@ -67,6 +73,12 @@ if(TARGET tether-server)
     install(FILES ${PROJECT_SOURCE_DIR}/packaging/tether-server.env
         DESTINATION "/\${TETHER_CONFIG_DIR}" COMPONENT server)
 endif()
+# The server's alert rules, and the Grafana dashboard of both programs (it goes
+# where Prometheus and Grafana run, beside the servers, not on the gateways).
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/prometheus/tether-server-rules.yml
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/tether/prometheus COMPONENT server)
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/grafana/tether.json
+    DESTINATION ${CMAKE_INSTALL_DATADIR}/tether/grafana COMPONENT server)
 
 # libtether-dev package.
 set(TETHER_EXPORTED_TARGETS tether_options tether_core)

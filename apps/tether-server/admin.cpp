@@ -301,6 +301,15 @@ void AdminConnection::handle(TimeMs now) {
         respond(200, "application/json", server_.stats_json());
         return;
     }
+    if (path == "/metrics") {
+        // Read-only, like /stats: no admin token (docs/METRICS.md).
+        if (method != "GET") {
+            respond(405, "application/json", json_error("GET only"));
+            return;
+        }
+        respond(200, "text/plain; version=0.0.4; charset=utf-8", server_.metrics_text());
+        return;
+    }
     const bool session_path = path.rfind("/sessions/", 0) == 0;
     if (session_path && method == "GET" && path.size() == 10 + kSessionIdLength + 6 &&
         path.compare(path.size() - 6, 6, "/state") == 0) {

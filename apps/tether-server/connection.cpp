@@ -12,6 +12,7 @@
 #include "server.h"
 #include "tether/net/state_messages.h"
 #include "tether/net/tether_v1.h"
+#include "tether/port/poll_loop.h"
 
 namespace tether::server {
 namespace {
@@ -214,11 +215,13 @@ void ClientConnection::read_upgrade(TimeMs now) {
         if (status != net::RequestStatus::kOk) {
             server_.log("event=upgrade_rejected conn=%llu why=%s",
                         static_cast<unsigned long long>(id_), net::to_string(status));
+            server_.upgrade_rejected(UpgradeRejection::kMalformed);
             reply_http(net::status_for(status), 0);
             return;
         }
         if (used != read.bytes) {
             // A client sends nothing before the 101 (RFC 6455 section 4.1).
+            server_.upgrade_rejected(UpgradeRejection::kMalformed);
             reply_http(400, 0);
             return;
         }
@@ -260,6 +263,7 @@ void ClientConnection::reply_http(std::uint16_t status, std::uint32_t retry_afte
 void ClientConnection::finish_upgrade(TimeMs now) {
     const Faults& faults = server_.faults();
     if (faults.rejecting) {
+        server_.upgrade_rejected(UpgradeRejection::kFaultInjected);
         reply_http(faults.reject_status,
                    faults.reject_has_retry_after ? faults.reject_retry_after : 0);
         return;
@@ -268,17 +272,20 @@ void ClientConnection::finish_upgrade(TimeMs now) {
         // The store cannot answer a hello now (Redis unreachable): come back later.
         server_.log("event=upgrade_rejected conn=%llu why=store_unavailable",
                     static_cast<unsigned long long>(id_));
+        server_.upgrade_rejected(UpgradeRejection::kStoreUnavailable);
         reply_http(503, 5);
         return;
     }
     std::uint32_t retry_after_s = 0;
     if (server_.upgrade_throttled(peer_, now, &retry_after_s)) {
+        server_.upgrade_rejected(UpgradeRejection::kThrottled);
         reply_http(429, retry_after_s);  // the token is not looked at
         return;
     }
     if (!parser_->offers_subprotocol(v1::kSubprotocol)) {
         server_.log("event=upgrade_rejected conn=%llu why=no_subprotocol",
                     static_cast<unsigned long long>(id_));
+        server_.upgrade_rejected(UpgradeRejection::kBadSubprotocol);
         reply_http(400, 0);
         return;
     }
@@ -290,6 +297,7 @@ void ClientConnection::finish_upgrade(TimeMs now) {
                     static_cast<unsigned long long>(id_),
                     token == nullptr ? "missing" : to_string(check));
         server_.upgrade_unauthorized(peer_, now);
+        server_.upgrade_rejected(UpgradeRejection::kBadToken);
         reply_http(401, 0);
         return;
     }
@@ -301,6 +309,7 @@ void ClientConnection::finish_upgrade(TimeMs now) {
     char out[256];
     std::size_t length = 0;
     if (net::build_accept_response(accept, out, sizeof out, &length) != net::HandshakeStatus::kOk) {
+        server_.upgrade_rejected(UpgradeRejection::kMalformed);
         reply_http(400, 0);
         return;
     }
@@ -326,6 +335,7 @@ void ClientConnection::finish_upgrade(TimeMs now) {
     parser_.reset();
     phase_ = Phase::kAwaitHello;
     last_rx_ = now;
+    ++server_.metrics().upgrades_accepted;
     server_.log("event=upgraded conn=%llu", static_cast<unsigned long long>(id_));
     flush();
 }
@@ -777,8 +787,16 @@ void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size)
     switch (result) {
         case UplinkResult::kStored:
         case UplinkResult::kStoredAfterUnreportedGap:
-        case UplinkResult::kDuplicate:
         case UplinkResult::kQueued:
+            ++server_.metrics().messages_stored;
+            if (!store_timing_) {
+                store_timing_ = true;
+                store_timed_seq_ = message.seq;
+                store_timed_at_ = port::monotonic_now();
+            }
+            server_.note_uplink(false);
+            return;
+        case UplinkResult::kDuplicate:
             server_.note_uplink(false);
             return;
         case UplinkResult::kInvalidArgument:
@@ -795,15 +813,21 @@ void ClientConnection::send_ack(std::uint64_t seq) {
     if (dead_ || phase_ != Phase::kOnline) {
         return;
     }
+    if (store_timing_ && seq >= store_timed_seq_) {
+        store_timing_ = false;
+        server_.observe_store_latency(time_since(port::monotonic_now(), store_timed_at_));
+    }
     std::uint8_t ack[v1::kHeaderSize];
     v1::write_ack(seq, ack);
-    if (!stream_->queue_message(net::WsOpcode::kBinary, ack, sizeof ack)) {
+    bool queued = stream_->queue_message(net::WsOpcode::kBinary, ack, sizeof ack);
+    if (!queued) {
         // The transmit buffer is full of downlink: flush and try once more;
         // a later ACK covers this one anyway (they are cumulative).
         flush();
-        if (!dead_) {
-            (void)stream_->queue_message(net::WsOpcode::kBinary, ack, sizeof ack);
-        }
+        queued = !dead_ && stream_->queue_message(net::WsOpcode::kBinary, ack, sizeof ack);
+    }
+    if (queued) {
+        ++server_.metrics().acks_sent;
     }
 }
 

@@ -466,6 +466,7 @@ void Server::claim_session(const std::string& session, ClientConnection* connect
         older->close_with(net::v1::kCloseSuperseded, "superseded", now);
     }
     live_[session] = connection;
+    ++metrics_.hellos_accepted;
     engine_->claim(session);
 }
 
@@ -498,7 +499,9 @@ void Server::accept_clients(int listener, port::TlsServerContext* tls, TimeMs no
             return;
         }
         accept_backoff_.on_success();
+        ++metrics_.connections_accepted;
         if (stopping_ || clients_.size() >= options_.max_connections) {
+            upgrade_rejected(UpgradeRejection::kTooMany);
             (void)!::write(fd, kBusyResponse, sizeof kBusyResponse - 1);
             ::close(fd);
             continue;

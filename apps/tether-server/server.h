@@ -169,6 +169,9 @@ class ClientConnection final : public net::WsHandler {
     bool desired_in_flight_ = false;
     bool desired_again_ = false;
     bool refusal_logged_ = false;             // the first report_refused was logged
+    bool store_timing_ = false;               // a store latency sample is under way
+    std::uint64_t store_timed_seq_ = 0;       // ... for this seq
+    TimeMs store_timed_at_ = 0;               // ... handed to the store then
     std::unique_ptr<char[]> state_out_;       // kMaxStateMessage: messages written
     std::unique_ptr<char[]> state_document_;  // kMaxStateDocument: a parsed document
     std::deque<std::string> state_pending_;   // written, waiting for room (pump())
@@ -190,6 +193,41 @@ struct Counters {
     std::uint64_t desired_set = 0;         ///< desired changes made through the admin interface
     std::uint64_t reports_applied = 0;     ///< reports answered report_ok (repeats too)
     std::uint64_t reports_refused = 0;     ///< reports answered report_refused (any reason)
+};
+
+/// Why an upgrade (or a connection before it) was refused, for
+/// tether_server_upgrades_rejected_total{reason} (docs/METRICS.md).
+enum class UpgradeRejection : std::uint8_t {
+    kMalformed,         ///< 400: not a valid upgrade request, or bytes before the 101
+    kBadSubprotocol,    ///< 400: tether.v1 not offered
+    kBadToken,          ///< 401: token missing, unknown or expired
+    kThrottled,         ///< 429: too many 401s from that address
+    kTooMany,           ///< 503 at accept: --max-connections reached, or shutting down
+    kStoreUnavailable,  ///< 503: the store cannot answer a hello now
+    kFaultInjected,     ///< POST /faults/reject
+    kCount,
+};
+const char* to_string(UpgradeRejection why);
+
+/// Upper bounds (ms) of tether_server_store_seconds' buckets; +Inf follows.
+inline constexpr std::uint32_t kStoreLatencyBucketsMs[] = {1,   2,   5,    10,   25,   50,   100,
+                                                           250, 500, 1000, 2500, 5000, 10000};
+inline constexpr std::size_t kStoreLatencyBuckets =
+    sizeof kStoreLatencyBucketsMs / sizeof kStoreLatencyBucketsMs[0];
+
+/// What GET /metrics adds to the engine's and the Counters' totals.
+struct MetricsCounters {
+    std::uint64_t connections_accepted = 0;  ///< client sockets accepted (before any check)
+    std::uint64_t upgrades_accepted = 0;     ///< 101 Switching Protocols sent
+    std::uint64_t upgrades_rejected[static_cast<std::size_t>(UpgradeRejection::kCount)] = {};
+    std::uint64_t hellos_accepted = 0;  ///< sessions claimed by a welcomed hello
+    std::uint64_t messages_stored = 0;  ///< uplink DATA the store took (not duplicates)
+    std::uint64_t acks_sent = 0;        ///< ACK messages queued to devices
+    /// Store latency: a message's hand-over to the store until the ACK that
+    /// covers it (batching, write, sync or Redis round trip), one sample per
+    /// connection and ack round. Per bucket (not cumulative), +Inf last.
+    std::uint64_t store_latency[kStoreLatencyBuckets + 1] = {};
+    std::uint64_t store_latency_sum_ms = 0;
 };
 
 /// Fault switches set through the admin interface.
@@ -224,6 +262,12 @@ class Server final : private EngineEvents {
     TokenStore& tokens() { return tokens_; }
     const Faults& faults() const { return faults_; }
     Counters& counters() { return counters_; }
+    MetricsCounters& metrics() { return metrics_; }
+    void upgrade_rejected(UpgradeRejection why) {
+        ++metrics_.upgrades_rejected[static_cast<std::size_t>(why)];
+    }
+    /// One store latency sample (MetricsCounters::store_latency).
+    void observe_store_latency(std::uint32_t ms);
     void note_uplink(bool sync_now);
     /// Before an upgrade's token is looked at: true (and *retry_after_s set)
     /// when `peer` is penalised for failed upgrades; counts the 429.
@@ -244,6 +288,8 @@ class Server final : private EngineEvents {
     /// logged (event=admin_unauthorized) and counted.
     bool admin_authorized(const std::string& header_block, const std::string& path);
     std::string stats_json() const;
+    /// GET /metrics: the Prometheus text exposition (version 0.0.4).
+    std::string metrics_text() const;
     void fault_reset();
     void fault_close(std::uint16_t code, const std::string& reason, TimeMs now);
     void fault_silence(std::uint32_t ms, TimeMs now);
@@ -329,6 +375,7 @@ class Server final : private EngineEvents {
     std::vector<struct pollfd> fds_;
     Faults faults_;
     Counters counters_;
+    MetricsCounters metrics_;
     std::uint64_t unsynced_ = 0;
     bool sync_now_ = false;
     TimeMs first_unsynced_at_ = 0;

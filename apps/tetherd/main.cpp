@@ -606,6 +606,13 @@ void Daemon::write_metrics() {
     downlink.dead_lettered = downlink_->counters().dead_lettered;
     downlink.failures = downlink_->counters().failed + downlink_->counters().write_errors;
     MetricsSnapshot snapshot = metrics_of(link_->link(), history_, port::monotonic_now(), downlink);
+    if (stdin_input_) {
+        snapshot.intake.line_too_long = stdin_input_->overlong();
+    }
+    if (socket_input_) {
+        snapshot.intake.datagram_too_large = socket_input_->oversize();
+        snapshot.intake.datagram_empty = socket_input_->empty();
+    }
     snapshot.device_state = device_state_of(link_->link(), state_agent_.get());
     const bool failed = daemon::write_metrics(config_.metrics.file, snapshot) != Status::kOk;
     if (failed && !metrics_failed_) {
@@ -616,6 +623,7 @@ void Daemon::write_metrics() {
 }
 
 void Daemon::tick(TimeMs now) {
+    history_.observe_acked(client().outbox().counters().acked, now);
     if (health_ && !stopping_ && time_reached(now, health_due_)) {
         HealthSample sample;
         char json[2048];

@@ -10,6 +10,13 @@
 // detected at most interval + max_missed_pongs * pong_timeout after the last
 // frame received: interval + timeout with the default of one miss.
 //
+// Under steady traffic no idle ping is ever due, so without more there is no
+// round-trip time while data flows. With `rtt_probe_ms` set, a probe ping
+// also goes out rtt_probe_ms after the previous ping (or the open) whatever
+// arrives; its pong yields the round-trip time like any other. A probe is not
+// a liveness check: it sets no pong deadline and counts no miss, so the
+// dead-link bound above is unchanged.
+//
 // Example (inside the loop, after feeding received frames in):
 //   switch (heartbeat.poll(now)) {
 //       case tether::HeartbeatAction::kSendPing:
@@ -34,6 +41,9 @@ struct HeartbeatConfig {
     std::uint32_t interval_ms = 30000;      ///< idle time before a ping; 0 disables the heartbeat
     std::uint32_t pong_timeout_ms = 10000;  ///< >= 1 when enabled
     std::uint32_t max_missed_pongs = 1;     ///< >= 1
+    /// Time between round-trip probes while frames keep arriving; 0: no
+    /// probes (pings only after an idle interval). At most one day.
+    std::uint32_t rtt_probe_ms = 0;
 };
 
 /// Upper bound of interval_ms + max_missed_pongs * pong_timeout_ms: one day.
@@ -41,8 +51,8 @@ inline constexpr std::uint32_t kMaxHeartbeatDetectionMs = 24u * 60u * 60u * 1000
 
 /// kOk when interval_ms is 0 (disabled: the other fields are ignored), or when
 /// pong_timeout_ms >= 1, max_missed_pongs >= 1 and
-/// interval_ms + max_missed_pongs * pong_timeout_ms <= kMaxHeartbeatDetectionMs.
-/// kInvalidArgument otherwise.
+/// interval_ms + max_missed_pongs * pong_timeout_ms <= kMaxHeartbeatDetectionMs
+/// and rtt_probe_ms <= kMaxHeartbeatDetectionMs. kInvalidArgument otherwise.
 Status validate(const HeartbeatConfig& config);
 
 enum class HeartbeatAction : std::uint8_t {
@@ -84,7 +94,9 @@ class Heartbeat {
     /// disabled.
     /// - kSendPing: interval_ms passed without a frame, or a pong was missed
     ///   and fewer than max_missed_pongs have been missed in a row; the new
-    ///   ping must be answered within pong_timeout_ms of `now`.
+    ///   ping must be answered within pong_timeout_ms of `now`. Also (a
+    ///   probe, with rtt_probe_ms set, no pong awaited): rtt_probe_ms passed
+    ///   since the previous ping or the open; no pong deadline is set.
     /// - kDead: the max_missed_pongs-th pong in a row was missed. Every later
     ///   poll() returns kDead too, until start().
     HeartbeatAction poll(TimeMs now);
@@ -94,7 +106,8 @@ class Heartbeat {
 
     /// When poll() next has something to do: the pong deadline while a ping
     /// is waiting for its answer (or the deadline that was missed, once dead),
-    /// otherwise interval_ms after the last frame. Meaningless when disabled.
+    /// otherwise interval_ms after the last frame or, when earlier, the next
+    /// probe. Meaningless when disabled.
     TimeMs next_deadline() const;
 
     bool enabled() const { return config_.interval_ms != 0; }
@@ -106,10 +119,13 @@ class Heartbeat {
     std::uint32_t missed_pongs() const { return missed_; }
 
   private:
+    void new_ping(TimeMs now);
+
     HeartbeatConfig config_;
     TimeMs last_received_ = 0;
     TimeMs ping_sent_at_ = 0;
     TimeMs pong_deadline_ = 0;
+    TimeMs probe_due_ = 0;          // when a probe ping is next due (rtt_probe_ms != 0)
     bool awaiting_pong_ = false;    // a ping is out and nothing has arrived since
     bool ping_unanswered_ = false;  // the latest ping's pong has not arrived (for the RTT)
     bool dead_ = false;

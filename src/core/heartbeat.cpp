@@ -16,6 +16,7 @@ HeartbeatConfig clamped(const HeartbeatConfig& config) {
     HeartbeatConfig out = config;
     out.interval_ms = clamp(out.interval_ms, 0u, kMaxHeartbeatDetectionMs);
     out.pong_timeout_ms = clamp(out.pong_timeout_ms, 1u, kMaxHeartbeatDetectionMs);
+    out.rtt_probe_ms = clamp(out.rtt_probe_ms, 0u, kMaxHeartbeatDetectionMs);
     if (out.max_missed_pongs == 0u) {
         out.max_missed_pongs = 1u;
     }
@@ -28,7 +29,8 @@ Status validate(const HeartbeatConfig& config) {
     if (config.interval_ms == 0u) {
         return Status::kOk;
     }
-    if (config.pong_timeout_ms == 0u || config.max_missed_pongs == 0u) {
+    if (config.pong_timeout_ms == 0u || config.max_missed_pongs == 0u ||
+        config.rtt_probe_ms > kMaxHeartbeatDetectionMs) {
         return Status::kInvalidArgument;
     }
     // 64 bits: the product of two 32-bit fields cannot overflow.
@@ -42,6 +44,7 @@ Heartbeat::Heartbeat(const HeartbeatConfig& config) : config_(clamped(config)) {
 
 void Heartbeat::start(TimeMs now) {
     last_received_ = now;
+    probe_due_ = now + config_.rtt_probe_ms;
     awaiting_pong_ = false;
     ping_unanswered_ = false;
     dead_ = false;
@@ -91,15 +94,25 @@ HeartbeatAction Heartbeat::poll(TimeMs now) {
             return HeartbeatAction::kDead;
         }
     } else if (!time_reached(now, last_received_ + config_.interval_ms)) {
-        return HeartbeatAction::kNone;
+        if (config_.rtt_probe_ms == 0u || !time_reached(now, probe_due_)) {
+            return HeartbeatAction::kNone;
+        }
+        // A probe: the link is alive (frames arrive), only the RTT is wanted.
+        new_ping(now);
+        return HeartbeatAction::kSendPing;
     }
+    new_ping(now);
+    pong_deadline_ = now + config_.pong_timeout_ms;
+    awaiting_pong_ = true;
+    return HeartbeatAction::kSendPing;
+}
+
+void Heartbeat::new_ping(TimeMs now) {
     // Ping numbers start at 1 and wrap; only equality with the latest matters.
     ++ping_number_;
     ping_sent_at_ = now;
-    pong_deadline_ = now + config_.pong_timeout_ms;
-    awaiting_pong_ = true;
+    probe_due_ = now + config_.rtt_probe_ms;
     ping_unanswered_ = true;
-    return HeartbeatAction::kSendPing;
 }
 
 void Heartbeat::ping_payload(std::uint8_t out[kPingPayloadSize]) const {
@@ -110,7 +123,11 @@ void Heartbeat::ping_payload(std::uint8_t out[kPingPayloadSize]) const {
 }
 
 TimeMs Heartbeat::next_deadline() const {
-    return (awaiting_pong_ || dead_) ? pong_deadline_ : last_received_ + config_.interval_ms;
+    if (awaiting_pong_ || dead_) {
+        return pong_deadline_;
+    }
+    const TimeMs idle = last_received_ + config_.interval_ms;
+    return config_.rtt_probe_ms == 0u ? idle : time_earliest(idle, probe_due_);
 }
 
 }  // namespace tether

@@ -15,6 +15,7 @@ and build/arm64) it checks the ELF machine instead: nothing runs.
 import argparse
 import glob
 import gzip
+import json
 import os
 import re
 import shutil
@@ -155,6 +156,7 @@ class PackageChecks:
             "/lib/systemd/system/tetherd.service",
             "/usr/bin/tether-cat",
             "/usr/bin/tetherd",
+            "/usr/share/tether/prometheus/tetherd-rules.yml",
         ])
         for binary in ("usr/bin/tetherd", "usr/bin/tether-cat"):
             self.assertTrue(os.access(self.path(binary), os.X_OK), binary)
@@ -170,6 +172,8 @@ class PackageChecks:
             "/etc/tether/tether-server.env",
             "/lib/systemd/system/tether-server.service",
             "/usr/bin/tether-server",
+            "/usr/share/tether/grafana/tether.json",
+            "/usr/share/tether/prometheus/tether-server-rules.yml",
         ])
         self.assertTrue(os.access(self.path("usr/bin/tether-server"), os.X_OK))
         conffiles = run(["dpkg-deb", "--info", self.debs["tether-server"], "conffiles"])
@@ -196,6 +200,17 @@ class PackageChecks:
         self.assertIn("--store file --data-dir /var/lib/tether-server",
                       assigned["TETHER_SERVER_STORE"])
         self.assertRegex(env_text, r"\n#TETHER_SERVER_STORE=\"--store redis --redis-sentinel ")
+
+    def test_alert_rules_and_dashboard_are_usable_as_installed(self):
+        promtool = shutil.which("promtool")
+        self.assertIsNotNone(promtool, "promtool missing: tools/install-deps integration")
+        rules = [self.path("usr/share/tether/prometheus/%s-rules.yml" % name)
+                 for name in ("tetherd", "tether-server")]
+        result = subprocess.run([promtool, "check", "rules"] + rules, capture_output=True,
+                                text=True, check=False)
+        self.assertEqual(result.returncode, 0, result.stdout + result.stderr)
+        with open(self.path("usr/share/tether/grafana/tether.json"), encoding="utf-8") as f:
+            self.assertIsInstance(json.load(f)["schemaVersion"], int)
 
     def test_runtime_packages_depend_on_the_debian_libraries(self):
         for package in ("tetherd", "tether-server"):

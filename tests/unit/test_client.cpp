@@ -126,13 +126,16 @@ ClientFrames decode_client_frames(const std::string& bytes) {
 }
 
 struct Rig {
-    explicit Rig(const char* url = "ws://127.0.0.1:9000/telemetry", bool with_state = false)
-        : client(make_config(url), buffers(), connection, resolver, random, masks, &recorder,
-                 &credentials, with_state ? &record : nullptr, with_state ? &state : nullptr) {
+    explicit Rig(const char* url = "ws://127.0.0.1:9000/telemetry", bool with_state = false,
+                 std::uint32_t rtt_probe_ms = 0)
+        : client(make_config(url, rtt_probe_ms), buffers(), connection, resolver, random, masks,
+                 &recorder, &credentials, with_state ? &record : nullptr,
+                 with_state ? &state : nullptr) {
         CHECK_EQUAL(tether::Status::kOk, client.init());
     }
 
-    ClientConfig make_config(const char* url) {
+    ClientConfig make_config(const char* url, std::uint32_t rtt_probe_ms) {
+        config.reconnect.heartbeat.rtt_probe_ms = rtt_probe_ms;
         config.urls[0] = url;
         config.url_count = 1;
         config.reconnect.backoff.jitter = tether::JitterMode::kNone;
@@ -383,6 +386,25 @@ TEST(Client, SendsAHeartbeatPingWhenTheLinkIsQuiet) {
     rig.service();
     CHECK_EQUAL(LinkState::kWaitingToRetry, rig.client.state());
     STRCMP_EQUAL("dead_link", rig.recorder.last.reason);
+}
+
+TEST(Client, MeasuresTheRoundTripWhileDataFlowsWithProbes) {
+    Rig rig("ws://127.0.0.1:9000/telemetry", false, 30000);
+    rig.go_online();
+    const TimeMs online_at = rig.now;
+    while (tether::time_since(rig.now, online_at) < 30000u) {
+        rig.now += 1000;
+        rig.connection.stream().push_input(server_text("reading"));
+        rig.service();
+    }
+    CHECK_EQUAL(1, decode_client_frames(rig.connection.stream().output_string()).pings);
+    CHECK_FALSE(rig.client.machine().heartbeat().has_rtt());
+    rig.now += 12;
+    rig.connection.stream().push_input(std::string("\x8a\x04\x00\x00\x00\x01", 6));  // pong 1
+    rig.service();
+    CHECK_TRUE(rig.client.machine().heartbeat().has_rtt());
+    UNSIGNED_LONGS_EQUAL(12, rig.client.machine().heartbeat().last_rtt_ms());
+    CHECK_EQUAL(LinkState::kOnline, rig.client.state());
 }
 
 TEST(Client, FailsClosedWithoutEntropy) {

@@ -313,6 +313,71 @@ TEST(Heartbeat, ConstructorClampsAnInvalidConfig) {
     UNSIGNED_LONGS_EQUAL(2u * tether::kMaxHeartbeatDetectionMs, huge.next_deadline());
 }
 
+TEST(Heartbeat, WithoutProbesSteadyTrafficNeverYieldsARoundTripTime) {
+    Heartbeat heartbeat(config_of(30000, 10000, 1));
+    heartbeat.start(0);
+    for (TimeMs now = 1000; now <= 300000; now += 1000) {
+        heartbeat.on_frame_received(now);
+        CHECK(HeartbeatAction::kNone == heartbeat.poll(now));
+    }
+    CHECK_FALSE(heartbeat.has_rtt());
+}
+
+TEST(Heartbeat, ProbesMeasureTheRoundTripTimeWhileFramesKeepArriving) {
+    HeartbeatConfig config = config_of(30000, 10000, 1);
+    config.rtt_probe_ms = 30000;
+    Heartbeat heartbeat(config);
+    heartbeat.start(0);
+    UNSIGNED_LONGS_EQUAL(30000u, heartbeat.next_deadline());
+    for (TimeMs now = 1000; now < 30000; now += 1000) {
+        heartbeat.on_frame_received(now);
+        CHECK(HeartbeatAction::kNone == heartbeat.poll(now));
+    }
+    UNSIGNED_LONGS_EQUAL(30000u, heartbeat.next_deadline());  // the probe, before the idle ping
+    heartbeat.on_frame_received(30000);
+    CHECK(HeartbeatAction::kSendPing == heartbeat.poll(30000));
+    UNSIGNED_LONGS_EQUAL(1u, payload_number(heartbeat));
+    UNSIGNED_LONGS_EQUAL(60000u, heartbeat.next_deadline());  // no pong deadline for a probe
+    heartbeat.on_frame_received(30010);                       // data ahead of the pong
+    CHECK_TRUE(answer_latest_ping(heartbeat, 30045));
+    CHECK_TRUE(heartbeat.has_rtt());
+    UNSIGNED_LONGS_EQUAL(45u, heartbeat.last_rtt_ms());
+    // The next probe is due rtt_probe_ms after the previous ping.
+    heartbeat.on_frame_received(59999);
+    CHECK(HeartbeatAction::kNone == heartbeat.poll(59999));
+    CHECK(HeartbeatAction::kSendPing == heartbeat.poll(60000));
+    UNSIGNED_LONGS_EQUAL(2u, payload_number(heartbeat));
+}
+
+TEST(Heartbeat, AnUnansweredProbeNeitherMissesNorKillsALiveLink) {
+    HeartbeatConfig config = config_of(30000, 10000, 1);
+    config.rtt_probe_ms = 20000;
+    Heartbeat heartbeat(config);
+    heartbeat.start(0);
+    std::uint32_t probes = 0;
+    for (TimeMs now = 500; now <= 200000; now += 500) {
+        heartbeat.on_frame_received(now);
+        const HeartbeatAction action = heartbeat.poll(now);
+        CHECK(action != HeartbeatAction::kDead);
+        probes += action == HeartbeatAction::kSendPing ? 1u : 0u;
+        UNSIGNED_LONGS_EQUAL(0u, heartbeat.missed_pongs());
+    }
+    UNSIGNED_LONGS_EQUAL(10u, probes);  // every 20 s, never answered
+    CHECK_FALSE(heartbeat.has_rtt());
+    // Silence after the last frame: dead exactly at interval + timeout, as without probes.
+    const TimeMs last_frame = 200000;
+    UNSIGNED_LONGS_EQUAL(last_frame + 40000u, first_time_of(heartbeat, HeartbeatAction::kDead,
+                                                            last_frame + 1u, last_frame + 100000u));
+}
+
+TEST(Heartbeat, ValidateRejectsAProbeIntervalAboveADay) {
+    HeartbeatConfig config;
+    config.rtt_probe_ms = tether::kMaxHeartbeatDetectionMs;
+    CHECK(Status::kOk == tether::validate(config));
+    config.rtt_probe_ms = tether::kMaxHeartbeatDetectionMs + 1u;
+    CHECK(Status::kInvalidArgument == tether::validate(config));
+}
+
 TEST(Heartbeat, SurvivesTimeWrapAround) {
     Heartbeat heartbeat(config_of(1000, 500, 2));
     const TimeMs start = 0xFFFFFF00u;

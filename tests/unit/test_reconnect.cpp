@@ -376,6 +376,34 @@ TEST(ReconnectMachine, APongRecordsTheRoundTrip) {
     UNSIGNED_LONGS_EQUAL(42, d.machine.heartbeat().last_rtt_ms());
 }
 
+TEST(ReconnectMachine, UnderTrafficAProbePingMeasuresTheRoundTrip) {
+    ReconnectConfig config = exact_config();
+    config.heartbeat.rtt_probe_ms = 30000;
+    Driver d(config);
+    d.to_online();
+    const TimeMs online_at = d.now;
+    const Action* ping = nullptr;
+    Actions actions;
+    while (ping == nullptr && tether::time_since(d.now, online_at) < 31000u) {
+        d.advance(500);
+        d.on(EventType::kFrameReceived);
+        actions = d.step(Event::timer());
+        ping = actions.find(ActionType::kSendPing);
+    }
+    CHECK(ping != nullptr);
+    UNSIGNED_LONGS_EQUAL(online_at + 30000, d.now);
+    std::uint8_t payload[tether::kPingPayloadSize];
+    for (std::size_t i = 0; i < sizeof payload; ++i) {
+        payload[i] = ping->ping_payload[i];
+    }
+    d.advance(17);
+    d.on(EventType::kFrameReceived);
+    d.step(Event::pong(payload, sizeof payload));
+    CHECK_TRUE(d.machine.heartbeat().has_rtt());
+    UNSIGNED_LONGS_EQUAL(17, d.machine.heartbeat().last_rtt_ms());
+    CHECK_EQUAL(LinkState::kOnline, d.machine.state());
+}
+
 TEST(ReconnectMachine, StayingUpForTheHealthyTimeResetsTheAttempts) {
     Driver d(exact_config());
     d.machine.restore_attempts(5);

@@ -38,3 +38,16 @@ TEST(TetherdLinkHistory, CountsReconnectsOutcomesAndTimeOffline) {
     CHECK(history.state() == LinkState::kOnline);
     UNSIGNED_LONGS_EQUAL(8, history.since_wall_ms());
 }
+
+TEST(TetherdLinkHistory, TheLastAckAgeCountsFromTheStartUntilTheFirstAck) {
+    tether::daemon::LinkHistory history(0xFFFFF000u);  // the monotonic clock wraps below
+    history.observe_acked(0, 0xFFFFF800u);
+    UNSIGNED_LONGS_EQUAL(0x800u, history.last_ack_age_ms(0xFFFFF800u));
+    history.observe_acked(10, 0x100u);  // acks arrived
+    UNSIGNED_LONGS_EQUAL(0u, history.last_ack_age_ms(0x100u));
+    history.observe_acked(10, 0x500u);  // none since
+    UNSIGNED_LONGS_EQUAL(0x400u, history.last_ack_age_ms(0x500u));
+    history.observe_acked(11, 0x600u);
+    UNSIGNED_LONGS_EQUAL(0x50u, history.last_ack_age_ms(0x650u));
+    UNSIGNED_LONGS_EQUAL(0x1650u, history.uptime_ms(0x650u));
+}

@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -827,6 +828,40 @@ TEST_GROUP(Metrics){};
 namespace {
 
 const char* const kGoldenMetrics =
+    "# HELP tether_build_info Always 1; the labels name the tetherd version and the TLS library.\n"
+    "# TYPE tether_build_info gauge\n"
+    "tether_build_info{version=\"1.2.3\",tls=\"mbedtls 2.28.3\"} 1\n"
+    "# HELP tether_uptime_seconds Time since tetherd started, from the monotonic clock (stops "
+    "changing when the file goes stale).\n"
+    "# TYPE tether_uptime_seconds gauge\n"
+    "tether_uptime_seconds 3600.250\n"
+    "# HELP tether_last_ack_age_seconds Time since the server last acknowledged a message (since "
+    "the start when none yet), from the monotonic clock.\n"
+    "# TYPE tether_last_ack_age_seconds gauge\n"
+    "tether_last_ack_age_seconds 1.500\n"
+    "# HELP tether_spool_records Messages held by the disk spool (0 without a spool).\n"
+    "# TYPE tether_spool_records gauge\n"
+    "tether_spool_records 50\n"
+    "# HELP tether_spool_bytes Bytes of the spool's active journal, dead records until the next "
+    "compaction included.\n"
+    "# TYPE tether_spool_bytes gauge\n"
+    "tether_spool_bytes 65536\n"
+    "# HELP tether_spool_capacity_bytes Bytes the spool's journal may use (one of its two regions; "
+    "0 without a spool).\n"
+    "# TYPE tether_spool_capacity_bytes gauge\n"
+    "tether_spool_capacity_bytes 4194240\n"
+    "# HELP tether_spool_dropped_total Unacknowledged messages a spool compaction left out for "
+    "lack of room.\n"
+    "# TYPE tether_spool_dropped_total counter\n"
+    "tether_spool_dropped_total 2\n"
+    "# HELP tether_intake_dropped_total Messages dropped at intake, before they got a seq, by "
+    "reason.\n"
+    "# TYPE tether_intake_dropped_total counter\n"
+    "tether_intake_dropped_total{reason=\"too_large\"} 1\n"
+    "tether_intake_dropped_total{reason=\"outbox_full\"} 3\n"
+    "tether_intake_dropped_total{reason=\"line_too_long\"} 0\n"
+    "tether_intake_dropped_total{reason=\"datagram_too_large\"} 5\n"
+    "tether_intake_dropped_total{reason=\"datagram_empty\"} 6\n"
     "# HELP tether_connected 1 while the link is online, else 0.\n"
     "# TYPE tether_connected gauge\n"
     "tether_connected 1\n"
@@ -957,6 +992,19 @@ const char* const kGoldenMetrics =
 
 tether::daemon::MetricsSnapshot online_metrics() {
     tether::daemon::MetricsSnapshot s;
+    s.version = "1.2.3";
+    s.tls_library = "mbedtls 2.28.3";
+    s.uptime_ms = 3600250;
+    s.last_ack_age_ms = 1500;
+    s.spool_enabled = true;
+    s.spool_records = 50;
+    s.spool_bytes = 65536;
+    s.spool_capacity_bytes = 4194240;
+    s.spool_dropped = 2;
+    s.intake.too_large = 1;
+    s.intake.outbox_full = 3;
+    s.intake.datagram_too_large = 5;
+    s.intake.datagram_empty = 6;
     s.state = LinkState::kOnline;
     s.messages_evicted_unacked = 3;
     s.messages_refused = 4;
@@ -1018,6 +1066,44 @@ TEST(Metrics, OfflineSnapshotWithoutRttOrOutbox) {
     STRCMP_CONTAINS(
         "# TYPE tether_connection_attempts_total counter\n# HELP tether_messages_queued",
         text.c_str());
+}
+
+// docs/METRICS.md lists tetherd's metrics between <!-- tetherd-metrics:begin/end -->
+// (one `name` in the first column per row); the rules and the dashboard are
+// checked against that list, so it must be exactly what render_metrics() writes.
+TEST(Metrics, DocumentedNamesAreExactlyTheRenderedOnes) {
+    const std::string doc = read_file(std::string(TETHER_SOURCE_DIR) + "/docs/METRICS.md");
+    const std::size_t begin = doc.find("<!-- tetherd-metrics:begin -->");
+    const std::size_t end = doc.find("<!-- tetherd-metrics:end -->");
+    CHECK(begin != std::string::npos && end != std::string::npos && begin < end);
+    std::set<std::string> documented;
+    for (std::size_t at = doc.find("\n| `", begin); at != std::string::npos && at < end;
+         at = doc.find("\n| `", at + 1)) {
+        const std::size_t name_end = doc.find('`', at + 4);
+        documented.insert(doc.substr(at + 4, name_end - (at + 4)));
+    }
+    std::set<std::string> rendered;
+    const std::string text = tether::daemon::render_metrics(online_metrics());
+    for (std::size_t at = text.find("# TYPE "); at != std::string::npos;
+         at = text.find("# TYPE ", at + 1)) {
+        const std::size_t name_end = text.find(' ', at + 7);
+        rendered.insert(text.substr(at + 7, name_end - (at + 7)));
+    }
+    CHECK(rendered.size() > 40u);
+    std::string missing;
+    for (const std::string& name : rendered) {
+        if (documented.count(name) == 0) {
+            missing += " " + name;
+        }
+    }
+    std::string stale;
+    for (const std::string& name : documented) {
+        if (rendered.count(name) == 0) {
+            stale += " " + name;
+        }
+    }
+    STRCMP_EQUAL("", missing.c_str());  // rendered, not in docs/METRICS.md
+    STRCMP_EQUAL("", stale.c_str());    // in docs/METRICS.md, not rendered
 }
 
 TEST(Metrics, EscapesBackslashQuoteAndNewlineInLabelValues) {

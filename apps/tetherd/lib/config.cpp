@@ -1219,6 +1219,8 @@ void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* setti
     ReconnectConfig& reconnect = client->reconnect;
     reconnect.backoff = config.backoff;
     reconnect.heartbeat = config.heartbeat;
+    // A round-trip probe every interval while data flows (tether_rtt_seconds).
+    reconnect.heartbeat.rtt_probe_ms = config.heartbeat.interval_ms;
     reconnect.pool = config.endpoint_pool;
     reconnect.resume_protocol = true;
     reconnect.resolve_timeout_ms = config.timeouts.resolve_ms;

@@ -1,6 +1,12 @@
 // SPDX-License-Identifier: MIT
 #include "link_report.h"
 
+#include <mbedtls/version.h>
+
+#ifndef TETHER_VERSION
+#define TETHER_VERSION "unknown"
+#endif
+
 namespace tether::daemon {
 
 void LinkHistory::observe(const ClientEvent& event, TimeMs now, std::uint64_t wall_ms) {
@@ -30,6 +36,13 @@ void LinkHistory::observe(const ClientEvent& event, TimeMs now, std::uint64_t wa
 
 std::uint64_t LinkHistory::offline_ms_until(TimeMs now) const {
     return offline_ms_total_ + (offline_ ? time_since(now, offline_since_) : 0);
+}
+
+void LinkHistory::observe_acked(std::uint64_t acked_total, TimeMs now) {
+    if (acked_total > acked_seen_) {
+        last_ack_at_ = now;
+    }
+    acked_seen_ = acked_total;
 }
 
 DeviceStateStatus device_state_of(const DurableLink& link, const StateAgent* agent) {
@@ -111,6 +124,21 @@ MetricsSnapshot metrics_of(const DurableLink& link, const LinkHistory& history, 
     s.messages_memory_only = link.counters().memory_only;
     s.spool_degraded = link.spool_health() == SpoolHealth::kDegraded;
     s.storage_failures = link.counters().spool_failures + link.counters().state_failures;
+    s.version = TETHER_VERSION;
+    s.tls_library = "mbedtls " MBEDTLS_VERSION_STRING;
+    s.uptime_ms = history.uptime_ms(now);
+    s.last_ack_age_ms = history.last_ack_age_ms(now);
+    if (const Spool* spool = link.spool()) {
+        s.spool_enabled = true;
+        s.spool_records = spool->highest_seq() > spool->acked_through()
+                              ? spool->highest_seq() - spool->acked_through()
+                              : 0;
+        s.spool_bytes = spool->journal_bytes();
+        s.spool_capacity_bytes = spool->region_size();
+        s.spool_dropped = spool->counters().dropped;
+    }
+    s.intake.too_large = link.counters().refused_too_large;
+    s.intake.outbox_full = link.counters().refused_full;
     return s;
 }
 

@@ -17,7 +17,8 @@ namespace tether::daemon {
 
 class LinkHistory {
   public:
-    explicit LinkHistory(TimeMs start) : offline_since_(start) {}
+    explicit LinkHistory(TimeMs start)
+        : offline_since_(start), started_at_(start), last_ack_at_(start) {}
 
     /// A state change at monotonic `now`, wall-clock `wall_ms` (for display only).
     void observe(const ClientEvent& event, TimeMs now, std::uint64_t wall_ms);
@@ -35,6 +36,14 @@ class LinkHistory {
     /// The same, including the current offline stretch up to `now`.
     std::uint64_t offline_ms_until(TimeMs now) const;
 
+    /// The total of acknowledged messages at monotonic `now` (call often, e.g.
+    /// every loop iteration): a total above the last one seen marks an ack.
+    void observe_acked(std::uint64_t acked_total, TimeMs now);
+    /// Time since the last ack observed, or since the start when none yet.
+    /// Monotonic: right on a device whose wall clock is wrong (no RTC, no NTP yet).
+    std::uint64_t last_ack_age_ms(TimeMs now) const { return time_since(now, last_ack_at_); }
+    std::uint64_t uptime_ms(TimeMs now) const { return time_since(now, started_at_); }
+
   private:
     LinkState state_ = LinkState::kIdle;
     std::uint64_t since_wall_ms_ = 0;
@@ -46,6 +55,9 @@ class LinkHistory {
     bool was_online_ = false;
     TimeMs offline_since_;
     std::uint64_t offline_ms_total_ = 0;
+    TimeMs started_at_;
+    TimeMs last_ack_at_;
+    std::uint64_t acked_seen_ = 0;
 };
 
 /// The device-state part of status and metrics: the link's view, and the

@@ -3,6 +3,7 @@
 
 #include <cinttypes>
 #include <cstdio>
+#include <utility>
 
 #include "atomic_write.h"
 
@@ -93,6 +94,44 @@ std::string escape_label_value(const std::string& value) {
 
 std::string render_metrics(const MetricsSnapshot& s) {
     std::string out;
+    header(out, "tether_build_info", "gauge",
+           "Always 1; the labels name the tetherd version and the TLS library.");
+    sample(out, "tether_build_info",
+           "{version=\"" + escape_label_value(s.version) + "\",tls=\"" +
+               escape_label_value(s.tls_library) + "\"}",
+           "1");
+    gauge(out, "tether_uptime_seconds",
+          "Time since tetherd started, from the monotonic clock (stops changing when the "
+          "file goes stale).",
+          seconds(s.uptime_ms));
+    gauge(out, "tether_last_ack_age_seconds",
+          "Time since the server last acknowledged a message (since the start when none yet), "
+          "from the monotonic clock.",
+          seconds(s.last_ack_age_ms));
+    gauge(out, "tether_spool_records", "Messages held by the disk spool (0 without a spool).",
+          integer(s.spool_enabled ? s.spool_records : 0));
+    gauge(out, "tether_spool_bytes",
+          "Bytes of the spool's active journal, dead records until the next compaction included.",
+          integer(s.spool_enabled ? s.spool_bytes : 0));
+    gauge(out, "tether_spool_capacity_bytes",
+          "Bytes the spool's journal may use (one of its two regions; 0 without a spool).",
+          integer(s.spool_enabled ? s.spool_capacity_bytes : 0));
+    counter(out, "tether_spool_dropped_total",
+            "Unacknowledged messages a spool compaction left out for lack of room.",
+            s.spool_dropped);
+    header(out, "tether_intake_dropped_total", "counter",
+           "Messages dropped at intake, before they got a seq, by reason.");
+    const std::pair<const char*, std::uint64_t> drops[] = {
+        {"too_large", s.intake.too_large},
+        {"outbox_full", s.intake.outbox_full},
+        {"line_too_long", s.intake.line_too_long},
+        {"datagram_too_large", s.intake.datagram_too_large},
+        {"datagram_empty", s.intake.datagram_empty},
+    };
+    for (const auto& drop : drops) {
+        sample(out, "tether_intake_dropped_total", label("reason", drop.first),
+               integer(drop.second));
+    }
     gauge(out, "tether_connected", "1 while the link is online, else 0.",
           s.state == LinkState::kOnline ? "1" : "0");
 

@@ -3,7 +3,13 @@
 // (version 0.0.4), written atomically to a file that node_exporter's textfile
 // collector reads (--collector.textfile.directory; the name must end in .prom).
 //
-// Metrics (each with # HELP and # TYPE lines, in this order):
+// Metrics (each with # HELP and # TYPE lines, in this order; docs/METRICS.md
+// lists every name, and a unit test compares that list with this output):
+//   tether_build_info{version,tls}          gauge, always 1
+//   tether_uptime_seconds                   gauge: monotonic time since start
+//   tether_last_ack_age_seconds             gauge: since the last ack (or start)
+//   tether_spool_records, _bytes, _capacity_bytes   gauges; tether_spool_dropped_total
+//   tether_intake_dropped_total{reason}     counter: dropped before a seq was given
 //   tether_connected                        gauge 0/1
 //   tether_state{state="..."}               gauge, one-hot over every LinkState
 //   tether_reconnects_total                 counter: times the link came back
@@ -49,7 +55,30 @@ struct DownlinkTotals {
     std::uint64_t failures = 0;       ///< failed attempts and writes
 };
 
+/// Messages dropped at intake, before they got a seq, by reason (every one is
+/// written, 0 included, so rate() works from the first scrape).
+struct IntakeDrops {
+    std::uint64_t too_large = 0;           ///< larger than the link can deliver
+    std::uint64_t outbox_full = 0;         ///< outbox full under reject_newest
+    std::uint64_t line_too_long = 0;       ///< a standard input line longer than the buffer
+    std::uint64_t datagram_too_large = 0;  ///< a socket datagram larger than the buffer
+    std::uint64_t datagram_empty = 0;      ///< an empty socket datagram
+};
+
 struct MetricsSnapshot {
+    /// tether_build_info's labels: the program's version and mbedTLS's.
+    std::string version;
+    std::string tls_library;
+    std::uint64_t uptime_ms = 0;  ///< monotonic time since the daemon started
+    /// Monotonic time since the server last acknowledged a message, or since
+    /// the daemon started when nothing was acknowledged yet.
+    std::uint64_t last_ack_age_ms = 0;
+    bool spool_enabled = false;       ///< false: the spool gauges are written as 0
+    std::uint64_t spool_records = 0;  ///< messages above the spool's ACK/DROP watermark
+    std::uint64_t spool_bytes = 0;    ///< bytes of the active journal (dead records included)
+    std::uint64_t spool_capacity_bytes = 0;  ///< bytes of one region
+    std::uint64_t spool_dropped = 0;  ///< live messages a compaction left out for lack of room
+    IntakeDrops intake;
     LinkState state = LinkState::kIdle;
     std::uint64_t reconnects = 0;
     /// Connection attempts by outcome: "success", or the failure reason.
