@@ -261,7 +261,8 @@ bool Daemon::setup() {
     input_buffer_.resize(max_message);
     if (!config_.inputs.socket.empty()) {
         socket_input_ = std::make_unique<DatagramInput>(input_buffer_.data(), input_buffer_.size());
-        if (socket_input_->bind(config_.inputs.socket.c_str()) != Status::kOk) {
+        if (socket_input_->bind(config_.inputs.socket.c_str(),
+                                static_cast<mode_t>(config_.inputs.socket_mode)) != Status::kOk) {
             log_.line(LogLevel::kError, "event=setup error=\"cannot bind %s: %s\"",
                       config_.inputs.socket.c_str(), std::strerror(errno));
             return false;
@@ -821,9 +822,30 @@ int run(int argc, char** argv) {
             return 2;
         }
     }
+    // The directories and credentials systemd hands the service
+    // (docs/CONFIG.md, "Paths under systemd").
+    ServiceEnvironment environment;
+    for (const auto& variable :
+         {std::make_pair("STATE_DIRECTORY", &environment.state_directory),
+          std::make_pair("RUNTIME_DIRECTORY", &environment.runtime_directory),
+          std::make_pair("CREDENTIALS_DIRECTORY", &environment.credentials_directory)}) {
+        const char* value = std::getenv(variable.first);
+        *variable.second = value != nullptr ? value : "";
+    }
+    if (!resolve_paths(&config, environment, !check_only, &error)) {
+        std::fprintf(stderr, "tetherd: %s: %s\n", config_path, error.c_str());
+        return 2;
+    }
     if (check_only) {
         std::printf("%s: valid: %s\n", config_path, describe(config).c_str());
         return 0;
+    }
+    // A configuration that parses but cannot work (the shipped placeholder
+    // URL, no token yet): one line naming all of it, before anything starts.
+    const std::string missing = missing_for_start(config, config_path);
+    if (!missing.empty()) {
+        std::fprintf(stderr, "tetherd: not started: %s\n", missing.c_str());
+        return 2;
     }
 
     if (::pipe(g_signal_pipe) != 0) {
