@@ -117,6 +117,42 @@ class Backoff(unittest.TestCase):
             self.assertLess(wait, d + 0.25, waits)
         self.assertGreater(waits[4], waits[1], waits)
 
+    def test_a_clean_restart_connects_at_once(self):
+        # Attempts pile up against a server that is down, then tetherd is
+        # stopped cleanly (SIGTERM) and the server comes up: the next run's
+        # first attempt goes out at once and is online, not after the
+        # persisted backoff (kill -9 keeps it: the test above).
+        tmp = harness.TempDir("tetherd-clean-restart-srv-")
+        store = tmp.path("store")
+        os.makedirs(store)
+        tokens = tmp.path("tokens")
+        with open(tokens, "w") as f:
+            f.write("t-1\n")
+        server = rh.Server(OPTIONS.build_dir, store, tokens)
+        setup = Setup("clean-restart", server.port)
+        try:
+            process = setup.start()
+            harness.wait_for(lambda: sum(e.get("event") == "attempt"
+                                         for e in setup.log(process)) >= 5,
+                             timeout=20, message="fewer than 5 attempts")
+            process.signal(15)
+            self.assertEqual(process.wait(10), 0)
+            server.start()
+            again = setup.start()
+            harness.wait_for(lambda: any(e.get("state") == "online" for e in setup.log(again)),
+                             timeout=10, message="never online")
+            log = setup.log(again)
+            recovered = next(e for e in log if e.get("event") == "state_record")
+            self.assertEqual(recovered["attempts"], "0", recovered)
+            first = next(e for e in log if e.get("event") == "attempt")
+            online = next(e for e in log if e.get("state") == "online")
+            self.assertLess(float(first["t"]), 0.15, first)
+            self.assertLess(float(online["t"]), 1.0, online)
+            again.signal(15)
+            self.assertEqual(again.wait(10), 0)
+        finally:
+            server.stop()
+
 
 class Spool(unittest.TestCase):
     def test_kill_9_mid_stream_loses_nothing_accepted(self):
