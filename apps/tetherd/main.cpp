@@ -135,6 +135,7 @@ class Daemon final : public DurableLinkListener,
     void on_state_event(const StateEvent& event) override;
     void on_ready(int fd, bool readable, bool writable, TimeMs now) override;
     void accept_input(const char* data, std::size_t size);
+    void note_oversize();
     void tick(TimeMs now);
     void update_status();
     void write_metrics();
@@ -177,6 +178,9 @@ class Daemon final : public DurableLinkListener,
     bool status_failed_ = false;
     std::uint32_t token_problem_generation_ = 0;
     bool metrics_failed_ = false;
+    std::string metrics_error_;        // why the metrics file cannot be written, "" when fine
+    std::string credentials_error_;    // why the token file gives no token, "" when fine
+    std::uint64_t oversize_seen_ = 0;  // datagrams and lines dropped as too large, logged once
 
     LinkHistory history_{port::monotonic_now()};  // what the status file and metrics show
     bool refusing_full_ = false;
@@ -517,6 +521,35 @@ void Daemon::accept_input(const char* data, std::size_t size) {
     refusing_full_ = status == Status::kNoSpace;
 }
 
+// Datagrams and lines larger than the input buffer (outbox.max_message_size)
+// never become messages: the first is logged with its size, all are counted
+// in status.json's input_oversize.
+void Daemon::note_oversize() {
+    const std::uint64_t datagrams = socket_input_ ? socket_input_->oversize() : 0;
+    const std::uint64_t lines = stdin_input_ ? stdin_input_->overlong() : 0;
+    const std::uint64_t total = datagrams + lines;
+    if (total == oversize_seen_) {
+        return;
+    }
+    if (oversize_seen_ == 0) {
+        if (datagrams > 0) {
+            log_.line(LogLevel::kError,
+                      "event=input source=socket msg=\"datagram dropped: larger than "
+                      "outbox.max_message_size; later ones are counted in status.json "
+                      "input_oversize\" size=%zu limit=%zu",
+                      socket_input_->last_oversize_size(), input_buffer_.size());
+        } else {
+            log_.line(LogLevel::kError,
+                      "event=input source=stdin msg=\"line dropped: longer than "
+                      "outbox.max_message_size; later ones are counted in status.json "
+                      "input_oversize\" limit=%zu",
+                      line_buffer_.size());
+        }
+    }
+    oversize_seen_ = total;
+    update_status();
+}
+
 void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
     (void)writable;
     if (fd == g_signal_pipe[0]) {
@@ -560,12 +593,14 @@ void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
                 link_->link().commit();
             },
             1024);
+        note_oversize();
         return;
     }
     if (stdin_input_ && fd == STDIN_FILENO && readable) {
         const LineInput::Read result = stdin_input_->read(
             [this](const char* data, std::size_t size) { accept_input(data, size); });
         link_->link().commit();  // the lines of this read, before the next read
+        note_oversize();
         if (result == LineInput::Read::kEof || result == LineInput::Read::kError) {
             loop_->unwatch(STDIN_FILENO);
         }
@@ -586,10 +621,23 @@ void Daemon::update_status() {
         status_of(link, history_, config_.endpoints[link.client().machine().endpoint()],
                   link_->session_id(), storage_error_);
     snapshot.device_state = device_state_of(link, state_agent_.get());
+    snapshot.input_oversize = oversize_seen_;
+    snapshot.credentials_error = credentials_error_;
+    snapshot.metrics_error = metrics_error_;
+    snapshot.status_errors = status_file_->errors();
     const bool failed = status_file_->update(snapshot) != Status::kOk;
+    const int error = errno;
+    // Logged once per stretch of failures; every failed write is counted in
+    // status_errors, which the file shows once a write works again.
     if (failed && !status_failed_) {
-        log_.line(LogLevel::kError, "event=status error=\"cannot write %s: %s\"",
-                  config_.status.file.c_str(), std::strerror(errno));
+        log_.line(LogLevel::kError,
+                  "event=status error=\"cannot write %s: %s\" msg=\"retried on every change; "
+                  "failures are counted in status_errors\"",
+                  config_.status.file.c_str(), std::strerror(error));
+    } else if (!failed && status_failed_) {
+        log_.line(LogLevel::kInfo, "event=status msg=\"written again\" path=%s failures=%llu",
+                  config_.status.file.c_str(),
+                  static_cast<unsigned long long>(status_file_->errors()));
     }
     status_failed_ = failed;
 }
@@ -605,9 +653,17 @@ void Daemon::write_metrics() {
     MetricsSnapshot snapshot = metrics_of(link_->link(), history_, port::monotonic_now(), downlink);
     snapshot.device_state = device_state_of(link_->link(), state_agent_.get());
     const bool failed = daemon::write_metrics(config_.metrics.file, snapshot) != Status::kOk;
+    const int error = errno;
     if (failed && !metrics_failed_) {
-        log_.line(LogLevel::kError, "event=metrics error=\"cannot write %s: %s\"",
-                  config_.metrics.file.c_str(), std::strerror(errno));
+        metrics_error_ = "cannot write " + config_.metrics.file + ": " + std::strerror(error);
+        log_.line(LogLevel::kError,
+                  "event=metrics error=\"%s\" msg=\"retried every metrics.interval_ms; shown "
+                  "in status.json metrics_error\"",
+                  metrics_error_.c_str());
+    } else if (!failed && metrics_failed_) {
+        metrics_error_.clear();
+        log_.line(LogLevel::kInfo, "event=metrics msg=\"written again\" path=%s",
+                  config_.metrics.file.c_str());
     }
     metrics_failed_ = failed;
 }
@@ -653,6 +709,8 @@ void Daemon::tick(TimeMs now) {
         log_.line(fixed ? LogLevel::kInfo : LogLevel::kError,
                   "event=credentials token_file=%s problem=\"%s\"",
                   config_.credentials.token_file.c_str(), fixed ? "none: a token again" : problem);
+        credentials_error_ = fixed ? "" : problem;
+        update_status();
     }
     iteration_done_ = now;
     if (watchdog_->should_ping(now, iteration_done_)) {
