@@ -265,10 +265,15 @@ bool Daemon::setup() {
     input_buffer_.resize(max_message);
     if (!config_.inputs.socket.empty()) {
         socket_input_ = std::make_unique<DatagramInput>(input_buffer_.data(), input_buffer_.size());
-        if (socket_input_->bind(config_.inputs.socket.c_str(),
-                                static_cast<mode_t>(config_.inputs.socket_mode)) != Status::kOk) {
+        const Status bound = socket_input_->bind(config_.inputs.socket.c_str(),
+                                                 static_cast<mode_t>(config_.inputs.socket_mode));
+        if (bound != Status::kOk) {
+            // kInvalidArgument: something that is not a socket is at the path
+            // (the length was checked with the configuration).
             log_.line(LogLevel::kError, "event=setup error=\"cannot bind %s: %s\"",
-                      config_.inputs.socket.c_str(), std::strerror(errno));
+                      config_.inputs.socket.c_str(),
+                      bound == Status::kInvalidArgument ? "a file that is not a socket is there"
+                                                        : std::strerror(errno));
             return false;
         }
     }
@@ -881,7 +886,7 @@ int run(int argc, char** argv) {
         }
     }
     // The directories and credentials systemd hands the service
-    // (docs/CONFIG.md, "Paths under systemd").
+    // (docs/CONFIG.md, "Paths and secrets under systemd").
     ServiceEnvironment environment;
     for (const auto& variable :
          {std::make_pair("STATE_DIRECTORY", &environment.state_directory),
