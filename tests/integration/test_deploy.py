@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The install-to-running path of docs/DEPLOY.md, as far as a machine without
 systemd as PID 1 allows.
 
