@@ -57,11 +57,27 @@ set(CPACK_COMPONENT_TETHERD_DESCRIPTION
     "tether telemetry link daemon
  tetherd keeps a gateway's tether.v1 WebSocket link to the telemetry server
  alive through network faults, with an in-memory outbox and an on-disk spool.
- Edit /etc/tether/tetherd.json, then: systemctl enable --now tetherd.
+ The service is not enabled or started on installation: put the server's
+ URL in /etc/tether/tetherd.json and the device's token in
+ /etc/tether/token, then: systemctl enable --now tetherd.
  Also ships tether-cat, a command-line client.")
+# postinst creates the static group "tether" of the input socket (addgroup).
+set(CPACK_DEBIAN_TETHERD_PACKAGE_DEPENDS "adduser")
 # /etc/tether/tetherd.json is a conffile: an upgrade keeps the local edits.
 file(WRITE "${PROJECT_BINARY_DIR}/packaging/tetherd/conffiles" "/etc/tether/tetherd.json\n")
-set(CPACK_DEBIAN_TETHERD_PACKAGE_CONTROL_EXTRA "${PROJECT_BINARY_DIR}/packaging/tetherd/conffiles")
+# Maintainer scripts (packaging/debian/): daemon-reload, restart on upgrade if
+# running, stop on remove, state purged on purge; nothing enabled or started.
+foreach(script postinst prerm postrm)
+    configure_file(${PROJECT_SOURCE_DIR}/packaging/debian/tetherd.${script}
+                   ${PROJECT_BINARY_DIR}/packaging/tetherd/${script} COPYONLY)
+    configure_file(${PROJECT_SOURCE_DIR}/packaging/debian/tether-server.${script}
+                   ${PROJECT_BINARY_DIR}/packaging/server/${script} COPYONLY)
+endforeach()
+set(CPACK_DEBIAN_TETHERD_PACKAGE_CONTROL_EXTRA
+    "${PROJECT_BINARY_DIR}/packaging/tetherd/conffiles"
+    "${PROJECT_BINARY_DIR}/packaging/tetherd/postinst"
+    "${PROJECT_BINARY_DIR}/packaging/tetherd/prerm"
+    "${PROJECT_BINARY_DIR}/packaging/tetherd/postrm")
 set(CPACK_DEBIAN_TETHERD_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_SERVER_PACKAGE_NAME "tether-server")
@@ -72,10 +88,15 @@ set(CPACK_COMPONENT_SERVER_DESCRIPTION
  shared by many instances. Put the device tokens in
  /etc/tether/tether-server.tokens and the admin token in
  /etc/tether/tether-server.admin-token (both root-only), choose the store in
- /etc/tether/tether-server.env, then: systemctl enable --now tether-server.")
+ /etc/tether/tether-server.env, then: systemctl enable --now tether-server.
+ The service is not enabled or started on installation.")
 # /etc/tether/tether-server.env is a conffile: an upgrade keeps the local edits.
 file(WRITE "${PROJECT_BINARY_DIR}/packaging/server/conffiles" "/etc/tether/tether-server.env\n")
-set(CPACK_DEBIAN_SERVER_PACKAGE_CONTROL_EXTRA "${PROJECT_BINARY_DIR}/packaging/server/conffiles")
+set(CPACK_DEBIAN_SERVER_PACKAGE_CONTROL_EXTRA
+    "${PROJECT_BINARY_DIR}/packaging/server/conffiles"
+    "${PROJECT_BINARY_DIR}/packaging/server/postinst"
+    "${PROJECT_BINARY_DIR}/packaging/server/prerm"
+    "${PROJECT_BINARY_DIR}/packaging/server/postrm")
 set(CPACK_DEBIAN_SERVER_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME "libtether-dev")

@@ -139,6 +139,7 @@ class Daemon final : public DurableLinkListener,
     void on_state_event(const StateEvent& event) override;
     void on_ready(int fd, bool readable, bool writable, TimeMs now) override;
     void accept_input(const char* data, std::size_t size);
+    void note_oversize();
     void tick(TimeMs now);
     void update_status();
     void write_metrics();
@@ -181,6 +182,9 @@ class Daemon final : public DurableLinkListener,
     bool status_failed_ = false;
     std::uint32_t token_problem_generation_ = 0;
     bool metrics_failed_ = false;
+    std::string metrics_error_;        // why the metrics file cannot be written, "" when fine
+    std::string credentials_error_;    // why the token file gives no token, "" when fine
+    std::uint64_t oversize_seen_ = 0;  // datagrams and lines dropped as too large, logged once
 
     LinkHistory history_{port::monotonic_now()};  // what the status file and metrics show
     bool refusing_full_ = false;
@@ -265,9 +269,15 @@ bool Daemon::setup() {
     input_buffer_.resize(max_message);
     if (!config_.inputs.socket.empty()) {
         socket_input_ = std::make_unique<DatagramInput>(input_buffer_.data(), input_buffer_.size());
-        if (socket_input_->bind(config_.inputs.socket.c_str()) != Status::kOk) {
+        const Status bound = socket_input_->bind(config_.inputs.socket.c_str(),
+                                                 static_cast<mode_t>(config_.inputs.socket_mode));
+        if (bound != Status::kOk) {
+            // kInvalidArgument: something that is not a socket is at the path
+            // (the length was checked with the configuration).
             log_.line(LogLevel::kError, "event=setup error=\"cannot bind %s: %s\"",
-                      config_.inputs.socket.c_str(), std::strerror(errno));
+                      config_.inputs.socket.c_str(),
+                      bound == Status::kInvalidArgument ? "a file that is not a socket is there"
+                                                        : std::strerror(errno));
             return false;
         }
     }
@@ -520,6 +530,35 @@ void Daemon::accept_input(const char* data, std::size_t size) {
     refusing_full_ = status == Status::kNoSpace;
 }
 
+// Datagrams and lines larger than the input buffer (outbox.max_message_size)
+// never become messages: the first is logged with its size, all are counted
+// in status.json's input_oversize.
+void Daemon::note_oversize() {
+    const std::uint64_t datagrams = socket_input_ ? socket_input_->oversize() : 0;
+    const std::uint64_t lines = stdin_input_ ? stdin_input_->overlong() : 0;
+    const std::uint64_t total = datagrams + lines;
+    if (total == oversize_seen_) {
+        return;
+    }
+    if (oversize_seen_ == 0) {
+        if (datagrams > 0) {
+            log_.line(LogLevel::kError,
+                      "event=input source=socket msg=\"datagram dropped: larger than "
+                      "outbox.max_message_size; later ones are counted in status.json "
+                      "input_oversize\" size=%zu limit=%zu",
+                      socket_input_->last_oversize_size(), input_buffer_.size());
+        } else {
+            log_.line(LogLevel::kError,
+                      "event=input source=stdin msg=\"line dropped: longer than "
+                      "outbox.max_message_size; later ones are counted in status.json "
+                      "input_oversize\" limit=%zu",
+                      line_buffer_.size());
+        }
+    }
+    oversize_seen_ = total;
+    update_status();
+}
+
 void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
     (void)writable;
     if (fd == g_signal_pipe[0]) {
@@ -563,12 +602,14 @@ void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
                 link_->link().commit();
             },
             1024);
+        note_oversize();
         return;
     }
     if (stdin_input_ && fd == STDIN_FILENO && readable) {
         const LineInput::Read result = stdin_input_->read(
             [this](const char* data, std::size_t size) { accept_input(data, size); });
         link_->link().commit();  // the lines of this read, before the next read
+        note_oversize();
         if (result == LineInput::Read::kEof || result == LineInput::Read::kError) {
             loop_->unwatch(STDIN_FILENO);
         }
@@ -589,10 +630,23 @@ void Daemon::update_status() {
         status_of(link, history_, config_.endpoints[link.client().machine().endpoint()],
                   link_->session_id(), storage_error_);
     snapshot.device_state = device_state_of(link, state_agent_.get());
+    snapshot.input_oversize = oversize_seen_;
+    snapshot.credentials_error = credentials_error_;
+    snapshot.metrics_error = metrics_error_;
+    snapshot.status_errors = status_file_->errors();
     const bool failed = status_file_->update(snapshot) != Status::kOk;
+    const int error = errno;
+    // Logged once per stretch of failures; every failed write is counted in
+    // status_errors, which the file shows once a write works again.
     if (failed && !status_failed_) {
-        log_.line(LogLevel::kError, "event=status error=\"cannot write %s: %s\"",
-                  config_.status.file.c_str(), std::strerror(errno));
+        log_.line(LogLevel::kError,
+                  "event=status error=\"cannot write %s: %s\" msg=\"retried on every change; "
+                  "failures are counted in status_errors\"",
+                  config_.status.file.c_str(), std::strerror(error));
+    } else if (!failed && status_failed_) {
+        log_.line(LogLevel::kInfo, "event=status msg=\"written again\" path=%s failures=%llu",
+                  config_.status.file.c_str(),
+                  static_cast<unsigned long long>(status_file_->errors()));
     }
     status_failed_ = failed;
 }
@@ -615,9 +669,17 @@ void Daemon::write_metrics() {
     }
     snapshot.device_state = device_state_of(link_->link(), state_agent_.get());
     const bool failed = daemon::write_metrics(config_.metrics.file, snapshot) != Status::kOk;
+    const int error = errno;
     if (failed && !metrics_failed_) {
-        log_.line(LogLevel::kError, "event=metrics error=\"cannot write %s: %s\"",
-                  config_.metrics.file.c_str(), std::strerror(errno));
+        metrics_error_ = "cannot write " + config_.metrics.file + ": " + std::strerror(error);
+        log_.line(LogLevel::kError,
+                  "event=metrics error=\"%s\" msg=\"retried every metrics.interval_ms; shown "
+                  "in status.json metrics_error\"",
+                  metrics_error_.c_str());
+    } else if (!failed && metrics_failed_) {
+        metrics_error_.clear();
+        log_.line(LogLevel::kInfo, "event=metrics msg=\"written again\" path=%s",
+                  config_.metrics.file.c_str());
     }
     metrics_failed_ = failed;
 }
@@ -664,6 +726,8 @@ void Daemon::tick(TimeMs now) {
         log_.line(fixed ? LogLevel::kInfo : LogLevel::kError,
                   "event=credentials token_file=%s problem=\"%s\"",
                   config_.credentials.token_file.c_str(), fixed ? "none: a token again" : problem);
+        credentials_error_ = fixed ? "" : problem;
+        update_status();
     }
     iteration_done_ = now;
     if (watchdog_->should_ping(now, iteration_done_)) {
@@ -833,9 +897,30 @@ int run(int argc, char** argv) {
             return 2;
         }
     }
+    // The directories and credentials systemd hands the service
+    // (docs/CONFIG.md, "Paths and secrets under systemd").
+    ServiceEnvironment environment;
+    for (const auto& variable :
+         {std::make_pair("STATE_DIRECTORY", &environment.state_directory),
+          std::make_pair("RUNTIME_DIRECTORY", &environment.runtime_directory),
+          std::make_pair("CREDENTIALS_DIRECTORY", &environment.credentials_directory)}) {
+        const char* value = std::getenv(variable.first);
+        *variable.second = value != nullptr ? value : "";
+    }
+    if (!resolve_paths(&config, environment, !check_only, &error)) {
+        std::fprintf(stderr, "tetherd: %s: %s\n", config_path, error.c_str());
+        return 2;
+    }
     if (check_only) {
         std::printf("%s: valid: %s\n", config_path, describe(config).c_str());
         return 0;
+    }
+    // A configuration that parses but cannot work (the shipped placeholder
+    // URL, no token yet): one line naming all of it, before anything starts.
+    const std::string missing = missing_for_start(config, config_path);
+    if (!missing.empty()) {
+        std::fprintf(stderr, "tetherd: not started: %s\n", missing.c_str());
+        return 2;
     }
 
     if (::pipe(g_signal_pipe) != 0) {

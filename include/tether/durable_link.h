@@ -284,6 +284,11 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     void stop(TimeMs now, std::uint16_t code = 1000);
     /// Syncs the spool and persists the exact numbering, so that the next run
     /// continues without a gap. Returns kOk or kIoError (reported as well).
+    /// After stop() this is a clean shutdown: the persisted reconnect attempts
+    /// are cleared, so the next run connects at once instead of waiting out
+    /// the backoff of this one. A run that ends any other way (killed, a
+    /// crash, a watchdog reset, shutdown() without stop()) leaves the counter
+    /// the client last persisted, and the next run keeps backing off.
     Status shutdown();
 
     /// Accepts a message at `now` (the time its age is counted from, see
@@ -438,6 +443,7 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     TimeMs drop_report_due_ = 0;
     TimeMs last_now_ = 0;
     bool refused_reported_ = false;
+    bool stop_requested_ = false;  // stop() was called: shutdown() is a clean one
 
     // Device state. data_'s documents, and the buffers below, are carved
     // from DurableLinkBuffers::device_state (see durable_link_state.cpp).

@@ -236,6 +236,7 @@ void DurableLink::start(TimeMs now) {
 }
 
 void DurableLink::stop(TimeMs now, std::uint16_t code) {
+    stop_requested_ = true;
     own_client().stop(now, code);
     report_drops(now, true);
 }
@@ -253,7 +254,10 @@ Status DurableLink::shutdown() {
         // The exact numbering: the next run continues right after the last
         // seq used, so a clean stop leaves no gap.
         state_.next_uplink_seq = client().outbox().next_seq();
-        state_.reconnect_attempts = client().machine().attempts();
+        // A clean stop was asked for: the next run is a deliberate start, not
+        // a crash loop, and connects at once. Without stop() the counter is
+        // the machine's, as a crash would have left it.
+        state_.reconnect_attempts = stop_requested_ ? 0u : client().machine().attempts();
         if (config_.client.reconnect.resume_protocol) {
             state_.last_delivered_downlink_seq = client().downlink_confirmed();
         }

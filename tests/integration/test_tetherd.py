@@ -118,6 +118,157 @@ class Backoff(unittest.TestCase):
             self.assertLess(wait, d + 0.25, waits)
         self.assertGreater(waits[4], waits[1], waits)
 
+    def test_a_clean_restart_connects_at_once(self):
+        # Attempts pile up against a server that is down, then tetherd is
+        # stopped cleanly (SIGTERM) and the server comes up: the next run's
+        # first attempt goes out at once and is online, not after the
+        # persisted backoff (kill -9 keeps it: the test above).
+        tmp = harness.TempDir("tetherd-clean-restart-srv-")
+        store = tmp.path("store")
+        os.makedirs(store)
+        tokens = tmp.path("tokens")
+        with open(tokens, "w") as f:
+            f.write("t-1\n")
+        server = rh.Server(OPTIONS.build_dir, store, tokens)
+        setup = Setup("clean-restart", server.port)
+        try:
+            process = setup.start()
+            harness.wait_for(lambda: sum(e.get("event") == "attempt"
+                                         for e in setup.log(process)) >= 5,
+                             timeout=20, message="fewer than 5 attempts")
+            process.signal(15)
+            self.assertEqual(process.wait(10), 0)
+            server.start()
+            again = setup.start()
+            harness.wait_for(lambda: any(e.get("state") == "online" for e in setup.log(again)),
+                             timeout=10, message="never online")
+            log = setup.log(again)
+            recovered = next(e for e in log if e.get("event") == "state_record")
+            self.assertEqual(recovered["attempts"], "0", recovered)
+            first = next(e for e in log if e.get("event") == "attempt")
+            online = next(e for e in log if e.get("state") == "online")
+            self.assertLess(float(first["t"]), 0.15, first)
+            self.assertLess(float(online["t"]), 1.0, online)
+            again.signal(15)
+            self.assertEqual(again.wait(10), 0)
+        finally:
+            server.stop()
+
+
+def read_status(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+class NothingSilent(unittest.TestCase):
+    """Each failure is logged once, with its reason, and shows in status.json."""
+
+    def test_an_unwritable_metrics_file_is_logged_once_and_in_the_status(self):
+        port = harness.free_port()
+        setup = Setup("metrics-unwritable", port, metrics={
+            "file": "/nonexistent-dir/tether.prom", "interval_ms": 1000})
+        status = os.path.join(setup.run_dir, "status.json")
+        process = setup.start()
+        try:
+            harness.wait_for(lambda: read_status(status).get("metrics_error"), timeout=10,
+                             message="no metrics_error in status.json")
+            self.assertIn("cannot write /nonexistent-dir/tether.prom: No such file or directory",
+                          read_status(status)["metrics_error"])
+            time.sleep(2.2)  # two more failed writes
+            errors = [e for e in setup.log(process) if e.get("event") == "metrics"]
+            self.assertEqual(len(errors), 1, errors)
+            self.assertIn("No such file or directory", errors[0]["error"])
+        finally:
+            process.stop()
+
+    def test_an_unwritable_status_file_is_logged_once(self):
+        port = harness.free_port()
+        setup = Setup("status-unwritable", port, status={"file": "/nonexistent-dir/s.json"})
+        process = setup.start()
+        try:
+            harness.wait_for(lambda: sum(e.get("event") == "state" for e in setup.log(process))
+                             >= 3, timeout=10, message="fewer than 3 state changes")
+            errors = [e for e in setup.log(process) if e.get("event") == "status"]
+            self.assertEqual(len(errors), 1, errors)
+            self.assertIn("cannot write /nonexistent-dir/s.json: No such file or directory",
+                          errors[0]["error"])
+        finally:
+            process.stop()
+
+    def test_an_oversize_datagram_is_logged_once_with_its_size_and_counted(self):
+        port = harness.free_port()
+        setup = Setup("oversize", port)
+        status = os.path.join(setup.run_dir, "status.json")
+        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sender.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
+        process = setup.start()
+        try:
+            harness.wait_for(lambda: os.path.exists(setup.socket), timeout=10)
+            sender.sendto(b"x" * 70000, setup.socket)
+            harness.wait_for(lambda: read_status(status).get("input_oversize") == 1, timeout=10,
+                             message="input_oversize never 1: %s" % read_status(status))
+            sender.sendto(b"y" * 80000, setup.socket)
+            harness.wait_for(lambda: read_status(status).get("input_oversize") == 2, timeout=10,
+                             message="input_oversize never 2: %s" % read_status(status))
+            logged = [e for e in setup.log(process)
+                      if e.get("event") == "input" and e.get("source") == "socket"]
+            self.assertEqual(len(logged), 1, logged)
+            self.assertEqual(logged[0]["size"], "70000")
+            self.assertEqual(logged[0]["limit"], "65536")
+        finally:
+            sender.close()
+            process.stop()
+
+    def test_a_socket_path_longer_than_sun_path_is_refused_with_its_length(self):
+        setup = Setup("long-socket", 1, inputs={"socket": "/tmp/" + "s" * 120,
+                                                "health": {"enabled": False}})
+        result = harness.run([TETHERD, "--config", setup.config])
+        self.assertEqual(result.returncode, 2, result)
+        self.assertIn(b"inputs.socket: ", result.stderr)
+        self.assertIn(b"is 125 bytes; a UNIX socket path holds at most 107", result.stderr)
+
+    def test_a_token_file_gone_at_runtime_is_logged_and_in_the_status(self):
+        tmp = harness.TempDir("tetherd-token-gone-srv-")
+        store = tmp.path("store")
+        os.makedirs(store)
+        tokens = tmp.path("tokens")
+        with open(tokens, "w") as f:
+            f.write("t-1\n")
+        server = rh.Server(OPTIONS.build_dir, store, tokens).start()
+        setup = Setup("token-gone", server.port)
+        status = os.path.join(setup.run_dir, "status.json")
+        process = setup.start()
+        try:
+            harness.wait_for(lambda: read_status(status).get("state") == "online", timeout=10)
+            os.unlink(setup.token)
+            server.admin("POST", "/tokens/expire?token=t-1")
+            harness.wait_for(lambda: read_status(status).get("credentials_error"), timeout=15,
+                             message="no credentials_error: %s" % read_status(status))
+            self.assertIn("missing (No such file or directory)",
+                          read_status(status)["credentials_error"])
+            problems = [e for e in setup.log(process) if e.get("event") == "credentials"]
+            self.assertEqual(len(problems), 1, problems)
+            with open(setup.token, "w") as f:
+                f.write("t-2\n")
+            with open(tokens, "a") as f:
+                f.write("t-2\n")
+        finally:
+            process.stop()
+            server.stop()
+
+    def test_the_unedited_packaged_default_stops_with_one_line(self):
+        example = os.path.join(OPTIONS.source_dir, "packaging", "tetherd.example.json")
+        env = dict(os.environ, CREDENTIALS_DIRECTORY=harness.TempDir("tetherd-creds-").path(""))
+        result = harness.run([TETHERD, "--config", example], env=env)
+        self.assertEqual(result.returncode, 2, result)
+        lines = result.stderr.decode().splitlines()
+        self.assertEqual(len(lines), 1, lines)
+        self.assertIn("example placeholder", lines[0])
+        self.assertIn("credentials.token_file", lines[0])
+
 
 class Spool(unittest.TestCase):
     def test_kill_9_mid_stream_loses_nothing_accepted(self):

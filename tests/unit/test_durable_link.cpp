@@ -612,3 +612,61 @@ TEST(DurableLink, ASpoolNeedsTheResumeProtocol) {
     CHECK_EQUAL(Status::kInvalidArgument, link.open(nullptr));
     STRCMP_CONTAINS("tether.v1", link.error());
 }
+
+namespace {
+
+// Three refused connects in a row: the run is backing off, attempts persisted.
+void fail_three_times(Run& run) {
+    for (int i = 0; i < 3; ++i) {
+        run.connection.fail_next_open(tether::TransportError::kRefused);
+    }
+    run.link.start(run.now);
+    for (int i = 0; i < 20 && run.link.client().machine().attempts() < 3; ++i) {
+        run.service();
+        if (run.link.state() == LinkState::kWaitingToRetry) {
+            run.now += run.link.client().machine().retry_delay_ms();
+        }
+    }
+    CHECK(run.link.client().machine().attempts() >= 3);
+}
+
+}  // namespace
+
+TEST(DurableLink, ACleanStopClearsThePersistedBackoffSoTheNextRunConnectsAtOnce) {
+    tether::test::FakeStorage state, spool;
+    {
+        Run first(state, spool);
+        fail_three_times(first);
+        first.link.stop(first.now, 1001);
+        first.service();
+        CHECK_EQUAL(Status::kOk, first.link.shutdown());
+    }
+    Run second(state, spool);
+    UNSIGNED_LONGS_EQUAL(0, second.report.state.reconnect_attempts);
+    second.link.start(second.now);
+    CHECK(second.link.state() != LinkState::kWaitingToRetry);
+}
+
+TEST(DurableLink, AKilledRunStillBacksOffAfterTheRestart) {
+    tether::test::FakeStorage state, spool;
+    {
+        Run first(state, spool);
+        fail_three_times(first);
+        // Killed: neither stop() nor shutdown() runs.
+    }
+    Run second(state, spool);
+    CHECK(second.report.state.reconnect_attempts >= 3);
+    second.link.start(second.now);
+    CHECK_EQUAL(LinkState::kWaitingToRetry, second.link.state());
+}
+
+TEST(DurableLink, AShutdownWithoutStopKeepsTheBackoff) {
+    tether::test::FakeStorage state, spool;
+    {
+        Run first(state, spool);
+        fail_three_times(first);
+        CHECK_EQUAL(Status::kOk, first.link.shutdown());
+    }
+    Run second(state, spool);
+    CHECK(second.report.state.reconnect_attempts >= 3);
+}

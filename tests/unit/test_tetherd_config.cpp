@@ -175,20 +175,171 @@ TEST(TetherdConfig, ThePackagedExampleParses) {
     const bool ok = tether::daemon::load_config_file(example_path().c_str(), &c, &error);
     STRCMP_EQUAL("", error.c_str());
     CHECK_TRUE(ok);
-    LONGS_EQUAL(2, c.endpoints.size());
-    STRCMP_EQUAL("wss://telemetry-backup.example.com/tether", c.endpoints[1].c_str());
-    STRCMP_EQUAL("/etc/tether/device.crt", c.tls.cert_file.c_str());
-    STRCMP_EQUAL("/etc/tether/device.key", c.tls.key_file.c_str());
-    STRCMP_EQUAL("/etc/tether/token", c.credentials.token_file.c_str());
+    // What the packaged unit can run: nothing outside its directories, no
+    // file no package ships.
+    LONGS_EQUAL(1, c.endpoints.size());
+    CHECK(c.tls.cert_file.empty());
+    CHECK(c.tls.key_file.empty());
+    CHECK(c.tls.ca_file.empty());
+    CHECK_FALSE(c.tls.insecure);
+    STRCMP_EQUAL("credential:token", c.credentials.token_file.c_str());
     CHECK_TRUE(c.spool.enabled);
+    CHECK_FALSE(c.state_dir_set);
+    CHECK_FALSE(c.run_dir_set);
+    STRCMP_EQUAL("input.sock", c.inputs.socket.c_str());
+    UNSIGNED_LONGS_EQUAL(0660, c.inputs.socket_mode);
+    LONGS_EQUAL(0, c.inputs.health.interfaces.size());
+    CHECK(c.downlink.output == tether::daemon::DownlinkMode::kStdout);
+    CHECK(c.status.led.empty());
+    CHECK_FALSE(c.status.file_set);
+    STRCMP_EQUAL("tether.prom", c.metrics.file.c_str());
+    CHECK(c.watchdog.device.empty());
+
+    // Under the unit: everything inside the directories systemd gives.
+    tether::daemon::ServiceEnvironment env;
+    env.state_directory = "/var/lib/tether";
+    env.runtime_directory = "/run/tether";
+    env.credentials_directory = "/run/credentials/tetherd.service";
+    CHECK_TRUE(tether::daemon::resolve_paths(&c, env, true, &error));
+    STRCMP_EQUAL("/run/credentials/tetherd.service/token", c.credentials.token_file.c_str());
+    STRCMP_EQUAL("token", c.credentials.token_credential.c_str());
     STRCMP_EQUAL("/run/tether/input.sock", c.inputs.socket.c_str());
-    LONGS_EQUAL(2, c.inputs.health.interfaces.size());
-    STRCMP_EQUAL("wlan0", c.inputs.health.interfaces[1].c_str());
-    CHECK(c.downlink.output == tether::daemon::DownlinkMode::kCommand);
-    STRCMP_EQUAL("/usr/lib/tether/handle-downlink", c.downlink.command.c_str());
-    STRCMP_EQUAL("led0", c.status.led.c_str());
     STRCMP_EQUAL("/run/tether/status.json", c.status.file.c_str());
-    STRCMP_EQUAL("/var/lib/node_exporter/textfile_collector/tether.prom", c.metrics.file.c_str());
+    STRCMP_EQUAL("/run/tether/tether.prom", c.metrics.file.c_str());
+    STRCMP_EQUAL("/var/lib/tether/dead-letter", tether::daemon::dead_letter_dir(c).c_str());
+}
+
+namespace {
+
+DaemonConfig parsed(const char* json) {
+    DaemonConfig c;
+    std::string error;
+    CHECK_TRUE_TEXT(tether::daemon::parse_config(json, std::strlen(json), &c, &error),
+                    error.c_str());
+    return c;
+}
+
+}  // namespace
+
+TEST(TetherdConfig, TheServiceManagersDirectoriesAreUsedWhenTheFileLeavesThemNull) {
+    DaemonConfig c = parsed(R"({"endpoints": ["ws://a/"], "state_dir": null, "run_dir": null,
+                               "inputs": {"socket": "in.sock"}})");
+    tether::daemon::ServiceEnvironment env;
+    env.state_directory = "/scratch/state:/scratch/other";
+    env.runtime_directory = "/scratch/run";
+    std::string error;
+    CHECK_TRUE(tether::daemon::resolve_paths(&c, env, true, &error));
+    STRCMP_EQUAL("/scratch/state", c.state_dir.c_str());
+    STRCMP_EQUAL("/scratch/run", c.run_dir.c_str());
+    STRCMP_EQUAL("/scratch/run/status.json", c.status.file.c_str());
+    STRCMP_EQUAL("/scratch/run/in.sock", c.inputs.socket.c_str());
+    CHECK(c.metrics.file.empty());
+}
+
+TEST(TetherdConfig, WithoutTheEnvironmentTheBuiltInDirectoriesStay) {
+    DaemonConfig c = parsed(R"({"endpoints": ["ws://a/"]})");
+    std::string error;
+    CHECK_TRUE(
+        tether::daemon::resolve_paths(&c, tether::daemon::ServiceEnvironment{}, true, &error));
+    STRCMP_EQUAL("/var/lib/tether", c.state_dir.c_str());
+    STRCMP_EQUAL("/run/tether/status.json", c.status.file.c_str());
+}
+
+TEST(TetherdConfig, AnExplicitDirectoryWinsOverTheEnvironmentAndAnOverrideOverBoth) {
+    DaemonConfig c = parsed(R"({"endpoints": ["ws://a/"], "state_dir": "/data/tether",
+                               "status": {"file": "/srv/status.json"}})");
+    std::string error;
+    CHECK_TRUE(tether::daemon::apply_override(&c, "run-dir", "/cli/run", &error));
+    tether::daemon::ServiceEnvironment env;
+    env.state_directory = "/env/state";
+    env.runtime_directory = "/env/run";
+    CHECK_TRUE(tether::daemon::resolve_paths(&c, env, true, &error));
+    STRCMP_EQUAL("/data/tether", c.state_dir.c_str());
+    STRCMP_EQUAL("/cli/run", c.run_dir.c_str());
+    STRCMP_EQUAL("/srv/status.json", c.status.file.c_str());
+}
+
+TEST(TetherdConfig, ACredentialNameIsAFileInTheCredentialsDirectory) {
+    DaemonConfig c = parsed(R"({"endpoints": ["wss://a/"],
+        "tls": {"cert_file": "credential:client.crt", "key_file": "credential:client.key",
+                "ca_file": "credential:ca.pem"},
+        "credentials": {"token_file": "credential:token"}})");
+    tether::daemon::ServiceEnvironment env;
+    env.credentials_directory = "/run/credentials/tetherd.service";
+    std::string error;
+    CHECK_TRUE(tether::daemon::resolve_paths(&c, env, true, &error));
+    STRCMP_EQUAL("/run/credentials/tetherd.service/client.crt", c.tls.cert_file.c_str());
+    STRCMP_EQUAL("/run/credentials/tetherd.service/client.key", c.tls.key_file.c_str());
+    STRCMP_EQUAL("/run/credentials/tetherd.service/ca.pem", c.tls.ca_file.c_str());
+    STRCMP_EQUAL("/run/credentials/tetherd.service/token", c.credentials.token_file.c_str());
+}
+
+TEST(TetherdConfig, ACredentialWithoutTheCredentialsDirectoryIsOneClearError) {
+    DaemonConfig c = parsed(R"({"endpoints": ["ws://a/"],
+                               "credentials": {"token_file": "credential:token"}})");
+    std::string error;
+    CHECK_FALSE(
+        tether::daemon::resolve_paths(&c, tether::daemon::ServiceEnvironment{}, true, &error));
+    STRCMP_EQUAL(
+        "credentials.token_file: \"credential:token\" needs $CREDENTIALS_DIRECTORY "
+        "(systemd's LoadCredential=token:FILE in the unit); outside systemd give a path",
+        error.c_str());
+    // --check-config: the name is checked, the directory not needed.
+    DaemonConfig checked = parsed(R"({"endpoints": ["ws://a/"],
+                                     "credentials": {"token_file": "credential:token"}})");
+    CHECK_TRUE(tether::daemon::resolve_paths(&checked, tether::daemon::ServiceEnvironment{}, false,
+                                             &error));
+    DaemonConfig bad = parsed(R"({"endpoints": ["ws://a/"],
+                                 "credentials": {"token_file": "credential:../token"}})");
+    CHECK_FALSE(
+        tether::daemon::resolve_paths(&bad, tether::daemon::ServiceEnvironment{}, false, &error));
+    STRCMP_CONTAINS("credentials.token_file: expected credential:NAME", error.c_str());
+}
+
+TEST(TetherdConfig, ASocketPathLongerThanSunPathIsRefusedWithItsLength) {
+    const std::string dir(100, 'd');
+    DaemonConfig c = parsed(R"({"endpoints": ["ws://a/"], "inputs": {"socket": "input.sock"}})");
+    tether::daemon::ServiceEnvironment env;
+    env.runtime_directory = "/" + dir;
+    std::string error;
+    CHECK_FALSE(tether::daemon::resolve_paths(&c, env, true, &error));
+    STRCMP_CONTAINS("inputs.socket: ", error.c_str());
+    STRCMP_CONTAINS(" is 112 bytes; a UNIX socket path holds at most 107", error.c_str());
+}
+
+TEST(TetherdConfig, TheSocketModeIsOctalInAString) {
+    UNSIGNED_LONGS_EQUAL(0660, parsed(R"({"endpoints": ["ws://a/"]})").inputs.socket_mode);
+    UNSIGNED_LONGS_EQUAL(0666,
+                         parsed(R"({"endpoints": ["ws://a/"], "inputs": {"socket_mode": "0666"}})")
+                             .inputs.socket_mode);
+    STRCMP_EQUAL(
+        "inputs.socket_mode: expected an octal mode 0000..0777 (e.g. \"0660\"), got \"0980\"",
+        parse_error(R"({"endpoints": ["ws://a/"], "inputs": {"socket_mode": "0980"}})").c_str());
+}
+
+TEST(TetherdConfig, ThePlaceholderURLAndAMissingTokenAreNamedInOneLine) {
+    DaemonConfig c;
+    std::string error;
+    CHECK_TRUE(tether::daemon::load_config_file(example_path().c_str(), &c, &error));
+    tether::daemon::ServiceEnvironment env;
+    env.credentials_directory = "/nonexistent/credentials";
+    CHECK_TRUE(tether::daemon::resolve_paths(&c, env, true, &error));
+    const std::string missing = tether::daemon::missing_for_start(c, "/etc/tether/tetherd.json");
+    STRCMP_EQUAL(
+        "endpoints[0]: \"wss://telemetry.example.com/tether\" is the example "
+        "placeholder: put the server's URL in /etc/tether/tetherd.json; "
+        "credentials.token_file: /nonexistent/credentials/token missing (No such file or "
+        "directory): put the device's token in the file the unit loads as credential "
+        "\"token\" (LoadCredential=token:/etc/tether/token in tetherd.service), then "
+        "start it again",
+        missing.c_str());
+    DaemonConfig real =
+        parsed(R"({"endpoints": ["wss://telemetry.example.org.eu/", "ws://gw.invalid.net/"]})");
+    STRCMP_EQUAL("", tether::daemon::missing_for_start(real, "f").c_str());
+    DaemonConfig docs =
+        parsed(R"({"endpoints": ["ws://127.0.0.1/", "ws://EXAMPLE.NET/", "ws://a.b.invalid/"]})");
+    STRCMP_CONTAINS("endpoints[1]", tether::daemon::missing_for_start(docs, "f").c_str());
+    STRCMP_CONTAINS("endpoints[2]", tether::daemon::missing_for_start(docs, "f").c_str());
 }
 
 TEST(TetherdConfig, TheDocumentedExampleIsThePackagedExample) {
@@ -217,7 +368,7 @@ TEST(TetherdConfig, TheDocumentedFieldsAreExactlyTheParsersFields) {
     for (const tether::daemon::ConfigField& field : tether::daemon::config_fields()) {
         parsed.push_back(field.path + " : " + field.type);
     }
-    LONGS_EQUAL(67, parsed.size());
+    LONGS_EQUAL(68, parsed.size());
     STRCMP_EQUAL(tether::test::join_lines(parsed).c_str(),
                  tether::test::join_lines(documented).c_str());
 }

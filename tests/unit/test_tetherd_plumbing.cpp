@@ -459,6 +459,9 @@ tether::daemon::StatusSnapshot waiting_snapshot() {
     s.storage_error = "spool: No space left on device";
     s.refused = 2;
     s.memory_only = 70;
+    s.input_oversize = 5;
+    s.credentials_error = "missing (No such file or directory)";
+    s.status_errors = 1;
     s.device_state.enabled = true;
     s.device_state.negotiated = true;
     s.device_state.desired_applied = 7;
@@ -481,7 +484,9 @@ TEST(StatusFile, RendersEveryKeyInOrder) {
         "\"session\":\"0a6c2f4e-1b2c-5d3e-8f90-123456789abc\",\"version\":3,\"queued\":12,"
         "\"acked\":1200,\"dropped\":0,\"rtt_ms\":23,\"offline_ms_total\":61000,"
         "\"spool\":\"degraded\",\"storage_error\":\"spool: No space left on device\","
-        "\"refused\":2,\"memory_only\":70,\"device_state\":{\"negotiated\":true,"
+        "\"refused\":2,\"memory_only\":70,\"input_oversize\":5,"
+        "\"credentials_error\":\"missing (No such file or directory)\",\"metrics_error\":null,"
+        "\"status_errors\":1,\"device_state\":{\"negotiated\":true,"
         "\"desired_applied\":7,\"desired_received\":8,\"reported_version\":3,"
         "\"report_pending\":true,\"in_sync\":false,\"apply_failing\":true,"
         "\"apply_failures\":2,\"reports_refused\":1}}\n",
@@ -496,7 +501,8 @@ TEST(StatusFile, WritesNullForAMissingSessionAndRttAndEscapesStrings) {
         "\"attempt\":0,\"retry_in_ms\":0,\"reason\":\"\",\"detail\":\"\",\"session\":null,"
         "\"version\":0,\"queued\":0,\"acked\":0,\"dropped\":0,\"rtt_ms\":null,"
         "\"offline_ms_total\":0,\"spool\":\"off\",\"storage_error\":null,\"refused\":0,"
-        "\"memory_only\":0,\"device_state\":null}\n",
+        "\"memory_only\":0,\"input_oversize\":0,\"credentials_error\":null,"
+        "\"metrics_error\":null,\"status_errors\":0,\"device_state\":null}\n",
         tether::daemon::status_json(s).c_str());
 }
 

@@ -17,6 +17,7 @@
 
 #include "tether/ascii.h"
 #include "tether/net/url.h"
+#include "tether/port/credentials.h"
 
 namespace tether::daemon {
 namespace {
@@ -29,6 +30,7 @@ constexpr std::size_t kMaxNameLength = 255;
 constexpr std::size_t kMaxInterfaces = 32;
 constexpr std::size_t kMaxInterfaceName = 15;  // IFNAMSIZ - 1
 constexpr std::size_t kMaxLedName = 64;
+constexpr std::size_t kMaxSocketPath = 107;  // sizeof sockaddr_un::sun_path - 1
 
 constexpr const char* kLogLevelNames[] = {"debug", "info", "warn", "error"};
 constexpr const char* kDownlinkNames[] = {"stdout", "command"};
@@ -125,6 +127,26 @@ bool check_command(const char* text, std::string* problem) {
     }
     *problem = "expected a non-empty command";
     return false;
+}
+
+// An octal file mode as JSON has no octal numbers: "0660", "660", "0600".
+bool parse_mode(const char* text, std::uint32_t* mode) {
+    const std::size_t length = std::strlen(text);
+    if (length < 3 || length > 4) {
+        return false;
+    }
+    std::uint32_t value = 0;
+    for (std::size_t i = 0; i < length; ++i) {
+        if (text[i] < '0' || text[i] > '7') {
+            return false;
+        }
+        value = value * 8u + static_cast<std::uint32_t>(text[i] - '0');
+    }
+    if (value > 0777u) {
+        return false;
+    }
+    *mode = value;
+    return true;
 }
 
 // A user or device id: printable ASCII without spaces (it is hashed into the
@@ -692,6 +714,12 @@ void Parser::read_inputs(Section& root) {
     InputOptions& inputs = config_->inputs;
     read_bool(s, "stdin", &inputs.stdin_lines);
     read_string(s, "socket", true, Text::kPath, &inputs.socket);
+    std::string mode;
+    read_string(s, "socket_mode", false, Text::kPath, &mode);
+    if (!mode.empty() && !failed() && !parse_mode(mode.c_str(), &inputs.socket_mode)) {
+        fail("inputs.socket_mode",
+             "expected an octal mode 0000..0777 (e.g. \"0660\"), got " + quoted(mode.c_str()));
+    }
     Section health = section(s, "health");
     read_bool(health, "enabled", &inputs.health.enabled);
     read_u32(health, "period_ms", 1000, kMaxPeriodMs, &inputs.health.period_ms);
@@ -812,8 +840,20 @@ bool Parser::run(const cJSON* root) {
     read_endpoint_pool(top);
     read_outbox(top);
     read_spool(top);
-    read_string(top, "state_dir", false, Text::kPath, &config_->state_dir);
-    read_string(top, "run_dir", false, Text::kPath, &config_->run_dir);
+    // null (or absent): the service manager's $STATE_DIRECTORY /
+    // $RUNTIME_DIRECTORY, else the built-in default (resolve_paths()).
+    std::string dir;
+    read_string(top, "state_dir", true, Text::kPath, &dir);
+    if (!dir.empty()) {
+        config_->state_dir = dir;
+        config_->state_dir_set = true;
+    }
+    dir.clear();
+    read_string(top, "run_dir", true, Text::kPath, &dir);
+    if (!dir.empty()) {
+        config_->run_dir = dir;
+        config_->run_dir_set = true;
+    }
     read_inputs(top);
     read_downlink(top);
     read_state(top);
@@ -1114,8 +1154,10 @@ bool apply_override(DaemonConfig* config, const char* name, const char* value, s
         }
         if (key == "state-dir") {
             config->state_dir = value;
+            config->state_dir_set = true;
         } else if (key == "run-dir") {
             config->run_dir = value;
+            config->run_dir_set = true;
             if (!config->status.file_set) {
                 config->status.file = config->run_dir + "/status.json";
             }
@@ -1270,6 +1312,126 @@ void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* setti
                                   ? nullptr
                                   : config.credentials.token_command.c_str();
     settings->entropy_label = "tetherd";
+}
+
+namespace {
+
+// The first path of a ':' separated list, as systemd gives several
+// StateDirectory= entries.
+std::string first_of_list(const std::string& list) {
+    return list.substr(0, list.find(':'));
+}
+
+// A relative path is taken inside `dir`.
+void inside(const std::string& dir, std::string* path) {
+    if (!path->empty() && (*path)[0] != '/') {
+        *path = dir + "/" + *path;
+    }
+}
+
+// "credential:NAME" -> credentials_directory/NAME.
+bool resolve_credential(const char* field, std::string* value, const ServiceEnvironment& env,
+                        bool credentials, std::string* error) {
+    const std::size_t prefix = std::strlen(kCredentialPrefix);
+    if (value->compare(0, prefix, kCredentialPrefix) != 0) {
+        return true;
+    }
+    const std::string name = value->substr(prefix);
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+        return set_error(error, std::string(field) +
+                                    ": expected credential:NAME with NAME a "
+                                    "file name (no '/'), got " +
+                                    quoted(value->c_str()));
+    }
+    if (!credentials) {
+        return true;
+    }
+    if (env.credentials_directory.empty()) {
+        return set_error(error, std::string(field) + ": " + quoted(value->c_str()) +
+                                    " needs $CREDENTIALS_DIRECTORY (systemd's LoadCredential=" +
+                                    name + ":FILE in the unit); outside systemd give a path");
+    }
+    *value = env.credentials_directory + "/" + name;
+    return true;
+}
+
+// Hosts RFC 2606 and RFC 6761 reserve for documentation: never a real server.
+bool placeholder_host(const char* host) {
+    std::string h;
+    for (const char* c = host; *c != '\0'; ++c) {
+        h += static_cast<char>(*c >= 'A' && *c <= 'Z' ? *c - 'A' + 'a' : *c);
+    }
+    auto ends_with = [&h](const char* suffix) {
+        const std::size_t n = std::strlen(suffix);
+        return h.size() >= n && h.compare(h.size() - n, n, suffix) == 0;
+    };
+    for (const char* domain : {"example.com", "example.net", "example.org"}) {
+        if (h == domain || ends_with((std::string(".") + domain).c_str())) {
+            return true;
+        }
+    }
+    return h == "example" || h == "invalid" || ends_with(".example") || ends_with(".invalid");
+}
+
+}  // namespace
+
+bool resolve_paths(DaemonConfig* config, const ServiceEnvironment& env, bool credentials,
+                   std::string* error) {
+    if (!config->state_dir_set && !env.state_directory.empty()) {
+        config->state_dir = first_of_list(env.state_directory);
+    }
+    if (!config->run_dir_set && !env.runtime_directory.empty()) {
+        config->run_dir = first_of_list(env.runtime_directory);
+    }
+    if (!config->status.file_set) {
+        config->status.file = config->run_dir + "/status.json";
+    }
+    inside(config->run_dir, &config->status.file);
+    inside(config->run_dir, &config->metrics.file);
+    inside(config->run_dir, &config->inputs.socket);
+    if (config->inputs.socket.size() > kMaxSocketPath) {
+        return set_error(error, "inputs.socket: " + quoted(config->inputs.socket.c_str()) + " is " +
+                                    std::to_string(config->inputs.socket.size()) +
+                                    " bytes; a UNIX socket path holds at most 107");
+    }
+    const std::size_t prefix = std::strlen(kCredentialPrefix);
+    if (config->credentials.token_file.compare(0, prefix, kCredentialPrefix) == 0) {
+        config->credentials.token_credential = config->credentials.token_file.substr(prefix);
+    }
+    return resolve_credential("credentials.token_file", &config->credentials.token_file, env,
+                              credentials, error) &&
+           resolve_credential("tls.ca_file", &config->tls.ca_file, env, credentials, error) &&
+           resolve_credential("tls.cert_file", &config->tls.cert_file, env, credentials, error) &&
+           resolve_credential("tls.key_file", &config->tls.key_file, env, credentials, error);
+}
+
+std::string missing_for_start(const DaemonConfig& config, const char* config_path) {
+    std::string out;
+    auto add = [&out](const std::string& problem) { out += (out.empty() ? "" : "; ") + problem; };
+    static net::WsUrl url;  // start-up only, single-threaded
+    for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
+        if (net::parse_ws_url(config.endpoints[i].c_str(), &url) == net::UrlStatus::kOk &&
+            placeholder_host(url.host)) {
+            add("endpoints[" + std::to_string(i) + "]: " + quoted(config.endpoints[i].c_str()) +
+                " is the example placeholder: put the server's URL in " + config_path);
+        }
+    }
+    if (!config.credentials.token_file.empty() && config.credentials.token_command.empty()) {
+        port::TokenFileCredentials token(config.credentials.token_file.c_str());
+        static char header[port::TokenFileCredentials::kMaxToken + 64];
+        if (!token.authorization(header, sizeof header)) {
+            const std::string& path = config.credentials.token_file;
+            const bool credential = !config.credentials.token_credential.empty();
+            add("credentials.token_file: " + path + " " + token.problem() +
+                (credential ? ": put the device's token in the file the unit loads as credential " +
+                                  quoted(config.credentials.token_credential.c_str()) +
+                                  " (LoadCredential=" + config.credentials.token_credential +
+                                  ":/etc/tether/token in tetherd.service), then start it again"
+                            : ": put the device's token there (one line)"));
+        }
+        std::memset(header, 0, sizeof header);
+    }
+    return out;
 }
 
 std::vector<ConfigField> config_fields() {

@@ -67,6 +67,8 @@ struct TlsOptions {
 struct CredentialsOptions {
     std::string token_file;     ///< bearer token file, re-read on refresh
     std::string token_command;  ///< command printing the token; never logged
+    /// NAME when token_file was "credential:NAME" (set by resolve_paths()).
+    std::string token_credential;
 };
 
 struct SessionOptions {
@@ -107,7 +109,8 @@ struct HealthOptions {
 
 struct InputOptions {
     bool stdin_lines = false;  ///< "stdin": one message per line of standard input
-    std::string socket;        ///< UNIX datagram socket path; empty: none
+    std::string socket;        ///< UNIX datagram socket path; empty: none; relative: in run_dir
+    std::uint32_t socket_mode = 0660;  ///< "inputs.socket_mode": the socket's file mode
     HealthOptions health;
 };
 
@@ -168,8 +171,12 @@ struct DaemonConfig {
     EndpointPoolConfig endpoint_pool;
     OutboxOptions outbox;
     SpoolOptions spool;
+    /// null in the file: $STATE_DIRECTORY, else this default (resolve_paths()).
     std::string state_dir = "/var/lib/tether";
+    /// null in the file: $RUNTIME_DIRECTORY, else this default (resolve_paths()).
     std::string run_dir = "/run/tether";
+    bool state_dir_set = false;  ///< given by the file or --state-dir: wins over the environment
+    bool run_dir_set = false;    ///< given by the file or --run-dir: wins over the environment
     InputOptions inputs;
     DownlinkOptions downlink;
     StateOptions state;
@@ -232,6 +239,45 @@ bool apply_override(DaemonConfig* config, const char* name, const char* value, s
 
 /// Writes the overrides' help text (one line per flag, aligned) to `out`.
 void print_override_help(std::FILE* out);
+
+/// What the service manager hands the daemon (systemd.exec(5)): each empty
+/// when not set. main() fills it from the environment; tests give their own.
+struct ServiceEnvironment {
+    std::string state_directory;        ///< $STATE_DIRECTORY (the first of a ':' list)
+    std::string runtime_directory;      ///< $RUNTIME_DIRECTORY (the first of a ':' list)
+    std::string credentials_directory;  ///< $CREDENTIALS_DIRECTORY (LoadCredential=)
+};
+
+/// The prefix naming a systemd credential instead of a path, in
+/// credentials.token_file, tls.ca_file, tls.cert_file and tls.key_file:
+/// "credential:token" is $CREDENTIALS_DIRECTORY/token.
+inline constexpr const char* kCredentialPrefix = "credential:";
+
+/// Completes a parsed (and overridden) configuration from the environment,
+/// in this order of precedence: a command-line override, then a value in
+/// the file, then the environment, then the built-in default.
+///   - state_dir / run_dir not set: env.state_directory / runtime_directory
+///     when given, else /var/lib/tether and /run/tether;
+///   - status.file (unset: run_dir/status.json), metrics.file and
+///     inputs.socket given as a relative path are taken inside run_dir;
+///   - "credential:NAME" in the four fields above becomes
+///     credentials_directory/NAME (NAME: a file name, no '/'); without
+///     $CREDENTIALS_DIRECTORY that is an error ("... needs
+///     $CREDENTIALS_DIRECTORY"). With `credentials` false (--check-config)
+///     credential names are checked but left as they are.
+///   - inputs.socket must fit in sun_path (at most 107 bytes).
+/// Returns false with *error ("<path>: <problem>") on the first problem.
+bool resolve_paths(DaemonConfig* config, const ServiceEnvironment& env, bool credentials,
+                   std::string* error);
+
+/// What stops a configuration that parsed from being worth starting, as
+/// one line for the log ("" when nothing): an endpoint still on a
+/// documentation-only host (example.com, example.net, example.org, *.example,
+/// *.invalid: the shipped placeholder), and a token file that gives no token
+/// (missing, unreadable, empty, too long; read as the link would). All
+/// problems in one line, separated by "; ". `config_path` names the file to
+/// edit.
+std::string missing_for_start(const DaemonConfig& config, const char* config_path);
 
 /// One line for the startup log. Names where credentials come from but never
 /// a token or the token command's text; URLs are shown without their query.

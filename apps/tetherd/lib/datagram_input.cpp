@@ -86,6 +86,7 @@ DatagramInput::Receive DatagramInput::receive(std::size_t* size) {
         const auto length = static_cast<std::size_t>(got);
         if (length > capacity_ || (message.msg_flags & MSG_TRUNC) != 0) {
             ++oversize_;
+            last_oversize_size_ = length;
             return Receive::kOversize;
         }
         if (length == 0) {

@@ -75,6 +75,8 @@ class DatagramInput {
 
     std::uint64_t received() const { return received_; }
     std::uint64_t oversize() const { return oversize_; }
+    /// The real length of the last datagram dropped as oversize (0 before any).
+    std::size_t last_oversize_size() const { return last_oversize_size_; }
     std::uint64_t empty() const { return empty_; }
 
   private:
@@ -84,6 +86,7 @@ class DatagramInput {
     char path_[108] = {};
     std::uint64_t received_ = 0;
     std::uint64_t oversize_ = 0;
+    std::size_t last_oversize_size_ = 0;
     std::uint64_t empty_ = 0;
 };
 

@@ -125,6 +125,17 @@ std::string status_json(const StatusSnapshot& snapshot) {
     }
     add_number(out, "refused", snapshot.refused);
     add_number(out, "memory_only", snapshot.memory_only);
+    add_number(out, "input_oversize", snapshot.input_oversize);
+    for (const auto& text : {std::make_pair("credentials_error", &snapshot.credentials_error),
+                             std::make_pair("metrics_error", &snapshot.metrics_error)}) {
+        if (text.second->empty()) {
+            append_key(out, text.first);
+            out += "null";
+        } else {
+            add_string(out, text.first, *text.second);
+        }
+    }
+    add_number(out, "status_errors", snapshot.status_errors);
     append_key(out, "device_state");
     const DeviceStateStatus& state = snapshot.device_state;
     if (!state.enabled) {

@@ -9,7 +9,8 @@
 //    "reason":"tcp_refused","detail":"connect=refused",
 //    "session":"0a6c...","version":3,"queued":12,"acked":1200,"dropped":0,
 //    "rtt_ms":23,"offline_ms_total":61000,"spool":"off","storage_error":null,
-//    "refused":0,"memory_only":0,
+//    "refused":0,"memory_only":0,"input_oversize":0,"credentials_error":null,
+//    "metrics_error":null,"status_errors":0,
 //    "device_state":{"negotiated":true,"desired_applied":7,"desired_received":7,
 //                    "reported_version":3,"report_pending":false,"in_sync":true,
 //                    "apply_failing":false,"apply_failures":0,"reports_refused":0}}
@@ -17,6 +18,12 @@
 // milliseconds) the state was entered; retry_in_ms is 0 outside
 // waiting_to_retry; session is null without tether.v1 and rtt_ms is null
 // before the first pong; device_state is null unless state.enabled.
+// input_oversize counts datagrams and lines dropped at intake for being
+// larger than outbox.max_message_size (the first is logged with its size);
+// credentials_error is why the token file gives no token ("missing (No such
+// file or directory)"), metrics_error why the metrics file cannot be written
+// ("cannot write PATH: ..."), each null when fine; status_errors counts
+// failed writes of this file itself (a write that succeeds again shows them).
 #pragma once
 
 #include <cstdint>
@@ -66,8 +73,12 @@ struct StatusSnapshot {
     std::string spool = "off";  ///< "off", "ok" or "degraded" (disk failing: memory only)
     std::string storage_error;  ///< why the spool or state record fails, or "" (written as null)
     std::uint64_t refused = 0;  ///< messages refused as larger than the link can deliver
-    std::uint64_t memory_only = 0;   ///< messages accepted while the spool was degraded
-    DeviceStateStatus device_state;  ///< written as null when not enabled
+    std::uint64_t memory_only = 0;     ///< messages accepted while the spool was degraded
+    std::uint64_t input_oversize = 0;  ///< datagrams and lines dropped as too large to read
+    std::string credentials_error;     ///< why the token file gives no token, or "" (null)
+    std::string metrics_error;         ///< why the metrics file cannot be written, or "" (null)
+    std::uint64_t status_errors = 0;   ///< failed writes of the status file
+    DeviceStateStatus device_state;    ///< written as null when not enabled
 };
 
 /// The JSON text of `snapshot` (one line, with a trailing newline); strings
