@@ -12,6 +12,7 @@
 
 #include <mbedtls/base64.h>
 
+#include "cli.h"
 #include "options.h"
 #include "state_files.h"
 #include "tether/net/json_document.h"
@@ -472,6 +473,9 @@ int run(int argc, char** argv) {
     if (options.help) {
         std::fputs(usage_text(), stdout);
         return kExitOk;
+    }
+    if (options.version) {
+        return cli::print_version("tether-cat");
     }
 
     if (::pipe(g_signal_pipe) != 0 || !set_nonblocking(g_signal_pipe[0]) ||
