@@ -356,7 +356,7 @@ void Daemon::on_state(const ClientEvent& event) {
     const TimeMs now = port::monotonic_now();
     if (event.state == LinkState::kResolving) {
         new_trace_id();  // each attempt is one trace, joined with the server's logs
-        log_.line(LogLevel::kDebug, "event=attempt endpoint=%s attempt=%u trace_id=%.32s",
+        log_.line(LogLevel::kInfo, "event=attempt endpoint=%s attempt=%u trace_id=%.32s",
                   config_.endpoints[event.endpoint].c_str(), event.attempt, traceparent_ + 16);
     }
     history_.observe(event, now, wall_ms());
