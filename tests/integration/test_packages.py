@@ -64,6 +64,22 @@ class Packages(unittest.TestCase):
         return sorted(line.split()[-1].lstrip(".") for line in listing.splitlines()
                       if not line.startswith("d"))
 
+    def test_man_pages_are_compressed_without_name_or_time_and_render_cleanly(self):
+        pages = ["usr/share/man/man8/tetherd.8.gz", "usr/share/man/man1/tether-cat.1.gz",
+                 "usr/share/man/man5/tetherd.json.5.gz", "usr/share/man/man8/tether-server.8.gz"]
+        for page in pages:
+            with open(self.path(page), "rb") as f:
+                head = f.read(10)
+            self.assertEqual(head[:2], b"\x1f\x8b", page)
+            self.assertEqual(head[3] & 0x08, 0, "%s: gzip -n keeps no file name" % page)
+            self.assertEqual(head[4:8], b"\0\0\0\0", "%s: gzip -n keeps no time" % page)
+            if shutil.which("man"):
+                result = subprocess.run(["man", "--warnings", "-l", self.path(page)],
+                                        capture_output=True, text=True,
+                                        env=dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8"))
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertEqual(result.stderr, "", page)
+
     def test_three_packages_for_this_architecture(self):
         self.assertEqual(sorted(self.debs), ["libtether-dev", "tether-server", "tetherd"])
         arch = run(["dpkg", "--print-architecture"]).strip()
@@ -77,6 +93,9 @@ class Packages(unittest.TestCase):
             "/lib/systemd/system/tetherd.service",
             "/usr/bin/tether-cat",
             "/usr/bin/tetherd",
+            "/usr/share/man/man1/tether-cat.1.gz",
+            "/usr/share/man/man5/tetherd.json.5.gz",
+            "/usr/share/man/man8/tetherd.8.gz",
         ])
         for binary in ("usr/bin/tetherd", "usr/bin/tether-cat"):
             self.assertTrue(os.access(self.path(binary), os.X_OK), binary)
@@ -96,6 +115,7 @@ class Packages(unittest.TestCase):
             "/etc/tether/tether-server.env",
             "/lib/systemd/system/tether-server.service",
             "/usr/bin/tether-server",
+            "/usr/share/man/man8/tether-server.8.gz",
         ])
         self.assertTrue(os.access(self.path("usr/bin/tether-server"), os.X_OK))
         conffiles = run(["dpkg-deb", "--info", self.debs["tether-server"], "conffiles"])
