@@ -131,7 +131,8 @@ class Cat final : public DurableLinkListener, public port::FdWatcher {
         if (phase && !options_.verbose) {
             return;
         }
-        std::fprintf(stderr, "t=%.3f level=%s event=state state=%s previous=%s endpoint=%s attempt=%u",
+        std::fprintf(stderr,
+                     "t=%.3f level=%s event=state state=%s previous=%s endpoint=%s attempt=%u",
                      seconds_since(start_),
                      e.state == LinkState::kGivenUp ? "error" : (problem ? "warn" : "info"),
                      to_string(e.state), to_string(e.previous), options_.client.urls[e.endpoint],
