@@ -57,6 +57,11 @@ int takes_no_value(const char* program, const char* name) {
     return report(program, message);
 }
 
+int unexpected_argument(const char* program, const char* arg) {
+    std::fprintf(stderr, "%s: unexpected argument '%s' (see --help)\n", program, arg);
+    return kExitUsage;
+}
+
 bool ArgReader::next() {
     ++index_;
     name_[0] = '\0';

@@ -48,6 +48,10 @@ int needs_value(const char* program, const char* name);
 /// kExitUsage.
 int takes_no_value(const char* program, const char* name);
 
+/// Prints "<program>: unexpected argument '<arg>' (see --help)" (a program that
+/// takes no positional arguments was given one); returns kExitUsage.
+int unexpected_argument(const char* program, const char* arg);
+
 /// Walks argv. An option is any argument that starts with '-' and is longer
 /// than "-" ("-" alone is positional, as for "read standard input"). A long
 /// option "--name=value" is split at the first '='.

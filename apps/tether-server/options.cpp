@@ -150,38 +150,16 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
         return false;
     };
     // The options that take a value (the others: --help, --version, --no-state).
-    static const char* const kValueOptions[] = {"listen",
-                                                "tls-listen",
-                                                "admin",
-                                                "cert",
-                                                "key",
-                                                "client-ca",
-                                                "data-dir",
-                                                "tokens",
-                                                "admin-token-file",
-                                                "admin-timeout-ms",
-                                                "admin-max-connections",
-                                                "ack-every",
-                                                "ack-interval-ms",
-                                                "ping-interval-ms",
-                                                "ping-timeout-ms",
-                                                "max-connections",
-                                                "max-message-size",
-                                                "replay-capacity",
-                                                "store",
-                                                "redis",
-                                                "redis-sentinel",
-                                                "redis-master",
-                                                "redis-durability",
-                                                "redis-wait-timeout-ms",
-                                                "redis-prefix",
-                                                "redis-uplink-maxlen",
-                                                "instance-id",
-                                                "max-open-sessions",
-                                                "auth-max-failures",
-                                                "auth-window-ms",
-                                                "auth-penalty-ms",
-                                                "auth-max-addresses"};
+    // clang-format off
+    static const char* const kValueOptions[] = {
+        "listen", "tls-listen", "admin", "cert", "key", "client-ca", "data-dir", "tokens",
+        "admin-token-file", "admin-timeout-ms", "admin-max-connections", "ack-every",
+        "ack-interval-ms", "ping-interval-ms", "ping-timeout-ms", "max-connections",
+        "max-message-size", "replay-capacity", "store", "redis", "redis-sentinel",
+        "redis-master", "redis-durability", "redis-wait-timeout-ms", "redis-prefix",
+        "redis-uplink-maxlen", "instance-id", "max-open-sessions", "auth-max-failures",
+        "auth-window-ms", "auth-penalty-ms", "auth-max-addresses"};
+    // clang-format on
     cli::ArgReader args(argc, argv);
     while (args.next()) {
         if (args.is("help")) {
@@ -205,7 +183,11 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
         for (const char* name : kValueOptions) {
             known = known || std::strcmp(args.name(), name) == 0;
         }
-        if (!args.is_option() || !known) {
+        if (!args.is_option()) {
+            cli::unexpected_argument("tether-server", args.text());
+            return false;
+        }
+        if (!known) {
             cli::unknown_option("tether-server", args.text());
             return false;
         }

@@ -798,8 +798,7 @@ int run(int argc, char** argv) {
             continue;
         }
         if (!args.is_option()) {
-            std::fprintf(stderr, "tetherd: unexpected argument '%s' (see --help)\n", args.text());
-            return cli::kExitUsage;
+            return cli::unexpected_argument("tetherd", args.text());
         }
         const OverrideSpec* spec = args.name()[0] != '\0' ? find_override(args.name()) : nullptr;
         if (spec == nullptr) {

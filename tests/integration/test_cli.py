@@ -77,6 +77,13 @@ class Conventions(unittest.TestCase):
             self.assertEqual(result.stderr.decode(),
                              "%s: option '--%s' needs a value (see --help)\n" % (name, option))
 
+    def test_a_program_without_positional_arguments_names_the_one_given(self):
+        for name in ("tetherd", "tether-server"):
+            result = harness.run([binary(name), "surplus"])
+            self.assertEqual(result.returncode, 2, name)
+            self.assertEqual(result.stderr.decode(),
+                             "%s: unexpected argument 'surplus' (see --help)\n" % name)
+
     def test_equals_carries_the_value_like_a_separate_argument(self):
         for name, path, option, bad, extra in self.each():
             spaced = harness.run([path] + extra + ["--" + option, bad])
