@@ -377,18 +377,18 @@ void Server::on_downlink_ready(std::string_view session) {
 void Server::on_superseded(std::string_view session, std::uint32_t version) {
     ClientConnection* live = live_connection(session);
     if (live != nullptr && live->version() <= version) {
-        log(LogLevel::kInfo, "event=superseded conn=%llu session=%s version=%u by_version=%u",
-            static_cast<unsigned long long>(live->id()), live->session().c_str(), live->version(),
-            version);
+        live->log(LogLevel::kInfo, "event=superseded conn=%llu session=%s version=%u by_version=%u",
+                  static_cast<unsigned long long>(live->id()), live->session().c_str(),
+                  live->version(), version);
         live->close_with(net::v1::kCloseSuperseded, "superseded", port::monotonic_now());
     }
 }
 
 void Server::on_session_failed(std::string_view session, Status status) {
     if (ClientConnection* live = live_connection(session)) {
-        log(LogLevel::kError, "event=store_error conn=%llu session=%s status=%s",
-            static_cast<unsigned long long>(live->id()), live->session().c_str(),
-            to_string(status));
+        live->log(LogLevel::kError, "event=store_error conn=%llu session=%s status=%s",
+                  static_cast<unsigned long long>(live->id()), live->session().c_str(),
+                  to_string(status));
         live->close_with(1011, "store", port::monotonic_now());
     }
 }

@@ -97,6 +97,9 @@ class ClientConnection final : public net::WsHandler {
     void downlink_ready() { downlink_dirty_ = true; }
     /// Sends what fits; call after service.
     void pump(TimeMs now);
+    /// Server::log() with this connection's endpoint= (the peer) and, once
+    /// the upgrade request carried one, the device's trace_id= appended.
+    void log(LogLevel level, const char* format, ...) __attribute__((format(printf, 3, 4)));
 
     std::uint64_t downlink_sent() const { return downlink_sent_; }
 
@@ -129,9 +132,6 @@ class ClientConnection final : public net::WsHandler {
     void violation(const char* why);
     void forbid(const char* session, const char* why);
     void store_failed(const char* op, const char* status);
-    /// server_.log() with this connection's endpoint= (the peer) and, once
-    /// the upgrade request carried one, the device's trace_id= appended.
-    void log(LogLevel level, const char* format, ...) __attribute__((format(printf, 3, 4)));
     bool queue_json(const char* json, std::size_t size);
     void flush();
 
