@@ -13,6 +13,7 @@
 
 #include <mbedtls/base64.h>
 
+#include "cli.h"
 #include "options.h"
 #include "state_files.h"
 #include "tether/net/json_document.h"
@@ -134,7 +135,8 @@ class Cat final : public DurableLinkListener, public port::FdWatcher {
         if (phase && !options_.verbose) {
             return;
         }
-        std::fprintf(stderr, "t=%.3f level=%s event=state state=%s previous=%s url=%s attempt=%u",
+        std::fprintf(stderr,
+                     "t=%.3f level=%s event=state state=%s previous=%s endpoint=%s attempt=%u",
                      seconds_since(start_),
                      e.state == LinkState::kGivenUp ? "error" : (problem ? "warn" : "info"),
                      to_string(e.state), to_string(e.previous), options_.client.urls[e.endpoint],
@@ -476,6 +478,9 @@ int run(int argc, char** argv) {
     if (options.help) {
         std::fputs(usage_text(), stdout);
         return kExitOk;
+    }
+    if (options.version) {
+        return cli::print_version("tether-cat");
     }
 
     if (::pipe(g_signal_pipe) != 0 || !set_nonblocking(g_signal_pipe[0]) ||

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "options.h"
 
+#include "cli.h"
 #include "tether/ascii.h"
 #include "tether/net/pin.h"
 
@@ -19,6 +20,7 @@ struct Spec {
 
 constexpr Spec kSpecs[] = {
     {"help", false},
+    {"version", false},
     {"once", false},
     {"echo", false},
     {"binary", false},
@@ -140,6 +142,8 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
     constexpr std::uint32_t kDay = 24u * 60u * 60u * 1000u;
     if (std::strcmp(name, "help") == 0) {
         o->help = true;
+    } else if (std::strcmp(name, "version") == 0) {
+        o->version = true;
     } else if (std::strcmp(name, "once") == 0) {
         o->once = true;
     } else if (std::strcmp(name, "echo") == 0) {
@@ -261,27 +265,17 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
 bool parse_options(int argc, char** argv, Options* o, char* error, std::size_t capacity) {
     // tether-cat works on unreliable links by default: reconnect forever, every attempt counted.
     o->client.reconnect.backoff.jitter = JitterMode::kFull;
-    for (int i = 1; i < argc; ++i) {
-        const char* arg = argv[i];
-        if (std::strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-            if (arg[0] == '-' && arg[1] != '\0') {
-                return fail(error, capacity, "unknown option '%s' (see --help)", arg);
-            }
+    cli::ArgReader args(argc, argv);
+    while (args.next()) {
+        const char* arg = args.text();
+        if (!args.is_option()) {
             if (o->client.url_count == EndpointPool::kMaxEndpoints) {
                 return fail(error, capacity, "at most 8 URLs%s", "");
             }
             o->client.urls[o->client.url_count++] = arg;
             continue;
         }
-        char name[32];
-        const char* equals = std::strchr(arg + 2, '=');
-        const std::size_t name_length =
-            equals != nullptr ? static_cast<std::size_t>(equals - (arg + 2)) : std::strlen(arg + 2);
-        if (name_length >= sizeof name) {
-            return fail(error, capacity, "unknown option '%s' (see --help)", arg);
-        }
-        std::memcpy(name, arg + 2, name_length);
-        name[name_length] = '\0';
+        const char* name = args.is("help") ? "help" : args.name();
         const Spec* spec = nullptr;
         for (const Spec& candidate : kSpecs) {
             if (std::strcmp(candidate.name, name) == 0) {
@@ -289,25 +283,25 @@ bool parse_options(int argc, char** argv, Options* o, char* error, std::size_t c
             }
         }
         if (spec == nullptr) {
-            return fail(error, capacity, "unknown option '%s' (see --help)", arg);
+            cli::unknown_option_message(arg, error, capacity);
+            return false;
         }
         const char* value = nullptr;
         if (spec->takes_value) {
-            if (equals != nullptr) {
-                value = equals + 1;
-            } else if (i + 1 < argc) {
-                value = argv[++i];
-            } else {
-                return fail(error, capacity, "--%s needs a value", name);
+            value = args.value();
+            if (value == nullptr) {
+                cli::needs_value_message(name, error, capacity);
+                return false;
             }
-        } else if (equals != nullptr) {
-            return fail(error, capacity, "--%s takes no value", name);
+        } else if (args.has_inline_value()) {
+            cli::takes_no_value_message(name, error, capacity);
+            return false;
         }
         if (!apply(name, value, o, error, capacity)) {
             return false;
         }
     }
-    if (o->help) {
+    if (o->help || o->version) {
         return true;
     }
     if (o->client.url_count == 0) {
@@ -433,6 +427,10 @@ Device state (tether.v1 "state", docs/PROTOCOL.md section 9; needs --tether-v1 a
 Output:
   --quiet                    only errors on standard error
   --verbose                  every state change, including each attempt's phases
+
+  -h, --help                 this text
+  --version                  print "tether-cat VERSION" and exit
+  Every option that takes a value accepts --option VALUE and --option=VALUE.
 
 Exit codes:
   0  input ended, every message was sent, the link closed cleanly

@@ -55,6 +55,7 @@ struct Options {
     bool quiet = false;
     bool verbose = false;
     bool help = false;
+    bool version = false;
 };
 
 /// Parses argv into *options. Returns true, or false with a message for the

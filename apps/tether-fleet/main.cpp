@@ -20,6 +20,7 @@
 #include <memory>
 #include <vector>
 
+#include "cli.h"
 #include "event_log.h"
 #include "options.h"
 #include "tether/client.h"
@@ -222,13 +223,16 @@ void stop_all(std::vector<std::unique_ptr<Slot>>& slots, tether::port::PollLoop&
 int main(int argc, char** argv) {
     tether::fleet::Options options;
     char error[256];
-    if (argc > 1 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    if (!tether::fleet::parse_options(argc, argv, &options, error, sizeof error)) {
+        std::fprintf(stderr, "tether-fleet: %s\n", error);
+        return tether::cli::kExitUsage;
+    }
+    if (options.help) {
         std::fputs(tether::fleet::usage_text(), stdout);
         return 0;
     }
-    if (!tether::fleet::parse_options(argc, argv, &options, error, sizeof error)) {
-        std::fprintf(stderr, "tether-fleet: %s\n%s", error, tether::fleet::usage_text());
-        return 2;
+    if (options.version) {
+        return tether::cli::print_version("tether-fleet");
     }
     raise_descriptor_limit();
     install_stop_signals();

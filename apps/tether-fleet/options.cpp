@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: MIT
 #include "options.h"
 
+#include <string>
+
+#include "cli.h"
+
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -59,63 +63,97 @@ const char* usage_text() {
            "                            (delay_ms, reason, detail), given_up\n"
            "\n"
            "Standard output also gets \"all_online n=N t_ms=MS\" each time every client is\n"
-           "online again after one was not (MS: CLOCK_MONOTONIC, as in --events).\n";
+           "online again after one was not (MS: CLOCK_MONOTONIC, as in --events).\n"
+           "\n"
+           "  -h, --help                this text\n"
+           "  --version                 print \"tether-fleet VERSION\" and exit\n"
+           "Options that take a value accept --option VALUE and --option=VALUE.\n"
+           "Exit codes: 0 done, 1 not done (timeout, a client gave up), 2 bad usage.\n";
 }
 
 bool parse_options(int argc, char** argv, Options* options, char* error, std::size_t capacity) {
-    for (int i = 1; i < argc; ++i) {
-        const char* arg = argv[i];
-        const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
-        bool ok = true;
-        bool takes_value = true;
-        if (std::strcmp(arg, "--clients") == 0) {
-            ok = parse_count(value, &options->clients);
-        } else if (std::strcmp(arg, "--messages") == 0) {
-            ok = parse_count(value, &options->messages);
-        } else if (std::strcmp(arg, "--timeout-ms") == 0) {
-            ok = parse_u32(value, &options->timeout_ms);
-        } else if (std::strcmp(arg, "--token") == 0) {
-            ok = value != nullptr && *value != '\0';
-            options->token = value;
-        } else if (std::strcmp(arg, "--jitter") == 0) {
-            ok = parse_jitter_mode(value, &options->jitter);
-            options->jitter_given = true;
-        } else if (std::strcmp(arg, "--backoff-initial-ms") == 0) {
-            ok = parse_u32(value, &options->backoff_initial_ms);
-        } else if (std::strcmp(arg, "--backoff-max-ms") == 0) {
-            ok = parse_u32(value, &options->backoff_max_ms);
-        } else if (std::strcmp(arg, "--healthy-after-ms") == 0) {
-            ok = parse_u32(value, &options->healthy_after_ms);
-        } else if (std::strcmp(arg, "--events") == 0) {
-            ok = value != nullptr;
-            options->events_path = value;
-        } else {
-            takes_value = false;
-            if (std::strcmp(arg, "--tether-v1") == 0) {
-                options->tether_v1 = true;
-            } else if (std::strcmp(arg, "--hold") == 0) {
-                options->hold = true;
-            } else if (arg[0] != '-' && options->url == nullptr) {
-                options->url = arg;
-            } else {
-                std::snprintf(error, capacity, "unknown option %s", arg);
+    cli::ArgReader args(argc, argv);
+    while (args.next()) {
+        const char* arg = args.text();
+        if (!args.is_option()) {
+            if (options->url != nullptr) {
+                std::snprintf(error, capacity, "one URL only (see --help)");
                 return false;
             }
+            options->url = arg;
+            continue;
         }
-        if (!ok) {
-            std::snprintf(error, capacity, "bad value for %s", arg);
+        if (args.is("help")) {
+            options->help = true;
+            continue;
+        }
+        const std::string name = args.name();
+        bool takes_value = true;
+        for (const char* flag : {"version", "tether-v1", "hold"}) {
+            if (name == flag) {
+                takes_value = false;
+            }
+        }
+        if (!takes_value) {
+            if (args.has_inline_value()) {
+                cli::takes_no_value_message(name.c_str(), error, capacity);
+                return false;
+            }
+            (name == "version" ? options->version
+             : name == "hold"  ? options->hold
+                               : options->tether_v1) = true;
+            continue;
+        }
+        const bool known = name == "clients" || name == "messages" || name == "timeout-ms" ||
+                           name == "token" || name == "jitter" || name == "backoff-initial-ms" ||
+                           name == "backoff-max-ms" || name == "healthy-after-ms" ||
+                           name == "events";
+        if (!known) {
+            cli::unknown_option_message(arg, error, capacity);
             return false;
         }
-        if (takes_value) {
-            ++i;
+        const char* value = args.value();
+        if (value == nullptr) {
+            cli::needs_value_message(name.c_str(), error, capacity);
+            return false;
+        }
+        bool ok = true;
+        if (name == "clients") {
+            ok = parse_count(value, &options->clients);
+        } else if (name == "messages") {
+            ok = parse_count(value, &options->messages);
+        } else if (name == "timeout-ms") {
+            ok = parse_u32(value, &options->timeout_ms);
+        } else if (name == "token") {
+            ok = *value != '\0';
+            options->token = value;
+        } else if (name == "jitter") {
+            ok = parse_jitter_mode(value, &options->jitter);
+            options->jitter_given = true;
+        } else if (name == "backoff-initial-ms") {
+            ok = parse_u32(value, &options->backoff_initial_ms);
+        } else if (name == "backoff-max-ms") {
+            ok = parse_u32(value, &options->backoff_max_ms);
+        } else if (name == "healthy-after-ms") {
+            ok = parse_u32(value, &options->healthy_after_ms);
+        } else {
+            options->events_path = value;
+        }
+        if (!ok) {
+            std::snprintf(error, capacity, "--%s: bad value '%s' (see --help)", name.c_str(),
+                          value);
+            return false;
         }
     }
+    if (options->help || options->version) {
+        return true;
+    }
     if (options->url == nullptr) {
-        std::snprintf(error, capacity, "no URL");
+        std::snprintf(error, capacity, "no URL (see --help)");
         return false;
     }
     if (options->clients == 0) {
-        std::snprintf(error, capacity, "--clients must be > 0");
+        std::snprintf(error, capacity, "--clients must be > 0 (see --help)");
         return false;
     }
     return true;

@@ -25,6 +25,8 @@ struct Options {
     std::uint32_t healthy_after_ms = 0;
     bool hold = false;
     const char* events_path = nullptr;
+    bool help = false;
+    bool version = false;
 };
 
 /// Parses argv into *options. Returns true, or false with a message for the

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -88,12 +89,18 @@ ClientConnection::~ClientConnection() {
     drop();
 }
 
-bool ClientConnection::adopt(int fd, const net::IpAddress& peer) {
+bool ClientConnection::adopt(int fd, const net::IpAddress& peer, std::uint16_t peer_port) {
     peer_ = peer;
+    char address[48] = {};
+    (void)net::format_ip_address(peer, address, sizeof address);
+    std::snprintf(endpoint_, sizeof endpoint_, peer.family == net::kIpv6 ? "[%s]:%u" : "%s:%u",
+                  address, static_cast<unsigned>(peer_port));
     if (transport_.adopt(fd) != Status::kOk) {
         dead_ = true;
         return false;
     }
+    log(LogLevel::kInfo, "event=accept conn=%llu tls=%d", static_cast<unsigned long long>(id_),
+        transport_.tls() ? 1 : 0);
     phase_ = transport_.tls() ? Phase::kTls : Phase::kUpgrade;
     parser_.reset(new net::UpgradeRequestParser());
     return true;
@@ -119,7 +126,21 @@ short ClientConnection::poll_events(bool silenced) const {
     return events;
 }
 
+void ClientConnection::log(LogLevel level, const char* format, ...) {
+    char line[512];
+    va_list arguments;
+    va_start(arguments, format);
+    std::vsnprintf(line, sizeof line, format, arguments);
+    va_end(arguments);
+    server_.log(level, "%s endpoint=%s%s%s", line, endpoint_,
+                trace_id_[0] != '\0' ? " trace_id=" : "", trace_id_);
+}
+
 void ClientConnection::drop() {
+    if (!dead_ && endpoint_[0] != '\0') {
+        log(LogLevel::kInfo, "event=disconnect conn=%llu session=%s",
+            static_cast<unsigned long long>(id_), session_.empty() ? "none" : session_.c_str());
+    }
     if (!session_.empty()) {
         server_.release_session(session_, this);
     }
@@ -213,8 +234,8 @@ void ClientConnection::read_upgrade(TimeMs now) {
             continue;
         }
         if (status != net::RequestStatus::kOk) {
-            server_.log("event=upgrade_rejected conn=%llu why=%s",
-                        static_cast<unsigned long long>(id_), net::to_string(status));
+            log(LogLevel::kWarn, "event=upgrade_rejected conn=%llu why=%s",
+                static_cast<unsigned long long>(id_), net::to_string(status));
             server_.upgrade_rejected(UpgradeRejection::kMalformed);
             reply_http(net::status_for(status), 0);
             return;
@@ -261,6 +282,13 @@ void ClientConnection::reply_http(std::uint16_t status, std::uint32_t retry_afte
 }
 
 void ClientConnection::finish_upgrade(TimeMs now) {
+    // "00-<32 hex trace id>-<16 hex span id>-<flags>", checked by the parser:
+    // every later line of this connection carries the device's trace id.
+    const char* traceparent = parser_->traceparent();
+    if (traceparent != nullptr && std::strlen(traceparent) >= 35) {
+        std::memcpy(trace_id_, traceparent + 3, 32);
+        trace_id_[32] = '\0';
+    }
     const Faults& faults = server_.faults();
     if (faults.rejecting) {
         server_.upgrade_rejected(UpgradeRejection::kFaultInjected);
@@ -270,8 +298,8 @@ void ClientConnection::finish_upgrade(TimeMs now) {
     }
     if (!server_.engine().ready()) {
         // The store cannot answer a hello now (Redis unreachable): come back later.
-        server_.log("event=upgrade_rejected conn=%llu why=store_unavailable",
-                    static_cast<unsigned long long>(id_));
+        log(LogLevel::kWarn, "event=upgrade_rejected conn=%llu why=store_unavailable",
+            static_cast<unsigned long long>(id_));
         server_.upgrade_rejected(UpgradeRejection::kStoreUnavailable);
         reply_http(503, 5);
         return;
@@ -283,8 +311,8 @@ void ClientConnection::finish_upgrade(TimeMs now) {
         return;
     }
     if (!parser_->offers_subprotocol(v1::kSubprotocol)) {
-        server_.log("event=upgrade_rejected conn=%llu why=no_subprotocol",
-                    static_cast<unsigned long long>(id_));
+        log(LogLevel::kWarn, "event=upgrade_rejected conn=%llu why=no_subprotocol",
+            static_cast<unsigned long long>(id_));
         server_.upgrade_rejected(UpgradeRejection::kBadSubprotocol);
         reply_http(400, 0);
         return;
@@ -293,9 +321,8 @@ void ClientConnection::finish_upgrade(TimeMs now) {
     const TokenCheck check =
         token == nullptr ? TokenCheck::kUnknown : server_.tokens().check(token);
     if (check != TokenCheck::kValid) {
-        server_.log("event=upgrade_rejected conn=%llu why=token_%s",
-                    static_cast<unsigned long long>(id_),
-                    token == nullptr ? "missing" : to_string(check));
+        log(LogLevel::kWarn, "event=upgrade_rejected conn=%llu why=token_%s",
+            static_cast<unsigned long long>(id_), token == nullptr ? "missing" : to_string(check));
         server_.upgrade_unauthorized(peer_, now);
         server_.upgrade_rejected(UpgradeRejection::kBadToken);
         reply_http(401, 0);
@@ -335,8 +362,8 @@ void ClientConnection::finish_upgrade(TimeMs now) {
     parser_.reset();
     phase_ = Phase::kAwaitHello;
     last_rx_ = now;
+    log(LogLevel::kInfo, "event=upgraded conn=%llu", static_cast<unsigned long long>(id_));
     ++server_.metrics().upgrades_accepted;
-    server_.log("event=upgraded conn=%llu", static_cast<unsigned long long>(id_));
     flush();
 }
 
@@ -357,8 +384,8 @@ void ClientConnection::close_with(std::uint16_t code, const char* reason, TimeMs
     if (phase_ == Phase::kClosing) {
         return;
     }
-    server_.log("event=close conn=%llu code=%u session=%s", static_cast<unsigned long long>(id_),
-                code, session_.c_str());
+    log(LogLevel::kInfo, "event=close conn=%llu code=%u session=%s by=server",
+        static_cast<unsigned long long>(id_), code, session_.c_str());
     stop_processing_ = true;
     if (!session_.empty()) {
         server_.release_session(session_, this);
@@ -373,21 +400,22 @@ void ClientConnection::close_with(std::uint16_t code, const char* reason, TimeMs
 }
 
 void ClientConnection::violation(const char* why) {
-    server_.log("event=violation conn=%llu why=%s", static_cast<unsigned long long>(id_), why);
+    log(LogLevel::kWarn, "event=violation conn=%llu why=%s", static_cast<unsigned long long>(id_),
+        why);
     close_with(v1::kCloseViolation, why, now_);
 }
 
 void ClientConnection::store_failed(const char* op, const char* status) {
     // Only this session failed: its next hello reads it afresh from disk.
-    server_.log("event=store_error conn=%llu op=%s session=%s status=%s",
-                static_cast<unsigned long long>(id_), op, session_.c_str(), status);
+    log(LogLevel::kError, "event=store_error conn=%llu op=%s session=%s status=%s",
+        static_cast<unsigned long long>(id_), op, session_.c_str(), status);
     close_with(1011, "store", now_);
 }
 
 void ClientConnection::forbid(const char* session, const char* why) {
     ++server_.counters().hellos_forbidden;
-    server_.log("event=forbidden conn=%llu session=%s why=%s", static_cast<unsigned long long>(id_),
-                session, why);
+    log(LogLevel::kWarn, "event=forbidden conn=%llu session=%s why=%s",
+        static_cast<unsigned long long>(id_), session, why);
     close_with(v1::kCloseForbidden, "forbidden", now_);
 }
 
@@ -404,6 +432,9 @@ void ClientConnection::on_close(std::uint16_t code, const std::uint8_t*, std::si
         close_after_flush_ = true;
         return;
     }
+    log(LogLevel::kInfo, "event=close conn=%llu code=%u session=%s by=device",
+        static_cast<unsigned long long>(id_), static_cast<unsigned>(code),
+        session_.empty() ? "none" : session_.c_str());
     stop_processing_ = true;
     if (!session_.empty()) {
         server_.release_session(session_, this);
@@ -439,8 +470,8 @@ void ClientConnection::on_message(net::WsOpcode type, const std::uint8_t* data, 
         }
     } else if (size > server_.options().max_message_size) {
         // The buffers are larger for state messages; binary keeps the limit.
-        server_.log("event=violation conn=%llu why=message_too_big",
-                    static_cast<unsigned long long>(id_));
+        log(LogLevel::kWarn, "event=violation conn=%llu why=message_too_big",
+            static_cast<unsigned long long>(id_));
         close_with(1009, "too_big", now_);
     } else {
         handle_binary(data, size);
@@ -473,8 +504,8 @@ void ClientConnection::handle_hello(const std::uint8_t* data, std::size_t size) 
         return;
     }
     if (asked != Status::kOk) {
-        server_.log("event=store_error conn=%llu op=hello status=%s",
-                    static_cast<unsigned long long>(id_), to_string(asked));
+        log(LogLevel::kError, "event=store_error conn=%llu op=hello status=%s",
+            static_cast<unsigned long long>(id_), to_string(asked));
         close_with(1011, "store", now_);
         return;
     }
@@ -497,8 +528,8 @@ void ClientConnection::on_hello_answer(Status status, const HelloResult& result)
         return;
     }
     if (status != Status::kOk) {
-        server_.log("event=store_error conn=%llu op=hello status=%s",
-                    static_cast<unsigned long long>(id_), to_string(status));
+        log(LogLevel::kError, "event=store_error conn=%llu op=hello status=%s",
+            static_cast<unsigned long long>(id_), to_string(status));
         close_with(1011, "store", now_);
         return;
     }
@@ -507,8 +538,8 @@ void ClientConnection::on_hello_answer(Status status, const HelloResult& result)
         return;
     }
     if (result.decision == HelloDecision::kSuperseded) {
-        server_.log("event=superseded conn=%llu session=%s version=%u",
-                    static_cast<unsigned long long>(id_), pending_session_.c_str(), version_);
+        log(LogLevel::kInfo, "event=superseded conn=%llu session=%s version=%u",
+            static_cast<unsigned long long>(id_), pending_session_.c_str(), version_);
         close_with(v1::kCloseSuperseded, "superseded", now_);
         return;
     }
@@ -555,9 +586,10 @@ void ClientConnection::on_hello_answer(Status status, const HelloResult& result)
         }
     }
     downlink_dirty_ = true;
-    server_.log("event=welcome conn=%llu session=%s version=%u resumed=%d last_uplink=%llu",
-                static_cast<unsigned long long>(id_), session_.c_str(), version_,
-                result.resumed ? 1 : 0, static_cast<unsigned long long>(result.last_uplink));
+    log(LogLevel::kInfo,
+        "event=welcome conn=%llu session=%s version=%u resumed=%d last_uplink=%llu",
+        static_cast<unsigned long long>(id_), session_.c_str(), version_, result.resumed ? 1 : 0,
+        static_cast<unsigned long long>(result.last_uplink));
     if (state_) {
         // What changed while the device was away: the increments or one snapshot.
         ask_desired();
@@ -716,9 +748,9 @@ void ClientConnection::on_report_answer(const std::string& id, Status status,
             // Once per connection: a device that keeps sending stale reports
             // is counted (reports_refused), not logged each time.
             refusal_logged_ = true;
-            server_.log("event=report_refused conn=%llu session=%s reason=%s version=%llu",
-                        static_cast<unsigned long long>(id_), session_.c_str(), reason,
-                        static_cast<unsigned long long>(result.version));
+            log(LogLevel::kInfo, "event=report_refused conn=%llu session=%s reason=%s version=%llu",
+                static_cast<unsigned long long>(id_), session_.c_str(), reason,
+                static_cast<unsigned long long>(result.version));
         }
     }
     if (written != v1::V1Status::kOk) {
@@ -775,12 +807,12 @@ void ClientConnection::handle_binary(const std::uint8_t* data, std::size_t size)
     if (meta.has_age && !age_logged_) {
         // Once per connection: the first aged DATA says how long the backlog waited.
         age_logged_ = true;
-        server_.log("event=uplink_age conn=%llu session=%s seq=%llu age_ms=%u captured_ms=%llu",
-                    static_cast<unsigned long long>(id_), session_.c_str(),
-                    static_cast<unsigned long long>(message.seq), meta.age_ms,
-                    static_cast<unsigned long long>(meta.received_unix_ms > meta.age_ms
-                                                        ? meta.received_unix_ms - meta.age_ms
-                                                        : 0));
+        log(LogLevel::kInfo,
+            "event=uplink_age conn=%llu session=%s seq=%llu age_ms=%u captured_ms=%llu",
+            static_cast<unsigned long long>(id_), session_.c_str(),
+            static_cast<unsigned long long>(message.seq), meta.age_ms,
+            static_cast<unsigned long long>(
+                meta.received_unix_ms > meta.age_ms ? meta.received_unix_ms - meta.age_ms : 0));
     }
     const UplinkResult result = server_.engine().uplink_data(session_, message.seq, message.payload,
                                                              message.payload_size, meta);
@@ -883,8 +915,8 @@ std::uint32_t ClientConnection::tick(TimeMs now, bool silenced) {
         // The engine answers or fails every hello; this bounds a store that does neither.
         const TimeMs deadline = hello_asked_at_ + options.ping_timeout_ms;
         if (time_reached(now, deadline)) {
-            server_.log("event=store_error conn=%llu op=hello status=timeout",
-                        static_cast<unsigned long long>(id_));
+            log(LogLevel::kError, "event=store_error conn=%llu op=hello status=timeout",
+                static_cast<unsigned long long>(id_));
             close_with(1011, "store", now);
             return kMaxIntervalMs;
         }
@@ -904,8 +936,8 @@ std::uint32_t ClientConnection::tick(TimeMs now, bool silenced) {
     if (ping_outstanding_) {
         const TimeMs deadline = ping_sent_at_ + options.ping_timeout_ms;
         if (time_reached(now, deadline)) {
-            server_.log("event=dead_link conn=%llu session=%s",
-                        static_cast<unsigned long long>(id_), session_.c_str());
+            log(LogLevel::kWarn, "event=dead_link conn=%llu session=%s",
+                static_cast<unsigned long long>(id_), session_.c_str());
             drop();
             return kMaxIntervalMs;
         }

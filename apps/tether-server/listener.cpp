@@ -64,7 +64,7 @@ int open_listener(const ListenAddress& address, std::uint16_t* bound_port, std::
     return fd;
 }
 
-int accept_connection(int listener, net::IpAddress* peer, int* error) {
+int accept_connection(int listener, net::IpAddress* peer, int* error, std::uint16_t* peer_port) {
     *error = 0;
     for (;;) {
         sockaddr_storage from{};
@@ -74,13 +74,19 @@ int accept_connection(int listener, net::IpAddress* peer, int* error) {
             set_nonblocking(fd);
             if (peer != nullptr) {
                 *peer = net::IpAddress{};
+                std::uint16_t port = 0;
                 if (from.ss_family == AF_INET6) {
                     peer->family = net::kIpv6;
                     std::memcpy(peer->bytes, &reinterpret_cast<sockaddr_in6*>(&from)->sin6_addr,
                                 16);
+                    port = ntohs(reinterpret_cast<sockaddr_in6*>(&from)->sin6_port);
                 } else {
                     peer->family = net::kIpv4;
                     std::memcpy(peer->bytes, &reinterpret_cast<sockaddr_in*>(&from)->sin_addr, 4);
+                    port = ntohs(reinterpret_cast<sockaddr_in*>(&from)->sin_port);
+                }
+                if (peer_port != nullptr) {
+                    *peer_port = port;
                 }
             }
             return fd;

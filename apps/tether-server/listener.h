@@ -20,8 +20,9 @@ int open_listener(const ListenAddress& address, std::uint16_t* bound_port, std::
 /// waiting or accept failed for a reason that concerns only that peer
 /// (*error 0), or for want of a process-wide resource: *error is then its
 /// errno (EMFILE, ENFILE, ENOBUFS, ENOMEM), and the connection stays queued.
-/// *peer (when not null) gets the connection's source address.
-int accept_connection(int listener, net::IpAddress* peer, int* error);
+/// *peer (when not null) gets the connection's source address, *peer_port its port.
+int accept_connection(int listener, net::IpAddress* peer, int* error,
+                      std::uint16_t* peer_port = nullptr);
 
 /// Makes `fd` non-blocking and close-on-exec.
 void set_nonblocking(int fd);

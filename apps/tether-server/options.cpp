@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 #include "options.h"
 
+#include "cli.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -72,7 +74,9 @@ const char* const kUsage =
     "  --auth-penalty-ms T      (default 60000)\n"
     "  --auth-max-addresses N   source addresses tracked; beyond, the one whose last failure\n"
     "                           is oldest is forgotten (default 4096)\n"
-    "  --help                   this text\n"
+    "  -h, --help               this text\n"
+    "  --version                print \"tether-server VERSION\" and exit\n"
+    "  Every option that takes a value accepts --option VALUE and --option=VALUE.\n"
     "\n"
     "Admin interface (HTTP/1.1 on --admin, one request per connection). Every POST needs\n"
     "'Authorization: Bearer TOKEN' (the admin token, see --admin-token-file), else 401;\n"
@@ -144,25 +148,58 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
     *exit_code = kExitUsage;
     (void)parse_listen_address("127.0.0.1:0", &options->admin);
     auto fail = [](const char* what, const char* value) {
-        std::fprintf(stderr, "tether-server: %s%s%s\n(see --help)\n", what,
+        std::fprintf(stderr, "tether-server: %s%s%s (see --help)\n", what,
                      value != nullptr ? ": " : "", value != nullptr ? value : "");
         return false;
     };
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "--help" || arg == "-h") {
+    // The options that take a value (the others: --help, --version, --no-state).
+    // clang-format off
+    static const char* const kValueOptions[] = {
+        "listen", "tls-listen", "admin", "cert", "key", "client-ca", "data-dir", "tokens",
+        "admin-token-file", "admin-timeout-ms", "admin-max-connections", "ack-every",
+        "ack-interval-ms", "ping-interval-ms", "ping-timeout-ms", "max-connections",
+        "max-message-size", "replay-capacity", "store", "redis", "redis-sentinel",
+        "redis-master", "redis-durability", "redis-wait-timeout-ms", "redis-prefix",
+        "redis-uplink-maxlen", "instance-id", "max-open-sessions", "auth-max-failures",
+        "auth-window-ms", "auth-penalty-ms", "auth-max-addresses"};
+    // clang-format on
+    cli::ArgReader args(argc, argv);
+    while (args.next()) {
+        if (args.is("help")) {
             std::fputs(kUsage, stdout);
             *exit_code = kExitOk;
             return false;
         }
-        if (arg == "--no-state") {
+        if (args.is("version")) {
+            *exit_code = cli::print_version("tether-server");
+            return false;
+        }
+        if (args.is("no-state")) {
+            if (args.has_inline_value()) {
+                cli::takes_no_value("tether-server", args.name());
+                return false;
+            }
             options->state = false;
             continue;
         }
-        if (i + 1 >= argc) {
-            return fail("unknown option or missing value", argv[i]);
+        bool known = false;
+        for (const char* name : kValueOptions) {
+            known = known || std::strcmp(args.name(), name) == 0;
         }
-        const char* value = argv[++i];
+        if (!args.is_option()) {
+            cli::unexpected_argument("tether-server", args.text());
+            return false;
+        }
+        if (!known) {
+            cli::unknown_option("tether-server", args.text());
+            return false;
+        }
+        const std::string arg = std::string("--") + args.name();
+        const char* value = args.value();
+        if (value == nullptr) {
+            cli::needs_value("tether-server", args.name());
+            return false;
+        }
         std::uint64_t number = 0;
         auto number_option = [&](std::uint64_t min, std::uint64_t max) {
             return parse_number(value, max, &number) && number >= min;
@@ -317,8 +354,6 @@ bool parse_options(int argc, char** argv, Options* options, int* exit_code) {
                 return fail("bad --auth-max-addresses", value);
             }
             options->auth_throttle.max_addresses = static_cast<std::size_t>(number);
-        } else {
-            return fail("unknown option", argv[i - 1]);
         }
     }
     if (!options->listen.enabled && !options->tls_listen.enabled) {

@@ -63,7 +63,9 @@ StoreOptions store_options_for(const Options& options) {
 
 }  // namespace
 
-Server::Server(const Options& options) : options_(options), throttle_(options.auth_throttle) {}
+Server::Server(const Options& options) : options_(options), throttle_(options.auth_throttle) {
+    log_start_ = port::monotonic_now();
+}
 
 namespace {
 
@@ -93,14 +95,15 @@ bool Server::make_engine() {
     };
     if (options_.sentinels.empty()) {
         if (!address(options_.redis, &link_options.primary)) {
-            log("event=error what=redis reason=\"--redis: %s\"", error.c_str());
+            log(LogLevel::kError, "event=error what=redis reason=\"--redis: %s\"", error.c_str());
             return false;
         }
     } else {
         for (const ListenAddress& sentinel : options_.sentinels) {
             RedisAddress parsed;
             if (!address(sentinel, &parsed)) {
-                log("event=error what=redis reason=\"--redis-sentinel: %s\"", error.c_str());
+                log(LogLevel::kError, "event=error what=redis reason=\"--redis-sentinel: %s\"",
+                    error.c_str());
                 return false;
             }
             link_options.sentinels.push_back(parsed);
@@ -108,7 +111,7 @@ bool Server::make_engine() {
         link_options.master_name = options_.redis_master;
     }
     link_options.log = [this](std::string_view line) {
-        log("event=redis %.*s", static_cast<int>(line.size()), line.data());
+        log(LogLevel::kInfo, "event=redis %.*s", static_cast<int>(line.size()), line.data());
     };
     RedisEngineOptions engine_options;
     engine_options.prefix = options_.redis_prefix;
@@ -123,16 +126,17 @@ bool Server::make_engine() {
     engine_options.max_payload_size = options_.max_message_size;
     engine_options.unix_time_ms = [this] { return wall_clock_ms(); };
     engine_options.log = [this](std::string_view line) {
-        log("event=redis %.*s", static_cast<int>(line.size()), line.data());
+        log(LogLevel::kInfo, "event=redis %.*s", static_cast<int>(line.size()), line.data());
     };
     auto* link = new HiredisLink(link_options);
     redis_link_.reset(link);
     engine_.reset(new RedisEngine(*link, engine_options));
     engine_->set_events(this);
-    log("event=store kind=redis instance=%s", engine_options.instance.c_str());
+    log(LogLevel::kInfo, "event=store kind=redis instance=%s", engine_options.instance.c_str());
     return true;
 #else
-    log("event=error what=store reason=\"this tether-server was built without hiredis\"");
+    log(LogLevel::kError,
+        "event=error what=store reason=\"this tether-server was built without hiredis\"");
     return false;
 #endif
 }
@@ -158,13 +162,31 @@ Server::~Server() {
     }
 }
 
-void Server::log(const char* format, ...) {
-    char line[512];
+const char* to_string(LogLevel level) {
+    switch (level) {
+        case LogLevel::kDebug:
+            return "debug";
+        case LogLevel::kInfo:
+            return "info";
+        case LogLevel::kWarn:
+            return "warn";
+        case LogLevel::kError:
+            return "error";
+    }
+    return "unknown";
+}
+
+// "t=SECONDS level=LEVEL event=...": the keys and the clock of tetherd's and
+// tether-cat's lines (t: monotonic seconds since this process started).
+void Server::log(LogLevel level, const char* format, ...) {
+    char line[640];
     va_list arguments;
     va_start(arguments, format);
     std::vsnprintf(line, sizeof line, format, arguments);
     va_end(arguments);
-    std::fprintf(stderr, "%s\n", line);
+    std::fprintf(stderr, "t=%.3f level=%s %s\n",
+                 static_cast<double>(time_since(port::monotonic_now(), log_start_)) / 1000.0,
+                 to_string(level), line);
 }
 
 void Server::request_stop_from_signal() {
@@ -176,7 +198,7 @@ void Server::request_stop_from_signal() {
 
 bool Server::start() {
     if (::pipe(g_wake_pipe) != 0) {
-        log("event=error what=pipe");
+        log(LogLevel::kError, "event=error what=pipe");
         return false;
     }
     set_nonblocking(g_wake_pipe[0]);
@@ -186,7 +208,7 @@ bool Server::start() {
     }
     const Status opened = engine_->open(port::monotonic_now());
     if (opened != Status::kOk) {
-        log("event=error what=store dir=%s status=%s", options_.data_dir.c_str(),
+        log(LogLevel::kError, "event=error what=store dir=%s status=%s", options_.data_dir.c_str(),
             to_string(opened));
         return false;
     }
@@ -197,8 +219,8 @@ bool Server::start() {
         std::size_t bad_line = 0;
         const Status loaded = port::load_token_file(&tokens_, options_.tokens_file, &bad_line);
         if (loaded != Status::kOk) {
-            log("event=error what=tokens file=%s status=%s line=%zu", options_.tokens_file.c_str(),
-                to_string(loaded), bad_line);
+            log(LogLevel::kError, "event=error what=tokens file=%s status=%s line=%zu",
+                options_.tokens_file.c_str(), to_string(loaded), bad_line);
             return false;
         }
     }
@@ -208,7 +230,7 @@ bool Server::start() {
     std::uint16_t admin_port = 0;
     if (options_.tls_listen.enabled) {
         if (!entropy_.ready() && entropy_.init("tether-server") != Status::kOk) {
-            log("event=error what=entropy");
+            log(LogLevel::kError, "event=error what=entropy");
             return false;
         }
         tls_.reset(new port::TlsServerContext());
@@ -218,25 +240,25 @@ bool Server::start() {
         settings.client_ca_file =
             options_.client_ca_file.empty() ? nullptr : options_.client_ca_file.c_str();
         if (tls_->init(settings, entropy_) != Status::kOk) {
-            log("event=error what=tls reason=\"%s\"", tls_->error_text());
+            log(LogLevel::kError, "event=error what=tls reason=\"%s\"", tls_->error_text());
             return false;
         }
         tls_listen_fd_ = open_listener(options_.tls_listen, &tls_port, &error);
         if (tls_listen_fd_ < 0) {
-            log("event=error what=listen reason=\"%s\"", error.c_str());
+            log(LogLevel::kError, "event=error what=listen reason=\"%s\"", error.c_str());
             return false;
         }
     }
     if (options_.listen.enabled) {
         listen_fd_ = open_listener(options_.listen, &listen_port, &error);
         if (listen_fd_ < 0) {
-            log("event=error what=listen reason=\"%s\"", error.c_str());
+            log(LogLevel::kError, "event=error what=listen reason=\"%s\"", error.c_str());
             return false;
         }
     }
     admin_fd_ = open_listener(options_.admin, &admin_port, &error);
     if (admin_fd_ < 0) {
-        log("event=error what=admin reason=\"%s\"", error.c_str());
+        log(LogLevel::kError, "event=error what=admin reason=\"%s\"", error.c_str());
         return false;
     }
     std::printf("listen=%u tls=%u admin=%u\n", listen_port, tls_port, admin_port);
@@ -248,29 +270,31 @@ bool Server::load_admin_token() {
     if (!options_.admin_token_file.empty()) {
         const Status read = port::read_admin_token_file(options_.admin_token_file, &admin_token_);
         if (read != Status::kOk) {
-            log("event=error what=admin_token file=%s status=%s", options_.admin_token_file.c_str(),
-                to_string(read));
+            log(LogLevel::kError, "event=error what=admin_token file=%s status=%s",
+                options_.admin_token_file.c_str(), to_string(read));
             return false;
         }
-        log("event=admin_token file=%s created=0", options_.admin_token_file.c_str());
+        log(LogLevel::kInfo, "event=admin_token file=%s created=0",
+            options_.admin_token_file.c_str());
         return true;
     }
     // The server's own token, from its entropy source (never a weaker one).
     if (!entropy_.ready() && entropy_.init("tether-server") != Status::kOk) {
-        log("event=error what=entropy");
+        log(LogLevel::kError, "event=error what=entropy");
         return false;
     }
     const std::string path = options_.data_dir + "/admin.token";
     bool created = false;
     const Status loaded = port::load_or_create_admin_token(path, entropy_, &admin_token_, &created);
     if (loaded != Status::kOk) {
-        log("event=error what=admin_token file=%s status=%s%s", path.c_str(), to_string(loaded),
+        log(LogLevel::kError, "event=error what=admin_token file=%s status=%s%s", path.c_str(),
+            to_string(loaded),
             loaded == Status::kInvalidArgument
                 ? " why=\"not a regular file of this user with mode 0600\""
                 : "");
         return false;
     }
-    log("event=admin_token file=%s created=%d", path.c_str(), created ? 1 : 0);
+    log(LogLevel::kInfo, "event=admin_token file=%s created=%d", path.c_str(), created ? 1 : 0);
     return true;
 }
 
@@ -284,8 +308,8 @@ bool Server::admin_authorized(const std::string& header_block, const std::string
         c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
     }
     const bool sent = lower.find("\r\nauthorization:") != std::string::npos;
-    log("event=admin_unauthorized path=%s why=%s", path.size() > 64 ? "long" : path.c_str(),
-        sent ? "wrong_token" : "no_token");
+    log(LogLevel::kWarn, "event=admin_unauthorized path=%s why=%s",
+        path.size() > 64 ? "long" : path.c_str(), sent ? "wrong_token" : "no_token");
     return false;
 }
 
@@ -314,7 +338,8 @@ void Server::upgrade_unauthorized(const net::IpAddress& peer, TimeMs now) {
         // Once per penalty: the 429s that follow are counted, not logged.
         char text[net::kIpAddressTextCapacity];
         net::format_ip_address(peer, text, sizeof text);
-        log("event=upgrade_throttled addr=%s failures=%u window_ms=%u penalty_ms=%u", text,
+        log(LogLevel::kWarn,
+            "event=upgrade_throttled addr=%s failures=%u window_ms=%u penalty_ms=%u", text,
             throttle_.config().max_failures, throttle_.config().window_ms,
             throttle_.config().penalty_ms);
     }
@@ -353,18 +378,18 @@ void Server::on_downlink_ready(std::string_view session) {
 void Server::on_superseded(std::string_view session, std::uint32_t version) {
     ClientConnection* live = live_connection(session);
     if (live != nullptr && live->version() <= version) {
-        log("event=superseded conn=%llu session=%s version=%u by_version=%u",
-            static_cast<unsigned long long>(live->id()), live->session().c_str(), live->version(),
-            version);
+        live->log(LogLevel::kInfo, "event=superseded conn=%llu session=%s version=%u by_version=%u",
+                  static_cast<unsigned long long>(live->id()), live->session().c_str(),
+                  live->version(), version);
         live->close_with(net::v1::kCloseSuperseded, "superseded", port::monotonic_now());
     }
 }
 
 void Server::on_session_failed(std::string_view session, Status status) {
     if (ClientConnection* live = live_connection(session)) {
-        log("event=store_error conn=%llu session=%s status=%s",
-            static_cast<unsigned long long>(live->id()), live->session().c_str(),
-            to_string(status));
+        live->log(LogLevel::kError, "event=store_error conn=%llu session=%s status=%s",
+                  static_cast<unsigned long long>(live->id()), live->session().c_str(),
+                  to_string(status));
         live->close_with(1011, "store", port::monotonic_now());
     }
 }
@@ -455,7 +480,8 @@ Status Server::ask_report(ClientConnection* connection, const ReportRequest& req
 }
 
 void Server::on_store_error(const char* what, Status status, const char* detail) {
-    log("event=store_error op=%s status=%s detail=\"%s\"", what, to_string(status), detail);
+    log(LogLevel::kError, "event=store_error op=%s status=%s detail=\"%s\"", what,
+        to_string(status), detail);
 }
 
 void Server::claim_session(const std::string& session, ClientConnection* connection, TimeMs now) {
@@ -482,16 +508,17 @@ void Server::accept_failed(int error, TimeMs now) {
     ++counters_.accept_backoffs;
     if (accept_backoff_.on_failure(now)) {
         // Once per episode: the pauses that follow are counted, not logged.
-        log("event=accept_backoff errno=%s pause_ms=%u connections=%zu", errno_name(error),
-            accept_backoff_.last_pause_ms(), clients_.size());
+        log(LogLevel::kWarn, "event=accept_backoff errno=%s pause_ms=%u connections=%zu",
+            errno_name(error), accept_backoff_.last_pause_ms(), clients_.size());
     }
 }
 
 void Server::accept_clients(int listener, port::TlsServerContext* tls, TimeMs now) {
     for (int accepted = 0; accepted < 64; ++accepted) {
         net::IpAddress peer{};
+        std::uint16_t peer_port = 0;
         int error = 0;
-        const int fd = accept_connection(listener, &peer, &error);
+        const int fd = accept_connection(listener, &peer, &error, &peer_port);
         if (fd < 0) {
             if (error != 0) {
                 accept_failed(error, now);
@@ -507,7 +534,7 @@ void Server::accept_clients(int listener, port::TlsServerContext* tls, TimeMs no
             continue;
         }
         std::unique_ptr<ClientConnection> client(new ClientConnection(*this, next_id_++, tls, now));
-        if (client->adopt(fd, peer)) {
+        if (client->adopt(fd, peer, peer_port)) {
             by_id_[client->id()] = client.get();
             clients_.push_back(std::move(client));
         }
@@ -540,12 +567,13 @@ void Server::accept_admin(TimeMs now) {
         const std::size_t victim = admin_victim(slots.data(), slots.size(), now);
         if (victim == kNoAdminVictim) {
             ++counters_.admin_refused;
-            log("event=admin_refused connections=%zu", admins_.size());
+            log(LogLevel::kWarn, "event=admin_refused connections=%zu", admins_.size());
             ::close(fd);
             continue;
         }
         ++counters_.admin_evicted;
-        log("event=admin_evicted age_ms=%u", time_since(now, admins_[victim]->opened_at()));
+        log(LogLevel::kWarn, "event=admin_evicted age_ms=%u",
+            time_since(now, admins_[victim]->opened_at()));
         admins_[victim].reset(new AdminConnection(*this, fd, now));
     }
 }
@@ -556,7 +584,7 @@ void Server::begin_shutdown(TimeMs now) {
     }
     stopping_ = true;
     stop_deadline_ = now + options_.close_timeout_ms;
-    log("event=stopping connections=%zu", clients_.size());
+    log(LogLevel::kInfo, "event=stopping connections=%zu", clients_.size());
     for (auto& client : clients_) {
         client->close_with(1001, "shutdown", now);
     }
@@ -593,7 +621,8 @@ int Server::poll_timeout(TimeMs now) {
         std::uint32_t left = 0;
         if (!admin->done() && admin->expire(now, options_.admin_timeout_ms, &left)) {
             ++counters_.admin_timeouts;
-            log("event=admin_timeout age_ms=%u", time_since(now, admin->opened_at()));
+            log(LogLevel::kWarn, "event=admin_timeout age_ms=%u",
+                time_since(now, admin->opened_at()));
         } else if (!admin->done()) {
             wait = left < wait ? left : wait;
         }
@@ -642,7 +671,7 @@ int Server::run() {
         TimeMs now = port::monotonic_now();
         if (faults_.silenced && time_reached(now, faults_.silence_until)) {
             faults_.silenced = false;
-            log("event=silence_over");
+            log(LogLevel::kInfo, "event=silence_over");
         }
         if (faults_.rejecting && time_reached(now, faults_.reject_until)) {
             faults_.rejecting = false;
@@ -654,7 +683,7 @@ int Server::run() {
             clients_.clear();
             by_id_.clear();
             engine_->close();
-            log("event=stopped");
+            log(LogLevel::kInfo, "event=stopped");
             return kExitOk;
         }
         throttle_.prune(now);
@@ -693,7 +722,7 @@ int Server::run() {
         }
         const int ready = ::poll(fds_.data(), fds_.size(), timeout);
         if (ready < 0 && errno != EINTR) {
-            log("event=error what=poll");
+            log(LogLevel::kError, "event=error what=poll");
             return kExitRuntime;
         }
         now = port::monotonic_now();
@@ -740,28 +769,28 @@ int Server::run() {
 // --- Admin operations ---------------------------------------------------------------
 
 void Server::fault_reset() {
-    log("event=fault what=reset connections=%zu", clients_.size());
+    log(LogLevel::kInfo, "event=fault what=reset connections=%zu", clients_.size());
     for (auto& client : clients_) {
         client->reset();
     }
 }
 
 void Server::fault_close(std::uint16_t code, const std::string& reason, TimeMs now) {
-    log("event=fault what=close code=%u connections=%zu", code, clients_.size());
+    log(LogLevel::kInfo, "event=fault what=close code=%u connections=%zu", code, clients_.size());
     for (auto& client : clients_) {
         client->close_with(code, reason.empty() ? nullptr : reason.c_str(), now);
     }
 }
 
 void Server::fault_silence(std::uint32_t ms, TimeMs now) {
-    log("event=fault what=silence ms=%u", ms);
+    log(LogLevel::kInfo, "event=fault what=silence ms=%u", ms);
     faults_.silenced = ms != 0;
     faults_.silence_until = now + ms;
 }
 
 void Server::fault_reject(std::uint16_t status, bool has_retry_after, std::uint32_t retry_after,
                           std::uint32_t ms, TimeMs now) {
-    log("event=fault what=reject status=%u ms=%u", status, ms);
+    log(LogLevel::kInfo, "event=fault what=reject status=%u ms=%u", status, ms);
     faults_.rejecting = ms != 0;
     faults_.reject_until = now + ms;
     faults_.reject_status = status;
@@ -782,7 +811,7 @@ std::size_t Server::expire_tokens(const std::string& token, bool all, TimeMs now
             ++closed;
         }
     }
-    log("event=tokens_expired all=%d closed=%zu", all ? 1 : 0, closed);
+    log(LogLevel::kInfo, "event=tokens_expired all=%d closed=%zu", all ? 1 : 0, closed);
     return closed + 1;
 }
 

@@ -36,6 +36,10 @@ namespace tether::server {
 class Server;
 class AdminConnection;
 
+/// The level= of a log line (the same words as tetherd's).
+enum class LogLevel : std::uint8_t { kDebug, kInfo, kWarn, kError };
+const char* to_string(LogLevel level);
+
 /// The stream's role is server: it never asks for mask bytes.
 class NoMasks final : public net::MaskSource {
   public:
@@ -59,7 +63,7 @@ class ClientConnection final : public net::WsHandler {
 
     /// Takes the accepted socket `fd` from `peer` (the address the upgrade
     /// throttle counts 401s against).
-    bool adopt(int fd, const net::IpAddress& peer);
+    bool adopt(int fd, const net::IpAddress& peer, std::uint16_t peer_port);
     int fd() const { return transport_.fd(); }
     std::uint64_t id() const { return id_; }
     Phase phase() const { return phase_; }
@@ -94,6 +98,9 @@ class ClientConnection final : public net::WsHandler {
     void downlink_ready() { downlink_dirty_ = true; }
     /// Sends what fits; call after service.
     void pump(TimeMs now);
+    /// Server::log() with this connection's endpoint= (the peer) and, once
+    /// the upgrade request carried one, the device's trace_id= appended.
+    void log(LogLevel level, const char* format, ...) __attribute__((format(printf, 3, 4)));
 
     std::uint64_t downlink_sent() const { return downlink_sent_; }
 
@@ -146,6 +153,8 @@ class ClientConnection final : public net::WsHandler {
     std::uint32_t version_ = 0;
     TimeMs hello_asked_at_ = 0;
     net::IpAddress peer_{};
+    char endpoint_[56] = {};  // "203.0.113.9:50412", "[2001:db8::1]:50412"
+    char trace_id_[33] = {};  // the traceparent's trace id, or ""
     TimeMs now_ = 0;
     TimeMs opened_at_;
     TimeMs last_rx_;
@@ -281,7 +290,8 @@ class Server final : private EngineEvents {
     /// The store failed `session` during `op`: logged, and its live
     /// connection (if any) closed with 1011; the others carry on.
     void session_failed(const std::string& session, const char* op, TimeMs now);
-    void log(const char* format, ...);
+    /// One line on standard error: "t=SECONDS level=LEVEL " and the text.
+    void log(LogLevel level, const char* format, ...) __attribute__((format(printf, 3, 4)));
 
     // For the admin interface.
     /// True when a POST's header block carries the admin token; otherwise
@@ -346,6 +356,7 @@ class Server final : private EngineEvents {
     bool load_admin_token();
 
     Options options_;
+    TimeMs log_start_ = 0;  // t= of the log lines counts from here (the constructor)
     std::unique_ptr<Pollable> redis_link_;  // outlives engine_, which drives it
     std::unique_ptr<SessionEngine> engine_;
     TokenStore tokens_;

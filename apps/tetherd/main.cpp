@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "cli.h"
 #include "config.h"
 #include "datagram_input.h"
 #include "downlink_output.h"
@@ -369,7 +370,7 @@ void Daemon::on_state(const ClientEvent& event) {
     const TimeMs now = port::monotonic_now();
     if (event.state == LinkState::kResolving) {
         new_trace_id();  // each attempt is one trace, joined with the server's logs
-        log_.line(LogLevel::kDebug, "event=attempt endpoint=%s attempt=%u trace_id=%.32s",
+        log_.line(LogLevel::kInfo, "event=attempt endpoint=%s attempt=%u trace_id=%.32s",
                   config_.endpoints[event.endpoint].c_str(), event.attempt, traceparent_ + 16);
     }
     history_.observe(event, now, wall_ms());
@@ -843,44 +844,50 @@ int run(int argc, char** argv) {
     const char* config_path = nullptr;
     bool check_only = false;
     std::vector<std::pair<std::string, const char*>> overrides;
-    for (int i = 1; i < argc; ++i) {
-        const std::string arg = argv[i];
-        if (arg == "--help" || arg == "-h") {
+    cli::ArgReader args(argc, argv);
+    while (args.next()) {
+        if (args.is("help")) {
             std::fputs(kUsage, stdout);
             print_override_help(stdout);
             std::fputs(
                 "\n  --config FILE           the configuration (JSON; docs/CONFIG.md)\n"
                 "  --check-config FILE     validate FILE and exit (0: valid, 2: not)\n"
+                "  -h, --help              this text\n"
+                "  --version               print \"tetherd VERSION\" and exit\n"
+                "Every option that takes a value accepts --option VALUE and --option=VALUE.\n"
                 "\nSignals: SIGTERM/SIGINT flush (at most 5 s), close with 1001, exit 0;\n"
                 "SIGHUP refreshes credentials. Exit codes: 0 clean stop, 1 setup failed,\n"
                 "2 bad configuration or usage.\n",
                 stdout);
             return 0;
         }
-        if ((arg == "--config" || arg == "--check-config") && i + 1 < argc) {
-            config_path = argv[++i];
-            check_only = arg == "--check-config";
+        if (args.is("version")) {
+            return cli::print_version("tetherd");
+        }
+        if (args.is("config") || args.is("check-config")) {
+            check_only = args.is("check-config");
+            const std::string name = args.name();
+            config_path = args.value();
+            if (config_path == nullptr) {
+                return cli::needs_value("tetherd", name.c_str());
+            }
             continue;
         }
-        if (arg.compare(0, 2, "--") == 0) {
-            const OverrideSpec* spec = find_override(arg.c_str() + 2);
-            if (spec == nullptr) {
-                std::fprintf(stderr, "tetherd: unknown option %s (see --help)\n", arg.c_str());
-                return 2;
-            }
-            const char* value = nullptr;
-            if (spec->metavar != nullptr) {
-                if (i + 1 >= argc) {
-                    std::fprintf(stderr, "tetherd: %s needs a value\n", arg.c_str());
-                    return 2;
-                }
-                value = argv[++i];
-            }
-            overrides.emplace_back(arg.substr(2), value);
-            continue;
+        if (!args.is_option()) {
+            return cli::unexpected_argument("tetherd", args.text());
         }
-        std::fprintf(stderr, "tetherd: unexpected argument %s (see --help)\n", arg.c_str());
-        return 2;
+        const OverrideSpec* spec = args.name()[0] != '\0' ? find_override(args.name()) : nullptr;
+        if (spec == nullptr) {
+            return cli::unknown_option("tetherd", args.text());
+        }
+        const std::string name = args.name();
+        // A flag (no metavar) takes an optional "=true"/"=false" only.
+        const char* value =
+            spec->metavar != nullptr || args.has_inline_value() ? args.value() : nullptr;
+        if (spec->metavar != nullptr && value == nullptr) {
+            return cli::needs_value("tetherd", name.c_str());
+        }
+        overrides.emplace_back(name, value);
     }
     if (config_path == nullptr) {
         std::fprintf(stderr, "tetherd: --config FILE is required (see --help)\n");

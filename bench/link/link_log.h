@@ -34,6 +34,7 @@ class RecordingConnection final : public Connection {
         return inner_.open(address, port, tls, server_name, error);
     }
     bool tcp_connected() const override { return inner_.tcp_connected(); }
+    CertificateProblem certificate_problem() const override { return inner_.certificate_problem(); }
     IoResult establish() override { return inner_.establish(); }
     IoResult read(std::uint8_t* out, std::size_t size) override;
     IoResult write(const std::uint8_t* data, std::size_t size) override {

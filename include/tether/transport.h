@@ -35,8 +35,25 @@ enum class TransportError : std::uint8_t {
     kOther,
 };
 
+/// Why a certificate did not verify (TransportError::kCertificateInvalid),
+/// for the log and the status file; the failure policy sees only
+/// kCertificateInvalid. When several apply, the first in this order is given.
+enum class CertificateProblem : std::uint8_t {
+    kNone,
+    kUnknownCa,     ///< no trusted CA signed the chain (or a signature is bad)
+    kExpired,       ///< a certificate's notAfter has passed
+    kNotYetValid,   ///< a certificate's notBefore lies ahead (or the clock is behind)
+    kRevoked,       ///< listed in a CRL
+    kNameMismatch,  ///< the leaf does not name the host (or IP address) connected to
+    kPinMismatch,   ///< the server's public key is not the configured pin
+    kOther,         ///< anything else the verifier refused (key usage, weak hash, ...)
+};
+
 const char* to_string(IoStatus status);
 const char* to_string(TransportError error);
+/// "unknown_ca", "expired", "not_yet_valid", "revoked", "name_mismatch",
+/// "pin_mismatch", "other", "none".
+const char* to_string(CertificateProblem problem);
 
 /// A status with a size, for partial I/O.
 struct IoResult {
@@ -114,6 +131,10 @@ class Connection : public Transport {
 
     /// True once the TCP connection is up (the TLS handshake may still be running).
     virtual bool tcp_connected() const = 0;
+
+    /// After establish() failed with kCertificateInvalid: why. kNone otherwise
+    /// (and for transports that do not verify certificates).
+    virtual CertificateProblem certificate_problem() const { return CertificateProblem::kNone; }
 };
 
 /// Randomness for the client: backoff jitter, Sec-WebSocket-Key. Implemented

@@ -2,8 +2,10 @@
 #include <mbedtls/error.h>
 
 #include <cstdio>
+#include <cstring>
 #include <new>
 
+#include "tls_files.h"
 #include "tls_state.h"
 
 namespace tether::port {
@@ -72,6 +74,13 @@ Status TlsContext::init(const TlsSettings& settings, Entropy& entropy) {
                       path != nullptr ? path : "", reason);
         return is_file_error(result) ? Status::kNotFound : Status::kCorrupt;
     };
+    // A file that could not be read: its path and errno's text.
+    auto unreadable = [this](const char* what, const char* path, int os_error) {
+        std::snprintf(error_text_, sizeof error_text_, "%s %s: %s", what, path,
+                      std::strerror(os_error));
+        return Status::kNotFound;
+    };
+    int os_error = 0;
 
     const bool has_cert = settings.client_cert_file != nullptr;
     const bool has_key = settings.client_key_file != nullptr;
@@ -84,17 +93,26 @@ Status TlsContext::init(const TlsSettings& settings, Entropy& entropy) {
     // A bundle in which some certificates do not parse (positive result) is
     // still usable as long as one did; only an empty chain is fatal.
     const char* ca_file = settings.ca_file != nullptr ? settings.ca_file : kSystemCaBundle;
-    int result = mbedtls_x509_crt_parse_file(&state_->ca_chain, ca_file);
+    int result = parse_certificate_file(&state_->ca_chain, ca_file, &os_error);
+    if (os_error != 0) {
+        return unreadable("CA file", ca_file, os_error);
+    }
     if (result < 0 || state_->ca_chain.version == 0) {
         return failed("CA file", ca_file, result < 0 ? result : MBEDTLS_ERR_X509_INVALID_FORMAT);
     }
     if (has_cert) {
-        result = mbedtls_x509_crt_parse_file(&state_->client_cert, settings.client_cert_file);
+        result = parse_certificate_file(&state_->client_cert, settings.client_cert_file, &os_error);
+        if (os_error != 0) {
+            return unreadable("client certificate", settings.client_cert_file, os_error);
+        }
         if (result != 0) {
             return failed("client certificate", settings.client_cert_file,
                           result < 0 ? result : MBEDTLS_ERR_X509_INVALID_FORMAT);
         }
-        result = mbedtls_pk_parse_keyfile(&state_->client_key, settings.client_key_file, nullptr);
+        result = parse_key_file(&state_->client_key, settings.client_key_file, &os_error);
+        if (os_error != 0) {
+            return unreadable("client key", settings.client_key_file, os_error);
+        }
         if (result != 0) {
             return failed("client key", settings.client_key_file, result);
         }

@@ -8,6 +8,7 @@
 #include "tether/port/tls_server.h"
 
 #include "tls_bio.h"
+#include "tls_files.h"
 
 #include <fcntl.h>
 #include <mbedtls/error.h>
@@ -113,12 +114,25 @@ Status TlsServerContext::init(const TlsServerSettings& settings, Entropy& entrop
                    ? Status::kNotFound
                    : Status::kCorrupt;
     };
-    int result = mbedtls_x509_crt_parse_file(&s.chain, settings.cert_file);
+    // A file that could not be read: its path and errno's text.
+    auto unreadable = [this](const char* what, const char* path, int os_error) {
+        std::snprintf(error_text_, sizeof error_text_, "%s %s: %s", what, path,
+                      std::strerror(os_error));
+        return Status::kNotFound;
+    };
+    int os_error = 0;
+    int result = parse_certificate_file(&s.chain, settings.cert_file, &os_error);
+    if (os_error != 0) {
+        return unreadable("certificate", settings.cert_file, os_error);
+    }
     if (result != 0) {
         return failed("certificate", settings.cert_file,
                       result < 0 ? result : MBEDTLS_ERR_X509_INVALID_FORMAT);
     }
-    result = mbedtls_pk_parse_keyfile(&s.key, settings.key_file, nullptr);
+    result = parse_key_file(&s.key, settings.key_file, &os_error);
+    if (os_error != 0) {
+        return unreadable("key", settings.key_file, os_error);
+    }
     if (result != 0) {
         return failed("key", settings.key_file, result);
     }
@@ -127,7 +141,10 @@ Status TlsServerContext::init(const TlsServerSettings& settings, Entropy& entrop
         return failed("key does not match", settings.cert_file, result);
     }
     if (settings.client_ca_file != nullptr) {
-        result = mbedtls_x509_crt_parse_file(&s.client_ca, settings.client_ca_file);
+        result = parse_certificate_file(&s.client_ca, settings.client_ca_file, &os_error);
+        if (os_error != 0) {
+            return unreadable("client CA", settings.client_ca_file, os_error);
+        }
         if (result < 0 || s.client_ca.version == 0) {
             return failed("client CA", settings.client_ca_file,
                           result < 0 ? result : MBEDTLS_ERR_X509_INVALID_FORMAT);

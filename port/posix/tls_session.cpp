@@ -116,6 +116,26 @@ void describe_flags(std::uint32_t flags, char* out, std::size_t capacity) {
     out[used] = '\0';
 }
 
+// The first problem, in CertificateProblem's order, among mbedTLS's flags.
+CertificateProblem problem_of(std::uint32_t flags) {
+    if ((flags & (MBEDTLS_X509_BADCERT_NOT_TRUSTED | MBEDTLS_X509_BADCERT_MISSING)) != 0) {
+        return CertificateProblem::kUnknownCa;
+    }
+    if ((flags & MBEDTLS_X509_BADCERT_EXPIRED) != 0) {
+        return CertificateProblem::kExpired;
+    }
+    if ((flags & MBEDTLS_X509_BADCERT_FUTURE) != 0) {
+        return CertificateProblem::kNotYetValid;
+    }
+    if ((flags & MBEDTLS_X509_BADCERT_REVOKED) != 0) {
+        return CertificateProblem::kRevoked;
+    }
+    if ((flags & MBEDTLS_X509_BADCERT_CN_MISMATCH) != 0) {
+        return CertificateProblem::kNameMismatch;
+    }
+    return CertificateProblem::kOther;
+}
+
 }  // namespace
 
 Status PosixTransport::start_tls(TlsContext* tls, const char* server_name, TransportError* error) {
@@ -171,6 +191,7 @@ Status PosixTransport::start_tls(TlsContext* tls, const char* server_name, Trans
     tls_ = tls;
     session_resumed_ = false;
     verify_error_[0] = '\0';
+    certificate_problem_ = CertificateProblem::kNone;
     handshake_wants_read_ = false;
     handshake_wants_write_ = true;
     return Status::kOk;
@@ -192,6 +213,7 @@ IoResult PosixTransport::handshake() {
         if (result == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
             (!tls_->insecure() && flags != 0 && flags != UINT32_MAX)) {
             describe_flags(flags, verify_error_, sizeof verify_error_);
+            certificate_problem_ = problem_of(flags);
             return fail(TransportError::kCertificateInvalid);
         }
         return tls_error(result);
@@ -210,6 +232,7 @@ IoResult PosixTransport::handshake() {
             shared.has_saved = false;
             std::strncpy(verify_error_, "server public key does not match the pin",
                          sizeof verify_error_ - 1);
+            certificate_problem_ = CertificateProblem::kPinMismatch;
             return fail(TransportError::kCertificateInvalid);
         }
     }

@@ -540,8 +540,16 @@ bool Client::service_establishing(TimeMs now) {
     const IoResult result = connection_.establish();
     if (result.status == IoStatus::kError || result.status == IoStatus::kClosed) {
         const bool tls_phase = phase == LinkState::kTlsHandshake;
-        std::snprintf(detail_, sizeof detail_, "%s=%s", tls_phase ? "tls" : "connect",
+        // One establish() may finish the TCP connect and fail the handshake.
+        const bool tls_error = result.error == TransportError::kTlsFailed ||
+                               result.error == TransportError::kCertificateInvalid;
+        std::snprintf(detail_, sizeof detail_, "%s=%s", tls_phase || tls_error ? "tls" : "connect",
                       to_string(result.error));
+        if (result.error == TransportError::kCertificateInvalid) {
+            const std::size_t used = std::strlen(detail_);
+            std::snprintf(detail_ + used, sizeof detail_ - used, " certificate=%s",
+                          to_string(connection_.certificate_problem()));
+        }
         const bool more = !tls_phase && next_address_ < address_count_;
         fail(Failure{failure_kind(result.error, tls_phase)}, now, more);
         return true;

@@ -39,4 +39,26 @@ const char* to_string(TransportError error) {
     return "unknown";
 }
 
+const char* to_string(CertificateProblem problem) {
+    switch (problem) {
+        case CertificateProblem::kNone:
+            return "none";
+        case CertificateProblem::kUnknownCa:
+            return "unknown_ca";
+        case CertificateProblem::kExpired:
+            return "expired";
+        case CertificateProblem::kNotYetValid:
+            return "not_yet_valid";
+        case CertificateProblem::kRevoked:
+            return "revoked";
+        case CertificateProblem::kNameMismatch:
+            return "name_mismatch";
+        case CertificateProblem::kPinMismatch:
+            return "pin_mismatch";
+        case CertificateProblem::kOther:
+            return "other";
+    }
+    return "unknown";
+}
+
 }  // namespace tether

@@ -35,6 +35,9 @@ class FakeConnection final : public Connection {
     void set_tls_delay(std::size_t count) { tls_delay_ = count; }
     /// The next establish() reports that the connect (or TLS handshake) failed with `error`.
     void fail_establish(TransportError error) { establish_error_ = error; }
+    /// What certificate_problem() answers (after a kCertificateInvalid failure).
+    void set_certificate_problem(CertificateProblem problem) { certificate_problem_ = problem; }
+    CertificateProblem certificate_problem() const override { return certificate_problem_; }
 
     const std::vector<Opened>& opened() const { return opened_; }
     std::size_t close_calls() const { return close_calls_; }
@@ -64,6 +67,7 @@ class FakeConnection final : public Connection {
     std::size_t tls_delay_ = 0;
     std::size_t tls_polls_ = 0;
     TransportError establish_error_ = TransportError::kNone;
+    CertificateProblem certificate_problem_ = CertificateProblem::kNone;
     bool open_ = false;
     bool tcp_connected_ = false;
     bool tls_ = false;

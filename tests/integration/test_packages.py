@@ -30,12 +30,7 @@ RUNTIME_LIBS = ["libmbedtls14", "libmbedcrypto7", "libmbedx509-1", "libwslay1", 
 
 # lintian tags accepted on the packages, each with the reason a Debian maintainer
 # would accept it; any other error or warning fails. Tag -> (packages, why).
-LINTIAN_ALLOWED = {
-    # TEMPORARY: removed when the man pages land (tetherd(8), tether-cat(1),
-    # tether-server(8), tetherd.json(5) come with their own change).
-    "no-manual-page": ({"tetherd", "tether-server"},
-                       "TEMPORARY: removed when the man pages land"),
-}
+LINTIAN_ALLOWED = {}
 
 # What readelf -h says of each Debian architecture's executables.
 ELF_MACHINE = {
@@ -142,6 +137,22 @@ class PackageChecks:
                     found.append((package, name))
         return found
 
+    def test_man_pages_are_compressed_without_name_or_time_and_render_cleanly(self):
+        pages = ["usr/share/man/man8/tetherd.8.gz", "usr/share/man/man1/tether-cat.1.gz",
+                 "usr/share/man/man5/tetherd.json.5.gz", "usr/share/man/man8/tether-server.8.gz"]
+        for page in pages:
+            with open(self.path(page), "rb") as f:
+                head = f.read(10)
+            self.assertEqual(head[:2], b"\x1f\x8b", page)
+            self.assertEqual(head[3] & 0x08, 0, "%s: gzip -n keeps no file name" % page)
+            self.assertEqual(head[4:8], b"\0\0\0\0", "%s: gzip -n keeps no time" % page)
+            if shutil.which("man"):
+                result = subprocess.run(["man", "--warnings", "-l", self.path(page)],
+                                        capture_output=True, text=True,
+                                        env=dict(os.environ, MANWIDTH="80", LC_ALL="C.UTF-8"))
+                self.assertEqual(result.returncode, 0, result.stderr)
+                self.assertEqual(result.stderr, "", page)
+
     def test_three_packages_for_this_architecture(self):
         self.assertEqual(sorted(self.debs), ["libtether-dev", "tether-server", "tetherd"])
         for deb in self.debs.values():
@@ -156,6 +167,9 @@ class PackageChecks:
             "/lib/systemd/system/tetherd.service",
             "/usr/bin/tether-cat",
             "/usr/bin/tetherd",
+            "/usr/share/man/man1/tether-cat.1.gz",
+            "/usr/share/man/man5/tetherd.json.5.gz",
+            "/usr/share/man/man8/tetherd.8.gz",
             "/usr/share/tether/prometheus/tetherd-rules.yml",
         ])
         for binary in ("usr/bin/tetherd", "usr/bin/tether-cat"):
@@ -172,6 +186,7 @@ class PackageChecks:
             "/etc/tether/tether-server.env",
             "/lib/systemd/system/tether-server.service",
             "/usr/bin/tether-server",
+            "/usr/share/man/man8/tether-server.8.gz",
             "/usr/share/tether/grafana/tether.json",
             "/usr/share/tether/prometheus/tether-server-rules.yml",
         ])

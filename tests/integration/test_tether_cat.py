@@ -165,10 +165,14 @@ class Tls(unittest.TestCase):
         result, _ = self.run_through_nginx("wrong_name", "--once", "--ca-file", certs().ca)
         self.assertEqual(result.returncode, EXIT_TLS, result)
         self.assertEqual(states(result)[-1]["reason"], "tls_certificate_invalid")
+        self.assertEqual(states(result)[-1]["detail"],
+                         "tls=certificate_invalid certificate=name_mismatch")
 
     def test_an_unknown_ca_fails_verification(self):
         result, _ = self.run_through_nginx("normal", "--once", "--ca-file", certs().other_ca)
         self.assertEqual(result.returncode, EXIT_TLS, result)
+        self.assertEqual(states(result)[-1]["detail"],
+                         "tls=certificate_invalid certificate=unknown_ca")
 
     def test_the_system_bundle_does_not_trust_the_test_ca(self):
         result, _ = self.run_through_nginx("normal", "--once")

@@ -361,9 +361,11 @@ TEST(Client, ACertificateThatDoesNotVerifyIsRetriedSlowly) {
     rig.service();
     CHECK_EQUAL(LinkState::kTlsHandshake, rig.client.state());
     rig.connection.fail_establish(tether::TransportError::kCertificateInvalid);
+    rig.connection.set_certificate_problem(tether::CertificateProblem::kNameMismatch);
     rig.service();
     CHECK_EQUAL(LinkState::kWaitingToRetry, rig.client.state());
     STRCMP_EQUAL("tls_certificate_invalid", rig.recorder.last.reason);
+    STRCMP_EQUAL("tls=certificate_invalid certificate=name_mismatch", rig.recorder.last.detail);
     UNSIGNED_LONGS_EQUAL(32000, rig.recorder.last.delay_ms);
 }
 

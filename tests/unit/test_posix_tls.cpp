@@ -97,6 +97,7 @@ TEST(PosixTls, WrongHostnameIsCertificateInvalid) {
     CHECK_EQUAL(IoStatus::kError, result.status);
     CHECK_EQUAL(TransportError::kCertificateInvalid, result.error);
     STRCMP_CONTAINS("Common Name", transport.verify_error());
+    CHECK_EQUAL(tether::CertificateProblem::kNameMismatch, transport.certificate_problem());
     // Failure is sticky until close().
     CHECK_EQUAL(TransportError::kCertificateInvalid, transport.establish().error);
 }
@@ -107,6 +108,7 @@ TEST(PosixTls, UnknownCaIsCertificateInvalid) {
     const IoResult result = connect("localhost");
     CHECK_EQUAL(TransportError::kCertificateInvalid, result.error);
     STRCMP_CONTAINS("not correctly signed", transport.verify_error());
+    CHECK_EQUAL(tether::CertificateProblem::kUnknownCa, transport.certificate_problem());
 }
 
 TEST(PosixTls, InsecureModeAcceptsAnUnknownCa) {
@@ -129,6 +131,7 @@ TEST(PosixTls, IpLiteralNotInTheSansIsCertificateInvalid) {
     start_server(pki.server_cert, pki.server_key);
     CHECK_EQUAL(Status::kOk, context.init(trusting(pki.ca_cert), entropy));
     CHECK_EQUAL(TransportError::kCertificateInvalid, connect("127.0.0.2").error);
+    CHECK_EQUAL(tether::CertificateProblem::kNameMismatch, transport.certificate_problem());
 }
 
 TEST(PosixTls, MatchingPinConnects) {
@@ -154,6 +157,7 @@ TEST(PosixTls, MismatchedPinIsCertificateInvalid) {
     const IoResult result = connect("localhost");
     CHECK_EQUAL(TransportError::kCertificateInvalid, result.error);
     STRCMP_CONTAINS("pin", transport.verify_error());
+    CHECK_EQUAL(tether::CertificateProblem::kPinMismatch, transport.certificate_problem());
 }
 
 TEST(PosixTls, MutualTlsWithoutClientCertificateFails) {
@@ -326,7 +330,7 @@ TEST(PosixTls, ContextReportsBadFiles) {
     const std::string missing = "/nonexistent/ca.pem";
     TlsSettings settings = trusting(missing);
     CHECK_EQUAL(Status::kNotFound, context.init(settings, entropy));
-    STRCMP_CONTAINS("/nonexistent/ca.pem", context.error_text());
+    STRCMP_EQUAL("CA file /nonexistent/ca.pem: No such file or directory", context.error_text());
 
     settings = trusting(pki.server_pin);  // not a PEM
     CHECK_EQUAL(Status::kCorrupt, context.init(settings, entropy));
@@ -341,9 +345,19 @@ TEST(PosixTls, ContextReportsBadFiles) {
 
     settings.client_key_file = "/nonexistent/key.pem";
     CHECK_EQUAL(Status::kNotFound, context.init(settings, entropy));
+    STRCMP_EQUAL("client key /nonexistent/key.pem: No such file or directory",
+                 context.error_text());
 
     settings.client_cert_file = "/nonexistent/cert.pem";
     CHECK_EQUAL(Status::kNotFound, context.init(settings, entropy));
+    STRCMP_EQUAL("client certificate /nonexistent/cert.pem: No such file or directory",
+                 context.error_text());
+
+    // A directory is not a file.
+    const std::string directory = "/";
+    settings = trusting(directory);
+    CHECK_EQUAL(Status::kNotFound, context.init(settings, entropy));
+    STRCMP_EQUAL("CA file /: Is a directory", context.error_text());
 
     // An unusable context cannot be used to open a connection.
     TransportError error = TransportError::kNone;

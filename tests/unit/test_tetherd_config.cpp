@@ -870,9 +870,9 @@ TEST(TetherdConfig, OverridesSetTheirFieldsAndValidateLikeTheFile) {
     CHECK_FALSE(tether::daemon::apply_override(&c, "token-command", "", &error));
     STRCMP_EQUAL("--token-command: expected a non-empty command", error.c_str());
     CHECK_FALSE(tether::daemon::apply_override(&c, "ca-file", nullptr, &error));
-    STRCMP_EQUAL("--ca-file: requires a value (FILE)", error.c_str());
+    STRCMP_EQUAL("option '--ca-file' needs a value (see --help)", error.c_str());
     CHECK_FALSE(tether::daemon::apply_override(&c, "colour", "red", &error));
-    STRCMP_EQUAL("--colour: unknown option", error.c_str());
+    STRCMP_EQUAL("unknown option '--colour' (see --help)", error.c_str());
     CHECK_FALSE(tether::daemon::apply_override(&c, "pin-sha256", "xyz", nullptr));
     // Failed overrides changed nothing.
     CHECK(before.log_level == c.log_level);

@@ -15,6 +15,7 @@
 #include <limits>
 #include <type_traits>
 
+#include "cli.h"
 #include "tether/ascii.h"
 #include "tether/net/url.h"
 #include "tether/port/credentials.h"
@@ -1090,11 +1091,15 @@ const OverrideSpec* find_override(const char* name) {
 bool apply_override(DaemonConfig* config, const char* name, const char* value, std::string* error) {
     const OverrideSpec* spec = find_override(name);
     if (spec == nullptr) {
-        return set_error(error, std::string("--") + name + ": unknown option");
+        char message[128];
+        cli::unknown_option_message((std::string("--") + name).c_str(), message, sizeof message);
+        return set_error(error, message);
     }
     const std::string flag = std::string("--") + name;
     if (spec->metavar != nullptr && value == nullptr) {
-        return set_error(error, flag + ": requires a value (" + spec->metavar + ")");
+        char message[128];
+        cli::needs_value_message(name, message, sizeof message);
+        return set_error(error, message);
     }
     std::string problem;
     const std::string key = name;

@@ -118,6 +118,8 @@ class PosixTransport final : public Connection {
     }
     /// The verification failure, when establish() failed with kCertificateInvalid.
     const char* verify_error() const { return verify_error_; }
+    /// Its category (mbedTLS's verify flags, or the pin check).
+    CertificateProblem certificate_problem() const override { return certificate_problem_; }
 
   private:
     friend struct TlsCallbacks;
@@ -142,6 +144,7 @@ class PosixTransport final : public Connection {
     TlsState* tls_state_ = nullptr;  // allocated on the first TLS open, reused after
     bool session_resumed_ = false;
     char verify_error_[128] = {};
+    CertificateProblem certificate_problem_ = CertificateProblem::kNone;
     // What the last TLS call of each kind waits for, beyond its own direction:
     // the handshake in either direction, a read that must write (and the
     // reverse) while the record layer is busy.
