@@ -127,7 +127,9 @@ class ServerMetrics(unittest.TestCase):
         self.assertGreaterEqual(count, 1)
         self.assertEqual(
             value(during, "tether_server_store_seconds_bucket", '{engine="file",le="+Inf"}'), count)
-        self.assertGreater(value(during, "tether_server_store_seconds_sum", '{engine="file"}'), 0)
+        # Samples have 1 ms resolution and a file store on loopback often acks
+        # within it, so the sum may be 0; it is never negative or missing.
+        self.assertGreaterEqual(value(during, "tether_server_store_seconds_sum", '{engine="file"}'), 0)
         self.assertTrue(wait_for(
             lambda: value(scrape(self.server), "tether_server_connections") == 0))
         after = scrape(self.server)
