@@ -914,6 +914,19 @@ int run(int argc, char** argv) {
         const char* value = std::getenv(variable.first);
         *variable.second = value != nullptr ? value : "";
     }
+    // Under DynamicUser=yes, systemd hands over /var/lib/tether as its own
+    // symlink to private/tether. The private-directory check refuses symlinks
+    // (a planted link is how state gets redirected), so the link the service
+    // manager made is resolved here, and only that one: a configured state_dir
+    // is still taken as written.
+    const std::string handed = environment.state_directory.substr(
+        0, environment.state_directory.find(':'));
+    if (!handed.empty()) {
+        if (char* resolved = ::realpath(handed.c_str(), nullptr)) {
+            environment.state_directory = resolved;
+            std::free(resolved);
+        }
+    }
     if (!resolve_paths(&config, environment, !check_only, &error)) {
         std::fprintf(stderr, "tetherd: %s: %s\n", config_path, error.c_str());
         return 2;

@@ -157,6 +157,12 @@ class Deploy(unittest.TestCase):
                     f.write(defaults[ident])
             os.chmod(target, 0o400)
         # ... and the state and runtime directories, owned by the service's user.
+        # Under DynamicUser=yes the state directory is systemd's symlink
+        # var/lib/tether -> private/tether (private/ is reachable inside the
+        # service's namespace, as here).
+        private_state = os.path.join(work, "var/lib/private/tether")
+        os.makedirs(private_state)
+        os.symlink("private/tether", dirs["STATE_DIRECTORY"])
         for key, directory in dirs.items():
             os.makedirs(directory, exist_ok=True)
         if os.geteuid() == 0:
