@@ -299,6 +299,13 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     /// in batches: committing after each read means a kill loses at most the
     /// read in hand, not the whole batch.
     void commit();
+    /// Hands what send() accepted to the spool's file and syncs it now
+    /// (tetherctl flush). kOk (also without a spool, or while it is degraded:
+    /// the messages are in memory and its state is reported already); the
+    /// sync's failure status otherwise, reported once through on_storage().
+    Status sync_spool();
+    /// See Client::connect_now().
+    bool connect_now(TimeMs now) { return own_client().connect_now(now); }
 
     /// Device state (DeviceStateConfig::enabled). The application has applied
     /// the desired document at `version` (the one of its last on_desired):
