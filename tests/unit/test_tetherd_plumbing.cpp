@@ -482,7 +482,7 @@ TEST(StatusFile, RendersEveryKeyInOrder) {
         "\"refused\":2,\"memory_only\":70,\"device_state\":{\"negotiated\":true,"
         "\"desired_applied\":7,\"desired_received\":8,\"reported_version\":3,"
         "\"report_pending\":true,\"in_sync\":false,\"apply_failing\":true,"
-        "\"apply_failures\":2,\"reports_refused\":1}}\n",
+        "\"apply_failures\":2,\"reports_refused\":1},\"control\":null}\n",
         tether::daemon::status_json(waiting_snapshot()).c_str());
 }
 
@@ -494,8 +494,19 @@ TEST(StatusFile, WritesNullForAMissingSessionAndRttAndEscapesStrings) {
         "\"attempt\":0,\"retry_in_ms\":0,\"reason\":\"\",\"detail\":\"\",\"session\":null,"
         "\"version\":0,\"queued\":0,\"acked\":0,\"dropped\":0,\"rtt_ms\":null,"
         "\"offline_ms_total\":0,\"spool\":\"off\",\"storage_error\":null,\"refused\":0,"
-        "\"memory_only\":0,\"device_state\":null}\n",
+        "\"memory_only\":0,\"device_state\":null,\"control\":null}\n",
         tether::daemon::status_json(s).c_str());
+}
+
+TEST(StatusFile, ShowsTheControlSocketWhenItListens) {
+    tether::daemon::StatusSnapshot s;
+    s.control.enabled = true;
+    s.control.requests = 5;
+    s.control.refused = 2;
+    s.control.flush_timeouts = 1;
+    const std::string json = tether::daemon::status_json(s);
+    CHECK(json.find(",\"control\":{\"requests\":5,\"refused\":2,\"flush_timeouts\":1}}\n") !=
+          std::string::npos);
 }
 
 TEST(StatusFile, ReplacesTheFileOnlyWhenTheContentChanges) {

@@ -141,6 +141,16 @@ std::string status_json(const StatusSnapshot& snapshot) {
         add_number(inner, "reports_refused", state.reports_refused);
         out += inner + "}";
     }
+    append_key(out, "control");
+    if (!snapshot.control.enabled) {
+        out += "null";
+    } else {
+        std::string inner = "{";
+        add_number(inner, "requests", snapshot.control.requests);
+        add_number(inner, "refused", snapshot.control.refused);
+        add_number(inner, "flush_timeouts", snapshot.control.flush_timeouts);
+        out += inner + "}";
+    }
     out += "}\n";
     return out;
 }

@@ -11,11 +11,13 @@
 //    "refused":0,"memory_only":0,
 //    "device_state":{"negotiated":true,"desired_applied":7,"desired_received":7,
 //                    "reported_version":3,"report_pending":false,"in_sync":true,
-//                    "apply_failing":false,"apply_failures":0,"reports_refused":0}}
+//                    "apply_failing":false,"apply_failures":0,"reports_refused":0},
+//    "control":{"requests":4,"refused":0,"flush_timeouts":0}}
 // state is to_string(LinkState); since_ms is the wall-clock time (Unix
 // milliseconds) the state was entered; retry_in_ms is 0 outside
 // waiting_to_retry; session is null without tether.v1 and rtt_ms is null
-// before the first pong; device_state is null unless state.enabled.
+// before the first pong; device_state is null unless state.enabled; control
+// is null when the control socket is not listening.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +48,14 @@ struct DeviceStateStatus {
     std::uint64_t desired_increments = 0;
 };
 
+/// The control socket (tetherctl) as the status shows it.
+struct ControlStatus {
+    bool enabled = false;        ///< the socket is listening
+    std::uint64_t requests = 0;  ///< requests answered
+    std::uint64_t refused = 0;   ///< bad, too long, busy, timed out or failed
+    std::uint64_t flush_timeouts = 0;
+};
+
 struct StatusSnapshot {
     LinkState state = LinkState::kIdle;
     std::uint64_t since_ms = 0;  ///< Unix time in ms when `state` was entered
@@ -67,6 +77,7 @@ struct StatusSnapshot {
     std::uint64_t refused = 0;  ///< messages refused as larger than the link can deliver
     std::uint64_t memory_only = 0;   ///< messages accepted while the spool was degraded
     DeviceStateStatus device_state;  ///< written as null when not enabled
+    ControlStatus control;           ///< written as null when not listening
 };
 
 /// The JSON text of `snapshot` (one line, with a trailing newline); strings
