@@ -613,6 +613,12 @@ StatusSnapshot Daemon::status_now() const {
         snapshot.control.refused = control_->counters().refused();
         snapshot.control.flush_timeouts = control_->counters().flush_timeouts;
     }
+    if (downlink_) {
+        const DownlinkCounters& counters = downlink_->counters();
+        snapshot.downlink_delivered = counters.delivered;
+        snapshot.downlink_dead_lettered = counters.dead_lettered;
+        snapshot.downlink_failures = counters.failed + counters.write_errors;
+    }
     return snapshot;
 }
 

@@ -12,7 +12,9 @@
 //    "device_state":{"negotiated":true,"desired_applied":7,"desired_received":7,
 //                    "reported_version":3,"report_pending":false,"in_sync":true,
 //                    "apply_failing":false,"apply_failures":0,"reports_refused":0},
-//    "control":{"requests":4,"refused":0,"flush_timeouts":0}}
+//    "control":{"requests":4,"refused":0,"flush_timeouts":0},
+//    "spool_records":12,"spool_bytes":4096,"spool_capacity_bytes":1048576,
+//    "downlink":{"delivered":40,"dead_lettered":0,"failures":0,"confirmed":40}}
 // state is to_string(LinkState); since_ms is the wall-clock time (Unix
 // milliseconds) the state was entered; retry_in_ms is 0 outside
 // waiting_to_retry; session is null without tether.v1 and rtt_ms is null
@@ -75,9 +77,16 @@ struct StatusSnapshot {
     std::string spool = "off";  ///< "off", "ok" or "degraded" (disk failing: memory only)
     std::string storage_error;  ///< why the spool or state record fails, or "" (written as null)
     std::uint64_t refused = 0;  ///< messages refused as larger than the link can deliver
-    std::uint64_t memory_only = 0;   ///< messages accepted while the spool was degraded
-    DeviceStateStatus device_state;  ///< written as null when not enabled
-    ControlStatus control;           ///< written as null when not listening
+    std::uint64_t memory_only = 0;           ///< messages accepted while the spool was degraded
+    DeviceStateStatus device_state;          ///< written as null when not enabled
+    ControlStatus control;                   ///< written as null when not listening
+    std::uint64_t spool_records = 0;         ///< messages in the spool not yet acknowledged
+    std::uint64_t spool_bytes = 0;           ///< journal bytes of the active region in use
+    std::uint64_t spool_capacity_bytes = 0;  ///< bytes of one region (0: no spool)
+    std::uint64_t downlink_delivered = 0;    ///< handed to the application
+    std::uint64_t downlink_dead_lettered = 0;
+    std::uint64_t downlink_failures = 0;   ///< failed command attempts and line writes
+    std::uint64_t downlink_confirmed = 0;  ///< highest downlink seq confirmed to the server
 };
 
 /// The JSON text of `snapshot` (one line, with a trailing newline); strings
