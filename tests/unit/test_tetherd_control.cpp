@@ -149,7 +149,7 @@ TEST(ControlSocket, ALineOverTheLimitIsRefused) {
     ControlSocket control(&handler);
     CHECK(control.bind(path.c_str()) == tether::Status::kOk);
     const int fd = connect_to(path);
-    send_text(fd, std::string(ControlSocket::kMaxRequest, 's'));
+    send_text(fd, std::string(3 * ControlSocket::kMaxRequest, 's'));
     control.on_ready(control.fd(), true, false, 0);
     control.tick(1);
     STRCMP_EQUAL("error too_long\n", received(fd).c_str());

@@ -216,6 +216,12 @@ void ControlSocket::close_client(Client& client) {
         if (loop_ != nullptr) {
             loop_->unwatch(client.fd);
         }
+        // Closing with unread bytes resets the connection, and the client
+        // would lose its answer ("error too_long"): what it sent beyond the
+        // request is taken first, a few kilobytes at most.
+        char sink[512];
+        for (int i = 0; i < 8 && ::recv(client.fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+        }
         ::close(client.fd);
     }
     client.fd = -1;
