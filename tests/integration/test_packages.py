@@ -76,9 +76,10 @@ class Packages(unittest.TestCase):
             "/etc/tether/tetherd.json",
             "/lib/systemd/system/tetherd.service",
             "/usr/bin/tether-cat",
+            "/usr/bin/tetherctl",
             "/usr/bin/tetherd",
         ])
-        for binary in ("usr/bin/tetherd", "usr/bin/tether-cat"):
+        for binary in ("usr/bin/tetherd", "usr/bin/tether-cat", "usr/bin/tetherctl"):
             self.assertTrue(os.access(self.path(binary), os.X_OK), binary)
         with open(self.path("lib/systemd/system/tetherd.service")) as unit:
             text = unit.read()

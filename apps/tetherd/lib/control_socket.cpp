@@ -280,6 +280,8 @@ void ControlSocket::accept_all(TimeMs now) {
         if (slot == nullptr) {
             static const char kBusy[] = "error busy\n";
             (void)!::send(fd, kBusy, sizeof kBusy - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+            char sink[kMaxRequest];
+            (void)!::recv(fd, sink, sizeof sink, MSG_DONTWAIT);  // unread bytes would reset it
             ::close(fd);
             problem(ControlProblem::kBusy, "too many control clients at once");
             continue;
