@@ -300,9 +300,10 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     /// read in hand, not the whole batch.
     void commit();
     /// Hands what send() accepted to the spool's file and syncs it now
-    /// (tetherctl flush). kOk (also without a spool, or while it is degraded:
-    /// the messages are in memory and its state is reported already); the
-    /// sync's failure status otherwise, reported once through on_storage().
+    /// (tetherctl flush). kOk when the spool holds everything accepted, synced
+    /// (or there is no spool); kIoError when it does not: the write or sync
+    /// failed now (reported once through on_storage(), the spool degrades) or
+    /// the spool was degraded already (memory only; reported when it began).
     Status sync_spool();
     /// See Client::connect_now().
     bool connect_now(TimeMs now) { return own_client().connect_now(now); }

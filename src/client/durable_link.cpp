@@ -321,8 +321,11 @@ void DurableLink::commit() {
 
 Status DurableLink::sync_spool() {
     spool_work(last_now_);
-    if (!spool_ || spool_health_ != SpoolHealth::kOk) {
+    if (!spool_) {
         return Status::kOk;
+    }
+    if (spool_health_ != SpoolHealth::kOk) {
+        return Status::kIoError;  // memory only, and already reported
     }
     const Status synced = spool_->sync();
     if (synced != Status::kOk) {
