@@ -35,7 +35,7 @@ DEVICE = "gw-ctl"
 class Rig:
     """A tether-server (not started) and a tetherd configured for it."""
 
-    def __init__(self, name, initial_ms=200, max_ms=3200, spool=False):
+    def __init__(self, name, initial_ms=200, max_ms=3200, spool=False, state=None):
         self.tmp = harness.TempDir("tetherctl-%s-" % name)
         self.store = self.tmp.path("store")
         os.makedirs(self.store)
@@ -58,6 +58,8 @@ class Rig:
             "downlink": {"output": "stdout"},
             "log": {"level": "debug"},
         }
+        if state is not None:
+            config["state"] = state
         if spool:
             config["spool"] = {"enabled": True, "fsync_interval_ms": 200}
         self.config = self.tmp.path("tetherd.json")
@@ -184,8 +186,24 @@ class Status(unittest.TestCase):
         self.assertEqual(status["state"], "online")
         self.assertEqual(status["session"], self.rig.session)
         self.assertEqual(status["control"]["refused"], 0)
+        self.assertNotIn("desired", text)  # no state sync: no versions to show
         self.assertIn("spool_records", status)
         self.assertIn("downlink", status)
+
+
+class StateStatus(unittest.TestCase):
+    def test_status_shows_desired_and_reported_versions_with_state_sync(self):
+        tmp = harness.TempDir("tetherctl-desired-")
+        rig = Rig("state", state={"enabled": True, "desired_file": tmp.path("desired.json")})
+        try:
+            rig.server.start()
+            rig.start_daemon()
+            rig.wait_state("online", timeout=15)
+            text = rig.ctl("status").stdout.decode()
+            self.assertRegex(text, r"(?m)^desired +received \d+, applied \d+")
+            self.assertRegex(text, r"(?m)^reported +version \d+")
+        finally:
+            rig.close()
 
 
 class Reconnect(unittest.TestCase):
