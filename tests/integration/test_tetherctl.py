@@ -323,6 +323,29 @@ class Socket(unittest.TestCase):
         self.assertTrue(first.alive())
         self.assertEqual(self.rig.ctl("status").returncode, 1)
 
+    def test_a_run_dir_too_long_for_a_socket_is_said_in_one_line_and_the_link_runs(self):
+        with open(self.rig.config) as f:
+            config = json.load(f)
+        deep = os.path.join(self.rig.tmp.dir, "d" * 60, "e" * 60)
+        os.makedirs(os.path.dirname(deep))  # tetherd creates only the last level
+        config["run_dir"] = deep
+        config["status"] = {"file": self.rig.tmp.path("status.json")}
+        config["inputs"]["socket"] = self.rig.tmp.path("in.sock")
+        with open(self.rig.config, "w") as f:
+            json.dump(config, f)
+        daemon = harness.start_process([TETHERD, "--config", self.rig.config],
+                                       expect_port=False, name="tetherd")
+        self.rig.daemon = daemon
+        line = harness.wait_for(
+            lambda: next((l for l in daemon.stderr().splitlines() if "event=control" in l), None),
+            timeout=10)
+        self.assertIn("path longer than a UNIX socket address holds", line)
+        self.assertIn(os.path.join(deep, "control.sock"), line)
+        harness.wait_for(lambda: os.path.exists(self.rig.tmp.path("status.json")), timeout=10)
+        self.assertTrue(daemon.alive())
+        with open(self.rig.tmp.path("status.json")) as f:
+            self.assertIsNone(json.load(f)["control"])
+
     def test_bad_requests_are_answered_counted_and_logged_once(self):
         self.rig.start_daemon()
         self.assertEqual(raw_request(self.rig.control, b"hello\n"), b"error bad_request\n")

@@ -2,7 +2,9 @@
 // (<run_dir>/control.sock, mode 0660: the daemon's user and group) that
 // tetherctl talks to. One request line, one answer, then the daemon closes:
 //
-//   status\n            -> the status file's JSON (one line)
+//   status\n            -> the status file's JSON (one line), built by the same
+//                          code; only retry_in_ms is fresher: what is left of
+//                          the wait, where the file has the delay chosen
 //   reconnect\n         -> "ok reconnecting\n" (the backoff wait, or a give-up,
 //                          is cut short) or "ok nothing to do: <state>\n"
 //   flush [MS]\n        -> the spool is synced now; the answer comes once every
