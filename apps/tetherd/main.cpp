@@ -343,8 +343,10 @@ bool Daemon::setup() {
         log_.line(LogLevel::kError, "event=control error=\"cannot listen on %s: %s\"%s",
                   control_path.c_str(),
                   control_bound == Status::kUnavailable ? "another tetherd is listening there"
-                  : errno == ENAMETOOLONG
+                  : control_bound == Status::kInvalidArgument && errno == ENAMETOOLONG
                       ? "path longer than a UNIX socket address holds (107 bytes)"
+                  : control_bound == Status::kInvalidArgument
+                      ? "something other than a socket is there (left alone)"
                       : std::strerror(errno),
                   " msg=\"tetherctl cannot reach this daemon\"");
         control_.reset();
@@ -609,7 +611,6 @@ StatusSnapshot Daemon::status_now() const {
     snapshot.device_state = device_state_of(link, state_agent_.get());
     if (control_) {
         snapshot.control.enabled = true;
-        snapshot.control.requests = control_->counters().requests;
         snapshot.control.refused = control_->counters().refused();
         snapshot.control.flush_timeouts = control_->counters().flush_timeouts;
     }

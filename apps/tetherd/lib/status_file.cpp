@@ -146,7 +146,6 @@ std::string status_json(const StatusSnapshot& snapshot) {
         out += "null";
     } else {
         std::string inner = "{";
-        add_number(inner, "requests", snapshot.control.requests);
         add_number(inner, "refused", snapshot.control.refused);
         add_number(inner, "flush_timeouts", snapshot.control.flush_timeouts);
         out += inner + "}";

@@ -12,7 +12,7 @@
 //    "device_state":{"negotiated":true,"desired_applied":7,"desired_received":7,
 //                    "reported_version":3,"report_pending":false,"in_sync":true,
 //                    "apply_failing":false,"apply_failures":0,"reports_refused":0},
-//    "control":{"requests":4,"refused":0,"flush_timeouts":0},
+//    "control":{"refused":0,"flush_timeouts":0},
 //    "spool_records":12,"spool_bytes":4096,"spool_capacity_bytes":1048576,
 //    "downlink":{"delivered":40,"dead_lettered":0,"failures":0,"confirmed":40}}
 // state is to_string(LinkState); since_ms is the wall-clock time (Unix
@@ -52,9 +52,10 @@ struct DeviceStateStatus {
 
 /// The control socket (tetherctl) as the status shows it.
 struct ControlStatus {
-    bool enabled = false;        ///< the socket is listening
-    std::uint64_t requests = 0;  ///< requests answered
-    std::uint64_t refused = 0;   ///< bad, too long, busy, timed out or failed
+    // Not the number of requests: the file would be rewritten for every
+    // tetherctl status. Only what went wrong, which is rare.
+    bool enabled = false;       ///< the socket is listening
+    std::uint64_t refused = 0;  ///< bad, too long, busy, timed out or failed
     std::uint64_t flush_timeouts = 0;
 };
 
