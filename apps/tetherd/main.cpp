@@ -856,6 +856,7 @@ int Daemon::run() {
     if (hardware_watchdog_open_) {
         (void)hardware_watchdog_.close_cleanly();
     }
+    control_.reset();  // closes its clients and removes the path while `loop` still exists
     log_.line(persisted ? LogLevel::kInfo : LogLevel::kError, "event=stopped queued=%zu%s",
               client().outbox().size(),
               persisted ? "" : " error=\"the spool or state record could not be saved\"");
