@@ -35,7 +35,8 @@ DEVICE = "gw-ctl"
 class Rig:
     """A tether-server (not started) and a tetherd configured for it."""
 
-    def __init__(self, name, initial_ms=200, max_ms=3200, spool=False, state=None):
+    def __init__(self, name, initial_ms=200, max_ms=3200, spool=False, state=None,
+                 max_attempts=0):
         self.tmp = harness.TempDir("tetherctl-%s-" % name)
         self.store = self.tmp.path("store")
         os.makedirs(self.store)
@@ -50,7 +51,8 @@ class Rig:
             "endpoints": ["ws://127.0.0.1:%d/v1" % self.server.port],
             "credentials": {"token_file": tokens},
             "session": {"user": "tether", "device_id": DEVICE},
-            "backoff": {"initial_ms": initial_ms, "max_ms": max_ms, "jitter": "none"},
+            "backoff": {"initial_ms": initial_ms, "max_ms": max_ms, "jitter": "none",
+                        "max_attempts": max_attempts},
             "heartbeat": {"interval_ms": 1000, "pong_timeout_ms": 1000},
             "state_dir": self.tmp.path("state"),
             "run_dir": self.run_dir,
@@ -230,6 +232,23 @@ class Reconnect(unittest.TestCase):
             result = rig.ctl("reconnect")
             self.assertEqual(result.returncode, 0)
             self.assertEqual(result.stdout, b"ok nothing to do: online\n")
+        finally:
+            rig.close()
+
+
+    def test_a_link_that_gave_up_exits_3_and_reconnect_tries_again(self):
+        rig = Rig("gaveup", max_attempts=2)
+        try:
+            rig.start_daemon()
+            rig.wait_state("given_up", timeout=10)
+            result = rig.ctl("status")
+            self.assertEqual(result.returncode, 3, result)
+            self.assertRegex(result.stdout.decode(), r"(?m)^retry +none: gave up after attempt 2")
+            rig.server.start()
+            result = rig.ctl("reconnect")
+            self.assertEqual(result.stdout, b"ok reconnecting\n")
+            rig.wait_state("online", timeout=5)
+            self.assertEqual(rig.ctl("status").returncode, 0)
         finally:
             rig.close()
 
@@ -432,15 +451,27 @@ class Watch(unittest.TestCase):
         harness.wait_for(lambda: not self.alive(), timeout=5,
                          message="tetherctl --watch did not end on Ctrl-C")
 
-    def test_q_ends_the_watch(self):
+    def test_q_ends_the_watch_and_gives_the_terminal_back(self):
         self.rig.start_daemon()
-        command = "%s --run-dir=%s status --watch" % (TETHERCTL, self.rig.run_dir)
+        after = self.rig.tmp.path("stty.txt")
+        command = "%s --run-dir=%s status --watch; stty -a > %s; sleep 60" % (
+            TETHERCTL, self.rig.run_dir, after)
         subprocess.run(self.tmux + ["new-session", "-d", "-s", self.pane, "-x", "100", "-y", "30",
                                     command], check=True)
         harness.wait_for(lambda: "state" in self.screen(), timeout=5)
+        cursor = subprocess.run(self.tmux + ["display", "-p", "-t", self.pane, "#{cursor_flag}"],
+                                stdout=subprocess.PIPE).stdout.strip()
+        self.assertEqual(cursor, b"0")  # hidden while it draws
         subprocess.run(self.tmux + ["send-keys", "-t", self.pane, "q"], check=True)
-        harness.wait_for(lambda: not self.alive(), timeout=5,
+        harness.wait_for(lambda: os.path.exists(after) and os.path.getsize(after) > 0, timeout=5,
                          message="tetherctl --watch did not end on q")
+        with open(after) as f:
+            modes = f.read().split()
+        self.assertIn("icanon", modes)  # line editing and echo are back
+        self.assertIn("echo", modes)
+        cursor = subprocess.run(self.tmux + ["display", "-p", "-t", self.pane, "#{cursor_flag}"],
+                                stdout=subprocess.PIPE).stdout.strip()
+        self.assertEqual(cursor, b"1")
 
 
 if __name__ == "__main__":
