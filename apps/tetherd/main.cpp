@@ -666,8 +666,8 @@ void Daemon::control_problem(ControlProblem problem, const char* detail) {
     }
     control_problems_logged_ |= bit;
     log_.line(LogLevel::kWarn,
-              "event=control problem=%s msg=\"%s; later ones are counted in the status "
-              "file's control.refused\"",
+              "event=control problem=%s msg=\"%s; later ones are only counted (the status "
+              "file's control object)\"",
               to_string(problem), detail);
 }
 
