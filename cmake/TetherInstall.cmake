@@ -50,7 +50,7 @@ install(CODE "${TETHER_INSTALL_DIRS_CODE}" COMPONENT tetherd)
 install(CODE "${TETHER_INSTALL_DIRS_CODE}" COMPONENT server)
 
 # tetherd package.
-foreach(app tetherd tether-cat)
+foreach(app tetherd tether-cat tetherctl)
     if(TARGET ${app})
         install(TARGETS ${app} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT tetherd)
     endif()

@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "config.h"
+#include "control_socket.h"
 #include "datagram_input.h"
 #include "downlink_output.h"
 #include "health.h"
@@ -117,7 +118,8 @@ class LinkForState final : public StateLink {
 class Daemon final : public DurableLinkListener,
                      public port::FdWatcher,
                      private DownlinkObserver,
-                     private StateObserver {
+                     private StateObserver,
+                     private ControlHandler {
   public:
     Daemon(DaemonConfig& config, Log& log) : config_(config), log_(log) {}
 
@@ -143,6 +145,12 @@ class Daemon final : public DurableLinkListener,
     void note_oversize();
     void tick(TimeMs now);
     void update_status();
+    StatusSnapshot status_now() const;
+    std::string control_status() override;
+    std::string control_reconnect() override;
+    std::uint64_t control_flush_begin() override;
+    bool control_flushed(std::uint64_t seq, std::uint64_t* acked) override;
+    void control_problem(ControlProblem problem, const char* detail) override;
     void write_metrics();
     bool shutting_down(TimeMs now);
     std::uint32_t wait_ms(TimeMs now);
@@ -171,6 +179,8 @@ class Daemon final : public DurableLinkListener,
     std::unique_ptr<LinkForState> state_link_;
     std::unique_ptr<StateAgent> state_agent_;
 
+    std::unique_ptr<ControlSocket> control_;
+    unsigned control_problems_logged_ = 0;  // bit per ControlProblem: each is logged once
     std::unique_ptr<StatusFile> status_file_;
     std::unique_ptr<StatusLed> led_;
     Notifier notifier_;
@@ -339,6 +349,23 @@ bool Daemon::setup() {
         state_agent_ = std::make_unique<StateAgent>(agent, *state_link_);
     }
 
+    // The control socket (tetherctl) is for operators: without it the link
+    // still runs, so a failure is logged and the daemon goes on.
+    const std::string control_path = config_.run_dir + "/control.sock";
+    control_ = std::make_unique<ControlSocket>(static_cast<ControlHandler*>(this));
+    const Status control_bound = control_->bind(control_path.c_str());
+    if (control_bound != Status::kOk) {
+        log_.line(LogLevel::kError, "event=control error=\"cannot listen on %s: %s\"%s",
+                  control_path.c_str(),
+                  control_bound == Status::kUnavailable ? "another tetherd is listening there"
+                  : control_bound == Status::kInvalidArgument && errno == ENAMETOOLONG
+                      ? "path longer than a UNIX socket address holds (107 bytes)"
+                  : control_bound == Status::kInvalidArgument
+                      ? "something other than a socket is there (left alone)"
+                      : std::strerror(errno),
+                  " msg=\"tetherctl cannot reach this daemon\"");
+        control_.reset();
+    }
     status_file_ = std::make_unique<StatusFile>(config_.status.file);
     if (!config_.status.led.empty()) {
         StatusLedConfig led_config;
@@ -622,10 +649,7 @@ void Daemon::on_ready(int fd, bool readable, bool writable, TimeMs now) {
     }
 }
 
-void Daemon::update_status() {
-    if (!status_file_) {
-        return;  // a storage event while the link opens: the first update follows setup
-    }
+StatusSnapshot Daemon::status_now() const {
     const DurableLink& link = link_->link();
     StatusSnapshot snapshot =
         status_of(link, history_, config_.endpoints[link.client().machine().endpoint()],
@@ -635,6 +659,73 @@ void Daemon::update_status() {
     snapshot.credentials_error = credentials_error_;
     snapshot.metrics_error = metrics_error_;
     snapshot.status_errors = status_file_->errors();
+    if (control_) {
+        snapshot.control.enabled = true;
+        snapshot.control.refused = control_->counters().refused();
+        snapshot.control.flush_timeouts = control_->counters().flush_timeouts;
+    }
+    if (downlink_) {
+        const DownlinkCounters& counters = downlink_->counters();
+        snapshot.downlink_delivered = counters.delivered;
+        snapshot.downlink_dead_lettered = counters.dead_lettered;
+        snapshot.downlink_failures = counters.failed + counters.write_errors;
+    }
+    return snapshot;
+}
+
+std::string Daemon::control_status() {
+    StatusSnapshot snapshot = status_now();
+    if (snapshot.state == LinkState::kWaitingToRetry) {
+        // The file says the delay chosen; the socket can say what is left of it.
+        const Client& c = client();
+        if (c.machine().has_deadline()) {
+            snapshot.retry_in_ms = time_until(port::monotonic_now(), c.machine().next_deadline());
+        }
+    }
+    return status_json(snapshot);
+}
+
+std::string Daemon::control_reconnect() {
+    const LinkState before = client().state();
+    if (stopping_ || !link_->link().connect_now(port::monotonic_now())) {
+        return std::string("ok nothing to do: ") + (stopping_ ? "stopping" : to_string(before)) +
+               "\n";
+    }
+    log_.line(LogLevel::kInfo,
+              "event=control request=reconnect msg=\"backoff wait skipped\" "
+              "from=%s",
+              to_string(before));
+    return "ok reconnecting\n";
+}
+
+std::uint64_t Daemon::control_flush_begin() {
+    (void)link_->link().sync_spool();  // a failure is reported through on_storage
+    const std::uint64_t next = client().outbox().next_seq();
+    return next > 0 ? next - 1 : 0;
+}
+
+bool Daemon::control_flushed(std::uint64_t seq, std::uint64_t* acked) {
+    *acked = client().counters().uplink_acked;
+    return seq == 0 || *acked >= seq || client().idle();
+}
+
+void Daemon::control_problem(ControlProblem problem, const char* detail) {
+    const unsigned bit = 1u << static_cast<unsigned>(problem);
+    if ((control_problems_logged_ & bit) != 0) {
+        return;
+    }
+    control_problems_logged_ |= bit;
+    log_.line(LogLevel::kWarn,
+              "event=control problem=%s msg=\"%s; later ones are only counted (the status "
+              "file's control object)\"",
+              to_string(problem), detail);
+}
+
+void Daemon::update_status() {
+    if (!status_file_) {
+        return;  // a storage event while the link opens: the first update follows setup
+    }
+    const StatusSnapshot snapshot = status_now();
     const bool failed = status_file_->update(snapshot) != Status::kOk;
     const int error = errno;
     // Logged once per stretch of failures; every failed write is counted in
@@ -730,6 +821,9 @@ void Daemon::tick(TimeMs now) {
         credentials_error_ = fixed ? "" : problem;
         update_status();
     }
+    if (control_) {
+        control_->tick(now);
+    }
     iteration_done_ = now;
     if (watchdog_->should_ping(now, iteration_done_)) {
         (void)notifier_.send("WATCHDOG=1");
@@ -788,6 +882,9 @@ std::uint32_t Daemon::wait_ms(TimeMs now) {
             wait = wait < 20 ? wait : 20;
         }
     }
+    if (control_ && control_->next_deadline(&at)) {
+        consider(at);
+    }
     if (stopping_) {
         wait = wait < 50 ? wait : 50;
     }
@@ -813,6 +910,9 @@ int Daemon::run() {
     if (stdin_input_) {
         loop.watch(STDIN_FILENO, true, false, this);
     }
+    if (control_) {
+        control_->attach(&loop);
+    }
     const TimeMs start = port::monotonic_now();
     health_due_ = start;
     metrics_due_ = start;
@@ -833,6 +933,7 @@ int Daemon::run() {
     if (hardware_watchdog_open_) {
         (void)hardware_watchdog_.close_cleanly();
     }
+    control_.reset();  // closes its clients and removes the path while `loop` still exists
     log_.line(persisted ? LogLevel::kInfo : LogLevel::kError, "event=stopped queued=%zu%s",
               client().outbox().size(),
               persisted ? "" : " error=\"the spool or state record could not be saved\"");

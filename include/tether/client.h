@@ -226,6 +226,12 @@ class Client final : public Pollable, private net::WsHandler {
     void start(TimeMs now);
     /// Closes with `code` (1000 normal, 1001 going away) and stays down.
     void stop(TimeMs now, std::uint16_t code = 1000);
+    /// The operator's "reconnect now": waiting to retry, the remaining backoff
+    /// delay is skipped; given up, the attempt counter starts again. A
+    /// Retry-After hold is still honoured. Returns true when that happened
+    /// (the state changed, see on_state), false when there was nothing to hurry
+    /// (connecting, online, closing or stopped).
+    bool connect_now(TimeMs now);
 
     /// Queues a message for the server under the overflow policy. kOk,
     /// kNoSpace (reject_newest and full), kTooLarge (above max_payload():

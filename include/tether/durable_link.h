@@ -305,6 +305,14 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     /// in batches: committing after each read means a kill loses at most the
     /// read in hand, not the whole batch.
     void commit();
+    /// Hands what send() accepted to the spool's file and syncs it now
+    /// (tetherctl flush). kOk when the spool holds everything accepted, synced
+    /// (or there is no spool); kIoError when it does not: the write or sync
+    /// failed now (reported once through on_storage(), the spool degrades) or
+    /// the spool was degraded already (memory only; reported when it began).
+    Status sync_spool();
+    /// See Client::connect_now().
+    bool connect_now(TimeMs now) { return own_client().connect_now(now); }
 
     /// Device state (DeviceStateConfig::enabled). The application has applied
     /// the desired document at `version` (the one of its last on_desired):

@@ -18,6 +18,11 @@
 // does not declare. Events that do not apply to the current state (a late
 // "TCP connected" for a socket already torn down, say) are ignored.
 //
+// kConnectNow is the operator's "reconnect now" (tetherctl reconnect): in
+// waiting_to_retry the remaining backoff delay is skipped, in given_up the
+// attempt counter starts again from 0; a Retry-After hold the server asked for
+// is still honoured. In every other state it does nothing.
+//
 // Example (inside the poll loop):
 //   tether::ReconnectMachine machine(config);
 //   machine.restore_attempts(persisted.reconnect_attempts);
@@ -66,8 +71,9 @@ enum class EventType : std::uint8_t {
     kPongReceived,     ///< a pong arrived; payload carries its bytes
     kFailed,           ///< something failed; failure says what
     kTransportClosed,  ///< the socket is closed (after a close handshake, or EOF while closing)
+    kConnectNow,  ///< the operator asks for an attempt now: the backoff wait (or a give-up) ends
 };
-inline constexpr std::size_t kEventTypeCount = 12;
+inline constexpr std::size_t kEventTypeCount = 13;
 
 const char* to_string(LinkState state);
 const char* to_string(EventType type);
@@ -87,6 +93,7 @@ struct Event {
         return event;
     }
     static Event timer() { return Event{EventType::kTimer}; }
+    static Event connect_now() { return Event{EventType::kConnectNow}; }
     static Event of(EventType type) { return Event{type}; }
     static Event failed(const Failure& failure, bool more_addresses = false) {
         Event event{EventType::kFailed};
@@ -213,6 +220,7 @@ class ReconnectMachine {
     void on_start(Actions& out, TimeMs now, std::uint32_t random);
     void on_stop(const Event& event, Actions& out, TimeMs now);
     void on_timer(Actions& out, TimeMs now, std::uint32_t random);
+    void on_connect_now(Actions& out, TimeMs now);
     void on_online_timer(Actions& out, TimeMs now, std::uint32_t random);
     void on_failure(const Failure& failure, bool more_addresses, Actions& out, TimeMs now,
                     std::uint32_t random);

@@ -140,6 +140,16 @@ void Client::apply_numbering_floor() {
     outbox_.skip_to(numbering_floor_);
 }
 
+bool Client::connect_now(TimeMs now) {
+    const LinkState before = machine_.state();
+    if (before != LinkState::kWaitingToRetry && before != LinkState::kGivenUp) {
+        return false;
+    }
+    apply_numbering_floor();
+    feed(Event::connect_now(), now);
+    return true;
+}
+
 void Client::stop(TimeMs now, std::uint16_t code) {
     if (resume_mode() && downlink_ack_pending_ && machine_.state() == LinkState::kOnline) {
         // What the application has must not come again after the restart.

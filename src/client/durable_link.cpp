@@ -324,6 +324,21 @@ void DurableLink::commit() {
     spool_work(last_now_);
 }
 
+Status DurableLink::sync_spool() {
+    spool_work(last_now_);
+    if (!spool_) {
+        return Status::kOk;
+    }
+    if (spool_health_ != SpoolHealth::kOk) {
+        return Status::kIoError;  // memory only, and already reported
+    }
+    const Status synced = spool_->sync();
+    if (synced != Status::kOk) {
+        spool_failed(synced, "what was not synced may be lost in a power cut");
+    }
+    return synced;
+}
+
 void DurableLink::confirm_downlink(std::uint64_t seq) {
     own_client().confirm_downlink(seq);
 }

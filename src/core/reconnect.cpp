@@ -86,6 +86,12 @@ constexpr TransitionRow kTransitions[] = {
      LinkState::kResolving, "count attempt; persist; notify; resolve"},
     {bit(LinkState::kWaitingToRetry), EventType::kTimer, "every endpoint held by Retry-After",
      LinkState::kWaitingToRetry, "notify; wait for the first hold to end"},
+    {bit(LinkState::kWaitingToRetry) | bit(LinkState::kGivenUp), EventType::kConnectNow,
+     "an endpoint admits an attempt", LinkState::kResolving,
+     "given_up: attempt counter reset; count attempt; persist; notify; resolve"},
+    {bit(LinkState::kWaitingToRetry) | bit(LinkState::kGivenUp), EventType::kConnectNow,
+     "every endpoint held by Retry-After", LinkState::kWaitingToRetry,
+     "given_up: attempt counter reset; notify; wait for the first hold to end"},
 };
 
 }  // namespace
@@ -156,6 +162,8 @@ const char* to_string(EventType type) {
             return "failed";
         case EventType::kTransportClosed:
             return "transport_closed";
+        case EventType::kConnectNow:
+            return "connect_now";
     }
     return "unknown";
 }
@@ -323,6 +331,9 @@ Actions ReconnectMachine::step(const Event& event, TimeMs now, std::uint32_t ran
         case EventType::kTimer:
             on_timer(out, now, random);
             break;
+        case EventType::kConnectNow:
+            on_connect_now(out, now);
+            break;
         case EventType::kFailed:
             on_failure(event.failure, event.more_addresses, out, now, random);
             break;
@@ -413,6 +424,18 @@ void ReconnectMachine::on_timer(Actions& out, TimeMs now, std::uint32_t random) 
             on_failure(Failure{FailureKind::kHandshakeTimeout}, false, out, now, random);
             return;
     }
+}
+
+void ReconnectMachine::on_connect_now(Actions& out, TimeMs now) {
+    if (state_ == LinkState::kGivenUp) {
+        // The operator's way out of a give-up: a fresh failure streak.
+        give_up_reason_ = "";
+        credentials_refreshed_ = false;
+        backoff_.reset();
+    } else if (state_ != LinkState::kWaitingToRetry) {
+        return;  // connecting, online, closing or stopped: nothing to hurry
+    }
+    begin_attempt(out, now);
 }
 
 void ReconnectMachine::on_online_timer(Actions& out, TimeMs now, std::uint32_t random) {

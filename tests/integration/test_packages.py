@@ -166,13 +166,14 @@ class PackageChecks:
             "/etc/tether/tetherd.json",
             "/lib/systemd/system/tetherd.service",
             "/usr/bin/tether-cat",
+            "/usr/bin/tetherctl",
             "/usr/bin/tetherd",
             "/usr/share/man/man1/tether-cat.1.gz",
             "/usr/share/man/man5/tetherd.json.5.gz",
             "/usr/share/man/man8/tetherd.8.gz",
             "/usr/share/tether/prometheus/tetherd-rules.yml",
         ])
-        for binary in ("usr/bin/tetherd", "usr/bin/tether-cat"):
+        for binary in ("usr/bin/tetherd", "usr/bin/tether-cat", "usr/bin/tetherctl"):
             self.assertTrue(os.access(self.path(binary), os.X_OK), binary)
         with open(self.path("lib/systemd/system/tetherd.service")) as unit:
             text = unit.read()

@@ -669,4 +669,51 @@ TEST(DurableLink, AShutdownWithoutStopKeepsTheBackoff) {
     }
     Run second(state, spool);
     CHECK(second.report.state.reconnect_attempts >= 3);
+
+TEST(DurableLink, SyncSpoolMakesEverythingAcceptedSurviveAPowerCut) {
+    tether::test::FakeStorage state, spool;
+    {
+        Run first(state, spool, 64 * 1024, 60000);
+        for (int i = 1; i <= 3; ++i) {
+            CHECK_EQUAL(Status::kOk, first.send(numbered(i)));
+        }
+        first.service();  // the first sync is never waited for
+        for (int i = 4; i <= 6; ++i) {
+            CHECK_EQUAL(Status::kOk, first.send(numbered(i)));
+        }
+        CHECK_EQUAL(Status::kOk, first.link.sync_spool());  // tetherctl flush
+    }
+    spool.crash();
+    Run second(state, spool);
+    UNSIGNED_LONGS_EQUAL(6, second.report.restored);
+}
+
+TEST(DurableLink, ASyncSpoolThatFailsIsReportedOnceAndDegrades) {
+    tether::test::FakeStorage state, spool_disk;
+    FlakyStorage spool(spool_disk);
+    Run run(state, spool, 64 * 1024, 60000);
+    CHECK_EQUAL(Status::kOk, run.send("m1"));
+    spool.failing = true;
+    CHECK(run.link.sync_spool() != Status::kOk);
+    CHECK(run.link.spool_health() == tether::SpoolHealth::kDegraded);
+    CHECK_EQUAL(1, run.listener.storage.size());
+    CHECK_EQUAL(Status::kIoError, run.link.sync_spool());  // still memory only: said already
+    CHECK_EQUAL(1, run.listener.storage.size());
+}
+
+TEST(DurableLink, ConnectNowCutsARestoredBackoffShort) {
+    tether::test::FakeStorage state, spool;
+    {
+        Run first(state, spool);
+        first.link.start(first.now);  // one attempt counted and persisted, never healthy
+        first.service();
+    }
+    Run second(state, spool);
+    second.link.start(second.now);
+    CHECK_EQUAL(LinkState::kWaitingToRetry, second.link.state());
+    CHECK_TRUE(second.link.connect_now(second.now));
+    CHECK(second.link.state() != LinkState::kWaitingToRetry);
+    second.service();
+    CHECK_EQUAL(LinkState::kWsHandshake, second.link.state());
+    CHECK_FALSE(second.link.connect_now(second.now));  // already connecting: nothing to hurry
 }

@@ -941,3 +941,56 @@ TEST(ReconnectMachine, FullJitterDrawsFromTheRandomArgument) {
     d.fail(failure(FailureKind::kTcpRefused));
     UNSIGNED_LONGS_EQUAL(0, d.machine.retry_delay_ms());
 }
+
+TEST(ReconnectMachine, ConnectNowSkipsTheRemainingBackoffWait) {
+    Driver d(exact_config());
+    d.machine.restore_attempts(5);  // a 32 s wait ahead
+    d.step(Event::start());
+    CHECK_EQUAL(LinkState::kWaitingToRetry, d.machine.state());
+    d.advance(100);
+    const Actions actions = d.step(Event::connect_now());
+    CHECK_EQUAL(LinkState::kResolving, d.machine.state());
+    CHECK_TRUE(has(actions, ActionType::kResolve));
+    CHECK_TRUE(has(actions, ActionType::kPersist));
+    CHECK_TRUE(has(actions, ActionType::kNotifyState));
+    UNSIGNED_LONGS_EQUAL(6,
+                         d.machine.attempts());  // the streak goes on: a crash loop still backs off
+}
+
+TEST(ReconnectMachine, ConnectNowLeavesGivenUpWithAFreshCounter) {
+    ReconnectConfig config = exact_config();
+    config.backoff.max_attempts = 1;
+    Driver d(config);
+    d.step(Event::start());
+    d.fail(failure(FailureKind::kTcpRefused));
+    CHECK_EQUAL(LinkState::kGivenUp, d.machine.state());
+    d.step(Event::connect_now());
+    CHECK_EQUAL(LinkState::kResolving, d.machine.state());
+    UNSIGNED_LONGS_EQUAL(1, d.machine.attempts());
+    STRCMP_EQUAL("", d.machine.give_up_reason());
+}
+
+TEST(ReconnectMachine, ConnectNowStillHonoursARetryAfterHold) {
+    Driver d(exact_config());
+    d.step(Event::start());
+    d.fail(overloaded(503, 30000));
+    d.advance(1000);
+    d.step(Event::connect_now());
+    CHECK_EQUAL(LinkState::kWaitingToRetry, d.machine.state());
+    UNSIGNED_LONGS_EQUAL(29000, d.machine.retry_delay_ms());
+}
+
+TEST(ReconnectMachine, ConnectNowDoesNothingWhileConnectingOnlineOrStopped) {
+    Driver d(exact_config());
+    UNSIGNED_LONGS_EQUAL(0, d.step(Event::connect_now()).count);
+    CHECK_EQUAL(LinkState::kIdle, d.machine.state());
+    d.step(Event::start());
+    UNSIGNED_LONGS_EQUAL(0, d.step(Event::connect_now()).count);
+    CHECK_EQUAL(LinkState::kResolving, d.machine.state());
+    d.on(EventType::kResolved);
+    d.on(EventType::kTcpConnected);
+    d.on(EventType::kUpgraded);
+    CHECK_EQUAL(LinkState::kOnline, d.machine.state());
+    UNSIGNED_LONGS_EQUAL(0, d.step(Event::connect_now()).count);
+    CHECK_EQUAL(LinkState::kOnline, d.machine.state());
+}

@@ -489,7 +489,9 @@ TEST(StatusFile, RendersEveryKeyInOrder) {
         "\"status_errors\":1,\"device_state\":{\"negotiated\":true,"
         "\"desired_applied\":7,\"desired_received\":8,\"reported_version\":3,"
         "\"report_pending\":true,\"in_sync\":false,\"apply_failing\":true,"
-        "\"apply_failures\":2,\"reports_refused\":1}}\n",
+        "\"apply_failures\":2,\"reports_refused\":1},\"control\":null,"
+        "\"spool_records\":0,\"spool_bytes\":0,\"spool_capacity_bytes\":0,\"downlink\":{"
+        "\"delivered\":0,\"dead_lettered\":0,\"failures\":0,\"confirmed\":0}}\n",
         tether::daemon::status_json(waiting_snapshot()).c_str());
 }
 
@@ -502,8 +504,20 @@ TEST(StatusFile, WritesNullForAMissingSessionAndRttAndEscapesStrings) {
         "\"version\":0,\"queued\":0,\"acked\":0,\"dropped\":0,\"rtt_ms\":null,"
         "\"offline_ms_total\":0,\"spool\":\"off\",\"storage_error\":null,\"refused\":0,"
         "\"memory_only\":0,\"input_oversize\":0,\"credentials_error\":null,"
-        "\"metrics_error\":null,\"status_errors\":0,\"device_state\":null}\n",
+        "\"metrics_error\":null,\"status_errors\":0,\"device_state\":null,\"control\":null,"
+        "\"spool_records\":0,\"spool_bytes\":0,\"spool_capacity_bytes\":0,\"downlink\":{"
+        "\"delivered\":0,\"dead_lettered\":0,\"failures\":0,\"confirmed\":0}}\n",
         tether::daemon::status_json(s).c_str());
+}
+
+TEST(StatusFile, ShowsTheControlSocketWhenItListens) {
+    tether::daemon::StatusSnapshot s;
+    s.control.enabled = true;
+    s.control.refused = 2;
+    s.control.flush_timeouts = 1;
+    const std::string json = tether::daemon::status_json(s);
+    CHECK(json.find(",\"control\":{\"refused\":2,\"flush_timeouts\":1},\"spool_records\"") !=
+          std::string::npos);
 }
 
 TEST(StatusFile, ReplacesTheFileOnlyWhenTheContentChanges) {

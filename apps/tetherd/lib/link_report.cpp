@@ -92,6 +92,14 @@ StatusSnapshot status_of(const DurableLink& link, const LinkHistory& history,
     s.storage_error = storage_error;
     s.refused = link.counters().refused_too_large;
     s.memory_only = link.counters().memory_only;
+    if (const Spool* spool = link.spool()) {
+        s.spool_records = spool->highest_seq() > spool->acked_through()
+                              ? spool->highest_seq() - spool->acked_through()
+                              : 0;
+        s.spool_bytes = spool->journal_bytes();
+        s.spool_capacity_bytes = spool->region_size();
+    }
+    s.downlink_confirmed = c.downlink_confirmed();
     return s;
 }
 

@@ -153,6 +153,27 @@ std::string status_json(const StatusSnapshot& snapshot) {
         add_number(inner, "reports_refused", state.reports_refused);
         out += inner + "}";
     }
+    append_key(out, "control");
+    if (!snapshot.control.enabled) {
+        out += "null";
+    } else {
+        std::string inner = "{";
+        add_number(inner, "refused", snapshot.control.refused);
+        add_number(inner, "flush_timeouts", snapshot.control.flush_timeouts);
+        out += inner + "}";
+    }
+    add_number(out, "spool_records", snapshot.spool_records);
+    add_number(out, "spool_bytes", snapshot.spool_bytes);
+    add_number(out, "spool_capacity_bytes", snapshot.spool_capacity_bytes);
+    {
+        append_key(out, "downlink");
+        std::string inner = "{";
+        add_number(inner, "delivered", snapshot.downlink_delivered);
+        add_number(inner, "dead_lettered", snapshot.downlink_dead_lettered);
+        add_number(inner, "failures", snapshot.downlink_failures);
+        add_number(inner, "confirmed", snapshot.downlink_confirmed);
+        out += inner + "}";
+    }
     out += "}\n";
     return out;
 }

@@ -13,7 +13,10 @@
 //    "metrics_error":null,"status_errors":0,
 //    "device_state":{"negotiated":true,"desired_applied":7,"desired_received":7,
 //                    "reported_version":3,"report_pending":false,"in_sync":true,
-//                    "apply_failing":false,"apply_failures":0,"reports_refused":0}}
+//                    "apply_failing":false,"apply_failures":0,"reports_refused":0},
+//    "control":{"refused":0,"flush_timeouts":0},
+//    "spool_records":12,"spool_bytes":4096,"spool_capacity_bytes":1048576,
+//    "downlink":{"delivered":40,"dead_lettered":0,"failures":0,"confirmed":40}}
 // state is to_string(LinkState); since_ms is the wall-clock time (Unix
 // milliseconds) the state was entered; retry_in_ms is 0 outside
 // waiting_to_retry; session is null without tether.v1 and rtt_ms is null
@@ -24,6 +27,7 @@
 // file or directory)"), metrics_error why the metrics file cannot be written
 // ("cannot write PATH: ..."), each null when fine; status_errors counts
 // failed writes of this file itself (a write that succeeds again shows them).
+// control is null when the control socket is not listening.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +58,15 @@ struct DeviceStateStatus {
     std::uint64_t desired_increments = 0;
 };
 
+/// The control socket (tetherctl) as the status shows it.
+struct ControlStatus {
+    // Not the number of requests: the file would be rewritten for every
+    // tetherctl status. Only what went wrong, which is rare.
+    bool enabled = false;       ///< the socket is listening
+    std::uint64_t refused = 0;  ///< bad, too long, busy, timed out or failed
+    std::uint64_t flush_timeouts = 0;
+};
+
 struct StatusSnapshot {
     LinkState state = LinkState::kIdle;
     std::uint64_t since_ms = 0;  ///< Unix time in ms when `state` was entered
@@ -79,6 +92,15 @@ struct StatusSnapshot {
     std::string metrics_error;         ///< why the metrics file cannot be written, or "" (null)
     std::uint64_t status_errors = 0;   ///< failed writes of the status file
     DeviceStateStatus device_state;    ///< written as null when not enabled
+    DeviceStateStatus device_state;          ///< written as null when not enabled
+    ControlStatus control;                   ///< written as null when not listening
+    std::uint64_t spool_records = 0;         ///< messages in the spool not yet acknowledged
+    std::uint64_t spool_bytes = 0;           ///< journal bytes of the active region in use
+    std::uint64_t spool_capacity_bytes = 0;  ///< bytes of one region (0: no spool)
+    std::uint64_t downlink_delivered = 0;    ///< handed to the application
+    std::uint64_t downlink_dead_lettered = 0;
+    std::uint64_t downlink_failures = 0;   ///< failed command attempts and line writes
+    std::uint64_t downlink_confirmed = 0;  ///< highest downlink seq confirmed to the server
 };
 
 /// The JSON text of `snapshot` (one line, with a trailing newline); strings

@@ -30,7 +30,7 @@ class FdWatcher {
 
 class PollLoop {
   public:
-    static constexpr std::size_t kMaxWatches = 8;
+    static constexpr std::size_t kMaxWatches = 16;
 
     /// `clients` holds up to `client_capacity` pointers; `fds` needs room for
     /// client_capacity * Pollable::kMaxPollRequests + kMaxWatches entries.
