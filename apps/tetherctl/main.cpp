@@ -61,7 +61,7 @@ const char kHelp[] =
     "  --timeout=MS       flush: how long to wait (default 10000, 1..600000)\n"
     "  -h, --help         print this help and exit\n"
     "  --version          print the version and exit\n"
-    "Every option also takes its value as the next argument (--timeout 5000).\n"
+    "Every option that takes a value accepts --option VALUE and --option=VALUE.\n"
     "\n"
     "Exit status:\n"
     "  0  status: online; reconnect, flush: done (status --watch: ended by the user)\n"

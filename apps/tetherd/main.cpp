@@ -1020,8 +1020,8 @@ int run(int argc, char** argv) {
     // (a planted link is how state gets redirected), so the link the service
     // manager made is resolved here, and only that one: a configured state_dir
     // is still taken as written.
-    const std::string handed = environment.state_directory.substr(
-        0, environment.state_directory.find(':'));
+    const std::string handed =
+        environment.state_directory.substr(0, environment.state_directory.find(':'));
     if (!handed.empty()) {
         if (char* resolved = ::realpath(handed.c_str(), nullptr)) {
             environment.state_directory = resolved;

@@ -32,6 +32,7 @@ PROGRAMS = [
     ("tether-cat", "max-retries", "many", []),
     ("tether-server", "listen", "nowhere", []),
     ("tether-fleet", "clients", "many", []),
+    ("tetherctl", "timeout", "soon", ["flush"]),
 ]
 
 

@@ -284,6 +284,14 @@ class Deploy(unittest.TestCase):
                 self.assertEqual(info.st_uid, UID)
             self.assertTrue(os.path.exists(os.path.join(dirs["STATE_DIRECTORY"], "state")) or
                             os.listdir(dirs["STATE_DIRECTORY"]))
+            # An operator in the service's group asks the packaged tetherctl.
+            tetherctl = [self.path("/usr/bin/tetherctl"), "--run-dir=" + run_dir, "status"]
+            if os.geteuid() == 0:
+                tetherctl = ["setpriv", "--reuid=65534", "--regid=%d" % GID,
+                             "--clear-groups"] + tetherctl
+            asked = subprocess.run(tetherctl, capture_output=True, text=True, timeout=10)
+            self.assertEqual(asked.returncode, 0, asked.stdout + asked.stderr)
+            self.assertIn("online", asked.stdout)
             self.assertNotIn("level=error", process.stderr())
             process.signal(15)
             self.assertEqual(process.wait(15), 0, process.stderr())

@@ -139,7 +139,8 @@ class PackageChecks:
 
     def test_man_pages_are_compressed_without_name_or_time_and_render_cleanly(self):
         pages = ["usr/share/man/man8/tetherd.8.gz", "usr/share/man/man1/tether-cat.1.gz",
-                 "usr/share/man/man5/tetherd.json.5.gz", "usr/share/man/man8/tether-server.8.gz"]
+                 "usr/share/man/man5/tetherd.json.5.gz", "usr/share/man/man8/tether-server.8.gz",
+                 "usr/share/man/man1/tetherctl.1.gz"]
         for page in pages:
             with open(self.path(page), "rb") as f:
                 head = f.read(10)
@@ -169,6 +170,7 @@ class PackageChecks:
             "/usr/bin/tetherctl",
             "/usr/bin/tetherd",
             "/usr/share/man/man1/tether-cat.1.gz",
+            "/usr/share/man/man1/tetherctl.1.gz",
             "/usr/share/man/man5/tetherd.json.5.gz",
             "/usr/share/man/man8/tetherd.8.gz",
             "/usr/share/tether/prometheus/tetherd-rules.yml",
@@ -340,7 +342,8 @@ class PackageChecks:
         executables = [(package, name) for package, name in self.elf_files()
                        if not name.endswith(".a")]
         self.assertEqual(sorted(name for _, name in executables),
-                         ["/usr/bin/tether-cat", "/usr/bin/tether-server", "/usr/bin/tetherd"])
+                         ["/usr/bin/tether-cat", "/usr/bin/tether-server", "/usr/bin/tetherctl",
+                          "/usr/bin/tetherd"])
         for package, name in executables:
             features = executable_hardening(self.path(name))
             print("hardening %s (%s): %s" % (name, ARGS.arch, " ".join(

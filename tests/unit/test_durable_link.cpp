@@ -669,6 +669,7 @@ TEST(DurableLink, AShutdownWithoutStopKeepsTheBackoff) {
     }
     Run second(state, spool);
     CHECK(second.report.state.reconnect_attempts >= 3);
+}
 
 TEST(DurableLink, SyncSpoolMakesEverythingAcceptedSurviveAPowerCut) {
     tether::test::FakeStorage state, spool;

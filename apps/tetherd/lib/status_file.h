@@ -92,10 +92,9 @@ struct StatusSnapshot {
     std::string metrics_error;         ///< why the metrics file cannot be written, or "" (null)
     std::uint64_t status_errors = 0;   ///< failed writes of the status file
     DeviceStateStatus device_state;    ///< written as null when not enabled
-    DeviceStateStatus device_state;          ///< written as null when not enabled
-    ControlStatus control;                   ///< written as null when not listening
-    std::uint64_t spool_records = 0;         ///< messages in the spool not yet acknowledged
-    std::uint64_t spool_bytes = 0;           ///< journal bytes of the active region in use
+    ControlStatus control;             ///< written as null when not listening
+    std::uint64_t spool_records = 0;   ///< messages in the spool not yet acknowledged
+    std::uint64_t spool_bytes = 0;     ///< journal bytes of the active region in use
     std::uint64_t spool_capacity_bytes = 0;  ///< bytes of one region (0: no spool)
     std::uint64_t downlink_delivered = 0;    ///< handed to the application
     std::uint64_t downlink_dead_lettered = 0;
