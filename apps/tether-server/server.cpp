@@ -270,8 +270,16 @@ bool Server::load_admin_token() {
     if (!options_.admin_token_file.empty()) {
         const Status read = port::read_admin_token_file(options_.admin_token_file, &admin_token_);
         if (read != Status::kOk) {
-            log(LogLevel::kError, "event=error what=admin_token file=%s status=%s",
-                options_.admin_token_file.c_str(), to_string(read));
+            if (read == Status::kCorrupt) {
+                log(LogLevel::kError,
+                    "event=error what=admin_token file=%s status=%s why=\"an admin token is "
+                    "one line of %zu to %zu visible ASCII characters\"",
+                    options_.admin_token_file.c_str(), to_string(read),
+                    server::kMinAdminTokenLength, server::kMaxAdminTokenLength);
+            } else {
+                log(LogLevel::kError, "event=error what=admin_token file=%s status=%s",
+                    options_.admin_token_file.c_str(), to_string(read));
+            }
             return false;
         }
         log(LogLevel::kInfo, "event=admin_token file=%s created=0",

@@ -405,8 +405,11 @@ void Daemon::on_state(const ClientEvent& event) {
                          event.state == LinkState::kWaitingToRetry ||
                          event.state == LinkState::kGivenUp || event.state == LinkState::kIdle;
     const std::string text = describe_state(event);
-    log_.line(visible ? (event.state == LinkState::kOnline ? LogLevel::kInfo : LogLevel::kWarn)
-                      : LogLevel::kDebug,
+    // Online, and idle after a stop this process asked for, are how it should be;
+    // waiting to retry and giving up are trouble an operator filters for.
+    const bool expected =
+        event.state == LinkState::kOnline || (event.state == LinkState::kIdle && stopping_);
+    log_.line(visible ? (expected ? LogLevel::kInfo : LogLevel::kWarn) : LogLevel::kDebug,
               "event=state state=%s msg=\"%s\" endpoint=%s attempt=%u reason=%s",
               to_string(event.state), text.c_str(), config_.endpoints[event.endpoint].c_str(),
               event.attempt, event.reason[0] != '\0' ? event.reason : "none");
@@ -898,6 +901,15 @@ int Daemon::run() {
     log_.line(LogLevel::kInfo, "event=start session=%s device=\"%s\" version=%u max_payload=%zu %s",
               link_->session_id(), link_->device_id(), link_->link().persistent().session_version,
               link_->link().max_payload(), describe(config_).c_str());
+    for (const std::string& endpoint : config_.endpoints) {
+        // Allowed (a lab, a TLS-terminating proxy on the same host), but never quietly.
+        if (endpoint.compare(0, 5, "ws://") == 0) {
+            log_.line(LogLevel::kWarn,
+                      "event=insecure_endpoint endpoint=%s msg=\"ws:// is not encrypted: the "
+                      "token and the telemetry cross the network in clear; use wss://\"",
+                      endpoint.c_str());
+        }
+    }
     Pollable* pollables[1];
     struct pollfd fds[Pollable::kMaxPollRequests + port::PollLoop::kMaxWatches];
     port::PollLoop loop(pollables, 1, fds, sizeof fds / sizeof fds[0]);
