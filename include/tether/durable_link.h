@@ -370,6 +370,9 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     void on_downlink_seq(std::uint64_t seq) override;
     void on_gap(bool downlink, std::uint64_t first, std::uint64_t last) override;
     void on_uplink_acked(std::uint64_t seq) override;
+    void on_uplink_handover(std::uint64_t seq) override;
+    void on_in_doubt(std::uint64_t first, std::uint64_t last, std::uint64_t count,
+                     bool resent) override;
     bool downlink_can_accept(std::size_t size) override;
     void on_persist(Status status) override;
     void on_renumbered() override;

@@ -94,10 +94,8 @@ Status DurableLink::open(RecoveryReport* report) {
         std::snprintf(error_, sizeof error_, "a spool needs its storage and buffer");
         return Status::kInvalidArgument;
     }
-    if (config_.spool && !config_.client.reconnect.resume_protocol) {
-        // Without tether.v1 nothing acknowledges what the spool holds: every
-        // restart would send it all again.
-        std::snprintf(error_, sizeof error_, "a spool needs the tether.v1 resume protocol");
+    if (config_.device_state.enabled && !config_.client.reconnect.resume_protocol) {
+        std::snprintf(error_, sizeof error_, "device state needs the tether.v1 resume protocol");
         return Status::kInvalidArgument;
     }
 
@@ -382,7 +380,10 @@ void DurableLink::try_spool_again(TimeMs now) {
     if (!append_unspooled()) {
         return;
     }
-    const std::uint64_t acked = client().counters().uplink_acked;
+    std::uint64_t acked = client().counters().uplink_acked;
+    if (client().handed_over_seq() > acked) {
+        acked = client().handed_over_seq();  // plain at-most-once: gone once handed over
+    }
     if ((acked > 0 && spool_->ack(acked) != Status::kOk) || spool_->sync() != Status::kOk) {
         return;
     }
@@ -569,6 +570,34 @@ void DurableLink::on_uplink_acked(std::uint64_t seq) {
     }
     if (listener_ != nullptr) {
         listener_->on_uplink_acked(seq);
+    }
+}
+
+// Plain WebSocket, at-most-once: the spool's watermark moves past these
+// messages, and the record reaches the kernel, before the socket write can
+// give any of them to the peer; so a killed process never sends them again.
+void DurableLink::on_uplink_handover(std::uint64_t seq) {
+    if (spool_ && spool_health_ == SpoolHealth::kOk) {
+        Status status = spool_->ack(seq);
+        if (status == Status::kOk) {
+            status = spool_->flush(last_now_);
+        }
+        if (status != Status::kOk) {
+            spool_failed(status, "running memory-only; the spool is tried again");
+        } else if (spool_->counters().syncs != syncs_seen_) {
+            syncs_seen_ = spool_->counters().syncs;
+            synced_at_ = last_now_;
+        }
+    }
+    if (listener_ != nullptr) {
+        listener_->on_uplink_handover(seq);
+    }
+}
+
+void DurableLink::on_in_doubt(std::uint64_t first, std::uint64_t last, std::uint64_t count,
+                              bool resent) {
+    if (listener_ != nullptr) {
+        listener_->on_in_doubt(first, last, count, resent);
     }
 }
 
