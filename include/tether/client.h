@@ -248,6 +248,8 @@ struct ClientCounters {
     /// pong confirmed them: possibly lost (at-most-once) or sent again and
     /// possibly duplicated (at-least-once).
     std::uint64_t in_doubt = 0;
+    /// Plain mode: send() refused a text message that is not valid UTF-8.
+    std::uint64_t rejected_invalid_text = 0;
 };
 
 class Client final : public Pollable, private net::WsHandler {
@@ -290,7 +292,9 @@ class Client final : public Pollable, private net::WsHandler {
     /// Queues a message for the server under the overflow policy. kOk,
     /// kNoSpace (reject_newest and full), kTooLarge (above max_payload():
     /// it could never be delivered, so it is not queued) or kInvalidArgument
-    /// (`data` null with a size, or a `type` that is no WebSocket opcode).
+    /// (`data` null with a size, a `type` that is no WebSocket opcode, or in
+    /// plain mode a text message that is not valid UTF-8: a peer would close
+    /// over it, and it would come back after every reconnect).
     /// `now` is when the application handed the message over: with the age
     /// extension (ClientConfig::message_age) each DATA says how long ago that
     /// was, exact up to net::v1::kMaxAgeMs (24.8 days) and capped there,

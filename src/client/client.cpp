@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "tether/net/tether_v1.h"
+#include "tether/net/utf8.h"
 
 namespace tether {
 namespace {
@@ -164,6 +165,17 @@ Status Client::send(TimeMs now, const std::uint8_t* data, std::size_t size, std:
     if (size > max_payload_) {
         ++counters_.rejected_too_large;
         return Status::kTooLarge;
+    }
+    if (!resume_mode() && data != nullptr &&
+        (type == net::WsOpcode::kText ||
+         (type == net::WsOpcode::kContinuation && config_.message_type == net::WsOpcode::kText))) {
+        // A peer must fail the connection over invalid text (1007): queued,
+        // it would come back after every reconnect.
+        net::Utf8Validator validator;
+        if (!validator.feed(data, size) || !validator.complete()) {
+            ++counters_.rejected_invalid_text;
+            return Status::kInvalidArgument;
+        }
     }
     apply_numbering_floor();
     std::uint64_t assigned = 0;
