@@ -92,8 +92,10 @@ const char* kUsage =
     "Keeps a tether.v1 link (docs/PROTOCOL.md) from this device to its server alive through\n"
     "every network fault: telemetry from standard input, a local datagram socket and the\n"
     "device's own health goes up without loss or duplication; downlink messages are handed\n"
-    "to standard output or a command, once, in order. Every option is a field of the JSON\n"
-    "configuration file (docs/CONFIG.md); the common ones can be overridden here:\n\n";
+    "to standard output or a command, once, in order. With \"protocol\": \"websocket\" it\n"
+    "speaks plain WebSocket to any server instead, at-least-once or at-most-once\n"
+    "(plain.delivery; docs/CONFIG.md, Plain WebSocket mode). Every option is a field of the\n"
+    "JSON configuration file (docs/CONFIG.md); the common ones can be overridden here:\n\n";
 
 // The agent's view of the durable link.
 class LinkForState final : public StateLink {
