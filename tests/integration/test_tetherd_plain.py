@@ -282,10 +282,6 @@ class ServerRestart(unittest.TestCase):
         missing = sorted(set(range(1, plain.sent + 1)) - set(got))
         reports = plain.in_doubt()
         in_doubt = sum(count for _, _, count in reports)
-        if os.environ.get("PLAIN_DEBUG"):
-            for e in plain.log():
-                if e.get("event") in ("state", "in_doubt"):
-                    print(e, file=sys.stderr)
         print("\nat-most-once: sent=%d received=%d lost=%d in_doubt_reported=%d ranges=%s"
               % (plain.sent, len(got), len(missing), in_doubt, reports), file=sys.stderr)
         self.assertEqual(duplicates, 0)
@@ -315,36 +311,41 @@ class Kill9(unittest.TestCase):
                              message="the first 50 were not confirmed")
             echo.signal(signal.SIGSTOP)  # it reads nothing more, answers no ping
             plain.send(50)
-            harness.wait_for(lambda: plain.metric("tether_messages_sent_total")[0] == "100",
-                             timeout=5, message="tetherd did not write the next 50")
+            time.sleep(0.3)  # written at once on loopback; the heartbeat needs 1 s
             plain.kill9()
-            echo.signal(signal.SIGCONT)  # it reads what the kernel held for it
-            harness.wait_for(lambda: len(received(echo_log)) >= 100, timeout=5,
-                             message="the server did not read the buffered messages")
+            echo.signal(signal.SIGCONT)  # it reads what its kernel kept, if anything
+            time.sleep(0.3)
+            first_run = numbers(received(echo_log))
             plain.start()
             plain.wait_online()
             plain.send(10)
             harness.wait_for(lambda: 110 in numbers(received(echo_log)), timeout=10,
                              message="the restarted run's messages did not arrive")
             time.sleep(0.3)
-            return plain, numbers(received(echo_log))
+            return plain, first_run, numbers(received(echo_log))[len(first_run):]
         finally:
             plain.stop()
             echo.stop()
 
     def test_at_least_once_the_restart_sends_the_unconfirmed_again(self):
-        plain, got = self.run_kill("at-least-once")
+        plain, first_run, second_run = self.run_kill("at-least-once")
+        got = first_run + second_run
         duplicates = len(got) - len(set(got))
-        print("\nkill -9, at-least-once: received=%d duplicates=%d" % (len(got), duplicates),
-              file=sys.stderr)
+        print("\nkill -9, at-least-once: first run's server got %d, the restart sent %d, "
+              "duplicates=%d" % (len(first_run), len(second_run), duplicates), file=sys.stderr)
         self.assertEqual(sorted(set(got)), list(range(1, 111)))
-        self.assertEqual(duplicates, 50)  # m51..m100: read by the server, never confirmed
+        # m51..m100 were written, never confirmed: the spool sends them again.
+        self.assertEqual(second_run, list(range(51, 111)))
 
     def test_at_most_once_the_restart_never_sends_again(self):
-        plain, got = self.run_kill("at-most-once")
-        print("\nkill -9, at-most-once: received=%d duplicates=%d"
-              % (len(got), len(got) - len(set(got))), file=sys.stderr)
-        self.assertEqual(got, list(range(1, 111)))
+        plain, first_run, second_run = self.run_kill("at-most-once")
+        got = first_run + second_run
+        print("\nkill -9, at-most-once: first run's server got %d, the restart sent %d, "
+              "lost (in doubt at the crash)=%d" % (len(first_run), len(second_run),
+                                                  110 - len(set(got))), file=sys.stderr)
+        self.assertEqual(len(got), len(set(got)))
+        # m51..m100 were handed to the kernel: the restart never sends them.
+        self.assertEqual(second_run, list(range(101, 111)))
 
 
 class Heartbeat(unittest.TestCase):

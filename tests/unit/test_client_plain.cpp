@@ -521,3 +521,33 @@ TEST(ClientPlain, ModelAtLeastOnceNeverLostAndDuplicatesCounted) {
     }
     CHECK(duplicates_total > 0);  // the model does resend, so the check above bites
 }
+
+TEST(ClientPlain, ConfirmationsStartAfreshOnEveryConnection) {
+    for (int closes = 0; closes < 2; ++closes) {
+        Rig rig(Delivery::kAtMostOnce);
+        rig.connect();
+        rig.send("a");
+        rig.service();  // handed over; its ping is out, unanswered
+        if (closes == 0) {
+            rig.lose_link();
+        } else {
+            rig.connection.stream().push_input(std::string("\x88\x02\x03\xe9", 4));  // close 1001
+            rig.service();
+            for (int i = 0; i < 10 && rig.client.state() != LinkState::kWaitingToRetry; ++i) {
+                rig.connection.stream().push_eof();
+                rig.service();
+            }
+        }
+        CHECK_EQUAL(1, rig.client.counters().in_doubt);
+        rig.connect();
+        for (int i = 0; i < 10; ++i) {
+            rig.send("b" + std::to_string(i));
+            rig.service();
+            rig.server_takes_all();
+            rig.service();
+        }
+        CHECK_EQUAL(10, rig.received.size());
+        CHECK_EQUAL(11, rig.client.counters().uplink_acked);
+        CHECK_EQUAL(10, rig.client.counters().confirmed);
+    }
+}
