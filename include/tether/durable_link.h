@@ -24,6 +24,15 @@
 //     more than today's outbox holds) is counted, reported in RecoveryReport,
 //     and becomes part of a gap; nothing is silently left out.
 //
+// Plain WebSocket (client.reconnect.resume_protocol off; docs/ARCHITECTURE.md
+// "Plain WebSocket delivery"): no seqs reach the wire and no server
+// acknowledges, so the spool's ACK watermark moves at the client's own
+// confirmation point: with Delivery::kAtLeastOnce when a pong confirms the
+// messages (a restart sends again everything not confirmed), with
+// kAtMostOnce just before they are handed to the kernel (written to the
+// spool's file first, so a killed process never sends them again). Device
+// state needs tether.v1 and is refused by open().
+//
 // Storage failures (a full disk, a read-only or failing medium) are states,
 // not crashes: the spool goes "degraded", the failure is reported once through
 // DurableLinkListener::on_storage(), and messages keep flowing from memory;
