@@ -185,6 +185,9 @@ class Echo(unittest.TestCase):
             result = harness.run([TETHERCTL, "--run-dir", plain.run_dir, "flush",
                                   "--timeout=5000"])
             self.assertEqual(result.returncode, 0, result)
+            result = harness.run([TETHERCTL, "--run-dir", plain.run_dir, "status"])
+            self.assertIn(b"websocket, at-least-once: 200 confirmed by pong, 0 in doubt",
+                          result.stdout)
         finally:
             plain.stop()
             echo.stop()
