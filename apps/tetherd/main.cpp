@@ -971,8 +971,9 @@ int Daemon::run() {
         return 1;
     }
     log_.line(LogLevel::kInfo, "event=start session=%s device=\"%s\" version=%u max_payload=%zu %s",
-              link_->session_id(), link_->device_id(), link_->link().persistent().session_version,
-              link_->link().max_payload(), describe(config_).c_str());
+              plain() ? "none" : link_->session_id(), plain() ? "none" : link_->device_id(),
+              link_->link().persistent().session_version, link_->link().max_payload(),
+              describe(config_).c_str());
     for (const std::string& endpoint : config_.endpoints) {
         // Allowed (a lab, a TLS-terminating proxy on the same host), but never quietly.
         if (endpoint.compare(0, 5, "ws://") == 0) {
