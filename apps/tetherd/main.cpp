@@ -188,6 +188,7 @@ class Daemon final : public DurableLinkListener,
     std::uint64_t plain_downlink_seq_ = 0;
     std::uint64_t downlink_lost_ = 0;
     std::uint64_t invalid_text_ = 0;
+    std::uint64_t restart_in_doubt_ = 0;  // what an earlier run's crash left in doubt
     std::unique_ptr<LinkForState> state_link_;
     std::unique_ptr<StateAgent> state_agent_;
 
@@ -241,6 +242,18 @@ void Daemon::log_recovery(const RecoveryReport& r) {
                   "server is told they will not arrive\" first=%llu last=%llu",
                   static_cast<unsigned long long>(r.unrecovered.first),
                   static_cast<unsigned long long>(r.unrecovered.last));
+    }
+    if (r.in_doubt.last != 0) {
+        // Plain at-most-once: counted with the in-doubt messages of this run.
+        restart_in_doubt_ = r.in_doubt.last - r.in_doubt.first + 1;
+        log_.line(LogLevel::kWarn,
+                  "event=in_doubt delivery=at-most-once first=%llu last=%llu count=%llu "
+                  "msg=\"the previous run did not stop cleanly: of the messages it had handed to "
+                  "the kernel, those no pong had confirmed may be lost (at most this many); "
+                  "they are not sent again\"",
+                  static_cast<unsigned long long>(r.in_doubt.first),
+                  static_cast<unsigned long long>(r.in_doubt.last),
+                  static_cast<unsigned long long>(restart_in_doubt_));
     }
 }
 
@@ -735,7 +748,7 @@ void Daemon::plain_status(StatusSnapshot* snapshot) const {
         return;
     }
     snapshot->delivery = tether::to_string(config_.plain.delivery);
-    snapshot->in_doubt = client().counters().in_doubt;
+    snapshot->in_doubt = client().counters().in_doubt + restart_in_doubt_;
     snapshot->confirmed = client().counters().confirmed;
     snapshot->downlink_lost = downlink_lost_;
 }

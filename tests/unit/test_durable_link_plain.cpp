@@ -168,6 +168,53 @@ TEST(DurableLinkPlain, AtMostOnceAKilledRunNeverSendsAgainWhatItHandedOver) {
     CHECK(expected == second.texts_sent());
 }
 
+TEST(DurableLinkPlain, AtMostOnceTheRestartReportsWhatTheKilledRunLeftInDoubt) {
+    tether::test::FakeStorage state, spool;
+    {
+        PlainRun run(state, spool, Delivery::kAtMostOnce);
+        run.online();
+        run.send("a");
+        run.send("b");
+        run.service();
+        run.answer_pings();  // a and b confirmed
+        run.now += DurableLink::kSettledSaveMs;
+        run.service();  // ...and saved as settled
+        run.send("c");
+        run.send("d");
+        run.service();  // handed over, never confirmed
+        run.link.commit();
+    }  // killed
+    PlainRun second(state, spool, Delivery::kAtMostOnce);
+    CHECK_EQUAL(3, second.report.in_doubt.first);
+    CHECK_EQUAL(4, second.report.in_doubt.last);
+    CHECK_EQUAL(0, second.report.restored);
+    second.online();
+    second.now += DurableLink::kSettledSaveMs;
+    second.service();
+    // Reported once: a further kill does not report it again.
+    {
+        PlainRun third(state, spool, Delivery::kAtMostOnce);
+        CHECK_EQUAL(0, third.report.in_doubt.first);
+    }
+}
+
+TEST(DurableLinkPlain, AtMostOnceACleanStopLeavesNothingInDoubt) {
+    tether::test::FakeStorage state, spool;
+    {
+        PlainRun run(state, spool, Delivery::kAtMostOnce);
+        run.online();
+        run.send("a");
+        run.service();
+        run.link.stop(run.now);
+        run.connection.stream().push_input(std::string("\x88\x02\x03\xe8", 4));
+        run.service();
+        CHECK_EQUAL(Status::kOk, run.link.shutdown());
+    }
+    PlainRun second(state, spool, Delivery::kAtMostOnce);
+    CHECK_EQUAL(0, second.report.in_doubt.first);
+    CHECK_EQUAL(0, second.report.in_doubt.last);
+}
+
 TEST(DurableLinkPlain, AtLeastOnceACleanStopLeavesNothingToSendAgain) {
     tether::test::FakeStorage state, spool;
     {
