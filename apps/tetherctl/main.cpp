@@ -349,6 +349,13 @@ std::string summary(const cJSON* status) {
                             " failures, confirmed seq " +
                             std::to_string(count_of(downlink, "confirmed")));
     }
+    if (text_of(status, "protocol") == "websocket") {
+        // Plain WebSocket: what is promised, and what a dying link left in doubt.
+        add("protocol", "websocket, " + text_of(status, "delivery") + ": " +
+                            std::to_string(count_of(status, "uplink_confirmed")) +
+                            " confirmed by pong, " +
+                            std::to_string(count_of(status, "uplink_in_doubt")) + " in doubt");
+    }
     const std::string session = text_of(status, "session");
     add("session", session.empty() ? "-"
                                    : session + " (version " +

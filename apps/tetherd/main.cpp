@@ -92,8 +92,10 @@ const char* kUsage =
     "Keeps a tether.v1 link (docs/PROTOCOL.md) from this device to its server alive through\n"
     "every network fault: telemetry from standard input, a local datagram socket and the\n"
     "device's own health goes up without loss or duplication; downlink messages are handed\n"
-    "to standard output or a command, once, in order. Every option is a field of the JSON\n"
-    "configuration file (docs/CONFIG.md); the common ones can be overridden here:\n\n";
+    "to standard output or a command, once, in order. With \"protocol\": \"websocket\" it\n"
+    "speaks plain WebSocket to any server instead, at-least-once or at-most-once\n"
+    "(plain.delivery; docs/CONFIG.md, Plain WebSocket mode). Every option is a field of the\n"
+    "JSON configuration file (docs/CONFIG.md); the common ones can be overridden here:\n\n";
 
 // The agent's view of the durable link.
 class LinkForState final : public StateLink {
@@ -133,6 +135,10 @@ class Daemon final : public DurableLinkListener,
     void on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) override;
     void on_downlink_seq(std::uint64_t seq) override;
     void on_gap(bool downlink, std::uint64_t first, std::uint64_t last) override;
+    void on_in_doubt(std::uint64_t first, std::uint64_t last, std::uint64_t count,
+                     bool resent) override;
+    bool plain() const { return config_.protocol == LinkProtocol::kWebSocket; }
+    void plain_status(StatusSnapshot* snapshot) const;
     void on_storage(const StorageEvent& event) override;
     void on_refused(std::size_t size, std::size_t limit) override;
     bool downlink_can_accept(std::size_t size) override;
@@ -176,6 +182,13 @@ class Daemon final : public DurableLinkListener,
     std::string dead_letter_dir_;
     std::unique_ptr<DownlinkOutput> downlink_;
     std::uint64_t downlink_seq_ = 0;  // of the message on_message() is about to get
+    // Plain WebSocket: the server's messages have no seqs; the output (and
+    // its dead-letter file names) numbers them from the start time in ms
+    // times 1000, so a restart continues above the last run's numbers.
+    std::uint64_t plain_downlink_seq_ = 0;
+    std::uint64_t downlink_lost_ = 0;
+    std::uint64_t invalid_text_ = 0;
+    std::uint64_t restart_in_doubt_ = 0;  // what an earlier run's crash left in doubt
     std::unique_ptr<LinkForState> state_link_;
     std::unique_ptr<StateAgent> state_agent_;
 
@@ -229,6 +242,18 @@ void Daemon::log_recovery(const RecoveryReport& r) {
                   "server is told they will not arrive\" first=%llu last=%llu",
                   static_cast<unsigned long long>(r.unrecovered.first),
                   static_cast<unsigned long long>(r.unrecovered.last));
+    }
+    if (r.in_doubt.last != 0) {
+        // Plain at-most-once: counted with the in-doubt messages of this run.
+        restart_in_doubt_ = r.in_doubt.last - r.in_doubt.first + 1;
+        log_.line(LogLevel::kWarn,
+                  "event=in_doubt delivery=at-most-once first=%llu last=%llu count=%llu "
+                  "msg=\"the previous run did not stop cleanly: of the messages it had handed to "
+                  "the kernel, those no pong had confirmed may be lost (at most this many); "
+                  "they are not sent again\"",
+                  static_cast<unsigned long long>(r.in_doubt.first),
+                  static_cast<unsigned long long>(r.in_doubt.last),
+                  static_cast<unsigned long long>(restart_in_doubt_));
     }
 }
 
@@ -428,6 +453,24 @@ void Daemon::on_downlink_seq(std::uint64_t seq) {
 
 void Daemon::on_message(net::WsOpcode type, const std::uint8_t* data, std::size_t size) {
     (void)type;
+    if (plain()) {
+        if (plain_downlink_seq_ == 0) {
+            plain_downlink_seq_ = wall_ms() * 1000u;
+        }
+        const std::uint64_t seq = ++plain_downlink_seq_;
+        const Status status = downlink_->deliver(seq, reinterpret_cast<const char*>(data), size);
+        if (status != Status::kOk) {
+            downlink_->skip(seq, seq);  // nothing can send it again: later ones go on
+            if (downlink_lost_++ == 0) {
+                log_.line(LogLevel::kWarn,
+                          "event=downlink msg=\"the output did not take a server message; a "
+                          "plain WebSocket server does not send it again: lost (later ones are "
+                          "counted in status.json downlink_lost)\" status=%s",
+                          to_string(status));
+            }
+        }
+        return;
+    }
     // The client asked downlink_can_accept() first, so a refusal here means
     // the output's state changed in between: not acknowledged, so the server
     // sends it again after the link is re-established.
@@ -522,6 +565,22 @@ void Daemon::on_gap(bool downlink, std::uint64_t first, std::uint64_t last) {
               static_cast<unsigned long long>(last - first + 1));
 }
 
+// Plain WebSocket: the link died with messages the kernel had taken but no
+// pong had confirmed. Each such loss is its own line: it is rare, and the
+// seqs say which input lines (or datagrams) it concerns.
+void Daemon::on_in_doubt(std::uint64_t first, std::uint64_t last, std::uint64_t count,
+                         bool resent) {
+    log_.line(LogLevel::kWarn,
+              "event=in_doubt delivery=%s first=%llu last=%llu count=%llu msg=\"%s\"",
+              tether::to_string(config_.plain.delivery), static_cast<unsigned long long>(first),
+              static_cast<unsigned long long>(last), static_cast<unsigned long long>(count),
+              resent ? "the link died before a pong confirmed them: sent again, the server may "
+                       "get them twice"
+                     : "the link died before a pong confirmed them: not sent again, the server "
+                       "may not have them");
+    update_status();
+}
+
 void Daemon::on_storage(const StorageEvent& event) {
     const char* what = event.what == StorageEvent::What::kSpool         ? "spool"
                        : event.what == StorageEvent::What::kDeviceState ? "device_state"
@@ -553,6 +612,12 @@ void Daemon::accept_input(const char* data, std::size_t size) {
     // Too large: counted and reported by the link (on_refused). Full under
     // reject_newest: said once per stretch of refusals, counted in metrics.
     const Status status = link_->send(reinterpret_cast<const std::uint8_t*>(data), size);
+    if (status == Status::kInvalidArgument && plain() && invalid_text_++ == 0) {
+        log_.line(LogLevel::kError,
+                  "event=input msg=\"message dropped: not valid UTF-8, so it cannot go as a "
+                  "text frame (plain.message_type \\\"binary\\\" sends any bytes); later ones "
+                  "are counted in tether_intake_dropped_total{reason=\\\"not_utf8\\\"}\"");
+    }
     if (status == Status::kNoSpace && !refusing_full_) {
         log_.line(LogLevel::kWarn,
                   "event=input msg=\"the outbox is full (reject_newest): new messages are "
@@ -673,7 +738,19 @@ StatusSnapshot Daemon::status_now() const {
         snapshot.downlink_dead_lettered = counters.dead_lettered;
         snapshot.downlink_failures = counters.failed + counters.write_errors;
     }
+    plain_status(&snapshot);
     return snapshot;
+}
+
+void Daemon::plain_status(StatusSnapshot* snapshot) const {
+    snapshot->protocol = to_string(config_.protocol);
+    if (!plain()) {
+        return;
+    }
+    snapshot->delivery = tether::to_string(config_.plain.delivery);
+    snapshot->in_doubt = client().counters().in_doubt + restart_in_doubt_;
+    snapshot->confirmed = client().counters().confirmed;
+    snapshot->downlink_lost = downlink_lost_;
 }
 
 std::string Daemon::control_status() {
@@ -763,6 +840,14 @@ void Daemon::write_metrics() {
         snapshot.intake.datagram_empty = socket_input_->empty();
     }
     snapshot.device_state = device_state_of(link_->link(), state_agent_.get());
+    StatusSnapshot plain_view;
+    plain_status(&plain_view);
+    snapshot.protocol = plain_view.protocol;
+    snapshot.delivery = plain_view.delivery;
+    snapshot.messages_in_doubt = plain_view.in_doubt;
+    snapshot.messages_confirmed = plain_view.confirmed;
+    snapshot.downlink_lost = plain_view.downlink_lost;
+    snapshot.intake.not_utf8 = invalid_text_;
     const bool failed = daemon::write_metrics(config_.metrics.file, snapshot) != Status::kOk;
     const int error = errno;
     if (failed && !metrics_failed_) {
@@ -899,8 +984,9 @@ int Daemon::run() {
         return 1;
     }
     log_.line(LogLevel::kInfo, "event=start session=%s device=\"%s\" version=%u max_payload=%zu %s",
-              link_->session_id(), link_->device_id(), link_->link().persistent().session_version,
-              link_->link().max_payload(), describe(config_).c_str());
+              plain() ? "none" : link_->session_id(), plain() ? "none" : link_->device_id(),
+              link_->link().persistent().session_version, link_->link().max_payload(),
+              describe(config_).c_str());
     for (const std::string& endpoint : config_.endpoints) {
         // Allowed (a lab, a TLS-terminating proxy on the same host), but never quietly.
         if (endpoint.compare(0, 5, "ws://") == 0) {

@@ -11,14 +11,29 @@
 // through interfaces (Connection, NameResolver, RandomSource, MaskSource), so
 // the whole of it runs on the host under test with fakes.
 //
-// Delivery in plain WebSocket mode (no resume protocol): messages wait in the
-// outbox while the link is down and go out in order once it is open. An entry
-// is freed when the write that carries its frame has been handed to the
-// kernel completely; entries still in the client's transmit buffer when a
-// link dies are sent again on the next connection (so the last few may be
-// duplicated), while frames the kernel had accepted but the link lost are
-// gone (at most a socket buffer's worth). The tether.v1 resume protocol
-// closes that gap with acknowledgements.
+// Delivery in plain WebSocket mode (no resume protocol; ClientConfig::delivery,
+// docs/ARCHITECTURE.md "Plain WebSocket delivery"): messages wait in the
+// outbox while the link is down and go out in order once it is open. After
+// each write that carried data the client queues a confirmation ping (an
+// 8-byte payload, "tcfm" and a number, unlike the heartbeat's 4 bytes); the
+// peer answers pings in order, so its pong proves that the peer's WebSocket
+// endpoint has read every frame before that ping (not that the application
+// behind it kept them). At most kMaxConfirmPings are outstanding; a later one
+// covers everything sent before it.
+//  - Delivery::kAtMostOnce: an entry is freed once the first byte of its
+//    frame has been handed to the kernel (a frame never handed over at all
+//    is sent again after a reconnect). Nothing is ever sent twice. When a
+//    link dies, the messages handed over since the last confirmation are in
+//    doubt: counted (ClientCounters::in_doubt) and reported through
+//    ClientListener::on_in_doubt(). The reply to our own close confirms
+//    everything before it.
+//  - Delivery::kAtLeastOnce: an entry is freed only when a pong confirms it
+//    (ClientListener::on_uplink_acked(), as a tether.v1 ack would be).
+//    After a reconnect every unconfirmed entry is sent again, in order: the
+//    ones the kernel had taken may arrive twice (counted in
+//    ClientCounters::in_doubt and reported through on_in_doubt()).
+// Neither is exactly-once: only tether.v1 (acknowledged seqs the server
+// deduplicates) gives that.
 //
 // Memory: the caller provides the outbox storage and the receive and
 // transmit buffers; nothing is allocated per message.
@@ -98,6 +113,22 @@ class ClientListener {
         (void)size;
         return true;
     }
+    /// Plain mode: the link died with `count` messages (seqs first..last)
+    /// handed to the kernel and not confirmed by a pong. `resent` false
+    /// (Delivery::kAtMostOnce): they are not sent again and may be lost;
+    /// true (kAtLeastOnce): they are sent again and may arrive twice.
+    virtual void on_in_doubt(std::uint64_t first, std::uint64_t last, std::uint64_t count,
+                             bool resent) {
+        (void)first;
+        (void)last;
+        (void)count;
+        (void)resent;
+    }
+    /// Plain mode with Delivery::kAtMostOnce: the messages up to `seq` are
+    /// about to be handed to the kernel (called before the write): a disk
+    /// copy must record that they are gone, so that a restart never sends
+    /// them again.
+    virtual void on_uplink_handover(std::uint64_t seq) { (void)seq; }
     /// The state record could not be saved (`status` kIoError), or was saved
     /// again after failing (kOk). Called on each change, not on every save.
     virtual void on_persist(Status status) { (void)status; }
@@ -121,6 +152,16 @@ class ClientListener {
     }
 };
 
+/// What plain WebSocket mode promises (see the file comment).
+enum class Delivery : std::uint8_t {
+    kAtMostOnce,   ///< never sent twice; what a dying link may have lost is counted
+    kAtLeastOnce,  ///< never lost while running; resent after a reconnect until confirmed
+};
+/// "at-most-once", "at-least-once"; "unknown" for any other value.
+const char* to_string(Delivery delivery);
+/// Parses the names above; false (leaving *delivery alone) for anything else.
+bool parse_delivery(const char* text, Delivery* delivery);
+
 struct ClientConfig {
     /// Timeouts, backoff, heartbeat, breakers. endpoint_count and
     /// tls_endpoints are set from `urls`.
@@ -139,6 +180,8 @@ struct ClientConfig {
     /// The frame type outbox messages are sent as.
     net::WsOpcode message_type = net::WsOpcode::kText;
     OverflowPolicy overflow = OverflowPolicy::kDropOldest;
+    /// Plain WebSocket mode only (ignored with tether.v1, which acknowledges).
+    Delivery delivery = Delivery::kAtMostOnce;
 
     /// tether.v1 (docs/PROTOCOL.md): set reconnect.resume_protocol. The
     /// subprotocol is then offered and required, messages travel as DATA with
@@ -198,10 +241,23 @@ struct ClientCounters {
     std::uint64_t rejected_too_large = 0;  ///< send() refused: above max_payload()
     std::uint64_t downlink_overruns = 0;   ///< messages the application could not take
     std::uint64_t sent_with_age = 0;       ///< tether.v1: DATA that carried its age
+    /// Plain mode: confirmation pings sent, and the messages their pongs confirmed.
+    std::uint64_t confirm_pings = 0;
+    std::uint64_t confirmed = 0;
+    /// Plain mode: messages handed to the kernel on links that died before a
+    /// pong confirmed them: possibly lost (at-most-once) or sent again and
+    /// possibly duplicated (at-least-once).
+    std::uint64_t in_doubt = 0;
+    /// Plain mode: send() refused a text message that is not valid UTF-8.
+    std::uint64_t rejected_invalid_text = 0;
 };
 
 class Client final : public Pollable, private net::WsHandler {
   public:
+    /// Plain mode: confirmation pings outstanding at once.
+    static constexpr std::size_t kMaxConfirmPings = 4;
+    /// Plain mode: writes of data tracked until the kernel has them whole.
+    static constexpr std::size_t kMaxBatches = 32;
     /// The least time between dropping downlink messages the application
     /// could not take and the resume that fetches them again.
     static constexpr std::uint32_t kDownlinkReplayMs = 1000;
@@ -236,7 +292,9 @@ class Client final : public Pollable, private net::WsHandler {
     /// Queues a message for the server under the overflow policy. kOk,
     /// kNoSpace (reject_newest and full), kTooLarge (above max_payload():
     /// it could never be delivered, so it is not queued) or kInvalidArgument
-    /// (`data` null with a size, or a `type` that is no WebSocket opcode).
+    /// (`data` null with a size, a `type` that is no WebSocket opcode, or in
+    /// plain mode a text message that is not valid UTF-8: a peer would close
+    /// over it, and it would come back after every reconnect).
     /// `now` is when the application handed the message over: with the age
     /// extension (ClientConfig::message_age) each DATA says how long ago that
     /// was, exact up to net::v1::kMaxAgeMs (24.8 days) and capped there,
@@ -316,7 +374,10 @@ class Client final : public Pollable, private net::WsHandler {
     const ClientCounters& counters() const { return counters_; }
     const net::WsUrl& url(std::size_t index) const { return urls_[index]; }
     /// True when nothing waits to be sent: the outbox is empty and the stream flushed.
+    /// (Plain at-least-once: and every message sent is confirmed.)
     bool idle() const;
+    /// Plain at-most-once: the newest seq on_uplink_handover() named.
+    std::uint64_t handed_over_seq() const { return announced_seq_; }
 
   private:
     void perform(const Actions& actions, TimeMs now);
@@ -336,6 +397,50 @@ class Client final : public Pollable, private net::WsHandler {
     void handle_read_result(const net::WsResult& result, TimeMs now);
     void notify();
     std::uint32_t random_u32();
+
+    // Plain mode (client_plain.cpp).
+    void plain_queued(std::uint64_t first_seq, std::uint64_t last_seq, std::size_t count,
+                      std::uint64_t start_offset);
+    void plain_before_write();
+    void plain_after_write();
+    void plain_queue_confirm();
+    void plain_confirmed(std::uint32_t id);
+    void plain_link_closed(bool clean);
+    void plain_reset();
+    bool at_least_once() const { return config_.delivery == Delivery::kAtLeastOnce; }
+    std::uint64_t written_offset() const { return stream_.counters().bytes_written; }
+    struct Batch {
+        std::uint64_t first_seq;
+        std::uint64_t last_seq;
+        std::uint64_t start;  // stream byte offsets of its frames
+        std::uint64_t end;
+        std::uint64_t messages_through;  // messages queued on this connection up to it
+    };
+    struct ConfirmPing {
+        std::uint32_t id;
+        std::uint64_t last_seq;
+        std::uint64_t messages_through;
+    };
+    Batch batches_[kMaxBatches] = {};
+    std::size_t batch_head_ = 0;
+    std::size_t batch_count_ = 0;
+    ConfirmPing confirms_[kMaxConfirmPings] = {};
+    std::size_t confirm_head_ = 0;
+    std::size_t confirm_count_ = 0;
+    std::uint32_t next_confirm_id_ = 1;
+    bool confirm_owed_ = false;          // data queued after the newest confirmation ping
+    std::uint64_t queued_messages_ = 0;  // on this connection
+    std::uint64_t handed_messages_ = 0;  // of those, with bytes at the kernel
+    std::uint64_t handed_seq_ = 0;       // the newest of them
+    std::uint64_t confirmed_messages_ = 0;
+    std::uint64_t confirmed_seq_ = 0;
+    std::uint64_t announced_seq_ = 0;  // the newest seq on_uplink_handover() named
+    std::uint64_t first_seq_on_link_ = 0;
+    bool confirm_seen_ = false;
+    std::uint32_t confirm_pong_id_ = 0;
+    bool plain_clean_close_ = false;
+    static bool is_confirm_payload(const std::uint8_t* payload, std::size_t size);
+    static std::uint32_t confirm_id_of(const std::uint8_t* payload);
 
     // tether.v1 (client_resume.cpp).
     bool resume_mode() const { return config_.reconnect.resume_protocol; }

@@ -24,6 +24,15 @@
 //     more than today's outbox holds) is counted, reported in RecoveryReport,
 //     and becomes part of a gap; nothing is silently left out.
 //
+// Plain WebSocket (client.reconnect.resume_protocol off; docs/ARCHITECTURE.md
+// "Plain WebSocket delivery"): no seqs reach the wire and no server
+// acknowledges, so the spool's ACK watermark moves at the client's own
+// confirmation point: with Delivery::kAtLeastOnce when a pong confirms the
+// messages (a restart sends again everything not confirmed), with
+// kAtMostOnce just before they are handed to the kernel (written to the
+// spool's file first, so a killed process never sends them again). Device
+// state needs tether.v1 and is refused by open().
+//
 // Storage failures (a full disk, a read-only or failing medium) are states,
 // not crashes: the spool goes "degraded", the failure is reported once through
 // DurableLinkListener::on_storage(), and messages keep flowing from memory;
@@ -148,6 +157,12 @@ struct RecoveryReport {
     std::size_t evicted = 0;        ///< recovered but more than the outbox holds
     std::uint64_t continue_at = 0;  ///< the seq the first new message gets
     SeqRange unrecovered{0, 0};     ///< seqs reported as a gap; {0, 0} when none
+    /// Plain WebSocket at-most-once with a spool: seqs an earlier run handed
+    /// to the kernel (the spool's mark) above what it had settled
+    /// (PersistentState::uplink_settled_seq): the ones not confirmed when it
+    /// ended may be lost. An upper bound: settled is saved at most once a
+    /// second, and overflow evictions move the mark too. {0, 0} when none.
+    SeqRange in_doubt{0, 0};
 };
 
 /// A desired change for the application (DurableLinkListener::on_desired).
@@ -248,6 +263,8 @@ class DurableLink final : public Pollable, private DurableLinkListener {
   public:
     /// How long a degraded spool waits before it is tried again.
     static constexpr std::uint32_t kSpoolRetryMs = 5000;
+    /// Plain at-most-once: the least time between two saves of the settled seq.
+    static constexpr std::uint32_t kSettledSaveMs = 1000;
     /// Uplink drops are reported to the listener at most this often, merged.
     static constexpr std::uint32_t kDropReportMs = 1000;
 
@@ -370,6 +387,9 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     void on_downlink_seq(std::uint64_t seq) override;
     void on_gap(bool downlink, std::uint64_t first, std::uint64_t last) override;
     void on_uplink_acked(std::uint64_t seq) override;
+    void on_uplink_handover(std::uint64_t seq) override;
+    void on_in_doubt(std::uint64_t first, std::uint64_t last, std::uint64_t count,
+                     bool resent) override;
     bool downlink_can_accept(std::size_t size) override;
     void on_persist(Status status) override;
     void on_renumbered() override;
@@ -452,6 +472,12 @@ class DurableLink final : public Pollable, private DurableLinkListener {
     TimeMs last_now_ = 0;
     bool refused_reported_ = false;
     bool stop_requested_ = false;  // stop() was called: shutdown() is a clean one
+    // Plain at-most-once with a spool: confirmed or reported in doubt up to here.
+    bool tracks_settled() const;
+    void save_settled(TimeMs now);
+    std::uint64_t settled_ = 0;
+    TimeMs settled_save_at_ = 0;
+    bool settled_save_armed_ = false;
 
     // Device state. data_'s documents, and the buffers below, are carved
     // from DurableLinkBuffers::device_state (see durable_link_state.cpp).

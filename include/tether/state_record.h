@@ -27,6 +27,11 @@ struct PersistentState {
     std::uint64_t last_delivered_downlink_seq =
         0;                              ///< highest downlink seq handed to the application
     std::uint64_t next_uplink_seq = 1;  ///< the seq the next uplink message will get
+    /// Plain WebSocket at-most-once with a spool: every uplink seq up to it
+    /// was confirmed by a pong or already reported as in doubt; what the
+    /// spool marks handed over above it is what a crash left in doubt
+    /// (saved at most once a second while it moves, and at shutdown).
+    std::uint64_t uplink_settled_seq = 0;
 };
 
 bool operator==(const PersistentState& a, const PersistentState& b);

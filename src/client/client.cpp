@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "tether/net/tether_v1.h"
+#include "tether/net/utf8.h"
 
 namespace tether {
 namespace {
@@ -165,6 +166,17 @@ Status Client::send(TimeMs now, const std::uint8_t* data, std::size_t size, std:
         ++counters_.rejected_too_large;
         return Status::kTooLarge;
     }
+    if (!resume_mode() && data != nullptr &&
+        (type == net::WsOpcode::kText ||
+         (type == net::WsOpcode::kContinuation && config_.message_type == net::WsOpcode::kText))) {
+        // A peer must fail the connection over invalid text (1007): queued,
+        // it would come back after every reconnect.
+        net::Utf8Validator validator;
+        if (!validator.feed(data, size) || !validator.complete()) {
+            ++counters_.rejected_invalid_text;
+            return Status::kInvalidArgument;
+        }
+    }
     apply_numbering_floor();
     std::uint64_t assigned = 0;
     const Status status = outbox_.push(data, size, &assigned, static_cast<std::uint8_t>(type), now);
@@ -294,6 +306,10 @@ void Client::perform_one(const Action& action, TimeMs now) {
         case ActionType::kCloseTransport:
             // Frames still in the stream die with it; their entries stay in
             // the outbox and go out again after the next open (rewind).
+            if (!resume_mode()) {
+                plain_link_closed(plain_clean_close_);
+            }
+            plain_clean_close_ = false;
             stream_.detach();
             connection_.close();
             resolver_.cancel();
@@ -404,16 +420,16 @@ void Client::flush(TimeMs now) {
     if (!stream_.attached() || stream_.queued_bytes() == 0) {
         return;
     }
+    if (!resume_mode()) {
+        plain_before_write();
+    }
     const net::WsResult result = stream_.flush();
     if (result.status != net::WsStatus::kOk) {
         handle_read_result(result, now);
         return;
     }
-    // Plain mode has no acknowledgements: an entry is done once the write
-    // carrying its frame has been handed to the kernel completely.
-    if (queued_unacked_ && stream_.queued_bytes() == 0 && !config_.reconnect.resume_protocol) {
-        outbox_.ack(last_queued_seq_);
-        queued_unacked_ = false;
+    if (!resume_mode()) {
+        plain_after_write();
     }
 }
 
@@ -431,6 +447,12 @@ void Client::report_dropped() {
 
 void Client::drain_outbox() {
     report_dropped();
+    plain_queue_confirm();
+    if (batch_count_ == kMaxBatches) {
+        return;  // the kernel has not taken the earlier writes yet
+    }
+    const std::uint64_t start = written_offset() + stream_.queued_bytes();
+    std::uint64_t first = 0;
     OutboxEntry entry;
     std::size_t queued = 0;
     for (Outbox::Iterator it = outbox_.unsent(); it.next(&entry);) {
@@ -439,6 +461,9 @@ void Client::drain_outbox() {
         if (!stream_.queue_message(type, entry.data, entry.size)) {
             break;
         }
+        if (queued == 0) {
+            first = entry.seq;
+        }
         last_queued_seq_ = entry.seq;
         queued_unacked_ = true;
         ++queued;
@@ -446,6 +471,8 @@ void Client::drain_outbox() {
     if (queued > 0) {
         outbox_.mark_sent(queued);
         counters_.messages_sent += queued;
+        plain_queued(first, last_queued_seq_, queued, start);
+        plain_queue_confirm();
     }
 }
 
@@ -624,6 +651,10 @@ bool Client::service_open(TimeMs now) {
     close_seen_ = false;
     const net::WsResult result = stream_.read_frames(*this);
     // The stream has returned: now the machine may act, and tear it down.
+    if (confirm_seen_) {
+        confirm_seen_ = false;
+        plain_confirmed(confirm_pong_id_);
+    }
     if (resume_mode()) {
         after_resume_read(now);
         if (machine_.state() != phase) {
@@ -636,6 +667,8 @@ bool Client::service_open(TimeMs now) {
         feed(Event::of(EventType::kFrameReceived), now);
     }
     if (close_seen_) {
+        // The answer to our own close: the peer read everything before it.
+        plain_clean_close_ = phase == LinkState::kClosing;
         std::snprintf(detail_, sizeof detail_, "close=%u", static_cast<unsigned>(close_code_));
         Failure failure{FailureKind::kPeerClosed, close_code_};
         std::uint32_t seconds = 0;
@@ -671,6 +704,12 @@ void Client::on_message(net::WsOpcode type, const std::uint8_t* data, std::size_
 }
 
 void Client::on_pong(const std::uint8_t* payload, std::size_t size) {
+    if (!resume_mode() && is_confirm_payload(payload, size)) {
+        confirm_seen_ = true;
+        confirm_pong_id_ = confirm_id_of(payload);
+        frame_seen_ = true;
+        return;
+    }
     pong_seen_ = true;
     pong_size_ = size < sizeof pong_payload_ ? size : sizeof pong_payload_;
     std::memcpy(pong_payload_, payload, pong_size_);

@@ -94,10 +94,8 @@ Status DurableLink::open(RecoveryReport* report) {
         std::snprintf(error_, sizeof error_, "a spool needs its storage and buffer");
         return Status::kInvalidArgument;
     }
-    if (config_.spool && !config_.client.reconnect.resume_protocol) {
-        // Without tether.v1 nothing acknowledges what the spool holds: every
-        // restart would send it all again.
-        std::snprintf(error_, sizeof error_, "a spool needs the tether.v1 resume protocol");
+    if (config_.device_state.enabled && !config_.client.reconnect.resume_protocol) {
+        std::snprintf(error_, sizeof error_, "device state needs the tether.v1 resume protocol");
         return Status::kInvalidArgument;
     }
 
@@ -157,6 +155,17 @@ Status DurableLink::open(RecoveryReport* report) {
     }
     client_->continue_numbering_at(found.continue_at,
                                    config_.spool ? "unrecovered" : "not_persisted");
+    if (tracks_settled() && spool_recovered_) {
+        // What the spool marks handed over and no run settled: the end of an
+        // earlier run that was not a clean stop (docs/ARCHITECTURE.md, Plain
+        // WebSocket delivery). Reported once; saved as settled from now on.
+        settled_ = state_.uplink_settled_seq;
+        const std::uint64_t handed = found.spool.acked_through;
+        if (handed > settled_) {
+            found.in_doubt = SeqRange{settled_ + 1, handed};
+            settled_ = handed;
+        }
+    }
     dropped_seen_ = client_->outbox().counters().dropped;
     return Status::kOk;
 }
@@ -258,6 +267,9 @@ Status DurableLink::shutdown() {
         // a crash loop, and connects at once. Without stop() the counter is
         // the machine's, as a crash would have left it.
         state_.reconnect_attempts = stop_requested_ ? 0u : client().machine().attempts();
+        if (tracks_settled() && settled_ > state_.uplink_settled_seq) {
+            state_.uplink_settled_seq = settled_;
+        }
         if (config_.client.reconnect.resume_protocol) {
             state_.last_delivered_downlink_seq = client().downlink_confirmed();
         }
@@ -382,7 +394,10 @@ void DurableLink::try_spool_again(TimeMs now) {
     if (!append_unspooled()) {
         return;
     }
-    const std::uint64_t acked = client().counters().uplink_acked;
+    std::uint64_t acked = client().counters().uplink_acked;
+    if (client().handed_over_seq() > acked) {
+        acked = client().handed_over_seq();  // plain at-most-once: gone once handed over
+    }
     if ((acked > 0 && spool_->ack(acked) != Status::kOk) || spool_->sync() != Status::kOk) {
         return;
     }
@@ -462,6 +477,7 @@ void DurableLink::service(TimeMs now) {
     own_client().service(now);
     state_work(now);
     spool_work(now);
+    save_settled(now);
     report_drops(now, false);
 }
 
@@ -488,6 +504,9 @@ bool DurableLink::next_deadline(TimeMs* at) const {
     }
     if (pending_drop_count_ > 0) {
         consider(drop_report_due_);
+    }
+    if (tracks_settled() && settled_ > state_.uplink_settled_seq) {
+        consider(settled_save_armed_ ? settled_save_at_ : last_now_);
     }
     if (state_record_) {
         if (state_kick_ || answer_pending_) {
@@ -560,7 +579,30 @@ void DurableLink::on_gap(bool downlink, std::uint64_t first, std::uint64_t last)
     pending_drop_count_ += last - first + 1;
 }
 
+bool DurableLink::tracks_settled() const {
+    return config_.spool && !config_.client.reconnect.resume_protocol &&
+           config_.client.delivery == Delivery::kAtMostOnce && record_.has_value();
+}
+
+// At most one save a second while confirmations move (each save is a sync);
+// shutdown() saves the last.
+void DurableLink::save_settled(TimeMs now) {
+    if (!tracks_settled() || settled_ <= state_.uplink_settled_seq ||
+        (settled_save_armed_ && !time_reached(now, settled_save_at_))) {
+        return;
+    }
+    state_.uplink_settled_seq = settled_;
+    settled_save_at_ = now + kSettledSaveMs;
+    settled_save_armed_ = true;
+    if (record_->save(state_) != Status::kOk) {
+        on_persist(Status::kIoError);
+    }
+}
+
 void DurableLink::on_uplink_acked(std::uint64_t seq) {
+    if (tracks_settled() && seq > settled_) {
+        settled_ = seq;
+    }
     if (spool_ && spool_health_ == SpoolHealth::kOk) {
         const Status acked = spool_->ack(seq);
         if (acked != Status::kOk) {
@@ -569,6 +611,37 @@ void DurableLink::on_uplink_acked(std::uint64_t seq) {
     }
     if (listener_ != nullptr) {
         listener_->on_uplink_acked(seq);
+    }
+}
+
+// Plain WebSocket, at-most-once: the spool's watermark moves past these
+// messages, and the record reaches the kernel, before the socket write can
+// give any of them to the peer; so a killed process never sends them again.
+void DurableLink::on_uplink_handover(std::uint64_t seq) {
+    if (spool_ && spool_health_ == SpoolHealth::kOk) {
+        Status status = spool_->ack(seq);
+        if (status == Status::kOk) {
+            status = spool_->flush(last_now_);
+        }
+        if (status != Status::kOk) {
+            spool_failed(status, "running memory-only; the spool is tried again");
+        } else if (spool_->counters().syncs != syncs_seen_) {
+            syncs_seen_ = spool_->counters().syncs;
+            synced_at_ = last_now_;
+        }
+    }
+    if (listener_ != nullptr) {
+        listener_->on_uplink_handover(seq);
+    }
+}
+
+void DurableLink::on_in_doubt(std::uint64_t first, std::uint64_t last, std::uint64_t count,
+                              bool resent) {
+    if (tracks_settled() && !resent && last > settled_) {
+        settled_ = last;  // reported now: a restart need not report it again
+    }
+    if (listener_ != nullptr) {
+        listener_->on_in_doubt(first, last, count, resent);
     }
 }
 

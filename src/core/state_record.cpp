@@ -25,7 +25,10 @@ namespace {
 //       16     4  session_version
 //       20     8  last_delivered_downlink_seq
 //       28     8  next_uplink_seq
-//       36    24  reserved, written as zero (covered by the CRC)
+//       36     8  uplink_settled_seq (plain WebSocket at-most-once; 0 otherwise).
+//                 In what version 1 called reserved: outside the payload
+//                 length, so a reader that predates it ignores it
+//       44    16  reserved, written as zero (covered by the CRC)
 //       60     4  CRC-32 (IEEE) of bytes 0..59
 //
 // A slot is intact only when magic, version, payload length and CRC all match.
@@ -44,6 +47,7 @@ constexpr std::size_t kSessionVersionOffset = 16;
 constexpr std::size_t kLastDeliveredOffset = 20;
 constexpr std::size_t kNextUplinkOffset = 28;
 constexpr std::size_t kPayloadEnd = 36;
+constexpr std::size_t kSettledOffset = 36;
 constexpr std::uint16_t kPayloadLength = kPayloadEnd - kPayloadOffset;
 constexpr std::size_t kCrcOffset = 60;
 
@@ -66,6 +70,7 @@ void encode(const PersistentState& state, std::uint32_t generation, Slot out) {
     put_le(out + kSessionVersionOffset, state.session_version, 4);
     put_le(out + kLastDeliveredOffset, state.last_delivered_downlink_seq, 8);
     put_le(out + kNextUplinkOffset, state.next_uplink_seq, 8);
+    put_le(out + kSettledOffset, state.uplink_settled_seq, 8);
     put_le(out + kCrcOffset, crc32(out, kCrcOffset), 4);
 }
 
@@ -102,6 +107,7 @@ SlotCondition decode(const Slot in, std::size_t read_size, PersistentState* stat
     state->session_version = get_le32(in + kSessionVersionOffset);
     state->last_delivered_downlink_seq = get_le(in + kLastDeliveredOffset, 8);
     state->next_uplink_seq = get_le(in + kNextUplinkOffset, 8);
+    state->uplink_settled_seq = get_le(in + kSettledOffset, 8);
     return SlotCondition::kIntact;
 }
 
@@ -114,7 +120,7 @@ std::uint32_t slot_offset(std::size_t slot) {
 bool operator==(const PersistentState& a, const PersistentState& b) {
     return a.reconnect_attempts == b.reconnect_attempts && a.session_version == b.session_version &&
            a.last_delivered_downlink_seq == b.last_delivered_downlink_seq &&
-           a.next_uplink_seq == b.next_uplink_seq;
+           a.next_uplink_seq == b.next_uplink_seq && a.uplink_settled_seq == b.uplink_settled_seq;
 }
 
 const char* to_string(LoadSource source) {

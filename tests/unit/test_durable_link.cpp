@@ -595,10 +595,11 @@ TEST(DurableLink, ADownlinkMessageTheApplicationRefusesIsFetchedAgain) {
     CHECK_EQUAL(LinkState::kWaitingToRetry, run.link.state());  // one resume to fetch it again
 }
 
-TEST(DurableLink, ASpoolNeedsTheResumeProtocol) {
+TEST(DurableLink, DeviceStateNeedsTheResumeProtocol) {
     tether::test::FakeStorage state, spool;
     tether::DurableLinkConfig config = Run::make_config(64 * 1024, 1000);
     config.client.reconnect.resume_protocol = false;
+    config.device_state.enabled = true;
     const tether::DurableLinkSizes sizes = tether::DurableLinkSizes::for_config(config);
     std::vector<std::uint8_t> memory(sizes.total());
     tether::test::FakeConnection connection;

@@ -59,6 +59,7 @@ Bytes hand_encoded_slot(std::uint32_t generation, const PersistentState& state,
     put(&slot, 16, state.session_version, 4);
     put(&slot, 20, state.last_delivered_downlink_seq, 8);
     put(&slot, 28, state.next_uplink_seq, 8);
+    put(&slot, 36, state.uplink_settled_seq, 8);
     put(&slot, 60, tether::crc32(slot.data(), 60), 4);
     return slot;
 }
@@ -145,6 +146,19 @@ TEST(StateRecord, FirstSaveWritesTheDocumentedBytes) {
 TEST(StateRecord, LoadsASlotEncodedFromTheDocumentedLayout) {
     storage.set_contents(two_slots(Bytes(kSlot, 0), hand_encoded_slot(41, make_state(9))));
     check_loaded(load_fresh(storage), make_state(9), LoadSource::kNewestSlot, 41);
+}
+
+TEST(StateRecord, TheSettledSeqLivesInWhatVersionOneReserved) {
+    PersistentState state = make_state(3);
+    state.uplink_settled_seq = 0x0102030405060708ull;
+    StateRecord record(storage);
+    CHECK(record.save(state) == Status::kOk);
+    CHECK(hand_encoded_slot(1, state) == storage.contents());
+    CHECK_EQUAL(0x08, storage.contents()[36]);
+    check_loaded(load_fresh(storage), state, LoadSource::kNewestSlot, 1);
+    // A slot written before the field existed (zero there) loads as 0.
+    storage.set_contents(two_slots(Bytes(kSlot, 0), hand_encoded_slot(5, make_state(3))));
+    check_loaded(load_fresh(storage), make_state(3), LoadSource::kNewestSlot, 5);
 }
 
 TEST(StateRecord, SavesAlternateBetweenTheSlots) {

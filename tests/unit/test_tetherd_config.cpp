@@ -368,7 +368,7 @@ TEST(TetherdConfig, TheDocumentedFieldsAreExactlyTheParsersFields) {
     for (const tether::daemon::ConfigField& field : tether::daemon::config_fields()) {
         parsed.push_back(field.path + " : " + field.type);
     }
-    LONGS_EQUAL(68, parsed.size());
+    LONGS_EQUAL(72, parsed.size());
     STRCMP_EQUAL(tether::test::join_lines(parsed).c_str(),
                  tether::test::join_lines(documented).c_str());
 }
@@ -1105,4 +1105,58 @@ TEST(TetherdConfig, DeviceStateNeedsExactlyOneWayToApply) {
     tether::port::PosixLinkSettings settings;
     tether::daemon::to_link_settings(c, &settings);
     CHECK(settings.link.device_state.enabled);
+}
+
+TEST(TetherdConfig, WebSocketModeFillsThePlainClientSettings) {
+    const DaemonConfig plain = parse_ok(with_member(
+        R"("protocol": "websocket", "plain": {"delivery": "at-most-once",
+            "subprotocol": "telemetry.v2", "message_type": "binary"})"));
+    tether::port::PosixLinkSettings settings;
+    tether::daemon::to_link_settings(plain, &settings);
+    const tether::ClientConfig& client = settings.link.client;
+    CHECK_FALSE(client.reconnect.resume_protocol);
+    CHECK(client.delivery == tether::Delivery::kAtMostOnce);
+    CHECK(client.message_type == tether::net::WsOpcode::kBinary);
+    LONGS_EQUAL(1, client.subprotocol_count);
+    STRCMP_EQUAL("telemetry.v2", client.subprotocols[0]);
+    CHECK_FALSE(client.require_subprotocol);
+    STRCMP_CONTAINS(
+        " protocol=websocket delivery=at-most-once message_type=binary "
+        "subprotocol=telemetry.v2",
+        tether::daemon::describe(plain).c_str());
+
+    const DaemonConfig defaults = parse_ok(with_member(R"("protocol": "websocket")"));
+    tether::daemon::to_link_settings(defaults, &settings);
+    CHECK(settings.link.client.delivery == tether::Delivery::kAtLeastOnce);
+    CHECK(settings.link.client.message_type == tether::net::WsOpcode::kText);
+    LONGS_EQUAL(0, settings.link.client.subprotocol_count);
+
+    tether::daemon::to_link_settings(parse_ok(kMinimal), &settings);
+    CHECK_TRUE(settings.link.client.reconnect.resume_protocol);
+}
+
+TEST(TetherdConfig, CombinationsOnlyTetherV1GivesAMeaningAreRefusedByName) {
+    STRCMP_EQUAL("plain.delivery: only used with \"protocol\": \"websocket\"",
+                 parse_error(with_member(R"("plain": {"delivery": "at-most-once"})")).c_str());
+    STRCMP_EQUAL(
+        "state.enabled: the device-state extension is part of tether.v1: not available "
+        "with \"protocol\": \"websocket\"",
+        parse_error(with_member(R"("protocol": "websocket", "state": {"enabled": true,
+                     "desired_file": "/tmp/d.json"})"))
+            .c_str());
+    STRCMP_EQUAL(
+        "session.device_id: only used with \"protocol\": \"tether.v1\" (a plain "
+        "WebSocket link has no session)",
+        parse_error(with_member(R"("protocol": "websocket", "session": {"device_id": "gw"})"))
+            .c_str());
+    STRCMP_EQUAL(
+        "timeouts.resume_ms: only used with \"protocol\": \"tether.v1\"",
+        parse_error(with_member(R"("protocol": "websocket", "timeouts": {"resume_ms": 5})"))
+            .c_str());
+    STRCMP_CONTAINS("plain.subprotocol: expected an HTTP token",
+                    parse_error(with_member(R"("protocol": "websocket",
+                        "plain": {"subprotocol": "a,b"})"))
+                        .c_str());
+    STRCMP_EQUAL("protocol: expected one of tether.v1, websocket, got \"mqtt\"",
+                 parse_error(with_member(R"("protocol": "mqtt")")).c_str());
 }

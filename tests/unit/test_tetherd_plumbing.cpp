@@ -491,7 +491,9 @@ TEST(StatusFile, RendersEveryKeyInOrder) {
         "\"report_pending\":true,\"in_sync\":false,\"apply_failing\":true,"
         "\"apply_failures\":2,\"reports_refused\":1},\"control\":null,"
         "\"spool_records\":0,\"spool_bytes\":0,\"spool_capacity_bytes\":0,\"downlink\":{"
-        "\"delivered\":0,\"dead_lettered\":0,\"failures\":0,\"confirmed\":0}}\n",
+        "\"delivered\":0,\"dead_lettered\":0,\"failures\":0,\"confirmed\":0},"
+        "\"protocol\":\"tether.v1\",\"delivery\":\"acknowledged\",\"uplink_in_doubt\":0,"
+        "\"uplink_confirmed\":0,\"downlink_lost\":0}\n",
         tether::daemon::status_json(waiting_snapshot()).c_str());
 }
 
@@ -506,7 +508,9 @@ TEST(StatusFile, WritesNullForAMissingSessionAndRttAndEscapesStrings) {
         "\"memory_only\":0,\"input_oversize\":0,\"credentials_error\":null,"
         "\"metrics_error\":null,\"status_errors\":0,\"device_state\":null,\"control\":null,"
         "\"spool_records\":0,\"spool_bytes\":0,\"spool_capacity_bytes\":0,\"downlink\":{"
-        "\"delivered\":0,\"dead_lettered\":0,\"failures\":0,\"confirmed\":0}}\n",
+        "\"delivered\":0,\"dead_lettered\":0,\"failures\":0,\"confirmed\":0},"
+        "\"protocol\":\"tether.v1\",\"delivery\":\"acknowledged\",\"uplink_in_doubt\":0,"
+        "\"uplink_confirmed\":0,\"downlink_lost\":0}\n",
         tether::daemon::status_json(s).c_str());
 }
 
@@ -882,6 +886,7 @@ const char* const kGoldenMetrics =
     "tether_intake_dropped_total{reason=\"line_too_long\"} 0\n"
     "tether_intake_dropped_total{reason=\"datagram_too_large\"} 5\n"
     "tether_intake_dropped_total{reason=\"datagram_empty\"} 6\n"
+    "tether_intake_dropped_total{reason=\"not_utf8\"} 0\n"
     "# HELP tether_connected 1 while the link is online, else 0.\n"
     "# TYPE tether_connected gauge\n"
     "tether_connected 1\n"
@@ -1008,7 +1013,25 @@ const char* const kGoldenMetrics =
     "tether_state_desired_snapshots_total 1\n"
     "# HELP tether_state_desired_increments_total Desired state increments received.\n"
     "# TYPE tether_state_desired_increments_total counter\n"
-    "tether_state_desired_increments_total 41\n";
+    "tether_state_desired_increments_total 41\n"
+    "# HELP tether_link_info Always 1; the labels name the link's protocol (tether.v1, websocket) "
+    "and its delivery guarantee (acknowledged, at-most-once, at-least-once).\n"
+    "# TYPE tether_link_info gauge\n"
+    "tether_link_info{protocol=\"tether.v1\",delivery=\"acknowledged\"} 1\n"
+    "# HELP tether_messages_in_doubt_total Plain WebSocket: messages handed to the kernel on links "
+    "that died before a pong confirmed them (at-most-once: possibly lost; at-least-once: sent "
+    "again).\n"
+    "# TYPE tether_messages_in_doubt_total counter\n"
+    "tether_messages_in_doubt_total 0\n"
+    "# HELP tether_messages_confirmed_total Plain WebSocket: messages a pong confirmed the peer "
+    "had "
+    "read.\n"
+    "# TYPE tether_messages_confirmed_total counter\n"
+    "tether_messages_confirmed_total 0\n"
+    "# HELP tether_downlink_lost_total Plain WebSocket: server messages the output could not take "
+    "(never sent again).\n"
+    "# TYPE tether_downlink_lost_total counter\n"
+    "tether_downlink_lost_total 0\n";
 
 tether::daemon::MetricsSnapshot online_metrics() {
     tether::daemon::MetricsSnapshot s;

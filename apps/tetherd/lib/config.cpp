@@ -321,6 +321,7 @@ class Parser {
     void read_metrics(Section& root);
     void read_watchdog(Section& root);
     void read_log(Section& root);
+    void read_protocol(Section& root, const cJSON* json);
 
     DaemonConfig* config_;
     std::vector<ConfigField>* record_;
@@ -826,6 +827,67 @@ void Parser::read_log(Section& root) {
     finish(s);
 }
 
+// What the link speaks, and the plain WebSocket settings. Read last, so that
+// combinations only tether.v1 gives a meaning to can be refused by name.
+void Parser::read_protocol(Section& root, const cJSON* json) {
+    constexpr const char* kProtocolNames[] = {"tether.v1", "websocket"};
+    constexpr const char* kDeliveryNames[] = {"at-most-once", "at-least-once"};
+    constexpr const char* kMessageTypeNames[] = {"text", "binary"};
+    std::size_t index = 0;
+    if (read_enum(root, "protocol", kProtocolNames, count_of(kProtocolNames), &index)) {
+        config_->protocol = index == 0 ? LinkProtocol::kTetherV1 : LinkProtocol::kWebSocket;
+    }
+    Section s = section(root, "plain");
+    PlainOptions& plain = config_->plain;
+    if (read_enum(s, "delivery", kDeliveryNames, count_of(kDeliveryNames), &index)) {
+        plain.delivery = index == 0 ? Delivery::kAtMostOnce : Delivery::kAtLeastOnce;
+    }
+    read_string(s, "subprotocol", true, Text::kIdentifier, &plain.subprotocol);
+    if (read_enum(s, "message_type", kMessageTypeNames, count_of(kMessageTypeNames), &index)) {
+        plain.binary = index == 1;
+    }
+    if (!finish(s)) {
+        return;
+    }
+    // RFC 6455 4.1: a subprotocol is an HTTP token.
+    for (const char c : plain.subprotocol) {
+        if (std::strchr("()<>@,;:\\\"/[]?={}", c) != nullptr) {
+            fail("plain.subprotocol",
+                 "expected an HTTP token (no separators such as \",\" or "
+                 "\";\"), got " +
+                     quoted(plain.subprotocol.c_str()));
+            return;
+        }
+    }
+    const bool websocket = config_->protocol == LinkProtocol::kWebSocket;
+    if (!websocket && s.object != nullptr && s.object->child != nullptr) {
+        fail(std::string("plain.") + s.object->child->string,
+             "only used with \"protocol\": \"websocket\"");
+        return;
+    }
+    if (!websocket) {
+        return;
+    }
+    if (config_->state.enabled) {
+        fail("state.enabled",
+             "the device-state extension is part of tether.v1: not available "
+             "with \"protocol\": \"websocket\"");
+        return;
+    }
+    const cJSON* session = cJSON_GetObjectItemCaseSensitive(json, "session");
+    if (cJSON_IsObject(session) && session->child != nullptr) {
+        fail(std::string("session.") + session->child->string,
+             "only used with \"protocol\": \"tether.v1\" (a plain WebSocket link has no "
+             "session)");
+        return;
+    }
+    const cJSON* resume = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(json, "timeouts"), "resume_ms");
+    if (resume != nullptr) {
+        fail("timeouts.resume_ms", "only used with \"protocol\": \"tether.v1\"");
+    }
+}
+
 bool Parser::run(const cJSON* root) {
     if (!cJSON_IsObject(root)) {
         return fail("config", std::string("expected a JSON object, got ") + json_type_name(root));
@@ -862,6 +924,7 @@ bool Parser::run(const cJSON* root) {
     read_metrics(top);
     read_watchdog(top);
     read_log(top);
+    read_protocol(top, root);
     return finish(top);
 }
 
@@ -1186,6 +1249,10 @@ void print_override_help(std::FILE* out) {
     }
 }
 
+const char* to_string(LinkProtocol protocol) {
+    return protocol == LinkProtocol::kWebSocket ? "websocket" : "tether.v1";
+}
+
 std::string describe(const DaemonConfig& config) {
     std::string out = "endpoints=";
     for (std::size_t i = 0; i < config.endpoints.size(); ++i) {
@@ -1256,6 +1323,12 @@ std::string describe(const DaemonConfig& config) {
     out += " watchdog=" +
            (config.watchdog.device.empty() ? std::string("off") : config.watchdog.device);
     out += std::string(" log=") + to_string(config.log_level);
+    if (config.protocol == LinkProtocol::kWebSocket) {
+        out += " protocol=websocket";
+        out += std::string(" delivery=") + tether::to_string(config.plain.delivery);
+        out += config.plain.binary ? " message_type=binary" : " message_type=text";
+        out += config.plain.subprotocol.empty() ? "" : " subprotocol=" + config.plain.subprotocol;
+    }
     return out;
 }
 
@@ -1269,7 +1342,7 @@ void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* setti
     // A round-trip probe every interval while data flows (tether_rtt_seconds).
     reconnect.heartbeat.rtt_probe_ms = config.heartbeat.interval_ms;
     reconnect.pool = config.endpoint_pool;
-    reconnect.resume_protocol = true;
+    reconnect.resume_protocol = config.protocol == LinkProtocol::kTetherV1;
     reconnect.resolve_timeout_ms = config.timeouts.resolve_ms;
     reconnect.connect_timeout_ms = config.timeouts.connect_ms;
     reconnect.tls_timeout_ms = config.timeouts.tls_ms;
@@ -1290,6 +1363,15 @@ void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* setti
     client->seq_reservation = config.session.seq_reservation;
     // Downlink is acknowledged once the output has handed it over.
     client->confirm_downlink = true;
+    if (config.protocol == LinkProtocol::kWebSocket) {
+        client->delivery = config.plain.delivery;
+        client->message_type = config.plain.binary ? net::WsOpcode::kBinary : net::WsOpcode::kText;
+        if (!config.plain.subprotocol.empty()) {
+            config.plain.offered[0] = config.plain.subprotocol.c_str();
+            client->subprotocols = config.plain.offered;
+            client->subprotocol_count = 1;
+        }
+    }
     link.outbox_bytes = config.outbox.size_bytes;
     link.spool = config.spool.enabled;
     link.spool_config.max_bytes = config.spool.max_bytes;

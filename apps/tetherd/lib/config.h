@@ -160,6 +160,22 @@ struct WatchdogOptions {
     std::uint32_t interval_ms = 5000;
 };
 
+/// What the link speaks (docs/CONFIG.md "protocol").
+enum class LinkProtocol : std::uint8_t {
+    kTetherV1,   ///< "tether.v1": sessions, seqs, acknowledgements (docs/PROTOCOL.md)
+    kWebSocket,  ///< "websocket": plain WebSocket to any server; see PlainOptions
+};
+const char* to_string(LinkProtocol protocol);
+
+/// Plain WebSocket mode (protocol "websocket"): docs/CONFIG.md "plain".
+struct PlainOptions {
+    Delivery delivery = Delivery::kAtLeastOnce;
+    std::string subprotocol;  ///< offered in the upgrade; empty: none
+    bool binary = false;      ///< messages go as binary frames; false: text (UTF-8 checked)
+    /// to_link_settings() points ClientConfig::subprotocols here.
+    mutable const char* offered[1] = {nullptr};
+};
+
 struct DaemonConfig {
     std::vector<std::string> endpoints;  ///< 1..kMaxEndpoints, primary first
     TlsOptions tls;
@@ -184,6 +200,8 @@ struct DaemonConfig {
     MetricsOptions metrics;
     WatchdogOptions watchdog;
     LogLevel log_level = LogLevel::kInfo;
+    LinkProtocol protocol = LinkProtocol::kTetherV1;
+    PlainOptions plain;  ///< protocol kWebSocket only
     /// Set by the first "endpoint" override: later ones append instead of replacing.
     bool endpoints_overridden = false;
 };

@@ -127,6 +127,7 @@ std::string render_metrics(const MetricsSnapshot& s) {
         {"line_too_long", s.intake.line_too_long},
         {"datagram_too_large", s.intake.datagram_too_large},
         {"datagram_empty", s.intake.datagram_empty},
+        {"not_utf8", s.intake.not_utf8},
     };
     for (const auto& drop : drops) {
         sample(out, "tether_intake_dropped_total", label("reason", drop.first),
@@ -222,6 +223,22 @@ std::string render_metrics(const MetricsSnapshot& s) {
             state.desired_snapshots);
     counter(out, "tether_state_desired_increments_total", "Desired state increments received.",
             state.desired_increments);
+    header(out, "tether_link_info", "gauge",
+           "Always 1; the labels name the link's protocol (tether.v1, websocket) and its "
+           "delivery guarantee (acknowledged, at-most-once, at-least-once).");
+    sample(out, "tether_link_info",
+           "{protocol=\"" + escape_label_value(s.protocol) + "\",delivery=\"" +
+               escape_label_value(s.delivery) + "\"}",
+           "1");
+    counter(out, "tether_messages_in_doubt_total",
+            "Plain WebSocket: messages handed to the kernel on links that died before a pong "
+            "confirmed them (at-most-once: possibly lost; at-least-once: sent again).",
+            s.messages_in_doubt);
+    counter(out, "tether_messages_confirmed_total",
+            "Plain WebSocket: messages a pong confirmed the peer had read.", s.messages_confirmed);
+    counter(out, "tether_downlink_lost_total",
+            "Plain WebSocket: server messages the output could not take (never sent again).",
+            s.downlink_lost);
     return out;
 }
 

@@ -29,6 +29,9 @@
 //   tether_state_apply_failures_total, _reports_accepted_total,
 //   _reports_refused_total, _report_failures_total,
 //   _desired_snapshots_total, _desired_increments_total  counters
+//   tether_link_info{protocol,delivery}     gauge 1
+//   tether_messages_in_doubt_total, tether_messages_confirmed_total,
+//   tether_downlink_lost_total              counters (plain WebSocket mode)
 //
 // Example:
 //   tether::daemon::MetricsSnapshot snapshot;
@@ -63,6 +66,7 @@ struct IntakeDrops {
     std::uint64_t line_too_long = 0;       ///< a standard input line longer than the buffer
     std::uint64_t datagram_too_large = 0;  ///< a socket datagram larger than the buffer
     std::uint64_t datagram_empty = 0;      ///< an empty socket datagram
+    std::uint64_t not_utf8 = 0;            ///< plain WebSocket, text frames: not valid UTF-8
 };
 
 struct MetricsSnapshot {
@@ -106,6 +110,12 @@ struct MetricsSnapshot {
     std::uint64_t downlink_dead_lettered = 0;
     std::uint64_t downlink_failures = 0;
     DeviceStateStatus device_state;  ///< all zero when not enabled
+    /// tether_link_info's labels: what the link speaks and promises.
+    std::string protocol = "tether.v1";
+    std::string delivery = "acknowledged";
+    std::uint64_t messages_in_doubt = 0;   ///< websocket: handed over, link died unconfirmed
+    std::uint64_t messages_confirmed = 0;  ///< websocket: confirmed by a pong
+    std::uint64_t downlink_lost = 0;       ///< websocket: server messages the output refused
 };
 
 /// A label value escaped per the exposition format: backslash, double quote

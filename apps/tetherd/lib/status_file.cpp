@@ -174,6 +174,11 @@ std::string status_json(const StatusSnapshot& snapshot) {
         add_number(inner, "confirmed", snapshot.downlink_confirmed);
         out += inner + "}";
     }
+    add_string(out, "protocol", snapshot.protocol);
+    add_string(out, "delivery", snapshot.delivery);
+    add_number(out, "uplink_in_doubt", snapshot.in_doubt);
+    add_number(out, "uplink_confirmed", snapshot.confirmed);
+    add_number(out, "downlink_lost", snapshot.downlink_lost);
     out += "}\n";
     return out;
 }

@@ -16,7 +16,9 @@
 //                    "apply_failing":false,"apply_failures":0,"reports_refused":0},
 //    "control":{"refused":0,"flush_timeouts":0},
 //    "spool_records":12,"spool_bytes":4096,"spool_capacity_bytes":1048576,
-//    "downlink":{"delivered":40,"dead_lettered":0,"failures":0,"confirmed":40}}
+//    "downlink":{"delivered":40,"dead_lettered":0,"failures":0,"confirmed":40},
+//    "protocol":"tether.v1","delivery":"acknowledged","uplink_in_doubt":0,
+//    "uplink_confirmed":0,"downlink_lost":0}
 // state is to_string(LinkState); since_ms is the wall-clock time (Unix
 // milliseconds) the state was entered; retry_in_ms is 0 outside
 // waiting_to_retry; session is null without tether.v1 and rtt_ms is null
@@ -27,7 +29,14 @@
 // file or directory)"), metrics_error why the metrics file cannot be written
 // ("cannot write PATH: ..."), each null when fine; status_errors counts
 // failed writes of this file itself (a write that succeeds again shows them).
-// control is null when the control socket is not listening.
+// control is null when the control socket is not listening. protocol is
+// "tether.v1" or "websocket"; delivery is "acknowledged" (tether.v1), or
+// "at-most-once" or "at-least-once" (websocket); uplink_in_doubt counts messages
+// handed to the kernel on links that died before a pong confirmed them
+// (websocket: possibly lost, or sent again), uplink_confirmed those a pong
+// confirmed.
+// downlink_lost (websocket) counts server messages the output refused: with
+// no seqs the server cannot send them again.
 #pragma once
 
 #include <cstdint>
@@ -98,8 +107,13 @@ struct StatusSnapshot {
     std::uint64_t spool_capacity_bytes = 0;  ///< bytes of one region (0: no spool)
     std::uint64_t downlink_delivered = 0;    ///< handed to the application
     std::uint64_t downlink_dead_lettered = 0;
-    std::uint64_t downlink_failures = 0;   ///< failed command attempts and line writes
-    std::uint64_t downlink_confirmed = 0;  ///< highest downlink seq confirmed to the server
+    std::uint64_t downlink_failures = 0;    ///< failed command attempts and line writes
+    std::uint64_t downlink_confirmed = 0;   ///< highest downlink seq confirmed to the server
+    std::string protocol = "tether.v1";     ///< "tether.v1" or "websocket"
+    std::string delivery = "acknowledged";  ///< or "at-most-once", "at-least-once"
+    std::uint64_t in_doubt = 0;             ///< websocket: handed over, link died unconfirmed
+    std::uint64_t confirmed = 0;            ///< websocket: messages a pong confirmed
+    std::uint64_t downlink_lost = 0;        ///< websocket: server messages the output refused
 };
 
 /// The JSON text of `snapshot` (one line, with a trailing newline); strings

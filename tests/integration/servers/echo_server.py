@@ -9,6 +9,8 @@ line and runs until SIGTERM. Every text or binary message is sent back as is.
                     and select it
 --max-size BYTES    largest accepted message; bigger ones close with 1009
 --tls-cert/--tls-key serve wss directly (without nginx)
+--sink              log every message and send nothing back (a stop with SIGTERM
+                    then logs every message the library read)
 --deflate           accept permessage-deflate when offered (off by default, so
                     frames on the wire are the messages as sent)
 --log FILE          JSON lines, one per event, each with `t_ms` (since start),
@@ -85,7 +87,8 @@ async def main(args):
                     # server restart would) to watch the client come back.
                     await ws.close(1001, "going away")
                     break
-                await ws.send(message)
+                if not args.sink:
+                    await ws.send(message)
         except websockets.ConnectionClosed:
             pass
         finally:
@@ -134,6 +137,7 @@ def parse_args(argv):
     p.add_argument("--log")
     p.add_argument("--close-on", help="close with 1001 when this text message arrives")
     p.add_argument("--deflate", action="store_true")
+    p.add_argument("--sink", action="store_true")
     p.add_argument("--tls-cert", help="serve wss with this certificate (chain) file")
     p.add_argument("--tls-key", help="private key for --tls-cert")
     return p.parse_args(argv)
