@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdio>
@@ -184,7 +185,7 @@ class Daemon final : public DurableLinkListener,
     std::uint64_t downlink_seq_ = 0;  // of the message on_message() is about to get
     // Plain WebSocket: the server's messages have no seqs; the output (and
     // its dead-letter file names) numbers them from the start time in ms
-    // times 1000, so a restart continues above the last run's numbers.
+    // times 1000, or above the highest dead letter kept when that is higher.
     std::uint64_t plain_downlink_seq_ = 0;
     std::uint64_t downlink_lost_ = 0;
     std::uint64_t invalid_text_ = 0;
@@ -455,7 +456,11 @@ void Daemon::on_message(net::WsOpcode type, const std::uint8_t* data, std::size_
     (void)type;
     if (plain()) {
         if (plain_downlink_seq_ == 0) {
-            plain_downlink_seq_ = wall_ms() * 1000u;
+            // Above the wall clock (names sort by arrival) and above every
+            // dead letter kept: a Pi without a real-time clock may start in
+            // 1970, and a reused number would overwrite an earlier letter.
+            const std::uint64_t kept = downlink_->highest_dead_letter_seq();
+            plain_downlink_seq_ = std::max(wall_ms() * 1000u, kept);
         }
         const std::uint64_t seq = ++plain_downlink_seq_;
         const Status status = downlink_->deliver(seq, reinterpret_cast<const char*>(data), size);

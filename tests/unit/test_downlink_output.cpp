@@ -760,3 +760,23 @@ TEST(TetherdDownlinkOutput, NamesItsEventsAndFailures) {
     }
     STRCMP_EQUAL("unknown", to_string(static_cast<DownlinkFailure>(99)));
 }
+
+TEST(TetherdDownlinkOutput, FindsTheHighestDeadLetterKeptSoANewNumberingStartsAboveIt) {
+    DownlinkOutputConfig config = line(-1);
+    {
+        DownlinkOutput output(config, queue, sizeof queue);
+        CHECK(output.highest_dead_letter_seq() == 0u);  // no directory yet
+    }
+    CHECK_EQUAL(0, ::mkdir(dead.c_str(), 0700));
+    for (const char* name :
+         {"00000000000000000007.msg", "00000000000001234567.msg", "00000000000099999999.tmp",
+          "99999999999999999999", "x.msg", "0000000000000000000123.msg"}) {
+        std::ofstream(dead_letter(name)) << "m";
+    }
+    DownlinkOutput output(config, queue, sizeof queue);
+    CHECK(output.highest_dead_letter_seq() == 1234567u);
+
+    config.dead_letter_dir = nullptr;
+    DownlinkOutput nowhere(config, queue, sizeof queue);
+    CHECK(nowhere.highest_dead_letter_seq() == 0u);
+}

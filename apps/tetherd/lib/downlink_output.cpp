@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "downlink_output.h"
 
+#include <dirent.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -394,6 +395,36 @@ bool DownlinkOutput::after_failure(TimeMs now, DownlinkFailure failure, int erro
     // runs the command once more and then tries the dead letter again.
     wait_for(config_.stall_retry_ms, now, true);
     return false;
+}
+
+std::uint64_t DownlinkOutput::highest_dead_letter_seq() const {
+    if (config_.dead_letter_dir == nullptr) {
+        return 0;
+    }
+    DIR* dir = ::opendir(config_.dead_letter_dir);
+    if (dir == nullptr) {
+        return 0;
+    }
+    std::uint64_t highest = 0;
+    while (const struct dirent* entry = ::readdir(dir)) {
+        // Only names dead_letter() writes: 20 digits and ".msg".
+        const char* name = entry->d_name;
+        if (std::strlen(name) != 24 || std::strcmp(name + 20, ".msg") != 0) {
+            continue;
+        }
+        std::uint64_t seq = 0;
+        bool digits = true;
+        for (int i = 0; i < 20 && digits; ++i) {
+            const char c = name[i];
+            digits = c >= '0' && c <= '9' && seq <= (UINT64_MAX - 9u) / 10u;
+            seq = seq * 10u + static_cast<std::uint64_t>(c - '0');
+        }
+        if (digits && seq > highest) {
+            highest = seq;
+        }
+    }
+    ::closedir(dir);
+    return highest;
 }
 
 bool DownlinkOutput::dead_letter(std::uint64_t seq, const char* data, std::size_t size,

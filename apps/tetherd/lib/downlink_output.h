@@ -215,6 +215,12 @@ class DownlinkOutput {
     /// Messages taken and not yet handed over.
     std::size_t queued() const { return queue_count_; }
     const DownlinkCounters& counters() const { return counters_; }
+    /// The highest seq of a dead letter already in dead_letter_dir (0 when
+    /// there is none, or no directory, or it cannot be read). A caller that
+    /// numbers messages itself (plain WebSocket mode has no server seqs)
+    /// starts above it, so a clock set back never reuses, and so overwrites,
+    /// an earlier run's dead letter.
+    std::uint64_t highest_dead_letter_seq() const;
     /// The last reaped command's waitpid() status, -1 before the first.
     int last_status() const { return last_status_; }
 
