@@ -30,8 +30,10 @@ enum class FailureKind : std::uint8_t {
     kProxyRefused,      ///< the proxy refused the TCP connection
     kProxyUnreachable,  ///< the proxy's TCP connect timed out or was reset
     kProxyTimeout,      ///< the proxy accepted TCP but did not answer CONNECT in time
-    kProxyStatus,       ///< the proxy answered CONNECT with a non-2xx status; code = status
-    kProxyInvalid,      ///< the proxy's answer was no HTTP response, too long, or cut short
+    /// the proxy answered CONNECT with a non-2xx status; code = status (407
+    /// for every refusal of the credentials, a 401 included)
+    kProxyStatus,
+    kProxyInvalid,  ///< the proxy's answer was no HTTP response, too long, or cut short
 };
 
 /// Stable snake_case names for logs and the docs table ("tcp_refused", ...).

@@ -486,7 +486,13 @@ bool Client::service_proxy(TimeMs now) {
                                   !config_.proxy->has_credentials
                               ? " credentials=none"
                               : "");
-            fail_proxy(FailureKind::kProxyStatus, static_cast<std::uint16_t>(code), now);
+            // Every refusal of the credentials is one policy row (407),
+            // whichever code the proxy used; the detail keeps the real one.
+            fail_proxy(FailureKind::kProxyStatus,
+                       result == net::ConnectResult::kAuthRequired
+                           ? std::uint16_t{407}
+                           : static_cast<std::uint16_t>(code),
+                       now);
             return true;
     }
 }

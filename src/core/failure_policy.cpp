@@ -119,8 +119,10 @@ constexpr FailurePolicyRow kTable[] = {
     // endpoint may be allowed.
     {FailureKind::kProxyStatus, 403, 403,
      {A::kFailOver, kNo, kCounts, kSlow, kNo, "proxy_forbidden"}},
-    // The proxy could not reach the endpoint: the endpoint may be down.
-    {FailureKind::kProxyStatus, 502, 504,
+    // The proxy could not reach the endpoint: the endpoint may be down (or
+    // its name unknown). tinyproxy 1.11 says so with 500 "Unable to connect",
+    // squid with 503, others with 502 or 504.
+    {FailureKind::kProxyStatus, 500, 504,
      {A::kFailOver, kNo, kCounts, kNo, kNo, "proxy_bad_gateway"}},
     {FailureKind::kProxyStatus, kAnyMin, kAnyMax,
      {A::kRetryWithBackoff, kNo, kCounts, kSlow, kNo, "proxy_rejected"}},

@@ -567,6 +567,7 @@ ConnectResult ConnectResponseParser::result_for_status() const {
         return ConnectResult::kEstablished;
     }
     switch (status_code_) {
+        case 401:  // tinyproxy 1.11, for credentials it does not accept
         case 407:
             return ConnectResult::kAuthRequired;
         case 403:

@@ -184,7 +184,10 @@ TEST(ClientProxy, EachRefusalOfTheProxyHasItsOwnReason) {
         {"HTTP/1.0 502 Bad Gateway\r\n\r\n", "proxy_bad_gateway", "proxy_status=502"},
         {"HTTP/1.0 503 Service Unavailable\r\n\r\n", "proxy_bad_gateway", "proxy_status=503"},
         {"HTTP/1.0 504 Gateway Timeout\r\n\r\n", "proxy_bad_gateway", "proxy_status=504"},
-        {"HTTP/1.0 500 Unable to connect\r\n\r\n", "proxy_rejected", "proxy_status=500"},
+        {"HTTP/1.1 500 Unable to connect\r\n\r\n", "proxy_bad_gateway", "proxy_status=500"},
+        {"HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"Tinyproxy\"\r\n\r\n",
+         "proxy_auth_required", "proxy_status=401"},
+        {"HTTP/1.1 405 Method Not Allowed\r\n\r\n", "proxy_rejected", "proxy_status=405"},
         {"SSH-2.0-OpenSSH\r\n\r\n", "proxy_malformed", "proxy=malformed"},
     };
     for (const Case& c : cases) {

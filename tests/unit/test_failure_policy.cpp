@@ -403,14 +403,14 @@ TEST(FailurePolicy, ProxyForbiddenFailsOverSlowly) {
 }
 
 TEST(FailurePolicy, ProxyBadGatewayFailsOver) {
-    for (std::uint32_t code : {502u, 503u, 504u}) {
+    for (std::uint32_t code : {500u, 502u, 503u, 504u}) {
         check_decision(decide(FailureKind::kProxyStatus, code), RecoveryAction::kFailOver, false,
                        true, false, false, "proxy_bad_gateway");
     }
 }
 
 TEST(FailurePolicy, OtherProxyAnswersRetrySlowly) {
-    for (std::uint32_t code : {0u, 301u, 400u, 404u, 405u, 500u, 501u, 505u, 65535u}) {
+    for (std::uint32_t code : {0u, 301u, 400u, 404u, 405u, 499u, 505u, 599u, 65535u}) {
         check_decision(decide(FailureKind::kProxyStatus, code), RecoveryAction::kRetryWithBackoff,
                        false, true, true, false, "proxy_rejected");
     }

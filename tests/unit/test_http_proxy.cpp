@@ -288,6 +288,8 @@ TEST(ConnectResponse, EachRefusalHasItsOwnResult) {
         {"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic "
          "realm=\"tinyproxy\"\r\nContent-Length: 3\r\n\r\nabc",
          ConnectResult::kAuthRequired, 407},
+        {"HTTP/1.0 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"Tinyproxy\"\r\n\r\n",
+         ConnectResult::kAuthRequired, 401},
         {"HTTP/1.0 403 Access violation\r\n\r\n", ConnectResult::kForbidden, 403},
         {"HTTP/1.0 502 Bad Gateway\r\n\r\n", ConnectResult::kBadGateway, 502},
         {"HTTP/1.1 503 Service Unavailable\r\n\r\n", ConnectResult::kUnavailable, 503},

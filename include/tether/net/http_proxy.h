@@ -104,8 +104,9 @@ ConnectBuildStatus build_connect_request(const ConnectRequest& request, char* ou
 enum class [[nodiscard]] ConnectResult{
     kNeedMore,        ///< the header block is not complete yet
     kEstablished,     ///< 2xx: the tunnel is up; bytes after the header block are the origin's
-    kAuthRequired,    ///< 407: credentials missing or wrong (has_proxy_authenticate() tells
-                      ///< whether the proxy named a scheme)
+    kAuthRequired,    ///< 407, or 401: credentials missing or wrong (tinyproxy 1.11 answers
+                      ///< wrong ones with 401); has_proxy_authenticate() tells whether
+                      ///< the proxy named a scheme
     kForbidden,       ///< 403: the proxy's policy refuses this origin or port
     kBadGateway,      ///< 502: the proxy could not reach the origin
     kUnavailable,     ///< 503
