@@ -40,9 +40,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         __builtin_trap();
     }
     std::size_t consumed = 1;
-    if (result != ConnectResult::kNeedMore &&
-        (parser.feed(data, size, &consumed) != result || consumed != 0 ||
-         parser.bytes_wanted() != 0)) {
+    if (result != ConnectResult::kNeedMore && (parser.feed(data, size, &consumed) != result ||
+                                               consumed != 0 || parser.bytes_wanted() != 0)) {
         __builtin_trap();  // a final result must be sticky
     }
     const std::string list(reinterpret_cast<const char*>(data), size);
