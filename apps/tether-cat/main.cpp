@@ -125,8 +125,9 @@ class Cat final : public DurableLinkListener, public port::FdWatcher {
                          seconds_since(start_));
         }
         const bool phase =
-            e.state == LinkState::kTcpConnecting || e.state == LinkState::kTlsHandshake ||
-            e.state == LinkState::kWsHandshake || e.state == LinkState::kSessionResume;
+            e.state == LinkState::kTcpConnecting || e.state == LinkState::kProxyConnect ||
+            e.state == LinkState::kTlsHandshake || e.state == LinkState::kWsHandshake ||
+            e.state == LinkState::kSessionResume;
         const bool problem =
             e.state == LinkState::kWaitingToRetry || e.state == LinkState::kGivenUp;
         if (options_.quiet && e.state != LinkState::kGivenUp) {
@@ -481,6 +482,23 @@ int run(int argc, char** argv) {
     }
     if (options.version) {
         return cli::print_version("tether-cat");
+    }
+    if (!resolve_proxy(
+            &options, [](const char* name) -> const char* { return std::getenv(name); }, error,
+            sizeof error)) {
+        std::fprintf(stderr, "tether-cat: %s\n", error);
+        return kExitUsage;
+    }
+    if (options.client.proxy != nullptr && !options.quiet) {
+        // Where the proxy came from and whether it gets credentials; never them.
+        const net::ProxyUrl& proxy = *options.client.proxy;
+        std::fprintf(stderr,
+                     "t=0.000 level=info event=proxy proxy=%s%s%s:%u source=%s credentials=%s "
+                     "no_proxy=\"%s\"\n",
+                     proxy.host_is_ipv6 ? "[" : "", proxy.host, proxy.host_is_ipv6 ? "]" : "",
+                     static_cast<unsigned>(proxy.port), options.proxy_source,
+                     proxy.has_credentials ? "yes" : "no",
+                     options.client.no_proxy != nullptr ? options.client.no_proxy : "");
     }
 
     if (::pipe(g_signal_pipe) != 0 || !set_nonblocking(g_signal_pipe[0]) ||

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 
 namespace tether::cat {
 namespace {
@@ -58,6 +59,10 @@ constexpr Spec kSpecs[] = {
     {"report-file", true},
     {"linger", true},
     {"keep-open", false},
+    {"proxy", true},
+    {"no-proxy", false},
+    {"no-proxy-for", true},
+    {"proxy-timeout", true},
 };
 
 bool fail(char* error, std::size_t capacity, const char* format, const char* a,
@@ -256,6 +261,14 @@ bool apply(const char* name, const char* value, Options* o, char* error, std::si
         o->token_command = value;
     } else if (std::strcmp(name, "token-file") == 0) {
         o->token_file = value;
+    } else if (std::strcmp(name, "proxy") == 0) {
+        o->proxy = value;
+    } else if (std::strcmp(name, "no-proxy") == 0) {
+        o->no_proxy = true;
+    } else if (std::strcmp(name, "no-proxy-for") == 0) {
+        o->no_proxy_for = value;
+    } else if (std::strcmp(name, "proxy-timeout") == 0) {
+        return number_in(1, kDay, &r.proxy_timeout_ms);
     }
     return true;
 }
@@ -332,6 +345,79 @@ bool parse_options(int argc, char** argv, Options* o, char* error, std::size_t c
     return true;
 }
 
+namespace {
+
+// The first of two variables that is set and not empty; *name gets which.
+const char* from_environment(EnvLookup lookup, const char* lower, const char* upper,
+                             const char** name) {
+    for (const char* candidate : {lower, upper}) {
+        const char* value = lookup(candidate);
+        if (value != nullptr && *value != '\0') {
+            *name = candidate;
+            return value;
+        }
+    }
+    return nullptr;
+}
+
+}  // namespace
+
+bool resolve_proxy(Options* o, EnvLookup lookup, char* error, std::size_t capacity) {
+    o->client.proxy = nullptr;
+    o->client.no_proxy = nullptr;
+    o->proxy_source = nullptr;
+    if (o->no_proxy) {
+        return true;
+    }
+    const char* text = o->proxy;
+    const char* source = "--proxy";
+    if (text == nullptr) {
+        bool any_tls = false;
+        bool any_plain = false;
+        static net::WsUrl url;  // start-up only, single-threaded
+        for (std::size_t i = 0; i < o->client.url_count; ++i) {
+            if (net::parse_ws_url(o->client.urls[i], &url) == net::UrlStatus::kOk) {
+                any_tls = any_tls || url.tls;
+                any_plain = any_plain || !url.tls;
+            }
+        }
+        const char* https_name = "https_proxy";
+        const char* http_name = "http_proxy";
+        const char* https =
+            any_tls ? from_environment(lookup, "https_proxy", "HTTPS_PROXY", &https_name) : nullptr;
+        const char* http =
+            any_plain ? from_environment(lookup, "http_proxy", "HTTP_PROXY", &http_name) : nullptr;
+        const bool differ = (https == nullptr) != (http == nullptr) ||
+                            (https != nullptr && http != nullptr && std::strcmp(https, http) != 0);
+        if (any_tls && any_plain && differ) {
+            std::snprintf(error, capacity,
+                          "ws:// and wss:// URLs would use different proxies (%s, %s): give "
+                          "--proxy or --no-proxy",
+                          https_name, http_name);
+            return false;
+        }
+        text = any_tls ? https : http;
+        source = any_tls ? https_name : http_name;
+    }
+    if (text == nullptr) {
+        return true;
+    }
+    const net::ProxyUrlStatus status = net::parse_proxy_url(text, &o->proxy_url);
+    if (status != net::ProxyUrlStatus::kOk) {
+        // The value is not repeated: it may hold a password.
+        std::snprintf(error, capacity, "%s: expected http://[user:password@]host[:port] (%s)",
+                      source, net::to_string(status));
+        return false;
+    }
+    o->client.proxy = &o->proxy_url;
+    o->proxy_source = source;
+    const char* no_proxy_name = "no_proxy";
+    o->client.no_proxy = o->no_proxy_for != nullptr
+                             ? o->no_proxy_for
+                             : from_environment(lookup, "no_proxy", "NO_PROXY", &no_proxy_name);
+    return true;
+}
+
 const char* usage_text() {
     return R"(usage: tether-cat [options] URL [URL...]
 
@@ -387,6 +473,20 @@ Messages:
   --overflow POLICY          read input as fast as it comes and, when the outbox is full,
                              drop_oldest or reject_newest (default: no overflow at all:
                              input is read only while the outbox has room)
+
+HTTP proxy (CONNECT): TLS to the server runs through the tunnel, verified
+against the server's name, never the proxy's.
+  --proxy URL                http://[user:password@]host[:port] (port default 80; user
+                             and password percent-encoded). Default: $https_proxy (or
+                             $HTTPS_PROXY) for wss:// URLs, $http_proxy (or $HTTP_PROXY)
+                             for ws:// URLs. A password on the command line is visible
+                             to other users (ps): prefer the environment
+  --no-proxy                 connect directly, whatever the environment says
+  --no-proxy-for LIST        hosts reached directly, instead of $no_proxy ($NO_PROXY):
+                             comma-separated; a name matches itself and the names
+                             below it (a leading dot changes nothing), an IP literal
+                             only itself, * everything; each may end in :PORT
+  --proxy-timeout MS         wait for the proxy's answer to CONNECT (default 10000)
 
 TLS (wss://): verification is always on unless --insecure.
   --ca-file PATH             trusted CAs (PEM; default: the system bundle)

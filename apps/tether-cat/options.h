@@ -56,11 +56,29 @@ struct Options {
     bool verbose = false;
     bool help = false;
     bool version = false;
+    // HTTP proxy (resolve_proxy()): --proxy beats the environment, --no-proxy both.
+    const char* proxy = nullptr;         ///< --proxy URL
+    const char* no_proxy_for = nullptr;  ///< --no-proxy-for LIST, beats $no_proxy
+    bool no_proxy = false;               ///< --no-proxy
+    const char* proxy_source = nullptr;  ///< "--proxy", "https_proxy", ... once resolved
+    net::ProxyUrl proxy_url;             ///< what client.proxy points to
 };
+
+/// How resolve_proxy() reads the environment (std::getenv in main).
+using EnvLookup = const char* (*)(const char* name);
 
 /// Parses argv into *options. Returns true, or false with a message for the
 /// user in `error`.
 bool parse_options(int argc, char** argv, Options* options, char* error, std::size_t capacity);
+
+/// Chooses the proxy after parse_options(): --no-proxy, else --proxy, else
+/// the conventional variables for the URLs' scheme (https_proxy, then
+/// HTTPS_PROXY, for wss://; http_proxy, then HTTP_PROXY, for ws://; empty
+/// counts as unset); no_proxy (then NO_PROXY) unless --no-proxy-for. Sets
+/// client.proxy and client.no_proxy. False with a message in `error` (which
+/// names the option or variable, never its value) for an unusable URL, or for
+/// ws:// and wss:// URLs whose variables name different proxies.
+bool resolve_proxy(Options* options, EnvLookup lookup, char* error, std::size_t capacity);
 
 /// The --help text.
 const char* usage_text();

@@ -34,6 +34,9 @@ class RecordingConnection final : public Connection {
         return inner_.open(address, port, tls, server_name, error);
     }
     bool tcp_connected() const override { return inner_.tcp_connected(); }
+    Status start_tls(const char* server_name, TransportError* error) override {
+        return inner_.start_tls(server_name, error);
+    }
     CertificateProblem certificate_problem() const override { return inner_.certificate_problem(); }
     IoResult establish() override { return inner_.establish(); }
     IoResult read(std::uint8_t* out, std::size_t size) override;

@@ -42,6 +42,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tether/net/http_proxy.h"
 #include "tether/net/state_messages.h"
 #include "tether/net/url.h"
 #include "tether/net/ws_handshake.h"
@@ -213,6 +214,17 @@ struct ClientConfig {
     /// device's. Needs ClientBuffers::state_document, and ws.max_message_size
     /// (and the receive buffer) of at least net::v1::kMaxStateMessage.
     bool device_state = false;
+
+    /// An HTTP CONNECT proxy (net/http_proxy.h), or null for none: the
+    /// client resolves and connects to the proxy, asks it for a tunnel to the
+    /// endpoint's host:port (with Basic credentials when the proxy URL has
+    /// them), and runs TLS (SNI and verification against the endpoint's
+    /// name) and the upgrade through it. reconnect.proxy_timeout_ms bounds
+    /// the wait for the proxy's answer. Must outlive the client.
+    const net::ProxyUrl* proxy = nullptr;
+    /// Endpoints whose host and port match this no_proxy list
+    /// (net::no_proxy_matches) are reached directly; null for none.
+    const char* no_proxy = nullptr;
 };
 
 /// Caller-owned memory for one client.
@@ -388,6 +400,13 @@ class Client final : public Pollable, private net::WsHandler {
     bool service_resolving(TimeMs now);
     bool service_establishing(TimeMs now);
     bool service_upgrade(TimeMs now);
+    bool service_proxy(TimeMs now);
+    void send_proxy_connect(TimeMs now);
+    void start_tunnel_tls();
+    bool proxied() const {
+        return ((config_.reconnect.proxied_endpoints >> machine_.endpoint()) & 1u) != 0;
+    }
+    void fail_proxy(FailureKind kind, std::uint16_t code, TimeMs now);
     bool service_open(TimeMs now);
     void send_upgrade(TimeMs now);
     void connect_next(TimeMs now);
@@ -479,6 +498,9 @@ class Client final : public Pollable, private net::WsHandler {
     Outbox outbox_;
     net::WsStream stream_;
     net::UpgradeResponseParser parser_;
+    net::ConnectResponseParser proxy_parser_;
+    std::size_t proxy_request_length_ = 0;  // the CONNECT request in request_
+    std::size_t proxy_request_sent_ = 0;
     net::WsUrl urls_[EndpointPool::kMaxEndpoints];
 
     net::IpAddress addresses_[8] = {};

@@ -26,6 +26,14 @@ enum class FailureKind : std::uint8_t {
     kPeerClosed,             ///< the peer sent a close frame; code = its close code
     kConnectionLost,         ///< TCP reset or EOF on an open WebSocket (close 1006)
     kDeadLink,               ///< heartbeat: no pong within the timeout
+    // Through an HTTP CONNECT proxy (net/http_proxy.h):
+    kProxyRefused,      ///< the proxy refused the TCP connection
+    kProxyUnreachable,  ///< the proxy's TCP connect timed out or was reset
+    kProxyTimeout,      ///< the proxy accepted TCP but did not answer CONNECT in time
+    /// the proxy answered CONNECT with a non-2xx status; code = status (407
+    /// for every refusal of the credentials, a 401 included)
+    kProxyStatus,
+    kProxyInvalid,  ///< the proxy's answer was no HTTP response, too long, or cut short
 };
 
 /// Stable snake_case names for logs and the docs table ("tcp_refused", ...).

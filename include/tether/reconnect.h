@@ -47,7 +47,8 @@ namespace tether {
 enum class LinkState : std::uint8_t {
     kIdle,            ///< not started, or stopped
     kResolving,       ///< looking up the endpoint's host name
-    kTcpConnecting,   ///< non-blocking connect to one of its addresses
+    kTcpConnecting,   ///< non-blocking connect to one of its addresses (or the proxy's)
+    kProxyConnect,    ///< through an HTTP proxy: CONNECT sent, waiting for the proxy's 2xx
     kTlsHandshake,    ///< wss:// only
     kWsHandshake,     ///< HTTP upgrade sent, waiting for 101
     kSessionResume,   ///< tether.v1 only: hello sent, waiting for welcome
@@ -56,7 +57,7 @@ enum class LinkState : std::uint8_t {
     kWaitingToRetry,  ///< backoff delay (or every endpoint's breaker open)
     kGivenUp,         ///< stopped reconnecting: superseded, or max attempts reached
 };
-inline constexpr std::size_t kLinkStateCount = 10;
+inline constexpr std::size_t kLinkStateCount = 11;
 
 enum class EventType : std::uint8_t {
     kStart,     ///< connect, and stay connected
@@ -64,6 +65,7 @@ enum class EventType : std::uint8_t {
     kTimer,     ///< next_deadline() has been reached
     kResolved,  ///< the endpoint's addresses are known
     kTcpConnected,
+    kTunnelEstablished,  ///< the proxy answered CONNECT with 2xx
     kTlsEstablished,
     kUpgraded,         ///< a valid 101 response arrived
     kSessionResumed,   ///< tether.v1 welcome arrived
@@ -73,7 +75,7 @@ enum class EventType : std::uint8_t {
     kTransportClosed,  ///< the socket is closed (after a close handshake, or EOF while closing)
     kConnectNow,  ///< the operator asks for an attempt now: the backoff wait (or a give-up) ends
 };
-inline constexpr std::size_t kEventTypeCount = 13;
+inline constexpr std::size_t kEventTypeCount = 14;
 
 const char* to_string(LinkState state);
 const char* to_string(EventType type);
@@ -110,19 +112,20 @@ struct Event {
 };
 
 enum class ActionType : std::uint8_t {
-    kResolve,         ///< start resolving endpoint's host (cancel any previous lookup)
-    kConnect,         ///< connect to the next untried address of endpoint
-    kStartTls,        ///< begin the TLS handshake on the connected socket
-    kSendUpgrade,     ///< send the HTTP upgrade request
-    kSendHello,       ///< tether.v1: send the resume hello
-    kSendPing,        ///< send a ping; payload in ping_payload
-    kSendClose,       ///< send a close frame with close_code (0: a close frame without a code)
+    kResolve,           ///< start resolving endpoint's host (cancel any previous lookup)
+    kConnect,           ///< connect to the next untried address of endpoint
+    kStartTls,          ///< begin the TLS handshake on the connected socket (or tunnel)
+    kSendProxyConnect,  ///< send the HTTP CONNECT request for the endpoint to the proxy
+    kSendUpgrade,       ///< send the HTTP upgrade request
+    kSendHello,         ///< tether.v1: send the resume hello
+    kSendPing,          ///< send a ping; payload in ping_payload
+    kSendClose,         ///< send a close frame with close_code (0: a close frame without a code)
     kCloseTransport,  ///< release the socket, TLS and resolver state (after flushing a close frame)
     kRefreshCredentials,  ///< fetch a fresh token before the next upgrade
     kPersist,             ///< the attempt counter changed: save the persistent state record
     kNotifyState,         ///< state() changed: log it, update status
 };
-inline constexpr std::size_t kActionTypeCount = 11;
+inline constexpr std::size_t kActionTypeCount = 12;
 
 const char* to_string(ActionType type);
 
@@ -144,7 +147,7 @@ struct Actions {
 };
 
 /// Upper bound of every phase timeout in ReconnectConfig (resolve, connect,
-/// TLS, handshake, resume, close): one day.
+/// proxy, TLS, handshake, resume, close): one day.
 inline constexpr std::uint32_t kMaxTimeoutMs = 24u * 60u * 60u * 1000u;
 
 struct ReconnectConfig {
@@ -153,13 +156,17 @@ struct ReconnectConfig {
     EndpointPoolConfig pool;
     std::uint8_t endpoint_count = 1;  ///< 1..EndpointPool::kMaxEndpoints
     std::uint8_t tls_endpoints = 0;   ///< bit i set: endpoint i is wss://
-    bool resume_protocol = false;     ///< speak tether.v1 (hello/welcome) after the upgrade
+    /// bit i set: endpoint i is reached through an HTTP CONNECT proxy (TCP
+    /// goes to the proxy; the tunnel to the endpoint comes before TLS).
+    std::uint8_t proxied_endpoints = 0;
+    bool resume_protocol = false;  ///< speak tether.v1 (hello/welcome) after the upgrade
     std::uint32_t resolve_timeout_ms = 10000;
     std::uint32_t connect_timeout_ms = 10000;  ///< per address
     std::uint32_t tls_timeout_ms = 15000;
     std::uint32_t handshake_timeout_ms = 10000;  ///< upgrade request to 101
     std::uint32_t resume_timeout_ms = 10000;     ///< hello to welcome
     std::uint32_t close_timeout_ms = 5000;       ///< our close frame to the peer's
+    std::uint32_t proxy_timeout_ms = 10000;      ///< CONNECT sent to the proxy's answer
 };
 
 /// kOk, or kInvalidArgument when a timeout is 0 or above kMaxTimeoutMs, the endpoint
@@ -233,6 +240,7 @@ class ReconnectMachine {
     void enter(LinkState next, Actions& out);
     void arm(TimeMs now, std::uint32_t timeout_ms) { deadline_ = now + timeout_ms; }
     bool endpoint_uses_tls() const;
+    bool endpoint_uses_proxy() const;
 
     ReconnectConfig config_;
     Backoff backoff_;

@@ -132,6 +132,16 @@ class Connection : public Transport {
     /// True once the TCP connection is up (the TLS handshake may still be running).
     virtual bool tcp_connected() const = 0;
 
+    /// Begins TLS over a connection opened without it, once establish() has
+    /// returned kOk and the bytes before the handshake have been exchanged
+    /// (the CONNECT of an HTTP proxy tunnel): SNI and certificate
+    /// verification use `server_name` (the origin's, never the proxy's; it
+    /// must stay valid until close()), and establish() then runs the
+    /// handshake like after a TLS open(). Returns kOk, or kInvalidArgument
+    /// with *error set when the connection is not established, already runs
+    /// TLS, has no TLS configuration, or the name is empty or too long.
+    virtual Status start_tls(const char* server_name, TransportError* error) = 0;
+
     /// After establish() failed with kCertificateInvalid: why. kNone otherwise
     /// (and for transports that do not verify certificates).
     virtual CertificateProblem certificate_problem() const { return CertificateProblem::kNone; }

@@ -112,6 +112,24 @@ Status PosixTransport::open(const net::IpAddress& address, std::uint16_t port, T
     return Status::kOk;
 }
 
+Status PosixTransport::start_tls(const char* server_name, TransportError* error) {
+    TransportError ignored;
+    if (error == nullptr) {
+        error = &ignored;
+    }
+    *error = TransportError::kNone;
+    if (phase_ != Phase::kEstablished || tls_ != nullptr || default_tls_ == nullptr) {
+        *error = default_tls_ == nullptr ? TransportError::kTlsFailed : TransportError::kOther;
+        return Status::kInvalidArgument;
+    }
+    const Status started = start_tls(default_tls_, server_name, error);
+    if (started != Status::kOk) {
+        return started;
+    }
+    phase_ = Phase::kHandshaking;
+    return Status::kOk;
+}
+
 IoResult PosixTransport::fail(TransportError why) {
     phase_ = Phase::kFailed;
     failure_ = why;

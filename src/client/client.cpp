@@ -30,6 +30,18 @@ FailureKind failure_kind(TransportError error, bool tls_phase) {
     return tls_phase ? FailureKind::kTlsFailed : FailureKind::kTcpReset;
 }
 
+// TCP to the proxy failed: the proxy's kinds, except a local network that is down.
+FailureKind proxy_failure_kind(TransportError error) {
+    switch (error) {
+        case TransportError::kRefused:
+            return FailureKind::kProxyRefused;
+        case TransportError::kUnreachable:
+            return FailureKind::kNetworkUnreachable;
+        default:
+            return FailureKind::kProxyUnreachable;
+    }
+}
+
 // The link is open (online or closing): the transport failing now is a lost connection.
 bool link_open(LinkState state) {
     return state == LinkState::kOnline || state == LinkState::kClosing ||
@@ -85,6 +97,19 @@ Status Client::init() {
             reconnect.tls_endpoints =
                 static_cast<std::uint8_t>(reconnect.tls_endpoints | (1u << i));
         }
+        if (config_.proxy != nullptr && config_.proxy->host[0] != '\0' &&
+            !net::no_proxy_matches(config_.no_proxy, urls_[i].host, urls_[i].port)) {
+            reconnect.proxied_endpoints =
+                static_cast<std::uint8_t>(reconnect.proxied_endpoints | (1u << i));
+        }
+    }
+    if (config_.proxy != nullptr && config_.proxy->host[0] != '\0' &&
+        (config_.proxy->port == 0 ||
+         (config_.proxy->has_credentials && config_.proxy->username[0] == '\0' &&
+          config_.proxy->password[0] != '\0'))) {
+        std::snprintf(config_error_, sizeof config_error_,
+                      "proxy: no port, or a password without a user name");
+        return Status::kInvalidArgument;
     }
     if (validate(reconnect) != Status::kOk) {
         std::snprintf(config_error_, sizeof config_error_, "reconnect settings out of range");
@@ -272,14 +297,17 @@ void Client::perform_one(const Action& action, TimeMs now) {
     switch (action.type) {
         case ActionType::kResolve: {
             detail_[0] = '\0';
-            const ResolveStatus status =
-                resolver_.start(urls_[action.endpoint].host, now, random_u32());
+            const bool via_proxy =
+                ((config_.reconnect.proxied_endpoints >> action.endpoint) & 1u) != 0;
+            const ResolveStatus status = resolver_.start(
+                via_proxy ? config_.proxy->host : urls_[action.endpoint].host, now, random_u32());
             if (status == ResolveStatus::kDone) {
                 address_count_ = resolver_.addresses(addresses_, 8);
                 next_address_ = 0;
                 post(Event::of(EventType::kResolved));
             } else if (status != ResolveStatus::kPending) {
-                std::snprintf(detail_, sizeof detail_, "resolve=%s", to_string(status));
+                std::snprintf(detail_, sizeof detail_, "%s=%s",
+                              via_proxy ? "proxy_resolve" : "resolve", to_string(status));
                 post(Event::failed(Failure{FailureKind::kDnsFailure}));
             }
             return;
@@ -288,7 +316,15 @@ void Client::perform_one(const Action& action, TimeMs now) {
             connect_next(now);
             return;
         case ActionType::kStartTls:
-            return;  // establish() goes on from TCP into TLS
+            // Direct, establish() goes on from TCP into TLS; through a
+            // proxy, TLS starts over the tunnel.
+            if (proxied()) {
+                start_tunnel_tls();
+            }
+            return;
+        case ActionType::kSendProxyConnect:
+            send_proxy_connect(now);
+            return;
         case ActionType::kSendUpgrade:
             send_upgrade(now);
             return;
@@ -314,6 +350,9 @@ void Client::perform_one(const Action& action, TimeMs now) {
             connection_.close();
             resolver_.cancel();
             transport_open_ = false;
+            std::memset(request_, 0, sizeof request_);
+            proxy_request_length_ = 0;
+            proxy_request_sent_ = 0;
             queued_unacked_ = false;
             welcome_seen_ = false;
             violation_ = false;
@@ -364,12 +403,122 @@ void Client::connect_next(TimeMs now) {
     const net::WsUrl& url = urls_[machine_.endpoint()];
     TransportError error = TransportError::kNone;
     const net::IpAddress& address = addresses_[next_address_++];
-    if (connection_.open(address, url.port, url.tls, url.host, &error) != Status::kOk) {
-        std::snprintf(detail_, sizeof detail_, "connect=%s", to_string(error));
-        post(Event::failed(Failure{failure_kind(error, false)}, next_address_ < address_count_));
+    const bool via_proxy = proxied();
+    const Status opened =
+        via_proxy ? connection_.open(address, config_.proxy->port, false, nullptr, &error)
+                  : connection_.open(address, url.port, url.tls, url.host, &error);
+    if (opened != Status::kOk) {
+        std::snprintf(detail_, sizeof detail_, "%s=%s", via_proxy ? "proxy_connect" : "connect",
+                      to_string(error));
+        post(Event::failed(
+            Failure{via_proxy ? proxy_failure_kind(error) : failure_kind(error, false)},
+            next_address_ < address_count_));
         return;
     }
     transport_open_ = true;
+}
+
+void Client::send_proxy_connect(TimeMs now) {
+    const net::WsUrl& url = urls_[machine_.endpoint()];
+    const net::ProxyUrl& proxy = *config_.proxy;
+    net::ConnectRequest request{url.host, url.port};
+    if (proxy.has_credentials) {
+        request.username = proxy.username;
+        request.password = proxy.password;
+    }
+    proxy_parser_.reset();
+    proxy_request_sent_ = 0;
+    const net::ConnectBuildStatus built =
+        net::build_connect_request(request, request_, sizeof request_, &proxy_request_length_);
+    if (built != net::ConnectBuildStatus::kOk) {
+        std::snprintf(detail_, sizeof detail_, "proxy_request=%s", net::to_string(built));
+        post(Event::failed(Failure{FailureKind::kProxyInvalid}));
+        return;
+    }
+    (void)now;  // written by service_proxy(), which the loop runs next
+}
+
+void Client::fail_proxy(FailureKind kind, std::uint16_t code, TimeMs now) {
+    std::memset(request_, 0, sizeof request_);
+    proxy_request_length_ = 0;
+    fail(Failure{kind, code}, now);
+}
+
+bool Client::service_proxy(TimeMs now) {
+    if (!transport_open_) {
+        return false;
+    }
+    // The request first (it may hold credentials: wiped once sent).
+    while (proxy_request_sent_ < proxy_request_length_) {
+        const IoResult wrote =
+            connection_.write(reinterpret_cast<const std::uint8_t*>(request_) + proxy_request_sent_,
+                              proxy_request_length_ - proxy_request_sent_);
+        if (wrote.status == IoStatus::kWouldBlock) {
+            return false;
+        }
+        if (wrote.status != IoStatus::kOk) {
+            std::snprintf(detail_, sizeof detail_, "proxy=%s", to_string(wrote.error));
+            fail_proxy(FailureKind::kProxyInvalid, 0, now);
+            return true;
+        }
+        proxy_request_sent_ += wrote.bytes;
+        if (proxy_request_sent_ == proxy_request_length_) {
+            std::memset(request_, 0, proxy_request_length_);
+        }
+    }
+    // Then the answer, never more than the parser wants: the bytes after the
+    // header block are the endpoint's and stay in the socket for TLS or the
+    // upgrade parser.
+    net::ConnectResult result = net::ConnectResult::kNeedMore;
+    while (result == net::ConnectResult::kNeedMore) {
+        std::uint8_t bytes[4];
+        const std::size_t wanted = proxy_parser_.bytes_wanted();
+        const IoResult got = connection_.read(bytes, wanted < sizeof bytes ? wanted : sizeof bytes);
+        if (got.status == IoStatus::kWouldBlock) {
+            return false;
+        }
+        if (got.status != IoStatus::kOk) {
+            std::snprintf(detail_, sizeof detail_, "proxy=%s",
+                          got.status == IoStatus::kClosed ? "eof" : to_string(got.error));
+            fail_proxy(FailureKind::kProxyInvalid, 0, now);
+            return true;
+        }
+        std::size_t consumed = 0;
+        result = proxy_parser_.feed(bytes, got.bytes, &consumed);
+    }
+    const unsigned code = proxy_parser_.status_code();
+    switch (result) {
+        case net::ConnectResult::kEstablished:
+            feed(Event::of(EventType::kTunnelEstablished), now);
+            return true;
+        case net::ConnectResult::kMalformed:
+        case net::ConnectResult::kTooLarge:
+            std::snprintf(detail_, sizeof detail_, "proxy=%s", net::to_string(result));
+            fail_proxy(FailureKind::kProxyInvalid, 0, now);
+            return true;
+        default:
+            std::snprintf(detail_, sizeof detail_, "proxy_status=%u%s", code,
+                          result == net::ConnectResult::kAuthRequired && config_.proxy != nullptr &&
+                                  !config_.proxy->has_credentials
+                              ? " credentials=none"
+                              : "");
+            // Every refusal of the credentials is one policy row (407),
+            // whichever code the proxy used; the detail keeps the real one.
+            fail_proxy(FailureKind::kProxyStatus,
+                       result == net::ConnectResult::kAuthRequired
+                           ? std::uint16_t{407}
+                           : static_cast<std::uint16_t>(code),
+                       now);
+            return true;
+    }
+}
+
+void Client::start_tunnel_tls() {
+    TransportError error = TransportError::kNone;
+    if (connection_.start_tls(urls_[machine_.endpoint()].host, &error) != Status::kOk) {
+        std::snprintf(detail_, sizeof detail_, "tls=%s", to_string(error));
+        post(Event::failed(Failure{FailureKind::kTlsFailed}));
+    }
 }
 
 void Client::send_upgrade(TimeMs now) {
@@ -529,6 +678,9 @@ void Client::service(TimeMs now) {
             case LinkState::kTlsHandshake:
                 more = service_establishing(now);
                 break;
+            case LinkState::kProxyConnect:
+                more = service_proxy(now);
+                break;
             case LinkState::kWsHandshake:
                 more = service_upgrade(now);
                 break;
@@ -580,7 +732,11 @@ bool Client::service_establishing(TimeMs now) {
         // One establish() may finish the TCP connect and fail the handshake.
         const bool tls_error = result.error == TransportError::kTlsFailed ||
                                result.error == TransportError::kCertificateInvalid;
-        std::snprintf(detail_, sizeof detail_, "%s=%s", tls_phase || tls_error ? "tls" : "connect",
+        const bool via_proxy = proxied() && !tls_phase && !tls_error;
+        std::snprintf(detail_, sizeof detail_, "%s=%s",
+                      tls_phase || tls_error ? "tls"
+                      : via_proxy            ? "proxy_connect"
+                                             : "connect",
                       to_string(result.error));
         if (result.error == TransportError::kCertificateInvalid) {
             const std::size_t used = std::strlen(detail_);
@@ -588,7 +744,9 @@ bool Client::service_establishing(TimeMs now) {
                           to_string(connection_.certificate_problem()));
         }
         const bool more = !tls_phase && next_address_ < address_count_;
-        fail(Failure{failure_kind(result.error, tls_phase)}, now, more);
+        fail(Failure{via_proxy ? proxy_failure_kind(result.error)
+                               : failure_kind(result.error, tls_phase)},
+             now, more);
         return true;
     }
     if (phase == LinkState::kTcpConnecting && connection_.tcp_connected()) {
@@ -745,6 +903,8 @@ std::size_t Client::poll_requests(PollRequest* out, std::size_t max) const {
     if (state == LinkState::kTcpConnecting) {
         want_read = false;
         want_write = true;
+    } else if (state == LinkState::kProxyConnect) {
+        want_write = proxy_request_sent_ < proxy_request_length_;
     } else if (state == LinkState::kTlsHandshake) {
         want_read = false;  // interest() reports what the handshake waits for
     } else {

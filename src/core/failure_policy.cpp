@@ -99,11 +99,40 @@ constexpr FailurePolicyRow kTable[] = {
      {A::kRetryWithBackoff, kNo, kNo, kNo, kNo, "connection_lost"}},
     {FailureKind::kDeadLink, kAnyMin, kAnyMax,
      {A::kRetryWithBackoff, kNo, kCounts, kNo, kNo, "dead_link"}},
+
+    // The proxy serves every proxied endpoint alike: its own failures say
+    // nothing about the endpoint, so they do not count towards its breaker.
+    {FailureKind::kProxyRefused, kAnyMin, kAnyMax,
+     {A::kRetryWithBackoff, kNo, kNo, kNo, kNo, "proxy_refused"}},
+    {FailureKind::kProxyUnreachable, kAnyMin, kAnyMax,
+     {A::kRetryWithBackoff, kNo, kNo, kNo, kNo, "proxy_unreachable"}},
+    // A proxy connects to the endpoint before it answers CONNECT: silence is
+    // usually an endpoint that does not answer the proxy.
+    {FailureKind::kProxyTimeout, kAnyMin, kAnyMax,
+     {A::kRetryWithBackoff, kNo, kCounts, kNo, kNo, "proxy_timeout"}},
+    // Wrong or missing proxy credentials: no token refresh can fix them (they
+    // are the proxy's, not the server's), so retry only slowly, like a 401
+    // that a refresh did not cure.
+    {FailureKind::kProxyStatus, 407, 407,
+     {A::kRetryWithBackoff, kNo, kNo, kSlow, kNo, "proxy_auth_required"}},
+    // The proxy's policy refuses this endpoint (host or port); another
+    // endpoint may be allowed.
+    {FailureKind::kProxyStatus, 403, 403,
+     {A::kFailOver, kNo, kCounts, kSlow, kNo, "proxy_forbidden"}},
+    // The proxy could not reach the endpoint: the endpoint may be down (or
+    // its name unknown). tinyproxy 1.11 says so with 500 "Unable to connect",
+    // squid with 503, others with 502 or 504.
+    {FailureKind::kProxyStatus, 500, 504,
+     {A::kFailOver, kNo, kCounts, kNo, kNo, "proxy_bad_gateway"}},
+    {FailureKind::kProxyStatus, kAnyMin, kAnyMax,
+     {A::kRetryWithBackoff, kNo, kCounts, kSlow, kNo, "proxy_rejected"}},
+    {FailureKind::kProxyInvalid, kAnyMin, kAnyMax,
+     {A::kRetryWithBackoff, kNo, kNo, kSlow, kNo, "proxy_malformed"}},
 };
 // clang-format on
 
 constexpr std::uint32_t kRowCount = sizeof(kTable) / sizeof(kTable[0]);
-constexpr std::uint8_t kKindCount = static_cast<std::uint8_t>(FailureKind::kDeadLink) + 1u;
+constexpr std::uint8_t kKindCount = static_cast<std::uint8_t>(FailureKind::kProxyInvalid) + 1u;
 
 // Only reachable with a value outside FailureKind (a corrupted or
 // mis-cast input): retry slowly and count it, which is safe for any cause.
@@ -188,6 +217,16 @@ const char* to_string(FailureKind kind) {
             return "connection_lost";
         case FailureKind::kDeadLink:
             return "dead_link";
+        case FailureKind::kProxyRefused:
+            return "proxy_refused";
+        case FailureKind::kProxyUnreachable:
+            return "proxy_unreachable";
+        case FailureKind::kProxyTimeout:
+            return "proxy_timeout";
+        case FailureKind::kProxyStatus:
+            return "proxy_status";
+        case FailureKind::kProxyInvalid:
+            return "proxy_invalid";
     }
     return "unknown";
 }

@@ -9,9 +9,9 @@ constexpr std::uint16_t bit(LinkState state) {
 }
 
 // The states in which a connection attempt is under way, before it is open.
-constexpr std::uint16_t kConnecting = bit(LinkState::kResolving) | bit(LinkState::kTcpConnecting) |
-                                      bit(LinkState::kTlsHandshake) | bit(LinkState::kWsHandshake) |
-                                      bit(LinkState::kSessionResume);
+constexpr std::uint16_t kConnecting =
+    bit(LinkState::kResolving) | bit(LinkState::kTcpConnecting) | bit(LinkState::kProxyConnect) |
+    bit(LinkState::kTlsHandshake) | bit(LinkState::kWsHandshake) | bit(LinkState::kSessionResume);
 constexpr std::uint16_t kActive = kConnecting | bit(LinkState::kOnline);
 
 // Every transition the machine may take. docs/ARCHITECTURE.md shows this
@@ -33,9 +33,15 @@ constexpr TransitionRow kTransitions[] = {
      "notify; connect"},
     {bit(LinkState::kTcpConnecting), EventType::kFailed, "another address remains",
      LinkState::kTcpConnecting, "close transport; connect to the next address"},
-    {bit(LinkState::kTcpConnecting), EventType::kTcpConnected, "wss://", LinkState::kTlsHandshake,
-     "notify; start TLS"},
-    {bit(LinkState::kTcpConnecting), EventType::kTcpConnected, "ws://", LinkState::kWsHandshake,
+    {bit(LinkState::kTcpConnecting), EventType::kTcpConnected, "through an HTTP proxy",
+     LinkState::kProxyConnect, "notify; send CONNECT"},
+    {bit(LinkState::kTcpConnecting), EventType::kTcpConnected, "wss://, direct",
+     LinkState::kTlsHandshake, "notify; start TLS"},
+    {bit(LinkState::kTcpConnecting), EventType::kTcpConnected, "ws://, direct",
+     LinkState::kWsHandshake, "notify; send upgrade"},
+    {bit(LinkState::kProxyConnect), EventType::kTunnelEstablished, "wss://",
+     LinkState::kTlsHandshake, "notify; start TLS to the endpoint's name"},
+    {bit(LinkState::kProxyConnect), EventType::kTunnelEstablished, "ws://", LinkState::kWsHandshake,
      "notify; send upgrade"},
     {bit(LinkState::kTlsHandshake), EventType::kTlsEstablished, "", LinkState::kWsHandshake,
      "notify; send upgrade"},
@@ -118,6 +124,8 @@ const char* to_string(LinkState state) {
             return "resolving";
         case LinkState::kTcpConnecting:
             return "tcp_connecting";
+        case LinkState::kProxyConnect:
+            return "proxy_connect";
         case LinkState::kTlsHandshake:
             return "tls_handshake";
         case LinkState::kWsHandshake:
@@ -148,6 +156,8 @@ const char* to_string(EventType type) {
             return "resolved";
         case EventType::kTcpConnected:
             return "tcp_connected";
+        case EventType::kTunnelEstablished:
+            return "tunnel_established";
         case EventType::kTlsEstablished:
             return "tls_established";
         case EventType::kUpgraded:
@@ -176,6 +186,8 @@ const char* to_string(ActionType type) {
             return "connect";
         case ActionType::kStartTls:
             return "start_tls";
+        case ActionType::kSendProxyConnect:
+            return "send_proxy_connect";
         case ActionType::kSendUpgrade:
             return "send_upgrade";
         case ActionType::kSendHello:
@@ -236,7 +248,8 @@ Status validate(const ReconnectConfig& config) {
     }
     const std::uint32_t timeouts[] = {config.resolve_timeout_ms, config.connect_timeout_ms,
                                       config.tls_timeout_ms,     config.handshake_timeout_ms,
-                                      config.resume_timeout_ms,  config.close_timeout_ms};
+                                      config.resume_timeout_ms,  config.close_timeout_ms,
+                                      config.proxy_timeout_ms};
     for (std::uint32_t timeout : timeouts) {
         if (!timeout_valid(timeout)) {
             return Status::kInvalidArgument;
@@ -256,7 +269,8 @@ ReconnectConfig clamped(ReconnectConfig config) {
     }
     std::uint32_t* const timeouts[] = {&config.resolve_timeout_ms, &config.connect_timeout_ms,
                                        &config.tls_timeout_ms,     &config.handshake_timeout_ms,
-                                       &config.resume_timeout_ms,  &config.close_timeout_ms};
+                                       &config.resume_timeout_ms,  &config.close_timeout_ms,
+                                       &config.proxy_timeout_ms};
     for (std::uint32_t* timeout : timeouts) {
         if (*timeout < 1) {
             *timeout = 1;
@@ -282,6 +296,10 @@ void ReconnectMachine::restore_attempts(std::uint32_t attempts) {
 
 bool ReconnectMachine::endpoint_uses_tls() const {
     return ((config_.tls_endpoints >> endpoint_) & 1u) != 0;
+}
+
+bool ReconnectMachine::endpoint_uses_proxy() const {
+    return ((config_.proxied_endpoints >> endpoint_) & 1u) != 0;
 }
 
 bool ReconnectMachine::has_deadline() const {
@@ -418,7 +436,13 @@ void ReconnectMachine::on_timer(Actions& out, TimeMs now, std::uint32_t random) 
             on_failure(Failure{FailureKind::kDnsFailure}, false, out, now, random);
             return;
         case LinkState::kTcpConnecting:
-            on_failure(Failure{FailureKind::kTcpTimeout}, false, out, now, random);
+            // Through a proxy, the TCP connect that timed out was the proxy's.
+            on_failure(Failure{endpoint_uses_proxy() ? FailureKind::kProxyUnreachable
+                                                     : FailureKind::kTcpTimeout},
+                       false, out, now, random);
+            return;
+        case LinkState::kProxyConnect:
+            on_failure(Failure{FailureKind::kProxyTimeout}, false, out, now, random);
             return;
         default:
             on_failure(Failure{FailureKind::kHandshakeTimeout}, false, out, now, random);
@@ -483,6 +507,24 @@ void ReconnectMachine::on_progress(EventType type, Actions& out, TimeMs now) {
             return;
         case LinkState::kTcpConnecting:
             if (type != EventType::kTcpConnected) {
+                return;
+            }
+            if (endpoint_uses_proxy()) {
+                arm(now, config_.proxy_timeout_ms);
+                enter(LinkState::kProxyConnect, out);
+                push(out, ActionType::kSendProxyConnect).endpoint = endpoint_;
+            } else if (endpoint_uses_tls()) {
+                arm(now, config_.tls_timeout_ms);
+                enter(LinkState::kTlsHandshake, out);
+                push(out, ActionType::kStartTls);
+            } else {
+                arm(now, config_.handshake_timeout_ms);
+                enter(LinkState::kWsHandshake, out);
+                push(out, ActionType::kSendUpgrade);
+            }
+            return;
+        case LinkState::kProxyConnect:
+            if (type != EventType::kTunnelEstablished) {
                 return;
             }
             if (endpoint_uses_tls()) {

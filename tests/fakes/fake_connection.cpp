@@ -22,6 +22,22 @@ Status FakeConnection::open(const net::IpAddress& address, std::uint16_t port, b
     return Status::kOk;
 }
 
+Status FakeConnection::start_tls(const char* server_name, TransportError* error) {
+    tls_started_.push_back(server_name != nullptr ? server_name : "");
+    if (!open_ || !tcp_connected_ || tls_) {
+        *error = TransportError::kOther;
+        return Status::kInvalidArgument;
+    }
+    if (start_tls_failure_ != TransportError::kNone) {
+        *error = start_tls_failure_;
+        start_tls_failure_ = TransportError::kNone;
+        return Status::kIoError;
+    }
+    tls_ = true;
+    tls_polls_ = 0;
+    return Status::kOk;
+}
+
 IoResult FakeConnection::establish() {
     if (!open_) {
         return IoResult::failed(TransportError::kOther);

@@ -46,6 +46,11 @@ class FakeConnection final : public Connection {
     Status open(const net::IpAddress& address, std::uint16_t port, bool tls,
                 const char* server_name, TransportError* error) override;
     bool tcp_connected() const override { return tcp_connected_; }
+    Status start_tls(const char* server_name, TransportError* error) override;
+    /// The names start_tls() was called with, in order.
+    const std::vector<std::string>& tls_started() const { return tls_started_; }
+    /// The next start_tls() fails at once with `error`.
+    void fail_next_start_tls(TransportError error) { start_tls_failure_ = error; }
     IoResult establish() override;
     IoResult read(std::uint8_t* out, std::size_t size) override;
     IoResult write(const std::uint8_t* data, std::size_t size) override;
@@ -62,6 +67,8 @@ class FakeConnection final : public Connection {
     FakeTransport* stream_ = &streams_.front();
     std::vector<TransportError> open_failures_;
     std::vector<Opened> opened_;
+    std::vector<std::string> tls_started_;
+    TransportError start_tls_failure_ = TransportError::kNone;
     std::size_t connect_delay_ = 0;
     std::size_t connect_polls_ = 0;
     std::size_t tls_delay_ = 0;

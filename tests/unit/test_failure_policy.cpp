@@ -19,7 +19,7 @@ using tether::RecoveryAction;
 
 namespace {
 
-constexpr std::uint8_t kKindCount = static_cast<std::uint8_t>(FailureKind::kDeadLink) + 1u;
+constexpr std::uint8_t kKindCount = static_cast<std::uint8_t>(FailureKind::kProxyInvalid) + 1u;
 constexpr std::uint32_t kCodeLimit = 0x10000u;  // one past the largest code
 
 struct Table {
@@ -380,6 +380,44 @@ TEST(FailurePolicy, LostConnectionRetriesWithoutCountingAndDeadLinkCounts) {
                    false, false, "dead_link");
 }
 
+TEST(FailurePolicy, ProxyConnectionFailuresDoNotCountAgainstTheEndpoint) {
+    check_decision(decide(FailureKind::kProxyRefused), RecoveryAction::kRetryWithBackoff, false,
+                   false, false, false, "proxy_refused");
+    check_decision(decide(FailureKind::kProxyUnreachable), RecoveryAction::kRetryWithBackoff, false,
+                   false, false, false, "proxy_unreachable");
+}
+
+TEST(FailurePolicy, ProxySilenceCountsLikeAnEndpointThatDoesNotAnswer) {
+    check_decision(decide(FailureKind::kProxyTimeout), RecoveryAction::kRetryWithBackoff, false,
+                   true, false, false, "proxy_timeout");
+}
+
+TEST(FailurePolicy, ProxyAuthenticationRequiredRetriesSlowlyWithoutRefreshingTheToken) {
+    check_decision(decide(FailureKind::kProxyStatus, 407), RecoveryAction::kRetryWithBackoff, false,
+                   false, true, false, "proxy_auth_required");
+}
+
+TEST(FailurePolicy, ProxyForbiddenFailsOverSlowly) {
+    check_decision(decide(FailureKind::kProxyStatus, 403), RecoveryAction::kFailOver, false, true,
+                   true, false, "proxy_forbidden");
+}
+
+TEST(FailurePolicy, ProxyBadGatewayFailsOver) {
+    for (std::uint32_t code : {500u, 502u, 503u, 504u}) {
+        check_decision(decide(FailureKind::kProxyStatus, code), RecoveryAction::kFailOver, false,
+                       true, false, false, "proxy_bad_gateway");
+    }
+}
+
+TEST(FailurePolicy, OtherProxyAnswersRetrySlowly) {
+    for (std::uint32_t code : {0u, 301u, 400u, 404u, 405u, 499u, 505u, 599u, 65535u}) {
+        check_decision(decide(FailureKind::kProxyStatus, code), RecoveryAction::kRetryWithBackoff,
+                       false, true, true, false, "proxy_rejected");
+    }
+    check_decision(decide(FailureKind::kProxyInvalid), RecoveryAction::kRetryWithBackoff, false,
+                   false, true, false, "proxy_malformed");
+}
+
 TEST(FailurePolicy, TableCountIsOptional) {
     const Table t = table();
     POINTERS_EQUAL(t.rows, tether::failure_policy_table(nullptr));
@@ -397,6 +435,7 @@ TEST(FailurePolicy, KindNamesAreDistinctSnakeCase) {
     STRCMP_EQUAL("tls_certificate_invalid", tether::to_string(FailureKind::kTlsCertificateInvalid));
     STRCMP_EQUAL("peer_closed", tether::to_string(FailureKind::kPeerClosed));
     STRCMP_EQUAL("dead_link", tether::to_string(FailureKind::kDeadLink));
+    STRCMP_EQUAL("proxy_status", tether::to_string(FailureKind::kProxyStatus));
     STRCMP_EQUAL("unknown", tether::to_string(static_cast<FailureKind>(kKindCount)));
 }
 

@@ -385,3 +385,48 @@ TEST(PosixTls, OneTransportServesTwoContexts) {
     CHECK_EQUAL(IoStatus::kOk, tether::test::establish_within(transport, kTimeoutMs).status);
     check_echo();
 }
+
+// A proxy tunnel: TCP first, TLS later on the same connection, with the name
+// given to start_tls() verified (not whatever the plain open was told).
+TEST(PosixTls, StartTlsOverAnEstablishedPlainConnection) {
+    start_server(pki.server_cert, pki.server_key);
+    CHECK_EQUAL(Status::kOk, context.init(trusting(pki.ca_cert), entropy));
+    PosixTransport tunnel(&context);
+    TransportError error = TransportError::kNone;
+    CHECK_EQUAL(Status::kInvalidArgument, tunnel.start_tls("localhost", &error));
+    CHECK_EQUAL(Status::kOk, tunnel.open(tether::net::make_ipv4(127, 0, 0, 1), server.port(), false,
+                                         nullptr, &error));
+    CHECK_EQUAL(IoStatus::kOk, tether::test::establish_within(tunnel, kTimeoutMs).status);
+    CHECK_EQUAL(Status::kOk, tunnel.start_tls("localhost", &error));
+    CHECK_FALSE(tunnel.establish().status == IoStatus::kOk);
+    CHECK_EQUAL(IoStatus::kOk, tether::test::establish_within(tunnel, kTimeoutMs).status);
+    CHECK_TRUE(tether::test::write_all(tunnel, "hello tether\n", kTimeoutMs));
+    STRCMP_EQUAL("rehtet olleh\n", tether::test::read_up_to(tunnel, 13, kTimeoutMs).c_str());
+    // Once TLS runs, it cannot be started again.
+    CHECK_EQUAL(Status::kInvalidArgument, tunnel.start_tls("localhost", &error));
+}
+
+TEST(PosixTls, StartTlsVerifiesTheNameItIsGiven) {
+    start_server(pki.server_cert, pki.server_key);
+    CHECK_EQUAL(Status::kOk, context.init(trusting(pki.ca_cert), entropy));
+    PosixTransport tunnel(&context);
+    TransportError error = TransportError::kNone;
+    CHECK_EQUAL(Status::kOk, tunnel.open(tether::net::make_ipv4(127, 0, 0, 1), server.port(), false,
+                                         nullptr, &error));
+    CHECK_EQUAL(IoStatus::kOk, tether::test::establish_within(tunnel, kTimeoutMs).status);
+    CHECK_EQUAL(Status::kOk, tunnel.start_tls("proxy.invalid", &error));
+    const IoResult result = tether::test::establish_within(tunnel, kTimeoutMs);
+    CHECK_EQUAL(TransportError::kCertificateInvalid, result.error);
+    CHECK_EQUAL(tether::CertificateProblem::kNameMismatch, tunnel.certificate_problem());
+}
+
+TEST(PosixTls, StartTlsWithoutAContextFails) {
+    start_server(pki.server_cert, pki.server_key);
+    PosixTransport plain;
+    TransportError error = TransportError::kNone;
+    CHECK_EQUAL(Status::kOk, plain.open(tether::net::make_ipv4(127, 0, 0, 1), server.port(), false,
+                                        nullptr, &error));
+    CHECK_EQUAL(IoStatus::kOk, tether::test::establish_within(plain, kTimeoutMs).status);
+    CHECK_EQUAL(Status::kInvalidArgument, plain.start_tls("localhost", &error));
+    CHECK_EQUAL(TransportError::kTlsFailed, error);
+}

@@ -72,6 +72,8 @@ tether::Failure random_failure(Lcg& rng) {
         {tether::FailureKind::kPeerClosed, 1013},
         {tether::FailureKind::kPeerClosed, 4009},
         {tether::FailureKind::kProtocolError, 1002},
+        {tether::FailureKind::kProxyStatus, 407},
+        {tether::FailureKind::kProxyStatus, 502},
     };
     return kFailures[rng.below(sizeof kFailures / sizeof kFailures[0])];
 }
@@ -83,6 +85,8 @@ EventType progress_for(LinkState state) {
             return EventType::kResolved;
         case LinkState::kTcpConnecting:
             return EventType::kTcpConnected;
+        case LinkState::kProxyConnect:
+            return EventType::kTunnelEstablished;
         case LinkState::kTlsHandshake:
             return EventType::kTlsEstablished;
         case LinkState::kWsHandshake:
@@ -167,6 +171,7 @@ std::vector<tether::ReconnectConfig> walk_configs() {
         tether::ReconnectConfig config;
         config.endpoint_count = static_cast<std::uint8_t>(1 + (variant % 3));
         config.tls_endpoints = (variant & 1) ? 0x01 : 0x02;
+        config.proxied_endpoints = (variant & 4) ? 0x01 : 0x00;
         config.resume_protocol = (variant & 2) != 0;
         config.backoff.max_attempts = (variant & 4) ? 4 : 0;
         config.heartbeat.interval_ms = 2000;

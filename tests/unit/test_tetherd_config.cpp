@@ -368,7 +368,7 @@ TEST(TetherdConfig, TheDocumentedFieldsAreExactlyTheParsersFields) {
     for (const tether::daemon::ConfigField& field : tether::daemon::config_fields()) {
         parsed.push_back(field.path + " : " + field.type);
     }
-    LONGS_EQUAL(72, parsed.size());
+    LONGS_EQUAL(77, parsed.size());
     STRCMP_EQUAL(tether::test::join_lines(parsed).c_str(),
                  tether::test::join_lines(documented).c_str());
 }

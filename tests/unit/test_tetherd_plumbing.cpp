@@ -895,6 +895,7 @@ const char* const kGoldenMetrics =
     "tether_state{state=\"idle\"} 0\n"
     "tether_state{state=\"resolving\"} 0\n"
     "tether_state{state=\"tcp_connecting\"} 0\n"
+    "tether_state{state=\"proxy_connect\"} 0\n"
     "tether_state{state=\"tls_handshake\"} 0\n"
     "tether_state{state=\"ws_handshake\"} 0\n"
     "tether_state{state=\"session_resume\"} 0\n"

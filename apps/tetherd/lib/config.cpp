@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -17,6 +18,7 @@
 
 #include "cli.h"
 #include "tether/ascii.h"
+#include "tether/net/http_proxy.h"
 #include "tether/net/url.h"
 #include "tether/port/credentials.h"
 
@@ -167,6 +169,25 @@ bool check_identifier(const char* text, std::string* problem) {
     return true;
 }
 
+// proxy.url: "http://host[:port][/]", without credentials (they have their
+// own fields, so that the URL can be logged).
+bool check_proxy_url(const char* text, net::ProxyUrl* parsed, std::string* problem) {
+    const net::ProxyUrlStatus status = net::parse_proxy_url(text, parsed);
+    if (status == net::ProxyUrlStatus::kOk && parsed->has_credentials) {
+        *parsed = net::ProxyUrl{};
+        *problem =
+            "credentials in the URL are not allowed (use proxy.username and "
+            "proxy.password_file)";
+        return false;
+    }
+    if (status != net::ProxyUrlStatus::kOk) {
+        // Not quoted back: a mistyped URL may still hold a password.
+        *problem = std::string("expected http://host:port (") + net::to_string(status) + ")";
+        return false;
+    }
+    return true;
+}
+
 // A single directory entry name (an LED or a network interface): no '/',
 // not "." or "..".
 bool check_entry_name(const char* text, std::size_t max, std::string* problem) {
@@ -298,7 +319,7 @@ class Parser {
     void read_bool(Section& s, const char* name, bool* out);
     void read_number(Section& s, const char* name, double min, double max, double* out);
     // kind: the shared check applied to the text.
-    enum class Text { kPath, kCommand, kIdentifier, kLed, kPin };
+    enum class Text { kPath, kCommand, kIdentifier, kLed, kPin, kProxyUrl };
     void read_string(Section& s, const char* name, bool nullable, Text kind, std::string* out);
     bool read_enum(Section& s, const char* name, const char* const* names, std::size_t count,
                    std::size_t* index);
@@ -322,6 +343,7 @@ class Parser {
     void read_watchdog(Section& root);
     void read_log(Section& root);
     void read_protocol(Section& root, const cJSON* json);
+    void read_proxy(Section& root);
 
     DaemonConfig* config_;
     std::vector<ConfigField>* record_;
@@ -480,6 +502,9 @@ void Parser::read_string(Section& s, const char* name, bool nullable, Text kind,
         case Text::kPin:
             ok = check_pin(text, config_->tls.pin_sha256, &problem);
             config_->tls.has_pin = ok;
+            break;
+        case Text::kProxyUrl:
+            ok = check_proxy_url(text, &config_->proxy.parsed, &problem);
             break;
     }
     if (!ok) {
@@ -888,6 +913,59 @@ void Parser::read_protocol(Section& root, const cJSON* json) {
     }
 }
 
+void Parser::read_proxy(Section& root) {
+    Section s = section(root, "proxy");
+    ProxyOptions& proxy = config_->proxy;
+    read_string(s, "url", true, Text::kProxyUrl, &proxy.url);
+    read_string(s, "username", true, Text::kIdentifier, &proxy.username);
+    read_string(s, "password_file", true, Text::kPath, &proxy.password_file);
+    const cJSON* list = take(s, "no_proxy", "array of strings");
+    if (list != nullptr && !failed()) {
+        if (!cJSON_IsArray(list)) {
+            fail("proxy.no_proxy",
+                 std::string("expected an array of host names, got ") + json_type_name(list));
+        }
+        int index = 0;
+        for (const cJSON* entry = list->child; entry != nullptr && !failed();
+             entry = entry->next, ++index) {
+            const std::string element = "proxy.no_proxy[" + std::to_string(index) + "]";
+            std::string problem;
+            if (!cJSON_IsString(entry)) {
+                fail(element, std::string("expected a string, got ") + json_type_name(entry));
+            } else if (!check_identifier(entry->valuestring, &problem) ||
+                       std::strchr(entry->valuestring, ',') != nullptr) {
+                fail(element, problem.empty() ? "expected one entry, without ','" : problem);
+            } else {
+                proxy.no_proxy.emplace_back(entry->valuestring);
+            }
+        }
+    }
+    read_u32(s, "timeout_ms", 1, kMaxTimeoutMs, &proxy.timeout_ms);
+    if (!finish(s)) {
+        return;
+    }
+    if (proxy.url.empty() &&
+        (!proxy.username.empty() || !proxy.password_file.empty() || !proxy.no_proxy.empty())) {
+        fail("proxy.url", "required with the other proxy fields");
+    } else if (!proxy.password_file.empty() && proxy.username.empty()) {
+        fail("proxy.password_file", "requires proxy.username");
+    } else if (proxy.username.size() > net::kMaxProxyUsername ||
+               proxy.username.find(':') != std::string::npos) {
+        fail("proxy.username", "expected at most 128 characters without ':'");
+    }
+    if (failed()) {
+        return;
+    }
+    proxy.no_proxy_list.clear();
+    for (const std::string& entry : proxy.no_proxy) {
+        proxy.no_proxy_list += (proxy.no_proxy_list.empty() ? "" : ",") + entry;
+    }
+    if (!proxy.username.empty()) {
+        proxy.parsed.has_credentials = true;
+        std::memcpy(proxy.parsed.username, proxy.username.c_str(), proxy.username.size() + 1);
+    }
+}
+
 bool Parser::run(const cJSON* root) {
     if (!cJSON_IsObject(root)) {
         return fail("config", std::string("expected a JSON object, got ") + json_type_name(root));
@@ -925,6 +1003,7 @@ bool Parser::run(const cJSON* root) {
     read_watchdog(top);
     read_log(top);
     read_protocol(top, root);
+    read_proxy(top);
     return finish(top);
 }
 
@@ -1329,6 +1408,21 @@ std::string describe(const DaemonConfig& config) {
         out += config.plain.binary ? " message_type=binary" : " message_type=text";
         out += config.plain.subprotocol.empty() ? "" : " subprotocol=" + config.plain.subprotocol;
     }
+    if (!config.proxy.url.empty()) {
+        // Where the password comes from, never the password.
+        const net::ProxyUrl& proxy = config.proxy.parsed;
+        out += std::string(" proxy=") + (proxy.host_is_ipv6 ? "[" : "") + proxy.host +
+               (proxy.host_is_ipv6 ? "]:" : ":") + std::to_string(proxy.port);
+        if (!config.proxy.username.empty()) {
+            out += ",user:" + config.proxy.username;
+            out += config.proxy.password_file.empty()
+                       ? ",no-password"
+                       : ",password_file:" + config.proxy.password_file;
+        }
+        if (!config.proxy.no_proxy_list.empty()) {
+            out += ",no_proxy:" + config.proxy.no_proxy_list;
+        }
+    }
     return out;
 }
 
@@ -1399,6 +1493,13 @@ void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* setti
                                   ? nullptr
                                   : config.credentials.token_command.c_str();
     settings->entropy_label = "tetherd";
+
+    if (!config.proxy.url.empty()) {
+        client->proxy = &config.proxy.parsed;
+        client->no_proxy =
+            config.proxy.no_proxy_list.empty() ? nullptr : config.proxy.no_proxy_list.c_str();
+        reconnect.proxy_timeout_ms = config.proxy.timeout_ms;
+    }
 }
 
 namespace {
@@ -1460,6 +1561,35 @@ bool placeholder_host(const char* host) {
     return h == "example" || h == "invalid" || ends_with(".example") || ends_with(".invalid");
 }
 
+// The first line of proxy.password_file into the parsed proxy URL. The
+// error names the file, never what it holds.
+bool read_proxy_password(ProxyOptions* proxy, std::string* error) {
+    if (proxy->password_file.empty()) {
+        return true;
+    }
+    std::string text;
+    std::string problem;
+    if (!read_config_text(proxy->password_file.c_str(), &text, &problem)) {
+        return set_error(error, "proxy.password_file: " + proxy->password_file + ": " + problem);
+    }
+    const std::size_t end = text.find_first_of("\r\n");
+    if (end != std::string::npos) {
+        text.resize(end);
+    }
+    bool ok = !text.empty() && text.size() <= net::kMaxProxyPassword;
+    for (char c : text) {
+        ok = ok && static_cast<unsigned char>(c) >= 0x20 && c != 0x7f;
+    }
+    if (!ok) {
+        std::fill(text.begin(), text.end(), '\0');
+        return set_error(error, "proxy.password_file: " + proxy->password_file +
+                                    ": expected one line of 1..256 printable characters");
+    }
+    std::memcpy(proxy->parsed.password, text.c_str(), text.size() + 1);
+    std::fill(text.begin(), text.end(), '\0');
+    return true;
+}
+
 }  // namespace
 
 bool resolve_paths(DaemonConfig* config, const ServiceEnvironment& env, bool credentials,
@@ -1489,7 +1619,10 @@ bool resolve_paths(DaemonConfig* config, const ServiceEnvironment& env, bool cre
                               credentials, error) &&
            resolve_credential("tls.ca_file", &config->tls.ca_file, env, credentials, error) &&
            resolve_credential("tls.cert_file", &config->tls.cert_file, env, credentials, error) &&
-           resolve_credential("tls.key_file", &config->tls.key_file, env, credentials, error);
+           resolve_credential("tls.key_file", &config->tls.key_file, env, credentials, error) &&
+           resolve_credential("proxy.password_file", &config->proxy.password_file, env, credentials,
+                              error) &&
+           (!credentials || read_proxy_password(&config->proxy, error));
 }
 
 std::string missing_for_start(const DaemonConfig& config, const char* config_path) {

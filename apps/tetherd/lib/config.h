@@ -176,6 +176,20 @@ struct PlainOptions {
     mutable const char* offered[1] = {nullptr};
 };
 
+/// An HTTP CONNECT proxy for the endpoints (docs/CONFIG.md "HTTP proxy").
+/// Explicit only: tetherd reads no proxy environment variables.
+struct ProxyOptions {
+    std::string url;            ///< "http://host:port"; empty: no proxy. No credentials in it.
+    std::string username;       ///< Basic user name; empty: none
+    std::string password_file;  ///< the password's file (first line); a path or credential:NAME
+    std::vector<std::string> no_proxy;  ///< endpoints reached directly (curl's no_proxy syntax)
+    std::uint32_t timeout_ms = 10000;   ///< CONNECT sent to the proxy's answer
+    /// Filled by the parser (host, port, user name) and resolve_paths() (the
+    /// password, read from password_file); what the link uses. Never logged.
+    net::ProxyUrl parsed;
+    std::string no_proxy_list;  ///< no_proxy joined with commas
+};
+
 struct DaemonConfig {
     std::vector<std::string> endpoints;  ///< 1..kMaxEndpoints, primary first
     TlsOptions tls;
@@ -204,6 +218,7 @@ struct DaemonConfig {
     PlainOptions plain;  ///< protocol kWebSocket only
     /// Set by the first "endpoint" override: later ones append instead of replacing.
     bool endpoints_overridden = false;
+    ProxyOptions proxy;
 };
 
 /// Where downlink messages that could not be handed over are kept:
@@ -284,6 +299,8 @@ inline constexpr const char* kCredentialPrefix = "credential:";
 ///     $CREDENTIALS_DIRECTORY"). With `credentials` false (--check-config)
 ///     credential names are checked but left as they are.
 ///   - inputs.socket must fit in sun_path (at most 107 bytes).
+///   - proxy.password_file (a path or "credential:NAME") is read, with
+///     `credentials` true: its first line is the proxy password.
 /// Returns false with *error ("<path>: <problem>") on the first problem.
 bool resolve_paths(DaemonConfig* config, const ServiceEnvironment& env, bool credentials,
                    std::string* error);

@@ -225,6 +225,8 @@ std::string describe_state(const ClientEvent& event) {
             return "connecting: resolving";
         case LinkState::kTcpConnecting:
             return "connecting: tcp";
+        case LinkState::kProxyConnect:
+            return "connecting: proxy tunnel";
         case LinkState::kTlsHandshake:
             return "connecting: tls handshake";
         case LinkState::kWsHandshake:

@@ -99,6 +99,10 @@ class PosixTransport final : public Connection {
     Status open(const net::IpAddress& address, std::uint16_t port, bool tls,
                 const char* server_name, TransportError* error) override;
 
+    /// Connection: TLS with the context given at construction over the
+    /// established plain connection (the proxy tunnel).
+    Status start_tls(const char* server_name, TransportError* error) override;
+
     IoResult establish() override;
     IoResult read(std::uint8_t* out, std::size_t size) override;
     IoResult write(const std::uint8_t* data, std::size_t size) override;
