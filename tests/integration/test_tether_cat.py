@@ -221,6 +221,11 @@ class Tls(unittest.TestCase):
         self.assertEqual(entries[1]["ssl_session_reused"], "r")
 
 
+def data_frames(log):
+    """The frames tether-cat sent, without its control frames (pings confirm delivery)."""
+    return [f for f in adversary_events(log, "frame") if f["opcode"] < 8]
+
+
 class Adversary(unittest.TestCase):
     """One scripted misbehaviour per test; tether-cat must answer as RFC 6455 says."""
 
@@ -240,11 +245,11 @@ class Adversary(unittest.TestCase):
                 [CAT, "--echo", "--binary-output", "base64", "ws://127.0.0.1:%d/" % peer.port],
                 expect_port=False, name="tether-cat")
             try:
-                harness.wait_for(lambda: len(adversary_events(log, "frame")) >= 2, timeout=10,
+                harness.wait_for(lambda: len(data_frames(log)) >= 2, timeout=10,
                                  message="no echo came back")
             finally:
                 process.stop()
-        frames = adversary_events(log, "frame")[:2]
+        frames = data_frames(log)[:2]
         self.assertEqual([f["opcode"] for f in frames], [2, 2], frames)
         self.assertEqual(bytes.fromhex(frames[0]["payload_hex"]), b"\xff\xfe\x00\x80binary")
         self.assertEqual(frames[1]["length"], 65536)
