@@ -244,6 +244,18 @@ void Daemon::log_recovery(const RecoveryReport& r) {
                   static_cast<unsigned long long>(r.unrecovered.first),
                   static_cast<unsigned long long>(r.unrecovered.last));
     }
+    if (plain() && config_.plain.delivery == Delivery::kAtLeastOnce && r.restored > 0) {
+        // No pong confirmed these before the previous run ended, yet some may
+        // have reached the server: sending them again may duplicate them.
+        restart_in_doubt_ = r.restored;
+        log_.line(LogLevel::kWarn,
+                  "event=in_doubt delivery=at-least-once first=%llu last=%llu count=%llu "
+                  "msg=\"restored from the spool, unconfirmed when the previous run ended: sent "
+                  "again, so the server may get some of them twice\"",
+                  static_cast<unsigned long long>(r.first_restored),
+                  static_cast<unsigned long long>(r.last_restored),
+                  static_cast<unsigned long long>(r.restored));
+    }
     if (r.in_doubt.last != 0) {
         // Plain at-most-once: counted with the in-doubt messages of this run.
         restart_in_doubt_ = r.in_doubt.last - r.in_doubt.first + 1;

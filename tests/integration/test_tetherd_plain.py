@@ -338,8 +338,12 @@ class Kill9(unittest.TestCase):
         print("\nkill -9, at-least-once: first run's server got %d, the restart sent %d, "
               "duplicates=%d" % (len(first_run), len(second_run), duplicates), file=sys.stderr)
         self.assertEqual(sorted(set(got)), list(range(1, 111)))
-        # m51..m100 were written, never confirmed: the spool sends them again.
+        # m51..m100 were written, never confirmed: the spool sends them again,
+        # and the restart says they may arrive twice.
         self.assertEqual(second_run, list(range(51, 111)))
+        self.assertLessEqual(duplicates, 50)
+        self.assertEqual(plain.in_doubt(), [(51, 100, 50)])
+        self.assertEqual(plain.status()["uplink_in_doubt"], 50)
 
     def test_at_most_once_the_restart_never_sends_again(self):
         plain, first_run, second_run = self.run_kill("at-most-once")
