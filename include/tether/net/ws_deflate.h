@@ -74,4 +74,41 @@ std::size_t write_deflate_offer(const DeflateOffer& offer, char* out, std::size_
 bool parse_deflate_answer(const char* value, std::size_t size, const DeflateOffer& offer,
                           DeflateAgreement* agreement);
 
+/// Result of MessageDeflater::inflate().
+enum class InflateStatus : std::uint8_t {
+    kOk,       ///< all input consumed; the output so far is in out[0, *produced)
+    kTooBig,   ///< the message inflates past the output capacity: close with 1009
+    kCorrupt,  ///< not a valid DEFLATE stream: close with 1007 (or 1002)
+};
+
+/// The permessage-deflate codec a WsStream calls (the zlib one lives in
+/// src/deflate, outside libtether's core, see tether/deflate/zlib_deflater.h).
+/// An implementation holds its compressor and inflater state for one
+/// connection at a time; it allocates at construction only, never per message.
+class MessageDeflater {
+  public:
+    virtual ~MessageDeflater() = default;
+    /// Prepares both directions for a new connection with `agreement` (state from
+    /// an earlier connection is forgotten). False when this deflater cannot honour
+    /// the windows (they exceed what it was built for): fail the connection.
+    virtual bool start(const DeflateAgreement& agreement) = 0;
+    /// Compresses one whole message, prefix[0, prefix_size) then data[0, size), into
+    /// out[0, capacity) as RFC 7692 section 7.2.1 describes (sync flush, the final
+    /// 00 00 ff ff removed), resetting the window afterwards when the agreement says
+    /// client_no_context_takeover. Returns false when the result does not fit
+    /// (nothing usable in `out`; the compressor state is then reset, so the next
+    /// message starts from an empty window on both sides only with no context
+    /// takeover: callers send an uncompressed message after a false and must
+    /// treat it as fatal with context takeover).
+    virtual bool compress(const std::uint8_t* prefix, std::size_t prefix_size,
+                          const std::uint8_t* data, std::size_t size, std::uint8_t* out,
+                          std::size_t capacity, std::size_t* written) = 0;
+    /// Inflates the next chunk of a compressed message into out[0, capacity), adding
+    /// the RFC 7692 trailer when `final` (the last chunk of the message's last frame).
+    /// *produced is what was written. The inflater never writes past `capacity`.
+    virtual InflateStatus inflate(const std::uint8_t* in, std::size_t size, bool final,
+                                  std::uint8_t* out, std::size_t capacity,
+                                  std::size_t* produced) = 0;
+};
+
 }  // namespace tether::net
