@@ -56,6 +56,10 @@ struct Options {
     bool verbose = false;
     bool help = false;
     bool version = false;
+    // permessage-deflate (--compress): the offer is in client.deflate_offer,
+    // client.deflate_threshold; main() supplies the deflater.
+    bool compress = false;
+    std::uint8_t window_bits = 15;  ///< --window-bits: both directions' largest window
 };
 
 /// Parses argv into *options. Returns true, or false with a message for the

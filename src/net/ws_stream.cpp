@@ -429,7 +429,13 @@ bool WsStream::queue_compressed(WsOpcode opcode, const std::uint8_t* prefix,
         mask_next_ += kMaskSize;
         std::memcpy(out + at, key, kMaskSize);
         at += kMaskSize;
-        mask_payload(out + at, out + at, length, key, 0);
+        // In place: mask_payload() masks a ragged tail with an overlapping
+        // word, which would mask those bytes twice here, so whole words only.
+        const std::size_t words = length / 8 * 8;
+        mask_payload(out + at, out + at, words, key, 0);
+        for (std::size_t i = words; i < length; ++i) {
+            out[at + i] = static_cast<std::uint8_t>(out[at + i] ^ key[i % kMaskSize]);
+        }
     }
     tx_end_ += at + length;
     ++counters_.frames_sent;

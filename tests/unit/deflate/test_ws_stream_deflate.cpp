@@ -215,6 +215,37 @@ TEST(WsStreamDeflate, RoundTripBetweenTwoStreams) {
     CHECK(big == receiver.handler.messages[0]);
 }
 
+TEST(WsStreamDeflate, MaskedCompressedFramesOfEverySizeUnmaskToTheDeflateStream) {
+    // Sizes around the 8- and 16-byte masking steps: each frame unmasked with the
+    // fixed key must inflate to the message.
+    for (std::size_t n = 1; n < 200; n += 3) {
+        Rig sender;
+        std::string message;
+        for (std::size_t i = 0; i < n; ++i) {
+            message.push_back(static_cast<char>('a' + (i * 7 + i / 5) % 26));
+        }
+        CHECK_TRUE(sender.stream.queue_message(
+            WsOpcode::kText, reinterpret_cast<const std::uint8_t*>(message.data()),
+            message.size()));
+        (void)sender.stream.flush();
+        const Bytes& wire = sender.transport.output();
+        const std::size_t header = (wire[1] & 0x7f) == 126 ? 4 : 2;
+        const std::uint8_t* key = wire.data() + header;
+        Bytes payload;
+        for (std::size_t i = header + 4; i < wire.size(); ++i) {
+            payload.push_back(static_cast<std::uint8_t>(wire[i] ^ key[(i - header - 4) % 4]));
+        }
+        ZlibDeflater inflater;
+        CHECK_TRUE(inflater.start(agreement()));
+        std::uint8_t out[256];
+        std::size_t produced = 0;
+        CHECK_EQUAL(static_cast<int>(tether::net::InflateStatus::kOk),
+                    static_cast<int>(inflater.inflate(payload.data(), payload.size(), true, out,
+                                                      sizeof out, &produced)));
+        CHECK(message == std::string(reinterpret_cast<const char*>(out), produced));
+    }
+}
+
 TEST(WsStreamDeflate, BombIsClosedWith1009) {
     ZlibDeflater packer;
     CHECK_TRUE(packer.start(agreement()));
