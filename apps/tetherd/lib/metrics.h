@@ -105,7 +105,10 @@ struct MetricsSnapshot {
     std::uint64_t storage_failures = 0;
     std::uint64_t downlink_dead_lettered = 0;
     std::uint64_t downlink_failures = 0;
-    DeviceStateStatus device_state;  ///< all zero when not enabled
+    DeviceStateStatus device_state;              ///< all zero when not enabled
+    bool compression_negotiated = false;         ///< permessage-deflate on this connection
+    std::uint64_t compression_bytes_before = 0;  ///< payload of messages sent compressed
+    std::uint64_t compression_bytes_after = 0;   ///< what they compressed to
 };
 
 /// A label value escaped per the exposition format: backslash, double quote

@@ -174,6 +174,14 @@ std::string status_json(const StatusSnapshot& snapshot) {
         add_number(inner, "confirmed", snapshot.downlink_confirmed);
         out += inner + "}";
     }
+    {
+        append_key(out, "compression");
+        std::string inner = "{";
+        add_bool(inner, "negotiated", snapshot.compression_negotiated);
+        add_number(inner, "bytes_before", snapshot.compression_bytes_before);
+        add_number(inner, "bytes_after", snapshot.compression_bytes_after);
+        out += inner + "}";
+    }
     out += "}\n";
     return out;
 }
