@@ -248,7 +248,8 @@ bool WsStream::attach(Transport* transport) {
 bool WsStream::enable_deflate(MessageDeflater* deflater, const DeflateAgreement& agreement,
                               std::size_t threshold) {
     deflater_ = nullptr;
-    if (deflater == nullptr || !agreement.active || !deflater->start(agreement)) {
+    // DeflateAgreement is the client's view (client_* is our side): no server role yet.
+    if (config_.server || deflater == nullptr || !agreement.active || !deflater->start(agreement)) {
         return false;
     }
     deflater_ = deflater;

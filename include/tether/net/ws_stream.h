@@ -184,7 +184,8 @@ class WsStream {
     /// whose parser reported an active agreement; attach() turns it off again).
     /// `deflater` must outlive the connection; start() is called on it here
     /// (false: it cannot honour the agreement, compression stays off and the
-    /// connection should be failed). Data messages of at least `threshold` bytes
+    /// connection should be failed; also false for a server-role stream, which
+    /// does not speak permessage-deflate yet). Data messages of at least `threshold` bytes
     /// are then sent compressed (RSV1), straight into the transmit buffer; smaller
     /// ones, and any that would not fit compressed, are sent as they are. A
     /// received message with RSV1 on its first frame is inflated into the receive

@@ -323,3 +323,18 @@ TEST(WsStreamDeflate, AttachTurnsCompressionOff) {
     CHECK_TRUE(rig.stream.attach(&other));
     CHECK_FALSE(rig.stream.deflate_enabled());
 }
+
+TEST(WsStreamDeflate, AServerStreamRefusesDeflate) {
+    FixedMasks masks;
+    FakeTransport transport;
+    static std::uint8_t rx[1024];
+    static std::uint8_t tx[1024];
+    WsStreamConfig config;
+    config.server = true;
+    config.max_message_size = sizeof rx;
+    WsStream stream(config, rx, sizeof rx, tx, sizeof tx, masks);
+    CHECK_TRUE(stream.attach(&transport));
+    ZlibDeflater deflater;
+    CHECK_FALSE(stream.enable_deflate(&deflater, agreement(), 0));
+    CHECK_FALSE(stream.deflate_enabled());
+}
