@@ -17,6 +17,9 @@
 #include "options.h"
 #include "state_files.h"
 #include "tether/net/json_document.h"
+#if defined(TETHER_HAVE_DEFLATE)
+#include "tether/deflate/zlib_deflater.h"
+#endif
 #include "tether/port/poll_loop.h"
 #include "tether/port/posix_link.h"
 
@@ -117,6 +120,11 @@ class Cat final : public DurableLinkListener, public port::FdWatcher {
     void on_state(const ClientEvent& e) override {
         if (e.state == LinkState::kOnline) {
             was_online_ = true;
+            if (options_.compress && !options_.quiet) {
+                std::fprintf(stderr, "t=%.3f level=info event=compression negotiated=%s\n",
+                             seconds_since(start_),
+                             client_->stream().deflate_enabled() ? "yes" : "no");
+            }
         }
         if (e.state == LinkState::kTlsHandshake && options_.tls.insecure && !options_.quiet) {
             std::fprintf(stderr,
@@ -513,6 +521,22 @@ int run(int argc, char** argv) {
     ::sigaction(SIGTERM, &action, nullptr);
     ::signal(SIGPIPE, SIG_IGN);
 
+#if defined(TETHER_HAVE_DEFLATE)
+    // One connection at a time: one deflater, its zlib arena allocated here once.
+    static deflate::ZlibDeflater deflater(options.window_bits);
+    if (options.compress) {
+        if (deflater.arena_bytes() == 0) {
+            std::fprintf(stderr, "tether-cat: out of memory\n");
+            return kExitRuntime;
+        }
+        options.client.deflater = &deflater;
+    }
+#else
+    if (options.compress) {
+        std::fprintf(stderr, "tether-cat: --compress: built without permessage-deflate\n");
+        return kExitUsage;
+    }
+#endif
     port::PosixLinkSettings settings;
     settings.link.client = options.client;
     settings.link.outbox_bytes = options.outbox_bytes;
@@ -553,6 +577,19 @@ int run(int argc, char** argv) {
         loop.run_once(cat.wait_hint_ms(port::monotonic_now()));
     }
     std::fflush(stdout);
+    if (options.compress && !options.quiet) {
+        const net::WsCounters& ws = link.link().client().stream().counters();
+        std::fprintf(stderr,
+                     "t=%.3f level=info event=compression_totals sent_compressed=%llu "
+                     "bytes_before=%llu bytes_after=%llu received_compressed=%llu "
+                     "received_bytes_before=%llu received_bytes_after=%llu\n",
+                     seconds_since(start), static_cast<unsigned long long>(ws.messages_compressed),
+                     static_cast<unsigned long long>(ws.compress_bytes_in),
+                     static_cast<unsigned long long>(ws.compress_bytes_out),
+                     static_cast<unsigned long long>(ws.messages_inflated),
+                     static_cast<unsigned long long>(ws.inflate_bytes_out),
+                     static_cast<unsigned long long>(ws.inflate_bytes_in));
+    }
     return exit_code;
 }
 

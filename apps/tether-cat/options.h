@@ -62,6 +62,10 @@ struct Options {
     bool no_proxy = false;               ///< --no-proxy
     const char* proxy_source = nullptr;  ///< "--proxy", "https_proxy", ... once resolved
     net::ProxyUrl proxy_url;             ///< what client.proxy points to
+    // permessage-deflate (--compress): the offer is in client.deflate_offer,
+    // client.deflate_threshold; main() supplies the deflater.
+    bool compress = false;
+    std::uint8_t window_bits = 15;  ///< --window-bits: both directions' largest window
 };
 
 /// How resolve_proxy() reads the environment (std::getenv in main).

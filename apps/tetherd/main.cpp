@@ -34,6 +34,9 @@
 #include "status_led.h"
 #include "tether/port/poll_loop.h"
 #include "tether/port/posix_link.h"
+#if defined(TETHER_HAVE_DEFLATE)
+#include "tether/deflate/zlib_deflater.h"
+#endif
 
 namespace tether::daemon {
 namespace {
@@ -166,6 +169,10 @@ class Daemon final : public DurableLinkListener,
     DaemonConfig& config_;
     Log& log_;
     port::PosixLinkSettings settings_;
+#if defined(TETHER_HAVE_DEFLATE)
+    // compression.mode "on": the link's zlib state, one arena allocated at setup.
+    std::unique_ptr<deflate::ZlibDeflater> deflater_;
+#endif
     std::unique_ptr<port::PosixLink> link_;
     char traceparent_[96] = {};
     const char* headers_[1] = {traceparent_};
@@ -302,6 +309,26 @@ bool Daemon::setup() {
                   "traceparent: 00-00000000000000000000000000000001-0000000000000001-00");
     settings_.link.client.extra_headers = headers_;
     settings_.link.client.extra_header_count = 1;
+    if (config_.compression.enabled) {
+#if defined(TETHER_HAVE_DEFLATE)
+        const std::uint32_t bits =
+            config_.compression.client_max_window_bits > config_.compression.server_max_window_bits
+                ? config_.compression.client_max_window_bits
+                : config_.compression.server_max_window_bits;
+        deflater_ = std::make_unique<deflate::ZlibDeflater>(static_cast<std::uint8_t>(bits));
+        if (deflater_->arena_bytes() == 0) {
+            log_.line(LogLevel::kError, "event=setup error=\"compression: out of memory\"");
+            return false;
+        }
+        settings_.link.client.deflater = deflater_.get();
+        log_.line(LogLevel::kInfo, "event=setup compression=on deflate_arena_bytes=%zu",
+                  deflater_->arena_bytes());
+#else
+        log_.line(LogLevel::kError,
+                  "event=setup error=\"compression.mode on: built without permessage-deflate\"");
+        return false;
+#endif
+    }
     link_ = std::make_unique<port::PosixLink>(settings_, this);
     RecoveryReport report;
     if (link_->open(&report) != Status::kOk) {

@@ -178,6 +178,14 @@ struct ClientConfig {
     /// Extra request header lines ("Name: value").
     const char* const* extra_headers = nullptr;
     std::size_t extra_header_count = 0;
+    /// permessage-deflate (RFC 7692): with a deflater (for example a
+    /// tether::deflate::ZlibDeflater built for the offer's largest window, owned
+    /// by the application and outliving the client) every upgrade offers
+    /// `deflate_offer`; when the server accepts, data messages of at least
+    /// `deflate_threshold` bytes are sent compressed. nullptr: no offer.
+    net::MessageDeflater* deflater = nullptr;
+    net::DeflateOffer deflate_offer;
+    std::size_t deflate_threshold = 0;
     /// The frame type outbox messages are sent as.
     net::WsOpcode message_type = net::WsOpcode::kText;
     OverflowPolicy overflow = OverflowPolicy::kDropOldest;

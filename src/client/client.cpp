@@ -548,6 +548,7 @@ void Client::send_upgrade(TimeMs now) {
     request.authorization = has_authorization ? authorization : nullptr;
     request.extra_headers = config_.extra_headers;
     request.extra_header_count = config_.extra_header_count;
+    request.deflate = config_.deflater != nullptr ? &config_.deflate_offer : nullptr;
     std::size_t length = 0;
     const net::HandshakeStatus built =
         net::build_upgrade_request(request, request_, sizeof request_, &length);
@@ -562,6 +563,7 @@ void Client::send_upgrade(TimeMs now) {
     std::memset(request_, 0, length);
     parser_.reset(accept, config_.subprotocols, config_.subprotocol_count,
                   config_.require_subprotocol);
+    parser_.set_deflate_offer(request.deflate);
     flush(now);
 }
 
@@ -775,6 +777,13 @@ bool Client::service_upgrade(TimeMs now) {
             }
             return false;
         case net::HandshakeStatus::kOk:
+            if (parser_.deflate().active &&
+                !stream_.enable_deflate(config_.deflater, parser_.deflate(),
+                                        config_.deflate_threshold)) {
+                std::snprintf(detail_, sizeof detail_, "deflate=unsupported_window");
+                fail(Failure{FailureKind::kHandshakeInvalid}, now);
+                return true;
+            }
             feed(Event::of(EventType::kUpgraded), now);
             return true;
         case net::HandshakeStatus::kNotSwitching: {

@@ -303,6 +303,9 @@ bool valid_request(const UpgradeRequest& request, bool* host_needs_brackets) {
     if (!valid_key(request.key) || !valid_subprotocols(request)) {
         return false;
     }
+    if (request.deflate != nullptr && !valid_deflate_offer(*request.deflate)) {
+        return false;
+    }
     if (request.authorization != nullptr && !is_field_value(span_of(request.authorization))) {
         return false;
     }
@@ -575,6 +578,13 @@ HandshakeStatus build_upgrade_request(const UpgradeRequest& request, char* out,
         }
         writer.append("\r\n");
     }
+    if (request.deflate != nullptr) {
+        char offer[kMaxDeflateOfferLength + 1];
+        (void)write_deflate_offer(*request.deflate, offer, sizeof offer);
+        writer.append("Sec-WebSocket-Extensions: ");
+        writer.append(offer);
+        writer.append("\r\n");
+    }
     if (has_authorization(request)) {
         writer.append("Authorization: ");
         writer.append(request.authorization);
@@ -634,7 +644,8 @@ struct HeaderScan {
     bool connection_has_upgrade = false;
     std::size_t accept_count = 0;
     bool accept_matches = false;
-    bool extensions_present = false;
+    std::size_t extensions_count = 0;
+    Span extensions{nullptr, 0};
     std::size_t protocol_count = 0;
     Span protocol{nullptr, 0};
     std::size_t retry_after_count = 0;
@@ -655,7 +666,8 @@ void record_header(Span name, Span value, const char* expected_accept, HeaderSca
         ++scan->accept_count;
         scan->accept_matches = equals_exactly(value, expected_accept);
     } else if (equals_ignore_case(name, "sec-websocket-extensions")) {
-        scan->extensions_present = true;
+        ++scan->extensions_count;
+        scan->extensions = value;
     } else if (equals_ignore_case(name, "sec-websocket-protocol")) {
         ++scan->protocol_count;
         scan->protocol = value;
@@ -700,7 +712,8 @@ bool scan_header_block(const char* text, std::size_t size, const char* expected_
 
 HandshakeStatus check_switching(const HeaderScan& scan, const char* const* subprotocols,
                                 std::size_t subprotocol_count, bool require_subprotocol,
-                                const char** selected) {
+                                const char** selected, const DeflateOffer* offer,
+                                DeflateAgreement* agreement) {
     if (scan.upgrade_count == 0 || !scan.upgrade_all_websocket) {
         return HandshakeStatus::kMissingUpgrade;
     }
@@ -710,7 +723,10 @@ HandshakeStatus check_switching(const HeaderScan& scan, const char* const* subpr
     if (scan.accept_count != 1 || !scan.accept_matches) {
         return HandshakeStatus::kBadAccept;
     }
-    if (scan.extensions_present) {
+    if (scan.extensions_count > 0 &&
+        (offer == nullptr || scan.extensions_count > 1 ||
+         !parse_deflate_answer(scan.extensions.data, scan.extensions.size, *offer, agreement))) {
+        *agreement = DeflateAgreement{};
         return HandshakeStatus::kUnexpectedExtension;
     }
     if (scan.protocol_count == 0) {
@@ -798,6 +814,12 @@ void UpgradeResponseParser::reset(const char* expected_accept, const char* const
     has_retry_after_ = false;
     retry_after_seconds_ = 0;
     selected_subprotocol_ = nullptr;
+    deflate_ = DeflateAgreement{};
+}
+
+void UpgradeResponseParser::set_deflate_offer(const DeflateOffer* offer) {
+    deflate_offered_ = offer != nullptr;
+    deflate_offer_ = offer != nullptr ? *offer : DeflateOffer{};
 }
 
 HandshakeStatus UpgradeResponseParser::finish(HandshakeStatus status) {
@@ -867,8 +889,13 @@ HandshakeStatus UpgradeResponseParser::evaluate(bool* interim) {
     if (!scan.is_http11) {
         return HandshakeStatus::kMalformed;
     }
-    return check_switching(scan, subprotocols_, subprotocol_count_, require_subprotocol_,
-                           &selected_subprotocol_);
+    const HandshakeStatus status = check_switching(
+        scan, subprotocols_, subprotocol_count_, require_subprotocol_, &selected_subprotocol_,
+        deflate_offered_ ? &deflate_offer_ : nullptr, &deflate_);
+    if (status != HandshakeStatus::kOk) {
+        deflate_ = DeflateAgreement{};
+    }
+    return status;
 }
 
 }  // namespace tether::net

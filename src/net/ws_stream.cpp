@@ -238,8 +238,22 @@ bool WsStream::attach(Transport* transport) {
     in_frame_ = false;
     in_message_ = false;
     message_size_ = 0;
+    message_compressed_ = false;
+    deflater_ = nullptr;
     text_validator_.reset();
     pong_owed_ = false;
+    return true;
+}
+
+bool WsStream::enable_deflate(MessageDeflater* deflater, const DeflateAgreement& agreement,
+                              std::size_t threshold) {
+    deflater_ = nullptr;
+    // DeflateAgreement is the client's view (client_* is our side): no server role yet.
+    if (config_.server || deflater == nullptr || !agreement.active || !deflater->start(agreement)) {
+        return false;
+    }
+    deflater_ = deflater;
+    deflate_threshold_ = threshold;
     return true;
 }
 
@@ -368,6 +382,71 @@ bool WsStream::queue_raw(const std::uint8_t* data, std::size_t size) {
     return true;
 }
 
+bool WsStream::queue_compressed(WsOpcode opcode, const std::uint8_t* prefix,
+                                std::size_t prefix_size, const std::uint8_t* data,
+                                std::size_t size) {
+    const bool masked = !config_.server;
+    const std::size_t total = prefix_size + size;
+    // DEFLATE's worst case for incompressible input: 5 bytes per stored block
+    // of up to 16 KiB, plus the sync flush; with a little margin.
+    const std::size_t worst = kMaxClientFrameHeader + total + total / 1024 + 32;
+    if (!make_room(worst)) {
+        return false;  // the caller sends it uncompressed if that fits
+    }
+    if (masked && !ensure_mask()) {
+        last_error_ = WsStatus::kEntropyFailure;
+        return false;
+    }
+    std::uint8_t* out = tx_ + tx_end_;
+    std::size_t length = 0;
+    if (!deflater_->compress(prefix, prefix_size, data, size, out + kMaxClientFrameHeader,
+                             tx_capacity_ - tx_end_ - kMaxClientFrameHeader, &length)) {
+        return false;  // the compressor has reset itself: plain frames stay correct
+    }
+    const std::size_t header = header_size(length, masked);
+    if (header != kMaxClientFrameHeader) {
+        std::memmove(out + header, out + kMaxClientFrameHeader, length);
+    }
+    out[0] = static_cast<std::uint8_t>(0x80u | 0x40u | static_cast<std::uint8_t>(opcode));
+    const std::uint8_t mask_bit = masked ? 0x80u : 0x00u;
+    std::size_t at = 2;
+    if (length < 126u) {
+        out[1] = static_cast<std::uint8_t>(mask_bit | length);
+    } else if (length < 65536u) {
+        out[1] = static_cast<std::uint8_t>(mask_bit | 126u);
+        out[2] = static_cast<std::uint8_t>(length >> 8);
+        out[3] = static_cast<std::uint8_t>(length);
+        at = 4;
+    } else {
+        out[1] = static_cast<std::uint8_t>(mask_bit | 127u);
+        const std::uint64_t wide = length;
+        for (std::size_t i = 0; i < 8; ++i) {
+            out[2 + i] = static_cast<std::uint8_t>(wide >> (56 - 8 * i));
+        }
+        at = 10;
+    }
+    if (masked) {
+        const std::uint8_t* key = mask_pool_ + mask_next_;
+        mask_next_ += kMaskSize;
+        std::memcpy(out + at, key, kMaskSize);
+        at += kMaskSize;
+        // In place: mask_payload() masks a ragged tail with an overlapping
+        // word, which would mask those bytes twice here, so whole words only.
+        const std::size_t words = length / 8 * 8;
+        mask_payload(out + at, out + at, words, key, 0);
+        for (std::size_t i = words; i < length; ++i) {
+            out[at + i] = static_cast<std::uint8_t>(out[at + i] ^ key[i % kMaskSize]);
+        }
+    }
+    tx_end_ += at + length;
+    ++counters_.frames_sent;
+    ++counters_.messages_compressed;
+    counters_.compress_bytes_in += total;
+    counters_.compress_bytes_out += length;
+    last_error_ = WsStatus::kOk;
+    return true;
+}
+
 bool WsStream::queue_message(WsOpcode type, const std::uint8_t* data, std::size_t size) {
     if (!check_queue_preconditions()) {
         return false;
@@ -375,6 +454,12 @@ bool WsStream::queue_message(WsOpcode type, const std::uint8_t* data, std::size_
     if ((type != WsOpcode::kText && type != WsOpcode::kBinary) || (data == nullptr && size != 0)) {
         last_error_ = WsStatus::kProtocolError;
         return false;
+    }
+    if (deflater_ != nullptr && size >= deflate_threshold_) {
+        if (queue_compressed(type, nullptr, 0, data, size) ||
+            last_error_ == WsStatus::kEntropyFailure) {
+            return last_error_ == WsStatus::kOk;
+        }
     }
     return queue_frame(type, data, size);
 }
@@ -389,6 +474,12 @@ bool WsStream::queue_message_parts(WsOpcode type, const std::uint8_t* prefix,
         (prefix == nullptr && prefix_size != 0) || (data == nullptr && size != 0)) {
         last_error_ = WsStatus::kProtocolError;
         return false;
+    }
+    if (deflater_ != nullptr && prefix_size + size >= deflate_threshold_) {
+        if (queue_compressed(type, prefix, prefix_size, data, size) ||
+            last_error_ == WsStatus::kEntropyFailure) {
+            return last_error_ == WsStatus::kOk;
+        }
     }
     if (prefix_size == 0) {
         return queue_frame(type, data, size);
@@ -535,7 +626,14 @@ WsResult WsStream::fail(std::uint16_t close_code) {
 WsResult WsStream::begin_frame(bool fin, std::uint8_t rsv, std::uint8_t opcode, bool masked,
                                std::uint64_t payload_length) {
     // A client must mask every frame and a server none (RFC 6455 section 5.1).
-    if (masked != config_.server || rsv != 0) {
+    // RSV1 (wslay's bit 2) marks a compressed message (RFC 7692): allowed only
+    // when negotiated, and only on the first frame of a data message.
+    const bool rsv1 = rsv == 0x4u;
+    if (masked != config_.server || (rsv != 0 && !rsv1) || (rsv1 && deflater_ == nullptr)) {
+        return fail(kCloseProtocolError);
+    }
+    if (rsv1 && opcode != static_cast<std::uint8_t>(WsOpcode::kText) &&
+        opcode != static_cast<std::uint8_t>(WsOpcode::kBinary)) {
         return fail(kCloseProtocolError);
     }
     switch (static_cast<WsOpcode>(opcode)) {
@@ -556,12 +654,14 @@ WsResult WsStream::begin_frame(bool fin, std::uint8_t rsv, std::uint8_t opcode, 
             in_message_ = true;
             message_opcode_ = opcode;
             message_size_ = 0;
+            message_compressed_ = rsv1;
             text_validator_.reset();
             break;
         default:
             return fail(kCloseProtocolError);
     }
-    if (!is_control(opcode) && payload_length > config_.max_message_size - message_size_) {
+    if (!is_control(opcode) && !message_compressed_ &&
+        payload_length > config_.max_message_size - message_size_) {
         return fail(kCloseTooBig);
     }
     in_frame_ = true;
@@ -573,6 +673,48 @@ WsResult WsStream::begin_frame(bool fin, std::uint8_t rsv, std::uint8_t opcode, 
 }
 
 WsResult WsStream::handle_data(WsHandler& handler, const std::uint8_t* data, std::size_t size) {
+    if (message_compressed_) {
+        // Inflate straight into rx_, never past max_message_size.
+        const bool last = frame_fin_ && frame_received_ + size == frame_length_;
+        std::size_t produced = 0;
+        const std::size_t room = config_.max_message_size - message_size_;
+        const InflateStatus inflated =
+            deflater_->inflate(data, size, last, rx_ + message_size_, room, &produced);
+        if (inflated == InflateStatus::kTooBig) {
+            return fail(kCloseTooBig);
+        }
+        if (inflated != InflateStatus::kOk) {
+            return fail(kCloseInvalidData);
+        }
+        counters_.inflate_bytes_in += size;
+        counters_.inflate_bytes_out += produced;
+        if (message_opcode_ == static_cast<std::uint8_t>(WsOpcode::kText) &&
+            config_.validate_utf8 && !text_validator_.feed(rx_ + message_size_, produced)) {
+            return fail(kCloseInvalidData);
+        }
+        message_size_ += produced;
+        frame_received_ += size;
+        if (frame_received_ != frame_length_) {
+            return WsResult{};
+        }
+        const WsResult ended = end_frame(handler, nullptr, 0);
+        if (ended.status != WsStatus::kOk || !frame_fin_) {
+            return ended;
+        }
+        if (message_opcode_ == static_cast<std::uint8_t>(WsOpcode::kText) &&
+            config_.validate_utf8 && !text_validator_.complete()) {
+            return fail(kCloseInvalidData);
+        }
+        in_message_ = false;
+        message_compressed_ = false;
+        const std::size_t message_size = message_size_;
+        message_size_ = 0;
+        ++counters_.messages_received;
+        ++counters_.messages_inflated;
+        handler.on_frame();
+        handler.on_message(static_cast<WsOpcode>(message_opcode_), rx_, message_size);
+        return WsResult{};
+    }
     if (message_opcode_ == static_cast<std::uint8_t>(WsOpcode::kText) && config_.validate_utf8 &&
         !text_validator_.feed(data, size)) {
         return fail(kCloseInvalidData);

@@ -368,7 +368,7 @@ TEST(TetherdConfig, TheDocumentedFieldsAreExactlyTheParsersFields) {
     for (const tether::daemon::ConfigField& field : tether::daemon::config_fields()) {
         parsed.push_back(field.path + " : " + field.type);
     }
-    LONGS_EQUAL(77, parsed.size());
+    LONGS_EQUAL(83, parsed.size());
     STRCMP_EQUAL(tether::test::join_lines(parsed).c_str(),
                  tether::test::join_lines(documented).c_str());
 }
@@ -941,7 +941,7 @@ TEST(TetherdConfig, DescribeIsOneLineWithoutSecrets) {
         "outbox=262144,drop_oldest,max_message:65536 spool=off state_dir=/var/lib/tether "
         "run_dir=/run/tether inputs=health downlink=stdout state=off "
         "status=/run/tether/status.json "
-        "metrics=off watchdog=off log=info",
+        "metrics=off watchdog=off compression=off log=info",
         tether::daemon::describe(parse_ok(kMinimal)).c_str());
     const DaemonConfig c = parse_ok(
         R"({"endpoints": ["wss://a/t?token=SECRET1", "ws://b/"],)"
@@ -961,7 +961,7 @@ TEST(TetherdConfig, DescribeIsOneLineWithoutSecrets) {
         "spool=8388608 state_dir=/var/lib/tether run_dir=/run/tether "
         "inputs=stdin,socket:/run/in.sock downlink=command state=off "
         "status=/run/tether/status.json "
-        "led=led0 metrics=/m.prom watchdog=/dev/watchdog log=info",
+        "led=led0 metrics=/m.prom watchdog=/dev/watchdog compression=off log=info",
         line.c_str());
     CHECK(line.find("SECRET") == std::string::npos);
     CHECK(line.find('\n') == std::string::npos);
@@ -1159,4 +1159,30 @@ TEST(TetherdConfig, CombinationsOnlyTetherV1GivesAMeaningAreRefusedByName) {
                         .c_str());
     STRCMP_EQUAL("protocol: expected one of tether.v1, websocket, got \"mqtt\"",
                  parse_error(with_member(R"("protocol": "mqtt")")).c_str());
+}
+
+TEST(TetherdConfig, CompressionIsOffByDefaultAndMapsOntoTheOffer) {
+    const DaemonConfig defaults = parse_ok(with_member(R"("log": {"level": "info"})"));
+    CHECK_FALSE(defaults.compression.enabled);
+    const DaemonConfig c = parse_ok(with_member(
+        R"("compression": {"mode": "on", "threshold_bytes": 10, "client_no_context_takeover": true,
+            "server_no_context_takeover": true, "client_max_window_bits": 9,
+            "server_max_window_bits": 10})"));
+    CHECK_TRUE(c.compression.enabled);
+    tether::port::PosixLinkSettings settings;
+    tether::daemon::to_link_settings(c, &settings);
+    const tether::ClientConfig& client = settings.link.client;
+    UNSIGNED_LONGS_EQUAL(10, client.deflate_threshold);
+    CHECK_TRUE(client.deflate_offer.client_no_context_takeover);
+    CHECK_TRUE(client.deflate_offer.server_no_context_takeover);
+    UNSIGNED_LONGS_EQUAL(9, client.deflate_offer.client_max_window_bits);
+    UNSIGNED_LONGS_EQUAL(10, client.deflate_offer.server_max_window_bits);
+    CHECK(client.deflater == nullptr);  // tetherd's main supplies it
+}
+
+TEST(TetherdConfig, CompressionWindowOfEightIsRefused) {
+    CHECK(parse_error(with_member(R"("compression": {"client_max_window_bits": 8})"))
+              .find("compression.client_max_window_bits") != std::string::npos);
+    CHECK(parse_error(with_member(R"("compression": {"mode": "fast"})")).find("compression.mode") !=
+          std::string::npos);
 }

@@ -493,7 +493,8 @@ TEST(StatusFile, RendersEveryKeyInOrder) {
         "\"spool_records\":0,\"spool_bytes\":0,\"spool_capacity_bytes\":0,\"downlink\":{"
         "\"delivered\":0,\"dead_lettered\":0,\"failures\":0,\"confirmed\":0},"
         "\"protocol\":\"tether.v1\",\"delivery\":\"acknowledged\",\"uplink_in_doubt\":0,"
-        "\"uplink_confirmed\":0,\"downlink_lost\":0}\n",
+        "\"uplink_confirmed\":0,\"downlink_lost\":0,"
+        "\"compression\":{\"negotiated\":false,\"bytes_before\":0,\"bytes_after\":0}}\n",
         tether::daemon::status_json(waiting_snapshot()).c_str());
 }
 
@@ -510,7 +511,8 @@ TEST(StatusFile, WritesNullForAMissingSessionAndRttAndEscapesStrings) {
         "\"spool_records\":0,\"spool_bytes\":0,\"spool_capacity_bytes\":0,\"downlink\":{"
         "\"delivered\":0,\"dead_lettered\":0,\"failures\":0,\"confirmed\":0},"
         "\"protocol\":\"tether.v1\",\"delivery\":\"acknowledged\",\"uplink_in_doubt\":0,"
-        "\"uplink_confirmed\":0,\"downlink_lost\":0}\n",
+        "\"uplink_confirmed\":0,\"downlink_lost\":0,"
+        "\"compression\":{\"negotiated\":false,\"bytes_before\":0,\"bytes_after\":0}}\n",
         tether::daemon::status_json(s).c_str());
 }
 
@@ -931,6 +933,17 @@ const char* const kGoldenMetrics =
     "# HELP tether_bytes_received_total Bytes read from the connection.\n"
     "# TYPE tether_bytes_received_total counter\n"
     "tether_bytes_received_total 4096\n"
+    "# HELP tether_compression_negotiated 1 while the connection uses permessage-deflate.\n"
+    "# TYPE tether_compression_negotiated gauge\n"
+    "tether_compression_negotiated 0\n"
+    "# HELP tether_compression_bytes_before_total Payload bytes of the messages sent compressed, "
+    "before compression.\n"
+    "# TYPE tether_compression_bytes_before_total counter\n"
+    "tether_compression_bytes_before_total 0\n"
+    "# HELP tether_compression_bytes_after_total Payload bytes of the messages sent compressed, "
+    "after compression.\n"
+    "# TYPE tether_compression_bytes_after_total counter\n"
+    "tether_compression_bytes_after_total 0\n"
     "# HELP tether_outbox_fill_ratio Fraction of the outbox storage in use.\n"
     "# TYPE tether_outbox_fill_ratio gauge\n"
     "tether_outbox_fill_ratio 0.25\n"

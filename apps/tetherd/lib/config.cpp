@@ -341,6 +341,7 @@ class Parser {
     void read_status(Section& root);
     void read_metrics(Section& root);
     void read_watchdog(Section& root);
+    void read_compression(Section& root);
     void read_log(Section& root);
     void read_protocol(Section& root, const cJSON* json);
     void read_proxy(Section& root);
@@ -843,6 +844,22 @@ void Parser::read_watchdog(Section& root) {
     finish(s);
 }
 
+void Parser::read_compression(Section& root) {
+    static const char* const kModes[] = {"off", "on"};
+    Section s = section(root, "compression");
+    CompressionOptions& c = config_->compression;
+    std::size_t mode = 0;
+    if (read_enum(s, "mode", kModes, 2, &mode)) {
+        c.enabled = mode == 1;
+    }
+    read_u32(s, "threshold_bytes", 0, 16u * 1024u * 1024u, &c.threshold_bytes);
+    read_bool(s, "client_no_context_takeover", &c.client_no_context_takeover);
+    read_bool(s, "server_no_context_takeover", &c.server_no_context_takeover);
+    read_u32(s, "client_max_window_bits", 9, 15, &c.client_max_window_bits);
+    read_u32(s, "server_max_window_bits", 9, 15, &c.server_max_window_bits);
+    finish(s);
+}
+
 void Parser::read_log(Section& root) {
     Section s = section(root, "log");
     std::size_t level = 0;
@@ -1001,6 +1018,7 @@ bool Parser::run(const cJSON* root) {
     read_status(top);
     read_metrics(top);
     read_watchdog(top);
+    read_compression(top);
     read_log(top);
     read_protocol(top, root);
     read_proxy(top);
@@ -1401,6 +1419,10 @@ std::string describe(const DaemonConfig& config) {
     out += " metrics=" + (config.metrics.file.empty() ? std::string("off") : config.metrics.file);
     out += " watchdog=" +
            (config.watchdog.device.empty() ? std::string("off") : config.watchdog.device);
+    out += config.compression.enabled
+               ? " compression=on(threshold=" + std::to_string(config.compression.threshold_bytes) +
+                     ")"
+               : std::string(" compression=off");
     out += std::string(" log=") + to_string(config.log_level);
     if (config.protocol == LinkProtocol::kWebSocket) {
         out += " protocol=websocket";
@@ -1451,6 +1473,16 @@ void to_link_settings(const DaemonConfig& config, port::PosixLinkSettings* setti
     }
     client->url_count = count;
     client->ws.max_message_size = config.outbox.max_message_size;
+    // The deflater itself is the caller's (tetherd's main): without one, no offer.
+    client->deflate_offer.client_no_context_takeover =
+        config.compression.client_no_context_takeover;
+    client->deflate_offer.server_no_context_takeover =
+        config.compression.server_no_context_takeover;
+    client->deflate_offer.client_max_window_bits =
+        static_cast<std::uint8_t>(config.compression.client_max_window_bits);
+    client->deflate_offer.server_max_window_bits =
+        static_cast<std::uint8_t>(config.compression.server_max_window_bits);
+    client->deflate_threshold = config.compression.threshold_bytes;
     client->overflow = config.outbox.overflow;
     client->ack_every = config.session.ack_every;
     client->ack_interval_ms = config.session.ack_interval_ms;

@@ -190,6 +190,19 @@ struct ProxyOptions {
     std::string no_proxy_list;  ///< no_proxy joined with commas
 };
 
+/// permessage-deflate (RFC 7692), "compression" in the file. Off by default:
+/// with it on, each link holds one zlib arena of
+/// ZlibDeflater::arena_size(max(client_max_window_bits, server_max_window_bits))
+/// bytes (304 KiB at 15, 52 KiB at 12, 20.5 KiB at 9; docs/ARCHITECTURE.md).
+struct CompressionOptions {
+    bool enabled = false;                ///< "mode": "off" | "on"
+    std::uint32_t threshold_bytes = 64;  ///< smaller messages are sent uncompressed
+    bool client_no_context_takeover = false;
+    bool server_no_context_takeover = false;
+    std::uint32_t client_max_window_bits = 12;  ///< our compressor's window, 9..15
+    std::uint32_t server_max_window_bits = 12;  ///< asked of the server, 9..15
+};
+
 struct DaemonConfig {
     std::vector<std::string> endpoints;  ///< 1..kMaxEndpoints, primary first
     TlsOptions tls;
@@ -213,6 +226,7 @@ struct DaemonConfig {
     StatusOptions status;
     MetricsOptions metrics;
     WatchdogOptions watchdog;
+    CompressionOptions compression;
     LogLevel log_level = LogLevel::kInfo;
     LinkProtocol protocol = LinkProtocol::kTetherV1;
     PlainOptions plain;  ///< protocol kWebSocket only

@@ -78,6 +78,9 @@ StatusSnapshot status_of(const DurableLink& link, const LinkHistory& history,
     s.endpoint = endpoint;
     s.attempt = c.machine().attempts();
     s.retry_in_ms = s.state == LinkState::kWaitingToRetry ? c.machine().retry_delay_ms() : 0;
+    s.compression_negotiated = c.stream().deflate_enabled();
+    s.compression_bytes_before = c.stream().counters().compress_bytes_in;
+    s.compression_bytes_after = c.stream().counters().compress_bytes_out;
     s.reason = history.reason();
     s.detail = history.detail();
     s.session = session != nullptr ? session : "";
@@ -117,6 +120,9 @@ MetricsSnapshot metrics_of(const DurableLink& link, const LinkHistory& history, 
     s.messages_dropped = outbox.dropped_unsent;
     s.messages_evicted_unacked = outbox.dropped - outbox.dropped_unsent;
     s.bytes_sent = c.stream().counters().bytes_written;
+    s.compression_negotiated = c.stream().deflate_enabled();
+    s.compression_bytes_before = c.stream().counters().compress_bytes_in;
+    s.compression_bytes_after = c.stream().counters().compress_bytes_out;
     s.bytes_received = c.stream().counters().bytes_read;
     s.outbox_used_bytes = c.outbox().bytes_used();
     s.outbox_capacity_bytes = c.outbox().capacity();

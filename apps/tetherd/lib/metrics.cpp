@@ -165,6 +165,14 @@ std::string render_metrics(const MetricsSnapshot& s) {
     counter(out, "tether_bytes_sent_total", "Bytes written to the connection.", s.bytes_sent);
     counter(out, "tether_bytes_received_total", "Bytes read from the connection.",
             s.bytes_received);
+    gauge(out, "tether_compression_negotiated", "1 while the connection uses permessage-deflate.",
+          std::string(s.compression_negotiated ? "1" : "0"));
+    counter(out, "tether_compression_bytes_before_total",
+            "Payload bytes of the messages sent compressed, before compression.",
+            s.compression_bytes_before);
+    counter(out, "tether_compression_bytes_after_total",
+            "Payload bytes of the messages sent compressed, after compression.",
+            s.compression_bytes_after);
     gauge(out, "tether_outbox_fill_ratio", "Fraction of the outbox storage in use.",
           ratio(s.outbox_used_bytes, s.outbox_capacity_bytes));
     gauge(out, "tether_rtt_seconds", "Round trip time of the last heartbeat ping.",

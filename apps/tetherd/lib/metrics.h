@@ -113,9 +113,12 @@ struct MetricsSnapshot {
     /// tether_link_info's labels: what the link speaks and promises.
     std::string protocol = "tether.v1";
     std::string delivery = "acknowledged";
-    std::uint64_t messages_in_doubt = 0;   ///< websocket: handed over, link died unconfirmed
-    std::uint64_t messages_confirmed = 0;  ///< websocket: confirmed by a pong
-    std::uint64_t downlink_lost = 0;       ///< websocket: server messages the output refused
+    std::uint64_t messages_in_doubt = 0;         ///< websocket: handed over, link died unconfirmed
+    std::uint64_t messages_confirmed = 0;        ///< websocket: confirmed by a pong
+    std::uint64_t downlink_lost = 0;             ///< websocket: server messages the output refused
+    bool compression_negotiated = false;         ///< permessage-deflate on this connection
+    std::uint64_t compression_bytes_before = 0;  ///< payload of messages sent compressed
+    std::uint64_t compression_bytes_after = 0;   ///< what they compressed to
 };
 
 /// A label value escaped per the exposition format: backslash, double quote

@@ -179,6 +179,14 @@ std::string status_json(const StatusSnapshot& snapshot) {
     add_number(out, "uplink_in_doubt", snapshot.in_doubt);
     add_number(out, "uplink_confirmed", snapshot.confirmed);
     add_number(out, "downlink_lost", snapshot.downlink_lost);
+    {
+        append_key(out, "compression");
+        std::string inner = "{";
+        add_bool(inner, "negotiated", snapshot.compression_negotiated);
+        add_number(inner, "bytes_before", snapshot.compression_bytes_before);
+        add_number(inner, "bytes_after", snapshot.compression_bytes_after);
+        out += inner + "}";
+    }
     out += "}\n";
     return out;
 }

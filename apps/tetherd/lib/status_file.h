@@ -18,7 +18,11 @@
 //    "spool_records":12,"spool_bytes":4096,"spool_capacity_bytes":1048576,
 //    "downlink":{"delivered":40,"dead_lettered":0,"failures":0,"confirmed":40},
 //    "protocol":"tether.v1","delivery":"acknowledged","uplink_in_doubt":0,
-//    "uplink_confirmed":0,"downlink_lost":0}
+//    "uplink_confirmed":0,"downlink_lost":0,
+//    "compression":{"negotiated":true,"bytes_before":52001,"bytes_after":1003}}
+// compression: whether the current connection negotiated permessage-deflate
+// (compression.mode), and the payload bytes of the messages sent compressed,
+// before and after compression, since start.
 // state is to_string(LinkState); since_ms is the wall-clock time (Unix
 // milliseconds) the state was entered; retry_in_ms is 0 outside
 // waiting_to_retry; session is null without tether.v1 and rtt_ms is null
@@ -107,13 +111,16 @@ struct StatusSnapshot {
     std::uint64_t spool_capacity_bytes = 0;  ///< bytes of one region (0: no spool)
     std::uint64_t downlink_delivered = 0;    ///< handed to the application
     std::uint64_t downlink_dead_lettered = 0;
-    std::uint64_t downlink_failures = 0;    ///< failed command attempts and line writes
-    std::uint64_t downlink_confirmed = 0;   ///< highest downlink seq confirmed to the server
-    std::string protocol = "tether.v1";     ///< "tether.v1" or "websocket"
-    std::string delivery = "acknowledged";  ///< or "at-most-once", "at-least-once"
-    std::uint64_t in_doubt = 0;             ///< websocket: handed over, link died unconfirmed
-    std::uint64_t confirmed = 0;            ///< websocket: messages a pong confirmed
-    std::uint64_t downlink_lost = 0;        ///< websocket: server messages the output refused
+    std::uint64_t downlink_failures = 0;         ///< failed command attempts and line writes
+    std::uint64_t downlink_confirmed = 0;        ///< highest downlink seq confirmed to the server
+    std::string protocol = "tether.v1";          ///< "tether.v1" or "websocket"
+    std::string delivery = "acknowledged";       ///< or "at-most-once", "at-least-once"
+    std::uint64_t in_doubt = 0;                  ///< websocket: handed over, link died unconfirmed
+    std::uint64_t confirmed = 0;                 ///< websocket: messages a pong confirmed
+    std::uint64_t downlink_lost = 0;             ///< websocket: server messages the output refused
+    bool compression_negotiated = false;         ///< permessage-deflate on this connection
+    std::uint64_t compression_bytes_before = 0;  ///< payload of messages sent compressed
+    std::uint64_t compression_bytes_after = 0;   ///< what they compressed to
 };
 
 /// The JSON text of `snapshot` (one line, with a trailing newline); strings

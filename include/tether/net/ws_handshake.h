@@ -31,6 +31,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "tether/net/ws_deflate.h"
+
 namespace tether::net {
 
 /// Result of a handshake operation. Every function that can fail returns one.
@@ -44,7 +46,8 @@ enum class [[nodiscard]] HandshakeStatus{
     kMissingUpgrade,       ///< 101 without "Upgrade: websocket".
     kMissingConnection,    ///< 101 without the "upgrade" token in Connection.
     kBadAccept,            ///< 101 with Sec-WebSocket-Accept missing, repeated or wrong.
-    kUnexpectedExtension,  ///< 101 with Sec-WebSocket-Extensions (we never request any).
+    kUnexpectedExtension,  ///< 101 with Sec-WebSocket-Extensions we did not offer, or an invalid
+                           ///< answer to our permessage-deflate offer (see parse_deflate_answer).
     kUnexpectedSubprotocol,  ///< 101 selecting a subprotocol we did not offer, or several.
     kMissingSubprotocol,     ///< 101 selecting no subprotocol although one was required.
     kInvalidArgument,        ///< A parameter breaks its documented contract.
@@ -104,6 +107,9 @@ struct UpgradeRequest {
     /// and Authorization when `authorization` is given).
     const char* const* extra_headers = nullptr;
     std::size_t extra_header_count = 0;
+    /// permessage-deflate offer (RFC 7692) written as Sec-WebSocket-Extensions;
+    /// nullptr offers no extension. Must pass valid_deflate_offer().
+    const DeflateOffer* deflate = nullptr;
 };
 
 /// Writes the HTTP/1.1 upgrade request for `request` into out[0, capacity):
@@ -114,6 +120,7 @@ struct UpgradeRequest {
 ///   Sec-WebSocket-Key: <key>
 ///   Sec-WebSocket-Version: 13
 ///   Sec-WebSocket-Protocol: <p1>, <p2>   (only when subprotocols are given)
+///   Sec-WebSocket-Extensions: <offer>    (only when `deflate` is given)
 ///   Authorization: <value>               (only when given)
 ///   <extra headers, in order>
 ///   <empty line>
@@ -166,7 +173,9 @@ inline constexpr std::uint32_t kMaxRetryAfterSeconds = 24u * 60u * 60u;
 /// least one (kMissingUpgrade); some Connection header lists the token
 /// "upgrade" (case-insensitive; kMissingConnection); exactly one
 /// Sec-WebSocket-Accept, equal to the expected value (case-sensitive;
-/// kBadAccept); no Sec-WebSocket-Extensions (kUnexpectedExtension); at most one
+/// kBadAccept); no Sec-WebSocket-Extensions unless a permessage-deflate offer
+/// was set, and then at most one, accepted by parse_deflate_answer()
+/// (kUnexpectedExtension); at most one
 /// Sec-WebSocket-Protocol, equal (case-sensitive) to one of the offered
 /// subprotocols (kUnexpectedSubprotocol); one present when required
 /// (kMissingSubprotocol). Header names are case-insensitive and optional
@@ -219,6 +228,13 @@ class UpgradeResponseParser {
     /// list), or nullptr when none was selected or no valid 101 has been parsed.
     const char* selected_subprotocol() const { return selected_subprotocol_; }
 
+    /// The permessage-deflate offer sent with the request (copied), or nullptr for
+    /// none (the default). Kept across reset(); set it before the first feed().
+    void set_deflate_offer(const DeflateOffer* offer);
+    /// What the server agreed to; inactive when it declined, no offer was made,
+    /// or no valid 101 has been parsed.
+    const DeflateAgreement& deflate() const { return deflate_; }
+
   private:
     HandshakeStatus finish(HandshakeStatus status);
     HandshakeStatus evaluate(bool* interim);
@@ -236,6 +252,9 @@ class UpgradeResponseParser {
     bool has_retry_after_;
     std::uint32_t retry_after_seconds_;
     const char* selected_subprotocol_;
+    bool deflate_offered_ = false;
+    DeflateOffer deflate_offer_{};
+    DeflateAgreement deflate_{};
     std::uint8_t buffer_[kMaxResponseSize];
 };
 

@@ -41,6 +41,7 @@
 #include <cstdint>
 
 #include "tether/net/utf8.h"
+#include "tether/net/ws_deflate.h"
 #include "tether/net/ws_handshake.h"
 #include "tether/transport.h"
 
@@ -130,6 +131,14 @@ struct WsCounters {
     std::uint64_t bytes_read = 0;     ///< from the transport
     std::uint64_t write_calls = 0;    ///< transport write/writev calls that moved bytes
     std::uint64_t pings_answered = 0;
+    /// permessage-deflate: messages sent compressed, their payload bytes before and
+    /// after compression (frame headers excluded), and compressed messages received.
+    std::uint64_t messages_compressed = 0;
+    std::uint64_t compress_bytes_in = 0;
+    std::uint64_t compress_bytes_out = 0;
+    std::uint64_t messages_inflated = 0;
+    std::uint64_t inflate_bytes_in = 0;   ///< compressed payload bytes received
+    std::uint64_t inflate_bytes_out = 0;  ///< what they inflated to
 };
 
 class WsStream {
@@ -169,6 +178,22 @@ class WsStream {
     /// kClosed on EOF, kTransportError, or kNotAttached. A null `parser` or
     /// `status` reads nothing and sets *status (when not null) to kInvalidArgument.
     WsResult read_handshake(UpgradeResponseParser* parser, HandshakeStatus* status);
+
+    // --- permessage-deflate (RFC 7692) -----------------------------------------
+    /// Turns compression on for the current connection (call after a handshake
+    /// whose parser reported an active agreement; attach() turns it off again).
+    /// `deflater` must outlive the connection; start() is called on it here
+    /// (false: it cannot honour the agreement, compression stays off and the
+    /// connection should be failed; also false for a server-role stream, which
+    /// does not speak permessage-deflate yet). Data messages of at least `threshold` bytes
+    /// are then sent compressed (RSV1), straight into the transmit buffer; smaller
+    /// ones, and any that would not fit compressed, are sent as they are. A
+    /// received message with RSV1 on its first frame is inflated into the receive
+    /// buffer, bounded by max_message_size (1009 past it, without inflating
+    /// further; 1007 for a corrupt stream). Without compression, RSV1 is 1002.
+    bool enable_deflate(MessageDeflater* deflater, const DeflateAgreement& agreement,
+                        std::size_t threshold);
+    bool deflate_enabled() const { return deflater_ != nullptr; }
 
     // --- Frames ----------------------------------------------------------------
 
@@ -231,6 +256,8 @@ class WsStream {
     bool make_room(std::size_t size);
     bool queue_frame(WsOpcode opcode, const std::uint8_t* payload, std::size_t size,
                      const std::uint8_t* tail = nullptr, std::size_t tail_size = 0);
+    bool queue_compressed(WsOpcode opcode, const std::uint8_t* prefix, std::size_t prefix_size,
+                          const std::uint8_t* data, std::size_t size);
     bool ensure_mask();
     bool send_pending_pong();
     WsResult fail(std::uint16_t close_code);
@@ -278,6 +305,9 @@ class WsStream {
     bool in_message_ = false;
     std::uint8_t message_opcode_ = 0;
     std::size_t message_size_ = 0;
+    bool message_compressed_ = false;
+    MessageDeflater* deflater_ = nullptr;
+    std::size_t deflate_threshold_ = 0;
     Utf8Validator text_validator_;
 
     std::size_t mask_next_ = kWsMaskPoolSize;  // pool exhausted: filled on first use
