@@ -412,7 +412,9 @@ class Client final : public Pollable, private net::WsHandler {
     void send_proxy_connect(TimeMs now);
     void start_tunnel_tls();
     bool proxied() const {
-        return ((config_.reconnect.proxied_endpoints >> machine_.endpoint()) & 1u) != 0;
+        return ((static_cast<unsigned>(config_.reconnect.proxied_endpoints) >>
+                 machine_.endpoint()) &
+                1u) != 0;
     }
     void fail_proxy(FailureKind kind, std::uint16_t code, TimeMs now);
     bool service_open(TimeMs now);

@@ -298,7 +298,8 @@ void Client::perform_one(const Action& action, TimeMs now) {
         case ActionType::kResolve: {
             detail_[0] = '\0';
             const bool via_proxy =
-                ((config_.reconnect.proxied_endpoints >> action.endpoint) & 1u) != 0;
+                ((static_cast<unsigned>(config_.reconnect.proxied_endpoints) >> action.endpoint) &
+                 1u) != 0;
             const ResolveStatus status = resolver_.start(
                 via_proxy ? config_.proxy->host : urls_[action.endpoint].host, now, random_u32());
             if (status == ResolveStatus::kDone) {

@@ -299,7 +299,7 @@ bool ReconnectMachine::endpoint_uses_tls() const {
 }
 
 bool ReconnectMachine::endpoint_uses_proxy() const {
-    return ((config_.proxied_endpoints >> endpoint_) & 1u) != 0;
+    return ((static_cast<unsigned>(config_.proxied_endpoints) >> endpoint_) & 1u) != 0;
 }
 
 bool ReconnectMachine::has_deadline() const {
