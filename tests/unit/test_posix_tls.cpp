@@ -398,7 +398,8 @@ TEST(PosixTls, StartTlsOverAnEstablishedPlainConnection) {
                                          nullptr, &error));
     CHECK_EQUAL(IoStatus::kOk, tether::test::establish_within(tunnel, kTimeoutMs).status);
     CHECK_EQUAL(Status::kOk, tunnel.start_tls("localhost", &error));
-    CHECK_FALSE(tunnel.establish().status == IoStatus::kOk);
+    // (One establish() call may or may not finish the handshake: under qemu
+    // the server can answer before the client reads.)
     CHECK_EQUAL(IoStatus::kOk, tether::test::establish_within(tunnel, kTimeoutMs).status);
     CHECK_TRUE(tether::test::write_all(tunnel, "hello tether\n", kTimeoutMs));
     STRCMP_EQUAL("rehtet olleh\n", tether::test::read_up_to(tunnel, 13, kTimeoutMs).c_str());
