@@ -580,8 +580,8 @@ HandshakeStatus build_upgrade_request(const UpgradeRequest& request, char* out,
     }
     if (request.deflate != nullptr) {
         char offer[kMaxDeflateOfferLength + 1];
-        // The buffer holds the longest offer there is, so the text is always
-        // whole; the length returned is not needed (it is NUL-terminated).
+        // valid_request() checked the offer and the buffer holds the longest
+        // one, so this cannot fail; the text is NUL-terminated.
         (void)write_deflate_offer(*request.deflate, offer, sizeof offer);
         writer.append("Sec-WebSocket-Extensions: ");
         writer.append(offer);
